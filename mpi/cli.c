@@ -1,0 +1,69 @@
+/* cli.c — option parsing shared by every subcommand. */
+#include "cli.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void ifk_cli_usage(const char *usage, const ifk_opt *opts) {
+    printf("%s\n\noptions:\n", usage);
+    for (const ifk_opt *o = opts; o->name; o++) {
+        char head[64];
+        snprintf(head, sizeof head, "--%s%s%s", o->name, o->arg ? " " : "", o->arg ? o->arg : "");
+        printf("  %-24s %s\n", head, o->help);
+    }
+    printf("  %-24s %s\n", "--help", "show this help");
+}
+
+ifk_status ifk_cli_parse(int argc, char **argv, const ifk_opt *opts, const char *usage, int *help) {
+    *help = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            ifk_cli_usage(usage, opts);
+            *help = 1;
+            return IFK_OK;
+        }
+        if (strncmp(a, "--", 2))
+            return IFK_FAIL(IFK_ERR_ARG, "%s: unexpected argument '%s' (options start with --; see --help)", argv[0], a);
+        const char *name = a + 2, *eq = strchr(name, '=');
+        size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
+        const ifk_opt *o = opts;
+        for (; o->name; o++)
+            if (strlen(o->name) == nlen && !strncmp(o->name, name, nlen)) break;
+        if (!o->name) return IFK_FAIL(IFK_ERR_ARG, "%s: unknown option '%s' (see --help)", argv[0], a);
+        if (!o->arg) {
+            if (eq) return IFK_FAIL(IFK_ERR_ARG, "%s: option --%s takes no value", argv[0], o->name);
+            *o->flag = 1;
+        } else if (eq) {
+            *o->val = eq + 1;
+        } else {
+            if (i + 1 >= argc) return IFK_FAIL(IFK_ERR_ARG, "%s: option --%s needs a value %s", argv[0], o->name, o->arg);
+            *o->val = argv[++i];
+        }
+    }
+    return IFK_OK;
+}
+
+ifk_status ifk_cli_int(const char *name, const char *s, long lo, long hi, long *out) {
+    if (!s) return IFK_OK;
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi)
+        return IFK_FAIL(IFK_ERR_ARG, "--%s '%s' is not an integer in [%ld, %ld]", name, s, lo, hi);
+    *out = v;
+    return IFK_OK;
+}
+
+ifk_status ifk_cli_double(const char *name, const char *s, double lo, double hi, double *out) {
+    if (!s) return IFK_OK;
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !(v >= lo && v <= hi))
+        return IFK_FAIL(IFK_ERR_ARG, "--%s '%s' is not a number in [%g, %g]", name, s, lo, hi);
+    *out = v;
+    return IFK_OK;
+}

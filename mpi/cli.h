@@ -1,0 +1,25 @@
+/* cli.h — the command-line option tables of the drivers. Local.
+ * Options are `--name value` or boolean `--name`; every command gets --help. */
+#ifndef IFK_CLI_H
+#define IFK_CLI_H
+
+#include "status.h"
+
+typedef struct {
+    const char *name;  /* without the leading -- */
+    const char *arg;   /* metavariable, NULL for a flag */
+    const char *help;
+    const char **val;  /* where the value goes (options) */
+    int *flag;         /* set to 1 (flags) */
+} ifk_opt;
+
+/* Parses argv[1..] (argv[0] is the command name). Returns IFK_OK, or IFK_ERR_ARG with the message
+ * set; *help is set when --help was given (usage already printed). */
+ifk_status ifk_cli_parse(int argc, char **argv, const ifk_opt *opts, const char *usage, int *help);
+void ifk_cli_usage(const char *usage, const ifk_opt *opts);
+
+/* Number options with range checks; an unset option (NULL) leaves *out untouched. */
+ifk_status ifk_cli_int(const char *name, const char *s, long lo, long hi, long *out);
+ifk_status ifk_cli_double(const char *name, const char *s, double lo, double hi, double *out);
+
+#endif

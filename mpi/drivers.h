@@ -1,0 +1,9 @@
+/* drivers.h — the subcommands of the infoflow executable. Each returns the process exit code;
+ * only drivers print errors and decide how the job ends. */
+#ifndef IFK_DRIVERS_H
+#define IFK_DRIVERS_H
+
+int ifk_cmd_generate(int argc, char **argv);
+int ifk_cmd_bench(int argc, char **argv);
+
+#endif

@@ -1,0 +1,30 @@
+/* main.c — the infoflow executable: one binary, one subcommand per job. */
+#include <stdio.h>
+#include <string.h>
+
+#include "drivers.h"
+
+static const struct {
+    const char *name, *help;
+    int (*run)(int, char **);
+} cmds_[] = {
+    {"generate", "generate text from a model and a prompt", ifk_cmd_generate},
+    {"bench", "benchmarks (prefill) against the measured sgemm peak", ifk_cmd_bench},
+};
+
+static void usage_(FILE *f) {
+    fprintf(f, "usage: infoflow <command> [options]   (infoflow <command> --help for its options)\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof cmds_ / sizeof *cmds_; i++) fprintf(f, "  %-10s %s\n", cmds_[i].name, cmds_[i].help);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage_(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    for (size_t i = 0; i < sizeof cmds_ / sizeof *cmds_; i++)
+        if (!strcmp(argv[1], cmds_[i].name)) return cmds_[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "infoflow: error: unknown command '%s'\n", argv[1]);
+    usage_(stderr);
+    return 2;
+}

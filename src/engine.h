@@ -1,0 +1,40 @@
+/* engine.h — what a driver needs to go from paths to text: resolving a model path into a model and
+ * tokenizer, and the generation loop. Local. */
+#ifndef IFK_ENGINE_H
+#define IFK_ENGINE_H
+
+#include <stdio.h>
+
+#include "forward.h"
+#include "model.h"
+#include "sampler.h"
+#include "tokenizer.h"
+
+/* Resolves PATH: a checkpoint file (tokenizer from tok_path, else a tok*.bin beside it) or a folder
+ * holding one checkpoint *.bin and one tok*.bin. Loads both; on failure nothing is left allocated. */
+ifk_status ifk_engine_load(const char *path, const char *tok_path, ifk_model *m, ifk_tokenizer **tok);
+
+typedef struct {
+    int n_prompt;       /* prompt tokens, BOS included */
+    int n_generated;    /* sampled tokens */
+    double prefill_s;   /* batched prefill of the prompt, first token included */
+    double decode_s;    /* every later token */
+} ifk_gen_stats;
+
+/* Callback for each token as it is decided (prompt tokens after BOS, then sampled ones). */
+typedef void (*ifk_token_fn)(int prev, int tok, void *ctx);
+
+/* llama2.c's generation: prompt ids[n] (BOS first) prefilled in one batch at positions 0..n-1,
+ * then one token at a time until `steps` positions are filled (the prompt included) or BOS/EOS
+ * is sampled. steps is clamped to the model's positions. */
+ifk_status ifk_generate(const ifk_model *m, ifk_sampler *smp, const int *ids, int n, int steps, ifk_token_fn fn,
+                        void *ctx, ifk_gen_stats *stats);
+
+/* Writes the bytes of token tok after prev to f, skipping lone unprintable control bytes as
+ * llama2.c does. */
+void ifk_print_token(FILE *f, const ifk_tokenizer *t, int prev, int tok);
+
+/* Monotonic seconds. */
+double ifk_now(void);
+
+#endif

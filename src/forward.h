@@ -1,0 +1,80 @@
+/* forward.h — the KV cache, the activation state and the transformer forward pass. Local.
+ *
+ * The cache is laid out (L, Hkv, capacity, Dh) for K (after RoPE) and V, with the position of each
+ * slot kept apart: slots are storage, positions are what RoPE and the causal mask see. A batch of T
+ * rows can therefore sit at any positions and write to any slots, which is what batched prefill,
+ * one-token decode, and the later selective recompute (queries = selected slots, keys = all slots)
+ * all are. */
+#ifndef IFK_FORWARD_H
+#define IFK_FORWARD_H
+
+#include "model.h"
+#include "status.h"
+
+typedef struct {
+    int n_layers, n_kv_heads, head_dim;
+    int capacity; /* slots per (layer, head) */
+    int len;      /* slots in use: 0..len-1 */
+    float *k;     /* (L, Hkv, capacity, Dh) */
+    float *v;     /* (L, Hkv, capacity, Dh) */
+    int *pos;     /* (capacity) position of each slot */
+} ifk_kvcache;
+
+ifk_status ifk_kvcache_init(ifk_kvcache *c, const ifk_config *cfg, int capacity);
+void ifk_kvcache_free(ifk_kvcache *c);
+static inline float *ifk_kv_k(const ifk_kvcache *c, int l, int h) {
+    return c->k + ((size_t)l * c->n_kv_heads + h) * (size_t)c->capacity * c->head_dim;
+}
+static inline float *ifk_kv_v(const ifk_kvcache *c, int l, int h) {
+    return c->v + ((size_t)l * c->n_kv_heads + h) * (size_t)c->capacity * c->head_dim;
+}
+
+/* Rotates the K of slots [s0, s0+n) of every layer by `delta` positions (one fused rotation per
+ * slot) and adds delta to their recorded positions. V is position-free and stays. */
+void ifk_kvcache_rerotate(ifk_kvcache *c, const double *inv_freq, ifk_rope_style style, int s0, int n, int delta);
+
+/* Called after each partial sum that a tensor-parallel run must reduce across ranks (attention
+ * output projection, MLP down projection); NULL on one rank. x is (T, D). */
+typedef ifk_status (*ifk_reduce_fn)(float *x, size_t n, void *ctx);
+
+/* Activations for up to cap_rows rows at a time and cap_keys keys. Buffers only grow. */
+typedef struct {
+    int cap_rows, cap_keys;
+    float *x;        /* (T, D) residual stream */
+    float *xb;       /* (T, D) normed input / projection output */
+    float *q;        /* (T, H*Dh) */
+    float *kb, *vb;  /* (T, Hkv*Dh) */
+    float *att;      /* (T, H*Dh) */
+    float *hb, *hb2; /* (T, F) */
+    float *rcos, *rsin; /* (T, Dh/2) */
+    float *scratch;  /* attention scratch */
+    size_t scratch_len;
+    ifk_reduce_fn reduce;
+    void *reduce_ctx;
+} ifk_state;
+
+ifk_status ifk_state_reserve(ifk_state *s, const ifk_config *cfg, int rows, int keys);
+void ifk_state_free(ifk_state *s);
+
+/* One layer for the T rows in s->x at positions pos[T] (rope tables from ifk_state_rope): their
+ * K/V go to cache slots slots[t] (slots NULL: c->len + t, contiguous) with their positions, then
+ * the rows attend causally by position to cache slots [0, nk). psum, if not NULL, accumulates the
+ * attention probabilities summed over heads, (T, ldp) with ldp >= nk. */
+ifk_status ifk_layer_forward(const ifk_model *m, ifk_state *s, ifk_kvcache *c, int l, int T, const int *pos,
+                             const int *slots, int nk, float *psum, int ldp);
+
+/* Embeds ids[T] into s->x. */
+ifk_status ifk_embed(const ifk_model *m, ifk_state *s, const int *ids, int T);
+
+/* Fills s->rcos/s->rsin for positions pos[T]; ifk_layer_forward reads them. */
+void ifk_state_rope(const ifk_model *m, ifk_state *s, const int *pos, int T);
+
+/* Final RMSNorm and classifier for rows [r0, r0+n) of s->x: logits (n, V). */
+void ifk_logits(const ifk_model *m, ifk_state *s, int r0, int n, float *logits);
+
+/* Runs ids[T] at positions pos[T] through all layers, appending their K/V at slots c->len.. and
+ * advancing c->len. logits: NULL, the last row's (V), or every row's (T, V) when all_logits. */
+ifk_status ifk_forward(const ifk_model *m, ifk_state *s, ifk_kvcache *c, const int *ids, const int *pos, int T,
+                       float *logits, int all_logits);
+
+#endif

@@ -1,0 +1,209 @@
+/* kernels.c — fast elementwise kernels and attention. References live in kernels_ref.c. */
+#include "kernels.h"
+
+#include <math.h>
+#include <string.h>
+
+/* The elementwise loops are compiled for AVX-512, AVX2 and baseline x86-64, picked at load time,
+ * so one binary runs anywhere and still uses the wide units where they exist. kernels.c is built
+ * with -fno-trapping-math so that the clamps in exp_poly_ become selects and the loops vectorize. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(IFK_NO_CLONES)
+#define IFK_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define IFK_CLONES
+#endif
+
+/* ---- exp ------------------------------------------------------------------------------------ */
+
+/* exp(x) = 2^n exp(r), n = round(x log2 e), |r| <= ln2/2, Cephes' degree-6 polynomial for exp(r).
+ * Written branch-free on plain floats/ints so that gcc vectorizes the loop; inputs below -87.3
+ * (including -inf) give exactly 0, which the attention mask relies on. */
+static inline float exp_poly_(float x) {
+    const float hi = 88.3762626647949f, lo = -87.3365447504019f;
+    float xc = x > hi ? hi : x;
+    xc = xc < lo ? lo : xc;
+    const float magic = 12582912.0f; /* 1.5 * 2^23: adding and subtracting it rounds to nearest */
+    float n = (xc * 1.44269504088896341f + magic) - magic;
+    float r = xc - n * 0.693359375f;
+    r = r + n * 2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    int e = ((int)n + 127) << 23;
+    float scale;
+    memcpy(&scale, &e, sizeof scale);
+    float y = p * scale;
+    return x < lo ? 0.0f : y;
+}
+
+IFK_CLONES void ifk_vexp(float *y, const float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) y[i] = exp_poly_(x[i]);
+}
+
+/* ---- RMSNorm, softmax, SwiGLU ---------------------------------------------------------------- */
+
+void ifk_rmsnorm(float *out, const float *x, const float *w, int T, int D, float eps) {
+    for (int t = 0; t < T; t++) {
+        const float *xt = x + (size_t)t * D;
+        float *ot = out + (size_t)t * D;
+        double ss = 0.0;
+        for (int i = 0; i < D; i++) ss += (double)xt[i] * xt[i];
+        float s = (float)(1.0 / sqrt(ss / D + eps));
+        for (int i = 0; i < D; i++) ot[i] = w[i] * (s * xt[i]);
+    }
+}
+
+static inline float sum_(const float *x, int n) {
+    float acc[8] = {0};
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++) acc[k] += x[i + k];
+    float s = 0.0f;
+    for (; i < n; i++) s += x[i];
+    for (int k = 0; k < 8; k++) s += acc[k];
+    return s;
+}
+
+IFK_CLONES void ifk_softmax(float *x, int n) {
+    if (n <= 0) return;
+    float mx[8] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY};
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++) mx[k] = x[i + k] > mx[k] ? x[i + k] : mx[k];
+    float m = -INFINITY;
+    for (; i < n; i++) m = x[i] > m ? x[i] : m;
+    for (int k = 0; k < 8; k++) m = mx[k] > m ? mx[k] : m;
+    if (m == -INFINITY) {
+        memset(x, 0, sizeof(float) * (size_t)n);
+        return;
+    }
+    for (i = 0; i < n; i++) x[i] = exp_poly_(x[i] - m);
+    float inv = 1.0f / sum_(x, n);
+    for (i = 0; i < n; i++) x[i] *= inv;
+}
+
+IFK_CLONES void ifk_swiglu(float *a, const float *b, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        float v = a[i];
+        a[i] = v / (1.0f + exp_poly_(-v)) * b[i];
+    }
+}
+
+/* ---- RoPE --------------------------------------------------------------------------------- */
+
+void ifk_rope_table(float *cos_t, float *sin_t, const int *pos, int T, long offset, const double *inv_freq,
+                    int half_dim) {
+    for (int t = 0; t < T; t++) {
+        double p = (double)((pos ? pos[t] : 0) + offset);
+        for (int i = 0; i < half_dim; i++) {
+            double a = p * inv_freq[i];
+            cos_t[(size_t)t * half_dim + i] = (float)cos(a);
+            sin_t[(size_t)t * half_dim + i] = (float)sin(a);
+        }
+    }
+}
+
+void ifk_rope_apply(float *x, int ld, int T, int nh, int Dh, ifk_rope_style style, const float *cos_t,
+                    const float *sin_t) {
+    const int half = Dh / 2;
+    for (int t = 0; t < T; t++) {
+        const float *c = cos_t + (size_t)t * half, *s = sin_t + (size_t)t * half;
+        for (int h = 0; h < nh; h++) {
+            float *xh = x + (size_t)t * ld + (size_t)h * Dh;
+            if (style == IFK_ROPE_INTERLEAVED) {
+                for (int i = 0; i < half; i++) {
+                    float a = xh[2 * i], b = xh[2 * i + 1];
+                    xh[2 * i] = a * c[i] - b * s[i];
+                    xh[2 * i + 1] = a * s[i] + b * c[i];
+                }
+            } else {
+                for (int i = 0; i < half; i++) {
+                    float a = xh[i], b = xh[i + half];
+                    xh[i] = a * c[i] - b * s[i];
+                    xh[i + half] = b * c[i] + a * s[i];
+                }
+            }
+        }
+    }
+}
+
+/* ---- attention -------------------------------------------------------------------------- */
+
+/* Query rows per block; a block stacks the H/Hkv query heads of one KV head, so that each
+ * (block, KV head) is one GEMM for the scores and one for the output. */
+#define ATT_ROWS 256
+
+static int block_rows_(int n, int G) {
+    int qb = ATT_ROWS / G;
+    if (qb < 1) qb = 1;
+    return qb < n ? qb : n;
+}
+
+size_t ifk_attention_scratch(int n, int nk, int H, int Hkv, int Dh) {
+    int G = H / Hkv;
+    size_t rows = (size_t)G * block_rows_(n > 0 ? n : 1, G);
+    return rows * (2 * (size_t)Dh + (size_t)(nk > 0 ? nk : 1));
+}
+
+void ifk_attention(const ifk_attn_args *a, float *scratch) {
+    const int G = a->H / a->Hkv, Dh = a->Dh, qb = block_rows_(a->n > 0 ? a->n : 1, G);
+    const float scale = 1.0f / sqrtf((float)Dh);
+    float *Qg = scratch;                          /* (G*qb, Dh) */
+    float *Og = Qg + (size_t)G * qb * Dh;         /* (G*qb, Dh) */
+    float *S = Og + (size_t)G * qb * Dh;          /* (G*qb, nke) */
+
+    for (int i0 = 0; i0 < a->n; i0 += qb) {
+        const int tq = a->n - i0 < qb ? a->n - i0 : qb;
+        int maxq = a->qpos[i0];
+        for (int r = 1; r < tq; r++) maxq = a->qpos[i0 + r] > maxq ? a->qpos[i0 + r] : maxq;
+        /* keys past the last one visible to any query of the block take no work */
+        int nke;
+        if (!a->kpos) {
+            nke = maxq + 1 < a->nk ? maxq + 1 : a->nk;
+        } else {
+            nke = a->nk;
+            while (nke > 0 && a->kpos[nke - 1] > maxq) nke--;
+        }
+        if (nke <= 0) {
+            for (int r = 0; r < tq; r++) memset(a->out + (size_t)(i0 + r) * a->ldo, 0, sizeof(float) * a->H * Dh);
+            continue;
+        }
+        for (int g = 0; g < a->Hkv; g++) {
+            const float *Kg = a->k + (size_t)g * a->kstride * Dh;
+            const float *Vg = a->v + (size_t)g * a->kstride * Dh;
+            for (int hh = 0; hh < G; hh++)
+                for (int r = 0; r < tq; r++)
+                    memcpy(Qg + ((size_t)hh * tq + r) * Dh, a->q + (size_t)(i0 + r) * a->ldq + (size_t)(g * G + hh) * Dh,
+                           sizeof(float) * Dh);
+            ifk_gemm(0, 1, G * tq, nke, Dh, scale, Qg, Dh, Kg, Dh, 0.0f, S, nke);
+            for (int hh = 0; hh < G; hh++) {
+                for (int r = 0; r < tq; r++) {
+                    float *row = S + ((size_t)hh * tq + r) * nke;
+                    const int qp = a->qpos[i0 + r];
+                    if (!a->kpos) {
+                        int vis = qp + 1 < nke ? (qp + 1 > 0 ? qp + 1 : 0) : nke;
+                        ifk_softmax(row, vis);
+                        if (vis < nke) memset(row + vis, 0, sizeof(float) * (size_t)(nke - vis));
+                    } else {
+                        for (int j = 0; j < nke; j++)
+                            if (a->kpos[j] > qp) row[j] = -INFINITY;
+                        ifk_softmax(row, nke);
+                    }
+                    if (a->psum) {
+                        float *ps = a->psum + (size_t)(i0 + r) * a->ldp;
+                        for (int j = 0; j < nke; j++) ps[j] += row[j];
+                    }
+                }
+            }
+            ifk_gemm(0, 0, G * tq, Dh, nke, 1.0f, S, nke, Vg, Dh, 0.0f, Og, Dh);
+            for (int hh = 0; hh < G; hh++)
+                for (int r = 0; r < tq; r++)
+                    memcpy(a->out + (size_t)(i0 + r) * a->ldo + (size_t)(g * G + hh) * Dh, Og + ((size_t)hh * tq + r) * Dh,
+                           sizeof(float) * Dh);
+        }
+    }
+}

@@ -1,0 +1,279 @@
+/* model.c — loading llama2.c checkpoints and building random-weight models of a given shape. */
+#include "model.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* ---- config ----------------------------------------------------------------------------------- */
+
+#define IFK_MAX_DIM (1 << 17)
+#define IFK_MAX_LAYERS 1024
+#define IFK_MAX_VOCAB (1 << 22)
+#define IFK_MAX_SEQ (1 << 24)
+
+ifk_status ifk_config_validate(const ifk_config *c, const char *what) {
+#define POS_(f, lim)                                                                                       \
+    if (c->f <= 0 || c->f > (lim))                                                                         \
+        return IFK_FAIL(IFK_ERR_FORMAT, "%s: %s = %d is out of range (1..%d)", what, #f, c->f, (int)(lim));
+    POS_(dim, IFK_MAX_DIM)
+    POS_(hidden_dim, 4 * IFK_MAX_DIM)
+    POS_(n_layers, IFK_MAX_LAYERS)
+    POS_(n_heads, 4096)
+    POS_(n_kv_heads, 4096)
+    POS_(head_dim, 4096)
+    POS_(vocab_size, IFK_MAX_VOCAB)
+    POS_(seq_len, IFK_MAX_SEQ)
+#undef POS_
+    if (c->n_heads % c->n_kv_heads)
+        return IFK_FAIL(IFK_ERR_FORMAT, "%s: n_heads %d is not a multiple of n_kv_heads %d", what, c->n_heads,
+                        c->n_kv_heads);
+    if (c->head_dim % 2) return IFK_FAIL(IFK_ERR_FORMAT, "%s: head dim %d is odd; RoPE needs pairs", what, c->head_dim);
+    if (!(c->rope_theta > 0)) return IFK_FAIL(IFK_ERR_FORMAT, "%s: RoPE theta %g is not positive", what, c->rope_theta);
+    return IFK_OK;
+}
+
+void ifk_rope_inv_freq(const ifk_config *c, double *inv_freq) {
+    const int half = c->head_dim / 2;
+    for (int i = 0; i < half; i++) inv_freq[i] = 1.0 / pow(c->rope_theta, (2.0 * i) / c->head_dim);
+    if (c->rope_scaling.type == IFK_ROPE_SCALING_LLAMA3) {
+        /* Llama 3.1: long wavelengths are divided by factor, short ones kept, the band between smoothed */
+        const ifk_rope_scaling *s = &c->rope_scaling;
+        double old = s->original_max_positions, lo_wl = old / s->low_freq_factor, hi_wl = old / s->high_freq_factor;
+        for (int i = 0; i < half; i++) {
+            double f = inv_freq[i], wl = 2.0 * M_PI / f;
+            if (wl < hi_wl) continue;
+            if (wl > lo_wl) {
+                inv_freq[i] = f / s->factor;
+            } else {
+                double sm = (old / wl - s->low_freq_factor) / (s->high_freq_factor - s->low_freq_factor);
+                inv_freq[i] = (1.0 - sm) * f / s->factor + sm * f;
+            }
+        }
+    }
+}
+
+static size_t layer_params_(const ifk_config *c) {
+    size_t D = c->dim, F = c->hidden_dim, q = (size_t)c->n_heads * c->head_dim, kv = (size_t)c->n_kv_heads * c->head_dim;
+    return D + q * D + 2 * kv * D + D * q + D + 3 * F * D;
+}
+
+size_t ifk_model_params(const ifk_config *c) {
+    size_t VD = (size_t)c->vocab_size * c->dim;
+    return VD + (size_t)c->n_layers * layer_params_(c) + c->dim + (c->shared_classifier ? 0 : VD);
+}
+
+static void config_defaults_(ifk_config *c) {
+    c->norm_eps = 1e-5f;
+    c->rope_theta = 10000.0;
+    c->rope_style = IFK_ROPE_INTERLEAVED;
+    c->rope_scaling.type = IFK_ROPE_SCALING_NONE;
+    c->shared_classifier = 1;
+    c->bos_id = 1;
+    c->eos_id = 2;
+}
+
+/* Points the weight views of m at consecutive tensors from p, in llama2.c's order, which
+ * groups each kind of tensor across layers. Returns the cursor after rms_final. */
+static float *carve_(ifk_model *m, float *p) {
+    const ifk_config *c = &m->cfg;
+    const size_t D = c->dim, F = c->hidden_dim, L = c->n_layers, q = (size_t)c->n_heads * c->head_dim,
+                 kv = (size_t)c->n_kv_heads * c->head_dim;
+    m->tok_emb = p;
+    p += (size_t)c->vocab_size * D;
+    for (size_t l = 0; l < L; l++) m->layers[l].rms_att = p + l * D;
+    p += L * D;
+    for (size_t l = 0; l < L; l++) m->layers[l].wq = p + l * q * D;
+    p += L * q * D;
+    for (size_t l = 0; l < L; l++) m->layers[l].wk = p + l * kv * D;
+    p += L * kv * D;
+    for (size_t l = 0; l < L; l++) m->layers[l].wv = p + l * kv * D;
+    p += L * kv * D;
+    for (size_t l = 0; l < L; l++) m->layers[l].wo = p + l * D * q;
+    p += L * D * q;
+    for (size_t l = 0; l < L; l++) m->layers[l].rms_ffn = p + l * D;
+    p += L * D;
+    for (size_t l = 0; l < L; l++) m->layers[l].w1 = p + l * F * D;
+    p += L * F * D;
+    for (size_t l = 0; l < L; l++) m->layers[l].w2 = p + l * D * F;
+    p += L * D * F;
+    for (size_t l = 0; l < L; l++) m->layers[l].w3 = p + l * F * D;
+    p += L * F * D;
+    m->rms_final = p;
+    p += D;
+    return p;
+}
+
+static ifk_status alloc_tables_(ifk_model *m) {
+    m->layers = ifk_calloc((size_t)m->cfg.n_layers, sizeof *m->layers, "layer table");
+    m->inv_freq = ifk_malloc(sizeof(double) * (size_t)(m->cfg.head_dim / 2), "RoPE frequencies");
+    if (!m->layers || !m->inv_freq) return IFK_ERR_OOM;
+    ifk_rope_inv_freq(&m->cfg, m->inv_freq);
+    return IFK_OK;
+}
+
+/* ---- llama2.c checkpoints -------------------------------------------------------------------- */
+
+ifk_status ifk_model_load_llama2c(ifk_model *m, const char *path) {
+    memset(m, 0, sizeof *m);
+    snprintf(m->source, sizeof m->source, "%s", path);
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return IFK_FAIL(IFK_ERR_IO, "%s: cannot open checkpoint: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return IFK_FAIL(IFK_ERR_IO, "%s: not a regular file", path);
+    }
+    size_t size = (size_t)st.st_size;
+    if (size < 7 * sizeof(int32_t)) {
+        close(fd);
+        return IFK_FAIL(IFK_ERR_FORMAT, "%s: file is %zu bytes, shorter than the 28-byte llama2.c header", path, size);
+    }
+    void *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (map == MAP_FAILED) return IFK_FAIL(IFK_ERR_IO, "%s: mmap failed: %s", path, strerror(errno));
+    m->map = map;
+    m->map_len = size;
+
+    int32_t h[7];
+    memcpy(h, map, sizeof h);
+    ifk_config *c = &m->cfg;
+    config_defaults_(c);
+    c->dim = h[0];
+    c->hidden_dim = h[1];
+    c->n_layers = h[2];
+    c->n_heads = h[3];
+    c->n_kv_heads = h[4];
+    c->shared_classifier = h[5] > 0;
+    c->vocab_size = h[5] == INT32_MIN ? 0 : abs(h[5]);
+    c->seq_len = h[6];
+    c->head_dim = c->n_heads > 0 ? c->dim / c->n_heads : 0;
+    ifk_status st_;
+    char what[600];
+    snprintf(what, sizeof what, "%s: header", path);
+    if ((st_ = ifk_config_validate(c, what)) != IFK_OK) goto fail;
+    if (c->dim % c->n_heads) {
+        st_ = IFK_FAIL(IFK_ERR_FORMAT, "%s: dim %d is not a multiple of n_heads %d", what, c->dim, c->n_heads);
+        goto fail;
+    }
+    /* legacy version 0 carries two unused RoPE tables (seq_len, Dh/2) after rms_final */
+    size_t want = 28 + sizeof(float) * (ifk_model_params(c) + (size_t)c->seq_len * c->head_dim);
+    if (want != size) {
+        st_ = IFK_FAIL(IFK_ERR_FORMAT,
+                       "%s: header (dim %d, hidden %d, layers %d, heads %d/%d, vocab %d, seq_len %d) implies %zu bytes "
+                       "but the file has %zu (truncated or not a llama2.c v0 checkpoint)",
+                       path, c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, h[5], c->seq_len, want,
+                       size);
+        goto fail;
+    }
+    if ((st_ = alloc_tables_(m)) != IFK_OK) goto fail;
+    float *p = carve_(m, (float *)((char *)map + 28));
+    p += (size_t)c->seq_len * c->head_dim; /* skip freq_cis_real, freq_cis_imag */
+    m->wcls = c->shared_classifier ? m->tok_emb : p;
+    return IFK_OK;
+fail:
+    ifk_model_free(m);
+    return st_;
+}
+
+/* ---- random models ----------------------------------------------------------------------------- */
+
+static const struct {
+    const char *name, *shape;
+} named_shapes_[] = {
+    {"bench100m", "dim=1024,layers=8,heads=16,kv_heads=4,hidden=2816,vocab=32000,seq=4096"},
+    {"bench1b", "dim=2048,layers=16,heads=32,kv_heads=8,hidden=5632,vocab=32000,seq=4096"},
+    {"stories260K", "dim=64,layers=5,heads=8,kv_heads=4,hidden=172,vocab=512,seq=512"},
+    {"tiny", "dim=64,layers=2,heads=4,kv_heads=2,hidden=96,vocab=300,seq=256"},
+};
+
+ifk_status ifk_config_parse_shape(ifk_config *c, const char *shape) {
+    memset(c, 0, sizeof *c);
+    config_defaults_(c);
+    for (size_t i = 0; i < sizeof named_shapes_ / sizeof *named_shapes_; i++)
+        if (!strcmp(shape, named_shapes_[i].name)) return ifk_config_parse_shape(c, named_shapes_[i].shape);
+    c->seq_len = 2048;
+    char buf[512];
+    if (strlen(shape) >= sizeof buf) return IFK_FAIL(IFK_ERR_ARG, "model shape '%.40s...' is too long", shape);
+    strcpy(buf, shape);
+    for (char *save = NULL, *kv = strtok_r(buf, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(kv, '=');
+        if (!eq)
+            return IFK_FAIL(IFK_ERR_ARG,
+                            "model shape '%s': '%s' is not key=value (named shapes: bench100m, bench1b, stories260K, "
+                            "tiny)", shape, kv);
+        *eq = '\0';
+        char *end;
+        errno = 0;
+        long v = strtol(eq + 1, &end, 10);
+        if (errno || *end || end == eq + 1 || v <= 0 || v > (1L << 30))
+            return IFK_FAIL(IFK_ERR_ARG, "model shape '%s': bad value '%s' for %s", shape, eq + 1, kv);
+        if (!strcmp(kv, "dim")) c->dim = (int)v;
+        else if (!strcmp(kv, "layers")) c->n_layers = (int)v;
+        else if (!strcmp(kv, "heads")) c->n_heads = (int)v;
+        else if (!strcmp(kv, "kv_heads")) c->n_kv_heads = (int)v;
+        else if (!strcmp(kv, "hidden")) c->hidden_dim = (int)v;
+        else if (!strcmp(kv, "vocab")) c->vocab_size = (int)v;
+        else if (!strcmp(kv, "seq")) c->seq_len = (int)v;
+        else if (!strcmp(kv, "head_dim")) c->head_dim = (int)v;
+        else
+            return IFK_FAIL(IFK_ERR_ARG,
+                            "model shape '%s': unknown key '%s' (dim, layers, heads, kv_heads, hidden, vocab, seq, "
+                            "head_dim)", shape, kv);
+    }
+    if (!c->n_kv_heads) c->n_kv_heads = c->n_heads;
+    if (!c->head_dim && c->n_heads) c->head_dim = c->dim / c->n_heads;
+    char what[600];
+    snprintf(what, sizeof what, "model shape '%s'", shape);
+    return ifk_config_validate(c, what);
+}
+
+ifk_status ifk_model_random(ifk_model *m, const char *shape, uint64_t seed) {
+    memset(m, 0, sizeof *m);
+    snprintf(m->source, sizeof m->source, "random:%s", shape);
+    IFK_CHECK(ifk_config_parse_shape(&m->cfg, shape));
+    const ifk_config *c = &m->cfg;
+    size_t n = ifk_model_params(c);
+    m->owned = ifk_malloc(sizeof(float) * n, "random model weights");
+    if (!m->owned) return IFK_ERR_OOM;
+    ifk_status st = alloc_tables_(m);
+    if (st != IFK_OK) {
+        ifk_model_free(m);
+        return st;
+    }
+    float *end = carve_(m, m->owned);
+    m->wcls = m->tok_emb;
+    /* uniform on [-a, a] with a = 0.02 sqrt(3): std 0.02, as the usual initialisation */
+    uint64_t s = seed * 0x9E3779B97F4A7C15ull + 0x2545F4914F6CDD1Dull;
+    const float a = 0.02f * 1.7320508f;
+    for (float *p = m->owned; p < end; p++) {
+        s ^= s >> 12, s ^= s << 25, s ^= s >> 27;
+        uint32_t r = (uint32_t)((s * 0x2545F4914F6CDD1Dull) >> 40);
+        *p = a * ((float)r * (2.0f / 16777216.0f) - 1.0f);
+    }
+    const size_t D = c->dim;
+    for (int l = 0; l < c->n_layers; l++)
+        for (size_t i = 0; i < D; i++) {
+            ((float *)m->layers[l].rms_att)[i] = 1.0f;
+            ((float *)m->layers[l].rms_ffn)[i] = 1.0f;
+        }
+    for (size_t i = 0; i < D; i++) ((float *)m->rms_final)[i] = 1.0f;
+    return IFK_OK;
+}
+
+void ifk_model_free(ifk_model *m) {
+    if (m->map) munmap(m->map, m->map_len);
+    free(m->owned);
+    free(m->layers);
+    free(m->inv_freq);
+    m->map = NULL;
+    m->owned = NULL;
+    m->layers = NULL;
+    m->inv_freq = NULL;
+}

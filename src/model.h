@@ -1,0 +1,89 @@
+/* model.h — a Llama-family model: its config, its weights (borrowed views into one mapping or one
+ * owned block), and the loaders. Local; no MPI, no HDF5.
+ *
+ * Ownership: ifk_model_load / ifk_model_random fill a model that owns its storage; every weight
+ * pointer is a view into it and dies with ifk_model_free. */
+#ifndef IFK_MODEL_H
+#define IFK_MODEL_H
+
+#include <stdint.h>
+#include <stddef.h>
+
+#include "kernels.h"
+#include "status.h"
+
+typedef enum { IFK_ROPE_SCALING_NONE = 0, IFK_ROPE_SCALING_LLAMA3 = 1 } ifk_rope_scaling_type;
+
+typedef struct {
+    ifk_rope_scaling_type type;
+    double factor, low_freq_factor, high_freq_factor; /* llama3 */
+    int original_max_positions;                        /* llama3 */
+} ifk_rope_scaling;
+
+typedef struct {
+    int dim;          /* D */
+    int hidden_dim;   /* F */
+    int n_layers;     /* L */
+    int n_heads;      /* H */
+    int n_kv_heads;   /* Hkv; H % Hkv == 0 */
+    int head_dim;     /* Dh; dim / H for llama2.c, explicit in some HF configs */
+    int vocab_size;   /* V */
+    int seq_len;      /* max positions */
+    float norm_eps;
+    double rope_theta;
+    ifk_rope_style rope_style;
+    ifk_rope_scaling rope_scaling;
+    int shared_classifier; /* 1 when the classifier is the token embedding */
+    int bos_id, eos_id;
+} ifk_config;
+
+typedef struct {
+    const float *rms_att; /* (D) */
+    const float *wq;      /* (H*Dh, D) */
+    const float *wk;      /* (Hkv*Dh, D) */
+    const float *wv;      /* (Hkv*Dh, D) */
+    const float *wo;      /* (D, H*Dh) */
+    const float *rms_ffn; /* (D) */
+    const float *w1;      /* (F, D) gate */
+    const float *w2;      /* (D, F) down */
+    const float *w3;      /* (F, D) up */
+} ifk_layer_weights;
+
+typedef struct {
+    ifk_config cfg;
+    const float *tok_emb;      /* (V, D) */
+    const float *rms_final;    /* (D) */
+    const float *wcls;         /* (V, D); == tok_emb when shared */
+    ifk_layer_weights *layers; /* (L) */
+    double *inv_freq;          /* (Dh/2) RoPE frequencies, scaling applied */
+    char source[512];          /* file path, or "random:<shape>" */
+    /* storage */
+    void *map;
+    size_t map_len;
+    float *owned;
+} ifk_model;
+
+/* Loads a llama2.c checkpoint (legacy version-0 format: 7 int32 header, then float32 tensors).
+ * The file is mapped once, read-only; its size must equal what the header implies. */
+ifk_status ifk_model_load_llama2c(ifk_model *m, const char *path);
+
+/* Builds a model of a named shape ("bench100m", "tiny", "stories260K") or an explicit one
+ * ("dim=1024,layers=8,heads=16,kv_heads=4,hidden=2816,vocab=32000[,seq=4096][,head_dim=64]")
+ * with deterministic random weights (uniform, std 0.02; norm weights 1). */
+ifk_status ifk_model_random(ifk_model *m, const char *shape, uint64_t seed);
+
+/* Parses a shape as above into cfg without allocating weights. */
+ifk_status ifk_config_parse_shape(ifk_config *cfg, const char *shape);
+
+/* Checks a config for consistency (dims positive, heads divide, head_dim even, sizes bounded). */
+ifk_status ifk_config_validate(const ifk_config *cfg, const char *what);
+
+/* Fills inv_freq[Dh/2] from theta, style-independent, with the config's frequency scaling. */
+void ifk_rope_inv_freq(const ifk_config *cfg, double *inv_freq);
+
+/* Number of parameters (floats), classifier counted once when shared. */
+size_t ifk_model_params(const ifk_config *cfg);
+
+void ifk_model_free(ifk_model *m);
+
+#endif

@@ -1,0 +1,300 @@
+/* tokenizer.c — llama2.c's tokenizer: loading, encoding (heap and naive), decoding. */
+#include "tokenizer.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct ifk_tokenizer {
+    int n;               /* pieces */
+    int max_len;         /* longest piece, from the file header */
+    char **piece;        /* (n) NUL-terminated */
+    int *plen;           /* (n) C-string length, as llama2.c sees the piece */
+    float *score;        /* (n) */
+    int *hash;           /* open addressing: piece id or -1, size hmask+1 */
+    size_t hmask;
+    int byte0;           /* id of <0x00>; byte b falls back to byte0 + b */
+    int space;           /* id of " " or -1 */
+    unsigned char bytes[512]; /* decoded byte pieces, 2 per byte: b, NUL */
+};
+
+static uint64_t hash_(const char *s, size_t n) {
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
+    return h;
+}
+
+int ifk_tokenizer_lookup(const ifk_tokenizer *t, const char *s, size_t n) {
+    for (size_t i = hash_(s, n) & t->hmask;; i = (i + 1) & t->hmask) {
+        int id = t->hash[i];
+        if (id < 0) return -1;
+        if ((size_t)t->plen[id] == n && !memcmp(t->piece[id], s, n)) return id;
+    }
+}
+
+void ifk_tokenizer_free(ifk_tokenizer **tp) {
+    ifk_tokenizer *t = *tp;
+    if (!t) return;
+    if (t->piece)
+        for (int i = 0; i < t->n; i++) free(t->piece[i]);
+    free(t->piece);
+    free(t->plen);
+    free(t->score);
+    free(t->hash);
+    free(t);
+    *tp = NULL;
+}
+
+ifk_status ifk_tokenizer_load(ifk_tokenizer **tp, const char *path, int expect_vocab) {
+    *tp = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f) return IFK_FAIL(IFK_ERR_IO, "%s: cannot open tokenizer: %s", path, strerror(errno));
+    ifk_status st = IFK_OK;
+    ifk_tokenizer *t = ifk_calloc(1, sizeof *t, "tokenizer");
+    if (!t) { fclose(f); return IFK_ERR_OOM; }
+    int32_t maxlen;
+    if (fread(&maxlen, 4, 1, f) != 1) {
+        st = IFK_FAIL(IFK_ERR_FORMAT, "%s: empty or truncated tokenizer file (no header)", path);
+        goto fail;
+    }
+    if (maxlen <= 0 || maxlen > 65536) {
+        st = IFK_FAIL(IFK_ERR_FORMAT, "%s: max_token_length %d is out of range (1..65536): not a llama2.c tokenizer",
+                      path, maxlen);
+        goto fail;
+    }
+    t->max_len = maxlen;
+    int cap = 0;
+    for (;;) {
+        float sc;
+        int32_t len;
+        size_t r = fread(&sc, 4, 1, f);
+        if (r == 0 && feof(f)) break;
+        if (r != 1 || fread(&len, 4, 1, f) != 1) {
+            st = IFK_FAIL(IFK_ERR_FORMAT, "%s: piece %d: truncated entry header", path, t->n);
+            goto fail;
+        }
+        if (len < 0 || len > maxlen || !isfinite(sc)) {
+            st = IFK_FAIL(IFK_ERR_FORMAT, "%s: piece %d: length %d (max %d) or score %g is invalid", path, t->n, len,
+                          maxlen, sc);
+            goto fail;
+        }
+        if (expect_vocab > 0 && t->n >= expect_vocab) {
+            st = IFK_FAIL(IFK_ERR_FORMAT, "%s: holds more than the model's %d pieces", path, expect_vocab);
+            goto fail;
+        }
+        if (t->n == cap) {
+            cap = cap ? 2 * cap : 1024;
+            char **np = realloc(t->piece, sizeof(char *) * cap);
+            if (np) t->piece = np;
+            float *ns = realloc(t->score, sizeof(float) * cap);
+            if (ns) t->score = ns;
+            int *nl = realloc(t->plen, sizeof(int) * cap);
+            if (nl) t->plen = nl;
+            if (!np || !ns || !nl) { st = IFK_FAIL(IFK_ERR_OOM, "%s: out of memory", path); goto fail; }
+        }
+        char *p = malloc((size_t)len + 1);
+        if (!p) { st = IFK_FAIL(IFK_ERR_OOM, "%s: out of memory", path); goto fail; }
+        t->piece[t->n++] = p;
+        if (len && fread(p, 1, (size_t)len, f) != (size_t)len) {
+            st = IFK_FAIL(IFK_ERR_FORMAT, "%s: piece %d: truncated bytes", path, t->n - 1);
+            goto fail;
+        }
+        p[len] = '\0';
+        t->score[t->n - 1] = sc;
+        t->plen[t->n - 1] = (int)strlen(p); /* llama2.c handles pieces as C strings */
+    }
+    if (t->n == 0) { st = IFK_FAIL(IFK_ERR_FORMAT, "%s: no pieces", path); goto fail; }
+    if (expect_vocab > 0 && t->n != expect_vocab) {
+        st = IFK_FAIL(IFK_ERR_FORMAT, "%s: holds %d pieces but the model's vocabulary is %d", path, t->n, expect_vocab);
+        goto fail;
+    }
+    size_t hs = 1;
+    while (hs < 2 * (size_t)t->n) hs <<= 1;
+    t->hash = malloc(sizeof(int) * hs);
+    if (!t->hash) { st = IFK_FAIL(IFK_ERR_OOM, "%s: out of memory", path); goto fail; }
+    memset(t->hash, 0xff, sizeof(int) * hs);
+    t->hmask = hs - 1;
+    for (int id = 0; id < t->n; id++) {
+        if (ifk_tokenizer_lookup(t, t->piece[id], t->plen[id]) >= 0) continue; /* first id of a duplicate wins */
+        size_t i = hash_(t->piece[id], t->plen[id]) & t->hmask;
+        while (t->hash[i] >= 0) i = (i + 1) & t->hmask;
+        t->hash[i] = id;
+    }
+    t->byte0 = ifk_tokenizer_lookup(t, "<0x00>", 6);
+    if (t->byte0 < 0 || t->byte0 + 255 >= t->n) t->byte0 = 3; /* llama2.c's fixed offset */
+    t->space = ifk_tokenizer_lookup(t, " ", 1);
+    for (int b = 0; b < 256; b++) t->bytes[2 * b] = (unsigned char)b, t->bytes[2 * b + 1] = 0;
+    fclose(f);
+    *tp = t;
+    return IFK_OK;
+fail:
+    fclose(f);
+    ifk_tokenizer_free(&t);
+    return st;
+}
+
+int ifk_tokenizer_vocab(const ifk_tokenizer *t) { return t->n; }
+
+const char *ifk_tokenizer_piece(const ifk_tokenizer *t, int tok) {
+    return tok >= 0 && tok < t->n ? t->piece[tok] : "";
+}
+
+/* ---- encoding ----------------------------------------------------------------------------------- */
+
+/* BOS, dummy prefix and UTF-8 characters (or their bytes) before any merge, as llama2.c does:
+ * a character is a lead byte plus at most 3 continuation bytes. Returns the count in ids. */
+static int initial_pieces_(const ifk_tokenizer *t, const char *text, size_t len, int bos, int *ids) {
+    int n = 0;
+    if (bos) ids[n++] = 1;
+    if (len && text[0] != '\0' && t->space >= 0) ids[n++] = t->space;
+    size_t i = 0;
+    while (i < len && text[i] != '\0') {
+        size_t j = i + 1;
+        while (j < len && ((unsigned char)text[j] & 0xC0) == 0x80 && j - i < 4) j++;
+        int id = ifk_tokenizer_lookup(t, text + i, j - i);
+        if (id >= 0) {
+            ids[n++] = id;
+        } else {
+            for (size_t k = i; k < j; k++) {
+                int b = t->byte0 + (unsigned char)text[k];
+                ids[n++] = b < t->n ? b : 0;
+            }
+        }
+        i = j;
+    }
+    return n;
+}
+
+/* Id of the piece left+right, or -1; its score must beat llama2.c's floor of -1e10. */
+static int pair_(const ifk_tokenizer *t, int a, int b, char *buf) {
+    size_t la = t->plen[a], lb = t->plen[b];
+    if (la + lb > (size_t)t->max_len) return -1;
+    memcpy(buf, t->piece[a], la);
+    memcpy(buf + la, t->piece[b], lb);
+    int id = ifk_tokenizer_lookup(t, buf, la + lb);
+    return id >= 0 && t->score[id] > -1e10f ? id : -1;
+}
+
+static ifk_status finish_(int *ids, int n, int eos, int **out, int *nout) {
+    if (eos) ids[n++] = 2;
+    *out = ids;
+    *nout = n;
+    return IFK_OK;
+}
+
+ifk_status ifk_tokenizer_encode_naive(const ifk_tokenizer *t, const char *text, size_t len, int bos, int eos,
+                                      int **out, int *nout) {
+    int *ids = ifk_malloc(sizeof(int) * (len + 3), "token ids");
+    char *buf = ifk_malloc(2 * (size_t)t->max_len + 2, "merge buffer");
+    if (!ids || !buf) { free(ids); free(buf); return IFK_ERR_OOM; }
+    int n = initial_pieces_(t, text, len, bos, ids);
+    for (;;) {
+        float best = -1e10f;
+        int bi = -1, bid = -1;
+        for (int i = 0; i + 1 < n; i++) {
+            int id = pair_(t, ids[i], ids[i + 1], buf);
+            if (id >= 0 && t->score[id] > best) best = t->score[id], bi = i, bid = id;
+        }
+        if (bi < 0) break;
+        ids[bi] = bid;
+        memmove(ids + bi + 1, ids + bi + 2, sizeof(int) * (size_t)(n - bi - 2));
+        n--;
+    }
+    free(buf);
+    return finish_(ids, n, eos, out, nout);
+}
+
+/* Heap merge: symbols form a linked list in text order; the heap holds candidate pairs ordered
+ * by (score desc, left index asc), which is the naive loop's choice (highest score, leftmost).
+ * Stale entries (a side already merged away) are skipped when popped. */
+typedef struct {
+    float score;
+    int left, right, lid, rid, merged;
+} cand_;
+
+static int better_(const cand_ *a, const cand_ *b) {
+    return a->score > b->score || (a->score == b->score && a->left < b->left);
+}
+
+static void push_(cand_ *h, int *hn, cand_ c) {
+    int i = (*hn)++;
+    while (i > 0) {
+        int p = (i - 1) / 2;
+        if (!better_(&c, &h[p])) break;
+        h[i] = h[p];
+        i = p;
+    }
+    h[i] = c;
+}
+
+static cand_ pop_(cand_ *h, int *hn) {
+    cand_ top = h[0], last = h[--(*hn)];
+    int i = 0;
+    for (;;) {
+        int l = 2 * i + 1, r = l + 1, b = i;
+        const cand_ *bc = &last;
+        if (l < *hn && better_(&h[l], bc)) b = l, bc = &h[l];
+        if (r < *hn && better_(&h[r], bc)) b = r;
+        if (b == i) break;
+        h[i] = h[b];
+        i = b;
+    }
+    if (*hn > 0) h[i] = last;
+    return top;
+}
+
+ifk_status ifk_tokenizer_encode(const ifk_tokenizer *t, const char *text, size_t len, int bos, int eos, int **out,
+                                int *nout) {
+    int *ids = ifk_malloc(sizeof(int) * (len + 3), "token ids");
+    int *nx = ifk_malloc(sizeof(int) * (len + 3), "merge links");
+    int *pv = ifk_malloc(sizeof(int) * (len + 3), "merge links");
+    cand_ *h = ifk_malloc(sizeof(cand_) * (3 * len + 10), "merge heap"); /* n-1 pairs + 2 per merge */
+    char *buf = ifk_malloc(2 * (size_t)t->max_len + 2, "merge buffer");
+    if (!ids || !nx || !pv || !h || !buf) {
+        free(ids); free(nx); free(pv); free(h); free(buf);
+        return IFK_ERR_OOM;
+    }
+    int n = initial_pieces_(t, text, len, bos, ids), hn = 0;
+    for (int i = 0; i < n; i++) nx[i] = i + 1 < n ? i + 1 : -1, pv[i] = i - 1;
+    for (int i = 0; i + 1 < n; i++) {
+        int id = pair_(t, ids[i], ids[i + 1], buf);
+        if (id >= 0) push_(h, &hn, (cand_){t->score[id], i, i + 1, ids[i], ids[i + 1], id});
+    }
+    while (hn > 0) {
+        cand_ c = pop_(h, &hn);
+        if (ids[c.left] != c.lid || nx[c.left] != c.right || ids[c.right] != c.rid) continue;
+        ids[c.left] = c.merged;
+        ids[c.right] = -1;
+        nx[c.left] = nx[c.right];
+        if (nx[c.right] >= 0) pv[nx[c.right]] = c.left;
+        int p = pv[c.left], q = nx[c.left], id;
+        if (p >= 0 && (id = pair_(t, ids[p], ids[c.left], buf)) >= 0)
+            push_(h, &hn, (cand_){t->score[id], p, c.left, ids[p], ids[c.left], id});
+        if (q >= 0 && (id = pair_(t, ids[c.left], ids[q], buf)) >= 0)
+            push_(h, &hn, (cand_){t->score[id], c.left, q, ids[c.left], ids[q], id});
+    }
+    int m = 0;
+    for (int i = 0; i >= 0 && i < n; i = nx[i]) ids[m++] = ids[i];
+    free(nx); free(pv); free(h); free(buf);
+    return finish_(ids, m, eos, out, nout);
+}
+
+/* ---- decoding ----------------------------------------------------------------------------------- */
+
+const char *ifk_tokenizer_decode(const ifk_tokenizer *t, int prev, int tok, size_t *len) {
+    if (tok < 0 || tok >= t->n) { *len = 0; return ""; }
+    const char *p = t->piece[tok];
+    size_t n = t->plen[tok];
+    if (prev == 1 && p[0] == ' ') p++, n--;
+    unsigned int b;
+    char close;
+    if (n == 6 && sscanf(p, "<0x%02X%c", &b, &close) == 2 && close == '>' && b < 256) {
+        *len = 1;
+        return (const char *)t->bytes + 2 * b;
+    }
+    *len = n;
+    return p;
+}

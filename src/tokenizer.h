@@ -1,0 +1,37 @@
+/* tokenizer.h — llama2.c tokenizer.bin: SentencePiece-style BPE over UTF-8 pieces with byte
+ * fallback, scored merges. Local.
+ *
+ * Encoding is exactly llama2.c's: optional BOS, a dummy-prefix " " piece when the text is
+ * non-empty, each UTF-8 character as its piece (or its bytes as <0xXX> pieces), then repeatedly
+ * the adjacent pair whose concatenation is a piece with the highest score is merged (leftmost on
+ * ties). ifk_tokenizer_encode does the merges with a heap in O(n log n); the quadratic loop of
+ * llama2.c is kept as ifk_tokenizer_encode_naive, the reference it is tested against. */
+#ifndef IFK_TOKENIZER_H
+#define IFK_TOKENIZER_H
+
+#include <stddef.h>
+
+#include "status.h"
+
+typedef struct ifk_tokenizer ifk_tokenizer;
+
+/* Reads a tokenizer.bin. expect_vocab > 0 requires exactly that many pieces (the model's vocab). */
+ifk_status ifk_tokenizer_load(ifk_tokenizer **t, const char *path, int expect_vocab);
+void ifk_tokenizer_free(ifk_tokenizer **t);
+int ifk_tokenizer_vocab(const ifk_tokenizer *t);
+
+/* Encodes text[len] into *ids (malloc'd, caller frees), *n tokens. */
+ifk_status ifk_tokenizer_encode(const ifk_tokenizer *t, const char *text, size_t len, int bos, int eos, int **ids,
+                                int *n);
+ifk_status ifk_tokenizer_encode_naive(const ifk_tokenizer *t, const char *text, size_t len, int bos, int eos,
+                                      int **ids, int *n);
+
+/* The bytes token `tok` stands for after `prev` (byte pieces become their byte; a leading space
+ * is dropped right after BOS). Returns a pointer into the tokenizer and the length. */
+const char *ifk_tokenizer_decode(const ifk_tokenizer *t, int prev, int tok, size_t *len);
+/* The raw piece text of a token (for messages and tests). */
+const char *ifk_tokenizer_piece(const ifk_tokenizer *t, int tok);
+/* Id of an exact piece, or -1. */
+int ifk_tokenizer_lookup(const ifk_tokenizer *t, const char *piece, size_t len);
+
+#endif
