@@ -57,11 +57,11 @@ ifk_status ifk_tokenizer_load(ifk_tokenizer **tp, const char *path, int expect_v
     if (!t) { fclose(f); return IFK_ERR_OOM; }
     int32_t maxlen;
     if (fread(&maxlen, 4, 1, f) != 1) {
-        st = IFK_FAIL(IFK_ERR_FORMAT, "%s: empty or truncated tokenizer file (no header)", path);
+        st = IFK_FAIL(IFK_ERR_FORMAT, "%s: bad tokenizer file: empty or truncated (no header)", path);
         goto fail;
     }
     if (maxlen <= 0 || maxlen > 65536) {
-        st = IFK_FAIL(IFK_ERR_FORMAT, "%s: max_token_length %d is out of range (1..65536): not a llama2.c tokenizer",
+        st = IFK_FAIL(IFK_ERR_FORMAT, "%s: bad tokenizer file: max_token_length %d is out of range (1..65536)",
                       path, maxlen);
         goto fail;
     }
@@ -73,16 +73,16 @@ ifk_status ifk_tokenizer_load(ifk_tokenizer **tp, const char *path, int expect_v
         size_t r = fread(&sc, 4, 1, f);
         if (r == 0 && feof(f)) break;
         if (r != 1 || fread(&len, 4, 1, f) != 1) {
-            st = IFK_FAIL(IFK_ERR_FORMAT, "%s: piece %d: truncated entry header", path, t->n);
+            st = IFK_FAIL(IFK_ERR_FORMAT, "%s: bad tokenizer file: piece %d: truncated entry header", path, t->n);
             goto fail;
         }
         if (len < 0 || len > maxlen || !isfinite(sc)) {
-            st = IFK_FAIL(IFK_ERR_FORMAT, "%s: piece %d: length %d (max %d) or score %g is invalid", path, t->n, len,
+            st = IFK_FAIL(IFK_ERR_FORMAT, "%s: bad tokenizer file: piece %d: length %d (max %d) or score %g is invalid", path, t->n, len,
                           maxlen, sc);
             goto fail;
         }
         if (expect_vocab > 0 && t->n >= expect_vocab) {
-            st = IFK_FAIL(IFK_ERR_FORMAT, "%s: holds more than the model's %d pieces", path, expect_vocab);
+            st = IFK_FAIL(IFK_ERR_FORMAT, "%s: tokenizer holds more than the model's %d pieces", path, expect_vocab);
             goto fail;
         }
         if (t->n == cap) {
@@ -99,16 +99,16 @@ ifk_status ifk_tokenizer_load(ifk_tokenizer **tp, const char *path, int expect_v
         if (!p) { st = IFK_FAIL(IFK_ERR_OOM, "%s: out of memory", path); goto fail; }
         t->piece[t->n++] = p;
         if (len && fread(p, 1, (size_t)len, f) != (size_t)len) {
-            st = IFK_FAIL(IFK_ERR_FORMAT, "%s: piece %d: truncated bytes", path, t->n - 1);
+            st = IFK_FAIL(IFK_ERR_FORMAT, "%s: bad tokenizer file: piece %d: truncated bytes", path, t->n - 1);
             goto fail;
         }
         p[len] = '\0';
         t->score[t->n - 1] = sc;
         t->plen[t->n - 1] = (int)strlen(p); /* llama2.c handles pieces as C strings */
     }
-    if (t->n == 0) { st = IFK_FAIL(IFK_ERR_FORMAT, "%s: no pieces", path); goto fail; }
+    if (t->n == 0) { st = IFK_FAIL(IFK_ERR_FORMAT, "%s: bad tokenizer file: no pieces", path); goto fail; }
     if (expect_vocab > 0 && t->n != expect_vocab) {
-        st = IFK_FAIL(IFK_ERR_FORMAT, "%s: holds %d pieces but the model's vocabulary is %d", path, t->n, expect_vocab);
+        st = IFK_FAIL(IFK_ERR_FORMAT, "%s: tokenizer holds %d pieces but the model's vocabulary is %d", path, t->n, expect_vocab);
         goto fail;
     }
     size_t hs = 1;

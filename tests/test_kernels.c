@@ -1,0 +1,235 @@
+/* test_kernels.c — every fast kernel against its naive reference, at ragged sizes. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <string.h>
+
+#include "kernels.h"
+#include "model.h"
+#include "testutil.h"
+
+static const int Ts[] = {1, 7, 65};
+
+Test(gemm, matmul_matches_reference_at_ragged_sizes) {
+    const int ins[] = {8, 33, 128}, outs[] = {1, 9, 130};
+    for (int a = 0; a < 3; a++)
+        for (int b = 0; b < 3; b++)
+            for (int c = 0; c < 3; c++) {
+                int T = Ts[a], in = ins[b], out = outs[c];
+                float *X = tu_randvec((size_t)T * in, 1, 1), *W = tu_randvec((size_t)out * in, 2, 1);
+                float *Y = malloc(sizeof(float) * T * out), *R = malloc(sizeof(float) * T * out);
+                ifk_matmul(Y, X, W, T, in, out);
+                ifk_ref_matmul(R, X, W, T, in, out);
+                cr_assert_leq(tu_maxrel(Y, R, (size_t)T * out, 1e-3), 1e-5, "T=%d in=%d out=%d", T, in, out);
+                free(X), free(W), free(Y), free(R);
+            }
+}
+
+/* ifk_gemm's four transpose cases (and its M == 1 gemv path) against explicit loops */
+Test(gemm, all_transpose_cases) {
+    const int Ms[] = {1, 5, 40};
+    for (int mi = 0; mi < 3; mi++)
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++) {
+                int M = Ms[mi], N = 13, K = 21;
+                float *A = tu_randvec((size_t)M * K, 3, 1), *B = tu_randvec((size_t)K * N, 4, 1);
+                float *C = tu_randvec((size_t)M * N, 5, 1), *R = malloc(sizeof(float) * M * N);
+                for (int i = 0; i < M; i++)
+                    for (int j = 0; j < N; j++) {
+                        double s = 0;
+                        for (int k = 0; k < K; k++)
+                            s += (double)(ta ? A[k * M + i] : A[i * K + k]) * (tb ? B[j * K + k] : B[k * N + j]);
+                        R[i * N + j] = (float)(0.5 * s + 2.0 * C[i * N + j]);
+                    }
+                ifk_gemm(ta, tb, M, N, K, 0.5f, A, ta ? M : K, B, tb ? K : N, 2.0f, C, N);
+                cr_assert_leq(tu_maxrel(C, R, (size_t)M * N, 1e-3), 1e-5, "M=%d ta=%d tb=%d", M, ta, tb);
+                free(A), free(B), free(C), free(R);
+            }
+}
+
+Test(kernels, rmsnorm_matches_reference) {
+    const int Ds[] = {8, 128, 1000};
+    for (int a = 0; a < 3; a++)
+        for (int b = 0; b < 3; b++) {
+            int T = Ts[a], D = Ds[b];
+            float *x = tu_randvec((size_t)T * D, 7, 3), *w = tu_randvec(D, 8, 1);
+            float *y = malloc(sizeof(float) * T * D), *r = malloc(sizeof(float) * T * D);
+            ifk_rmsnorm(y, x, w, T, D, 1e-5f);
+            ifk_ref_rmsnorm(r, x, w, T, D, 1e-5f);
+            cr_assert_leq(tu_maxrel(y, r, (size_t)T * D, 1e-6), 1e-6, "T=%d D=%d", T, D);
+            ifk_rmsnorm(x, x, w, T, D, 1e-5f); /* in place */
+            cr_assert_leq(tu_maxrel(x, r, (size_t)T * D, 1e-6), 1e-6);
+            free(x), free(w), free(y), free(r);
+        }
+}
+
+Test(kernels, exp_is_accurate_and_zero_below_range) {
+    float x[4096], y[4096];
+    for (int i = 0; i < 4096; i++) x[i] = -87.0f + 175.0f * i / 4095.0f;
+    ifk_vexp(y, x, 4096);
+    for (int i = 0; i < 4096; i++) {
+        double r = exp((double)x[i]);
+        cr_assert_leq(fabs(y[i] - r) / r, 3e-7, "exp(%g) = %g, want %g", x[i], y[i], r);
+    }
+    float lo[3] = {-88.0f, -1000.0f, -INFINITY}, out[3];
+    ifk_vexp(out, lo, 3);
+    for (int i = 0; i < 3; i++) cr_assert_eq(out[i], 0.0f);
+}
+
+Test(kernels, softmax_matches_reference_with_masks) {
+    const int ns[] = {1, 7, 65, 1000};
+    for (int a = 0; a < 4; a++) {
+        int n = ns[a];
+        float *x = tu_randvec(n, 11 + n, 30), *r = malloc(sizeof(float) * n);
+        for (int i = 0; i < n; i += 3) x[i] = -INFINITY; /* masked keys */
+        memcpy(r, x, sizeof(float) * n);
+        ifk_softmax(x, n);
+        ifk_ref_softmax(r, n);
+        cr_assert_leq(tu_maxrel(x, r, n, 1e-3), 2e-6, "n=%d", n);
+        double s = 0;
+        for (int i = 0; i < n; i++) s += x[i];
+        if (n > 1) cr_assert_float_eq(s, 1.0, 1e-5);
+        free(x), free(r);
+    }
+    float all[5] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY};
+    ifk_softmax(all, 5);
+    for (int i = 0; i < 5; i++) cr_assert_eq(all[i], 0.0f, "a fully masked row is zeros");
+}
+
+Test(kernels, swiglu_matches_reference) {
+    const size_t ns[] = {1, 7, 65, 3000};
+    for (int a = 0; a < 4; a++) {
+        size_t n = ns[a];
+        float *g = tu_randvec(n, 21, 12), *u = tu_randvec(n, 22, 2), *r = malloc(sizeof(float) * n);
+        memcpy(r, g, sizeof(float) * n);
+        ifk_swiglu(g, u, n);
+        ifk_ref_swiglu(r, u, n);
+        cr_assert_leq(tu_maxrel(g, r, n, 1e-3), 1e-6, "n=%zu", n);
+        free(g), free(u), free(r);
+    }
+}
+
+static double *freqs_(int Dh, double theta) {
+    double *f = malloc(sizeof(double) * Dh / 2);
+    ifk_config c = {.head_dim = Dh, .rope_theta = theta};
+    ifk_rope_inv_freq(&c, f);
+    return f;
+}
+
+Test(rope, both_conventions_match_reference) {
+    const int Dhs[] = {8, 128};
+    for (int style = 0; style < 2; style++)
+        for (int a = 0; a < 3; a++)
+            for (int b = 0; b < 2; b++) {
+                int T = Ts[a], Dh = Dhs[b], nh = 3, ld = nh * Dh + 5; /* a padded row: strides honoured */
+                double *f = freqs_(Dh, style ? 500000.0 : 10000.0);
+                int *pos = malloc(sizeof(int) * T);
+                for (int t = 0; t < T; t++) pos[t] = (t * 7919) % 100003;
+                float *x = tu_randvec((size_t)T * ld, 31, 1), *r = malloc(sizeof(float) * T * ld);
+                float *cs = malloc(sizeof(float) * T * Dh / 2), *sn = malloc(sizeof(float) * T * Dh / 2);
+                memcpy(r, x, sizeof(float) * T * ld);
+                ifk_rope_table(cs, sn, pos, T, 0, f, Dh / 2);
+                ifk_rope_apply(x, ld, T, nh, Dh, (ifk_rope_style)style, cs, sn);
+                ifk_ref_rope(r, ld, T, nh, Dh, (ifk_rope_style)style, pos, 0, f);
+                cr_assert_leq(tu_maxrel(x, r, (size_t)T * ld, 1e-3), 1e-6, "style=%d T=%d Dh=%d", style, T, Dh);
+                free(f), free(pos), free(x), free(r), free(cs), free(sn);
+            }
+}
+
+/* The two conventions differ only by which elements pair up: permuting interleaved pairs into
+ * halves must commute with the rotation (the converter of a later issue relies on it). */
+Test(rope, conventions_are_a_permutation_of_each_other) {
+    int Dh = 16, half = 8;
+    double *f = freqs_(Dh, 10000.0);
+    float *x = tu_randvec(Dh, 41, 1), y[16], cs[8], sn[8];
+    for (int i = 0; i < half; i++) y[i] = x[2 * i], y[i + half] = x[2 * i + 1];
+    ifk_rope_table(cs, sn, NULL, 1, 1234, f, half);
+    ifk_rope_apply(x, Dh, 1, 1, Dh, IFK_ROPE_INTERLEAVED, cs, sn);
+    ifk_rope_apply(y, Dh, 1, 1, Dh, IFK_ROPE_HALF, cs, sn);
+    for (int i = 0; i < half; i++) {
+        cr_assert_float_eq(y[i], x[2 * i], 1e-6);
+        cr_assert_float_eq(y[i + half], x[2 * i + 1], 1e-6);
+    }
+    free(f), free(x);
+}
+
+Test(rope, llama3_scaling_keeps_high_and_divides_low_frequencies) {
+    ifk_config c = {.head_dim = 128, .rope_theta = 500000.0};
+    double plain[64], scaled[64];
+    ifk_rope_inv_freq(&c, plain);
+    c.rope_scaling = (ifk_rope_scaling){IFK_ROPE_SCALING_LLAMA3, 8.0, 1.0, 4.0, 8192};
+    ifk_rope_inv_freq(&c, scaled);
+    /* wavelength 2 pi / f: below 8192/4 kept, above 8192/1 divided by 8, smooth in between */
+    for (int i = 0; i < 64; i++) {
+        double wl = 2 * M_PI / plain[i];
+        if (wl < 2048) cr_assert_eq(scaled[i], plain[i]);
+        else if (wl > 8192) cr_assert_float_eq(scaled[i], plain[i] / 8, 1e-15);
+        else cr_assert(scaled[i] <= plain[i] && scaled[i] >= plain[i] / 8);
+    }
+}
+
+/* ---- attention ---------------------------------------------------------------------------------- */
+
+typedef struct {
+    int n, nk, H, Hkv, Dh, shuffled_keys, subset_queries;
+} att_case;
+
+static void check_attention_(att_case c) {
+    const int ld = c.H * c.Dh + 3, kstride = c.nk + 4;
+    float *q = tu_randvec((size_t)c.n * ld, 51, 1.5f);
+    float *k = tu_randvec((size_t)c.Hkv * kstride * c.Dh, 52, 1.5f), *v = tu_randvec((size_t)c.Hkv * kstride * c.Dh, 53, 1);
+    int *qpos = malloc(sizeof(int) * c.n), *kpos = malloc(sizeof(int) * c.nk);
+    for (int j = 0; j < c.nk; j++) kpos[j] = c.shuffled_keys ? (j * 37 + 11) % c.nk : j;
+    for (int i = 0; i < c.n; i++)
+        qpos[i] = c.subset_queries ? (int)((long)(i + 1) * c.nk / (c.n + 1)) : c.nk - c.n + i; /* sorted subset or tail */
+    float *out = calloc((size_t)c.n * ld, sizeof(float)), *ref = calloc((size_t)c.n * ld, sizeof(float));
+    float *ps = calloc((size_t)c.n * c.nk, sizeof(float)), *pr = calloc((size_t)c.n * c.nk, sizeof(float));
+    ifk_attn_args a = {.out = out, .ldo = ld, .q = q, .ldq = ld, .qpos = qpos, .n = c.n, .k = k, .v = v,
+                       .kstride = (size_t)kstride, .kpos = c.shuffled_keys ? kpos : NULL, .nk = c.nk, .H = c.H,
+                       .Hkv = c.Hkv, .Dh = c.Dh, .psum = ps, .ldp = c.nk};
+    float *scratch = malloc(sizeof(float) * ifk_attention_scratch(c.n, c.nk, c.H, c.Hkv, c.Dh));
+    ifk_attention(&a, scratch);
+    a.out = ref;
+    a.psum = pr;
+    ifk_ref_attention(&a);
+    cr_assert_leq(tu_maxrel(out, ref, (size_t)c.n * ld, 1e-2), 2e-5, "n=%d nk=%d H=%d/%d Dh=%d shuf=%d sub=%d", c.n,
+                  c.nk, c.H, c.Hkv, c.Dh, c.shuffled_keys, c.subset_queries);
+    cr_assert_leq(tu_maxrel(ps, pr, (size_t)c.n * c.nk, 1e-2), 2e-5, "probability sums");
+    /* each query row's probabilities sum to H (one per head) when it sees any key */
+    for (int i = 0; i < c.n; i++) {
+        double s = 0;
+        for (int j = 0; j < c.nk; j++) s += ps[(size_t)i * c.nk + j];
+        cr_assert_float_eq(s, (double)c.H, 1e-3 * c.H);
+    }
+    free(q), free(k), free(v), free(qpos), free(kpos), free(out), free(ref), free(ps), free(pr), free(scratch);
+}
+
+Test(attention, prefill_shapes_with_gqa_match_reference) {
+    const int ns[] = {1, 7, 65}, Dhs[] = {8, 128}, heads[][2] = {{8, 4}, {4, 1}, {2, 2}};
+    for (int a = 0; a < 3; a++)
+        for (int b = 0; b < 2; b++)
+            for (int h = 0; h < 3; h++)
+                check_attention_((att_case){ns[a], ns[a] + 40, heads[h][0], heads[h][1], Dhs[b], 0, 0});
+}
+
+Test(attention, query_subset_over_all_keys_matches_reference) {
+    /* the recompute shape: n selected rows at scattered positions, all cached keys, and keys whose
+     * positions are not their slot order */
+    const int Dhs[] = {8, 128};
+    for (int b = 0; b < 2; b++) {
+        check_attention_((att_case){7, 300, 8, 4, Dhs[b], 0, 1});
+        check_attention_((att_case){65, 300, 8, 2, Dhs[b], 1, 1});
+        check_attention_((att_case){1, 65, 4, 4, Dhs[b], 1, 0});
+    }
+}
+
+Test(attention, query_before_every_key_gets_zeros) {
+    float q[8] = {1, 2, 3, 4, 5, 6, 7, 8}, k[16], v[16], out[8], scratch[256];
+    for (int i = 0; i < 16; i++) k[i] = v[i] = 1.0f;
+    int qpos = 0, kpos[2] = {5, 9};
+    for (int i = 0; i < 8; i++) out[i] = 42.0f;
+    ifk_attn_args a = {.out = out, .ldo = 8, .q = q, .ldq = 8, .qpos = &qpos, .n = 1, .k = k, .v = v, .kstride = 2,
+                       .kpos = kpos, .nk = 2, .H = 1, .Hkv = 1, .Dh = 8};
+    cr_assert_leq(ifk_attention_scratch(1, 2, 1, 1, 8), 256);
+    ifk_attention(&a, scratch);
+    for (int i = 0; i < 8; i++) cr_assert_eq(out[i], 0.0f);
+}

@@ -1,0 +1,172 @@
+/* test_model.c — the forward pass end to end: the golden story, batched prefill against one-token
+ * decode, the query-subset entry point against a full prefill, and K re-rotation. */
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "engine.h"
+#include "testutil.h"
+
+Test(model, stories260k_config_is_read_from_the_header) {
+    ifk_model m;
+    cr_assert_eq(ifk_model_load_llama2c(&m, STORIES_BIN), IFK_OK, "%s", ifk_errmsg());
+    ifk_config c = m.cfg;
+    cr_assert(c.dim == 64 && c.hidden_dim == 172 && c.n_layers == 5 && c.n_heads == 8 && c.n_kv_heads == 4);
+    cr_assert(c.vocab_size == 512 && c.seq_len == 512 && c.head_dim == 8 && c.shared_classifier);
+    cr_assert_eq(c.rope_style, IFK_ROPE_INTERLEAVED);
+    cr_assert_eq(m.wcls, m.tok_emb);
+    ifk_model_free(&m);
+}
+
+typedef struct {
+    char buf[4096];
+    size_t len;
+    const ifk_tokenizer *tok;
+} collect_;
+
+static void collect_cb_(int prev, int t, void *ctx) {
+    collect_ *c = ctx;
+    size_t n;
+    const char *p = ifk_tokenizer_decode(c->tok, prev, t, &n);
+    memcpy(c->buf + c->len, p, n);
+    c->len += n;
+}
+
+Test(model, greedy_generation_reproduces_the_golden_story) {
+    ifk_model m;
+    ifk_tokenizer *tok;
+    cr_assert_eq(ifk_engine_load(IFK_MODEL_DIR, NULL, &m, &tok), IFK_OK, "%s", ifk_errmsg());
+    int *ids, n;
+    cr_assert_eq(ifk_tokenizer_encode(tok, "Once upon a time", 16, 1, 0, &ids, &n), IFK_OK);
+    ifk_sampler smp;
+    cr_assert_eq(ifk_sampler_init(&smp, 512, 0.0f, 0.9f, 1), IFK_OK);
+    collect_ c = {.tok = tok};
+    ifk_gen_stats st;
+    cr_assert_eq(ifk_generate(&m, &smp, ids, n, 64, collect_cb_, &c, &st), IFK_OK, "%s", ifk_errmsg());
+    c.buf[c.len] = '\0';
+    cr_assert_str_eq(c.buf, STORIES_GOLDEN);
+    cr_assert_eq(st.n_prompt + st.n_generated, 65, "64 positions forwarded, the last token sampled from them");
+    free(ids);
+    ifk_sampler_free(&smp);
+    ifk_tokenizer_free(&tok);
+    ifk_model_free(&m);
+}
+
+/* Logits of a batched prefill of T tokens versus feeding the same tokens one at a time: the same
+ * function down different paths (GEMM vs GEMV, blocked vs single-row attention). Tolerance: 1e-4
+ * of the logits' scale, float reassociation only. */
+static void prefill_equals_decode_(ifk_model *m, int T) {
+    const int V = m->cfg.vocab_size;
+    int *ids = malloc(sizeof(int) * T), *pos = malloc(sizeof(int) * T);
+    uint64_t s = 99;
+    for (int t = 0; t < T; t++) ids[t] = (int)((tu_rand(&s) + 1) * 0.5f * (V - 1)), pos[t] = t;
+    float *batch = malloc(sizeof(float) * T * V), *step = malloc(sizeof(float) * T * V);
+    ifk_kvcache c1, c2;
+    ifk_state s1 = {0}, s2 = {0};
+    cr_assert_eq(ifk_kvcache_init(&c1, &m->cfg, T), IFK_OK);
+    cr_assert_eq(ifk_kvcache_init(&c2, &m->cfg, T), IFK_OK);
+    cr_assert_eq(ifk_forward(m, &s1, &c1, ids, pos, T, batch, 1), IFK_OK, "%s", ifk_errmsg());
+    for (int t = 0; t < T; t++) cr_assert_eq(ifk_forward(m, &s2, &c2, ids + t, pos + t, 1, step + (size_t)t * V, 0), IFK_OK);
+    double e = tu_maxrel(batch, step, (size_t)T * V, 1e-3);
+    cr_assert_leq(e, 1e-4, "%s T=%d: batched vs one-at-a-time logits differ by %g of scale", m->source, T, e);
+    size_t kvn = (size_t)m->cfg.n_layers * m->cfg.n_kv_heads * T * m->cfg.head_dim;
+    cr_assert_leq(tu_maxrel(c1.k, c2.k, kvn, 1e-3), 1e-4, "cached K");
+    cr_assert_leq(tu_maxrel(c1.v, c2.v, kvn, 1e-3), 1e-4, "cached V");
+    free(ids), free(pos), free(batch), free(step);
+    ifk_kvcache_free(&c1), ifk_kvcache_free(&c2), ifk_state_free(&s1), ifk_state_free(&s2);
+}
+
+Test(forward, batched_prefill_equals_token_by_token_decode) {
+    ifk_model m;
+    cr_assert_eq(ifk_model_load_llama2c(&m, STORIES_BIN), IFK_OK);
+    prefill_equals_decode_(&m, 65);
+    prefill_equals_decode_(&m, 7);
+    ifk_model_free(&m);
+    /* wider heads (Dh 128), GQA 4:1, and rotate_half */
+    cr_assert_eq(ifk_model_random(&m, "dim=256,layers=2,heads=2,kv_heads=1,hidden=96,vocab=97,seq=300", 5), IFK_OK);
+    m.cfg.rope_style = IFK_ROPE_HALF;
+    prefill_equals_decode_(&m, 300);
+    ifk_model_free(&m);
+    cr_assert_eq(ifk_model_random(&m, "dim=64,layers=3,heads=8,kv_heads=2,hidden=64,vocab=50", 6), IFK_OK);
+    prefill_equals_decode_(&m, 1);
+    ifk_model_free(&m);
+}
+
+/* The recompute entry point: with an exact cache, re-running a subset of rows through every layer
+ * (queries = the subset, keys = all slots, new K/V written at the rows' own slots) must reproduce
+ * those rows' final hidden states from the full prefill. */
+Test(forward, query_subset_over_full_cache_reproduces_prefill_rows) {
+    ifk_model m;
+    cr_assert_eq(ifk_model_load_llama2c(&m, STORIES_BIN), IFK_OK);
+    const int T = 90, D = m.cfg.dim, V = m.cfg.vocab_size;
+    int ids[90], pos[90];
+    uint64_t s = 3;
+    for (int t = 0; t < T; t++) ids[t] = 3 + (int)((tu_rand(&s) + 1) * 200), pos[t] = t;
+    ifk_kvcache c;
+    ifk_state st = {0};
+    cr_assert_eq(ifk_kvcache_init(&c, &m.cfg, T), IFK_OK);
+    float *full = malloc(sizeof(float) * T * V);
+    cr_assert_eq(ifk_forward(&m, &st, &c, ids, pos, T, full, 1), IFK_OK);
+    const int sel[] = {0, 5, 6, 33, 60, 89}, n = 6;
+    int sel_ids[6];
+    for (int i = 0; i < n; i++) sel_ids[i] = ids[sel[i]];
+    cr_assert_eq(ifk_embed(&m, &st, sel_ids, n), IFK_OK);
+    ifk_state_rope(&m, &st, sel, n);
+    for (int l = 0; l < m.cfg.n_layers; l++)
+        cr_assert_eq(ifk_layer_forward(&m, &st, &c, l, n, sel, sel, T, NULL, 0), IFK_OK);
+    float sub[6 * 512];
+    ifk_logits(&m, &st, 0, n, sub);
+    for (int i = 0; i < n; i++)
+        cr_assert_leq(tu_maxrel(sub + (size_t)i * V, full + (size_t)sel[i] * V, V, 1e-3), 1e-4, "row %d", sel[i]);
+    (void)D;
+    free(full);
+    ifk_kvcache_free(&c), ifk_state_free(&st), ifk_model_free(&m);
+}
+
+/* Prefill at p0..p0+T-1, then rotate K by -p0: layer-0 K equals a prefill at 0..T-1 (layer 0's K
+ * depends only on the token and its position). Tolerance 1e-5 of scale: two float rotations. */
+static void rerotation_(ifk_model *m, int T, int p0) {
+    int *ids = malloc(sizeof(int) * T), *pa = malloc(sizeof(int) * T), *pb = malloc(sizeof(int) * T);
+    uint64_t s = 17;
+    for (int t = 0; t < T; t++) ids[t] = (int)((tu_rand(&s) + 1) * 0.5f * (m->cfg.vocab_size - 1)), pa[t] = t, pb[t] = p0 + t;
+    ifk_kvcache a, b;
+    ifk_state st = {0};
+    cr_assert_eq(ifk_kvcache_init(&a, &m->cfg, T), IFK_OK);
+    cr_assert_eq(ifk_kvcache_init(&b, &m->cfg, T), IFK_OK);
+    cr_assert_eq(ifk_forward(m, &st, &a, ids, pa, T, NULL, 0), IFK_OK);
+    cr_assert_eq(ifk_forward(m, &st, &b, ids, pb, T, NULL, 0), IFK_OK);
+    size_t n = (size_t)m->cfg.n_kv_heads * T * m->cfg.head_dim; /* layer 0 */
+    cr_assert_gt(tu_maxrel(b.k, a.k, n, 1e-3), 1e-2, "positions matter before the re-rotation");
+    ifk_kvcache_rerotate(&b, m->inv_freq, m->cfg.rope_style, 0, T, -p0);
+    double e = tu_maxrel(b.k, a.k, n, 1e-3);
+    cr_assert_leq(e, 1e-5, "%s style %d p0 %d: re-rotated layer-0 K differs by %g", m->source, m->cfg.rope_style, p0, e);
+    cr_assert_arr_eq(b.v, a.v, n * sizeof(float), "layer-0 V does not depend on position");
+    for (int t = 0; t < T; t++) cr_assert_eq(b.pos[t], t);
+    free(ids), free(pa), free(pb);
+    ifk_kvcache_free(&a), ifk_kvcache_free(&b), ifk_state_free(&st);
+}
+
+Test(forward, rerotating_k_by_minus_p0_gives_the_prefill_at_zero) {
+    ifk_model m;
+    cr_assert_eq(ifk_model_load_llama2c(&m, STORIES_BIN), IFK_OK);
+    rerotation_(&m, 40, 300);
+    rerotation_(&m, 7, 17);
+    ifk_model_free(&m);
+    cr_assert_eq(ifk_model_random(&m, "dim=256,layers=1,heads=2,kv_heads=2,hidden=64,vocab=64,seq=8192", 2), IFK_OK);
+    m.cfg.rope_style = IFK_ROPE_HALF;
+    rerotation_(&m, 65, 5000);
+    ifk_model_free(&m);
+}
+
+Test(model, random_shapes_parse_and_reject) {
+    ifk_config c;
+    cr_assert_eq(ifk_config_parse_shape(&c, "bench100m"), IFK_OK);
+    cr_assert(c.dim == 1024 && c.n_layers == 8 && c.n_heads == 16 && c.n_kv_heads == 4 && c.hidden_dim == 2816 &&
+              c.vocab_size == 32000 && c.head_dim == 64);
+    cr_assert_eq(ifk_config_parse_shape(&c, "dim=128,layers=2,heads=4,kv_heads=2,hidden=256,vocab=100,seq=64"), IFK_OK);
+    cr_assert(c.seq_len == 64 && c.head_dim == 32);
+    cr_assert_neq(ifk_config_parse_shape(&c, "dim=128,layers=2,heads=4,kv_heads=3,hidden=256,vocab=100"), IFK_OK);
+    cr_assert(strstr(ifk_errmsg(), "n_kv_heads"), "%s", ifk_errmsg());
+    cr_assert_neq(ifk_config_parse_shape(&c, "dim=128,layers=x"), IFK_OK);
+    cr_assert_neq(ifk_config_parse_shape(&c, "nonsense"), IFK_OK);
+    cr_assert_neq(ifk_config_parse_shape(&c, "dim=128,layers=2,heads=4,colour=2,hidden=8,vocab=9"), IFK_OK);
+}
