@@ -2,6 +2,7 @@
  * decode, the query-subset entry point against a full prefill, and K re-rotation. */
 #include <criterion/criterion.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "engine.h"
 #include "testutil.h"
@@ -15,6 +16,35 @@ Test(model, stories260k_config_is_read_from_the_header) {
     cr_assert_eq(c.rope_style, IFK_ROPE_INTERLEAVED);
     cr_assert_eq(m.wcls, m.tok_emb);
     ifk_model_free(&m);
+}
+
+/* A checkpoint with its own classifier (negative vocab in the header, classifier after the RoPE
+ * tables): a copy of stories260K whose classifier is the embedding must give the same logits. */
+Test(model, separate_classifier_checkpoint_loads) {
+    FILE *f = fopen(STORIES_BIN, "rb");
+    cr_assert(f);
+    static char buf[1 << 21];
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    char path[] = "/tmp/ifk_cls_XXXXXX";
+    int fd = mkstemp(path);
+    int32_t v = -512;
+    memcpy(buf + 20, &v, 4);
+    cr_assert_eq(write(fd, buf, n), (ssize_t)n);
+    cr_assert_eq(write(fd, buf + 28, 512 * 64 * sizeof(float)), (ssize_t)(512 * 64 * sizeof(float)));
+    close(fd);
+    ifk_model a, b;
+    cr_assert_eq(ifk_model_load_llama2c(&a, STORIES_BIN), IFK_OK);
+    cr_assert_eq(ifk_model_load_llama2c(&b, path), IFK_OK, "%s", ifk_errmsg());
+    cr_assert(!b.cfg.shared_classifier && b.wcls != b.tok_emb && b.cfg.vocab_size == 512);
+    cr_assert_arr_eq(b.wcls, a.tok_emb, 512 * 64 * sizeof(float));
+    ifk_model_free(&b);
+    /* the same file cut short of its classifier no longer matches its header */
+    cr_assert_eq(truncate(path, (off_t)n), 0);
+    cr_assert_neq(ifk_model_load_llama2c(&b, path), IFK_OK);
+    cr_assert(strstr(ifk_errmsg(), "implies"), "%s", ifk_errmsg());
+    ifk_model_free(&a);
+    unlink(path);
 }
 
 typedef struct {
