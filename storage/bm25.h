@@ -1,0 +1,36 @@
+/* bm25.h — a BM25 index over document texts: built by the cache job over the documents in a
+ * store, saved in the store as index.h5, and searched by `infoflow query --retrieve K`. Local.
+ *
+ * Analysis: a term is a maximal run of ASCII letters/digits (lower-cased) or of bytes >= 0x80
+ * (non-ASCII UTF-8 kept as is); everything else separates terms. No stemming, no stop words
+ * (IDF weighs common words down). Scoring: Okapi BM25 with k1 = 1.2, b = 0.75 and
+ * idf = ln(1 + (N - df + 0.5) / (df + 0.5)). */
+#ifndef IFK_BM25_H
+#define IFK_BM25_H
+
+#include <stddef.h>
+
+#include "status.h"
+
+typedef struct ifk_bm25 ifk_bm25;
+
+ifk_status ifk_bm25_create(ifk_bm25 **ix);
+/* Adds a document; ids must be unique (a repeat is IFK_ERR_ARG). */
+ifk_status ifk_bm25_add(ifk_bm25 *ix, const char *doc_id, const char *text, size_t len);
+int ifk_bm25_ndocs(const ifk_bm25 *ix);
+
+/* Writes the index to path as HDF5, atomically (path.tmp, fsync, rename); layout in
+ * docs/storage.md. Loading checks the format attributes and every dataset's shape and values
+ * (offsets monotonic, doc indices in range) and fails with "PATH: ..." on any inconsistency. */
+ifk_status ifk_bm25_save(const ifk_bm25 *ix, const char *path);
+ifk_status ifk_bm25_load(ifk_bm25 **ix, const char *path);
+
+/* The top k documents for query[0..len): their ids (borrowed from ix) and scores, best first;
+ * equal scores keep insertion order; documents scoring 0 (no query term) are not returned.
+ * *n receives how many were written (<= k). */
+ifk_status ifk_bm25_search(const ifk_bm25 *ix, const char *query, size_t len, int k, const char **ids,
+                           double *scores, int *n);
+
+void ifk_bm25_free(ifk_bm25 **ix);
+
+#endif

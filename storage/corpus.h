@@ -1,0 +1,56 @@
+/* corpus.h — the corpus reader: JSONL, one document per line, {"id": ..., "text": ...} and/or
+ * {"tokens": [ids...]}; other fields are metadata and ignored. Parsed with cJSON. Local.
+ *
+ * ifk_corpus_index makes one pass over the file and keeps only an index (id, line, byte range,
+ * size); ifk_corpus_read re-reads one line when its document is handed out, so the coordinator
+ * never holds the corpus text. Every problem is reported as "FILE:LINE: what is wrong". */
+#ifndef IFK_CORPUS_H
+#define IFK_CORPUS_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "status.h"
+
+typedef struct {
+    char *id;           /* owned; a string id, or an integer id written in decimal */
+    long line;          /* 1-based line number in the file */
+    off_t offset;       /* byte offset of the line */
+    size_t length;      /* bytes of the line, without the newline */
+    size_t size;        /* text bytes, or 4 x tokens when there is no text: the "longest first" key */
+} ifk_corpus_doc;
+
+typedef struct {
+    char path[1024];
+    ifk_corpus_doc *docs; /* (n) in file order */
+    int n;
+    char **bad;           /* (n_bad) "FILE:LINE: problem" for lines skipped under skip_bad */
+    int n_bad;
+} ifk_corpus;
+
+/* One document's content, as read back by ifk_corpus_read. */
+typedef struct {
+    char *id;      /* owned */
+    char *text;    /* owned, NUL-terminated (text_len bytes, may hold no NUL inside); NULL if absent */
+    size_t text_len;
+    int *tokens;   /* owned; NULL if the line has no "tokens" */
+    int n_tokens;
+} ifk_doc;
+
+/* Indexes a corpus. Each bad line — invalid JSON, not an object, missing or non-string "id"
+ * (integers are accepted), duplicate id, neither "text" (a string) nor "tokens" (an array of
+ * non-negative integers), invalid UTF-8 in id or text, an empty id — fails with "FILE:LINE: ..."
+ * unless skip_bad, which records the message in c->bad and goes on. Blank lines are ignored.
+ * A missing or unreadable file fails with "FILE: cannot open ...". */
+ifk_status ifk_corpus_index(ifk_corpus *c, const char *path, int skip_bad);
+
+/* Reads document i (0 <= i < c->n) again from the file. */
+ifk_status ifk_corpus_read(const ifk_corpus *c, int i, ifk_doc *d);
+
+void ifk_doc_free(ifk_doc *d);
+void ifk_corpus_free(ifk_corpus *c);
+
+/* 1 if s[0..n) is valid UTF-8 (no overlongs, no surrogates, <= U+10FFFF). */
+int ifk_utf8_valid(const char *s, size_t n);
+
+#endif
