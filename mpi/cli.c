@@ -6,7 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+static int quiet_;
+void ifk_cli_set_quiet(int quiet) { quiet_ = quiet; }
+
 void ifk_cli_usage(const char *usage, const ifk_opt *opts) {
+    if (quiet_) return;
     printf("%s\n\noptions:\n", usage);
     for (const ifk_opt *o = opts; o->name; o++) {
         char head[64];

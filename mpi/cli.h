@@ -17,6 +17,8 @@ typedef struct {
  * set; *help is set when --help was given (usage already printed). */
 ifk_status ifk_cli_parse(int argc, char **argv, const ifk_opt *opts, const char *usage, int *help);
 void ifk_cli_usage(const char *usage, const ifk_opt *opts);
+/* Nonzero: --help is recognised but prints nothing (ranks other than 0). */
+void ifk_cli_set_quiet(int quiet);
 
 /* Number options with range checks; an unset option (NULL) leaves *out untouched. */
 ifk_status ifk_cli_int(const char *name, const char *s, long lo, long hi, long *out);

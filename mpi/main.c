@@ -9,7 +9,10 @@ static const struct {
     int (*run)(int, char **);
 } cmds_[] = {
     {"generate", "generate text from a model and a prompt", ifk_cmd_generate},
-    {"bench", "benchmarks (prefill) against the measured sgemm peak", ifk_cmd_bench},
+    {"cache", "prefill a corpus into a KV store (under mpirun: many ranks)", ifk_cmd_cache},
+    {"inspect", "summarise a KV store", ifk_cmd_inspect},
+    {"verify", "re-read every dataset of a KV store and report damage", ifk_cmd_verify},
+    {"bench", "benchmarks (prefill, store reads) against measured peaks", ifk_cmd_bench},
 };
 
 static void usage_(FILE *f) {

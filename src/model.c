@@ -267,6 +267,60 @@ ifk_status ifk_model_random(ifk_model *m, const char *shape, uint64_t seed) {
     return IFK_OK;
 }
 
+/* ---- fingerprint ------------------------------------------------------------------------------ */
+
+static uint64_t mix_(uint64_t h, uint64_t w) {
+    h ^= w * 0x9E3779B97F4A7C15ull;
+    h = (h << 27) | (h >> 37);
+    return h * 0xC2B2AE3D27D4EB4Full + 0x165667B19E3779F9ull;
+}
+
+static uint64_t hash_floats_(uint64_t h, const float *p, size_t n) {
+    /* four independent lanes keep the multiply chain from bounding the speed */
+    uint64_t l[4] = {h, h ^ 1, h ^ 2, h ^ 3};
+    size_t i = 0, nw = n / 2;
+    const uint32_t *u = (const uint32_t *)p;
+    for (; i + 4 <= nw; i += 4)
+        for (int k = 0; k < 4; k++) l[k] = mix_(l[k], (uint64_t)u[2 * (i + k)] | (uint64_t)u[2 * (i + k) + 1] << 32);
+    for (; i < nw; i++) l[0] = mix_(l[0], (uint64_t)u[2 * i] | (uint64_t)u[2 * i + 1] << 32);
+    if (n & 1) l[1] = mix_(l[1], u[n - 1]);
+    return mix_(mix_(mix_(mix_(n, l[0]), l[1]), l[2]), l[3]);
+}
+
+void ifk_model_fingerprint(const ifk_model *m, char out[17]) {
+    const ifk_config *c = &m->cfg;
+    const size_t D = c->dim, F = c->hidden_dim, q = (size_t)c->n_heads * c->head_dim,
+                 kv = (size_t)c->n_kv_heads * c->head_dim;
+    int64_t ints[] = {c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->head_dim, c->vocab_size,
+                      c->seq_len, c->rope_style, c->rope_scaling.type, c->rope_scaling.original_max_positions,
+                      c->shared_classifier, c->bos_id, c->eos_id};
+    double dbl[] = {c->norm_eps, c->rope_theta, c->rope_scaling.factor, c->rope_scaling.low_freq_factor,
+                    c->rope_scaling.high_freq_factor};
+    uint64_t h = 0x696E666F666C6F77ull; /* "infoflow" */
+    for (size_t i = 0; i < sizeof ints / sizeof *ints; i++) h = mix_(h, (uint64_t)ints[i]);
+    for (size_t i = 0; i < sizeof dbl / sizeof *dbl; i++) {
+        uint64_t w;
+        memcpy(&w, &dbl[i], 8);
+        h = mix_(h, w);
+    }
+    h = hash_floats_(h, m->tok_emb, (size_t)c->vocab_size * D);
+    for (int l = 0; l < c->n_layers; l++) {
+        const ifk_layer_weights *w = &m->layers[l];
+        h = hash_floats_(h, w->rms_att, D);
+        h = hash_floats_(h, w->wq, q * D);
+        h = hash_floats_(h, w->wk, kv * D);
+        h = hash_floats_(h, w->wv, kv * D);
+        h = hash_floats_(h, w->wo, D * q);
+        h = hash_floats_(h, w->rms_ffn, D);
+        h = hash_floats_(h, w->w1, F * D);
+        h = hash_floats_(h, w->w2, D * F);
+        h = hash_floats_(h, w->w3, F * D);
+    }
+    h = hash_floats_(h, m->rms_final, D);
+    if (!c->shared_classifier) h = hash_floats_(h, m->wcls, (size_t)c->vocab_size * D);
+    snprintf(out, 17, "%016llx", (unsigned long long)h);
+}
+
 void ifk_model_free(ifk_model *m) {
     if (m->map) munmap(m->map, m->map_len);
     free(m->owned);

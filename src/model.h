@@ -84,6 +84,11 @@ void ifk_rope_inv_freq(const ifk_config *cfg, double *inv_freq);
 /* Number of parameters (floats), classifier counted once when shared. */
 size_t ifk_model_params(const ifk_config *cfg);
 
+/* A 64-bit hash of the config (dims, RoPE theta, style and scaling, norm eps, ids) and every
+ * weight, as 16 hex digits: a store built with one model is never reused with another. Reads all
+ * weights once (about 1 GB/s). */
+void ifk_model_fingerprint(const ifk_model *m, char out[17]);
+
 void ifk_model_free(ifk_model *m);
 
 #endif

@@ -47,6 +47,10 @@ ifk_status ifk_corpus_index(ifk_corpus *c, const char *path, int skip_bad);
 /* Reads document i (0 <= i < c->n) again from the file. */
 ifk_status ifk_corpus_read(const ifk_corpus *c, int i, ifk_doc *d);
 
+/* Parses one corpus line (the bytes of a line, as a worker receives it) with the same checks as
+ * ifk_corpus_index; messages start with `where` (e.g. "corpus.jsonl:17"). */
+ifk_status ifk_doc_parse(const char *line, size_t len, const char *where, ifk_doc *d);
+
 void ifk_doc_free(ifk_doc *d);
 void ifk_corpus_free(ifk_corpus *c);
 

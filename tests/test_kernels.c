@@ -233,3 +233,56 @@ Test(attention, query_before_every_key_gets_zeros) {
     ifk_attention(&a, scratch);
     for (int i = 0; i < 8; i++) cr_assert_eq(out[i], 0.0f);
 }
+
+/* ---- storage dtypes ------------------------------------------------------------------------------ */
+
+Test(convert, f16_both_ways_match_the_bit_level_reference) {
+    /* every half value decodes exactly; decode then encode is the identity (NaNs stay NaN) */
+    static uint16_t all[65536], back[65536];
+    static float f[65536];
+    for (int i = 0; i < 65536; i++) all[i] = (uint16_t)i;
+    ifk_f16_to_f32(f, all, 65536);
+    for (int i = 0; i < 65536; i++) {
+        float r = ifk_ref_f16_to_f32((uint16_t)i);
+        if (isnan(r)) cr_assert(isnan(f[i]));
+        else cr_assert_eq(f[i], r, "half 0x%04x -> %g, want %g", i, f[i], r);
+    }
+    ifk_f32_to_f16(back, f, 65536);
+    for (int i = 0; i < 65536; i++)
+        if (!isnan(f[i])) cr_assert_eq(back[i], i, "round trip of half 0x%04x", i);
+    /* floats between halves, ties, overflow, underflow, subnormals */
+    float xs[] = {0.0f, -0.0f, 1.0f, 1.0f + 1.0f / 2048, 1.0f + 3.0f / 2048, 65504.0f, 65520.0f, 65519.99f, 1e6f,
+                  -1e6f, 5.96e-8f, 2.98e-8f, 2.99e-8f, 1e-10f, 6.1e-5f, 3.0e-5f, INFINITY, -INFINITY, 0.1f, -3.14159f};
+    int nx = sizeof xs / sizeof *xs;
+    uint16_t h[32];
+    ifk_f32_to_f16(h, xs, nx);
+    for (int i = 0; i < nx; i++) cr_assert_eq(h[i], ifk_ref_f32_to_f16(xs[i]), "f16(%g)", xs[i]);
+    float *r = tu_randvec(100000, 61, 70000.0f);
+    uint16_t *hr = malloc(2 * 100000);
+    ifk_f32_to_f16(hr, r, 100000);
+    for (int i = 0; i < 100000; i++) cr_assert_eq(hr[i], ifk_ref_f32_to_f16(r[i]), "f16(%.9g)", r[i]);
+    free(r), free(hr);
+}
+
+Test(convert, bf16_rounds_to_nearest_even) {
+    float xs[] = {0.0f, -0.0f, 1.0f, 1.00390625f, 1.01171875f, 3.3e38f, -2.5e-39f, INFINITY, -INFINITY, NAN, 0.1f};
+    int nx = sizeof xs / sizeof *xs;
+    uint16_t h[16];
+    float back[16];
+    ifk_f32_to_bf16(h, xs, nx);
+    ifk_bf16_to_f32(back, h, nx);
+    for (int i = 0; i < nx; i++) {
+        cr_assert_eq(h[i], ifk_ref_f32_to_bf16(xs[i]), "bf16(%g)", xs[i]);
+        if (isnan(xs[i])) cr_assert(isnan(back[i]));
+        else if (isinf(xs[i])) cr_assert_eq(back[i], xs[i]);
+        else cr_assert_leq(fabs(back[i] - xs[i]), fabs(xs[i]) / 256.0 + 1e-40, "bf16 keeps 8 significant bits");
+    }
+    float big = 3.4e38f;
+    ifk_f32_to_bf16(h, &big, 1);
+    cr_assert_eq(h[0], 0x7F80, "beyond bf16's largest finite value rounds to inf");
+    float *r = tu_randvec(100000, 62, 1e6f);
+    uint16_t *hr = malloc(2 * 100000);
+    ifk_f32_to_bf16(hr, r, 100000);
+    for (int i = 0; i < 100000; i++) cr_assert_eq(hr[i], ifk_ref_f32_to_bf16(r[i]));
+    free(r), free(hr);
+}

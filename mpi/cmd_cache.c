@@ -1,0 +1,619 @@
+/* cmd_cache.c — `infoflow cache`: the offline phase. Rank 0 coordinates: it indexes the corpus,
+ * hands documents out longest first, one at a time with two in flight per worker, and records
+ * each committed shard in the manifest. Every rank (rank 0 too, unless --dedicated-coordinator)
+ * prefills chunks on its own and writes its own shards. A rank failure ends the job (MPI_Abort);
+ * rerunning the same command resumes. */
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bm25.h"
+#include "chunk.h"
+#include "cli.h"
+#include "comm.h"
+#include "corpus.h"
+#include "drivers.h"
+#include "engine.h"
+#include "fault.h"
+#include "store.h"
+
+#define PREFETCH 2 /* documents in flight per worker: one being cached, one waiting */
+
+typedef struct {
+    const char *model, *random_model, *tokenizer, *corpus, *store, *chunk_s, *split_s, *dtype_s, *commit_docs_s,
+        *commit_secs_s, *threads_s, *progress_s, *compress_s;
+    int skip_bad, force, dedicated, quiet, help;
+    long chunk_tokens, commit_docs, threads, compress;
+    double commit_secs, progress_secs;
+    ifk_split split;
+    ifk_dtype dtype;
+} opts_;
+
+/* What a rank needs to cache documents: the model, a cache for one chunk, its shard writer. */
+typedef struct {
+    const ifk_comm *comm;
+    const opts_ *o;
+    ifk_model m;
+    ifk_tokenizer *tok;
+    ifk_store_params sp;
+    char dir[1024], run_id[64];
+    ifk_state st;
+    ifk_kvcache cache;
+    float *k, *v;
+    ifk_shard_writer *w;
+    int shard_seq;
+    double first_uncommitted;
+    ifk_doc_rec *pending; /* documents in the open shard */
+    int n_pending, cap_pending;
+    ifk_manifest *man;    /* rank 0 only */
+} worker_;
+
+/* ---- one document ------------------------------------------------------------------------------- */
+
+static ifk_status open_shard_(worker_ *w) {
+    char name[160];
+    snprintf(name, sizeof name, "shard-%s-r%04d-%06d.h5", w->run_id, w->comm->rank, w->shard_seq++);
+    IFK_CHECK(ifk_shard_create(&w->w, w->dir, name, &w->sp, w->comm->rank));
+    w->first_uncommitted = ifk_now();
+    return IFK_OK;
+}
+
+/* Caches one document into the open shard. line names it in messages (corpus file:line). */
+static ifk_status cache_doc_(worker_ *w, const ifk_doc *d, const char *where, void (*between)(void *), void *ctx) {
+    const ifk_config *c = &w->m.cfg;
+    ifk_chunking ch;
+    if (d->tokens) {
+        for (int i = 0; i < d->n_tokens; i++)
+            if (d->tokens[i] >= c->vocab_size)
+                return IFK_FAIL(IFK_ERR_FORMAT, "%s: token %d is outside the model's vocabulary (0..%d)", where,
+                                d->tokens[i], c->vocab_size - 1);
+        IFK_CHECK(ifk_chunk_ids(d->tokens, d->n_tokens, (int)w->o->chunk_tokens, &ch));
+    } else {
+        if (!w->tok)
+            return IFK_FAIL(IFK_ERR_ARG, "%s: document has text but the model has no tokenizer (a random model): give "
+                            "\"tokens\"", where);
+        IFK_CHECK(ifk_chunk_text(w->tok, d->text, d->text_len, (int)w->o->chunk_tokens, w->o->split, &ch));
+    }
+    ifk_status st = IFK_OK;
+    if (!w->w) IFK_CHECK_GOTO(st, open_shard_(w), done);
+    IFK_CHECK_GOTO(st, ifk_shard_begin_doc(w->w, d->id, d->text ? d->text : "", d->text ? d->text_len : 0), done);
+    for (int i = 0; i < ch.n_chunks; i++) {
+        IFK_CHECK_GOTO(st, ifk_prefill_chunk(&w->m, &w->st, &w->cache, ch.tokens + ch.start[i], ch.len[i], w->k, w->v),
+                       done);
+        IFK_CHECK_GOTO(st, ifk_shard_put_chunk(w->w, ch.tokens + ch.start[i], ch.len[i], w->k, w->v), done);
+        if (between) between(ctx);
+    }
+    if (w->n_pending == w->cap_pending) {
+        w->cap_pending = w->cap_pending ? 2 * w->cap_pending : 64;
+        ifk_doc_rec *p = realloc(w->pending, sizeof *p * w->cap_pending);
+        if (!p) { st = IFK_FAIL(IFK_ERR_OOM, "out of memory"); goto done; }
+        w->pending = p;
+    }
+    IFK_CHECK_GOTO(st, ifk_shard_end_doc(w->w, &w->pending[w->n_pending]), done);
+    w->n_pending++;
+done:
+    ifk_chunking_free(&ch);
+    return st;
+}
+
+static int commit_due_(const worker_ *w, int force) {
+    if (!w->w) return 0;
+    return force || w->n_pending >= w->o->commit_docs || ifk_now() - w->first_uncommitted >= w->o->commit_secs;
+}
+
+/* Closes and renames the open shard, then records it: in the manifest on rank 0, by a message to
+ * rank 0 elsewhere. Either way the manifest lists it only after it is complete on disk. */
+static ifk_status commit_(worker_ *w) {
+    char name[256];
+    snprintf(name, sizeof name, "%s", ifk_shard_name(w->w));
+    IFK_CHECK(ifk_shard_commit(&w->w));
+    ifk_status st = IFK_OK;
+    if (w->man) {
+        st = ifk_manifest_add(w->man, name, w->pending, w->n_pending);
+        if (st == IFK_OK) st = ifk_manifest_save(w->man);
+    } else {
+        char *js = ifk_doc_recs_to_json(w->pending, w->n_pending);
+        size_t nl = strlen(name), jl = js ? strlen(js) : 0;
+        char *msg = malloc(nl + jl + 2);
+        if (!js || !msg) {
+            free(js), free(msg);
+            return IFK_FAIL(IFK_ERR_OOM, "out of memory");
+        }
+        memcpy(msg, name, nl);
+        msg[nl] = '\n';
+        memcpy(msg + nl + 1, js, jl + 1);
+        MPI_Send(msg, (int)(nl + jl + 2), MPI_CHAR, 0, IFK_TAG_COMMIT, w->comm->comm);
+        free(js), free(msg);
+    }
+    for (int i = 0; i < w->n_pending; i++) ifk_doc_rec_free(&w->pending[i]);
+    w->n_pending = 0;
+    return st;
+}
+
+/* ---- messages ------------------------------------------------------------------------------------ */
+
+/* DOC message: int32 header {ordinal (-1 = no more documents), line} then the JSON line itself,
+ * which the worker parses with the same corpus reader. */
+typedef struct {
+    int32_t ordinal, line;
+} doc_hdr_;
+
+typedef struct {
+    MPI_Request req;
+    char *buf;
+} pending_send_;
+
+/* ---- the coordinator ----------------------------------------------------------------------------- */
+
+typedef struct {
+    worker_ *w;
+    ifk_corpus corpus;
+    int *queue;      /* corpus ordinals to cache, longest first */
+    int n_queue, next;
+    int *in_flight;  /* per worker rank: documents sent and not yet reported */
+    char *stopped;   /* per worker rank: the end was sent */
+    int done_workers;
+    pending_send_ *sends;
+    int n_sends, cap_sends;
+    /* progress */
+    double t0, last_print, bytes_total, bytes_done;
+    long docs_done, tokens_done;
+    int tty;
+} coord_;
+
+static void progress_(coord_ *c, int final) {
+    if (c->w->o->quiet) return;
+    double now = ifk_now(), el = now - c->t0;
+    if (!final && now - c->last_print < (c->tty ? 0.25 : c->w->o->progress_secs)) return;
+    c->last_print = now;
+    double rate = el > 0 ? c->tokens_done / el : 0, brate = el > 0 ? c->bytes_done / el : 0;
+    double eta = brate > 0 ? (c->bytes_total - c->bytes_done) / brate : 0;
+    if (c->tty) {
+        int bar = c->n_queue ? (int)(30.0 * c->docs_done / c->n_queue) : 30;
+        char b[31];
+        for (int i = 0; i < 30; i++) b[i] = i < bar ? '#' : '.';
+        b[30] = '\0';
+        fprintf(stderr, "\r[%s] %ld/%d docs  %.0f tok/s  ETA %02d:%02d%s", b, c->docs_done, c->n_queue, rate,
+                (int)eta / 60, (int)eta % 60, final ? "\n" : "");
+    } else {
+        fprintf(stderr, "cache: %ld/%d docs, %ld tokens, %.0f tok/s, elapsed %.0f s, ETA %.0f s\n", c->docs_done,
+                c->n_queue, c->tokens_done, rate, el, eta);
+    }
+    fflush(stderr);
+}
+
+static void send_next_(coord_ *c, int dst) {
+    const ifk_comm *cm = c->w->comm;
+    if (c->stopped[dst]) return;
+    doc_hdr_ h = {-1, 0};
+    size_t len = 0;
+    char *line = NULL;
+    if (c->next < c->n_queue) {
+        int o = c->queue[c->next++];
+        const ifk_corpus_doc *d = &c->corpus.docs[o];
+        h.ordinal = o;
+        h.line = (int32_t)d->line;
+        len = d->length;
+        line = malloc(len);
+        FILE *f = line ? fopen(c->corpus.path, "rb") : NULL;
+        if (!f || fseeko(f, d->offset, SEEK_SET) != 0 || fread(line, 1, len, f) != len) {
+            if (f) fclose(f);
+            IFK_FAIL(IFK_ERR_IO, "%s:%ld: cannot re-read the line", c->corpus.path, d->line);
+            ifk_comm_abort(cm);
+        }
+        fclose(f);
+        c->in_flight[dst]++;
+    } else {
+        c->stopped[dst] = 1;
+    }
+    char *buf = malloc(sizeof h + len);
+    if (!buf) {
+        IFK_FAIL(IFK_ERR_OOM, "out of memory");
+        ifk_comm_abort(cm);
+    }
+    memcpy(buf, &h, sizeof h);
+    if (len) memcpy(buf + sizeof h, line, len);
+    free(line);
+    if (c->n_sends == c->cap_sends) {
+        c->cap_sends = c->cap_sends ? 2 * c->cap_sends : 16;
+        c->sends = realloc(c->sends, sizeof *c->sends * c->cap_sends);
+        if (!c->sends) {
+            IFK_FAIL(IFK_ERR_OOM, "out of memory");
+            ifk_comm_abort(cm);
+        }
+    }
+    pending_send_ *p = &c->sends[c->n_sends++];
+    p->buf = buf;
+    MPI_Isend(buf, (int)(sizeof h + len), MPI_CHAR, dst, IFK_TAG_DOC, cm->comm, &p->req);
+}
+
+static void reap_sends_(coord_ *c) {
+    for (int i = 0; i < c->n_sends;) {
+        int done = 0;
+        MPI_Test(&c->sends[i].req, &done, MPI_STATUS_IGNORE);
+        if (done) {
+            free(c->sends[i].buf);
+            c->sends[i] = c->sends[--c->n_sends];
+        } else {
+            i++;
+        }
+    }
+}
+
+/* Handles one message from a worker. */
+static void handle_(coord_ *c, MPI_Status *s) {
+    const ifk_comm *cm = c->w->comm;
+    int n;
+    MPI_Get_count(s, MPI_CHAR, &n);
+    char *buf = malloc((size_t)n + 1);
+    if (!buf) {
+        IFK_FAIL(IFK_ERR_OOM, "out of memory");
+        ifk_comm_abort(cm);
+    }
+    MPI_Recv(buf, n, MPI_CHAR, s->MPI_SOURCE, s->MPI_TAG, cm->comm, MPI_STATUS_IGNORE);
+    buf[n] = '\0';
+    if (s->MPI_TAG == IFK_TAG_REQ) {
+        int32_t r[2];
+        memcpy(r, buf, sizeof r);
+        c->in_flight[s->MPI_SOURCE]--;
+        c->docs_done++;
+        c->tokens_done += r[1];
+        c->bytes_done += (double)c->corpus.docs[r[0]].size;
+        send_next_(c, s->MPI_SOURCE);
+        progress_(c, 0);
+    } else if (s->MPI_TAG == IFK_TAG_COMMIT) {
+        char *nl = strchr(buf, '\n');
+        ifk_doc_rec *docs = NULL;
+        int nd = 0;
+        if (!nl) {
+            IFK_FAIL(IFK_ERR_INTERNAL, "malformed commit message from rank %d", s->MPI_SOURCE);
+            ifk_comm_abort(cm);
+        }
+        *nl = '\0';
+        if (ifk_doc_recs_from_json(nl + 1, &docs, &nd) != IFK_OK || ifk_manifest_add(c->w->man, buf, docs, nd) != IFK_OK ||
+            ifk_manifest_save(c->w->man) != IFK_OK)
+            ifk_comm_abort(cm);
+        for (int i = 0; i < nd; i++) ifk_doc_rec_free(&docs[i]);
+        free(docs);
+    } else if (s->MPI_TAG == IFK_TAG_DONE) {
+        c->done_workers++;
+    }
+    free(buf);
+}
+
+static void service_(void *ctx) {
+    coord_ *c = ctx;
+    const ifk_comm *cm = c->w->comm;
+    for (;;) {
+        int flag = 0;
+        MPI_Status s;
+        MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, cm->comm, &flag, &s);
+        if (!flag) break;
+        handle_(c, &s);
+    }
+    reap_sends_(c);
+}
+
+static int by_size_desc_(const void *a, const void *b, void *ctx) {
+    const ifk_corpus *c = ctx;
+    size_t sa = c->docs[*(const int *)a].size, sb = c->docs[*(const int *)b].size;
+    if (sa != sb) return sa > sb ? -1 : 1;
+    return *(const int *)a - *(const int *)b;
+}
+
+static void coordinate_(worker_ *w) {
+    const ifk_comm *cm = w->comm;
+    const opts_ *o = w->o;
+    coord_ c = {.w = w};
+    c.corpus = (ifk_corpus){0};
+    ifk_status st = ifk_corpus_index(&c.corpus, o->corpus, o->skip_bad);
+    if (st != IFK_OK) ifk_comm_abort(cm);
+    c.queue = malloc(sizeof(int) * (size_t)(c.corpus.n + 1));
+    c.in_flight = calloc((size_t)cm->size, sizeof(int));
+    c.stopped = calloc((size_t)cm->size, 1);
+    if (!c.queue || !c.in_flight || !c.stopped) {
+        IFK_FAIL(IFK_ERR_OOM, "out of memory");
+        ifk_comm_abort(cm);
+    }
+    int skipped = 0;
+    for (int i = 0; i < c.corpus.n; i++) {
+        if (ifk_manifest_find(w->man, c.corpus.docs[i].id) >= 0) {
+            skipped++;
+            continue;
+        }
+        c.queue[c.n_queue++] = i;
+        c.bytes_total += (double)c.corpus.docs[i].size;
+    }
+    qsort_r(c.queue, (size_t)c.n_queue, sizeof(int), by_size_desc_, &c.corpus);
+    c.t0 = c.last_print = ifk_now();
+    c.tty = isatty(2);
+    if (!o->quiet)
+        fprintf(stderr, "cache: %d documents in %s, %d already in the store, %d to cache on %d rank%s%s\n", c.corpus.n,
+                o->corpus, skipped, c.n_queue, cm->size, cm->size > 1 ? "s" : "",
+                o->dedicated && cm->size > 1 ? " (rank 0 only coordinates)" : "");
+    for (int r = 1; r < cm->size; r++)
+        for (int k = 0; k < PREFETCH; k++) send_next_(&c, r);
+    const int self = !(o->dedicated && cm->size > 1);
+    for (;;) {
+        service_(&c);
+        if (self && c.next < c.n_queue) {
+            int ord = c.queue[c.next++];
+            const ifk_corpus_doc *cd = &c.corpus.docs[ord];
+            ifk_doc d;
+            char where[1100];
+            snprintf(where, sizeof where, "%s:%ld", c.corpus.path, cd->line);
+            if (ifk_corpus_read(&c.corpus, ord, &d) != IFK_OK || cache_doc_(w, &d, where, service_, &c) != IFK_OK)
+                ifk_comm_abort(cm);
+            c.docs_done++;
+            c.tokens_done += w->pending[w->n_pending - 1].n_tokens;
+            c.bytes_done += (double)cd->size;
+            ifk_doc_free(&d);
+            if (commit_due_(w, 0) && commit_(w) != IFK_OK) ifk_comm_abort(cm);
+            progress_(&c, 0);
+            continue;
+        }
+        if (w->w && commit_(w) != IFK_OK) ifk_comm_abort(cm);
+        if (c.next >= c.n_queue && c.done_workers == cm->size - 1) break;
+        MPI_Status s; /* nothing of our own to do: wait for a worker */
+        MPI_Probe(MPI_ANY_SOURCE, MPI_ANY_TAG, cm->comm, &s);
+        handle_(&c, &s);
+    }
+    while (c.n_sends > 0) reap_sends_(&c);
+    progress_(&c, 1);
+    double el = ifk_now() - c.t0;
+    if (!o->quiet)
+        fprintf(stderr, "cache: cached %ld documents (%ld tokens) in %.1f s, %.0f tok/s; the store holds %d documents, "
+                "%lld chunks, %lld tokens\n", c.docs_done, c.tokens_done, el, el > 0 ? c.tokens_done / el : 0.0,
+                w->man->n_docs, w->man->n_chunks, w->man->n_tokens);
+    for (int i = 0; i < c.corpus.n_bad; i++) fprintf(stderr, "cache: skipped bad line: %s\n", c.corpus.bad[i]);
+    free(c.queue);
+    free(c.in_flight);
+    free(c.stopped);
+    free(c.sends);
+    ifk_corpus_free(&c.corpus);
+}
+
+/* ---- a worker ----------------------------------------------------------------------------------- */
+
+static void work_(worker_ *w) {
+    const ifk_comm *cm = w->comm;
+    for (;;) {
+        MPI_Status s;
+        MPI_Probe(0, IFK_TAG_DOC, cm->comm, &s);
+        int n;
+        MPI_Get_count(&s, MPI_CHAR, &n);
+        char *buf = malloc((size_t)n + 1);
+        if (!buf) {
+            IFK_FAIL(IFK_ERR_OOM, "out of memory");
+            ifk_comm_abort(cm);
+        }
+        MPI_Recv(buf, n, MPI_CHAR, 0, IFK_TAG_DOC, cm->comm, MPI_STATUS_IGNORE);
+        doc_hdr_ h;
+        memcpy(&h, buf, sizeof h);
+        if (h.ordinal < 0) {
+            free(buf);
+            break;
+        }
+        buf[n] = '\0';
+        ifk_doc d;
+        char where[1100];
+        snprintf(where, sizeof where, "%s:%d", w->o->corpus, h.line);
+        if (ifk_doc_parse(buf + sizeof h, (size_t)n - sizeof h, where, &d) != IFK_OK ||
+            cache_doc_(w, &d, where, NULL, NULL) != IFK_OK)
+            ifk_comm_abort(cm);
+        ifk_doc_free(&d);
+        free(buf);
+        int32_t r[2] = {h.ordinal, w->pending[w->n_pending - 1].n_tokens};
+        if (commit_due_(w, 0) && commit_(w) != IFK_OK) ifk_comm_abort(cm);
+        MPI_Send(r, (int)sizeof r, MPI_CHAR, 0, IFK_TAG_REQ, cm->comm);
+    }
+    if (w->w && commit_(w) != IFK_OK) ifk_comm_abort(cm);
+    MPI_Send(NULL, 0, MPI_CHAR, 0, IFK_TAG_DONE, cm->comm);
+}
+
+/* ---- set-up ------------------------------------------------------------------------------------ */
+
+static ifk_status parse_opts_(int argc, char **argv, opts_ *o, int quiet_help) {
+    memset(o, 0, sizeof *o);
+    o->chunk_tokens = 128;
+    o->commit_docs = 64;
+    o->commit_secs = 60;
+    o->progress_secs = 10;
+    o->split_s = "tokens";
+    o->dtype_s = "f16";
+    const ifk_opt opts[] = {
+        {"model", "PATH", "checkpoint file or folder (as for generate)", &o->model, NULL},
+        {"random-model", "SHAPE", "random weights of a shape instead (benchmarks; the corpus must give \"tokens\")",
+         &o->random_model, NULL},
+        {"tokenizer", "FILE", "tokenizer.bin (default: beside the checkpoint)", &o->tokenizer, NULL},
+        {"corpus", "FILE", "JSONL, one {\"id\": ..., \"text\": ... | \"tokens\": [...]} per line (required)", &o->corpus,
+         NULL},
+        {"store", "DIR", "store folder, created if needed (required)", &o->store, NULL},
+        {"chunk-tokens", "N", "tokens per chunk at most (default 128)", &o->chunk_s, NULL},
+        {"split", "HOW", "tokens: cut every N tokens (default); paragraphs: whole paragraphs packed into chunks",
+         &o->split_s, NULL},
+        {"dtype", "T", "f16 (default), bf16 or f32", &o->dtype_s, NULL},
+        {"compress", "LEVEL", "deflate level 1-9 with shuffle (default 0: none)", &o->compress_s, NULL},
+        {"skip-bad", NULL, "skip bad corpus lines and list them at the end, instead of failing", NULL, &o->skip_bad},
+        {"force", NULL, "rebuild a store made with another model, format or layout (deletes its shards)", NULL,
+         &o->force},
+        {"dedicated-coordinator", NULL, "rank 0 only hands out work (default: it caches too)", NULL, &o->dedicated},
+        {"commit-docs", "N", "commit a rank's shard after N documents (default 64)", &o->commit_docs_s, NULL},
+        {"commit-seconds", "S", "... or after S seconds (default 60)", &o->commit_secs_s, NULL},
+        {"threads", "N", "BLAS threads per rank (default: the node's cores shared by its ranks)", &o->threads_s, NULL},
+        {"progress-seconds", "S", "interval of the plain progress lines when stderr is not a terminal (default 10)",
+         &o->progress_s, NULL},
+        {"quiet", NULL, "no progress or summary", NULL, &o->quiet},
+        {NULL, NULL, NULL, NULL, NULL}};
+    const char *usage =
+        "usage: [mpirun -n P] infoflow cache --model M --corpus FILE --store DIR [options]\n"
+        "Prefills every document of a corpus, chunk by chunk, into a KV store; rerun the same command to resume.";
+    ifk_cli_set_quiet(quiet_help);
+    IFK_CHECK(ifk_cli_parse(argc, argv, opts, usage, &o->help));
+    if (o->help) return IFK_OK;
+    IFK_CHECK_ARG(!o->model != !o->random_model, "cache: give exactly one of --model PATH or --random-model SHAPE");
+    IFK_CHECK_ARG(o->corpus, "cache: --corpus FILE is required");
+    IFK_CHECK_ARG(o->store, "cache: --store DIR is required");
+    IFK_CHECK(ifk_cli_int("chunk-tokens", o->chunk_s, 1, 1 << 20, &o->chunk_tokens));
+    IFK_CHECK(ifk_cli_int("commit-docs", o->commit_docs_s, 1, 1 << 30, &o->commit_docs));
+    IFK_CHECK(ifk_cli_double("commit-seconds", o->commit_secs_s, 0, 1e9, &o->commit_secs));
+    IFK_CHECK(ifk_cli_double("progress-seconds", o->progress_s, 0, 1e9, &o->progress_secs));
+    IFK_CHECK(ifk_cli_int("threads", o->threads_s, 1, 1024, &o->threads));
+    IFK_CHECK(ifk_cli_int("compress", o->compress_s, 0, 9, &o->compress));
+    if (!strcmp(o->split_s, "tokens")) o->split = IFK_SPLIT_TOKENS;
+    else if (!strcmp(o->split_s, "paragraphs")) o->split = IFK_SPLIT_PARAGRAPHS;
+    else return IFK_FAIL(IFK_ERR_ARG, "--split '%s' is not tokens or paragraphs", o->split_s);
+    IFK_CHECK(ifk_dtype_parse(o->dtype_s, &o->dtype));
+    return IFK_OK;
+}
+
+static ifk_status mkdirs_(const char *dir) {
+    char p[1024];
+    snprintf(p, sizeof p, "%s", dir);
+    for (char *s = p + 1;; s++) {
+        char c = *s;
+        if (c != '/' && c != '\0') continue;
+        *s = '\0';
+        if (mkdir(p, 0755) != 0 && errno != EEXIST) return IFK_FAIL(IFK_ERR_IO, "%s: cannot create: %s", p, strerror(errno));
+        *s = c;
+        if (!c) break;
+    }
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) return IFK_FAIL(IFK_ERR_IO, "%s: not a folder", dir);
+    return IFK_OK;
+}
+
+/* Rank 0: opens or creates the store, checks it was made for this model and layout, locks it and
+ * removes what a crash left behind. */
+static ifk_status open_store_(worker_ *w, int *lock_fd) {
+    const opts_ *o = w->o;
+    IFK_CHECK(mkdirs_(o->store));
+    IFK_CHECK(ifk_store_lock(o->store, lock_fd));
+    char mpath[2048];
+    snprintf(mpath, sizeof mpath, "%s/%s", o->store, IFK_MANIFEST);
+    struct stat st;
+    w->man = ifk_calloc(1, sizeof *w->man, "manifest");
+    if (!w->man) return IFK_ERR_OOM;
+    if (o->force) IFK_CHECK(ifk_store_wipe(o->store));
+    if (stat(mpath, &st) == 0) {
+        IFK_CHECK(ifk_manifest_load(w->man, o->store));
+        IFK_CHECK(ifk_store_params_check(&w->man->p, &w->sp, o->store, 1));
+    } else {
+        ifk_manifest_init(w->man, o->store, &w->sp);
+        IFK_CHECK(ifk_manifest_save(w->man));
+    }
+    int removed = 0;
+    IFK_CHECK(ifk_store_clean(w->man, &removed));
+    if (removed && !o->quiet)
+        fprintf(stderr, "cache: removed %d incomplete file%s left by an interrupted run\n", removed, removed > 1 ? "s" : "");
+    return IFK_OK;
+}
+
+/* Rank 0: the BM25 index over every document of the store, from the texts in the shards. */
+static ifk_status build_index_(const char *dir) {
+    ifk_store *s = NULL;
+    ifk_bm25 *ix = NULL;
+    IFK_CHECK(ifk_store_open(&s, dir));
+    ifk_status st = ifk_bm25_create(&ix);
+    const ifk_manifest *m = ifk_store_manifest(s);
+    for (int d = 0; st == IFK_OK && d < m->n_docs; d++) {
+        char *text;
+        size_t len;
+        st = ifk_store_read_text(s, d, &text, &len);
+        if (st == IFK_OK) st = ifk_bm25_add(ix, m->docs[d].id, text, len), free(text);
+    }
+    if (st == IFK_OK) {
+        char path[2048];
+        snprintf(path, sizeof path, "%s/%s", dir, IFK_INDEX);
+        st = ifk_bm25_save(ix, path);
+    }
+    ifk_bm25_free(&ix);
+    ifk_store_close(&s);
+    return st;
+}
+
+int ifk_cmd_cache(int argc, char **argv) {
+    ifk_comm cm;
+    if (ifk_comm_init(&cm, &argc, &argv) != IFK_OK) {
+        ifk_err_print();
+        return 1;
+    }
+    ifk_fault_set_rank(cm.rank);
+    opts_ o;
+    worker_ w = {.comm = &cm, .o = &o};
+    int lock_fd = -1, rc = 1;
+    /* every rank parses the same argv, so every rank reaches the same verdict */
+    if (parse_opts_(argc, argv, &o, cm.rank != 0) != IFK_OK) {
+        if (cm.rank == 0) ifk_err_print();
+        goto out;
+    }
+    if (o.help) {
+        rc = 0;
+        goto out;
+    }
+    int compute_here = cm.local_size - (o.dedicated && cm.size > 1 && cm.rank / cm.local_size == 0 ? 1 : 0);
+    int threads = o.threads ? (int)o.threads : ifk_comm_blas_threads(&cm, compute_here);
+    ifk_blas_set_threads(threads);
+    snprintf(w.dir, sizeof w.dir, "%s", o.store);
+
+    /* every rank loads the model; rank 0 fingerprints it and prepares the store */
+    ifk_status st = o.model ? ifk_engine_load(o.model, o.tokenizer, &w.m, &w.tok) : ifk_model_random(&w.m, o.random_model, 1);
+    if (st == IFK_OK && o.chunk_tokens + IFK_CHUNK_PREFIX > w.m.cfg.seq_len)
+        st = IFK_FAIL(IFK_ERR_ARG, "--chunk-tokens %ld plus the BOS prefix exceeds the model's %d positions",
+                      o.chunk_tokens, w.m.cfg.seq_len);
+    if (st == IFK_OK) st = ifk_kvcache_init(&w.cache, &w.m.cfg, (int)o.chunk_tokens + IFK_CHUNK_PREFIX);
+    if (st == IFK_OK) {
+        size_t nel = (size_t)w.m.cfg.n_layers * w.m.cfg.n_kv_heads * o.chunk_tokens * w.m.cfg.head_dim;
+        w.k = ifk_malloc(nel * sizeof(float), "chunk K");
+        w.v = ifk_malloc(nel * sizeof(float), "chunk V");
+        if (!w.k || !w.v) st = IFK_ERR_OOM;
+    }
+    if (ifk_comm_agree(&cm, st) != IFK_OK) goto out;
+    if (cm.rank == 0) {
+        char fp[17];
+        ifk_model_fingerprint(&w.m, fp);
+        ifk_store_params_from_model(&w.sp, &w.m, fp);
+        w.sp.dtype = o.dtype;
+        w.sp.chunk_tokens = (int)o.chunk_tokens;
+        w.sp.split = o.split;
+        w.sp.compress = (int)o.compress;
+        st = open_store_(&w, &lock_fd);
+        time_t now = time(NULL);
+        char t[32];
+        strftime(t, sizeof t, "%Y%m%dT%H%M%S", gmtime(&now));
+        snprintf(w.run_id, sizeof w.run_id, "%s-%05x", t, (unsigned)getpid() & 0xfffff);
+    }
+    if (ifk_comm_agree(&cm, st) != IFK_OK) goto out;
+    MPI_Bcast(&w.sp, (int)sizeof w.sp, MPI_BYTE, 0, cm.comm);
+    MPI_Bcast(w.run_id, (int)sizeof w.run_id, MPI_CHAR, 0, cm.comm);
+
+    if (cm.rank == 0) coordinate_(&w);
+    else work_(&w);
+
+    if (cm.rank == 0) {
+        if (build_index_(o.store) != IFK_OK) ifk_comm_abort(&cm);
+    }
+    rc = 0;
+out:
+    if (w.w) ifk_shard_abort(&w.w);
+    for (int i = 0; i < w.n_pending; i++) ifk_doc_rec_free(&w.pending[i]);
+    free(w.pending);
+    if (w.man) {
+        ifk_manifest_free(w.man);
+        free(w.man);
+    }
+    ifk_store_unlock(lock_fd);
+    free(w.k);
+    free(w.v);
+    ifk_kvcache_free(&w.cache);
+    ifk_state_free(&w.st);
+    ifk_tokenizer_free(&w.tok);
+    ifk_model_free(&w.m);
+    ifk_comm_finalize(&cm);
+    return rc;
+}

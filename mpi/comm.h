@@ -1,0 +1,43 @@
+/* comm.h — the job's communicator and the few MPI facts every driver needs. All MPI of infoflow
+ * lives in mpi/; the engine and storage see plain ints.
+ *
+ * Collective on MPI_COMM_WORLD: ifk_comm_init, ifk_comm_agree, ifk_comm_finalize.
+ * Local: ifk_comm_abort (ends every rank), ifk_comm_blas_threads. */
+#ifndef IFK_COMM_H
+#define IFK_COMM_H
+
+#include <mpi.h>
+
+#include "status.h"
+
+typedef struct {
+    MPI_Comm comm;   /* a private duplicate of MPI_COMM_WORLD: our tags never meet a user's */
+    int rank, size;
+    int local_rank, local_size; /* among the ranks on this node */
+} ifk_comm;
+
+/* The tags of the coordinator/worker protocols. */
+enum {
+    IFK_TAG_DOC = 101,    /* coordinator -> worker: a document to cache, or the end */
+    IFK_TAG_REQ = 102,    /* worker -> coordinator: one document finished, send another */
+    IFK_TAG_COMMIT = 103, /* worker -> coordinator: a committed shard and its documents */
+    IFK_TAG_DONE = 104    /* worker -> coordinator: no more commits will come */
+};
+
+ifk_status ifk_comm_init(ifk_comm *c, int *argc, char ***argv);
+void ifk_comm_finalize(ifk_comm *c);
+
+/* Every rank passes its status; returns IFK_OK on all ranks iff every rank passed IFK_OK.
+ * Otherwise the lowest failing rank prints its message (prefixed by its rank when size > 1) and
+ * every rank gets that rank's status code. Use it where ranks can fail independently (loading a
+ * model), so that one message is printed and nobody waits. */
+ifk_status ifk_comm_agree(const ifk_comm *c, ifk_status mine);
+
+/* Prints this rank's error and ends the whole job with MPI_Abort (exit code 1). */
+void ifk_comm_abort(const ifk_comm *c) __attribute__((noreturn));
+
+/* A sane OpenBLAS thread count for this rank: the node's cores shared by its ranks (at least 1);
+ * 0 when OPENBLAS_NUM_THREADS is set, to leave the user's choice alone. */
+int ifk_comm_blas_threads(const ifk_comm *c, int compute_ranks_here);
+
+#endif

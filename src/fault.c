@@ -1,0 +1,36 @@
+/* fault.c — environment-driven fault points (fault.h). */
+#include "fault.h"
+
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static int rank_ = -1;
+
+void ifk_fault_set_rank(int rank) { rank_ = rank; }
+
+int ifk_fault(const char *point) {
+    static int init = 0, hits = 0, target = 0, kill_ = 1;
+    static char name[128];
+    if (!init) {
+        init = 1;
+        const char *f = getenv("INFOFLOW_FAULT"), *r = getenv("INFOFLOW_FAULT_RANK"), *a = getenv("INFOFLOW_FAULT_ACTION");
+        if (!f || !*f) return 0;
+        const char *colon = strrchr(f, ':');
+        size_t n = colon ? (size_t)(colon - f) : strlen(f);
+        if (n >= sizeof name) return 0;
+        memcpy(name, f, n);
+        name[n] = '\0';
+        target = colon ? atoi(colon + 1) : 1;
+        if (r && *r && atoi(r) != rank_) target = 0;
+        kill_ = !(a && !strcmp(a, "fail"));
+    }
+    if (target <= 0 || strcmp(point, name)) return 0;
+    if (++hits != target) return 0;
+    if (kill_) {
+        raise(SIGKILL);
+        _exit(137);
+    }
+    return 1;
+}
