@@ -73,7 +73,9 @@ case "${1:-demo}" in
     ctest --test-dir build --output-on-failure
     log "tests: ASan+UBSan build"
     build build-asan -DCMAKE_BUILD_TYPE=Debug -DINFOFLOW_SANITIZE=ON
+    # full stacks (fast_unwind_on_malloc=0) so that the suppressions can see Open MPI's own frames
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+      LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp:print_suppressions=0:fast_unwind_on_malloc=0 \
       ctest --test-dir build-asan --output-on-failure
     ;;
   *) echo "usage: bash setup.sh [demo|test|build]" >&2; exit 2 ;;

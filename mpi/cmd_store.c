@@ -152,9 +152,13 @@ int ifk_cmd_verify(int argc, char **argv) {
         return 1;
     }
     ifk_manifest m;
-    int nd = ifk_manifest_load(&m, dir) == IFK_OK ? m.n_docs : 0;
-    long long nc = nd ? m.n_chunks : 0;
-    if (nd) ifk_manifest_free(&m);
+    int nd = 0;
+    long long nc = 0;
+    if (ifk_manifest_load(&m, dir) == IFK_OK) {
+        nd = m.n_docs;
+        nc = m.n_chunks;
+        ifk_manifest_free(&m);
+    }
     if (bad || diffs) {
         fprintf(stderr, "infoflow: error: %s: %d damaged dataset%s%s\n", dir, bad, bad == 1 ? "" : "s",
                 diffs ? ", and differences from the other store" : "");

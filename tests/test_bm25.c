@@ -19,6 +19,13 @@
 
 /* ---- fixture: a fresh temp directory per test ------------------------------------------------- */
 
+/* every file-attached HDF5 id bm25.c opened (files, groups, datasets, attributes) is closed again,
+ * on success and on failure; HDF5 1.10 has no public count of dataspace or transient type ids */
+static void no_open_h5_(const char *after) {
+    ssize_t n = H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL);
+    cr_assert_eq(n, 0, "%zd HDF5 objects left open after %s", n, after);
+}
+
 static char dir_[64];
 static char path_[256]; /* dir_/index.h5 */
 
@@ -429,9 +436,11 @@ Test(bm25, save_and_load_give_identical_results) {
     cr_assert_eq(ifk_bm25_save(ix, path_), IFK_OK, "%s", ifk_errmsg());
     cr_assert(exists_(path_));
     cr_assert(!exists_(tmp_("index.h5.tmp")), "the temporary file was renamed");
+    no_open_h5_("save");
     ifk_bm25 *lx = NULL;
     cr_assert_eq(ifk_bm25_load(&lx, path_), IFK_OK, "%s", ifk_errmsg());
     cr_assert_eq(ifk_bm25_ndocs(lx), RDOCS + 4);
+    no_open_h5_("load");
     static const char *qs[] = {"alpha",       "beta gamma",       "theta eta zeta eps", "ALPHA alpha delta",
                                "cat mat",     "zzz",              "42",                 "caf\xc3\xa9",
                                "cr\xc3\xa8me", "unknown",          "alpha beta gamma delta eps zeta eta theta the"};
@@ -477,6 +486,8 @@ Test(bm25, save_into_a_missing_directory_fails_naming_the_path) {
     cr_assert_neq(st, IFK_OK);
     cr_assert_eq(st, IFK_ERR_H5, "%s", ifk_status_name(st));
     cr_assert(strstr(ifk_errmsg(), p), "%s", ifk_errmsg());
+    no_open_h5_("a failed save");
+    cr_assert(!exists_(tmp_("no")), "nothing was created");
     ifk_bm25_free(&ix);
 }
 
@@ -509,6 +520,7 @@ static void expect_load_fails_(const char *p, ifk_status code, const char *what)
     cr_assert(!strncmp(ifk_errmsg(), p, strlen(p)) && ifk_errmsg()[strlen(p)] == ':', "message starts with the path: %s",
               ifk_errmsg());
     if (what) cr_assert(strstr(ifk_errmsg(), what), "message mentions '%s': %s", what, ifk_errmsg());
+    no_open_h5_(p);
 }
 
 Test(bm25, missing_non_hdf5_and_truncated_files_fail_with_the_path) {
@@ -584,6 +596,18 @@ static void len_plus_(void *b, hsize_t n) {
     ((int32_t *)b)[1] += 1;
 }
 
+static void off_drop_(void *b, hsize_t n) {
+    (void)n;
+    ((int64_t *)b)[2] = 0; /* 0, 1, 0, ...: term 0 is right, term 1 runs backwards */
+}
+static void df_last_plus_(void *b, hsize_t n) { ((int32_t *)b)[n - 1] += 1; }
+static void off_last_plus_(void *b, hsize_t n) { ((int64_t *)b)[n - 1] += 1; }
+/* df and offsets agree with each other but point past the end of /post_docs */
+static void t_off_past_end(hid_t f) {
+    rw_ds_(f, "/df", H5T_NATIVE_INT32, 4, df_last_plus_);
+    rw_ds_(f, "/post_offsets", H5T_NATIVE_INT64, 8, off_last_plus_);
+}
+static void t_off_drop(hid_t f) { rw_ds_(f, "/post_offsets", H5T_NATIVE_INT64, 8, off_drop_); }
 static void t_off_swap(hid_t f) { rw_ds_(f, "/post_offsets", H5T_NATIVE_INT64, 8, off_swap_); }
 static void t_off_end(hid_t f) { rw_ds_(f, "/post_offsets", H5T_NATIVE_INT64, 8, off_end_); }
 static void t_off_start(hid_t f) { rw_ds_(f, "/post_offsets", H5T_NATIVE_INT64, 8, off_start_); }
@@ -672,6 +696,8 @@ Test(bm25, damaged_indexes_fail_with_the_path_and_the_problem) {
 
     tamper_(path_, "off_swap.h5", t_off_swap, IFK_ERR_FORMAT, "/post_offsets");
     tamper_(path_, "off_end.h5", t_off_end, IFK_ERR_FORMAT, "/post_offsets");
+    tamper_(path_, "off_past_end.h5", t_off_past_end, IFK_ERR_FORMAT, "/post_offsets ends at 17 but /post_docs has 16");
+    tamper_(path_, "off_drop.h5", t_off_drop, IFK_ERR_FORMAT, "/post_offsets is not monotonic at 1");
     tamper_(path_, "off_start.h5", t_off_start, IFK_ERR_FORMAT, "/post_offsets[0] = 1");
     tamper_(path_, "off_wild.h5", t_off_wild, IFK_ERR_FORMAT, "/post_offsets");
     tamper_(path_, "docs_range.h5", t_docs_range, IFK_ERR_FORMAT, "/post_docs");

@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# mpi_cache.sh BIN MODEL_DIR SCENARIO — the cache job under mpirun, as users run it.
+#   ranks N   a store built with N ranks is bitwise identical to one built with 1 rank (f32 and f16)
+#   resume    kill -9 of a rank at several points, then a rerun: verify passes and the store equals
+#             an uninterrupted run's
+#   errors    bad corpus lines (file:line, --skip-bad), another model's store, a locked store,
+#             options, a failing rank: one message, non-zero exit, no hang
+set -u
+BIN=$1 MODEL=$2 SCEN=$3 ARG=${4:-}
+W=$(mktemp -d); trap 'rm -rf "$W"' EXIT
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+pass=0; fail=0
+ok() { pass=$((pass + 1)); }
+bad() { echo "FAIL: $*"; fail=$((fail + 1)); }
+expect() { local what=$1; shift; if "$@"; then ok; else bad "$what"; fi; }
+has() { grep -q -- "$2" <<<"$1"; }      # has TEXT PATTERN
+count() { grep -c -- "$2" <<<"$1"; }    # count TEXT PATTERN
+
+# a deterministic corpus of n documents of varied length (some longer than a chunk)
+corpus() {
+  awk -v n="$1" 'BEGIN { split("the cat dog ran to park with a ball and big red little girl boy was happy sad tree sun day", w, " ");
+    s = 7; for (i = 0; i < n; i++) { len = 10 + (i * 37) % 190; t = "";
+      for (j = 0; j < len; j++) { s = (s * 1103515245 + 12345) % 2147483648; t = t (j ? " " : "") w[1 + s % 22] }
+      printf "{\"id\": \"doc%03d\", \"text\": \"%s.\", \"source\": \"synthetic\"}\n", i, t } }' > "$2"
+}
+cache() { # ranks store [extra options...]
+  local n=$1 s=$2; shift 2
+  timeout 300 mpirun -n "$n" "$BIN" cache --model "$MODEL" --corpus "$W/c.jsonl" --store "$s" --chunk-tokens 64 \
+    --commit-docs 3 --quiet "$@"
+}
+
+cache_1t() { OPENBLAS_NUM_THREADS=1 cache "$@"; } # ranks >= cores: one BLAS thread each
+
+case $SCEN in
+ranks)
+  corpus 24 "$W/c.jsonl"
+  for dt in f32 f16; do
+    expect "cache -n 1 $dt" cache 1 "$W/one-$dt" --dtype "$dt"
+    expect "cache -n $ARG $dt" cache_1t "$ARG" "$W/many-$dt" --dtype "$dt"
+    expect "verify -n $ARG store $dt" "$BIN" verify --store "$W/many-$dt" --against "$W/one-$dt"
+    n=$(ls "$W/many-$dt"/shard-*.h5 | sed 's/.*-r\([0-9]*\)-.*/\1/' | sort -u | wc -l)
+    [ "$ARG" -eq 1 ] || expect "every rank wrote shards ($n of $ARG)" test "$n" -eq "$ARG"
+  done
+  expect "index covers the store" sh -c "'$BIN' inspect --store '$W/many-f16' --json | grep -q '\"indexed_documents\": 24'"
+  ;;
+resume)
+  corpus 40 "$W/c.jsonl"
+  expect "uninterrupted reference" cache 1 "$W/ref"
+  # point:hit rank — mid-chunk (K written, V not) on a worker and on the coordinator; a complete
+  # shard not yet renamed; the manifest's temp file complete but not renamed (rank 0 only)
+  for case in shard.chunk:7:1 shard.chunk:4:0 shard.rename:2:2 manifest.rename:3:0 manifest.rename:9:0; do
+    IFS=: read -r point hit rank <<<"$case"
+    s="$W/s-$point-$hit-$rank"
+    INFOFLOW_FAULT=$point:$hit INFOFLOW_FAULT_RANK=$rank cache 3 "$s" > "$W/log" 2>&1
+    rc=$?
+    expect "$case: the killed job fails (rc $rc)" test "$rc" -ne 0 -a "$rc" -ne 124
+    if "$BIN" verify --store "$s" > /dev/null 2>&1; then ok; else
+      # the interrupted store may hold fewer documents but never damaged ones
+      bad "$case: the interrupted store does not verify"; fi
+    expect "$case: rerun completes" cache 3 "$s"
+    expect "$case: rerun store equals the uninterrupted one" "$BIN" verify --store "$s" --against "$W/ref"
+    left=$(ls "$s" | grep -c '\.tmp$')
+    expect "$case: no temp files left ($left)" test "$left" -eq 0
+  done
+  ;;
+errors)
+  corpus 6 "$W/c.jsonl"
+  printf '%s\n' '{"id": "a", "text": "fine"}' 'not json' '{"id": "b"}' '{"id": "a", "text": "again"}' \
+    '{"id": "c", "text": 5}' "{\"id\": \"d\", \"text\": \"bad $(printf '\xff') byte\"}" '{"text": "no id"}' > "$W/bad.jsonl"
+  out=$(timeout 120 mpirun -n 2 "$BIN" cache --model "$MODEL" --corpus "$W/bad.jsonl" --store "$W/b" 2>&1); rc=$?
+  expect "bad corpus fails" test "$rc" -ne 0
+  expect "bad corpus names file:line ($out)" grep -q "bad.jsonl:2: invalid JSON" <<<"$out"
+  out=$(timeout 120 mpirun -n 2 "$BIN" cache --model "$MODEL" --corpus "$W/bad.jsonl" --store "$W/b" --skip-bad 2>&1); rc=$?
+  expect "--skip-bad succeeds ($out)" test "$rc" -eq 0
+  for l in 2 3 4 5 6 7; do expect "--skip-bad lists line $l" grep -q "bad.jsonl:$l:" <<<"$out"; done
+  expect "--skip-bad kept the good line" sh -c "'$BIN' inspect --store '$W/b' --json | grep -q '\"documents\": 1,'"
+  # a store of another model
+  expect "stories store" cache 2 "$W/s"
+  awk '{ print "{\"id\": \"t" NR "\", \"tokens\": [5, 6, 7, 8]}" }' "$W/c.jsonl" > "$W/tok.jsonl"
+  out=$(timeout 120 mpirun -n 2 "$BIN" cache --random-model tiny --corpus "$W/tok.jsonl" --store "$W/s" 2>&1); rc=$?
+  expect "another model is refused" test "$rc" -ne 0
+  expect "... with a clear message ($out)" grep -q "another model" <<<"$out"
+  expect "... printed once" test "$(grep -c 'another model' <<<"$out")" -eq 1
+  expect "--force rebuilds" timeout 120 mpirun -n 2 "$BIN" cache --random-model tiny --corpus "$W/tok.jsonl" --store "$W/s" --force --quiet
+  expect "... into a valid store" "$BIN" verify --store "$W/s"
+  # a locked store: a second job refuses while the first runs
+  ( flock -x 9; sleep 5 ) 9> "$W/s/.lock" &
+  sleep 0.5
+  out=$(timeout 60 "$BIN" cache --random-model tiny --corpus "$W/tok.jsonl" --store "$W/s" 2>&1); rc=$?
+  expect "a locked store is refused" test "$rc" -ne 0
+  expect "... saying it is in use ($out)" has "$out" "in use"
+  wait
+  # text documents with a random model (no tokenizer): one rank fails, the job ends with its message
+  out=$(timeout 120 mpirun -n 3 "$BIN" cache --random-model tiny --corpus "$W/c.jsonl" --store "$W/r" 2>&1); rc=$?
+  expect "a failing rank ends the job" test "$rc" -ne 0 -a "$rc" -ne 124
+  expect "... with its message ($out)" grep -q "no tokenizer" <<<"$out"
+  out=$(timeout 60 mpirun -n 2 "$BIN" cache --model "$MODEL" --corpus "$W/c.jsonl" 2>&1); rc=$?
+  expect "missing --store fails" test "$rc" -ne 0
+  expect "... with one message ($out)" test "$(count "$out" 'store DIR is required')" -eq 1
+  out=$(timeout 60 mpirun -n 2 "$BIN" cache --model "$MODEL" --corpus "$W/nope.jsonl" --store "$W/n" 2>&1); rc=$?
+  expect "a missing corpus fails" test "$rc" -ne 0
+  expect "... naming it ($out)" has "$out" "nope.jsonl: cannot open"
+  ;;
+*) echo "unknown scenario $SCEN"; exit 2 ;;
+esac
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
