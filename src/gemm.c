@@ -2,6 +2,9 @@
 #include "kernels.h"
 
 #include <cblas.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 void ifk_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
               float beta, float *C, int ldc) {
@@ -25,7 +28,11 @@ void ifk_matmul(float *Y, const float *X, const float *W, int T, int in, int out
 
 /* OpenBLAS extensions, declared in its cblas.h */
 void ifk_blas_set_threads(int n) {
-    if (n > 0) openblas_set_num_threads(n);
+    if (n <= 0) return;
+    openblas_set_num_threads(n);
+#ifdef _OPENMP
+    omp_set_num_threads(n); /* the store reader's parallel loops follow the same budget */
+#endif
 }
 int ifk_blas_threads(void) { return openblas_get_num_threads(); }
 const char *ifk_blas_config(void) { return openblas_get_config(); }

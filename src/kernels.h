@@ -88,6 +88,10 @@ void ifk_f16_to_f32(float *dst, const uint16_t *src, size_t n);
 void ifk_f32_to_bf16(uint16_t *dst, const float *src, size_t n);
 void ifk_bf16_to_f32(float *dst, const uint16_t *src, size_t n);
 
+/* HDF5's Fletcher32 (H5_checksum_fletcher32: big-endian 16-bit words, sums reduced every 360
+ * words), bit-identical, computed block-wise so that it vectorizes. */
+uint32_t ifk_fletcher32(const void *data, size_t len);
+
 /* ---- naive references (kernels_ref.c): the truth the fast kernels are tested against ------- */
 
 void ifk_ref_matmul(float *Y, const float *X, const float *W, int T, int in, int out);
@@ -102,5 +106,7 @@ void ifk_ref_attention(const ifk_attn_args *a);
 uint16_t ifk_ref_f32_to_f16(float x);
 float ifk_ref_f16_to_f32(uint16_t h);
 uint16_t ifk_ref_f32_to_bf16(float x);
+/* the word-at-a-time Fletcher32 loop as HDF5 writes it */
+uint32_t ifk_ref_fletcher32(const void *data, size_t len);
 
 #endif

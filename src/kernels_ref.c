@@ -129,3 +129,29 @@ uint16_t ifk_ref_f32_to_bf16(float x) {
     if (rem > 0x8000u || (rem == 0x8000u && (q & 1))) q++;
     return (uint16_t)q;
 }
+
+uint32_t ifk_ref_fletcher32(const void *data, size_t len) {
+    const uint8_t *d = data;
+    size_t words = len / 2;
+    uint32_t s1 = 0, s2 = 0;
+    while (words) {
+        size_t t = words > 360 ? 360 : words;
+        words -= t;
+        do {
+            s1 += ((uint32_t)d[0] << 8) | d[1];
+            d += 2;
+            s2 += s1;
+        } while (--t);
+        s1 = (s1 & 0xffff) + (s1 >> 16);
+        s2 = (s2 & 0xffff) + (s2 >> 16);
+    }
+    if (len % 2) {
+        s1 += (uint32_t)*d << 8;
+        s2 += s1;
+        s1 = (s1 & 0xffff) + (s1 >> 16);
+        s2 = (s2 & 0xffff) + (s2 >> 16);
+    }
+    s1 = (s1 & 0xffff) + (s1 >> 16);
+    s2 = (s2 & 0xffff) + (s2 >> 16);
+    return (s2 << 16) | s1;
+}

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -849,6 +850,8 @@ void ifk_shard_abort(ifk_shard_writer **wp) {
 struct ifk_store {
     ifk_manifest m;
     hid_t *files; /* (n_shards) opened on first use */
+    const uint8_t **maps; /* (n_shards) read-only mappings for the direct chunk path, on first use */
+    size_t *map_len;
     hid_t mtype;
     uint16_t *conv;
     size_t conv_cap;
@@ -865,8 +868,10 @@ ifk_status ifk_store_open(ifk_store **sp, const char *dir) {
         return ifk_trace_at(st, __FILE__, __LINE__, __func__);
     }
     s->files = malloc(sizeof(hid_t) * (size_t)(s->m.n_shards > 0 ? s->m.n_shards : 1));
+    s->maps = calloc((size_t)(s->m.n_shards > 0 ? s->m.n_shards : 1), sizeof *s->maps);
+    s->map_len = calloc((size_t)(s->m.n_shards > 0 ? s->m.n_shards : 1), sizeof *s->map_len);
     s->mtype = h5_type_(s->m.p.dtype);
-    if (!s->files || s->mtype < 0) {
+    if (!s->files || !s->maps || !s->map_len || s->mtype < 0) {
         ifk_store_close(&s);
         return IFK_FAIL(IFK_ERR_OOM, "out of memory opening %s", dir);
     }
@@ -882,8 +887,13 @@ void ifk_store_close(ifk_store **sp) {
     if (!s) return;
     if (s->files)
         for (int i = 0; i < s->m.n_shards; i++) close_id_(&s->files[i]);
+    if (s->maps)
+        for (int i = 0; i < s->m.n_shards; i++)
+            if (s->maps[i]) munmap((void *)s->maps[i], s->map_len[i]);
     close_id_(&s->mtype);
     free(s->files);
+    free(s->maps);
+    free(s->map_len);
     free(s->conv);
     ifk_manifest_free(&s->m);
     free(s);
@@ -930,6 +940,94 @@ static int ds_shape_ok_(hid_t ds, int rank, const hsize_t *want, H5T_class_t cls
     if (sp >= 0) H5Sclose(sp);
     if (t >= 0) H5Tclose(t);
     return ok;
+}
+
+/* The shard mapped read-only (once), for reading chunks without HDF5's copies. */
+static const uint8_t *shard_map_(ifk_store *s, int i, size_t *len) {
+    if (!s->maps[i]) {
+        char path[2048];
+        snprintf(path, sizeof path, "%s/%s", s->m.dir, s->m.shards[i]);
+        int fd = open(path, O_RDONLY);
+        struct stat st;
+        if (fd < 0 || fstat(fd, &st) != 0 || st.st_size <= 0) {
+            if (fd >= 0) close(fd);
+            return NULL;
+        }
+        void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+        close(fd);
+        if (p == MAP_FAILED) return NULL;
+        s->maps[i] = p;
+        s->map_len[i] = (size_t)st.st_size;
+    }
+    *len = s->map_len[i];
+    return s->maps[i];
+}
+
+/* Reads heads [h0, h0+nh) of every layer of a k or v dataset straight from the mapped file: each
+ * (layer, head) is one HDF5 chunk of n*Dh elements followed by its Fletcher32 (little-endian), as
+ * the writer lays it out. Verifies the checksum and converts to f32. Returns 1 if done, 0 if the
+ * dataset is not laid out that way (compressed, foreign) so the caller reads it through HDF5, -1
+ * on a checksum or bounds failure (message set). */
+static int read_direct_(ifk_store *s, int shard, hid_t ds, int n, int h0, int nh, float *out, const char *where,
+                        const char *name) {
+    const ifk_store_params *p = &s->m.p;
+    hid_t dcpl = H5Dget_create_plist(ds);
+    unsigned flags;
+    size_t nelm = 0;
+    unsigned cd[4];
+    int only_fletcher = dcpl >= 0 && H5Pget_nfilters(dcpl) == 1 &&
+                        H5Pget_filter2(dcpl, 0, &flags, &nelm, cd, 0, NULL, NULL) == H5Z_FILTER_FLETCHER32;
+    if (dcpl >= 0) H5Pclose(dcpl);
+    size_t mlen;
+    const uint8_t *map = only_fletcher ? shard_map_(s, shard, &mlen) : NULL;
+    if (!map) return 0;
+    const size_t es = ifk_dtype_size(p->dtype), row = (size_t)n * p->head_dim, bytes = row * es;
+    const int nc = p->n_layers * nh;
+    haddr_t addrs[4096], *addr = nc <= 4096 ? addrs : malloc(sizeof(haddr_t) * (size_t)nc);
+    if (!addr) return 0;
+    int ret = 1;
+    /* HDF5 is not thread-safe: look every chunk up first, then check and convert them in parallel */
+    for (int i = 0; i < nc && ret == 1; i++) {
+        int l = i / nh, h = h0 + i % nh;
+        hsize_t off[4] = {(hsize_t)l, (hsize_t)h, 0, 0}, size = 0;
+        unsigned mask = 0;
+        addr[i] = HADDR_UNDEF;
+        if (H5Dget_chunk_info_by_coord(ds, off, &mask, &addr[i], &size) < 0 || addr[i] == HADDR_UNDEF) {
+            H5Eclear2(H5E_DEFAULT);
+            ret = 0;
+        } else if (mask != 0 || size != bytes + 4) {
+            ret = 0;
+        } else if (addr[i] > mlen || size > mlen - addr[i]) {
+            IFK_FAIL(IFK_ERR_FORMAT, "%s: %s (layer %d, head %d) lies past the end of the shard (truncated?)", where,
+                     name, l, h);
+            ret = -1;
+        }
+    }
+    int bad = -1;
+    if (ret == 1) {
+#pragma omp parallel for schedule(static) if (nc > 1 && bytes * nc > (1u << 18))
+        for (int i = 0; i < nc; i++) {
+            const uint8_t *src = map + addr[i];
+            uint32_t stored = (uint32_t)src[bytes] | (uint32_t)src[bytes + 1] << 8 | (uint32_t)src[bytes + 2] << 16 |
+                              (uint32_t)src[bytes + 3] << 24;
+            if (ifk_fletcher32(src, bytes) != stored) {
+#pragma omp critical
+                bad = bad < 0 || i < bad ? i : bad;
+                continue;
+            }
+            float *dst = out + (size_t)i * row;
+            if (p->dtype == IFK_DT_F16) ifk_f16_to_f32(dst, (const uint16_t *)src, row);
+            else if (p->dtype == IFK_DT_BF16) ifk_bf16_to_f32(dst, (const uint16_t *)src, row);
+            else memcpy(dst, src, bytes);
+        }
+    }
+    if (bad >= 0) {
+        IFK_FAIL(IFK_ERR_H5, "%s: %s (layer %d, head %d) fails its Fletcher32 checksum", where, name, bad / nh,
+                 h0 + bad % nh);
+        ret = -1;
+    }
+    if (addr != addrs) free(addr);
+    return ret;
 }
 
 ifk_status ifk_store_read_chunk(ifk_store *s, int d, int c, int h0, int nh, float *k, float *v, int *tokens) {
@@ -987,6 +1085,15 @@ ifk_status ifk_store_read_chunk(ifk_store *s, int d, int c, int h0, int nh, floa
             st = IFK_FAIL(IFK_ERR_FORMAT, "%s: %s missing or not %s[%d][%d][%d][%d]", where, names[i],
                           ifk_dtype_name(p->dtype), p->n_layers, p->n_kv_heads, n, p->head_dim);
             goto fail;
+        }
+        int direct = read_direct_(s, r->shard, ds, n, h0, nh, out[i], where, names[i]);
+        if (direct < 0) {
+            st = IFK_ERR_H5;
+            goto fail;
+        }
+        if (direct) {
+            close_id_(&ds);
+            continue;
         }
         fsp = H5Dget_space(ds);
         msp = H5Screate_simple(4, count, NULL);
