@@ -200,3 +200,61 @@ Test(model, random_shapes_parse_and_reject) {
     cr_assert_neq(ifk_config_parse_shape(&c, "nonsense"), IFK_OK);
     cr_assert_neq(ifk_config_parse_shape(&c, "dim=128,layers=2,heads=4,colour=2,hidden=8,vocab=9"), IFK_OK);
 }
+
+/* ---- chunking --------------------------------------------------------------------------------- */
+
+#include "chunk.h"
+
+Test(chunk, token_split_cuts_the_documents_tokens) {
+    ifk_tokenizer *tok;
+    cr_assert_eq(ifk_tokenizer_load(&tok, STORIES_TOK, 512), IFK_OK);
+    const char *text = "Once upon a time, there was a little girl named Lily. She loved to play outside.";
+    int *ids, n;
+    cr_assert_eq(ifk_tokenizer_encode(tok, text, strlen(text), 0, 0, &ids, &n), IFK_OK);
+    ifk_chunking ch;
+    cr_assert_eq(ifk_chunk_text(tok, text, strlen(text), 7, IFK_SPLIT_TOKENS, &ch), IFK_OK);
+    cr_assert_eq(ch.n_tokens, n, "chunks hold the document's tokens, no BOS");
+    cr_assert_arr_eq(ch.tokens, ids, sizeof(int) * n);
+    cr_assert_eq(ch.n_chunks, (n + 6) / 7);
+    for (int c = 0; c < ch.n_chunks; c++) {
+        cr_assert_eq(ch.start[c], 7 * c);
+        cr_assert_eq(ch.len[c], n - 7 * c < 7 ? n - 7 * c : 7);
+    }
+    ifk_chunking_free(&ch);
+    cr_assert_eq(ifk_chunk_text(tok, "", 0, 7, IFK_SPLIT_TOKENS, &ch), IFK_OK);
+    cr_assert_eq(ch.n_chunks, 0, "an empty text has no chunk");
+    ifk_chunking_free(&ch);
+    free(ids);
+    ifk_tokenizer_free(&tok);
+}
+
+Test(chunk, paragraph_split_packs_whole_paragraphs) {
+    ifk_tokenizer *tok;
+    cr_assert_eq(ifk_tokenizer_load(&tok, STORIES_TOK, 512), IFK_OK);
+    const char *par[] = {"Tom had a dog.", "The dog was big and brown and liked to run in the park every day.",
+                         "It was fun.", "The end."};
+    int n[4];
+    for (int i = 0; i < 4; i++) {
+        int *ids;
+        cr_assert_eq(ifk_tokenizer_encode(tok, par[i], strlen(par[i]), 0, 0, &ids, &n[i]), IFK_OK);
+        free(ids);
+    }
+    char text[512];
+    snprintf(text, sizeof text, "%s\n\n%s\n \n\n%s\n\n%s", par[0], par[1], par[2], par[3]);
+    int max = n[1] > n[2] + n[3] ? n[1] : n[2] + n[3]; /* paragraph 1 alone fills a chunk */
+    cr_assert(n[0] + n[1] > max && n[2] + n[3] <= max, "the test's premise: p0 + p1 do not fit, p2 + p3 do");
+    ifk_chunking ch;
+    cr_assert_eq(ifk_chunk_text(tok, text, strlen(text), max, IFK_SPLIT_PARAGRAPHS, &ch), IFK_OK);
+    cr_assert_eq(ch.n_tokens, n[0] + n[1] + n[2] + n[3], "each paragraph tokenized alone, blank lines dropped");
+    /* [p0] [p1] [p2 p3]: p0 + p1 exceeds max, p2 + p3 fits */
+    cr_assert_eq(ch.n_chunks, 3);
+    cr_assert(ch.len[0] == n[0] && ch.len[1] == n[1] && ch.len[2] == n[2] + n[3], "%d %d %d", ch.len[0], ch.len[1],
+              ch.len[2]);
+    ifk_chunking_free(&ch);
+    /* a paragraph longer than a chunk is cut */
+    cr_assert_eq(ifk_chunk_text(tok, par[1], strlen(par[1]), 5, IFK_SPLIT_PARAGRAPHS, &ch), IFK_OK);
+    cr_assert_eq(ch.n_chunks, (n[1] + 4) / 5);
+    for (int c = 0; c < ch.n_chunks; c++) cr_assert_leq(ch.len[c], 5);
+    ifk_chunking_free(&ch);
+    ifk_tokenizer_free(&tok);
+}
