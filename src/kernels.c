@@ -211,34 +211,41 @@ void ifk_attention(const ifk_attn_args *a, float *scratch) {
 /* ---- storage dtypes ------------------------------------------------------------------------- */
 
 /* _Float16 casts round to nearest even (F16C's vcvtps2ph in the v3/v4 clones, libgcc otherwise). */
-IFK_CLONES void ifk_f32_to_f16(uint16_t *dst, const float *src, size_t n) {
+IFK_CLONES void ifk_f32_to_f16(void *dst, const float *src, size_t n) {
+    unsigned char *d = dst;
     for (size_t i = 0; i < n; i++) {
         _Float16 h = (_Float16)src[i];
-        memcpy(dst + i, &h, 2);
+        memcpy(d + 2 * i, &h, 2);
     }
 }
 
-IFK_CLONES void ifk_f16_to_f32(float *dst, const uint16_t *src, size_t n) {
+IFK_CLONES void ifk_f16_to_f32(float *dst, const void *src, size_t n) {
+    const unsigned char *s = src;
     for (size_t i = 0; i < n; i++) {
         _Float16 h;
-        memcpy(&h, src + i, 2);
+        memcpy(&h, s + 2 * i, 2);
         dst[i] = (float)h;
     }
 }
 
-IFK_CLONES void ifk_f32_to_bf16(uint16_t *dst, const float *src, size_t n) {
+IFK_CLONES void ifk_f32_to_bf16(void *dst, const float *src, size_t n) {
+    unsigned char *d = dst;
     for (size_t i = 0; i < n; i++) {
         uint32_t u;
         memcpy(&u, src + i, 4);
         uint32_t r = (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;
         int nan = (u & 0x7FFFFFFFu) > 0x7F800000u;
-        dst[i] = (uint16_t)(nan ? (u >> 16) | 0x40u : r);
+        uint16_t h = (uint16_t)(nan ? (u >> 16) | 0x40u : r);
+        memcpy(d + 2 * i, &h, 2);
     }
 }
 
-IFK_CLONES void ifk_bf16_to_f32(float *dst, const uint16_t *src, size_t n) {
+IFK_CLONES void ifk_bf16_to_f32(float *dst, const void *src, size_t n) {
+    const unsigned char *s = src;
     for (size_t i = 0; i < n; i++) {
-        uint32_t u = (uint32_t)src[i] << 16;
+        uint16_t h;
+        memcpy(&h, s + 2 * i, 2);
+        uint32_t u = (uint32_t)h << 16;
         memcpy(dst + i, &u, 4);
     }
 }

@@ -81,12 +81,13 @@ void ifk_attention(const ifk_attn_args *a, float *scratch);
 
 #include <stdint.h>
 
-/* IEEE binary16 and bfloat16 as raw bits; f32 -> 16-bit rounds to nearest even, keeps inf and
- * NaN (quieted), and flushes nothing (f16 subnormals are produced). */
-void ifk_f32_to_f16(uint16_t *dst, const float *src, size_t n);
-void ifk_f16_to_f32(float *dst, const uint16_t *src, size_t n);
-void ifk_f32_to_bf16(uint16_t *dst, const float *src, size_t n);
-void ifk_bf16_to_f32(float *dst, const uint16_t *src, size_t n);
+/* IEEE binary16 and bfloat16 as raw little-endian bits; f32 -> 16-bit rounds to nearest even,
+ * keeps inf and NaN (quieted), and flushes nothing (f16 subnormals are produced). The 16-bit
+ * side may be unaligned (it can point straight into a mapped file). */
+void ifk_f32_to_f16(void *dst, const float *src, size_t n);
+void ifk_f16_to_f32(float *dst, const void *src, size_t n);
+void ifk_f32_to_bf16(void *dst, const float *src, size_t n);
+void ifk_bf16_to_f32(float *dst, const void *src, size_t n);
 
 /* HDF5's Fletcher32 (H5_checksum_fletcher32: big-endian 16-bit words, sums reduced every 360
  * words), bit-identical, computed block-wise so that it vectorizes. */

@@ -1016,8 +1016,8 @@ static int read_direct_(ifk_store *s, int shard, hid_t ds, int n, int h0, int nh
                 continue;
             }
             float *dst = out + (size_t)i * row;
-            if (p->dtype == IFK_DT_F16) ifk_f16_to_f32(dst, (const uint16_t *)src, row);
-            else if (p->dtype == IFK_DT_BF16) ifk_bf16_to_f32(dst, (const uint16_t *)src, row);
+            if (p->dtype == IFK_DT_F16) ifk_f16_to_f32(dst, src, row);
+            else if (p->dtype == IFK_DT_BF16) ifk_bf16_to_f32(dst, src, row);
             else memcpy(dst, src, bytes);
         }
     }
@@ -1115,6 +1115,29 @@ fail:
     close_id_(&fsp);
     close_id_(&ds);
     close_id_(&cg);
+    return st;
+}
+
+ifk_status ifk_store_read_tokens(ifk_store *s, int d, int c, int *tokens) {
+    const ifk_manifest *m = &s->m;
+    IFK_CHECK_ARG(d >= 0 && d < m->n_docs && c >= 0 && c < m->docs[d].n_chunks, "no chunk %d of document %d", c, d);
+    const ifk_doc_rec *r = &m->docs[d];
+    hid_t f;
+    IFK_CHECK(shard_file_(s, r->shard, &f));
+    ifk_status st = IFK_OK;
+    char g[48];
+    snprintf(g, sizeof g, "%s/c%04d/tokens", r->group, c);
+    hid_t ds = H5Dopen2(f, g, H5P_DEFAULT);
+    hsize_t td[1] = {(hsize_t)r->chunk_len[c]};
+    if (ds < 0 || !ds_shape_ok_(ds, 1, td, H5T_INTEGER, 4)) {
+        st = IFK_FAIL(IFK_ERR_FORMAT, "%s/%s: document \"%s\" chunk %d: tokens missing or not int32[%d]", m->dir,
+                      m->shards[r->shard], r->id, c, r->chunk_len[c]);
+        goto fail;
+    }
+    H5TRY(H5Dread(ds, H5T_NATIVE_INT, H5S_ALL, H5S_ALL, H5P_DEFAULT, tokens), "%s/%s: document \"%s\" chunk %d: "
+          "tokens unreadable: %s", m->dir, m->shards[r->shard], r->id, c, h5_detail_());
+fail:
+    close_id_(&ds);
     return st;
 }
 

@@ -114,6 +114,8 @@ const ifk_manifest *ifk_store_manifest(const ifk_store *s);
  * with n = chunk_len[c]; tokens (n) when not NULL. Shapes, types and attributes are checked
  * against the manifest; a checksum failure or any mismatch is an error naming shard and chunk. */
 ifk_status ifk_store_read_chunk(ifk_store *s, int d, int c, int h0, int nh, float *k, float *v, int *tokens);
+/* Only the token ids of chunk c of document d (chunk_len[c] of them). */
+ifk_status ifk_store_read_tokens(ifk_store *s, int d, int c, int *tokens);
 /* The document's text (malloc'd, NUL-terminated). */
 ifk_status ifk_store_read_text(ifk_store *s, int d, char **text, size_t *len);
 void ifk_store_close(ifk_store **s);
