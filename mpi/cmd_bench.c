@@ -10,6 +10,8 @@
 #include "drivers.h"
 #include "engine.h"
 #include "store.h"
+#include "query.h"
+#include <unistd.h>
 
 static int bench_prefill_(int argc, char **argv) {
     const char *shape = NULL, *model = NULL, *tokens_s = NULL, *threads_s = NULL, *repeat_s = NULL, *seed_s = NULL;
@@ -174,13 +176,164 @@ out:
     return rc;
 }
 
+/* Builds a temporary store of `chunks` random documents with a model, then times full and a
+ * method on the same context and prompt in one run. */
+static int bench_ttft_(int argc, char **argv) {
+    const char *shape = "bench100m", *model = NULL, *ctx_s = NULL, *chunks_s = NULL, *prompt_s = NULL, *budget_s = NULL,
+               *threads_s = NULL, *repeat_s = NULL, *method_s = "infoflow", *dtype_s = "f16";
+    int json = 0, help = 0, rc = 1;
+    const ifk_opt opts[] = {
+        {"random-model", "SHAPE", "random weights of this shape (default bench100m)", &shape, NULL},
+        {"model", "PATH", "a real checkpoint instead", &model, NULL},
+        {"context", "N", "context tokens (default 4096)", &ctx_s, NULL},
+        {"chunks", "K", "cached chunks the context is made of (default 8)", &chunks_s, NULL},
+        {"prompt-tokens", "P", "prompt length (default 16)", &prompt_s, NULL},
+        {"budget", "R", "recompute budget (default 0.15)", &budget_s, NULL},
+        {"method", "M", "the method timed against full (default infoflow)", &method_s, NULL},
+        {"dtype", "T", "store dtype (default f16)", &dtype_s, NULL},
+        {"threads", "N", "BLAS threads (default: OpenBLAS's)", &threads_s, NULL},
+        {"repeat", "R", "timed runs of each after a warm-up; the best counts (default 2)", &repeat_s, NULL},
+        {"json", NULL, "one JSON line", NULL, &json},
+        {NULL, NULL, NULL, NULL, NULL}};
+    long ctx = 4096, chunks = 8, P = 16, threads = 0, repeat = 2;
+    double budget = 0.15;
+    ifk_method method;
+    ifk_dtype dtype;
+    ifk_model m = {0};
+    ifk_tokenizer *tok = NULL;
+    ifk_store *st = NULL;
+    ifk_state s = {0};
+    ifk_kvcache cache = {0};
+    ifk_manifest man = {0};
+    ifk_shard_writer *w = NULL;
+    int *tokens = NULL, *prompt = NULL, *docs = NULL;
+    float *k = NULL, *v = NULL;
+    char dir[] = "/tmp/infoflow-ttft-XXXXXX";
+    int made_dir = 0;
+    if (ifk_cli_parse(argc, argv, opts, "usage: infoflow bench ttft [--random-model SHAPE] [--context N] [--chunks K] "
+                      "[options]\nTTFT of full prefill against a cached method on the same context, same run.", &help) != IFK_OK)
+        goto out;
+    if (help) return 0;
+    if (ifk_cli_int("context", ctx_s, 2, 1 << 24, &ctx) || ifk_cli_int("chunks", chunks_s, 1, 1 << 20, &chunks) ||
+        ifk_cli_int("prompt-tokens", prompt_s, 1, 1 << 20, &P) || ifk_cli_double("budget", budget_s, 0, 1, &budget) ||
+        ifk_cli_int("threads", threads_s, 1, 1024, &threads) || ifk_cli_int("repeat", repeat_s, 1, 100, &repeat) ||
+        ifk_method_parse(method_s, &method) || ifk_dtype_parse(dtype_s, &dtype))
+        goto out;
+    ifk_blas_set_threads((int)threads);
+    if (model ? ifk_engine_load(model, NULL, &m, &tok) : ifk_model_random(&m, shape, 1)) goto out;
+    const int clen = (int)((ctx - 1) / chunks);
+    if (clen < 1 || ctx + P + 1 > m.cfg.seq_len) {
+        IFK_FAIL(IFK_ERR_ARG, "bench ttft: %ld context + %ld prompt tokens do not fit the model's %d positions in %ld "
+                 "chunks", ctx, P, m.cfg.seq_len, chunks);
+        goto out;
+    }
+    if (!mkdtemp(dir)) {
+        IFK_FAIL(IFK_ERR_IO, "%s: cannot create a temporary store", dir);
+        goto out;
+    }
+    made_dir = 1;
+    /* the store: chunks documents of clen random tokens, prefilled alone as the cache job does */
+    char fp[17];
+    ifk_model_fingerprint(&m, fp);
+    ifk_store_params sp;
+    ifk_store_params_from_model(&sp, &m, fp);
+    sp.dtype = dtype;
+    sp.chunk_tokens = clen;
+    ifk_manifest_init(&man, dir, &sp);
+    const size_t nel = (size_t)m.cfg.n_layers * m.cfg.n_kv_heads * clen * m.cfg.head_dim;
+    tokens = malloc(sizeof(int) * clen), prompt = malloc(sizeof(int) * P), docs = malloc(sizeof(int) * chunks);
+    k = malloc(sizeof(float) * nel), v = malloc(sizeof(float) * nel);
+    ifk_doc_rec *recs = calloc((size_t)chunks, sizeof *recs);
+    if (!tokens || !prompt || !docs || !k || !v || !recs) {
+        free(recs);
+        IFK_FAIL(IFK_ERR_OOM, "out of memory");
+        goto out;
+    }
+    uint64_t r = 12345;
+    const int vocab = m.cfg.vocab_size;
+    if (ifk_kvcache_init(&cache, &m.cfg, clen + 1) != IFK_OK ||
+        ifk_shard_create(&w, dir, "shard-bench.h5", &sp, 0) != IFK_OK) {
+        free(recs);
+        goto out;
+    }
+    for (long d = 0; d < chunks; d++) {
+        for (int i = 0; i < clen; i++) r = r * 6364136223846793005ull + 1442695040888963407ull, tokens[i] = 3 + (int)((r >> 33) % (vocab - 3));
+        char id[32];
+        snprintf(id, sizeof id, "doc%04ld", d);
+        if (ifk_prefill_chunk(&m, &s, &cache, tokens, clen, k, v) != IFK_OK || ifk_shard_begin_doc(w, id, "", 0) != IFK_OK ||
+            ifk_shard_put_chunk(w, tokens, clen, k, v) != IFK_OK || ifk_shard_end_doc(w, &recs[d]) != IFK_OK) {
+            free(recs);
+            goto out;
+        }
+        docs[d] = (int)d;
+    }
+    ifk_status ok = ifk_shard_commit(&w);
+    if (ok == IFK_OK) ok = ifk_manifest_add(&man, "shard-bench.h5", recs, (int)chunks);
+    if (ok == IFK_OK) ok = ifk_manifest_save(&man);
+    for (long d = 0; d < chunks; d++) ifk_doc_rec_free(&recs[d]);
+    free(recs);
+    if (ok != IFK_OK || ifk_store_open(&st, dir) != IFK_OK) goto out;
+    for (int i = 0; i < P; i++) r = r * 6364136223846793005ull + 1442695040888963407ull, prompt[i] = 3 + (int)((r >> 33) % (vocab - 3));
+    /* docs are in the manifest in insertion order */
+    ifk_query_docs qd = {docs, (int)chunks};
+    ifk_query_opts qo = {.method = IFK_METHOD_FULL, .budget = budget, .score_lo = -1, .score_hi = -1, .steps = 1};
+    ifk_query_result res;
+    double best_full = 1e30, best_m = 1e30;
+    ifk_query_result keep = {0};
+    for (long it = 0; it <= repeat; it++) {
+        qo.method = IFK_METHOD_FULL;
+        if (ifk_query_run(&m, st, &qd, prompt, (int)P, &qo, &res) != IFK_OK) goto out;
+        if (it) best_full = res.ttft < best_full ? res.ttft : best_full;
+        ifk_query_result_free(&res);
+        qo.method = method;
+        if (ifk_query_run(&m, st, &qd, prompt, (int)P, &qo, &res) != IFK_OK) goto out;
+        if (it && res.ttft < best_m) {
+            best_m = res.ttft;
+            ifk_query_result_free(&keep);
+            keep = res;
+        } else {
+            ifk_query_result_free(&res);
+        }
+    }
+    if (json)
+        printf("{\"model\": \"%s\", \"context\": %d, \"chunks\": %ld, \"prompt\": %ld, \"budget\": %g, \"method\": \"%s\", "
+               "\"n_selected\": %d, \"full_ttft_ms\": %.1f, \"method_ttft_ms\": %.1f, \"load_ms\": %.1f, \"rotate_ms\": %.1f, "
+               "\"score_ms\": %.1f, \"recompute_ms\": %.1f, \"prompt_ms\": %.1f, \"speedup\": %.2f}\n",
+               m.source, keep.T, chunks, P, budget, ifk_method_name(method), keep.n_selected, best_full, best_m, keep.t_load,
+               keep.t_rotate, keep.t_score, keep.t_recompute, keep.t_prompt + keep.t_first, best_full / best_m);
+    else
+        printf("model %s, context %d tokens in %ld cached chunks, prompt %ld tokens, threads %d\n"
+               "full prefill TTFT %.1f ms\n"
+               "%s at R=%.2f TTFT %.1f ms (%d tokens recomputed): load %.1f, rotate %.1f, score %.1f, recompute %.1f, "
+               "prompt %.1f ms\n"
+               "speed-up full / %s: %.2fx (ideal about 1/R = %.1fx)\n",
+               m.source, keep.T, chunks, P, ifk_blas_threads(), best_full, ifk_method_name(method), budget, best_m,
+               keep.n_selected, keep.t_load, keep.t_rotate, keep.t_score, keep.t_recompute, keep.t_prompt + keep.t_first,
+               ifk_method_name(method), best_full / best_m, budget > 0 ? 1.0 / budget : 0.0);
+    ifk_query_result_free(&keep);
+    rc = 0;
+out:
+    if (rc) ifk_err_print();
+    if (w) ifk_shard_abort(&w);
+    ifk_store_close(&st);
+    ifk_manifest_free(&man);
+    if (made_dir) ifk_store_wipe(dir), rmdir(dir);
+    free(tokens), free(prompt), free(docs), free(k), free(v);
+    ifk_state_free(&s);
+    ifk_kvcache_free(&cache);
+    ifk_tokenizer_free(&tok);
+    ifk_model_free(&m);
+    return rc;
+}
+
 int ifk_cmd_bench(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-        printf("usage: infoflow bench prefill|store [options]   (see infoflow bench prefill --help)\n");
+        printf("usage: infoflow bench prefill|store|ttft [options]   (see infoflow bench prefill --help)\n");
         return argc < 2;
     }
     if (!strcmp(argv[1], "prefill")) return bench_prefill_(argc - 1, argv + 1);
     if (!strcmp(argv[1], "store")) return bench_store_(argc - 1, argv + 1);
-    fprintf(stderr, "infoflow: error: bench: unknown benchmark '%s' (available: prefill, store)\n", argv[1]);
+    if (!strcmp(argv[1], "ttft")) return bench_ttft_(argc - 1, argv + 1);
+    fprintf(stderr, "infoflow: error: bench: unknown benchmark '%s' (available: prefill, store, ttft)\n", argv[1]);
     return 2;
 }

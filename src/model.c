@@ -187,8 +187,8 @@ fail:
 static const struct {
     const char *name, *shape;
 } named_shapes_[] = {
-    {"bench100m", "dim=1024,layers=8,heads=16,kv_heads=4,hidden=2816,vocab=32000,seq=4096"},
-    {"bench1b", "dim=2048,layers=16,heads=32,kv_heads=8,hidden=5632,vocab=32000,seq=4096"},
+    {"bench100m", "dim=1024,layers=8,heads=16,kv_heads=4,hidden=2816,vocab=32000,seq=8192"},
+    {"bench1b", "dim=2048,layers=16,heads=32,kv_heads=8,hidden=5632,vocab=32000,seq=8192"},
     {"stories260K", "dim=64,layers=5,heads=8,kv_heads=4,hidden=172,vocab=512,seq=512"},
     {"tiny", "dim=64,layers=2,heads=4,kv_heads=2,hidden=96,vocab=300,seq=256"},
 };

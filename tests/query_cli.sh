@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# query_cli.sh BIN MODEL_DIR DATA_DIR — `infoflow query` end to end on an f32 store of stories260K:
+# the equalities the method must satisfy at the budget's ends, reordering, retrieval, errors.
+set -u
+BIN=$1 MODEL=$2 DATA=$3
+W=$(mktemp -d); trap 'rm -rf "$W"' EXIT
+pass=0; fail=0
+ok() { pass=$((pass + 1)); }
+bad() { echo "FAIL: $*"; fail=$((fail + 1)); }
+expect() { local what=$1; shift; if "$@"; then ok; else bad "$what"; fi; }
+"$BIN" cache --model "$MODEL" --corpus "$DATA/stories_corpus.jsonl" --store "$W/s" --dtype f32 --quiet || { echo "FAIL: cache"; exit 1; }
+q() { "$BIN" query --model "$MODEL" --store "$W/s" --steps 12 --json --compare-full "$@"; }
+field() { python3 -c "import json,sys; r=json.loads(sys.stdin.read()); print(eval(sys.argv[1]))" "$1"; }
+lt() { python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) < float(sys.argv[2]) else 1)" "$1" "$2"; }
+DOCS=lily,tom,cat PROMPT="Lily was sad because the ball"
+full=$(q --docs $DOCS --prompt "$PROMPT" --method full)
+expect "full against itself: KL 0" test "$(field "r['compare_full']['kl']" <<<"$full")" = 0
+fans=$(field "r['answer_ids']" <<<"$full")
+# R = 1: every token outside the exact first chunk recomputed = a full prefill (KL < 1e-6, same answer)
+for m in infoflow random epic; do
+  out=$(q --docs $DOCS --prompt "$PROMPT" --method $m --budget 1)
+  expect "$m R=1: KL < 1e-6 ($(field "r['compare_full']['kl']" <<<"$out"))" lt "$(field "r['compare_full']['kl']" <<<"$out")" 1e-6
+  expect "$m R=1: the full answer" test "$(field "r['answer_ids']" <<<"$out")" = "$fans"
+done
+# R = 0 is none
+none=$(q --docs $DOCS --prompt "$PROMPT" --method none)
+zero=$(q --docs $DOCS --prompt "$PROMPT" --method infoflow --budget 0)
+expect "R=0 selects nothing" test "$(field "r['n_selected']" <<<"$zero")" = 0
+expect "R=0 equals none (KL)" test "$(field "r['compare_full']['kl']" <<<"$zero")" = "$(field "r['compare_full']['kl']" <<<"$none")"
+expect "R=0 equals none (answer)" test "$(field "r['answer_ids']" <<<"$zero")" = "$(field "r['answer_ids']" <<<"$none")"
+expect "none differs from full on 3 chunks" lt 1e-6 "$(field "r['compare_full']['kl']" <<<"$none")"
+# a single chunk: its cache is exact, so none = full
+one=$(q --docs cake --prompt "Sue ate the" --method none)
+expect "single chunk: none = full (KL < 1e-6)" lt "$(field "r['compare_full']['kl']" <<<"$one")" 1e-6
+expect "single chunk: none = full (answer)" test "$(field "r['compare_full']['leading_agree']" <<<"$one")" = "$(field "len(r['answer_ids'])" <<<"$one")"
+# budget semantics: n = floor(R T), first chunk (BOS + lily) excluded for infoflow
+inf=$(q --docs $DOCS --prompt "$PROMPT" --method infoflow --budget 0.15)
+T=$(field "r['n_context_tokens']" <<<"$inf")
+expect "T = 1 + tokens of the chunks" test "$T" = 162
+expect "n = floor(0.15 T)" test "$(field "r['n_selected']" <<<"$inf")" = $((T * 15 / 100))
+expect "first chunk excluded" test "$(field "min(r['selected'])" <<<"$inf")" -ge 47
+expect "timings add up to ttft" python3 -c "import json,sys; t=json.loads(sys.argv[1])['timings_ms']; sys.exit(0 if abs(sum(v for k,v in t.items() if k!='ttft')-t['ttft'])<1e-2 else 1)" "$inf"
+expect "infoflow beats none here" lt "$(field "r['compare_full']['kl']" <<<"$inf")" "$(field "r['compare_full']['kl']" <<<"$none")"
+# reorder: one chunk changes nothing; several give a permutation
+r1=$(q --docs cake --prompt "Sue ate the" --method infoflow --reorder)
+expect "reorder of one chunk" test "$(field "r['chunk_order']" <<<"$r1")" = "[0]"
+r3=$(q --docs cake,boat,tree,lily --prompt "Ben put the boat in the" --method infoflow --reorder)
+expect "reorder is a permutation" test "$(field "sorted(r['chunk_order'])" <<<"$r3")" = "[0, 1, 2, 3]"
+# retrieval: the prompt's words pick the documents
+rt=$(q --retrieve 2 --prompt "the boat in the bath" --method infoflow)
+expect "retrieve: boat first" test "$(field "r['documents'][0]" <<<"$rt")" = boat
+expect "retrieve: 2 documents" test "$(field "len(r['documents'])" <<<"$rt")" = 2
+# errors: one line naming the problem, exit 1
+err() { # what pattern args...
+  local what=$1 pat=$2; shift 2
+  local out rc
+  out=$("$BIN" query --model "$MODEL" --store "$W/s" "$@" 2>&1 >/dev/null); rc=$?
+  if [ "$rc" -eq 1 ] && grep -q -- "$pat" <<<"$out" && [ "$(wc -l <<<"$out")" -eq 1 ]; then ok; else bad "$what: rc $rc: $out"; fi
+}
+err "unknown document" 'no document "nope"' --docs lily,nope --prompt x
+err "empty prompt" "prompt is empty" --docs lily --prompt ""
+err "budget above 1" "budget" --docs lily --prompt x --budget 1.5
+err "budget below 0" "budget" --docs lily --prompt x --budget -0.1
+err "score layers" "score-layers" --docs lily --prompt x --score-layers 3-9
+err "reorder with a baseline" "reorder" --docs lily,tom --prompt x --method epic --reorder
+err "unknown method" "not one of" --docs lily --prompt x --method magic
+err "docs and retrieve" "exactly one" --docs lily --retrieve 2 --prompt x
+awk '{ print "{\"id\": \"t" NR "\", \"tokens\": [5, 6, 7, 8]}" }' "$DATA/stories_corpus.jsonl" > "$W/tok.jsonl"
+"$BIN" cache --random-model tiny --corpus "$W/tok.jsonl" --store "$W/other" --quiet
+out=$("$BIN" query --model "$MODEL" --store "$W/other" --docs t1 --prompt "x" 2>&1); rc=$?
+expect "another model's store is refused ($out)" sh -c "[ $rc -eq 1 ]"
+expect "... saying so" grep -q "another model" <<<"$out"
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]

@@ -1,0 +1,153 @@
+/* test_infoflow.c — the method's steps on hand-checkable cases: the score formula, selection
+ * rules, reordering, KL, and the global re-rotation of a chunk prefilled alone. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <string.h>
+
+#include "chunk.h"
+#include "infoflow.h"
+#include "testutil.h"
+
+Test(score, uniform_attention_gives_the_documented_formula) {
+    /* with wq = wk = 0 every score is 0, so each prompt row q at position T+q spreads its
+     * attention evenly over the T+q+1 keys it sees: A[q][k] = 1/(T+q+1) for every head, and
+     * score[k] = sqrt(sum_q A[q][k]^2), the same for every scored layer and so for their mean. */
+    ifk_model m;
+    cr_assert_eq(ifk_model_random(&m, "dim=32,layers=3,heads=4,kv_heads=2,hidden=48,vocab=40,seq=128", 3), IFK_OK);
+    const size_t q = (size_t)m.cfg.n_heads * m.cfg.head_dim, kv = (size_t)m.cfg.n_kv_heads * m.cfg.head_dim;
+    for (int l = 0; l < 3; l++) {
+        memset((float *)m.layers[l].wq, 0, sizeof(float) * q * m.cfg.dim);
+        memset((float *)m.layers[l].wk, 0, sizeof(float) * kv * m.cfg.dim);
+    }
+    const int T = 20, P = 5;
+    int ids[20], pos[20], prompt[5] = {7, 8, 9, 10, 11};
+    for (int i = 0; i < T; i++) ids[i] = 1 + i % 30, pos[i] = i;
+    ifk_kvcache c;
+    ifk_state s = {0};
+    cr_assert_eq(ifk_kvcache_init(&c, &m.cfg, T + P), IFK_OK);
+    cr_assert_eq(ifk_forward(&m, &s, &c, ids, pos, T, NULL, 0), IFK_OK);
+    float score[20], psum[5 * 25];
+    cr_assert_eq(ifk_score_infoflow(&m, &s, &c, T, prompt, P, 1, 2, psum, score), IFK_OK);
+    double want = 0;
+    for (int r = 0; r < P; r++) want += 1.0 / ((T + r + 1.0) * (T + r + 1.0));
+    want = sqrt(want);
+    for (int k = 0; k < T; k++) cr_assert_float_eq(score[k], want, 1e-6, "score[%d] = %g, want %g", k, score[k], want);
+    cr_assert_eq(c.len, T, "the prompt only used scratch slots");
+    ifk_kvcache_free(&c), ifk_state_free(&s), ifk_model_free(&m);
+}
+
+Test(score, default_band) {
+    int lo, hi;
+    ifk_default_score_layers(5, &lo, &hi);
+    cr_assert(lo == 2 && hi == 3, "stories260K: %d-%d (the reference's 2-3)", lo, hi);
+    ifk_default_score_layers(32, &lo, &hi);
+    cr_assert(lo == 17 && hi == 25);
+    ifk_default_score_layers(40, &lo, &hi);
+    cr_assert(lo == 22 && hi == 31);
+    ifk_default_score_layers(1, &lo, &hi);
+    cr_assert(lo == 0 && hi == 0);
+}
+
+Test(select, top_n_breaks_ties_by_position_and_respects_the_exclusion) {
+    float score[8] = {9, 9, 1, 5, 5, 0, 5, 7};
+    int sel[8];
+    cr_assert_eq(ifk_select_top(score, 8, 2, 3, sel), IFK_OK);
+    /* from slot 2 on: 7 (slot 7), then the 5s at 3, 4, 6 -> the lower slots 3, 4 */
+    cr_assert(sel[0] == 3 && sel[1] == 4 && sel[2] == 7, "%d %d %d", sel[0], sel[1], sel[2]);
+    cr_assert_eq(ifk_select_top(score, 8, 6, 5, sel), IFK_OK); /* more than there is: all of [6, 8) */
+    cr_assert(sel[0] == 6 && sel[1] == 7);
+    cr_assert_eq(ifk_budget(0.15, 100), 15);
+    cr_assert_eq(ifk_budget(0.15, 99), 14);
+    cr_assert_eq(ifk_budget(1.0, 37), 37);
+    cr_assert_eq(ifk_budget(0.0, 37), 0);
+}
+
+Test(select, epic_takes_the_head_of_every_chunk) {
+    int start[3] = {0, 11, 31}, len[3] = {11, 20, 9}, sel[40];
+    int n = ifk_select_epic(3, start, len, 0.25, sel);
+    /* floor(0.25 * 11) = 2, floor(0.25 * 20) = 5, floor(0.25 * 9) = 2 */
+    int want[9] = {0, 1, 11, 12, 13, 14, 15, 31, 32};
+    cr_assert_eq(n, 9);
+    cr_assert_arr_eq(sel, want, sizeof want);
+}
+
+Test(select, random_is_seeded_uniform_and_outside_the_first_chunk) {
+    int a[50], b[50], hist[100] = {0};
+    ifk_select_random(100, 10, 50, 7, a);
+    ifk_select_random(100, 10, 50, 7, b);
+    cr_assert_arr_eq(a, b, sizeof a, "same seed, same choice");
+    for (int i = 0; i < 50; i++) {
+        cr_assert(a[i] >= 10 && a[i] < 100 && (i == 0 || a[i] > a[i - 1]), "in range, ascending, distinct");
+        hist[a[i]]++;
+    }
+    ifk_select_random(100, 10, 50, 8, b);
+    cr_assert(memcmp(a, b, sizeof a), "another seed, another choice");
+    for (int seed = 0; seed < 2000; seed++) {
+        ifk_select_random(100, 10, 9, (uint64_t)seed, b);
+        for (int i = 0; i < 9; i++) hist[b[i]]++;
+    }
+    for (int s = 10; s < 100; s++) cr_assert(hist[s] > 120 && hist[s] < 300, "slot %d drawn %d times", s, hist[s]);
+}
+
+Test(reorder, richest_chunk_goes_last_ties_keep_their_order) {
+    /* chunks: [0,10) [10,30) [30,40) [40,50); selected hits 1, 10, 0, 5 -> rates .1 .5 0 .5 */
+    int start[4] = {0, 10, 30, 40}, len[4] = {10, 20, 10, 10}, order[4];
+    int sel[16] = {3, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 40, 41, 42, 43, 44};
+    ifk_reorder(4, start, len, sel, 16, order);
+    int want[4] = {2, 0, 1, 3};
+    cr_assert_arr_eq(order, want, sizeof want, "%d %d %d %d", order[0], order[1], order[2], order[3]);
+    int one[1];
+    ifk_reorder(1, start, len, sel, 16, one);
+    cr_assert_eq(one[0], 0);
+}
+
+Test(kl, matches_a_hand_computation) {
+    float p[3] = {0.0f, 1.0f, 2.0f}, q[3] = {2.0f, 1.0f, 0.0f};
+    /* softmax of (0,1,2) = e^i / (1 + e + e^2); KL = sum p_i (log p_i - log q_i), q the reverse */
+    double z = 1 + exp(1) + exp(2), want = 0;
+    for (int i = 0; i < 3; i++) want += exp(i) / z * ((i - log(z)) - ((2 - i) - log(z)));
+    cr_assert_float_eq(ifk_kl_logits(p, q, 3), want, 1e-12);
+    cr_assert_eq(ifk_kl_logits(p, p, 3), 0.0);
+    float shifted[3] = {5.0f, 6.0f, 7.0f}; /* logits up to a constant are the same distribution */
+    cr_assert_float_eq(ifk_kl_logits(p, shifted, 3), 0.0, 1e-12);
+    cr_assert_gt(ifk_kl_logits(q, p, 3), 0.0);
+}
+
+/* A chunk prefilled alone (BOS + chunk at 0..n) then rotated by (global start - 1) has the layer-0
+ * K of a prefill of the whole context at global positions (within float rounding: 1e-5 of scale). */
+Test(global_rope, rerotated_chunk_k_equals_the_prefill_at_global_positions) {
+    ifk_model m;
+    cr_assert_eq(ifk_model_load_llama2c(&m, STORIES_BIN), IFK_OK);
+    const int n0 = 13, n1 = 17, T = 1 + n0 + n1;
+    int ctx[31], pos[31];
+    uint64_t r = 5;
+    ctx[0] = 1;
+    for (int i = 1; i < T; i++) ctx[i] = 3 + (int)((tu_rand(&r) + 1) * 200), pos[i] = i;
+    pos[0] = 0;
+    ifk_kvcache full, one;
+    ifk_state s = {0};
+    cr_assert_eq(ifk_kvcache_init(&full, &m.cfg, T), IFK_OK);
+    cr_assert_eq(ifk_kvcache_init(&one, &m.cfg, n1 + 1), IFK_OK);
+    cr_assert_eq(ifk_forward(&m, &s, &full, ctx, pos, T, NULL, 0), IFK_OK);
+    size_t nel = (size_t)5 * 4 * n1 * 8;
+    float *k = malloc(4 * nel), *v = malloc(4 * nel);
+    cr_assert_eq(ifk_prefill_chunk(&m, &s, &one, ctx + 1 + n0, n1, k, v), IFK_OK);
+    /* put chunk 1 in a cache at its global slots, positions local (1..n1), then rotate */
+    ifk_kvcache g;
+    cr_assert_eq(ifk_kvcache_init(&g, &m.cfg, T), IFK_OK);
+    for (int l = 0; l < 5; l++)
+        for (int h = 0; h < 4; h++)
+            memcpy(ifk_kv_k(&g, l, h) + (size_t)(1 + n0) * 8, k + ((size_t)l * 4 + h) * n1 * 8, 4 * (size_t)n1 * 8);
+    for (int j = 0; j < n1; j++) g.pos[1 + n0 + j] = IFK_CHUNK_PREFIX + j;
+    ifk_kvcache_rerotate(&g, m.inv_freq, m.cfg.rope_style, 1 + n0, n1, 1 + n0 - IFK_CHUNK_PREFIX);
+    for (int h = 0; h < 4; h++) {
+        const float *a = ifk_kv_k(&g, 0, h) + (size_t)(1 + n0) * 8, *b = ifk_kv_k(&full, 0, h) + (size_t)(1 + n0) * 8;
+        cr_assert_leq(tu_maxrel(a, b, (size_t)n1 * 8, 1e-3), 1e-5, "head %d", h);
+    }
+    for (int j = 0; j < n1; j++) cr_assert_eq(g.pos[1 + n0 + j], 1 + n0 + j);
+    /* deeper layers differ: the chunk did not see its document's start (why recompute exists) */
+    cr_assert_gt(tu_maxrel(ifk_kv_k(&g, 4, 0) + (size_t)(1 + n0) * 8, ifk_kv_k(&full, 4, 0) + (size_t)(1 + n0) * 8,
+                           (size_t)n1 * 8, 1e-3), 1e-3);
+    free(k), free(v);
+    ifk_kvcache_free(&full), ifk_kvcache_free(&one), ifk_kvcache_free(&g), ifk_state_free(&s), ifk_model_free(&m);
+}
