@@ -282,11 +282,11 @@ static int bench_ttft_(int argc, char **argv) {
     ifk_query_result keep = {0};
     for (long it = 0; it <= repeat; it++) {
         qo.method = IFK_METHOD_FULL;
-        if (ifk_query_run(&m, st, &qd, prompt, (int)P, &qo, &res) != IFK_OK) goto out;
+        if (ifk_query_run(&m, st, &qd, prompt, (int)P, &qo, NULL, &res) != IFK_OK) goto out;
         if (it) best_full = res.ttft < best_full ? res.ttft : best_full;
         ifk_query_result_free(&res);
         qo.method = method;
-        if (ifk_query_run(&m, st, &qd, prompt, (int)P, &qo, &res) != IFK_OK) goto out;
+        if (ifk_query_run(&m, st, &qd, prompt, (int)P, &qo, NULL, &res) != IFK_OK) goto out;
         if (it && res.ttft < best_m) {
             best_m = res.ttft;
             ifk_query_result_free(&keep);

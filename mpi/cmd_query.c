@@ -9,6 +9,9 @@
 #include "drivers.h"
 #include "engine.h"
 #include "query.h"
+#include "comm.h"
+#include "fault.h"
+#include "tp.h"
 
 /* Resolves --docs ID,ID,... (in that order) or --retrieve K (BM25 order) into manifest indices. */
 static ifk_status resolve_docs_(const char *dir, const ifk_manifest *man, const char *ids, long k, const char *prompt,
@@ -60,6 +63,25 @@ static ifk_status resolve_docs_(const char *dir, const ifk_manifest *man, const 
     return st;
 }
 
+/* Parses "ID,ID,..." into token ids below vocab. */
+static ifk_status parse_ids_(const char *s, int vocab, int **ids, int *n) {
+    int cap = 1;
+    for (const char *c = s; *c; c++) cap += *c == ',';
+    *ids = malloc(sizeof(int) * (size_t)cap);
+    *n = 0;
+    if (!*ids) return IFK_FAIL(IFK_ERR_OOM, "out of memory");
+    for (const char *c = s; *c;) {
+        char *end;
+        long v = strtol(c, &end, 10);
+        if (end == c || v < 0 || v >= vocab || (*end && *end != ','))
+            return IFK_FAIL(IFK_ERR_ARG, "--prompt-ids: '%s' is not a list of token ids below %d", s, vocab);
+        (*ids)[(*n)++] = (int)v;
+        c = *end ? end + 1 : end;
+    }
+    IFK_CHECK_ARG(*n > 0, "--prompt-ids is empty");
+    return IFK_OK;
+}
+
 static void json_str_(FILE *f, const char *s, size_t n) {
     fputc('"', f);
     for (size_t i = 0; i < n; i++) {
@@ -76,6 +98,11 @@ static void json_str_(FILE *f, const char *s, size_t n) {
 static char *detok_(const ifk_tokenizer *t, int prev, const int *ids, int n, size_t *len) {
     size_t cap = 64, l = 0;
     char *s = malloc(cap);
+    if (!t) { /* a random model: the ids are the answer */
+        *len = 0;
+        if (s) s[0] = '\0';
+        return s;
+    }
     for (int i = 0; s && i < n; i++) {
         size_t pl;
         const char *p = ifk_tokenizer_decode(t, i ? ids[i - 1] : prev, ids[i], &pl);
@@ -93,18 +120,100 @@ static char *detok_(const ifk_tokenizer *t, int prev, const int *ids, int n, siz
     return s;
 }
 
+static void print_result_(const ifk_tokenizer *tok, const ifk_manifest *man, const int *docs, int nd, const int *ids,
+                          int P, const ifk_query_opts *o, const ifk_query_result *r, int json, int ranks) {
+    size_t alen;
+    char *answer = detok_(tok, ids[P - 1], r->answer, r->n_answer, &alen);
+    if (!json) {
+        fwrite(answer ? answer : "", 1, alen, stdout);
+        printf("\n");
+        fflush(stdout);
+        if (r->compared)
+            fprintf(stderr, "%s at R=%.2f: KL(full||%s) %.5f, top-1 %s, %d leading tokens as full; ttft %.1f ms "
+                    "(full %.1f ms)\n", ifk_method_name(o->method), o->budget, ifk_method_name(o->method), r->kl,
+                    r->top1_agree ? "agrees" : "differs", r->leading_agree, r->ttft, r->full_ttft);
+        free(answer);
+        return;
+    }
+    printf("{\"method\": \"%s\", \"budget\": %g, \"reorder\": %s, \"ranks\": %d, \"documents\": [",
+           ifk_method_name(o->method), o->budget, o->reorder ? "true" : "false", ranks);
+    for (int i = 0; i < nd; i++) {
+        if (i) printf(", ");
+        json_str_(stdout, man->docs[docs[i]].id, strlen(man->docs[docs[i]].id));
+    }
+    printf("], \"chunk_order\": [");
+    for (int i = 0; i < r->n_chunks; i++) printf("%s%d", i ? ", " : "", r->order[i]);
+    printf("], \"n_context_tokens\": %d, \"n_prompt_tokens\": %d, \"n_selected\": %d, \"selected\": [", r->T,
+           r->n_prompt, r->n_selected);
+    for (int i = 0; i < r->n_selected; i++) printf("%s%d", i ? ", " : "", r->selected[i]);
+    printf("], \"answer_ids\": [");
+    for (int i = 0; i < r->n_answer; i++) printf("%s%d", i ? ", " : "", r->answer[i]);
+    printf("], \"answer\": ");
+    json_str_(stdout, answer ? answer : "", alen);
+    printf(", \"first_logits_top\": [");
+    {   /* the five largest next-token logits, for cross-rank comparisons */
+        int best[5] = {-1, -1, -1, -1, -1};
+        const int V = r->vocab;
+        for (int k = 0; k < 5; k++) {
+            for (int i = 0; i < V; i++) {
+                int used = 0;
+                for (int j = 0; j < k; j++) used |= best[j] == i;
+                if (!used && (best[k] < 0 || r->first_logits[i] > r->first_logits[best[k]])) best[k] = i;
+            }
+            printf("%s[%d, %.6f]", k ? ", " : "", best[k], r->first_logits[best[k]]);
+        }
+    }
+    printf("], \"timings_ms\": {\"load\": %.3f, \"rotate\": %.3f, \"score\": %.3f, \"recompute\": %.3f, "
+           "\"prompt_prefill\": %.3f, \"first_token\": %.3f, \"ttft\": %.3f}",
+           r->t_load, r->t_rotate, r->t_score, r->t_recompute, r->t_prompt, r->t_first, r->ttft);
+    if (ranks > 1) {
+        static const char *ph[5] = {"load", "score", "recompute", "prompt_prefill", "decode"};
+        printf(", \"comm\": {");
+        for (int i = 0; i < 5; i++)
+            printf("%s\"%s\": {\"ms\": %.3f, \"bytes\": %.0f}", i ? ", " : "", ph[i], r->comm_ms[i], r->comm_bytes[i]);
+        printf("}");
+    }
+    if (r->compared) {
+        size_t fl;
+        char *fa = detok_(tok, ids[P - 1], r->full_answer, r->n_full_answer, &fl);
+        printf(", \"compare_full\": {\"kl\": %.9g, \"top1_agree\": %s, \"leading_agree\": %d, \"full_ttft_ms\": %.3f, "
+               "\"full_answer\": ", r->kl, r->top1_agree ? "true" : "false", r->leading_agree, r->full_ttft);
+        json_str_(stdout, fa ? fa : "", fl);
+        printf("}");
+        free(fa);
+    }
+    printf("}\n");
+    free(answer);
+}
+
+/* Every failure before the query's collectives is one all ranks see alike or can agree on: the
+ * lowest failing rank prints, all exit 1. */
+#define AGREE_OR_OUT(st)                                                   \
+    do {                                                                   \
+        if (ifk_comm_agree(&cm, (st)) != IFK_OK) goto out;                 \
+    } while (0)
+
 int ifk_cmd_query(int argc, char **argv) {
+    ifk_comm cm;
+    if (ifk_comm_init(&cm, &argc, &argv) != IFK_OK) {
+        ifk_err_print();
+        return 1;
+    }
+    ifk_fault_set_rank(cm.rank);
+    ifk_cli_set_quiet(cm.rank != 0);
     const char *model = NULL, *tokp = NULL, *dir = NULL, *docs_s = NULL, *retr_s = NULL, *prompt = NULL,
                *method_s = "infoflow", *budget_s = NULL, *layers_s = NULL, *steps_s = NULL, *seed_s = NULL,
-               *threads_s = NULL;
+               *threads_s = NULL, *shape = NULL, *prompt_ids = NULL;
     int reorder = 0, compare = 0, json = 0, help = 0, rc = 1;
     const ifk_opt opts[] = {
         {"model", "PATH", "checkpoint file or folder (required; must be the store's model)", &model, NULL},
+        {"random-model", "SHAPE", "the random-weight model a store was cached with (tests, benchmarks)", &shape, NULL},
         {"tokenizer", "FILE", "tokenizer.bin (default: beside the checkpoint)", &tokp, NULL},
         {"store", "DIR", "the KV store (required)", &dir, NULL},
         {"docs", "ID,ID,...", "the context: these documents, in this order", &docs_s, NULL},
         {"retrieve", "K", "the context: the BM25 top K documents for the prompt, best first", &retr_s, NULL},
-        {"prompt", "TEXT", "the question (required)", &prompt, NULL},
+        {"prompt", "TEXT", "the question (required, or --prompt-ids)", &prompt, NULL},
+        {"prompt-ids", "ID,ID,...", "the question as token ids (no tokenizer needed)", &prompt_ids, NULL},
         {"method", "M", "infoflow (default), full, none, cacheblend, epic, random", &method_s, NULL},
         {"budget", "R", "fraction of context tokens to recompute, in [0, 1] (default 0.15)", &budget_s, NULL},
         {"reorder", NULL, "put the chunk with the most selected tokens next to the prompt (infoflow)", NULL, &reorder},
@@ -112,115 +221,120 @@ int ifk_cmd_query(int argc, char **argv) {
          &layers_s, NULL},
         {"steps", "N", "answer tokens to generate, greedily (default 32)", &steps_s, NULL},
         {"seed", "S", "seed of --method random (default 0)", &seed_s, NULL},
-        {"threads", "N", "BLAS threads (default: OpenBLAS's)", &threads_s, NULL},
+        {"threads", "N", "BLAS threads per rank (default: the node's cores shared by its ranks)", &threads_s, NULL},
         {"compare-full", NULL, "also run the full prefill and report KL, top-1 and answer agreement", NULL, &compare},
         {"json", NULL, "print one JSON object instead of the answer text", NULL, &json},
         {NULL, NULL, NULL, NULL, NULL}};
-    const char *usage = "usage: infoflow query --model M --store DIR (--docs ID,... | --retrieve K) --prompt TEXT "
-                        "[--method M] [--budget R] [options]\n"
-                        "Answers a prompt over cached documents, recomputing a fraction of the context's tokens.";
-    ifk_model m = {0};
+    const char *usage = "usage: [mpirun -n P] infoflow query --model M --store DIR (--docs ID,... | --retrieve K) "
+                        "--prompt TEXT [--method M] [--budget R] [options]\n"
+                        "Answers a prompt over cached documents, recomputing a fraction of the context's tokens.\n"
+                        "Under mpirun the model's KV heads are split over the ranks (tensor parallelism).";
+    ifk_model full = {0}, local = {0};
     ifk_tokenizer *tok = NULL;
     ifk_store *st = NULL;
     int *docs = NULL, nd = 0, *ids = NULL, P = 0;
     ifk_query_result r = {0};
     ifk_query_opts o = {.method = IFK_METHOD_INFOFLOW, .budget = 0.15, .score_lo = -1, .score_hi = -1, .steps = 32};
     long retrieve = 0, steps = 32, seed = 0, threads = 0;
-    if (ifk_cli_parse(argc, argv, opts, usage, &help) != IFK_OK) goto out;
-    if (help) return 0;
-    if (!model || !dir || !prompt) {
-        IFK_FAIL(IFK_ERR_ARG, "query: --model, --store and --prompt are required (see --help)");
+    ifk_tp_mpi tpm;
+    ifk_status s_ = ifk_cli_parse(argc, argv, opts, usage, &help);
+    if (s_ == IFK_OK && help) {
+        rc = 0;
         goto out;
     }
-    if (!docs_s == !retr_s) {
-        IFK_FAIL(IFK_ERR_ARG, "query: give exactly one of --docs ID,... or --retrieve K");
-        goto out;
+    if (s_ == IFK_OK && (!model == !shape || !dir || !prompt == !prompt_ids))
+        s_ = IFK_FAIL(IFK_ERR_ARG, "query: --model (or --random-model), --store and --prompt (or --prompt-ids) are "
+                      "required (see --help)");
+    if (s_ == IFK_OK && !prompt_ids && shape) s_ = IFK_FAIL(IFK_ERR_ARG, "query: a random model has no tokenizer: use --prompt-ids");
+    if (s_ == IFK_OK && retr_s && !prompt) s_ = IFK_FAIL(IFK_ERR_ARG, "query: --retrieve needs a text --prompt");
+    if (s_ == IFK_OK && !docs_s == !retr_s) s_ = IFK_FAIL(IFK_ERR_ARG, "query: give exactly one of --docs ID,... or --retrieve K");
+    if (s_ == IFK_OK)
+        s_ = ifk_method_parse(method_s, &o.method) ? IFK_ERR_ARG
+             : ifk_cli_double("budget", budget_s, 0, 1, &o.budget) ? IFK_ERR_ARG
+             : ifk_cli_int("retrieve", retr_s, 1, 1 << 20, &retrieve) ? IFK_ERR_ARG
+             : ifk_cli_int("steps", steps_s, 1, 1 << 20, &steps) ? IFK_ERR_ARG
+             : ifk_cli_int("seed", seed_s, 0, INT64_MAX, &seed) ? IFK_ERR_ARG
+             : ifk_cli_int("threads", threads_s, 1, 1024, &threads) ? IFK_ERR_ARG : IFK_OK;
+    if (s_ == IFK_OK && layers_s) {
+        int a, b, nc = 0;
+        if (sscanf(layers_s, "%d-%d%n", &a, &b, &nc) != 2 || layers_s[nc])
+            s_ = IFK_FAIL(IFK_ERR_ARG, "--score-layers '%s' is not A-B", layers_s);
+        o.score_lo = a, o.score_hi = b;
     }
-    if (ifk_method_parse(method_s, &o.method) || ifk_cli_double("budget", budget_s, 0, 1, &o.budget) ||
-        ifk_cli_int("retrieve", retr_s, 1, 1 << 20, &retrieve) || ifk_cli_int("steps", steps_s, 1, 1 << 20, &steps) ||
-        ifk_cli_int("seed", seed_s, 0, INT64_MAX, &seed) || ifk_cli_int("threads", threads_s, 1, 1024, &threads))
-        goto out;
+    if (s_ == IFK_OK && reorder && o.method != IFK_METHOD_INFOFLOW)
+        s_ = IFK_FAIL(IFK_ERR_ARG, "--reorder goes with --method infoflow");
+    if (s_ == IFK_OK && prompt && !*prompt) s_ = IFK_FAIL(IFK_ERR_ARG, "query: the prompt is empty");
+    AGREE_OR_OUT(s_);
     o.steps = (int)steps;
     o.seed = (uint64_t)seed;
     o.reorder = reorder;
     o.compare_full = compare;
-    if (layers_s) {
-        int a, b, nc = 0;
-        if (sscanf(layers_s, "%d-%d%n", &a, &b, &nc) != 2 || layers_s[nc]) {
-            IFK_FAIL(IFK_ERR_ARG, "--score-layers '%s' is not A-B", layers_s);
-            goto out;
-        }
-        o.score_lo = a, o.score_hi = b;
-    }
-    ifk_blas_set_threads((int)threads);
-    if (ifk_engine_load(model, tokp, &m, &tok) != IFK_OK || ifk_store_open(&st, dir) != IFK_OK) goto out;
-    if (layers_s && (o.score_lo < 0 || o.score_hi < o.score_lo || o.score_hi >= m.cfg.n_layers)) {
-        IFK_FAIL(IFK_ERR_ARG, "--score-layers %s is outside the model's layers 0-%d", layers_s, m.cfg.n_layers - 1);
-        goto out;
-    }
-    {
+    ifk_blas_set_threads(threads ? (int)threads : ifk_comm_blas_threads(&cm, 0));
+
+    /* every rank maps the checkpoint; with P ranks each keeps its slice of heads and MLP */
+    s_ = model ? ifk_engine_load(model, tokp, &full, &tok) : ifk_model_random(&full, shape, 1); /* cache's seed */
+    AGREE_OR_OUT(s_);
+    if (layers_s && (o.score_lo < 0 || o.score_hi < o.score_lo || o.score_hi >= full.cfg.n_layers))
+        s_ = IFK_FAIL(IFK_ERR_ARG, "--score-layers %s is outside the model's layers 0-%d", layers_s, full.cfg.n_layers - 1);
+    if (s_ == IFK_OK && cm.size > 1) s_ = ifk_model_slice(&full, cm.rank, cm.size, &local);
+    if (s_ == IFK_OK) s_ = ifk_store_open(&st, dir);
+    AGREE_OR_OUT(s_);
+    if (cm.rank == 0) {
+        /* the coordinator checks the store against the model, resolves the documents and the prompt */
         char fp[17];
-        ifk_model_fingerprint(&m, fp);
+        ifk_model_fingerprint(&full, fp);
         ifk_store_params want;
-        ifk_store_params_from_model(&want, &m, fp);
-        if (ifk_store_params_check(&ifk_store_manifest(st)->p, &want, dir, 0) != IFK_OK) goto out;
+        ifk_store_params_from_model(&want, &full, fp);
+        const ifk_manifest *man = ifk_store_manifest(st);
+        s_ = ifk_store_params_check(&man->p, &want, dir, 0);
+        if (s_ == IFK_OK) s_ = resolve_docs_(dir, man, docs_s, retrieve, prompt ? prompt : "", &docs, &nd);
+        if (s_ == IFK_OK && prompt) s_ = ifk_tokenizer_encode(tok, prompt, strlen(prompt), 0, 0, &ids, &P);
+        if (s_ == IFK_OK && prompt_ids) s_ = parse_ids_(prompt_ids, full.cfg.vocab_size, &ids, &P);
+        if (s_ == IFK_OK) {
+            long T = 1;
+            for (int i = 0; i < nd; i++) T += man->docs[docs[i]].n_tokens;
+            if (T + P + o.steps > full.cfg.seq_len)
+                s_ = IFK_FAIL(IFK_ERR_ARG, "context of %ld tokens + prompt of %d + %d answer tokens exceed the model's "
+                              "%d positions", T, P, o.steps, full.cfg.seq_len);
+        }
     }
-    if (!*prompt) {
-        IFK_FAIL(IFK_ERR_ARG, "query: the prompt is empty");
+    AGREE_OR_OUT(s_);
+    if (cm.size > 1) {
+        int hdr[2] = {nd, P};
+        MPI_Bcast(hdr, 2, MPI_INT, 0, cm.comm);
+        if (cm.rank != 0) {
+            nd = hdr[0], P = hdr[1];
+            docs = malloc(sizeof(int) * (size_t)nd), ids = malloc(sizeof(int) * (size_t)P);
+            if (!docs || !ids) {
+                IFK_FAIL(IFK_ERR_OOM, "out of memory");
+                ifk_comm_abort(&cm);
+            }
+        }
+        MPI_Bcast(docs, nd, MPI_INT, 0, cm.comm);
+        MPI_Bcast(ids, P, MPI_INT, 0, cm.comm);
+        ifk_tp_mpi_init(&tpm, &cm, full.cfg.n_heads);
+    }
+    ifk_query_docs qd = {docs, nd};
+    if (ifk_query_run(cm.size > 1 ? &local : &full, st, &qd, ids, P, &o, cm.size > 1 ? &tpm.tp : NULL, &r) != IFK_OK) {
+        if (cm.size > 1) ifk_comm_abort(&cm); /* the others may wait in a collective */
+        ifk_err_print();
         goto out;
     }
-    if (resolve_docs_(dir, ifk_store_manifest(st), docs_s, retrieve, prompt, &docs, &nd) != IFK_OK) goto out;
-    if (ifk_tokenizer_encode(tok, prompt, strlen(prompt), 0, 0, &ids, &P) != IFK_OK) goto out;
-    ifk_query_docs qd = {docs, nd};
-    if (ifk_query_run(&m, st, &qd, ids, P, &o, &r) != IFK_OK) goto out;
-    size_t alen;
-    char *answer = detok_(tok, ids[P - 1], r.answer, r.n_answer, &alen);
-    const ifk_manifest *man = ifk_store_manifest(st);
-    if (!json) {
-        fwrite(answer ? answer : "", 1, alen, stdout);
-        printf("\n");
-        if (r.compared)
-            fprintf(stderr, "%s at R=%.2f: KL(full||%s) %.5f, top-1 %s, %d leading tokens as full; ttft %.1f ms "
-                    "(full %.1f ms)\n", ifk_method_name(o.method), o.budget, ifk_method_name(o.method), r.kl,
-                    r.top1_agree ? "agrees" : "differs", r.leading_agree, r.ttft, r.full_ttft);
-    } else {
-        printf("{\"method\": \"%s\", \"budget\": %g, \"reorder\": %s, \"documents\": [", ifk_method_name(o.method),
-               o.budget, o.reorder ? "true" : "false");
-        for (int i = 0; i < nd; i++) {
-            if (i) printf(", ");
-            json_str_(stdout, man->docs[docs[i]].id, strlen(man->docs[docs[i]].id));
-        }
-        printf("], \"chunk_order\": [");
-        for (int i = 0; i < r.n_chunks; i++) printf("%s%d", i ? ", " : "", r.order[i]);
-        printf("], \"n_context_tokens\": %d, \"n_prompt_tokens\": %d, \"n_selected\": %d, \"selected\": [", r.T,
-               r.n_prompt, r.n_selected);
-        for (int i = 0; i < r.n_selected; i++) printf("%s%d", i ? ", " : "", r.selected[i]);
-        printf("], \"answer_ids\": [");
-        for (int i = 0; i < r.n_answer; i++) printf("%s%d", i ? ", " : "", r.answer[i]);
-        printf("], \"answer\": ");
-        json_str_(stdout, answer ? answer : "", alen);
-        printf(", \"timings_ms\": {\"load\": %.3f, \"rotate\": %.3f, \"score\": %.3f, \"recompute\": %.3f, "
-               "\"prompt_prefill\": %.3f, \"first_token\": %.3f, \"ttft\": %.3f}",
-               r.t_load, r.t_rotate, r.t_score, r.t_recompute, r.t_prompt, r.t_first, r.ttft);
-        if (r.compared) {
-            size_t fl;
-            char *fa = detok_(tok, ids[P - 1], r.full_answer, r.n_full_answer, &fl);
-            printf(", \"compare_full\": {\"kl\": %.9g, \"top1_agree\": %s, \"leading_agree\": %d, \"full_ttft_ms\": %.3f, "
-                   "\"full_answer\": ", r.kl, r.top1_agree ? "true" : "false", r.leading_agree, r.full_ttft);
-            json_str_(stdout, fa ? fa : "", fl);
-            printf("}");
-            free(fa);
-        }
-        printf("}\n");
+    if (cm.rank == 0) print_result_(tok, ifk_store_manifest(st), docs, nd, ids, P, &o, &r, json, cm.size);
+    if (getenv("INFOFLOW_READ_STATS")) { /* which KV heads this rank read from the store: tests use it */
+        const ifk_manifest *man = ifk_store_manifest(st);
+        fprintf(stderr, "read-stats rank %d:", cm.rank);
+        for (int h = 0; h < man->p.n_kv_heads; h++) fprintf(stderr, " %.0f", ifk_store_head_bytes(st, h));
+        fprintf(stderr, "\n");
     }
-    free(answer);
     rc = 0;
 out:
-    if (rc) ifk_err_print();
     ifk_query_result_free(&r);
     free(docs), free(ids);
     ifk_store_close(&st);
     ifk_tokenizer_free(&tok);
-    ifk_model_free(&m);
+    ifk_model_free(&local);
+    ifk_model_free(&full);
+    ifk_comm_finalize(&cm);
     return rc;
 }

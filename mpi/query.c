@@ -61,6 +61,7 @@ static ifk_status gather_(const ifk_model *m, ifk_store *st, ifk_state *s, ifk_k
                           int global, float *kbuf, float *vbuf, double *t_load, double *t_rotate) {
     const ifk_config *cfg = &m->cfg;
     const int L = cfg->n_layers, Hkv = cfg->n_kv_heads, Dh = cfg->head_dim, pre = ifk_store_manifest(st)->p.prefix_len;
+    const int h0 = s->tp ? s->tp->rank * Hkv : 0; /* this rank's KV heads, and only those, are read */
     double t0 = ifk_now();
     c->len = 0;
     int bos = cfg->bos_id, zero = 0;
@@ -69,7 +70,7 @@ static ifk_status gather_(const ifk_model *m, ifk_store *st, ifk_state *s, ifk_k
     int slot = 1;
     for (int i = 0; i < p->n; i++) {
         const int k = order[i], n = p->len[k] - (k == 0);
-        IFK_CHECK(ifk_store_read_chunk(st, p->doc[k], p->chunk[k], 0, Hkv, kbuf, vbuf, p->ids + slot));
+        IFK_CHECK(ifk_store_read_chunk(st, p->doc[k], p->chunk[k], h0, Hkv, kbuf, vbuf, p->ids + slot));
         for (int l = 0; l < L; l++)
             for (int h = 0; h < Hkv; h++) {
                 const size_t src = ((size_t)l * Hkv + h) * (size_t)n * Dh;
@@ -106,10 +107,13 @@ static void spans_(const plan_ *p, const int *order, int *start, int *len) {
     }
 }
 
+static void comm_mark_(const ifk_tp *tp, ifk_query_result *r, int ph, double *sec, double *bytes);
+
 /* Prefills the prompt at slots/positions T.. and greedily decodes up to steps tokens (stopping
  * at BOS/EOS). First logits go to first (V). */
 static ifk_status answer_(const ifk_model *m, ifk_state *s, ifk_kvcache *c, const int *prompt, int P, int steps,
-                          float *first, int *out, int *n_out, double *t_prompt, double *t_first) {
+                          float *first, int *out, int *n_out, double *t_prompt, double *t_first, ifk_query_result *r,
+                          double *csec, double *cbytes) {
     const ifk_config *cfg = &m->cfg;
     int *pos = malloc(sizeof(int) * (size_t)P);
     float *logits = malloc(sizeof(float) * (size_t)cfg->vocab_size);
@@ -123,10 +127,12 @@ static ifk_status answer_(const ifk_model *m, ifk_state *s, ifk_kvcache *c, cons
     double t0 = ifk_now();
     IFK_CHECK_GOTO(st, ifk_forward(m, s, c, prompt, pos, P, logits, 0), done);
     double t1 = ifk_now();
+    if (r) comm_mark_(s->tp, r, IFK_PHASE_PROMPT, csec, cbytes);
     memcpy(first, logits, sizeof(float) * (size_t)cfg->vocab_size);
     *n_out = 0;
     for (int i = 0; i < steps; i++) {
         int next = ifk_argmax(logits, cfg->vocab_size);
+        if (s->tp) IFK_CHECK_GOTO(st, s->tp->bcast_ints(&next, 1, s->tp->ctx), done); /* rank 0 decides */
         if (i == 0 && t_first) *t_first = (ifk_now() - t1) * 1e3;
         if (next == cfg->bos_id || next == cfg->eos_id) break;
         out[(*n_out)++] = next;
@@ -160,14 +166,31 @@ static ifk_status full_(const ifk_model *m, ifk_state *s, ifk_kvcache *c, const 
     c->len = 0;
     ifk_status st = ifk_forward(m, s, c, all, pos, T, NULL, 0);
     double tctx = (ifk_now() - t0) * 1e3, tp = 0, tf = 0;
-    if (st == IFK_OK) st = answer_(m, s, c, prompt, P, steps, first, out, n_out, &tp, &tf);
+    if (st == IFK_OK) st = answer_(m, s, c, prompt, P, steps, first, out, n_out, &tp, &tf, NULL, NULL, NULL);
     *ttft = tctx + tp + tf; /* to the first token, not the whole answer */
     free(all), free(pos);
     return st;
 }
 
+/* Adds the communication since the last mark to phase ph. */
+static void comm_mark_(const ifk_tp *tp, ifk_query_result *r, int ph, double *sec, double *bytes) {
+    if (!tp) return;
+    r->comm_ms[ph] += (tp->comm_seconds - *sec) * 1e3;
+    r->comm_bytes[ph] += tp->comm_bytes - *bytes;
+    *sec = tp->comm_seconds;
+    *bytes = tp->comm_bytes;
+}
+
+/* Rank 0's selection (count, then slots) to every rank. */
+static ifk_status bcast_sel_(const ifk_tp *tp, int *n, int *sel) {
+    if (!tp) return IFK_OK;
+    IFK_CHECK(tp->bcast_ints(n, 1, tp->ctx));
+    if (*n > 0) IFK_CHECK(tp->bcast_ints(sel, (size_t)*n, tp->ctx));
+    return IFK_OK;
+}
+
 ifk_status ifk_query_run(const ifk_model *m, ifk_store *st, const ifk_query_docs *qd, const int *prompt, int P,
-                         const ifk_query_opts *o, ifk_query_result *r) {
+                         const ifk_query_opts *o, ifk_tp *tp, ifk_query_result *r) {
     const ifk_config *cfg = &m->cfg;
     const ifk_manifest *man = ifk_store_manifest(st);
     memset(r, 0, sizeof *r);
@@ -180,7 +203,8 @@ ifk_status ifk_query_run(const ifk_model *m, ifk_store *st, const ifk_query_docs
     plan_ p;
     ifk_status s_ = IFK_OK;
     ifk_kvcache c = {0};
-    ifk_state s = {0};
+    ifk_state s = {.tp = tp};
+    double csec = tp ? tp->comm_seconds : 0, cbytes = tp ? tp->comm_bytes : 0;
     float *kbuf = NULL, *vbuf = NULL, *score = NULL, *psum = NULL;
     int *order = NULL, *sstart = NULL, *slen = NULL;
     IFK_CHECK_ARG(!o->reorder || o->method == IFK_METHOD_INFOFLOW, "--reorder goes with --method infoflow");
@@ -193,6 +217,7 @@ ifk_status ifk_query_run(const ifk_model *m, ifk_store *st, const ifk_query_docs
         goto done;
     }
     r->n_chunks = p.n;
+    r->vocab = cfg->vocab_size;
     r->T = T;
     r->n_prompt = P;
     const int V = cfg->vocab_size, maxn = man->p.chunk_tokens;
@@ -218,6 +243,7 @@ ifk_status ifk_query_run(const ifk_model *m, ifk_store *st, const ifk_query_docs
         double tf;
         IFK_CHECK_GOTO(s_, full_(m, &s, &c, p.ids0, T, prompt, P, steps, r->first_logits, r->answer, &r->n_answer, &tf),
                        done);
+        comm_mark_(tp, r, IFK_PHASE_PROMPT, &csec, &cbytes);
         r->ttft = tf;
         r->t_prompt = tf;
         memcpy(r->order, order, sizeof(int) * p.n);
@@ -231,14 +257,18 @@ ifk_status ifk_query_run(const ifk_model *m, ifk_store *st, const ifk_query_docs
         IFK_CHECK_GOTO(s_, ifk_score_infoflow(m, &s, &c, T, prompt, P, lo, hi, psum, score), done);
         IFK_CHECK_GOTO(s_, ifk_select_top(score, T, 0, n_budget, r->selected), done);
         spans_(&p, order, sstart, slen);
+        comm_mark_(tp, r, IFK_PHASE_SCORE, &csec, &cbytes);
         int *neworder = malloc(sizeof(int) * p.n);
         if (!neworder) { s_ = IFK_FAIL(IFK_ERR_OOM, "out of memory"); goto done; }
         ifk_reorder(p.n, sstart, slen, r->selected, n_budget < T ? n_budget : T, neworder);
+        if (tp && (s_ = tp->bcast_ints(neworder, (size_t)p.n, tp->ctx)) != IFK_OK) { free(neworder); goto done; }
+        comm_mark_(tp, r, IFK_PHASE_SCORE, &csec, &cbytes);
         memcpy(order, neworder, sizeof(int) * p.n);
         free(neworder);
         r->t_score += (ifk_now() - t0) * 1e3;
     }
     IFK_CHECK_GOTO(s_, gather_(m, st, &s, &c, &p, order, 1, kbuf, vbuf, &r->t_load, &r->t_rotate), done);
+    comm_mark_(tp, r, IFK_PHASE_LOAD, &csec, &cbytes);
     memcpy(r->order, order, sizeof(int) * p.n);
     spans_(&p, order, sstart, slen);
     const int first_end = slen[0]; /* the first chunk's KV (with BOS) is already exact */
@@ -265,15 +295,19 @@ ifk_status ifk_query_run(const ifk_model *m, ifk_store *st, const ifk_query_docs
     default: break;
     }
     if (n < 0) n = 0;
+    IFK_CHECK_GOTO(s_, bcast_sel_(tp, &n, r->selected), done); /* rank 0's selection is the one */
     r->n_selected = n;
+    comm_mark_(tp, r, IFK_PHASE_SCORE, &csec, &cbytes);
     double t1 = ifk_now();
     r->t_score += (t1 - t0) * 1e3;
     IFK_CHECK_GOTO(s_, ifk_recompute(m, &s, &c, T, p.ids, r->selected, n), done);
+    comm_mark_(tp, r, IFK_PHASE_RECOMPUTE, &csec, &cbytes);
     double t2 = ifk_now();
     r->t_recompute = (t2 - t1) * 1e3;
     c.len = T;
     IFK_CHECK_GOTO(s_, answer_(m, &s, &c, prompt, P, steps, r->first_logits, r->answer, &r->n_answer, &r->t_prompt,
-                               &r->t_first), done);
+                               &r->t_first, r, &csec, &cbytes), done);
+    comm_mark_(tp, r, IFK_PHASE_DECODE, &csec, &cbytes);
     (void)t_start;
     /* ttft ends at the first token, not after the whole answer */
     r->ttft = r->t_load + r->t_rotate + r->t_score + r->t_recompute + r->t_prompt + r->t_first;

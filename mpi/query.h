@@ -28,6 +28,7 @@ typedef struct {
     int *answer;       /* (n_answer) generated token ids */
     int n_answer;
     float *first_logits; /* (V) at the first answer position */
+    int vocab;
     /* timings, ms */
     double t_load, t_rotate, t_score, t_recompute, t_prompt, t_first, ttft;
     /* --compare-full */
@@ -37,7 +38,11 @@ typedef struct {
     int *full_answer;
     int n_full_answer;
     double full_ttft;
+    /* tensor parallelism: communication per phase (this rank's payload) */
+    double comm_ms[5], comm_bytes[5]; /* IFK_PHASE_* */
 } ifk_query_result;
+
+enum { IFK_PHASE_LOAD = 0, IFK_PHASE_SCORE, IFK_PHASE_RECOMPUTE, IFK_PHASE_PROMPT, IFK_PHASE_DECODE };
 
 void ifk_query_result_free(ifk_query_result *r);
 
@@ -47,8 +52,12 @@ typedef struct {
     int n_docs;
 } ifk_query_docs;
 
-/* Runs one query. prompt: token ids without BOS. The store must be open and made for this model. */
+/* Runs one query. prompt: token ids without BOS. The store must be open and made for this model.
+ * With tp (collective over its ranks), m is this rank's slice (ifk_model_slice): each rank reads
+ * only its KV heads from the store, and rank 0's selection and tokens are the ones used; the
+ * result is complete on rank 0. A failure on one rank leaves the others inside a collective:
+ * the driver must end the job (ifk_comm_abort). */
 ifk_status ifk_query_run(const ifk_model *m, ifk_store *st, const ifk_query_docs *qd, const int *prompt, int P,
-                         const ifk_query_opts *o, ifk_query_result *r);
+                         const ifk_query_opts *o, ifk_tp *tp, ifk_query_result *r);
 
 #endif

@@ -140,7 +140,7 @@ ifk_status ifk_layer_forward(const ifk_model *m, ifk_state *s, ifk_kvcache *c, i
                        .psum = psum, .ldp = ldp};
     ifk_attention(&a, s->scratch);
     ifk_matmul(s->xb, s->att, w->wo, T, qd, D);
-    if (s->reduce) IFK_CHECK(s->reduce(s->xb, (size_t)T * D, s->reduce_ctx));
+    if (s->tp) IFK_CHECK(s->tp->allreduce(s->xb, (size_t)T * D, s->tp->ctx));
     add_(s->x, s->xb, (size_t)T * D);
 
     /* MLP: norm, SwiGLU, down projection, residual */
@@ -149,7 +149,7 @@ ifk_status ifk_layer_forward(const ifk_model *m, ifk_state *s, ifk_kvcache *c, i
     ifk_matmul(s->hb2, s->xb, w->w3, T, D, F);
     ifk_swiglu(s->hb, s->hb2, (size_t)T * F);
     ifk_matmul(s->xb, s->hb, w->w2, T, F, D);
-    if (s->reduce) IFK_CHECK(s->reduce(s->xb, (size_t)T * D, s->reduce_ctx));
+    if (s->tp) IFK_CHECK(s->tp->allreduce(s->xb, (size_t)T * D, s->tp->ctx));
     add_(s->x, s->xb, (size_t)T * D);
     return IFK_OK;
 }

@@ -33,9 +33,20 @@ static inline float *ifk_kv_v(const ifk_kvcache *c, int l, int h) {
  * slot) and adds delta to their recorded positions. V is position-free and stays. */
 void ifk_kvcache_rerotate(ifk_kvcache *c, const double *inv_freq, ifk_rope_style style, int s0, int n, int delta);
 
-/* Called after each partial sum that a tensor-parallel run must reduce across ranks (attention
- * output projection, MLP down projection); NULL on one rank. x is (T, D). */
-typedef ifk_status (*ifk_reduce_fn)(float *x, size_t n, void *ctx);
+/* Tensor parallelism as the engine sees it: hooks the driver (mpi/) fills in. A rank holds a slice
+ * of the heads and of the MLP (ifk_model_slice); the layer calls allreduce on its partial sums
+ * (attention output projection, MLP down projection); scoring sums per-head statistics into rank 0
+ * with reduce_root; the query pipeline takes rank 0's choices (selection, next token) with
+ * bcast_ints. NULL in ifk_state means one rank. */
+typedef struct {
+    int rank, size;
+    int n_heads_total;                                       /* H over all ranks */
+    ifk_status (*allreduce)(float *x, size_t n, void *ctx);   /* sum, result on every rank */
+    ifk_status (*reduce_root)(float *x, size_t n, void *ctx); /* sum into rank 0 (others: unspecified) */
+    ifk_status (*bcast_ints)(int *x, size_t n, void *ctx);    /* rank 0's values to every rank */
+    void *ctx;
+    double comm_seconds, comm_bytes; /* accumulated by the hooks: payload bytes this rank sent */
+} ifk_tp;
 
 /* Activations for up to cap_rows rows at a time and cap_keys keys. Buffers only grow. */
 typedef struct {
@@ -49,8 +60,7 @@ typedef struct {
     float *rcos, *rsin; /* (T, Dh/2) */
     float *scratch;  /* attention scratch */
     size_t scratch_len;
-    ifk_reduce_fn reduce;
-    void *reduce_ctx;
+    ifk_tp *tp; /* NULL: one rank */
 } ifk_state;
 
 ifk_status ifk_state_reserve(ifk_state *s, const ifk_config *cfg, int rows, int keys);

@@ -1,6 +1,8 @@
 /* infoflow.c — scoring, selection, recompute and reordering (infoflow.h). */
 #include "infoflow.h"
 
+#include "fault.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,12 +49,15 @@ ifk_status ifk_score_infoflow(const ifk_model *m, ifk_state *s, ifk_kvcache *c, 
     IFK_CHECK_GOTO(st, ifk_embed(m, s, prompt, P), done);
     ifk_state_rope(m, s, pos, P);
     for (int k = 0; k < T; k++) score[k] = 0.0f;
-    const double inv_h = 1.0 / cfg->n_heads, inv_layers = 1.0 / (hi - lo + 1);
+    /* with tensor parallelism psum holds this rank's heads: summed into rank 0 per layer, so that
+     * rank 0's score is exactly the one-rank score (the head mean over all H heads) */
+    const double inv_h = 1.0 / (s->tp ? s->tp->n_heads_total : cfg->n_heads), inv_layers = 1.0 / (hi - lo + 1);
     for (int l = 0; l <= hi; l++) {
         const int scored = l >= lo;
         if (scored) memset(psum, 0, sizeof(float) * (size_t)P * nk);
         IFK_CHECK_GOTO(st, ifk_layer_forward(m, s, c, l, P, pos, NULL, nk, scored ? psum : NULL, nk), done);
         if (!scored) continue;
+        if (s->tp) IFK_CHECK_GOTO(st, s->tp->reduce_root(psum, (size_t)P * nk, s->tp->ctx), done);
         for (int k = 0; k < T; k++) {
             double ss = 0.0;
             for (int q = 0; q < P; q++) {
@@ -101,6 +106,8 @@ ifk_status ifk_score_cacheblend(const ifk_model *m, ifk_state *s, const ifk_kvca
         }
         score[t] = (float)d2;
     }
+    /* each rank summed its own KV heads: the total is rank 0's */
+    if (s->tp) IFK_CHECK_GOTO(st, s->tp->reduce_root(score, (size_t)T, s->tp->ctx), done);
 done:
     free(pos);
     ifk_kvcache_free(&tmp);
@@ -181,7 +188,13 @@ ifk_status ifk_recompute(const ifk_model *m, ifk_state *s, ifk_kvcache *c, int T
     IFK_CHECK_GOTO(st, ifk_state_reserve(s, cfg, n, T), done);
     IFK_CHECK_GOTO(st, ifk_embed(m, s, tok, n), done);
     ifk_state_rope(m, s, pos, n);
-    for (int l = 0; l < cfg->n_layers; l++) IFK_CHECK_GOTO(st, ifk_layer_forward(m, s, c, l, n, pos, sel, T, NULL, 0), done);
+    for (int l = 0; l < cfg->n_layers; l++) {
+        if (ifk_fault("recompute.layer")) { /* a rank failing mid-recompute (tests) */
+            st = IFK_FAIL(IFK_ERR_INTERNAL, "injected failure in recompute at layer %d", l);
+            goto done;
+        }
+        IFK_CHECK_GOTO(st, ifk_layer_forward(m, s, c, l, n, pos, sel, T, NULL, 0), done);
+    }
 done:
     free(tok);
     free(pos);

@@ -31,12 +31,14 @@ void ifk_default_score_layers(int L, int *lo, int *hi);
  * scratch slots T..T+P-1; c->len stays T) runs through layers 0..hi over the cache; at each layer
  * l in [lo, hi] the softmax attention of every prompt row (causal among the prompt) over context
  * + prompt keys is averaged over query heads, A[q][k]; s_l[k] = sqrt(sum_q A[q][k]^2); score[k]
- * is the mean of s_l[k] over the band, for k < T. psum is scratch of P*(T+P) floats. */
+ * is the mean of s_l[k] over the band, for k < T. psum is scratch of P*(T+P) floats.
+ * Tensor-parallel: collective over s->tp; the score is valid on rank 0 only. */
 ifk_status ifk_score_infoflow(const ifk_model *m, ifk_state *s, ifk_kvcache *c, int T, const int *prompt, int P,
                               int lo, int hi, float *psum, float *score);
 
 /* CacheBlend's score: layer 0 recomputed exactly for all T context tokens (ids), then each
- * token's squared distance between fresh and cached layer-1 V, summed over KV heads and dims. */
+ * token's squared distance between fresh and cached layer-1 V, summed over KV heads and dims.
+ * Tensor-parallel: collective; valid on rank 0 only. */
 ifk_status ifk_score_cacheblend(const ifk_model *m, ifk_state *s, const ifk_kvcache *c, const int *ids, int T,
                                 float *score);
 

@@ -267,6 +267,63 @@ ifk_status ifk_model_random(ifk_model *m, const char *shape, uint64_t seed) {
     return IFK_OK;
 }
 
+/* ---- tensor-parallel slices -------------------------------------------------------------------- */
+
+ifk_status ifk_model_slice(const ifk_model *full, int rank, int P, ifk_model *out) {
+    memset(out, 0, sizeof *out);
+    const ifk_config *c = &full->cfg;
+    if (P < 1 || c->n_kv_heads % P) {
+        char valid[256] = "";
+        size_t n = 0;
+        for (int d = 1; d <= c->n_kv_heads; d++)
+            if (c->n_kv_heads % d == 0) n += (size_t)snprintf(valid + n, sizeof valid - n, "%s%d", n ? ", " : "", d);
+        return IFK_FAIL(IFK_ERR_ARG, "%d ranks do not divide the model's %d KV heads; valid rank counts: %s", P,
+                        c->n_kv_heads, valid);
+    }
+    IFK_CHECK_ARG(rank >= 0 && rank < P, "rank %d of %d", rank, P);
+    const int G = c->n_heads / c->n_kv_heads, kvl = c->n_kv_heads / P, hl = kvl * G, Dh = c->head_dim;
+    const int f0 = (int)((long)c->hidden_dim * rank / P), f1 = (int)((long)c->hidden_dim * (rank + 1) / P);
+    const size_t D = c->dim, F = c->hidden_dim, Fl = (size_t)(f1 - f0), ql = (size_t)hl * Dh;
+    IFK_CHECK_ARG(Fl > 0, "%d ranks leave rank %d no MLP columns (hidden %d)", P, rank, c->hidden_dim);
+    out->cfg = *c;
+    out->cfg.n_kv_heads = kvl;
+    out->cfg.n_heads = hl;
+    out->cfg.hidden_dim = (int)Fl;
+    snprintf(out->source, sizeof out->source, "%s", full->source);
+    out->tok_emb = full->tok_emb;
+    out->rms_final = full->rms_final;
+    out->wcls = full->wcls;
+    out->layers = ifk_calloc((size_t)c->n_layers, sizeof *out->layers, "layer table");
+    out->inv_freq = ifk_malloc(sizeof(double) * (size_t)(Dh / 2), "RoPE frequencies");
+    out->owned = ifk_malloc(sizeof(float) * (size_t)c->n_layers * (D * ql + D * Fl), "weight slices");
+    if (!out->layers || !out->inv_freq || !out->owned) {
+        ifk_model_free(out);
+        return IFK_ERR_OOM;
+    }
+    memcpy(out->inv_freq, full->inv_freq, sizeof(double) * (size_t)(Dh / 2));
+    float *p = out->owned;
+    const size_t qfull = (size_t)c->n_heads * Dh;
+    for (int l = 0; l < c->n_layers; l++) {
+        const ifk_layer_weights *w = &full->layers[l];
+        ifk_layer_weights *o = &out->layers[l];
+        *o = *w;
+        o->wq = w->wq + (size_t)rank * ql * D;
+        o->wk = w->wk + (size_t)rank * kvl * Dh * D;
+        o->wv = w->wv + (size_t)rank * kvl * Dh * D;
+        o->w1 = w->w1 + (size_t)f0 * D;
+        o->w3 = w->w3 + (size_t)f0 * D;
+        float *wo = p, *w2 = p + D * ql; /* (D, ql) and (D, Fl): the columns this rank owns */
+        for (size_t i = 0; i < D; i++) {
+            memcpy(wo + i * ql, w->wo + i * qfull + (size_t)rank * ql, sizeof(float) * ql);
+            memcpy(w2 + i * Fl, w->w2 + i * F + f0, sizeof(float) * Fl);
+        }
+        o->wo = wo;
+        o->w2 = w2;
+        p += D * ql + D * Fl;
+    }
+    return IFK_OK;
+}
+
 /* ---- fingerprint ------------------------------------------------------------------------------ */
 
 static uint64_t mix_(uint64_t h, uint64_t w) {

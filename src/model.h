@@ -72,6 +72,13 @@ ifk_status ifk_model_load_llama2c(ifk_model *m, const char *path);
  * with deterministic random weights (uniform, std 0.02; norm weights 1). */
 ifk_status ifk_model_random(ifk_model *m, const char *shape, uint64_t seed);
 
+/* Rank r of P's slice for tensor parallelism (Megatron-style): KV heads [r Hkv/P, (r+1) Hkv/P)
+ * with their query heads, MLP columns [r F/P, (r+1) F/P). The local config counts the slice's
+ * heads and hidden size. wq/wk/wv/w1/w3 rows are views into full (full must outlive the slice);
+ * wo's and w2's columns are strided, so their slices are copied. Embedding, norms and classifier
+ * are shared (replicated). P must divide Hkv: otherwise an error listing the valid P. */
+ifk_status ifk_model_slice(const ifk_model *full, int rank, int P, ifk_model *out);
+
 /* Parses a shape as above into cfg without allocating weights. */
 ifk_status ifk_config_parse_shape(ifk_config *cfg, const char *shape);
 

@@ -855,7 +855,12 @@ struct ifk_store {
     hid_t mtype;
     uint16_t *conv;
     size_t conv_cap;
+    double *head_bytes; /* (Hkv) read accounting */
 };
+
+double ifk_store_head_bytes(const ifk_store *s, int h) {
+    return h >= 0 && h < s->m.p.n_kv_heads ? s->head_bytes[h] : 0.0;
+}
 
 ifk_status ifk_store_open(ifk_store **sp, const char *dir) {
     h5_init_();
@@ -871,7 +876,8 @@ ifk_status ifk_store_open(ifk_store **sp, const char *dir) {
     s->maps = calloc((size_t)(s->m.n_shards > 0 ? s->m.n_shards : 1), sizeof *s->maps);
     s->map_len = calloc((size_t)(s->m.n_shards > 0 ? s->m.n_shards : 1), sizeof *s->map_len);
     s->mtype = h5_type_(s->m.p.dtype);
-    if (!s->files || !s->maps || !s->map_len || s->mtype < 0) {
+    s->head_bytes = calloc((size_t)s->m.p.n_kv_heads, sizeof(double));
+    if (!s->files || !s->maps || !s->map_len || !s->head_bytes || s->mtype < 0) {
         ifk_store_close(&s);
         return IFK_FAIL(IFK_ERR_OOM, "out of memory opening %s", dir);
     }
@@ -894,6 +900,7 @@ void ifk_store_close(ifk_store **sp) {
     free(s->files);
     free(s->maps);
     free(s->map_len);
+    free(s->head_bytes);
     free(s->conv);
     ifk_manifest_free(&s->m);
     free(s);
@@ -1109,6 +1116,7 @@ ifk_status ifk_store_read_chunk(ifk_store *s, int d, int c, int h0, int nh, floa
         close_id_(&ds);
     }
     close_id_(&cg);
+    for (int h = h0; h < h0 + nh; h++) s->head_bytes[h] += 2.0 * p->n_layers * n * p->head_dim * (double)es;
     return IFK_OK;
 fail:
     close_id_(&msp);

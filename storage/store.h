@@ -118,6 +118,8 @@ ifk_status ifk_store_read_chunk(ifk_store *s, int d, int c, int h0, int nh, floa
 ifk_status ifk_store_read_tokens(ifk_store *s, int d, int c, int *tokens);
 /* The document's text (malloc'd, NUL-terminated). */
 ifk_status ifk_store_read_text(ifk_store *s, int d, char **text, size_t *len);
+/* Bytes of K and V this reader has read for KV head h (read accounting, for tests). */
+double ifk_store_head_bytes(const ifk_store *s, int h);
 void ifk_store_close(ifk_store **s);
 
 /* ---- maintenance --------------------------------------------------------------------------------- */
