@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 PKGS=(build-essential cmake pkg-config libopenmpi-dev openmpi-bin libhdf5-openmpi-dev hdf5-tools
-      libopenblas-dev libcriterion-dev libcjson-dev python3 python3-numpy ca-certificates curl)
+      libopenblas-dev libcriterion-dev libcjson-dev libinih-dev gnuplot-nox python3 python3-numpy ca-certificates curl)
 MODEL_DIR=models/stories260K
 SHARED_MODEL=../shared/models/stories260K
 MODEL_URL=https://huggingface.co/karpathy/tinyllamas/resolve/main/stories260K
@@ -61,10 +61,19 @@ case "${1:-demo}" in
   build) setup ;;
   demo)
     setup
-    log "demo: greedy story from stories260K (the model's golden output)"
+    [ "$(id -u)" -eq 0 ] && export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+    log "demo 1/4: greedy story from stories260K (the model's golden output)"
     build/infoflow generate --model "$MODEL_DIR" --prompt "Once upon a time" --steps 64 --temperature 0
-    log "demo: batched prefill speed against this machine's sgemm peak"
-    build/infoflow bench prefill --random-model bench100m --tokens 512 --repeat 1
+    log "demo 2/4: caching the bundled sample corpus with 2 MPI ranks into out/demo/store"
+    rm -rf out/demo
+    mpirun -n 2 build/infoflow cache --model "$MODEL_DIR" --corpus jobs/data/demo_corpus.jsonl --store out/demo/store
+    build/infoflow verify --store out/demo/store
+    log "demo 3/4: one question, InfoFlow against a full prefill"
+    build/infoflow query --model "$MODEL_DIR" --store out/demo/store --docs story10,story04,story12 \
+      --prompt "Once upon a time," --steps 12 --compare-full
+    log "demo 4/4: every method on the sample queries, a needle grid and a scoring-layer ablation (jobs/demo.ini)"
+    mpirun -n 2 build/infoflow eval --job jobs/demo.ini
+    log "demo: results and plots in out/demo/ (summary.md, fidelity.jsonl, needle.jsonl, *.png)"
     ;;
   test)
     setup

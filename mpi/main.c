@@ -11,6 +11,7 @@ static const struct {
     {"generate", "generate text from a model and a prompt", ifk_cmd_generate},
     {"cache", "prefill a corpus into a KV store (under mpirun: many ranks)", ifk_cmd_cache},
     {"query", "answer a prompt over cached documents (infoflow and baselines)", ifk_cmd_query},
+    {"eval", "evaluate methods against full prefill: fidelity, needles, ablation, plots", ifk_cmd_eval},
     {"inspect", "summarise a KV store", ifk_cmd_inspect},
     {"verify", "re-read every dataset of a KV store and report damage", ifk_cmd_verify},
     {"bench", "benchmarks (prefill, store reads) against measured peaks", ifk_cmd_bench},
