@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "bm25.h"
 #include "cli.h"
@@ -323,9 +324,12 @@ int ifk_cmd_query(int argc, char **argv) {
     if (cm.rank == 0) print_result_(tok, ifk_store_manifest(st), docs, nd, ids, P, &o, &r, json, cm.size);
     if (getenv("INFOFLOW_READ_STATS")) { /* which KV heads this rank read from the store: tests use it */
         const ifk_manifest *man = ifk_store_manifest(st);
-        fprintf(stderr, "read-stats rank %d:", cm.rank);
-        for (int h = 0; h < man->p.n_kv_heads; h++) fprintf(stderr, " %.0f", ifk_store_head_bytes(st, h));
-        fprintf(stderr, "\n");
+        char line[4096];
+        int n = snprintf(line, sizeof line, "read-stats rank %d:", cm.rank);
+        for (int h = 0; h < man->p.n_kv_heads && n < (int)sizeof line - 32; h++)
+            n += snprintf(line + n, sizeof line - n, " %.0f", ifk_store_head_bytes(st, h));
+        line[n++] = '\n';
+        if (write(2, line, (size_t)n) < 0) { /* one write: lines of several ranks do not interleave */ }
     }
     rc = 0;
 out:

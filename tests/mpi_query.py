@@ -88,8 +88,9 @@ check(r.stderr.count("do not divide") == 1, "... with one message")
 # read accounting: rank r of 4 reads exactly KV heads 2r, 2r+1 of the 8
 r = run(4, ["query", "--random-model", SHAPE, "--store", rand, "--docs", "r0,r1", "--prompt-ids", "5,6"],
         {"INFOFLOW_READ_STATS": "1"})
-stats = {int(l.split()[2].rstrip(":")): [float(x) for x in l.split(":")[1].split()]
-         for l in r.stderr.splitlines() if l.startswith("read-stats rank")}
+import re
+stats = {int(m.group(1)): [float(x) for x in m.group(2).split()]
+         for m in re.finditer(r"read-stats rank (\d+):((?: \d+)+)", r.stderr)}
 check(sorted(stats) == [0, 1, 2, 3], f"every rank reported its reads: {r.stderr[-300:]}")
 for rank, b in stats.items():
     mine = {2 * rank, 2 * rank + 1}
