@@ -176,36 +176,6 @@ static void push_row_(rows_ *rs, const row_ *r) {
     rs->r[rs->n++] = *r;
 }
 
-static char *detok_(const ifk_tokenizer *t, int prev, const int *ids, int n) {
-    size_t cap = 64, l = 0;
-    char *s = malloc(cap);
-    for (int i = 0; s && t && i < n; i++) {
-        size_t pl;
-        const char *p = ifk_tokenizer_decode(t, i ? ids[i - 1] : prev, ids[i], &pl);
-        if (l + pl + 1 > cap) {
-            cap = 2 * (l + pl + 1);
-            char *ns = realloc(s, cap);
-            if (!ns) { free(s); return NULL; }
-            s = ns;
-        }
-        memcpy(s + l, p, pl);
-        l += pl;
-    }
-    if (s) s[l] = '\0';
-    return s;
-}
-
-static void json_str_(FILE *f, const char *s) {
-    fputc('"', f);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\') fprintf(f, "\\%c", *p);
-        else if (*p == '\n') fputs("\\n", f);
-        else if (*p < 0x20) fprintf(f, "\\u%04x", *p);
-        else fputc(*p, f);
-    }
-    fputc('"', f);
-}
-
 static double softmax_at_(const float *l, int V, int i) {
     double mx = -INFINITY, z = 0;
     for (int k = 0; k < V; k++) mx = l[k] > mx ? l[k] : mx;
@@ -628,7 +598,6 @@ int ifk_cmd_eval(int argc, char **argv) {
     int n_items = 0;
     text_doc_ *tdocs = NULL;
     int n_tdocs = 0;
-    rows_ fid = {0}, abl = {0};
     FILE *ff = NULL, *fn = NULL, *fa = NULL;
     ifk_tp_mpi tpm;
     long threads = 0;
@@ -807,7 +776,7 @@ int ifk_cmd_eval(int argc, char **argv) {
         RUN(r, ref);
         ref_logits[i] = malloc(sizeof(float) * V);
         memcpy(ref_logits[i], ref.first_logits, sizeof(float) * V);
-        char *ref_text = detok_(tok, prompt[P - 1], ref.answer, ref.n_answer);
+        char *ref_text = ifk_detokenize(tok, prompt[P - 1], ref.answer, ref.n_answer, NULL);
         for (int mi = 0; mi < j.n_methods; mi++) {
             ifk_method meth;
             ifk_method_parse(j.methods[mi], &meth);
@@ -833,25 +802,24 @@ int ifk_cmd_eval(int argc, char **argv) {
                     while (lead < res.n_answer && lead < ref.n_answer && res.answer[lead] == ref.answer[lead]) lead++;
                     row.lead = lead;
                     row.ttft = meth == IFK_METHOD_FULL ? ref.ttft : res.ttft;
-                    char *text = detok_(tok, prompt[P - 1], res.answer, res.n_answer);
+                    char *text = ifk_detokenize(tok, prompt[P - 1], res.answer, res.n_answer, NULL);
                     row.has_gold = it->n_answers > 0;
                     for (int a = 0; a < it->n_answers; a++) {
                         double f1 = ifk_f1(text ? text : "", it->answers[a]);
                         row.f1 = f1 > row.f1 ? f1 : row.f1;
                         row.em = row.em || ifk_exact_match(text ? text : "", it->answers[a]);
                     }
-                    push_row_(&fid, &row);
                     fprintf(ff, "{\"item\": ");
-                    json_str_(ff, it->id);
+                    ifk_json_str(ff, it->id, strlen(it->id));
                     fprintf(ff, ", \"method\": \"%s\", \"budget\": %g, \"reorder\": %s, \"n_context_tokens\": %d, "
                                 "\"n_selected\": %d, \"kl\": %.9g, \"top1_agree\": %s, \"leading_agree\": %d",
                             row.method, row.budget, ro ? "true" : "false", res.T, res.n_selected, row.kl,
                             row.top1 ? "true" : "false", lead);
                     if (row.has_gold) fprintf(ff, ", \"f1\": %.6g, \"em\": %d", row.f1, (int)row.em);
                     fprintf(ff, ", \"answer\": ");
-                    json_str_(ff, text ? text : "");
+                    ifk_json_str(ff, text ? text : "", strlen(text ? text : ""));
                     fprintf(ff, ", \"full_answer\": ");
-                    json_str_(ff, ref_text ? ref_text : "");
+                    ifk_json_str(ff, ref_text ? ref_text : "", strlen(ref_text ? ref_text : ""));
                     fprintf(ff, ", \"ttft_ms\": %.3f, \"load_ms\": %.3f, \"rotate_ms\": %.3f, \"score_ms\": %.3f, "
                                 "\"recompute_ms\": %.3f, \"prompt_ms\": %.3f, \"first_token_ms\": %.3f}\n",
                             row.ttft, res.t_load, res.t_rotate, res.t_score, res.t_recompute, res.t_prompt, res.t_first);
@@ -891,10 +859,9 @@ int ifk_cmd_eval(int argc, char **argv) {
                 row.top1 = ifk_argmax(ref_logits[i], V) == ifk_argmax(res.first_logits, V);
                 row.ttft = res.ttft;
                 row.lead = NAN; /* the ablation compares first-token distributions only */
-                push_row_(&abl, &row);
                 if (fa) {
                     fprintf(fa, "{\"item\": ");
-                    json_str_(fa, it->id);
+                    ifk_json_str(fa, it->id, strlen(it->id));
                     fprintf(fa, ", \"score_layer\": %d, \"budget\": %g, \"kl\": %.9g, \"top1_agree\": %s}\n", l, r.budget,
                             row.kl, row.top1 ? "true" : "false");
                 }
@@ -992,7 +959,6 @@ int ifk_cmd_eval(int argc, char **argv) {
     rc = 0;
 out:
     if (ff) fclose(ff);
-    free(fid.r), free(abl.r);
     for (int i = 0; i < n_tdocs; i++) free(tdocs[i].id), free(tdocs[i].text);
     free(tdocs);
     ifk_queryset_free(items, n_items);

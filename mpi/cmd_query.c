@@ -83,48 +83,10 @@ static ifk_status parse_ids_(const char *s, int vocab, int **ids, int *n) {
     return IFK_OK;
 }
 
-static void json_str_(FILE *f, const char *s, size_t n) {
-    fputc('"', f);
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
-        else if (c == '\n') fputs("\\n", f);
-        else if (c < 0x20) fprintf(f, "\\u%04x", c);
-        else fputc(c, f);
-    }
-    fputc('"', f);
-}
-
-/* The text of generated ids (decoded after the prompt's last token). */
-static char *detok_(const ifk_tokenizer *t, int prev, const int *ids, int n, size_t *len) {
-    size_t cap = 64, l = 0;
-    char *s = malloc(cap);
-    if (!t) { /* a random model: the ids are the answer */
-        *len = 0;
-        if (s) s[0] = '\0';
-        return s;
-    }
-    for (int i = 0; s && i < n; i++) {
-        size_t pl;
-        const char *p = ifk_tokenizer_decode(t, i ? ids[i - 1] : prev, ids[i], &pl);
-        if (l + pl + 1 > cap) {
-            cap = 2 * (l + pl + 1);
-            char *ns = realloc(s, cap);
-            if (!ns) { free(s); return NULL; }
-            s = ns;
-        }
-        memcpy(s + l, p, pl);
-        l += pl;
-    }
-    if (s) s[l] = '\0';
-    *len = l;
-    return s;
-}
-
 static void print_result_(const ifk_tokenizer *tok, const ifk_manifest *man, const int *docs, int nd, const int *ids,
                           int P, const ifk_query_opts *o, const ifk_query_result *r, int json, int ranks) {
     size_t alen;
-    char *answer = detok_(tok, ids[P - 1], r->answer, r->n_answer, &alen);
+    char *answer = ifk_detokenize(tok, ids[P - 1], r->answer, r->n_answer, &alen);
     if (!json) {
         fwrite(answer ? answer : "", 1, alen, stdout);
         printf("\n");
@@ -140,7 +102,7 @@ static void print_result_(const ifk_tokenizer *tok, const ifk_manifest *man, con
            ifk_method_name(o->method), o->budget, o->reorder ? "true" : "false", ranks);
     for (int i = 0; i < nd; i++) {
         if (i) printf(", ");
-        json_str_(stdout, man->docs[docs[i]].id, strlen(man->docs[docs[i]].id));
+        ifk_json_str(stdout, man->docs[docs[i]].id, strlen(man->docs[docs[i]].id));
     }
     printf("], \"chunk_order\": [");
     for (int i = 0; i < r->n_chunks; i++) printf("%s%d", i ? ", " : "", r->order[i]);
@@ -150,7 +112,7 @@ static void print_result_(const ifk_tokenizer *tok, const ifk_manifest *man, con
     printf("], \"answer_ids\": [");
     for (int i = 0; i < r->n_answer; i++) printf("%s%d", i ? ", " : "", r->answer[i]);
     printf("], \"answer\": ");
-    json_str_(stdout, answer ? answer : "", alen);
+    ifk_json_str(stdout, answer ? answer : "", alen);
     printf(", \"first_logits_top\": [");
     {   /* the five largest next-token logits, for cross-rank comparisons */
         int best[5] = {-1, -1, -1, -1, -1};
@@ -176,10 +138,10 @@ static void print_result_(const ifk_tokenizer *tok, const ifk_manifest *man, con
     }
     if (r->compared) {
         size_t fl;
-        char *fa = detok_(tok, ids[P - 1], r->full_answer, r->n_full_answer, &fl);
+        char *fa = ifk_detokenize(tok, ids[P - 1], r->full_answer, r->n_full_answer, &fl);
         printf(", \"compare_full\": {\"kl\": %.9g, \"top1_agree\": %s, \"leading_agree\": %d, \"full_ttft_ms\": %.3f, "
                "\"full_answer\": ", r->kl, r->top1_agree ? "true" : "false", r->leading_agree, r->full_ttft);
-        json_str_(stdout, fa ? fa : "", fl);
+        ifk_json_str(stdout, fa ? fa : "", fl);
         printf("}");
         free(fa);
     }

@@ -126,3 +126,26 @@ done:
     ifk_kvcache_free(&cache);
     return st;
 }
+
+char *ifk_detokenize(const ifk_tokenizer *t, int prev, const int *ids, int n, size_t *len) {
+    size_t cap = 64, l = 0;
+    char *s = malloc(cap);
+    for (int i = 0; s && t && i < n; i++) {
+        size_t pl;
+        const char *p = ifk_tokenizer_decode(t, i ? ids[i - 1] : prev, ids[i], &pl);
+        if (l + pl + 1 > cap) {
+            cap = 2 * (l + pl + 1);
+            char *ns = realloc(s, cap);
+            if (!ns) {
+                free(s);
+                return NULL;
+            }
+            s = ns;
+        }
+        memcpy(s + l, p, pl);
+        l += pl;
+    }
+    if (s) s[l] = '\0';
+    if (len) *len = l;
+    return s;
+}

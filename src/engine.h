@@ -34,6 +34,10 @@ ifk_status ifk_generate(const ifk_model *m, ifk_sampler *smp, const int *ids, in
  * llama2.c does. */
 void ifk_print_token(FILE *f, const ifk_tokenizer *t, int prev, int tok);
 
+/* The text of ids[n] decoded after token prev (malloc'd, NUL-terminated; length in *len if not
+ * NULL). With no tokenizer (a random model) the text is empty. */
+char *ifk_detokenize(const ifk_tokenizer *t, int prev, const int *ids, int n, size_t *len);
+
 /* Monotonic seconds. */
 double ifk_now(void);
 
