@@ -408,6 +408,7 @@ static void work_(worker_ *w) {
             ifk_comm_abort(cm);
         ifk_doc_free(&d);
         free(buf);
+        ifk_fault("worker.doc"); /* a worker dying or leaving after N documents */
         int32_t r[2] = {h.ordinal, w->pending[w->n_pending - 1].n_tokens};
         if (commit_due_(w, 0) && commit_(w) != IFK_OK) ifk_comm_abort(cm);
         MPI_Send(r, (int)sizeof r, MPI_CHAR, 0, IFK_TAG_REQ, cm->comm);

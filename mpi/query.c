@@ -2,6 +2,7 @@
 #include "query.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -172,6 +173,13 @@ static ifk_status full_(const ifk_model *m, ifk_state *s, ifk_kvcache *c, const 
     return st;
 }
 
+static const char *fmt_bytes_(double b, char *buf) {
+    if (b >= 1073741824.0) snprintf(buf, 32, "%.2f GiB", b / 1073741824.0);
+    else if (b >= 1048576.0) snprintf(buf, 32, "%.1f MiB", b / 1048576.0);
+    else snprintf(buf, 32, "%.0f KiB", b / 1024.0);
+    return buf;
+}
+
 /* Adds the communication since the last mark to phase ph. */
 static void comm_mark_(const ifk_tp *tp, ifk_query_result *r, int ph, double *sec, double *bytes) {
     if (!tp) return;
@@ -215,6 +223,24 @@ ifk_status ifk_query_run(const ifk_model *m, ifk_store *st, const ifk_query_docs
         s_ = IFK_FAIL(IFK_ERR_ARG, "context of %d tokens + prompt of %d + %d answer tokens exceed the model's %d positions",
                       T, P, steps, cfg->seq_len);
         goto done;
+    }
+    {
+        /* refuse up front what would not fit, with the estimate, rather than thrash */
+        const double f = sizeof(float), L = cfg->n_layers, kvd = (double)cfg->n_kv_heads * cfg->head_dim,
+                     qd = (double)cfg->n_heads * cfg->head_dim, D = cfg->dim, F = cfg->hidden_dim;
+        const double slots = T + P + steps, rows = o->method == IFK_METHOD_FULL || o->method == IFK_METHOD_CACHEBLEND
+                                                        ? T + P : (ifk_budget(o->budget, T) > P ? ifk_budget(o->budget, T) : P);
+        const double kv = 2 * L * kvd * slots * f * (o->compare_full ? 1 : 1);
+        const double act = rows * (2 * D + 2 * qd + 2 * kvd + 2 * F) * f + 256.0 * slots * f + (double)P * (T + P) * f +
+                           (o->method == IFK_METHOD_CACHEBLEND ? kvd * T * 2 * f : 0);
+        const double avail = ifk_mem_available();
+        if (avail > 0 && kv + act > 0.9 * avail) {
+            char a[32], b[32], c2[32], d[32];
+            s_ = IFK_FAIL(IFK_ERR_OOM, "this query needs about %s (KV cache %s for %d context tokens, activations %s) "
+                          "but only %s are available: use fewer documents, a smaller budget, or more ranks",
+                          fmt_bytes_(kv + act, a), fmt_bytes_(kv, b), T, fmt_bytes_(act, c2), fmt_bytes_(avail, d));
+            goto done;
+        }
     }
     r->n_chunks = p.n;
     r->vocab = cfg->vocab_size;

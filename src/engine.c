@@ -149,3 +149,16 @@ char *ifk_detokenize(const ifk_tokenizer *t, int prev, const int *ids, int n, si
     if (len) *len = l;
     return s;
 }
+
+double ifk_mem_available(void) {
+    const char *e = getenv("INFOFLOW_MEM_LIMIT");
+    if (e && *e) return strtod(e, NULL);
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (!f) return 0;
+    char line[256];
+    double kb = 0;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "MemAvailable: %lf kB", &kb) == 1) break;
+    fclose(f);
+    return kb * 1024.0;
+}

@@ -38,6 +38,10 @@ void ifk_print_token(FILE *f, const ifk_tokenizer *t, int prev, int tok);
  * NULL). With no tokenizer (a random model) the text is empty. */
 char *ifk_detokenize(const ifk_tokenizer *t, int prev, const int *ids, int n, size_t *len);
 
+/* Bytes of memory this process may still use: MemAvailable from /proc/meminfo, or the
+ * INFOFLOW_MEM_LIMIT environment variable (bytes) when set (tests). 0 if unknown. */
+double ifk_mem_available(void);
+
 /* Monotonic seconds. */
 double ifk_now(void);
 

@@ -7,11 +7,12 @@
 #include <unistd.h>
 
 static int rank_ = -1;
+enum { ACT_KILL, ACT_FAIL, ACT_EXIT };
 
 void ifk_fault_set_rank(int rank) { rank_ = rank; }
 
 int ifk_fault(const char *point) {
-    static int init = 0, hits = 0, target = 0, kill_ = 1;
+    static int init = 0, hits = 0, target = 0, action = ACT_KILL;
     static char name[128];
     if (!init) {
         init = 1;
@@ -24,13 +25,14 @@ int ifk_fault(const char *point) {
         name[n] = '\0';
         target = colon ? atoi(colon + 1) : 1;
         if (r && *r && atoi(r) != rank_) target = 0;
-        kill_ = !(a && !strcmp(a, "fail"));
+        action = a && !strcmp(a, "fail") ? ACT_FAIL : a && !strcmp(a, "exit") ? ACT_EXIT : ACT_KILL;
     }
     if (target <= 0 || strcmp(point, name)) return 0;
     if (++hits != target) return 0;
-    if (kill_) {
+    if (action == ACT_KILL) {
         raise(SIGKILL);
         _exit(137);
     }
+    if (action == ACT_EXIT) _exit(3); /* a rank that just leaves, without MPI_Finalize */
     return 1;
 }

@@ -210,6 +210,25 @@ void ifk_attention(const ifk_attn_args *a, float *scratch) {
 
 /* ---- storage dtypes ------------------------------------------------------------------------- */
 
+#if defined(__clang__) && __clang_major__ < 15
+/* clang 14 has no _Float16 on x86: the bit-level conversions (the fuzzing build uses clang) */
+void ifk_f32_to_f16(void *dst, const float *src, size_t n) {
+    unsigned char *d = dst;
+    for (size_t i = 0; i < n; i++) {
+        uint16_t h = ifk_ref_f32_to_f16(src[i]);
+        memcpy(d + 2 * i, &h, 2);
+    }
+}
+
+void ifk_f16_to_f32(float *dst, const void *src, size_t n) {
+    const unsigned char *s = src;
+    for (size_t i = 0; i < n; i++) {
+        uint16_t h;
+        memcpy(&h, s + 2 * i, 2);
+        dst[i] = ifk_ref_f16_to_f32(h);
+    }
+}
+#else
 /* _Float16 casts round to nearest even (F16C's vcvtps2ph in the v3/v4 clones, libgcc otherwise). */
 IFK_CLONES void ifk_f32_to_f16(void *dst, const float *src, size_t n) {
     unsigned char *d = dst;
@@ -227,6 +246,7 @@ IFK_CLONES void ifk_f16_to_f32(float *dst, const void *src, size_t n) {
         dst[i] = (float)h;
     }
 }
+#endif
 
 IFK_CLONES void ifk_f32_to_bf16(void *dst, const float *src, size_t n) {
     unsigned char *d = dst;

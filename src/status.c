@@ -1,6 +1,8 @@
 /* status.c — the per-thread error message and traceback behind status.h. */
 #include "status.h"
 
+#include "fault.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,13 +56,13 @@ void ifk_assert_fail(const char *what, const char *file, int line) {
 }
 
 void *ifk_malloc_at(size_t n, const char *what, const char *file, int line) {
-    void *p = malloc(n ? n : 1);
+    void *p = ifk_fault("alloc") ? NULL : malloc(n ? n : 1);
     if (!p) ifk_fail_at(IFK_ERR_OOM, file, line, "out of memory allocating %zu bytes for %s", n, what);
     return p;
 }
 
 void *ifk_calloc_at(size_t count, size_t size, const char *what, const char *file, int line) {
-    void *p = calloc(count ? count : 1, size ? size : 1);
+    void *p = ifk_fault("alloc") ? NULL : calloc(count ? count : 1, size ? size : 1);
     if (!p) ifk_fail_at(IFK_ERR_OOM, file, line, "out of memory allocating %zu x %zu bytes for %s", count, size, what);
     return p;
 }

@@ -123,12 +123,12 @@ ifk_status ifk_write_atomic(const char *dir, const char *name, const void *data,
         p += w;
         left -= (size_t)w;
     }
-    if (fsync(fd) != 0 || close(fd) != 0) {
+    if (ifk_fault("manifest.fsync") || fsync(fd) != 0 || close(fd) != 0) {
         unlink(tmp);
         return IFK_FAIL(IFK_ERR_IO, "%s: fsync failed: %s", tmp, strerror(errno));
     }
-    ifk_fault("manifest.rename"); /* a crash between the complete temp file and the rename */
-    if (rename(tmp, path) != 0) {
+    /* a crash (or a failed rename) between the complete temp file and the rename */
+    if (ifk_fault("manifest.rename") || rename(tmp, path) != 0) {
         int e = errno;
         unlink(tmp);
         return IFK_FAIL(IFK_ERR_IO, "%s: rename failed: %s", path, strerror(e));
@@ -757,6 +757,7 @@ ifk_status ifk_shard_put_chunk(ifk_shard_writer *w, const int *tokens, int n, co
         else if (p->dtype == IFK_DT_BF16) ifk_f32_to_bf16(w->conv, src[i], nel), buf = w->conv;
         ds = create_ds_(cg, names[i], w->ftype, 4, dims, chunk, NULL, p->compress);
         H5TRY(ds, "%s: %s: cannot create %s: %s", w->tmp, g, names[i], h5_detail_());
+        if (ifk_fault("shard.write")) H5TRY(-1, "%s: %s: writing %s failed (injected fault)", w->tmp, g, names[i]);
         H5TRY(H5Dwrite(ds, p->dtype == IFK_DT_F32 ? H5T_NATIVE_FLOAT : w->ftype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf),
               "%s: %s: cannot write %s: %s", w->tmp, g, names[i], h5_detail_());
         close_id_(&ds);
@@ -818,12 +819,12 @@ ifk_status ifk_shard_commit(ifk_shard_writer **wp) {
     if (r < 0) {
         st = IFK_FAIL(IFK_ERR_H5, "%s: closing the shard failed: %s", w->tmp, h5_detail_());
         unlink(w->tmp);
-    } else if (fsync_path_(w->tmp, 0) != 0) {
+    } else if (ifk_fault("shard.fsync") || fsync_path_(w->tmp, 0) != 0) {
         st = IFK_FAIL(IFK_ERR_IO, "%s: fsync failed: %s", w->tmp, strerror(errno));
         unlink(w->tmp);
     } else {
-        ifk_fault("shard.rename"); /* a crash with the shard complete but not yet renamed */
-        if (rename(w->tmp, path) != 0) {
+        /* a crash (or a failed rename) with the shard complete but not yet renamed */
+        if (ifk_fault("shard.rename") || rename(w->tmp, path) != 0) {
             st = IFK_FAIL(IFK_ERR_IO, "%s: rename failed: %s", path, strerror(errno));
             unlink(w->tmp);
         } else {
