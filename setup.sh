@@ -9,7 +9,7 @@ cd "$(dirname "$0")"
 
 PKGS=(build-essential cmake pkg-config libopenmpi-dev openmpi-bin libhdf5-openmpi-dev hdf5-tools
       libopenblas-dev libcriterion-dev libcjson-dev libinih-dev gnuplot-nox python3 python3-numpy slurm-wlm munge
-      clang libclang-rt-14-dev valgrind ca-certificates curl)
+      clang libclang-rt-14-dev valgrind python3-torch ca-certificates curl)
 MODEL_DIR=models/stories260K
 SHARED_MODEL=../shared/models/stories260K
 MODEL_URL=https://huggingface.co/karpathy/tinyllamas/resolve/main/stories260K

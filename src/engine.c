@@ -1,6 +1,8 @@
 /* engine.c — path resolution and the generation loop. */
 #include "engine.h"
 
+#include "hf.h"
+
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
@@ -48,6 +50,18 @@ ifk_status ifk_engine_load(const char *path, const char *tok_path, ifk_model *m,
     struct stat st;
     *tok = NULL;
     if (stat(path, &st) != 0) return IFK_FAIL(IFK_ERR_IO, "%s: cannot open model: %s", path, strerror(errno));
+    if (S_ISDIR(st.st_mode) && ifk_hf_is_folder(path)) {
+        /* a Hugging Face folder; its tokenizer is a llama2.c tok*.bin beside config.json (or
+         * --tokenizer): tokenizer.json is not read yet (docs/models.md) */
+        IFK_CHECK(ifk_hf_load(m, path));
+        if (!tok_path && find_bin_(path, 1, tokf, sizeof tokf) != IFK_OK) {
+            ifk_err_clear();
+            return IFK_OK; /* no tokenizer: token-id interfaces only */
+        }
+        ifk_status s = ifk_tokenizer_load(tok, tok_path ? tok_path : tokf, m->cfg.vocab_size);
+        if (s != IFK_OK) ifk_model_free(m);
+        return s;
+    }
     if (S_ISDIR(st.st_mode)) {
         IFK_CHECK(find_bin_(path, 0, ckpt, sizeof ckpt));
         if (!tok_path) IFK_CHECK(find_bin_(path, 1, tokf, sizeof tokf));

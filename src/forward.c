@@ -107,6 +107,10 @@ static void add_(float *x, const float *y, size_t n) {
     for (size_t i = 0; i < n; i++) x[i] += y[i];
 }
 
+static void add_rows_(float *x, const float *b, int T, int n) {
+    for (int t = 0; t < T; t++) add_(x + (size_t)t * n, b, (size_t)n);
+}
+
 ifk_status ifk_layer_forward(const ifk_model *m, ifk_state *s, ifk_kvcache *c, int l, int T, const int *pos,
                              const int *slots, int nk, float *psum, int ldp) {
     const ifk_config *cfg = &m->cfg;
@@ -120,6 +124,15 @@ ifk_status ifk_layer_forward(const ifk_model *m, ifk_state *s, ifk_kvcache *c, i
     ifk_matmul(s->q, s->xb, w->wq, T, D, qd);
     ifk_matmul(s->kb, s->xb, w->wk, T, D, kvd);
     ifk_matmul(s->vb, s->xb, w->wv, T, D, kvd);
+    if (w->bq) {
+        add_rows_(s->q, w->bq, T, qd);
+        add_rows_(s->kb, w->bk, T, kvd);
+        add_rows_(s->vb, w->bv, T, kvd);
+    }
+    if (w->q_norm) { /* Qwen3: each head's q and k normalised before RoPE */
+        ifk_rmsnorm(s->q, s->q, w->q_norm, T * H, Dh, cfg->norm_eps);
+        ifk_rmsnorm(s->kb, s->kb, w->k_norm, T * Hkv, Dh, cfg->norm_eps);
+    }
     ifk_rope_apply(s->q, qd, T, H, Dh, cfg->rope_style, s->rcos, s->rsin);
     ifk_rope_apply(s->kb, kvd, T, Hkv, Dh, cfg->rope_style, s->rcos, s->rsin);
     for (int t = 0; t < T; t++) {

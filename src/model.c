@@ -312,6 +312,11 @@ ifk_status ifk_model_slice(const ifk_model *full, int rank, int P, ifk_model *ou
         o->wv = w->wv + (size_t)rank * kvl * Dh * D;
         o->w1 = w->w1 + (size_t)f0 * D;
         o->w3 = w->w3 + (size_t)f0 * D;
+        if (w->bq) {
+            o->bq = w->bq + (size_t)rank * ql;
+            o->bk = w->bk + (size_t)rank * kvl * Dh;
+            o->bv = w->bv + (size_t)rank * kvl * Dh;
+        }
         float *wo = p, *w2 = p + D * ql; /* (D, ql) and (D, Fl): the columns this rank owns */
         for (size_t i = 0; i < D; i++) {
             memcpy(wo + i * ql, w->wo + i * qfull + (size_t)rank * ql, sizeof(float) * ql);
@@ -350,7 +355,7 @@ void ifk_model_fingerprint(const ifk_model *m, char out[17]) {
                  kv = (size_t)c->n_kv_heads * c->head_dim;
     int64_t ints[] = {c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->head_dim, c->vocab_size,
                       c->seq_len, c->rope_style, c->rope_scaling.type, c->rope_scaling.original_max_positions,
-                      c->shared_classifier, c->bos_id, c->eos_id};
+                      c->shared_classifier, c->bos_id, c->eos_id, c->qkv_bias, c->qk_norm};
     double dbl[] = {c->norm_eps, c->rope_theta, c->rope_scaling.factor, c->rope_scaling.low_freq_factor,
                     c->rope_scaling.high_freq_factor};
     uint64_t h = 0x696E666F666C6F77ull; /* "infoflow" */
@@ -372,6 +377,8 @@ void ifk_model_fingerprint(const ifk_model *m, char out[17]) {
         h = hash_floats_(h, w->w1, F * D);
         h = hash_floats_(h, w->w2, D * F);
         h = hash_floats_(h, w->w3, F * D);
+        if (w->bq) h = hash_floats_(hash_floats_(hash_floats_(h, w->bq, q), w->bk, kv), w->bv, kv);
+        if (w->q_norm) h = hash_floats_(hash_floats_(h, w->q_norm, c->head_dim), w->k_norm, c->head_dim);
     }
     h = hash_floats_(h, m->rms_final, D);
     if (!c->shared_classifier) h = hash_floats_(h, m->wcls, (size_t)c->vocab_size * D);

@@ -35,6 +35,8 @@ typedef struct {
     ifk_rope_scaling rope_scaling;
     int shared_classifier; /* 1 when the classifier is the token embedding */
     int bos_id, eos_id;
+    int qkv_bias;          /* Qwen2: biases on the q/k/v projections */
+    int qk_norm;           /* Qwen3: per-head RMSNorm of q and k before RoPE */
 } ifk_config;
 
 typedef struct {
@@ -47,6 +49,8 @@ typedef struct {
     const float *w1;      /* (F, D) gate */
     const float *w2;      /* (D, F) down */
     const float *w3;      /* (F, D) up */
+    const float *bq, *bk, *bv; /* (H*Dh), (Hkv*Dh), (Hkv*Dh) when cfg.qkv_bias, else NULL */
+    const float *q_norm, *k_norm; /* (Dh) each when cfg.qk_norm, else NULL */
 } ifk_layer_weights;
 
 typedef struct {

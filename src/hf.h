@@ -1,0 +1,25 @@
+/* hf.h — Hugging Face model folders: config.json + model.safetensors (or shards listed in
+ * model.safetensors.index.json), for LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM and
+ * Qwen3ForCausalLM. Local.
+ *
+ * Weights (f32, f16 or bf16 in the files) are converted to f32 into one owned block: the model
+ * takes 4 bytes per parameter in memory whatever the file's dtype (docs/models.md). Every tensor's
+ * name, dtype and shape is checked against the config; any inconsistency is an error naming the
+ * file and the tensor. */
+#ifndef IFK_HF_H
+#define IFK_HF_H
+
+#include "model.h"
+
+/* 1 if dir looks like an HF folder (has config.json). */
+int ifk_hf_is_folder(const char *dir);
+ifk_status ifk_hf_load(ifk_model *m, const char *dir);
+
+/* Parses config.json into cfg (rotate_half RoPE, scaling, biases, q/k-norm, eps, ids). */
+ifk_status ifk_hf_config(ifk_config *cfg, const char *path);
+
+/* Writes a llama2.c model as an HF Llama folder (config.json + model.safetensors, f32), permuting
+ * wq/wk rows so that interleaved RoPE pairs become rotate_half halves. */
+ifk_status ifk_hf_write_llama(const ifk_model *m, const char *dir);
+
+#endif

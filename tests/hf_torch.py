@@ -1,0 +1,152 @@
+#!/usr/bin/python3
+"""hf_torch.py BIN — tiny random-weight Llama-3 (llama3 RoPE scaling, GQA), Qwen2 (q/k/v biases,
+tied embeddings, bf16 weights) and Qwen3 (q/k-norm, explicit head_dim, f16 weights) models are
+written as Hugging Face folders; `infoflow logits` must match an independent float64 PyTorch
+forward written from the architectures' public definitions: max |difference| <= 1e-4 of the
+largest |logit| (float32 engine vs float64 reference), every position. Needs python3-torch
+(Debian); fails, never skips, when it cannot run."""
+import json, math, os, struct, subprocess, sys, tempfile
+import torch
+
+BIN = sys.argv[1]
+torch.manual_seed(0)
+
+
+def write_folder(d, cfg, tensors, dtype):
+    os.makedirs(d, exist_ok=True)
+    json.dump(cfg, open(f"{d}/config.json", "w"), indent=1)
+    header, blobs, off = {}, [], 0
+    for name, t in tensors.items():
+        t = t.to(torch.float32).contiguous()
+        if dtype == "F32": raw = t.numpy().tobytes()
+        elif dtype == "F16": raw = t.to(torch.float16).numpy().tobytes()
+        else: raw = t.to(torch.bfloat16).view(torch.int16).numpy().tobytes()
+        header[name] = {"dtype": dtype, "shape": list(t.shape), "data_offsets": [off, off + len(raw)]}
+        blobs.append(raw)
+        off += len(raw)
+    h = json.dumps(header).encode()
+    h += b" " * ((8 - len(h) % 8) % 8)
+    with open(f"{d}/model.safetensors", "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
+    # the weights as the engine sees them: rounded to the file's dtype
+    cast = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16}[dtype]
+    return {k: v.to(cast).to(torch.float64) for k, v in tensors.items()}
+
+
+def inv_freq(cfg, hd):
+    f = 1.0 / (cfg["rope_theta"] ** (torch.arange(0, hd, 2, dtype=torch.float64) / hd))
+    sc = cfg.get("rope_scaling")
+    if sc and sc.get("rope_type") == "llama3":  # transformers' _compute_llama3_parameters
+        old, lo, hi, fac = sc["original_max_position_embeddings"], sc["low_freq_factor"], sc["high_freq_factor"], sc["factor"]
+        wl = 2 * math.pi / f
+        out = torch.where(wl > old / lo, f / fac, f)
+        smooth = (old / wl - lo) / (hi - lo)
+        smoothed = (1 - smooth) * out / fac + smooth * out
+        medium = ~(wl < old / hi) & ~(wl > old / lo)
+        f = torch.where(medium, smoothed, out)
+    return f
+
+
+def reference(cfg, W, ids):
+    D, H, KV = cfg["hidden_size"], cfg["num_attention_heads"], cfg["num_key_value_heads"]
+    hd = cfg.get("head_dim", D // H)
+    eps, T = cfg["rms_norm_eps"], len(ids)
+    rms = lambda x, w: x / torch.sqrt((x * x).mean(-1, keepdim=True) + eps) * w
+    ang = torch.outer(torch.arange(T, dtype=torch.float64), inv_freq(cfg, hd))
+    cos, sin = torch.cat([ang.cos(), ang.cos()], -1)[:, None, :], torch.cat([ang.sin(), ang.sin()], -1)[:, None, :]
+    rot = lambda x: torch.cat([-x[..., hd // 2:], x[..., :hd // 2]], -1)
+    rope = lambda x: x * cos + rot(x) * sin
+    x = W["model.embed_tokens.weight"][ids]
+    mask = torch.full((T, T), float("-inf"), dtype=torch.float64).triu(1)
+    for l in range(cfg["num_hidden_layers"]):
+        p = f"model.layers.{l}."
+        h = rms(x, W[p + "input_layernorm.weight"])
+        lin = lambda name, v: v @ W[p + name + ".weight"].T + (W[p + name + ".bias"] if p + name + ".bias" in W else 0)
+        q = lin("self_attn.q_proj", h).view(T, H, hd)
+        k = lin("self_attn.k_proj", h).view(T, KV, hd)
+        v = lin("self_attn.v_proj", h).view(T, KV, hd)
+        if p + "self_attn.q_norm.weight" in W:  # Qwen3: per-head RMSNorm before RoPE
+            q, k = rms(q, W[p + "self_attn.q_norm.weight"]), rms(k, W[p + "self_attn.k_norm.weight"])
+        q, k = rope(q), rope(k)
+        k, v = k.repeat_interleave(H // KV, 1), v.repeat_interleave(H // KV, 1)
+        a = (torch.einsum("thd,shd->hts", q, k) / math.sqrt(hd) + mask).softmax(-1)
+        x = x + torch.einsum("hts,shd->thd", a, v).reshape(T, H * hd) @ W[p + "self_attn.o_proj.weight"].T
+        h = rms(x, W[p + "post_attention_layernorm.weight"])
+        g, u = h @ W[p + "mlp.gate_proj.weight"].T, h @ W[p + "mlp.up_proj.weight"].T
+        x = x + (torch.nn.functional.silu(g) * u) @ W[p + "mlp.down_proj.weight"].T
+    head = W["model.embed_tokens.weight"] if cfg.get("tie_word_embeddings") else W["lm_head.weight"]
+    return rms(x, W["model.norm.weight"]) @ head.T
+
+
+def model(arch, D, H, KV, F, L, V, hd=None, bias=False, qknorm=False, tie=False, scaling=None, theta=10000.0):
+    hd = hd or D // H
+    cfg = {"architectures": [arch], "hidden_size": D, "intermediate_size": F, "num_hidden_layers": L,
+           "num_attention_heads": H, "num_key_value_heads": KV, "vocab_size": V, "max_position_embeddings": 256,
+           "rope_theta": theta, "rms_norm_eps": 1e-6, "tie_word_embeddings": tie, "bos_token_id": 1, "eos_token_id": 2}
+    if hd != D // H: cfg["head_dim"] = hd
+    if scaling: cfg["rope_scaling"] = scaling
+    r = lambda *s: torch.randn(*s) * 0.2
+    W = {"model.embed_tokens.weight": r(V, D), "model.norm.weight": 1 + r(D)}
+    if not tie: W["lm_head.weight"] = r(V, D)
+    for l in range(L):
+        p = f"model.layers.{l}."
+        W.update({p + "input_layernorm.weight": 1 + r(D), p + "post_attention_layernorm.weight": 1 + r(D),
+                  p + "self_attn.q_proj.weight": r(H * hd, D), p + "self_attn.k_proj.weight": r(KV * hd, D),
+                  p + "self_attn.v_proj.weight": r(KV * hd, D), p + "self_attn.o_proj.weight": r(D, H * hd),
+                  p + "mlp.gate_proj.weight": r(F, D), p + "mlp.up_proj.weight": r(F, D), p + "mlp.down_proj.weight": r(D, F)})
+        if bias:
+            W.update({p + "self_attn.q_proj.bias": r(H * hd), p + "self_attn.k_proj.bias": r(KV * hd), p + "self_attn.v_proj.bias": r(KV * hd)})
+        if qknorm:
+            W.update({p + "self_attn.q_norm.weight": 1 + r(hd), p + "self_attn.k_norm.weight": 1 + r(hd)})
+    return cfg, W
+
+
+cases = [
+    ("llama3", "F32", model("LlamaForCausalLM", 64, 4, 2, 96, 2, 97, theta=500000.0,
+                            scaling={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                                     "original_max_position_embeddings": 16})),
+    ("qwen2", "BF16", model("Qwen2ForCausalLM", 48, 6, 2, 80, 2, 101, bias=True, tie=True, theta=1e6)),
+    ("qwen3", "F16", model("Qwen3ForCausalLM", 64, 4, 2, 96, 2, 89, hd=32, qknorm=True, theta=1e6)),
+]
+passed = failed = 0
+tmp = tempfile.mkdtemp()
+for name, dtype, (cfg, W) in cases:
+    d = f"{tmp}/{name}"
+    Wd = write_folder(d, cfg, W, dtype)
+    ids = [1] + [int(i) for i in torch.randint(3, cfg["vocab_size"], (39,))]
+    ref = reference(cfg, Wd, torch.tensor(ids))
+    out = subprocess.run([BIN, "logits", "--model", d, "--ids", ",".join(map(str, ids))], capture_output=True, text=True)
+    if out.returncode:
+        print(f"FAIL {name}: infoflow logits: {out.stderr.strip()}"); failed += 1; continue
+    ours = torch.tensor(json.loads(out.stdout), dtype=torch.float64)
+    err = (ours - ref).abs().max().item() / ref.abs().max().item()
+    ok = ours.shape == ref.shape and err <= 1e-4
+    print(f"{'ok  ' if ok else 'FAIL'} {name} ({dtype}): 40 positions, max |diff| / max |logit| = {err:.2e}")
+    passed += ok; failed += not ok
+# malformed files: clear errors, no crash
+bad = f"{tmp}/bad"
+write_folder(bad, cases[0][2][0], cases[0][2][1], "F32")
+blob = open(f"{bad}/model.safetensors", "rb").read()
+for what, data, expect in [("header past the end", struct.pack("<Q", 10**9) + blob[8:], "runs past the end"),
+                           ("truncated data", blob[:len(blob) // 2], "past the end"),
+                           ("wrong dtype", blob.replace(b'"F32"', b'"I64"', 1), "is not F32, F16 or BF16")]:
+    open(f"{bad}/model.safetensors", "wb").write(data)
+    r = subprocess.run([BIN, "logits", "--model", bad, "--ids", "1,2"], capture_output=True, text=True)
+    ok = r.returncode == 1 and expect in r.stderr and "model.safetensors" in r.stderr
+    print(f"{'ok  ' if ok else 'FAIL'} malformed safetensors ({what}): {r.stderr.strip()[:150]}")
+    passed += ok; failed += not ok
+cfg = dict(cases[0][2][0], hidden_size=32)
+open(f"{bad}/model.safetensors", "wb").write(blob)
+json.dump(cfg, open(f"{bad}/config.json", "w"))
+r = subprocess.run([BIN, "logits", "--model", bad, "--ids", "1,2"], capture_output=True, text=True)
+ok = r.returncode == 1 and "has shape" in r.stderr
+print(f"{'ok  ' if ok else 'FAIL'} config/weights mismatch: {r.stderr.strip()[:150]}")
+passed += ok; failed += not ok
+json.dump(dict(cases[0][2][0], rope_scaling={"rope_type": "yarn", "factor": 4}), open(f"{bad}/config.json", "w"))
+r = subprocess.run([BIN, "logits", "--model", bad, "--ids", "1,2"], capture_output=True, text=True)
+ok = r.returncode == 1 and "not supported" in r.stderr
+print(f"{'ok  ' if ok else 'FAIL'} unsupported rope_scaling: {r.stderr.strip()[:150]}")
+passed += ok; failed += not ok
+subprocess.run(["rm", "-rf", tmp])
+print(f"{passed} passed, {failed} failed")
+sys.exit(1 if failed else 0)
