@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 PKGS=(build-essential cmake pkg-config libopenmpi-dev openmpi-bin libhdf5-openmpi-dev hdf5-tools
-      libopenblas-dev libcriterion-dev libcjson-dev libinih-dev gnuplot-nox python3 python3-numpy slurm-wlm munge
+      libopenblas-dev libcriterion-dev libcjson-dev libinih-dev libpcre2-dev gnuplot-nox python3 python3-numpy slurm-wlm munge
       clang libclang-rt-14-dev valgrind python3-torch ca-certificates curl)
 MODEL_DIR=models/stories260K
 SHARED_MODEL=../shared/models/stories260K
@@ -23,6 +23,8 @@ install_packages() {
   for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
+  # Node.js runs the reference tokenizer of the tokenizer.json test; the machine may ship its own
+  command -v node >/dev/null && command -v npm >/dev/null || missing+=(nodejs npm)
   [ ${#missing[@]} -eq 0 ] && return 0
   local sudo=""
   [ "$(id -u)" -ne 0 ] && sudo=sudo

@@ -10,6 +10,7 @@ int ifk_cmd_query(int argc, char **argv);
 int ifk_cmd_eval(int argc, char **argv);
 int ifk_cmd_convert(int argc, char **argv);
 int ifk_cmd_logits(int argc, char **argv);
+int ifk_cmd_tokenize(int argc, char **argv);
 int ifk_cmd_inspect(int argc, char **argv);
 int ifk_cmd_verify(int argc, char **argv);
 

@@ -16,6 +16,7 @@ static const struct {
     {"verify", "re-read every dataset of a KV store and report damage", ifk_cmd_verify},
     {"convert", "write a llama2.c model as a Hugging Face folder", ifk_cmd_convert},
     {"logits", "print a token sequence's logits (checks against other implementations)", ifk_cmd_logits},
+    {"tokenize", "a tokenizer's ids for a text (llama2.c or tokenizer.json)", ifk_cmd_tokenize},
     {"bench", "benchmarks (prefill, store reads) against measured peaks", ifk_cmd_bench},
 };
 

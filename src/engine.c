@@ -54,12 +54,14 @@ ifk_status ifk_engine_load(const char *path, const char *tok_path, ifk_model *m,
         /* a Hugging Face folder; its tokenizer is a llama2.c tok*.bin beside config.json (or
          * --tokenizer): tokenizer.json is not read yet (docs/models.md) */
         IFK_CHECK(ifk_hf_load(m, path));
-        if (!tok_path && find_bin_(path, 1, tokf, sizeof tokf) != IFK_OK) {
+        snprintf(tokf, sizeof tokf, "%s/tokenizer.json", path);
+        if (!tok_path && stat(tokf, &st) != 0 && find_bin_(path, 1, tokf, sizeof tokf) != IFK_OK) {
             ifk_err_clear();
             return IFK_OK; /* no tokenizer: token-id interfaces only */
         }
         ifk_status s = ifk_tokenizer_load(tok, tok_path ? tok_path : tokf, m->cfg.vocab_size);
         if (s != IFK_OK) ifk_model_free(m);
+        else ifk_tokenizer_set_special(*tok, m->cfg.bos_id, m->cfg.eos_id);
         return s;
     }
     if (S_ISDIR(st.st_mode)) {

@@ -1,6 +1,8 @@
 /* tokenizer.c — llama2.c's tokenizer: loading, encoding (heap and naive), decoding. */
 #include "tokenizer.h"
 
+#include "hftok.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdint.h>
@@ -9,6 +11,8 @@
 #include <string.h>
 
 struct ifk_tokenizer {
+    ifk_hftok *hf;       /* a tokenizer.json: everything below is unused */
+    int hf_bos, hf_eos;
     int n;               /* pieces */
     int max_len;         /* longest piece, from the file header */
     char **piece;        /* (n) NUL-terminated */
@@ -28,6 +32,7 @@ static uint64_t hash_(const char *s, size_t n) {
 }
 
 int ifk_tokenizer_lookup(const ifk_tokenizer *t, const char *s, size_t n) {
+    if (t->hf) return ifk_hftok_lookup(t->hf, s, n);
     for (size_t i = hash_(s, n) & t->hmask;; i = (i + 1) & t->hmask) {
         int id = t->hash[i];
         if (id < 0) return -1;
@@ -38,6 +43,7 @@ int ifk_tokenizer_lookup(const ifk_tokenizer *t, const char *s, size_t n) {
 void ifk_tokenizer_free(ifk_tokenizer **tp) {
     ifk_tokenizer *t = *tp;
     if (!t) return;
+    ifk_hftok_free(&t->hf);
     if (t->piece)
         for (int i = 0; i < t->n; i++) free(t->piece[i]);
     free(t->piece);
@@ -48,8 +54,28 @@ void ifk_tokenizer_free(ifk_tokenizer **tp) {
     *tp = NULL;
 }
 
+static int is_json_(const char *p) {
+    size_t n = strlen(p);
+    return n >= 5 && !strcmp(p + n - 5, ".json");
+}
+
 ifk_status ifk_tokenizer_load(ifk_tokenizer **tp, const char *path, int expect_vocab) {
     *tp = NULL;
+    if (is_json_(path)) {
+        ifk_tokenizer *t = ifk_calloc(1, sizeof *t, "tokenizer");
+        if (!t) return IFK_ERR_OOM;
+        t->hf_bos = 1, t->hf_eos = 2;
+        ifk_status st = ifk_hftok_load(&t->hf, path);
+        if (st == IFK_OK && expect_vocab > 0 && ifk_hftok_vocab(t->hf) > expect_vocab)
+            st = IFK_FAIL(IFK_ERR_FORMAT, "%s: tokenizer has %d ids but the model's vocabulary is %d", path,
+                          ifk_hftok_vocab(t->hf), expect_vocab);
+        if (st != IFK_OK) {
+            ifk_tokenizer_free(&t);
+            return st;
+        }
+        *tp = t;
+        return IFK_OK;
+    }
     FILE *f = fopen(path, "rb");
     if (!f) return IFK_FAIL(IFK_ERR_IO, "%s: cannot open tokenizer: %s", path, strerror(errno));
     ifk_status st = IFK_OK;
@@ -136,9 +162,15 @@ fail:
     return st;
 }
 
-int ifk_tokenizer_vocab(const ifk_tokenizer *t) { return t->n; }
+int ifk_tokenizer_vocab(const ifk_tokenizer *t) { return t->hf ? ifk_hftok_vocab(t->hf) : t->n; }
+
+void ifk_tokenizer_set_special(ifk_tokenizer *t, int bos, int eos) {
+    t->hf_bos = bos;
+    t->hf_eos = eos;
+}
 
 const char *ifk_tokenizer_piece(const ifk_tokenizer *t, int tok) {
+    if (t->hf) return "";
     return tok >= 0 && tok < t->n ? t->piece[tok] : "";
 }
 
@@ -178,6 +210,8 @@ static int pair_(const ifk_tokenizer *t, int a, int b, char *buf) {
     return id >= 0 && t->score[id] > -1e10f ? id : -1;
 }
 
+static ifk_status encode_hf_(const ifk_tokenizer *t, const char *text, size_t len, int bos, int eos, int **out, int *nout);
+
 static ifk_status finish_(int *ids, int n, int eos, int **out, int *nout) {
     if (eos) ids[n++] = 2;
     *out = ids;
@@ -187,6 +221,7 @@ static ifk_status finish_(int *ids, int n, int eos, int **out, int *nout) {
 
 ifk_status ifk_tokenizer_encode_naive(const ifk_tokenizer *t, const char *text, size_t len, int bos, int eos,
                                       int **out, int *nout) {
+    if (t->hf) return encode_hf_(t, text, len, bos, eos, out, nout);
     int *ids = ifk_malloc(sizeof(int) * (len + 3), "token ids");
     char *buf = ifk_malloc(2 * (size_t)t->max_len + 2, "merge buffer");
     if (!ids || !buf) { free(ids); free(buf); return IFK_ERR_OOM; }
@@ -246,8 +281,32 @@ static cand_ pop_(cand_ *h, int *hn) {
     return top;
 }
 
+/* tokenizer.json: optional BOS, the byte-level BPE ids, optional EOS (no dummy prefix) */
+static ifk_status encode_hf_(const ifk_tokenizer *t, const char *text, size_t len, int bos, int eos, int **out, int *nout) {
+    int *ids = NULL, n = 0, cap = 0;
+    ifk_status st = IFK_OK;
+    if (bos && t->hf_bos >= 0) {
+        cap = 64;
+        ids = malloc(sizeof(int) * (size_t)cap);
+        if (!ids) return IFK_FAIL(IFK_ERR_OOM, "out of memory");
+        ids[n++] = t->hf_bos;
+    }
+    st = ifk_hftok_encode(t->hf, text, len, &ids, &n, &cap);
+    if (st == IFK_OK && eos) {
+        int *p = realloc(ids, sizeof(int) * (size_t)(n + 1));
+        if (!p) st = IFK_FAIL(IFK_ERR_OOM, "out of memory");
+        else ids = p, ids[n++] = t->hf_eos;
+    }
+    if (st == IFK_OK && !ids) ids = malloc(sizeof(int));
+    if (st != IFK_OK) { free(ids); return st; }
+    *out = ids;
+    *nout = n;
+    return IFK_OK;
+}
+
 ifk_status ifk_tokenizer_encode(const ifk_tokenizer *t, const char *text, size_t len, int bos, int eos, int **out,
                                 int *nout) {
+    if (t->hf) return encode_hf_(t, text, len, bos, eos, out, nout);
     int *ids = ifk_malloc(sizeof(int) * (len + 3), "token ids");
     int *nx = ifk_malloc(sizeof(int) * (len + 3), "merge links");
     int *pv = ifk_malloc(sizeof(int) * (len + 3), "merge links");
@@ -285,6 +344,7 @@ ifk_status ifk_tokenizer_encode(const ifk_tokenizer *t, const char *text, size_t
 /* ---- decoding ----------------------------------------------------------------------------------- */
 
 const char *ifk_tokenizer_decode(const ifk_tokenizer *t, int prev, int tok, size_t *len) {
+    if (t->hf) return ifk_hftok_decode(t->hf, tok, len);
     if (tok < 0 || tok >= t->n) { *len = 0; return ""; }
     const char *p = t->piece[tok];
     size_t n = t->plen[tok];

@@ -18,6 +18,9 @@ typedef struct ifk_tokenizer ifk_tokenizer;
 /* Reads a tokenizer.bin. expect_vocab > 0 requires exactly that many pieces (the model's vocab). */
 ifk_status ifk_tokenizer_load(ifk_tokenizer **t, const char *path, int expect_vocab);
 void ifk_tokenizer_free(ifk_tokenizer **t);
+/* A .json path is read as a Hugging Face tokenizer.json (byte-level BPE, hftok.h): encoding adds
+ * the BOS/EOS ids set here (from the model's config) and no dummy prefix. */
+void ifk_tokenizer_set_special(ifk_tokenizer *t, int bos, int eos);
 int ifk_tokenizer_vocab(const ifk_tokenizer *t);
 
 /* Encodes text[len] into *ids (malloc'd, caller frees), *n tokens. */

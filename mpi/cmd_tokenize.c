@@ -1,0 +1,61 @@
+/* cmd_tokenize.c — `infoflow tokenize`: a tokenizer's ids for each line of a text file (checks
+ * against other implementations, and a look at how a prompt splits). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "drivers.h"
+#include "engine.h"
+
+int ifk_cmd_tokenize(int argc, char **argv) {
+    const char *tokp = NULL, *file = NULL, *text = NULL;
+    int help = 0, bos = 0, rc = 1;
+    const ifk_opt opts[] = {{"tokenizer", "FILE", "tokenizer.bin (llama2.c) or tokenizer.json (Hugging Face)", &tokp, NULL},
+                            {"text", "TEXT", "one text to encode", &text, NULL},
+                            {"text-file", "FILE", "encode each line of FILE", &file, NULL},
+                            {"bos", NULL, "prepend BOS", NULL, &bos},
+                            {NULL, NULL, NULL, NULL, NULL}};
+    ifk_tokenizer *t = NULL;
+    char *line = NULL;
+    size_t cap = 0;
+    if (ifk_cli_parse(argc, argv, opts, "usage: infoflow tokenize --tokenizer FILE (--text TEXT | --text-file FILE)\n"
+                      "Prints one JSON object per text: its ids and whether decoding gives the text back.", &help) != IFK_OK)
+        goto out;
+    if (help) return 0;
+    if (!tokp || !text == !file) {
+        IFK_FAIL(IFK_ERR_ARG, "tokenize: --tokenizer and one of --text or --text-file are required");
+        goto out;
+    }
+    if (ifk_tokenizer_load(&t, tokp, 0) != IFK_OK) goto out;
+    FILE *f = file ? fopen(file, "r") : NULL;
+    if (file && !f) {
+        IFK_FAIL(IFK_ERR_IO, "%s: cannot open", file);
+        goto out;
+    }
+    for (;;) {
+        const char *s = text;
+        if (f) {
+            ssize_t n = getline(&line, &cap, f);
+            if (n < 0) break;
+            if (n && line[n - 1] == '\n') line[--n] = '\0';
+            if (!n) continue;
+            s = line;
+        }
+        int *ids, n;
+        if (ifk_tokenizer_encode(t, s, strlen(s), bos, 0, &ids, &n) != IFK_OK) goto out;
+        char *back = ifk_detokenize(t, bos ? ids[0] : -1, ids + (bos ? 1 : 0), n - (bos ? 1 : 0), NULL);
+        printf("{\"ids\": [");
+        for (int i = 0; i < n; i++) printf("%s%d", i ? ", " : "", ids[i]);
+        printf("], \"round_trip\": %s}\n", back && !strcmp(back, s) ? "true" : "false");
+        free(back), free(ids);
+        if (!f) break;
+    }
+    if (f) fclose(f);
+    rc = 0;
+out:
+    if (rc) ifk_err_print();
+    free(line);
+    ifk_tokenizer_free(&t);
+    return rc;
+}
