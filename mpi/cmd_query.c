@@ -13,6 +13,7 @@
 #include "comm.h"
 #include "fault.h"
 #include "tp.h"
+#include "hf.h"
 
 /* Resolves --docs ID,ID,... (in that order) or --retrieve K (BM25 order) into manifest indices. */
 static ifk_status resolve_docs_(const char *dir, const ifk_manifest *man, const char *ids, long k, const char *prompt,
@@ -235,11 +236,26 @@ int ifk_cmd_query(int argc, char **argv) {
     ifk_blas_set_threads(threads ? (int)threads : ifk_comm_blas_threads(&cm, 0));
 
     /* every rank maps the checkpoint; with P ranks each keeps its slice of heads and MLP */
-    s_ = model ? ifk_engine_load(model, tokp, &full, &tok) : ifk_model_random(&full, shape, 1); /* cache's seed */
+    const int hf_slices = cm.size > 1 && model && ifk_hf_is_folder(model);
+    if (hf_slices) {
+        /* an HF folder under tensor parallelism: each rank reads only its slice from the files;
+         * `full` keeps just the config and the file-based fingerprint */
+        char cp[2048];
+        snprintf(cp, sizeof cp, "%s/config.json", model);
+        s_ = ifk_hf_config(&full.cfg, cp);
+        if (s_ == IFK_OK) s_ = ifk_hf_load_slice(&local, model, cm.rank, cm.size);
+        if (s_ == IFK_OK) {
+            memcpy(full.fingerprint, local.fingerprint, sizeof full.fingerprint);
+            snprintf(full.source, sizeof full.source, "%s", model);
+            if (cm.rank == 0) s_ = ifk_engine_load_tokenizer(model, tokp, &full.cfg, &tok);
+        }
+    } else {
+        s_ = model ? ifk_engine_load(model, tokp, &full, &tok) : ifk_model_random(&full, shape, 1); /* cache's seed */
+    }
     AGREE_OR_OUT(s_);
     if (layers_s && (o.score_lo < 0 || o.score_hi < o.score_lo || o.score_hi >= full.cfg.n_layers))
         s_ = IFK_FAIL(IFK_ERR_ARG, "--score-layers %s is outside the model's layers 0-%d", layers_s, full.cfg.n_layers - 1);
-    if (s_ == IFK_OK && cm.size > 1) s_ = ifk_model_slice(&full, cm.rank, cm.size, &local);
+    if (s_ == IFK_OK && cm.size > 1 && !hf_slices) s_ = ifk_model_slice(&full, cm.rank, cm.size, &local);
     if (s_ == IFK_OK) s_ = ifk_store_open(&st, dir);
     AGREE_OR_OUT(s_);
     if (cm.rank == 0) {

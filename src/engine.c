@@ -90,6 +90,22 @@ ifk_status ifk_engine_load(const char *path, const char *tok_path, ifk_model *m,
     return IFK_OK;
 }
 
+ifk_status ifk_engine_load_tokenizer(const char *path, const char *tok_path, const ifk_config *cfg, ifk_tokenizer **tok) {
+    char tokf[4096];
+    struct stat st;
+    *tok = NULL;
+    if (!tok_path) {
+        snprintf(tokf, sizeof tokf, "%s/tokenizer.json", path);
+        if (stat(tokf, &st) != 0 && find_bin_(path, 1, tokf, sizeof tokf) != IFK_OK) {
+            ifk_err_clear();
+            return IFK_OK;
+        }
+    }
+    IFK_CHECK(ifk_tokenizer_load(tok, tok_path ? tok_path : tokf, cfg->vocab_size));
+    ifk_tokenizer_set_special(*tok, cfg->bos_id, cfg->eos_id);
+    return IFK_OK;
+}
+
 void ifk_print_token(FILE *f, const ifk_tokenizer *t, int prev, int tok) {
     size_t n;
     const char *p = ifk_tokenizer_decode(t, prev, tok, &n);

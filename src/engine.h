@@ -30,6 +30,10 @@ typedef void (*ifk_token_fn)(int prev, int tok, void *ctx);
 ifk_status ifk_generate(const ifk_model *m, ifk_sampler *smp, const int *ids, int n, int steps, ifk_token_fn fn,
                         void *ctx, ifk_gen_stats *stats);
 
+/* The tokenizer of a model path as ifk_engine_load would pick it, without loading weights (NULL in
+ * *tok when an HF folder has none); cfg gives the vocabulary size and BOS/EOS. */
+ifk_status ifk_engine_load_tokenizer(const char *path, const char *tok_path, const ifk_config *cfg, ifk_tokenizer **tok);
+
 /* Writes the bytes of token tok after prev to f, skipping lone unprintable control bytes as
  * llama2.c does. */
 void ifk_print_token(FILE *f, const ifk_tokenizer *t, int prev, int tok);

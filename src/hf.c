@@ -201,7 +201,17 @@ static ifk_status st_open_(st_file_ *f, const char *path) {
 }
 
 /* Copies tensor name (expected shape rows x cols; cols 0 for 1-D) into dst as f32. */
+/* Copies rows [ra, ra+nr) x columns [ca, ca+nc) of tensor name (whose shape must be rows x cols;
+ * cols 0 for 1-D, then elements [ra, ra+nr)) into dst as f32: a rank reads only its slice. */
+static ifk_status st_block_(st_file_ *fs, int nf, const char *name, long rows, long cols, long ra, long nr, long ca,
+                            long nc, float *dst);
+
 static ifk_status st_take_(st_file_ *fs, int nf, const char *name, long rows, long cols, float *dst) {
+    return st_block_(fs, nf, name, rows, cols, 0, rows, 0, cols, dst);
+}
+
+static ifk_status st_block_(st_file_ *fs, int nf, const char *name, long rows, long cols, long ra, long nr, long ca,
+                            long nc, float *dst) {
     for (int i = 0; i < nf; i++) {
         const cJSON *t = cJSON_GetObjectItemCaseSensitive(fs[i].hdr, name);
         if (!t) continue;
@@ -211,22 +221,49 @@ static ifk_status st_take_(st_file_ *fs, int nf, const char *name, long rows, lo
         if (rank != (cols ? 2 : 1) || r0 != rows || (cols && r1 != cols))
             return IFK_FAIL(IFK_ERR_FORMAT, "%s: tensor %s has shape [%ld%s%ld], the config implies [%ld%s%ld]", fs[i].path, name,
                             r0, rank > 1 ? ", " : "", rank > 1 ? r1 : 0L, rows, cols ? ", " : "", cols ? cols : 0L);
-        const size_t n = (size_t)rows * (size_t)(cols ? cols : 1);
         const unsigned char *src = fs[i].map + fs[i].data0 + (size_t)cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(t, "data_offsets"), 0)->valuedouble;
-        if (!strcmp(dt->valuestring, "F32")) memcpy(dst, src, n * 4);
-        else if (!strcmp(dt->valuestring, "F16")) ifk_f16_to_f32(dst, src, n);
-        else ifk_bf16_to_f32(dst, src, n);
+        const size_t es = !strcmp(dt->valuestring, "F32") ? 4 : 2, width = (size_t)(cols ? cols : 1);
+        const size_t seg = cols ? (size_t)nc : (size_t)nr, nseg = cols ? (size_t)nr : 1;
+        for (size_t r = 0; r < nseg; r++) { /* one contiguous run per row of the block */
+            const unsigned char *p = src + (((size_t)ra + r) * width + (cols ? (size_t)ca : 0) + (cols ? 0 : 0)) * es;
+            if (!cols) p = src + (size_t)ra * es;
+            float *d = dst + r * seg;
+            if (es == 4) memcpy(d, p, seg * 4);
+            else if (!strcmp(dt->valuestring, "F16")) ifk_f16_to_f32(d, p, seg);
+            else ifk_bf16_to_f32(d, p, seg);
+        }
         return IFK_OK;
     }
     return IFK_FAIL(IFK_ERR_FORMAT, "%s: tensor %s is missing", fs[0].path, name);
 }
 
-ifk_status ifk_hf_load(ifk_model *m, const char *dir) {
+ifk_status ifk_hf_load(ifk_model *m, const char *dir) { return ifk_hf_load_slice(m, dir, 0, 1); }
+
+ifk_status ifk_hf_load_slice(ifk_model *m, const char *dir, int rank, int P) {
     memset(m, 0, sizeof *m);
     snprintf(m->source, sizeof m->source, "%s", dir);
     char path[2048];
     snprintf(path, sizeof path, "%s/config.json", dir);
-    IFK_CHECK(ifk_hf_config(&m->cfg, path));
+    ifk_config full;
+    IFK_CHECK(ifk_hf_config(&full, path));
+    if (P < 1 || full.n_kv_heads % P) {
+        char valid[256] = "";
+        size_t n = 0;
+        for (int d = 1; d <= full.n_kv_heads; d++)
+            if (full.n_kv_heads % d == 0) n += (size_t)snprintf(valid + n, sizeof valid - n, "%s%d", n ? ", " : "", d);
+        return IFK_FAIL(IFK_ERR_ARG, "%d ranks do not divide the model's %d KV heads; valid rank counts: %s", P,
+                        full.n_kv_heads, valid);
+    }
+    IFK_CHECK(ifk_hf_fingerprint(dir, m->fingerprint));
+    /* this rank's slice: KV heads with their query heads, MLP columns (the whole model when P = 1) */
+    const long G = full.n_heads / full.n_kv_heads, kvl = full.n_kv_heads / P, hl = kvl * G, Dhf = full.head_dim;
+    const long f0 = (long)full.hidden_dim * rank / P, f1 = (long)full.hidden_dim * (rank + 1) / P;
+    m->cfg = full;
+    m->cfg.n_kv_heads = (int)kvl;
+    m->cfg.n_heads = (int)hl;
+    m->cfg.hidden_dim = (int)(f1 - f0);
+    const long qf = (long)full.n_heads * Dhf, kvf = (long)full.n_kv_heads * Dhf, Ff = full.hidden_dim;
+    const long q0 = rank * hl * Dhf, kv0 = rank * kvl * Dhf;
     const ifk_config *c = &m->cfg;
     /* the files: one model.safetensors, or the shards an index names */
     st_file_ fs[64];
@@ -276,39 +313,104 @@ ifk_status ifk_hf_load(ifk_model *m, const char *dir) {
         field = p;                                                                    \
         p += (size_t)(rows) * (size_t)((cols) ? (cols) : 1);                          \
     } while (0)
+#define PART_(name, rows, cols, ra, nr, ca, nc, field)                                            \
+    do {                                                                                          \
+        IFK_CHECK_GOTO(st, st_block_(fs, nf, name, rows, cols, ra, nr, ca, nc, p), done);         \
+        field = p;                                                                                \
+        p += (size_t)(nr) * (size_t)((cols) ? (nc) : 1);                                          \
+    } while (0)
     TAKE_("model.embed_tokens.weight", V, D, m->tok_emb);
     for (long l = 0; l < L; l++) {
         ifk_layer_weights *w = &m->layers[l];
         char n[128];
 #define LT_(suffix, rows, cols, field) snprintf(n, sizeof n, "model.layers.%ld.%s", l, suffix); TAKE_(n, rows, cols, field)
+#define LP_(suffix, rows, cols, ra, nr, ca, nc, field) snprintf(n, sizeof n, "model.layers.%ld.%s", l, suffix); PART_(n, rows, cols, ra, nr, ca, nc, field)
         LT_("input_layernorm.weight", D, 0, w->rms_att);
-        LT_("self_attn.q_proj.weight", q, D, w->wq);
-        LT_("self_attn.k_proj.weight", kv, D, w->wk);
-        LT_("self_attn.v_proj.weight", kv, D, w->wv);
-        LT_("self_attn.o_proj.weight", D, q, w->wo);
+        LP_("self_attn.q_proj.weight", qf, D, q0, q, 0, D, w->wq);
+        LP_("self_attn.k_proj.weight", kvf, D, kv0, kv, 0, D, w->wk);
+        LP_("self_attn.v_proj.weight", kvf, D, kv0, kv, 0, D, w->wv);
+        LP_("self_attn.o_proj.weight", D, qf, 0, D, q0, q, w->wo);
         if (c->qkv_bias) {
-            LT_("self_attn.q_proj.bias", q, 0, w->bq);
-            LT_("self_attn.k_proj.bias", kv, 0, w->bk);
-            LT_("self_attn.v_proj.bias", kv, 0, w->bv);
+            LP_("self_attn.q_proj.bias", qf, 0, q0, q, 0, 0, w->bq);
+            LP_("self_attn.k_proj.bias", kvf, 0, kv0, kv, 0, 0, w->bk);
+            LP_("self_attn.v_proj.bias", kvf, 0, kv0, kv, 0, 0, w->bv);
         }
         if (c->qk_norm) {
             LT_("self_attn.q_norm.weight", Dh, 0, w->q_norm);
             LT_("self_attn.k_norm.weight", Dh, 0, w->k_norm);
         }
         LT_("post_attention_layernorm.weight", D, 0, w->rms_ffn);
-        LT_("mlp.gate_proj.weight", F, D, w->w1);
-        LT_("mlp.down_proj.weight", D, F, w->w2);
-        LT_("mlp.up_proj.weight", F, D, w->w3);
+        LP_("mlp.gate_proj.weight", Ff, D, f0, F, 0, D, w->w1);
+        LP_("mlp.down_proj.weight", D, Ff, 0, D, f0, F, w->w2);
+        LP_("mlp.up_proj.weight", Ff, D, f0, F, 0, D, w->w3);
 #undef LT_
+#undef LP_
     }
     TAKE_("model.norm.weight", D, 0, m->rms_final);
     if (c->shared_classifier) m->wcls = m->tok_emb;
     else TAKE_("lm_head.weight", V, D, m->wcls);
 #undef TAKE_
+#undef PART_
 done:
     for (int i = 0; i < nf; i++) st_close_(&fs[i]);
     if (st != IFK_OK) ifk_model_free(m);
     return st;
+}
+
+/* ---- fingerprint ------------------------------------------------------------------------------ */
+
+static uint64_t fmix_(uint64_t h, const void *p, size_t n) {
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 1099511628211ull;
+    return h;
+}
+
+ifk_status ifk_hf_fingerprint(const char *dir, char out[17]) {
+    /* config.json, every tensor's name/dtype/shape/offsets, and 64 values spread over each tensor:
+     * cheap enough for every rank of a tensor-parallel job (it touches a few pages per tensor) */
+    char path[2048];
+    size_t len;
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    char *cfg = slurp_(path, &len);
+    if (!cfg) return IFK_FAIL(IFK_ERR_IO, "%s: cannot read", path);
+    uint64_t h = fmix_(1469598103934665603ull, cfg, len);
+    free(cfg);
+    snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);
+    char *ix = slurp_(path, &len);
+    char files[64][512];
+    int nfile = 0;
+    if (ix) {
+        cJSON *o = cJSON_Parse(ix);
+        free(ix);
+        for (const cJSON *e = cJSON_GetObjectItemCaseSensitive(o, "weight_map") ? cJSON_GetObjectItemCaseSensitive(o, "weight_map")->child : NULL; e; e = e->next) {
+            int have = 0;
+            for (int i = 0; i < nfile; i++) have |= cJSON_IsString(e) && !strcmp(files[i], e->valuestring);
+            if (!have && cJSON_IsString(e) && nfile < 64) snprintf(files[nfile++], 512, "%s", e->valuestring);
+        }
+        cJSON_Delete(o);
+    } else {
+        snprintf(files[nfile++], 512, "model.safetensors");
+    }
+    for (int i = 0; i < nfile; i++) {
+        st_file_ f;
+        if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, files[i]) >= sizeof path)
+            return IFK_FAIL(IFK_ERR_ARG, "%s: path too long", dir);
+        ifk_status st = st_open_(&f, path);
+        if (st != IFK_OK) { st_close_(&f); return st; }
+        h = fmix_(h, f.map + 8, f.data0 - 8); /* the header */
+        for (const cJSON *t = f.hdr->child; t; t = t->next) {
+            const cJSON *off = cJSON_GetObjectItemCaseSensitive(t, "data_offsets");
+            if (!cJSON_IsArray(off)) continue;
+            size_t b = (size_t)cJSON_GetArrayItem(off, 0)->valuedouble, e = (size_t)cJSON_GetArrayItem(off, 1)->valuedouble;
+            for (int k = 0; k < 64 && e > b; k++) {
+                size_t at = b + (e - b - 1) * (size_t)k / 63;
+                h = fmix_(h, f.map + f.data0 + at, 1);
+            }
+        }
+        st_close_(&f);
+    }
+    snprintf(out, 17, "%016llx", (unsigned long long)h);
+    return IFK_OK;
 }
 
 /* ---- writing (the converter) --------------------------------------------------------------- */

@@ -14,6 +14,12 @@
 /* 1 if dir looks like an HF folder (has config.json). */
 int ifk_hf_is_folder(const char *dir);
 ifk_status ifk_hf_load(ifk_model *m, const char *dir);
+/* Rank r of P's tensor-parallel slice (as ifk_model_slice would cut it), reading from the files
+ * only the rows and columns it keeps; embedding, norms and classifier whole. */
+ifk_status ifk_hf_load_slice(ifk_model *m, const char *dir, int rank, int P);
+/* An HF model's fingerprint from its files alone: config.json, the safetensors headers and 64
+ * bytes spread over each tensor. Every rank can compute it without reading the weights. */
+ifk_status ifk_hf_fingerprint(const char *dir, char out[17]);
 
 /* Parses config.json into cfg (rotate_half RoPE, scaling, biases, q/k-norm, eps, ids). */
 ifk_status ifk_hf_config(ifk_config *cfg, const char *path);

@@ -286,6 +286,7 @@ ifk_status ifk_model_slice(const ifk_model *full, int rank, int P, ifk_model *ou
     const size_t D = c->dim, F = c->hidden_dim, Fl = (size_t)(f1 - f0), ql = (size_t)hl * Dh;
     IFK_CHECK_ARG(Fl > 0, "%d ranks leave rank %d no MLP columns (hidden %d)", P, rank, c->hidden_dim);
     out->cfg = *c;
+    memcpy(out->fingerprint, full->fingerprint, sizeof out->fingerprint);
     out->cfg.n_kv_heads = kvl;
     out->cfg.n_heads = hl;
     out->cfg.hidden_dim = (int)Fl;
@@ -350,6 +351,10 @@ static uint64_t hash_floats_(uint64_t h, const float *p, size_t n) {
 }
 
 void ifk_model_fingerprint(const ifk_model *m, char out[17]) {
+    if (m->fingerprint[0]) { /* an HF folder: from its files (ifk_hf_fingerprint) */
+        memcpy(out, m->fingerprint, 17);
+        return;
+    }
     const ifk_config *c = &m->cfg;
     const size_t D = c->dim, F = c->hidden_dim, q = (size_t)c->n_heads * c->head_dim,
                  kv = (size_t)c->n_kv_heads * c->head_dim;

@@ -61,6 +61,7 @@ typedef struct {
     ifk_layer_weights *layers; /* (L) */
     double *inv_freq;          /* (Dh/2) RoPE frequencies, scaling applied */
     char source[512];          /* file path, or "random:<shape>" */
+    char fingerprint[17];      /* set by loaders that fingerprint from the files (HF); else computed */
     /* storage */
     void *map;
     size_t map_len;

@@ -19,6 +19,14 @@ for m in infoflow cacheblend none; do
   f() { python3 -c "import json,sys; r=json.loads(sys.argv[1]); print(r['answer_ids'], r['selected'])" "$1"; }
   expect "query $m: same selection and answer" test "$(f "$q1")" = "$(f "$q2")"
 done
+# tensor parallelism over the HF folder: each rank reads only its slice of the files; same result
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 OPENBLAS_NUM_THREADS=1
+one=$("$BIN" query --model "$W/hf" --store "$W/s2" --docs lily,tom,cat --prompt "Lily was sad because the ball" --json --steps 8)
+for n in 2 4; do
+  tp=$(timeout 300 mpirun -n $n "$BIN" query --model "$W/hf" --store "$W/s2" --docs lily,tom,cat --prompt "Lily was sad because the ball" --json --steps 8)
+  f() { python3 -c "import json,sys; r=json.loads(sys.argv[1]); print(r['answer_ids'], r['selected'])" "$1"; }
+  expect "HF folder at $n ranks (slices read from the files): same selection and answer" test "$(f "$one")" = "$(f "$tp")"
+done
 # the two folders are different models to a store: their fingerprints and RoPE styles differ
 out=$("$BIN" query --model "$W/hf" --store "$W/s1" --docs lily --prompt "x" 2>&1)
 expect "a llama2.c store is refused for the HF folder ($out)" grep -q "another model" <<<"$out"
