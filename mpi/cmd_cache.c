@@ -419,7 +419,7 @@ static void work_(worker_ *w) {
 
 /* ---- set-up ------------------------------------------------------------------------------------ */
 
-static ifk_status parse_opts_(int argc, char **argv, opts_ *o, int quiet_help) {
+static ifk_status parse_opts_(int argc, char **argv, opts_ *o) {
     memset(o, 0, sizeof *o);
     o->chunk_tokens = 128;
     o->commit_docs = 64;
@@ -454,7 +454,6 @@ static ifk_status parse_opts_(int argc, char **argv, opts_ *o, int quiet_help) {
     const char *usage =
         "usage: [mpirun -n P] infoflow cache --model M --corpus FILE --store DIR [options]\n"
         "Prefills every document of a corpus, chunk by chunk, into a KV store; rerun the same command to resume.";
-    ifk_cli_set_quiet(quiet_help);
     IFK_CHECK(ifk_cli_parse(argc, argv, opts, usage, &o->help));
     if (o->help) return IFK_OK;
     IFK_CHECK_ARG(!o->model != !o->random_model, "cache: give exactly one of --model PATH or --random-model SHAPE");
@@ -540,16 +539,12 @@ static ifk_status build_index_(const char *dir) {
 
 int ifk_cmd_cache(int argc, char **argv) {
     ifk_comm cm;
-    if (ifk_comm_init(&cm, &argc, &argv) != IFK_OK) {
-        ifk_err_print();
-        return 1;
-    }
-    ifk_fault_set_rank(cm.rank);
+    if (ifk_comm_start(&cm, &argc, &argv) != IFK_OK) return 1;
     opts_ o;
     worker_ w = {.comm = &cm, .o = &o};
     int lock_fd = -1, rc = 1;
     /* every rank parses the same argv, so every rank reaches the same verdict */
-    if (parse_opts_(argc, argv, &o, cm.rank != 0) != IFK_OK) {
+    if (parse_opts_(argc, argv, &o) != IFK_OK) {
         if (cm.rank == 0) ifk_err_print();
         goto out;
     }

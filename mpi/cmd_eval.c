@@ -569,12 +569,7 @@ static void mkdirs_(const char *dir) {
 
 int ifk_cmd_eval(int argc, char **argv) {
     ifk_comm cm;
-    if (ifk_comm_init(&cm, &argc, &argv) != IFK_OK) {
-        ifk_err_print();
-        return 1;
-    }
-    ifk_fault_set_rank(cm.rank);
-    ifk_cli_set_quiet(cm.rank != 0);
+    if (ifk_comm_start(&cm, &argc, &argv) != IFK_OK) return 1;
     const char *job_s = NULL, *out_s = NULL, *store_s = NULL, *queries_s = NULL, *methods_s = NULL, *budgets_s = NULL,
                *steps_s = NULL, *threads_s = NULL, *summ_s = NULL;
     int quiet = 0, help = 0, rc = 1;

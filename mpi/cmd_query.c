@@ -159,12 +159,7 @@ static void print_result_(const ifk_tokenizer *tok, const ifk_manifest *man, con
 
 int ifk_cmd_query(int argc, char **argv) {
     ifk_comm cm;
-    if (ifk_comm_init(&cm, &argc, &argv) != IFK_OK) {
-        ifk_err_print();
-        return 1;
-    }
-    ifk_fault_set_rank(cm.rank);
-    ifk_cli_set_quiet(cm.rank != 0);
+    if (ifk_comm_start(&cm, &argc, &argv) != IFK_OK) return 1;
     const char *model = NULL, *tokp = NULL, *dir = NULL, *docs_s = NULL, *retr_s = NULL, *prompt = NULL,
                *method_s = "infoflow", *budget_s = NULL, *layers_s = NULL, *steps_s = NULL, *seed_s = NULL,
                *threads_s = NULL, *shape = NULL, *prompt_ids = NULL;

@@ -1,6 +1,9 @@
 /* comm.c — communicator set-up, agreement on failure, abort, threads per rank. */
 #include "comm.h"
 
+#include "cli.h"
+#include "fault.h"
+
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +21,17 @@ ifk_status ifk_comm_init(ifk_comm *c, int *argc, char ***argv) {
     MPI_Comm_rank(node, &c->local_rank);
     MPI_Comm_size(node, &c->local_size);
     MPI_Comm_free(&node);
+    return IFK_OK;
+}
+
+ifk_status ifk_comm_start(ifk_comm *c, int *argc, char ***argv) {
+    ifk_status st = ifk_comm_init(c, argc, argv);
+    if (st != IFK_OK) {
+        ifk_err_print();
+        return st;
+    }
+    ifk_fault_set_rank(c->rank);
+    ifk_cli_set_quiet(c->rank != 0);
     return IFK_OK;
 }
 

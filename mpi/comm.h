@@ -26,6 +26,9 @@ enum {
 
 ifk_status ifk_comm_init(ifk_comm *c, int *argc, char ***argv);
 void ifk_comm_finalize(ifk_comm *c);
+/* What every MPI driver does first: ifk_comm_init, this rank for fault injection, and --help
+ * printed by rank 0 only. Prints the error itself on failure. */
+ifk_status ifk_comm_start(ifk_comm *c, int *argc, char ***argv);
 
 /* Every rank passes its status; returns IFK_OK on all ranks iff every rank passed IFK_OK.
  * Otherwise the lowest failing rank prints its message (prefixed by its rank when size > 1) and

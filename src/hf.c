@@ -246,14 +246,7 @@ ifk_status ifk_hf_load_slice(ifk_model *m, const char *dir, int rank, int P) {
     snprintf(path, sizeof path, "%s/config.json", dir);
     ifk_config full;
     IFK_CHECK(ifk_hf_config(&full, path));
-    if (P < 1 || full.n_kv_heads % P) {
-        char valid[256] = "";
-        size_t n = 0;
-        for (int d = 1; d <= full.n_kv_heads; d++)
-            if (full.n_kv_heads % d == 0) n += (size_t)snprintf(valid + n, sizeof valid - n, "%s%d", n ? ", " : "", d);
-        return IFK_FAIL(IFK_ERR_ARG, "%d ranks do not divide the model's %d KV heads; valid rank counts: %s", P,
-                        full.n_kv_heads, valid);
-    }
+    IFK_CHECK(ifk_check_ranks(full.n_kv_heads, P));
     IFK_CHECK(ifk_hf_fingerprint(dir, m->fingerprint));
     /* this rank's slice: KV heads with their query heads, MLP columns (the whole model when P = 1) */
     const long G = full.n_heads / full.n_kv_heads, kvl = full.n_kv_heads / P, hl = kvl * G, Dhf = full.head_dim;

@@ -269,17 +269,20 @@ ifk_status ifk_model_random(ifk_model *m, const char *shape, uint64_t seed) {
 
 /* ---- tensor-parallel slices -------------------------------------------------------------------- */
 
+ifk_status ifk_check_ranks(int n_kv_heads, int P) {
+    if (P >= 1 && n_kv_heads % P == 0) return IFK_OK;
+    char valid[256] = "";
+    size_t n = 0;
+    for (int d = 1; d <= n_kv_heads && n < sizeof valid - 16; d++)
+        if (n_kv_heads % d == 0) n += (size_t)snprintf(valid + n, sizeof valid - n, "%s%d", n ? ", " : "", d);
+    return IFK_FAIL(IFK_ERR_ARG, "%d ranks do not divide the model's %d KV heads; valid rank counts: %s", P, n_kv_heads,
+                    valid);
+}
+
 ifk_status ifk_model_slice(const ifk_model *full, int rank, int P, ifk_model *out) {
     memset(out, 0, sizeof *out);
     const ifk_config *c = &full->cfg;
-    if (P < 1 || c->n_kv_heads % P) {
-        char valid[256] = "";
-        size_t n = 0;
-        for (int d = 1; d <= c->n_kv_heads; d++)
-            if (c->n_kv_heads % d == 0) n += (size_t)snprintf(valid + n, sizeof valid - n, "%s%d", n ? ", " : "", d);
-        return IFK_FAIL(IFK_ERR_ARG, "%d ranks do not divide the model's %d KV heads; valid rank counts: %s", P,
-                        c->n_kv_heads, valid);
-    }
+    IFK_CHECK(ifk_check_ranks(c->n_kv_heads, P));
     IFK_CHECK_ARG(rank >= 0 && rank < P, "rank %d of %d", rank, P);
     const int G = c->n_heads / c->n_kv_heads, kvl = c->n_kv_heads / P, hl = kvl * G, Dh = c->head_dim;
     const int f0 = (int)((long)c->hidden_dim * rank / P), f1 = (int)((long)c->hidden_dim * (rank + 1) / P);

@@ -83,6 +83,8 @@ ifk_status ifk_model_random(ifk_model *m, const char *shape, uint64_t seed);
  * wo's and w2's columns are strided, so their slices are copied. Embedding, norms and classifier
  * are shared (replicated). P must divide Hkv: otherwise an error listing the valid P. */
 ifk_status ifk_model_slice(const ifk_model *full, int rank, int P, ifk_model *out);
+/* IFK_OK if P ranks can split n_kv_heads KV heads; otherwise the error listing the valid P. */
+ifk_status ifk_check_ranks(int n_kv_heads, int P);
 
 /* Parses a shape as above into cfg without allocating weights. */
 ifk_status ifk_config_parse_shape(ifk_config *cfg, const char *shape);
