@@ -11,7 +11,7 @@ cmake --build build-fuzz -j"$(nproc)" >/dev/null || { echo "FAIL: building the h
 mkdir -p build-fuzz/crashes
 pass=0; fail=0
 export ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp:print_suppressions=0:fast_unwind_on_malloc=0
-for h in checkpoint tokenizer corpus queryset jobspec manifest shard safetensors; do
+for h in checkpoint tokenizer corpus queryset jobspec manifest shard safetensors hftokenizer; do
   bin=build-fuzz/tests/fuzz/fuzz_$h
   if [ -d tests/fuzz/regressions/$h ] && [ -n "$(ls tests/fuzz/regressions/$h)" ]; then
     if "$bin" -runs=0 tests/fuzz/regressions/$h/* > build-fuzz/crashes/$h.replay.log 2>&1; then pass=$((pass + 1));
