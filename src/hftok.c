@@ -172,6 +172,11 @@ ifk_status ifk_hftok_load(ifk_hftok **tp, const char *path) {
         if (cJSON_IsNumber(id) && id->valuedouble >= 0 && id->valuedouble <= (1 << 24))
             maxid = (int)id->valuedouble > maxid ? (int)id->valuedouble : maxid;
     }
+    /* ids are dense in real tokenizers; a sparse one would make us allocate for ids nobody uses */
+    if (maxid >= 2 * (nv + na) + 256) {
+        st = IFK_FAIL(IFK_ERR_FORMAT, "%s: token ids are sparse (largest %d for %d entries)", path, maxid, nv + na);
+        goto done;
+    }
     t->n_ids = maxid + 1;
     t->id2tok = calloc((size_t)t->n_ids, sizeof(char *));
     t->added = calloc((size_t)(na ? na : 1), sizeof(char *));
