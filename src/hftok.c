@@ -193,8 +193,9 @@ ifk_status ifk_hftok_load(ifk_hftok **tp, const char *path) {
     for (int i = 0; i < na; i++) {
         const cJSON *a = cJSON_GetArrayItem(added, i), *c = cJSON_GetObjectItemCaseSensitive(a, "content"),
                     *id = cJSON_GetObjectItemCaseSensitive(a, "id");
-        if (!cJSON_IsString(c) || !cJSON_IsNumber(id) || !c->valuestring[0]) {
-            st = IFK_FAIL(IFK_ERR_FORMAT, "%s: added token %d has no content or id", path, i);
+        if (!cJSON_IsString(c) || !cJSON_IsNumber(id) || !c->valuestring[0] || id->valuedouble < 0 ||
+            id->valuedouble >= t->n_ids || id->valuedouble != (double)(int)id->valuedouble) {
+            st = IFK_FAIL(IFK_ERR_FORMAT, "%s: added token %d has no content or no valid id", path, i);
             goto done;
         }
         t->added[t->n_added] = strdup(c->valuestring);
@@ -374,16 +375,20 @@ const char *ifk_hftok_decode(ifk_hftok *t, int id, size_t *len) {
     size_t o = 0;
     for (size_t i = 0; i < sl;) { /* each code point back to its byte */
         unsigned char c = (unsigned char)s[i];
-        uint32_t cp;
-        int k = c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
-        cp = k == 1 ? c : k == 2 ? (uint32_t)(c & 31) << 6 | (s[i + 1] & 63) : (uint32_t)(c & 15) << 12 | (uint32_t)(s[i + 1] & 63) << 6 | (s[i + 2] & 63);
-        if (k == 4 || cp >= 512 || t->u2b[cp] < 0) { /* not a byte-level symbol: keep as is */
-            memcpy(t->dec + o, s + i, (size_t)k);
-            o += (size_t)k;
+        size_t k = c < 0x80 ? 1 : c < 0xC0 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+        if (i + k > sl) k = sl - i; /* a truncated sequence (vocab keys are not validated): raw */
+        uint32_t cp = 0xFFFFFFFFu;
+        if (k == 1 && c < 0x80) cp = c;
+        else if (k == 2 && c >= 0xC0 && c < 0xE0) cp = (uint32_t)(c & 31) << 6 | ((unsigned char)s[i + 1] & 63);
+        else if (k == 3 && c >= 0xE0 && c < 0xF0)
+            cp = (uint32_t)(c & 15) << 12 | (uint32_t)((unsigned char)s[i + 1] & 63) << 6 | ((unsigned char)s[i + 2] & 63);
+        if (cp >= 512 || t->u2b[cp] < 0) { /* not a byte-level symbol: keep as is */
+            memcpy(t->dec + o, s + i, k);
+            o += k;
         } else {
             t->dec[o++] = (char)t->u2b[cp];
         }
-        i += (size_t)k;
+        i += k;
     }
     *len = o;
     return t->dec;
