@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 PKGS=(build-essential cmake pkg-config libopenmpi-dev openmpi-bin libhdf5-openmpi-dev hdf5-tools
-      libopenblas-dev libcriterion-dev libcjson-dev libinih-dev libpcre2-dev gnuplot-nox python3 python3-numpy slurm-wlm munge
+      libopenblas-dev libcriterion-dev libcjson-dev libinih-dev libpcre2-dev libutf8proc-dev gnuplot-nox python3 python3-numpy slurm-wlm munge
       clang libclang-rt-14-dev valgrind python3-torch ca-certificates curl)
 MODEL_DIR=models/stories260K
 SHARED_MODEL=../shared/models/stories260K

@@ -243,6 +243,7 @@ int ifk_cmd_query(int argc, char **argv) {
             memcpy(full.fingerprint, local.fingerprint, sizeof full.fingerprint);
             snprintf(full.source, sizeof full.source, "%s", model);
             if (cm.rank == 0) s_ = ifk_engine_load_tokenizer(model, tokp, &full.cfg, &tok);
+            full.tok_identity = ifk_tokenizer_identity(tok); /* rank 0 alone checks the store */
         }
     } else {
         s_ = model ? ifk_engine_load(model, tokp, &full, &tok) : ifk_model_random(&full, shape, 1); /* cache's seed */

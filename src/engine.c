@@ -51,8 +51,8 @@ ifk_status ifk_engine_load(const char *path, const char *tok_path, ifk_model *m,
     *tok = NULL;
     if (stat(path, &st) != 0) return IFK_FAIL(IFK_ERR_IO, "%s: cannot open model: %s", path, strerror(errno));
     if (S_ISDIR(st.st_mode) && ifk_hf_is_folder(path)) {
-        /* a Hugging Face folder; its tokenizer is a llama2.c tok*.bin beside config.json (or
-         * --tokenizer): tokenizer.json is not read yet (docs/models.md) */
+        /* a Hugging Face folder; its tokenizer is --tokenizer, else tokenizer.json, else a
+         * llama2.c tok*.bin beside config.json */
         IFK_CHECK(ifk_hf_load(m, path));
         snprintf(tokf, sizeof tokf, "%s/tokenizer.json", path);
         if (!tok_path && stat(tokf, &st) != 0 && find_bin_(path, 1, tokf, sizeof tokf) != IFK_OK) {
@@ -61,7 +61,7 @@ ifk_status ifk_engine_load(const char *path, const char *tok_path, ifk_model *m,
         }
         ifk_status s = ifk_tokenizer_load(tok, tok_path ? tok_path : tokf, m->cfg.vocab_size);
         if (s != IFK_OK) ifk_model_free(m);
-        else ifk_tokenizer_set_special(*tok, m->cfg.bos_id, m->cfg.eos_id);
+        else ifk_tokenizer_set_special(*tok, m->cfg.bos_id, m->cfg.eos_id), m->tok_identity = ifk_tokenizer_identity(*tok);
         return s;
     }
     if (S_ISDIR(st.st_mode)) {
@@ -87,6 +87,7 @@ ifk_status ifk_engine_load(const char *path, const char *tok_path, ifk_model *m,
         ifk_model_free(m);
         return ifk_trace_at(s, __FILE__, __LINE__, __func__);
     }
+    m->tok_identity = ifk_tokenizer_identity(*tok);
     return IFK_OK;
 }
 

@@ -13,6 +13,7 @@
 struct ifk_tokenizer {
     ifk_hftok *hf;       /* a tokenizer.json: everything below is unused */
     int hf_bos, hf_eos;
+    uint64_t identity;   /* hash of the file's bytes */
     int n;               /* pieces */
     int max_len;         /* longest piece, from the file header */
     char **piece;        /* (n) NUL-terminated */
@@ -54,6 +55,20 @@ void ifk_tokenizer_free(ifk_tokenizer **tp) {
     *tp = NULL;
 }
 
+/* FNV-1a over the file's bytes (0 if it cannot be read). */
+static uint64_t file_hash_(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    uint64_t h = 1469598103934665603ull;
+    unsigned char b[65536];
+    for (size_t n; (n = fread(b, 1, sizeof b, f)) > 0;)
+        for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 1099511628211ull;
+    fclose(f);
+    return h;
+}
+
+uint64_t ifk_tokenizer_identity(const ifk_tokenizer *t) { return t ? t->identity : 0; }
+
 static int is_json_(const char *p) {
     size_t n = strlen(p);
     return n >= 5 && !strcmp(p + n - 5, ".json");
@@ -73,6 +88,7 @@ ifk_status ifk_tokenizer_load(ifk_tokenizer **tp, const char *path, int expect_v
             ifk_tokenizer_free(&t);
             return st;
         }
+        t->identity = file_hash_(path);
         *tp = t;
         return IFK_OK;
     }
@@ -154,6 +170,7 @@ ifk_status ifk_tokenizer_load(ifk_tokenizer **tp, const char *path, int expect_v
     t->space = ifk_tokenizer_lookup(t, " ", 1);
     for (int b = 0; b < 256; b++) t->bytes[2 * b] = (unsigned char)b, t->bytes[2 * b + 1] = 0;
     fclose(f);
+    t->identity = file_hash_(path);
     *tp = t;
     return IFK_OK;
 fail:
@@ -344,7 +361,7 @@ ifk_status ifk_tokenizer_encode(const ifk_tokenizer *t, const char *text, size_t
 /* ---- decoding ----------------------------------------------------------------------------------- */
 
 const char *ifk_tokenizer_decode(const ifk_tokenizer *t, int prev, int tok, size_t *len) {
-    if (t->hf) return ifk_hftok_decode(t->hf, tok, len);
+    if (t->hf) return ifk_hftok_decode(t->hf, tok, prev < 0 || prev == t->hf_bos, len);
     if (tok < 0 || tok >= t->n) { *len = 0; return ""; }
     const char *p = t->piece[tok];
     size_t n = t->plen[tok];
