@@ -3,6 +3,7 @@
 
 #include "hftok.h"
 
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
 #include <stdint.h>
@@ -69,6 +70,47 @@ static uint64_t file_hash_(const char *path) {
 
 uint64_t ifk_tokenizer_identity(const ifk_tokenizer *t) { return t ? t->identity : 0; }
 
+/* tokenizer_config.json beside a tokenizer.json: the settings that would change the ids and are
+ * not implemented are refused by name (docs/models.md, "tokenizer.json fields"). */
+static ifk_status check_config_(const char *tok_path) {
+    char p[4096];
+    const char *slash = strrchr(tok_path, '/');
+    int dl = slash ? (int)(slash - tok_path) : 1;
+    snprintf(p, sizeof p, "%.*s/tokenizer_config.json", dl, slash ? tok_path : ".");
+    FILE *f = fopen(p, "rb");
+    if (!f) return IFK_OK;
+    char *buf = NULL;
+    size_t cap = 0, n = 0;
+    for (size_t r = 1; r > 0; n += r) {
+        if (n + 65536 + 1 > cap) {
+            char *nb = realloc(buf, cap = 2 * cap + 65536 + 1);
+            if (!nb) { free(buf); fclose(f); return IFK_FAIL(IFK_ERR_OOM, "%s: out of memory", p); }
+            buf = nb;
+        }
+        r = fread(buf + n, 1, 65536, f);
+    }
+    fclose(f);
+    buf[n] = '\0';
+    cJSON *o = cJSON_Parse(buf);
+    free(buf);
+    if (!cJSON_IsObject(o)) {
+        cJSON_Delete(o);
+        return IFK_FAIL(IFK_ERR_FORMAT, "%s: not a JSON object", p);
+    }
+    static const char *const refused[][2] = {
+        {"add_eos_token", "EOS is added only where a command needs it"},
+        {"split_special_tokens", "special tokens in the text are always kept whole"},
+        {"add_prefix_space", "the tokenizer.json's own pre-tokenizer decides"},
+        {"do_lower_case", "no lowercasing is done"},
+    };
+    ifk_status st = IFK_OK;
+    for (size_t i = 0; st == IFK_OK && i < sizeof refused / sizeof *refused; i++)
+        if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, refused[i][0])))
+            st = IFK_FAIL(IFK_ERR_FORMAT, "%s: %s true is not supported (%s)", p, refused[i][0], refused[i][1]);
+    cJSON_Delete(o);
+    return st;
+}
+
 static int is_json_(const char *p) {
     size_t n = strlen(p);
     return n >= 5 && !strcmp(p + n - 5, ".json");
@@ -80,7 +122,8 @@ ifk_status ifk_tokenizer_load(ifk_tokenizer **tp, const char *path, int expect_v
         ifk_tokenizer *t = ifk_calloc(1, sizeof *t, "tokenizer");
         if (!t) return IFK_ERR_OOM;
         t->hf_bos = 1, t->hf_eos = 2;
-        ifk_status st = ifk_hftok_load(&t->hf, path);
+        ifk_status st = check_config_(path);
+        if (st == IFK_OK) st = ifk_hftok_load(&t->hf, path);
         if (st == IFK_OK && expect_vocab > 0 && ifk_hftok_vocab(t->hf) > expect_vocab)
             st = IFK_FAIL(IFK_ERR_FORMAT, "%s: tokenizer has %d ids but the model's vocabulary is %d", path,
                           ifk_hftok_vocab(t->hf), expect_vocab);

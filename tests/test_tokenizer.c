@@ -190,16 +190,20 @@ Test(tokenizer_files, garbage_and_truncated_files_are_rejected_with_the_path) {
 #define SP_MODEL(extra) "{\"type\":\"BPE\",\"unk_token\":\"<unk>\",\"byte_fallback\":true" extra ",\"vocab\":" SP_VOCAB ",\"merges\":[[\"\\u2581\",\"a\"],[\"a\",\"b\"]]}"
 
 static char sp_path_[64];
+static const char *sp_config_; /* a tokenizer_config.json to put beside it, or NULL */
 
 static ifk_status sp_load_(ifk_tokenizer **t, const char *norm, const char *pre, const char *dec, const char *model,
                            const char *added) {
-    char buf[4096];
+    char buf[4096], dir[] = "/tmp/ifk_sp_XXXXXX", cfg[64];
+    cr_assert(mkdtemp(dir));
     int n = snprintf(buf, sizeof buf, "{\"added_tokens\":%s,\"normalizer\":%s,\"pre_tokenizer\":%s,\"decoder\":%s,\"model\":%s}",
                      added, norm, pre, dec, model);
-    snprintf(sp_path_, sizeof sp_path_, "/tmp/ifk_sp_%d.json", (int)getpid());
+    snprintf(sp_path_, sizeof sp_path_, "%s/tokenizer.json", dir);
+    snprintf(cfg, sizeof cfg, "%s/tokenizer_config.json", dir);
     write_file_(sp_path_, buf, (size_t)n);
+    if (sp_config_) write_file_(cfg, sp_config_, strlen(sp_config_));
     ifk_status st = ifk_tokenizer_load(t, sp_path_, 0);
-    unlink(sp_path_);
+    unlink(sp_path_), unlink(cfg), rmdir(dir);
     return st;
 }
 
@@ -288,4 +292,21 @@ Test(tokenizer_json, other_kinds_and_unknown_components_are_refused_by_name) {
              "added token 0 (<s>) lstrip", "true");
     refused_(SP_NORM, "null", SP_DEC, M, "[{\"id\":8,\"content\":\"<s>\",\"special\":false}]", "added token 0 (<s>) normalized",
              "(absent)");
+}
+
+Test(tokenizer_json, tokenizer_config_settings_that_change_ids_are_refused) {
+    const char *M = SP_MODEL(""), *A = SP_ADDED;
+    ifk_tokenizer *t;
+    sp_config_ = "{\"add_bos_token\": true, \"add_eos_token\": false, \"clean_up_tokenization_spaces\": false, \"legacy\": true}";
+    cr_assert_eq(sp_load_(&t, SP_NORM, "null", SP_DEC, M, A), IFK_OK, "%s", ifk_errmsg());
+    ifk_tokenizer_free(&t);
+    static const char *const flags[] = {"add_eos_token", "split_special_tokens", "add_prefix_space", "do_lower_case"};
+    for (int i = 0; i < 4; i++) {
+        char cfg[128];
+        snprintf(cfg, sizeof cfg, "{\"%s\": true}", flags[i]);
+        sp_config_ = cfg;
+        cr_assert_eq(sp_load_(&t, SP_NORM, "null", SP_DEC, M, A), IFK_ERR_FORMAT, "%s true is refused", flags[i]);
+        cr_assert(strstr(ifk_errmsg(), "tokenizer_config.json") && strstr(ifk_errmsg(), flags[i]), "%s", ifk_errmsg());
+    }
+    sp_config_ = NULL;
 }
