@@ -285,6 +285,15 @@ Test(tokenizer_json, other_kinds_and_unknown_components_are_refused_by_name) {
              "pre_tokenizer ByteLevel add_prefix_space", "true");
     refused_("null", "{\"type\":\"Split\",\"pattern\":{\"Regex\":\"a\"},\"behavior\":\"Removed\",\"invert\":false}", SP_DEC, M, A,
              "pre_tokenizer Split behavior", "\"Removed\"");
+    refused_("null", "{\"type\":\"Split\",\"pattern\":{\"String\":\" \"},\"behavior\":\"Isolated\"}", SP_DEC, M, A,
+             "pre_tokenizer Split pattern", "{\"String\":\" \"}");
+    refused_("null", "{\"type\":\"Split\",\"pattern\":{\"Regex\":\"a\"},\"behavior\":\"Isolated\",\"invert\":true}", SP_DEC, M, A,
+             "pre_tokenizer Split invert", "true");
+    refused_("null", "{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"ByteLevel\",\"use_regex\":false},"
+             "{\"type\":\"Split\",\"pattern\":{\"Regex\":\"a\"},\"behavior\":\"Isolated\"}]}", SP_DEC, M, A,
+             "pre_tokenizer Split", "after a ByteLevel");
+    refused_("null", "{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"Metaspace\",\"split\":false}]}", SP_DEC, M, A,
+             "pre_tokenizer", "inside a Sequence");
     refused_(SP_NORM, "null", "{\"type\":\"WordPiece\",\"prefix\":\"##\"}", M, A, "decoder type", "\"WordPiece\"");
     refused_(SP_NORM, "null", "null", M, A, "decoder", "null");
     refused_(SP_NORM, "null", "{\"type\":\"Strip\",\"content\":\" \",\"start\":0,\"stop\":1}", M, A, "decoder Strip stop", "1");
