@@ -169,7 +169,7 @@ int ifk_cmd_query(int argc, char **argv) {
         {"random-model", "SHAPE", "the random-weight model a store was cached with (tests, benchmarks)", &shape, NULL},
         {"tokenizer", "FILE", "tokenizer.bin (default: beside the checkpoint)", &tokp, NULL},
         {"store", "DIR", "the KV store (required)", &dir, NULL},
-        {"docs", "ID,ID,...", "the context: these documents, in this order", &docs_s, NULL},
+        {"docs", "ID,ID,...", "the context: these documents, in this order (ids never hold a comma: the corpus refuses one)", &docs_s, NULL},
         {"retrieve", "K", "the context: the BM25 top K documents for the prompt, best first", &retr_s, NULL},
         {"prompt", "TEXT", "the question (required, or --prompt-ids)", &prompt, NULL},
         {"prompt-ids", "ID,ID,...", "the question as token ids (no tokenizer needed)", &prompt_ids, NULL},

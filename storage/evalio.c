@@ -202,6 +202,9 @@ static ifk_status strings_(const cJSON *a, char ***out, int *n, const char *wher
         const cJSON *e = cJSON_GetArrayItem(a, i);
         if (!cJSON_IsString(e) || !ifk_utf8_valid(e->valuestring, strlen(e->valuestring)))
             return IFK_FAIL(IFK_ERR_FORMAT, "%s: \"%s\"[%d] is not a UTF-8 string", where, key, i);
+        if (!strcmp(key, "docs") && strchr(e->valuestring, ','))
+            return IFK_FAIL(IFK_ERR_FORMAT, "%s: \"docs\"[%d] \"%.60s\" contains a comma (document ids never do)", where, i,
+                            e->valuestring);
         (*out)[(*n)++] = strdup(e->valuestring);
     }
     return IFK_OK;
@@ -290,6 +293,9 @@ ifk_status ifk_queryset_read(const char *path, ifk_qitem **items, int *n) {
         char idbuf[32];
         if (cJSON_IsNumber(id)) snprintf(idbuf, sizeof idbuf, "%.0f", id->valuedouble);
         if (!(cJSON_IsString(id) || cJSON_IsNumber(id))) st = IFK_FAIL(IFK_ERR_FORMAT, "%s: missing \"id\"", where);
+        else if (cJSON_IsString(id) && strchr(id->valuestring, ','))
+            st = IFK_FAIL(IFK_ERR_FORMAT, "%s: \"id\" \"%.60s\" contains a comma (ids never do: a context's passages are cached as ID#pN)",
+                          where, id->valuestring);
         else if (!cJSON_IsString(pr ? pr : in)) st = IFK_FAIL(IFK_ERR_FORMAT, "%s: missing \"prompt\" (or LongBench \"input\")", where);
         else if (!!ctx + !!docs + !!ret != 1)
             st = IFK_FAIL(IFK_ERR_FORMAT, "%s: give exactly one of \"docs\", \"retrieve\" or a LongBench \"context\"", where);
