@@ -627,7 +627,7 @@ static char *replace_(const char *s, size_t *n, const char *a, const char *b, co
         if (!memcmp(s + i, a, la)) hits++, i += la - 1;
     char *o = malloc(lp + *n + hits * lb + 1), *w = o;
     if (!o) return NULL;
-    memcpy(w, pre, lp), w += lp;
+    if (lp) memcpy(w, pre, lp), w += lp;
     for (size_t i = 0; i < *n;)
         if (la && i + la <= *n && !memcmp(s + i, a, la)) memcpy(w, b, lb), w += lb, i += la;
         else *w++ = s[i++];
