@@ -10,6 +10,8 @@
 #include "drivers.h"
 #include "engine.h"
 #include "store.h"
+#include "shard_writer.h"
+#include "store_maint.h"
 #include "query.h"
 #include <unistd.h>
 

@@ -21,6 +21,8 @@
 #include "engine.h"
 #include "fault.h"
 #include "store.h"
+#include "shard_writer.h"
+#include "store_maint.h"
 
 #define PREFETCH 2 /* documents in flight per worker: one being cached, one waiting */
 

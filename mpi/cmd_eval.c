@@ -25,6 +25,8 @@
 #include "metrics.h"
 #include "query.h"
 #include "store.h"
+#include "shard_writer.h"
+#include "store_maint.h"
 #include "tp.h"
 
 /* ---- caching documents from rank 0 (LongBench passages, needle haystacks) ---------------------- */

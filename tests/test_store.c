@@ -14,6 +14,10 @@
 #include "chunk.h"
 #include "engine.h"
 #include "store.h"
+#include "dtype.h"
+#include "fletcher32.h"
+#include "shard_writer.h"
+#include "store_maint.h"
 #include "testutil.h"
 
 extern char **environ;
