@@ -83,8 +83,8 @@ static ifk_status shard_file_(ifk_store *store, int i, hid_t *f) {
     }
     char path[2048], fp[64] = "", dt[16] = "";
     snprintf(path, sizeof path, "%s/%s", store->m.dir, store->m.shards[i]);
-    struct stat stt;
-    if (stat(path, &stt) != 0) return IFK_FAIL(IFK_ERR_IO, "%s: shard is missing: %s", path, strerror(errno));
+    struct stat sb;
+    if (stat(path, &sb) != 0) return IFK_FAIL(IFK_ERR_IO, "%s: shard is missing: %s", path, strerror(errno));
     hid_t h = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (h < 0) return IFK_H5_FAIL("%s: cannot open shard (truncated or not HDF5)", path);
     long long ver = 0, nl = 0, nh = 0, hd = 0;

@@ -68,8 +68,8 @@ ifk_status ifk_store_verify(const char *dir, void (*report)(const char *, void *
     /* the index, when present, must load and cover the manifest's documents */
     char ipath[2048];
     snprintf(ipath, sizeof ipath, "%s/%s", dir, IFK_INDEX);
-    struct stat stt;
-    if (stat(ipath, &stt) == 0) {
+    struct stat sb;
+    if (stat(ipath, &sb) == 0) {
         ifk_bm25 *ix = NULL;
         if (ifk_bm25_load(&ix, ipath) != IFK_OK) {
             report(ifk_errmsg(), ctx);
