@@ -20,8 +20,11 @@
 #include "comm.h"
 #include "drivers.h"
 #include "engine.h"
+#include "sys.h"
+#include "decode.h"
 #include "evalio.h"
 #include "fault.h"
+#include "ingest.h"
 #include "metrics.h"
 #include "query.h"
 #include "store.h"
@@ -33,92 +36,42 @@ typedef struct {
     char *id, *text;
 } text_doc_;
 
-/* Caches the documents the store lacks, in one new shard, then rebuilds the BM25 index.
- * Rank 0 only; the store is locked meanwhile. */
+static ifk_status record_(const char *shard, ifk_doc_rec *recs, int n, void *ctx) {
+    return ifk_ingest_record(ctx, shard, recs, n);
+}
+
+/* Caches the documents the store lacks, in one new shard, then rebuilds the BM25 index (the
+ * ingest path of `infoflow cache`, pipeline/ingest.h). Rank 0 only; the store is locked meanwhile.
+ * A new store gets f16 K/V in chunks of 128 tokens; an existing one keeps its layout. */
 static ifk_status cache_texts_(const ifk_model *m, const ifk_tokenizer *tok, const char *dir, const text_doc_ *docs,
                                int n, int *added) {
     *added = 0;
-    int fd = -1;
-    ifk_status st = IFK_OK;
-    ifk_manifest man = {0};
-    ifk_shard_writer *w = NULL;
-    ifk_state s = {0};
-    ifk_kvcache c = {0};
-    float *k = NULL, *v = NULL;
-    ifk_doc_rec *recs = NULL;
-    mkdir(dir, 0755);
-    IFK_CHECK(ifk_store_lock(dir, &fd));
-    char mpath[2048], fp[17];
-    snprintf(mpath, sizeof mpath, "%s/%s", dir, IFK_MANIFEST);
+    char fp[17];
     ifk_model_fingerprint(m, fp);
     ifk_store_params want;
     ifk_store_params_from_model(&want, m, fp);
     want.dtype = IFK_DT_F16;
     want.chunk_tokens = 128 < m->cfg.seq_len - 1 ? 128 : m->cfg.seq_len - 1;
-    struct stat sb;
-    if (stat(mpath, &sb) == 0) {
-        IFK_CHECK_GOTO(st, ifk_manifest_load(&man, dir), done);
-        IFK_CHECK_GOTO(st, ifk_store_params_check(&man.p, &want, dir, 0), done);
-    } else {
-        ifk_manifest_init(&man, dir, &want);
-    }
-    const ifk_store_params *p = &man.p;
-    const size_t nel = (size_t)m->cfg.n_layers * m->cfg.n_kv_heads * p->chunk_tokens * m->cfg.head_dim;
-    k = malloc(4 * nel), v = malloc(4 * nel), recs = calloc((size_t)(n ? n : 1), sizeof *recs);
-    if (!k || !v || !recs) { st = IFK_FAIL(IFK_ERR_OOM, "out of memory"); goto done; }
-    IFK_CHECK_GOTO(st, ifk_kvcache_init(&c, &m->cfg, p->chunk_tokens + 1), done);
-    char name[128];
-    snprintf(name, sizeof name, "shard-eval-%ld-%05x.h5", (long)time(NULL), (unsigned)getpid() & 0xfffff);
-    for (int i = 0; i < n; i++) {
-        if (ifk_manifest_find(&man, docs[i].id) >= 0) continue;
+    ifk_manifest *man = NULL;
+    int fd = -1, removed = 0;
+    IFK_CHECK(ifk_ingest_open_store(dir, &want, 0, 0, &man, &fd, &removed));
+    ifk_ingest g;
+    char prefix[128];
+    snprintf(prefix, sizeof prefix, "shard-eval-%ld-%05x", (long)time(NULL), (unsigned)getpid() & 0xfffff);
+    ifk_status st = ifk_ingest_init(&g, m, tok, dir, &man->p, prefix, 0);
+    for (int i = 0; st == IFK_OK && i < n; i++) {
+        if (ifk_manifest_find(man, docs[i].id) >= 0) continue;
         int dup = 0;
-        for (int j = 0; j < *added; j++) dup |= !strcmp(recs[j].id, docs[i].id);
+        for (int j = 0; j < g.n_pending; j++) dup |= !strcmp(g.pending[j].id, docs[i].id);
         if (dup) continue;
-        if (!w) IFK_CHECK_GOTO(st, ifk_shard_create(&w, dir, name, p, 0), done);
-        ifk_chunking ch;
-        IFK_CHECK_GOTO(st, ifk_chunk_text(tok, docs[i].text, strlen(docs[i].text), p->chunk_tokens, p->split, &ch), done);
-        st = ifk_shard_begin_doc(w, docs[i].id, docs[i].text, strlen(docs[i].text));
-        for (int q = 0; st == IFK_OK && q < ch.n_chunks; q++) {
-            st = ifk_prefill_chunk(m, &s, &c, ch.tokens + ch.start[q], ch.len[q], k, v);
-            if (st == IFK_OK) st = ifk_shard_put_chunk(w, ch.tokens + ch.start[q], ch.len[q], k, v);
-        }
-        ifk_chunking_free(&ch);
-        if (st == IFK_OK) st = ifk_shard_end_doc(w, &recs[*added]);
-        if (st != IFK_OK) goto done;
-        (*added)++;
+        ifk_ingest_doc_in in = {.id = docs[i].id, .text = docs[i].text, .text_len = strlen(docs[i].text)};
+        st = ifk_ingest_doc(&g, &in, dir, NULL, NULL);
+        if (st == IFK_OK) (*added)++;
     }
-    if (w) {
-        IFK_CHECK_GOTO(st, ifk_shard_commit(&w), done);
-        IFK_CHECK_GOTO(st, ifk_manifest_add(&man, name, recs, *added), done);
-    }
-    IFK_CHECK_GOTO(st, ifk_manifest_save(&man), done);
-    if (*added) {
-        /* the index covers every document of the store */
-        ifk_store *rs = NULL;
-        ifk_bm25 *ix = NULL;
-        IFK_CHECK_GOTO(st, ifk_store_open(&rs, dir), done);
-        st = ifk_bm25_create(&ix);
-        const ifk_manifest *rm = ifk_store_manifest(rs);
-        for (int d = 0; st == IFK_OK && d < rm->n_docs; d++) {
-            char *t;
-            size_t tl;
-            st = ifk_store_read_text(rs, d, &t, &tl);
-            if (st == IFK_OK) st = ifk_bm25_add(ix, rm->docs[d].id, t, tl), free(t);
-        }
-        char ip[2048];
-        snprintf(ip, sizeof ip, "%s/%s", dir, IFK_INDEX);
-        if (st == IFK_OK) st = ifk_bm25_save(ix, ip);
-        ifk_bm25_free(&ix);
-        ifk_store_close(&rs);
-    }
-done:
-    if (w) ifk_shard_abort(&w);
-    for (int i = 0; recs && i < n; i++) ifk_doc_rec_free(&recs[i]);
-    free(recs), free(k), free(v);
-    ifk_kvcache_free(&c);
-    ifk_state_free(&s);
-    ifk_manifest_free(&man);
-    ifk_store_unlock(fd);
+    if (st == IFK_OK) st = ifk_ingest_commit(&g, record_, man);
+    if (st == IFK_OK && *added) st = ifk_ingest_index(dir); /* the index covers every document of the store */
+    ifk_ingest_free(&g);
+    ifk_ingest_close_store(&man, &fd);
     return st;
 }
 

@@ -9,6 +9,8 @@
 #include "cli.h"
 #include "drivers.h"
 #include "engine.h"
+#include "sys.h"
+#include "sampler.h"
 #include "query.h"
 #include "comm.h"
 #include "fault.h"
