@@ -40,6 +40,13 @@ static void push_row_(rows_ *rs, const row_ *r) {
     rs->r[rs->n++] = *r;
 }
 
+/* One markdown cell: mean ± half-width with prec decimals, or "–" where the column has no value
+ * (a metric the rows do not carry: leading tokens of the ablation, F1 without gold answers). */
+static void cell_(FILE *md, double mean, double half, int prec) {
+    if (isnan(mean)) fprintf(md, " – |");
+    else fprintf(md, " %.*f ± %.*f |", prec, mean, prec, half);
+}
+
 /* Groups rows by (method, budget, reorder, layer) and writes means with 95% CIs. */
 static void summarize_(const rows_ *rs, FILE *csv, FILE *md, const char *title) {
     fprintf(md, "\n### %s\n\n| method | budget | reorder | n | KL(full‖method) | top-1 | leading tokens | F1 | EM | TTFT ms |\n"
@@ -62,7 +69,7 @@ static void summarize_(const rows_ *rs, FILE *csv, FILE *md, const char *title) 
             for (int q = 0; q < n; q++) {
                 const row_ *b = &rs->r[idx[q]];
                 double v = f == 0 ? b->kl : f == 1 ? b->top1 : f == 2 ? b->lead : f == 3 ? b->f1 : f == 4 ? b->em : b->ttft;
-                if ((f == 3 || f == 4) && !b->has_gold) continue;
+                if (((f == 3 || f == 4) && !b->has_gold) || isnan(v)) continue;
                 buf[m++] = v;
             }
             if (m) ifk_mean_ci95(buf, m, &mean[f], &half[f]);
@@ -70,13 +77,10 @@ static void summarize_(const rows_ *rs, FILE *csv, FILE *md, const char *title) 
         }
         char lay[32] = "";
         if (a->layer >= 0) snprintf(lay, sizeof lay, " (layer %d)", a->layer);
-        fprintf(md, "| %s%s | %.2f | %s | %d | %.5f ± %.5f | %.2f ± %.2f | ", a->method, lay, a->budget,
-                a->reorder ? "on" : "off", n, mean[0], half[0], mean[1], half[1]);
-        if (isnan(mean[2])) fprintf(md, "– | ");
-        else fprintf(md, "%.1f ± %.1f | ", mean[2], half[2]);
-        if (isnan(mean[3])) fprintf(md, "– | – | ");
-        else fprintf(md, "%.3f ± %.3f | %.3f ± %.3f | ", mean[3], half[3], mean[4], half[4]);
-        fprintf(md, "%.1f ± %.1f |\n", mean[5], half[5]);
+        fprintf(md, "| %s%s | %.2f | %s | %d |", a->method, lay, a->budget, a->reorder ? "on" : "off", n);
+        static const int prec[6] = {5, 2, 1, 3, 3, 1}; /* KL, top-1, leading, F1, EM, TTFT */
+        for (int f = 0; f < 6; f++) cell_(md, mean[f], half[f], prec[f]);
+        fprintf(md, "\n");
         fprintf(csv, "%s,%s,%g,%d,%d,%d,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g\n", title, a->method,
                 a->budget, a->reorder, a->layer, n, mean[0], half[0], mean[1], half[1], mean[2], half[2], mean[3],
                 half[3], mean[4], half[4], mean[5], half[5]);
