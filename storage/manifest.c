@@ -2,7 +2,6 @@
 #include "manifest.h"
 
 #include <cjson/cJSON.h>
-#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +9,7 @@
 
 #include "atomic_file.h"
 #include "strmap.h"
+#include "sys.h"
 
 const char *ifk_rope_style_name(ifk_rope_style s) { return s == IFK_ROPE_HALF ? "half" : "interleaved"; }
 const char *ifk_split_name(ifk_split s) { return s == IFK_SPLIT_PARAGRAPHS ? "paragraphs" : "tokens"; }
@@ -358,31 +358,11 @@ static ifk_status parse_lists_(const cJSON *o, const char *path, ifk_manifest *m
     return IFK_OK;
 }
 
-/* The whole file, NUL-terminated. */
-static ifk_status read_file_(const char *path, char **out) {
-    *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) return IFK_FAIL(IFK_ERR_IO, "%s: cannot open the store manifest: %s", path, strerror(errno));
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = len >= 0 ? malloc((size_t)len + 1) : NULL;
-    if (!buf || fread(buf, 1, (size_t)len, f) != (size_t)len) {
-        fclose(f);
-        free(buf);
-        return IFK_FAIL(IFK_ERR_IO, "%s: cannot read the store manifest", path);
-    }
-    fclose(f);
-    buf[len] = '\0';
-    *out = buf;
-    return IFK_OK;
-}
-
 ifk_status ifk_manifest_load(ifk_manifest *m, const char *dir) {
     ifk_manifest_init(m, dir, NULL);
     char path[2048], *buf;
     snprintf(path, sizeof path, "%s/%s", dir, IFK_MANIFEST);
-    IFK_CHECK(read_file_(path, &buf));
+    IFK_CHECK(ifk_read_file(path, (size_t)1 << 40, &buf, NULL)); /* a missing manifest is IFK_ERR_IO */
     cJSON *o = cJSON_Parse(buf);
     free(buf);
     ifk_status st = IFK_OK;
