@@ -3,7 +3,8 @@
 # llama2.c tokenizer it is written from (tests/tok_bin_to_json.py on the bundled tok512.bin):
 # the same ids for every line of the multilingual file and every corpus text ("Lily" is one id),
 # the same story from an HF folder with either file; and a store is bound to its tokenizer
-# (issue 13, items 1 and 6).
+# (issue 13, items 1 and 6); and a SentencePiece tokenizer.model read through libsentencepiece
+# agrees with the tokenizer.json written from it and with SentencePiece's own command-line tools.
 set -u
 BIN=$1 MODEL=$2 DATA=$3
 HERE=$(dirname "$(readlink -f "$0")")
@@ -50,5 +51,30 @@ expect "--force rebuilds it, as for another model ($rc: $out)" test "$rc" = 0
 q2=$("$BIN" query --model "$W/hf" --store "$W/store" --docs lily,tom --prompt "Lily was sad because the ball" --json --steps 8)
 f() { python3 -c "import json,sys; r=json.loads(sys.argv[1]); print(r['answer_ids'], r['selected'])" "$1"; }
 expect "... and queries give what they gave with tok512.bin (same ids)" test -n "$(f "$q1")" -a "$(f "$q1")" = "$(f "$q2")"
+
+# a SentencePiece tokenizer.model, read through libsentencepiece (--tokenizer X.model, or an HF
+# folder's tokenizer.model): a BPE model with byte fallback trained here by spm_train on the corpus,
+# and the tokenizer.json written from its vocabulary; both give spm_encode's ids, and decode to
+# spm_decode's text, on the corpus and the multilingual lines (whose CJK, emoji... are bytes here)
+python3 -c "import json,sys; [print(json.loads(l)['text']) for l in open(sys.argv[1])]" "$DATA/stories_corpus.jsonl" > "$W/train.txt"
+spm_train --input="$W/train.txt" --model_prefix="$W/spm" --vocab_size=300 --model_type=bpe --byte_fallback=true \
+  --normalization_rule_name=identity --remove_extra_whitespaces=false --character_coverage=1.0 \
+  --hard_vocab_limit=false --minloglevel=2 > /dev/null 2>&1 || { echo "FAIL: spm_train"; exit 1; }
+spm_export_vocab --model="$W/spm.model" --output="$W/spm.vocab" --output_format=vocab
+python3 "$HERE/tok_bin_to_json.py" "$W/spm.vocab" "$W/spmjson" || { echo "FAIL: tok_bin_to_json.py on spm.vocab"; exit 1; }
+ref=$(spm_encode --model="$W/spm.model" --output_format=id < "$W/texts.txt")
+viamodel=$("$BIN" tokenize --tokenizer "$W/spm.model" --text-file "$W/texts.txt")
+viajson=$("$BIN" tokenize --tokenizer "$W/spmjson/tokenizer.json" --text-file "$W/texts.txt")
+sp() { python3 -c "import json,sys; [print(' '.join(map(str, json.loads(l)['ids']))) for l in sys.stdin]"; }
+txt() { python3 -c "import json,sys; [print(json.loads(l)['text']) for l in sys.stdin]"; }
+n=$(grep -c . <<<"$ref")
+expect "tokenizer.model through libsentencepiece: spm_encode's ids on $n lines" test "$(sp <<<"$viamodel")" = "$ref" -a "$n" -gt 20
+expect "its tokenizer.json: the same ids" test "$(sp <<<"$viajson")" = "$ref"
+dref=$(spm_decode --model="$W/spm.model" --input_format=id <<<"$ref")
+expect "both decode to spm_decode's text" test "$(txt <<<"$viamodel")" = "$dref" -a "$(txt <<<"$viajson")" = "$dref"
+expect "... which is every line back" test "$dref" = "$(grep . "$W/texts.txt")"
+mkdir -p "$W/hf2" && cp "$W/hf/config.json" "$W/hf/model.safetensors" "$W/spm.model" "$W/hf2/" && mv "$W/hf2/spm.model" "$W/hf2/tokenizer.model"
+out=$("$BIN" query --model "$W/hf2" --store "$W/store" --docs lily --prompt "Lily" 2>&1); rc=$?
+expect "an HF folder's tokenizer.model is read (and is another tokenizer to the store: $rc)" test "$rc" = 1 && grep -q "another model or tokenizer" <<<"$out"
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

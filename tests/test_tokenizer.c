@@ -319,3 +319,16 @@ Test(tokenizer_json, tokenizer_config_settings_that_change_ids_are_refused) {
     }
     sp_config_ = NULL;
 }
+
+Test(tokenizer_files, a_bad_sentencepiece_model_is_refused_with_the_path) {
+    char dir[] = "/tmp/ifk_spm_XXXXXX", path[64];
+    cr_assert(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/tokenizer.model", dir);
+    const char garbage[] = "not a protobuf at all";
+    write_file_(path, garbage, sizeof garbage);
+    ifk_tokenizer *t = NULL;
+    cr_assert_eq(ifk_tokenizer_load(&t, path, 0), IFK_ERR_FORMAT);
+    cr_assert_null(t);
+    cr_assert(strstr(ifk_errmsg(), path) && strstr(ifk_errmsg(), "not a SentencePiece model"), "%s", ifk_errmsg());
+    unlink(path), rmdir(dir);
+}

@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
-"""tok_bin_to_json.py TOKENIZER_BIN OUT_DIR [--style normalizer|metaspace]
+"""tok_bin_to_json.py TOKENIZER_BIN|SPM_VOCAB OUT_DIR [--style normalizer|metaspace]
 
-Writes a llama2.c tokenizer.bin as a SentencePiece-kind Hugging Face tokenizer.json (plus a
+Writes a llama2.c tokenizer.bin (or the vocabulary of a SentencePiece BPE model as
+`spm_export_vocab --output_format=vocab` lists it: piece TAB score, a .vocab file) as a
+SentencePiece-kind Hugging Face tokenizer.json (plus a
 tokenizer_config.json), the way transformers' LlamaConverter writes Llama-2/TinyLlama/Mistral:
 pieces with "▁" for the space, BPE with byte_fallback and unk_token "<unk>", and the merges of
 SentencePieceExtractor (every split of a piece into two pieces, ordered by the piece's score,
@@ -32,6 +34,11 @@ def read_bin(path):
     return pieces
 
 
+def read_vocab(path):
+    with open(path, encoding="utf-8") as f:
+        return [(p, float(sc)) for p, sc in (l.rstrip("\n").split("\t") for l in f if l.strip())]
+
+
 def main():
     args = sys.argv[1:]
     style = "normalizer"
@@ -42,7 +49,7 @@ def main():
     if len(args) != 2 or style not in ("normalizer", "metaspace"):
         sys.exit(__doc__)
     src, out = args
-    pieces = read_bin(src)
+    pieces = read_vocab(src) if src.endswith(".vocab") else read_bin(src)
     special = {0: "<unk>", 1: "<s>", 2: "</s>"}  # llama2.c writes BOS/EOS as "\n<s>\n", "\n</s>\n"
     vocab, scores = {}, {}
     for i, (p, s) in enumerate(pieces):
