@@ -13,7 +13,7 @@
 int ifk_cmd_tokenize(int argc, char **argv) {
     const char *tokp = NULL, *file = NULL, *text = NULL;
     int help = 0, bos = 0, rc = 1;
-    const ifk_opt opts[] = {{"tokenizer", "FILE", "tokenizer.bin (llama2.c) or tokenizer.json (Hugging Face)", &tokp, NULL},
+    const ifk_opt opts[] = {{"tokenizer", "FILE", "tokenizer.bin (llama2.c), tokenizer.json (Hugging Face) or tokenizer.model (SentencePiece)", &tokp, NULL},
                             {"text", "TEXT", "one text to encode", &text, NULL},
                             {"text-file", "FILE", "encode each line of FILE", &file, NULL},
                             {"bos", NULL, "prepend BOS", NULL, &bos},

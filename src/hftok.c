@@ -531,11 +531,11 @@ static void cand_push_(const ifk_hftok *t, const char *m, const int *st, const i
  * unk_token (fused with a preceding one under fuse_unk), or an error. */
 static ifk_status bpe_(const ifk_hftok *t, const char *p, size_t len, int **ids, int *n, int *cap) {
     char *mm = t->bytelevel ? malloc(3 * len + 1) : NULL, *key = malloc(2 * (t->bytelevel ? 3 * len : len) + 2);
-    int *st = malloc(sizeof(int) * (len + 1)), *ln = malloc(sizeof(int) * (len + 1)), *nx = malloc(sizeof(int) * (len + 1)),
-        *pv = malloc(sizeof(int) * (len + 1));
+    int *st = malloc(sizeof(int) * 4 * (len + 1)), *ln = st ? st + len + 1 : NULL, *nx = st ? ln + len + 1 : NULL,
+        *pv = st ? nx + len + 1 : NULL;
     cand_ *h = malloc(sizeof(cand_) * (3 * len + 2));
     ifk_status s = IFK_OK;
-    if ((t->bytelevel && !mm) || !key || !st || !ln || !nx || !pv || !h) {
+    if ((t->bytelevel && !mm) || !key || !st || !h) {
         s = IFK_FAIL(IFK_ERR_OOM, "out of memory tokenizing");
         goto done;
     }
@@ -588,7 +588,7 @@ static ifk_status bpe_(const ifk_hftok *t, const char *p, size_t len, int **ids,
         }
     }
 done:
-    free(mm), free(key), free(st), free(ln), free(nx), free(pv), free(h);
+    free(mm), free(key), free(st), free(h); /* st holds ln, nx, pv too */
     return s;
 }
 
