@@ -135,7 +135,7 @@ static ifk_status answer_(const ifk_model *m, ifk_state *s, ifk_kvcache *c, cons
         int next = ifk_argmax(logits, cfg->vocab_size);
         if (s->tp) IFK_CHECK_GOTO(st, s->tp->bcast_ints(&next, 1, s->tp->ctx), done); /* rank 0 decides */
         if (i == 0 && t_first) *t_first = (ifk_now() - t1) * 1e3;
-        if (next == cfg->bos_id || next == cfg->eos_id) break;
+        if (ifk_config_is_stop(cfg, next)) break;
         out[(*n_out)++] = next;
         if (i + 1 == steps || c->len >= c->capacity) break;
         int p = c->len;

@@ -142,7 +142,7 @@ ifk_status ifk_generate(const ifk_model *m, ifk_sampler *smp, const int *ids, in
     for (int q = n - 1;;) {
         int next = ifk_sample(smp, logits);
         if (stats->n_generated == 0) t1 = ifk_now(), stats->prefill_s = t1 - t0;
-        if (next == c->bos_id || next == c->eos_id) break;
+        if (ifk_config_is_stop(c, next)) break;
         stats->n_generated++;
         if (fn) fn(prev, next, ctx);
         prev = next;

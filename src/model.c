@@ -14,7 +14,6 @@
 /* ---- config ----------------------------------------------------------------------------------- */
 
 #define IFK_MAX_DIM (1 << 17)
-#define IFK_MAX_LAYERS 1024
 #define IFK_MAX_VOCAB (1 << 22)
 #define IFK_MAX_SEQ (1 << 24)
 
@@ -77,6 +76,15 @@ static void config_defaults_(ifk_config *c) {
     c->shared_classifier = 1;
     c->bos_id = 1;
     c->eos_id = 2;
+    c->eos_ids[0] = 2;
+    c->n_eos = 1;
+}
+
+int ifk_config_is_stop(const ifk_config *c, int id) {
+    if (id == c->bos_id || id == c->eos_id) return 1;
+    for (int i = 0; i < c->n_eos; i++)
+        if (id == c->eos_ids[i]) return 1;
+    return 0;
 }
 
 /* Points the weight views of m at consecutive tensors from p, in llama2.c's order, which
@@ -321,6 +329,10 @@ ifk_status ifk_model_slice(const ifk_model *full, int rank, int P, ifk_model *ou
             o->bk = w->bk + (size_t)rank * kvl * Dh;
             o->bv = w->bv + (size_t)rank * kvl * Dh;
         }
+        if (w->b1) { /* bo and b2 are added after the all-reduce: whole on every rank */
+            o->b1 = w->b1 + f0;
+            o->b3 = w->b3 + f0;
+        }
         float *wo = p, *w2 = p + D * ql; /* (D, ql) and (D, Fl): the columns this rank owns */
         for (size_t i = 0; i < D; i++) {
             memcpy(wo + i * ql, w->wo + i * qfull + (size_t)rank * ql, sizeof(float) * ql);
@@ -386,6 +398,8 @@ void ifk_model_fingerprint(const ifk_model *m, char out[17]) {
         h = hash_floats_(h, w->w2, D * F);
         h = hash_floats_(h, w->w3, F * D);
         if (w->bq) h = hash_floats_(hash_floats_(hash_floats_(h, w->bq, q), w->bk, kv), w->bv, kv);
+        if (w->bo) h = hash_floats_(h, w->bo, D);
+        if (w->b1) h = hash_floats_(hash_floats_(hash_floats_(h, w->b1, F), w->b2, D), w->b3, F);
         if (w->q_norm) h = hash_floats_(hash_floats_(h, w->q_norm, c->head_dim), w->k_norm, c->head_dim);
     }
     h = hash_floats_(h, m->rms_final, D);
