@@ -43,9 +43,10 @@ static int jint_(const cJSON *o, const char *k, long *v) {
 
 /* A JSON value as text for an error line, cut at 60 characters. */
 static const char *jtext_(const cJSON *x) {
-    static char buf[80];
-    char *t = x ? cJSON_PrintUnformatted(x) : NULL;
-    snprintf(buf, sizeof buf, "%.60s%s", t ? t : "?", t && strlen(t) > 60 ? "..." : "");
+    static char bufs[4][80]; /* up to four in one message */
+    static int next;
+    char *buf = bufs[next++ % 4], *t = x ? cJSON_PrintUnformatted(x) : NULL;
+    snprintf(buf, sizeof bufs[0], "%.60s%s", t ? t : "?", t && strlen(t) > 60 ? "..." : "");
     free(t);
     return buf;
 }

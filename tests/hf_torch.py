@@ -11,8 +11,6 @@ largest |logit| (float32 engine vs float64 reference), every position. Needs pyt
 import json, math, os, struct, subprocess, sys, tempfile
 import torch
 
-BIN = sys.argv[1]
-torch.manual_seed(0)
 
 
 def write_folder(d, cfg, tensors, dtype):
@@ -62,7 +60,10 @@ def inv_freq(cfg, hd):
     sc, theta = rope_dict(cfg)
     f = 1.0 / (theta ** (torch.arange(0, hd, 2, dtype=torch.float64) / hd))
     if sc.get("rope_type", sc.get("type")) == "llama3":  # transformers' _compute_llama3_parameters
-        old, lo, hi, fac = sc["original_max_position_embeddings"], sc["low_freq_factor"], sc["high_freq_factor"], sc["factor"]
+        # the top-level original_max_position_embeddings first (transformers 5's standardize_rope_params)
+        old = cfg.get("original_max_position_embeddings",
+                      sc.get("original_max_position_embeddings", cfg.get("max_position_embeddings")))
+        lo, hi, fac = sc["low_freq_factor"], sc["high_freq_factor"], sc["factor"]
         wl = 2 * math.pi / f
         out = torch.where(wl > old / lo, f / fac, f)
         smooth = (old / wl - lo) / (hi - lo)
@@ -135,62 +136,86 @@ def model(arch, D, H, KV, F, L, V, hd=None, bias=False, qknorm=False, tie=False,
     return cfg, W
 
 
-cases = [
-    ("llama3", "F32", model("LlamaForCausalLM", 64, 4, 2, 96, 2, 97, theta=500000.0,
-                            scaling={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
-                                     "original_max_position_embeddings": 16})),
-    ("qwen2", "BF16", model("Qwen2ForCausalLM", 48, 6, 2, 80, 2, 101, bias=True, tie=True, theta=1e6)),
-    ("qwen3", "F16", model("Qwen3ForCausalLM", 64, 4, 2, 96, 2, 89, hd=32, qknorm=True, theta=1e6)),
-    ("llama-biases", "F32", model("LlamaForCausalLM", 64, 4, 2, 96, 2, 97, bias=True, obias=True, mlpbias=True,
-                                  extra={"attention_bias": True, "mlp_bias": True})),
-    ("mistral-window", "F32", model("MistralForCausalLM", 64, 4, 2, 96, 2, 97, extra={"sliding_window": 7})),
-    ("qwen2-window", "F32", model("Qwen2ForCausalLM", 48, 6, 2, 80, 3, 101, bias=True, theta=1e6,
-                                  extra={"use_sliding_window": True, "sliding_window": 5, "max_window_layers": 1})),
-    ("qwen3-layer-types+rope_parameters", "F32",
-     model("Qwen3ForCausalLM", 64, 4, 2, 96, 3, 89, hd=32, qknorm=True, theta=10000.0,
-           extra={"use_sliding_window": True, "sliding_window": 9,
-                  "layer_types": ["sliding_attention", "full_attention", "sliding_attention"],
-                  "rope_parameters": {"rope_type": "default", "rope_theta": 3e5}})),
-]
-passed = failed = 0
-tmp = tempfile.mkdtemp()
-for name, dtype, (cfg, W) in cases:
-    d = f"{tmp}/{name}"
-    Wd = write_folder(d, cfg, W, dtype)
-    ids = [1] + [int(i) for i in torch.randint(3, cfg["vocab_size"], (39,))]
-    ref = reference(cfg, Wd, torch.tensor(ids))
-    out = subprocess.run([BIN, "logits", "--model", d, "--ids", ",".join(map(str, ids))], capture_output=True, text=True)
-    if out.returncode:
-        print(f"FAIL {name}: infoflow logits: {out.stderr.strip()}"); failed += 1; continue
-    ours = torch.tensor(json.loads(out.stdout), dtype=torch.float64)
-    err = (ours - ref).abs().max().item() / ref.abs().max().item()
-    ok = ours.shape == ref.shape and err <= 1e-4
-    print(f"{'ok  ' if ok else 'FAIL'} {name} ({dtype}): 40 positions, max |diff| / max |logit| = {err:.2e}")
-    passed += ok; failed += not ok
-# malformed files: clear errors, no crash
-bad = f"{tmp}/bad"
-write_folder(bad, cases[0][2][0], cases[0][2][1], "F32")
-blob = open(f"{bad}/model.safetensors", "rb").read()
-for what, data, expect in [("header past the end", struct.pack("<Q", 10**9) + blob[8:], "runs past the end"),
-                           ("truncated data", blob[:len(blob) // 2], "past the end"),
-                           ("wrong dtype", blob.replace(b'"F32"', b'"I64"', 1), "is not F32, F16 or BF16")]:
-    open(f"{bad}/model.safetensors", "wb").write(data)
+def main():
+    BIN = sys.argv[1]
+    torch.manual_seed(0)
+    cases = [
+        ("llama3", "F32", model("LlamaForCausalLM", 64, 4, 2, 96, 2, 97, theta=500000.0,
+                                scaling={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                                         "original_max_position_embeddings": 16})),
+        ("qwen2", "BF16", model("Qwen2ForCausalLM", 48, 6, 2, 80, 2, 101, bias=True, tie=True, theta=1e6)),
+        ("qwen3", "F16", model("Qwen3ForCausalLM", 64, 4, 2, 96, 2, 89, hd=32, qknorm=True, theta=1e6)),
+        ("llama-biases", "F32", model("LlamaForCausalLM", 64, 4, 2, 96, 2, 97, bias=True, obias=True, mlpbias=True,
+                                      extra={"attention_bias": True, "mlp_bias": True})),
+        ("mistral-window", "F32", model("MistralForCausalLM", 64, 4, 2, 96, 2, 97, extra={"sliding_window": 7})),
+        ("qwen2-window", "F32", model("Qwen2ForCausalLM", 48, 6, 2, 80, 3, 101, bias=True, theta=1e6,
+                                      extra={"use_sliding_window": True, "sliding_window": 5, "max_window_layers": 1})),
+        ("qwen3-layer-types+rope_parameters", "F32",
+         model("Qwen3ForCausalLM", 64, 4, 2, 96, 3, 89, hd=32, qknorm=True, theta=10000.0,
+               extra={"use_sliding_window": True, "sliding_window": 9,
+                      "layer_types": ["sliding_attention", "full_attention", "sliding_attention"],
+                      "rope_parameters": {"rope_type": "default", "rope_theta": 3e5}})),
+    ]
+    passed = failed = 0
+    tmp = tempfile.mkdtemp()
+    for name, dtype, (cfg, W) in cases:
+        d = f"{tmp}/{name}"
+        Wd = write_folder(d, cfg, W, dtype)
+        ids = [1] + [int(i) for i in torch.randint(3, cfg["vocab_size"], (39,))]
+        ref = reference(cfg, Wd, torch.tensor(ids))
+        out = subprocess.run([BIN, "logits", "--model", d, "--ids", ",".join(map(str, ids))], capture_output=True, text=True)
+        if out.returncode:
+            print(f"FAIL {name}: infoflow logits: {out.stderr.strip()}"); failed += 1; continue
+        ours = torch.tensor(json.loads(out.stdout), dtype=torch.float64)
+        err = (ours - ref).abs().max().item() / ref.abs().max().item()
+        ok = ours.shape == ref.shape and err <= 1e-4
+        print(f"{'ok  ' if ok else 'FAIL'} {name} ({dtype}): 40 positions, max |diff| / max |logit| = {err:.2e}")
+        passed += ok; failed += not ok
+    # malformed files: clear errors, no crash
+    bad = f"{tmp}/bad"
+    write_folder(bad, cases[0][2][0], cases[0][2][1], "F32")
+    blob = open(f"{bad}/model.safetensors", "rb").read()
+    for what, data, expect in [("header past the end", struct.pack("<Q", 10**9) + blob[8:], "runs past the end"),
+                               ("truncated data", blob[:len(blob) // 2], "past the end"),
+                               ("wrong dtype", blob.replace(b'"F32"', b'"I64"', 1), "is not F32, F16 or BF16")]:
+        open(f"{bad}/model.safetensors", "wb").write(data)
+        r = subprocess.run([BIN, "logits", "--model", bad, "--ids", "1,2"], capture_output=True, text=True)
+        ok = r.returncode == 1 and expect in r.stderr and "model.safetensors" in r.stderr
+        print(f"{'ok  ' if ok else 'FAIL'} malformed safetensors ({what}): {r.stderr.strip()[:150]}")
+        passed += ok; failed += not ok
+    # a JSON object naming a key twice: refused, not resolved to one of the definitions
+    n = struct.unpack("<Q", blob[:8])[0]
+    hdr = blob[8:8 + n].decode()
+    first = hdr.index('"model.norm.weight"')
+    dup_hdr = hdr.replace('"model.norm.weight"', '"model.layers.0.input_layernorm.weight"', 1)
+    open(f"{bad}/model.safetensors", "wb").write(struct.pack("<Q", len(dup_hdr.encode())) + dup_hdr.encode() + blob[8 + n:])
     r = subprocess.run([BIN, "logits", "--model", bad, "--ids", "1,2"], capture_output=True, text=True)
-    ok = r.returncode == 1 and expect in r.stderr and "model.safetensors" in r.stderr
-    print(f"{'ok  ' if ok else 'FAIL'} malformed safetensors ({what}): {r.stderr.strip()[:150]}")
+    ok = r.returncode == 1 and "twice" in r.stderr and "model.layers.0.input_layernorm.weight" in r.stderr and first > 0
+    print(f"{'ok  ' if ok else 'FAIL'} safetensors header naming a tensor twice: {r.stderr.strip()[:150]}")
     passed += ok; failed += not ok
-cfg = dict(cases[0][2][0], hidden_size=32)
-open(f"{bad}/model.safetensors", "wb").write(blob)
-json.dump(cfg, open(f"{bad}/config.json", "w"))
-r = subprocess.run([BIN, "logits", "--model", bad, "--ids", "1,2"], capture_output=True, text=True)
-ok = r.returncode == 1 and "has shape" in r.stderr
-print(f"{'ok  ' if ok else 'FAIL'} config/weights mismatch: {r.stderr.strip()[:150]}")
-passed += ok; failed += not ok
-json.dump(dict(cases[0][2][0], rope_scaling={"rope_type": "yarn", "factor": 4}), open(f"{bad}/config.json", "w"))
-r = subprocess.run([BIN, "logits", "--model", bad, "--ids", "1,2"], capture_output=True, text=True)
-ok = r.returncode == 1 and "not supported" in r.stderr
-print(f"{'ok  ' if ok else 'FAIL'} unsupported rope_scaling: {r.stderr.strip()[:150]}")
-passed += ok; failed += not ok
-subprocess.run(["rm", "-rf", tmp])
-print(f"{passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+    open(f"{bad}/model.safetensors", "wb").write(blob)
+    txt = json.dumps(cases[0][2][0])
+    open(f"{bad}/config.json", "w").write(txt[:-1] + ', "rope_theta": 10000.0}')
+    r = subprocess.run([BIN, "logits", "--model", bad, "--ids", "1,2"], capture_output=True, text=True)
+    ok = r.returncode == 1 and 'key "rope_theta" is defined twice' in r.stderr and "config.json" in r.stderr
+    print(f"{'ok  ' if ok else 'FAIL'} config.json with a key twice: {r.stderr.strip()[:150]}")
+    passed += ok; failed += not ok
+    cfg = dict(cases[0][2][0], hidden_size=32)
+    open(f"{bad}/model.safetensors", "wb").write(blob)
+    json.dump(cfg, open(f"{bad}/config.json", "w"))
+    r = subprocess.run([BIN, "logits", "--model", bad, "--ids", "1,2"], capture_output=True, text=True)
+    ok = r.returncode == 1 and "has shape" in r.stderr
+    print(f"{'ok  ' if ok else 'FAIL'} config/weights mismatch: {r.stderr.strip()[:150]}")
+    passed += ok; failed += not ok
+    json.dump(dict(cases[0][2][0], rope_scaling={"rope_type": "yarn", "factor": 4}), open(f"{bad}/config.json", "w"))
+    r = subprocess.run([BIN, "logits", "--model", bad, "--ids", "1,2"], capture_output=True, text=True)
+    ok = r.returncode == 1 and "not supported" in r.stderr
+    print(f"{'ok  ' if ok else 'FAIL'} unsupported rope_scaling: {r.stderr.strip()[:150]}")
+    passed += ok; failed += not ok
+    subprocess.run(["rm", "-rf", tmp])
+    print(f"{passed} passed, {failed} failed")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,139 @@
+#!/usr/bin/python3
+"""config_table.py BIN MODEL_DIR MODELS_MD — walks the table "config.json and generation_config.json
+fields" of docs/models.md: for each row, stories260K converted to an HF folder, the row's edit
+applied, and the row's check (ref, same, refused, shape, limit, gen; see docs/models.md). Also: every
+field that src/hf.c accepts has a row. Fails, never skips."""
+import json, os, re, shutil, struct, subprocess, sys, tempfile
+import torch
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from hf_torch import reference, write_folder
+
+BIN, MODEL, DOC = sys.argv[1:4]
+SRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src", "hf.c")
+
+
+def table_rows():
+    text = open(DOC).read()
+    sec = text.split("## config.json and generation_config.json fields", 1)[1].split("\n## ", 1)[0]
+    rows = []
+    for line in sec.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) != 5 or not cells[3].startswith("`"): continue
+        rows.append((cells[0], cells[1], cells[2], json.loads(cells[3].strip("`")), cells[4]))
+    return rows
+
+
+def read_safetensors(path):
+    blob = open(path, "rb").read()
+    n = struct.unpack("<Q", blob[:8])[0]
+    hdr = json.loads(blob[8:8 + n])
+    out = {}
+    for k, v in hdr.items():
+        b, e = v["data_offsets"]
+        out[k] = torch.frombuffer(bytearray(blob[8 + n + b:8 + n + e]), dtype=torch.float32).reshape(v["shape"]).clone()
+    return out
+
+
+def logits(d, ids):
+    r = subprocess.run([BIN, "logits", "--model", d, "--ids", ",".join(map(str, ids))], capture_output=True, text=True)
+    return r, (torch.tensor(json.loads(r.stdout), dtype=torch.float64) if r.returncode == 0 else None)
+
+
+def generate(d):
+    r = subprocess.run([BIN, "generate", "--model", d, "--prompt", "Once upon a time", "--steps", "64",
+                        "--temperature", "0", "--quiet"], capture_output=True, text=True)
+    return r.stdout if r.returncode == 0 else None
+
+
+tmp = tempfile.mkdtemp()
+base = f"{tmp}/base"
+subprocess.run([BIN, "convert", "--model", MODEL, "--out", base], check=True, capture_output=True)
+W0 = read_safetensors(f"{base}/model.safetensors")
+cfg0 = json.load(open(f"{base}/config.json"))
+ids = [1] + [(i * 37) % 509 + 3 for i in range(39)]
+_, base_logits = logits(base, ids)
+base_text = generate(base)
+torch.manual_seed(0)
+passed = failed = 0
+rows = table_rows()
+for n, (fname, field, what, edit, check) in enumerate(rows):
+    d = f"{tmp}/row{n}"
+    shutil.copytree(base, d)
+    cfg, W = dict(cfg0), dict(W0)
+    if fname == "config.json":
+        cfg.update(edit)
+        json.dump(cfg, open(f"{d}/config.json", "w"), indent=1)
+    else:
+        json.dump(edit, open(f"{d}/{fname}", "w"), indent=1)
+    # the tensors the edited config calls for
+    arch, L = cfg["architectures"][0], cfg0["num_hidden_layers"]
+    D, F, hd = cfg0["hidden_size"], cfg0["intermediate_size"], cfg0["head_dim"]
+    q, kv = cfg0["num_attention_heads"] * hd, cfg0["num_key_value_heads"] * hd
+    r = lambda *s: torch.randn(*s) * 0.2
+    added = False
+    for l in range(L):
+        p = f"model.layers.{l}."
+        if arch == "Qwen2ForCausalLM" or (cfg.get("attention_bias") is True and arch != "MistralForCausalLM"):
+            W.update({p + "self_attn.q_proj.bias": r(q), p + "self_attn.k_proj.bias": r(kv), p + "self_attn.v_proj.bias": r(kv)})
+            added = True
+        if cfg.get("attention_bias") is True and arch in ("LlamaForCausalLM", "Qwen3ForCausalLM"):
+            W[p + "self_attn.o_proj.bias"] = r(D)
+        if cfg.get("mlp_bias") is True and arch == "LlamaForCausalLM":
+            W.update({p + "mlp.gate_proj.bias": r(F), p + "mlp.up_proj.bias": r(F), p + "mlp.down_proj.bias": r(D)})
+            added = True
+        if arch == "Qwen3ForCausalLM":
+            W.update({p + "self_attn.q_norm.weight": 1 + r(hd), p + "self_attn.k_norm.weight": 1 + r(hd)})
+            added = True
+    if cfg.get("tie_word_embeddings") is False:
+        W["lm_head.weight"] = r(cfg0["vocab_size"], D)
+        added = True
+    if added:
+        write_folder(d, cfg, W, "F32")
+    res, ours = logits(d, ids)
+    err1 = res.stderr.strip()
+    label = f"{fname} {field} {json.dumps(edit)[:70]} [{check}]"
+    if check == "ref":
+        ref = reference(cfg, {k: v.to(torch.float64) for k, v in W.items()}, torch.tensor(ids)) if ours is not None else None
+        err = (ours - ref).abs().max().item() / ref.abs().max().item() if ours is not None else float("inf")
+        moved = (ours - base_logits).abs().max().item() if ours is not None else 0
+        ok = err <= 1e-4 and moved > 1e-3
+        detail = f"vs reference {err:.1e}, moved {moved:.2e}" if ours is not None else err1
+    elif check == "same":
+        ok = ours is not None and torch.equal(ours, base_logits)
+        detail = "bit-identical" if ok else err1 or "logits differ"
+    elif check == "refused":
+        val = edit.get(field) if fname == "config.json" and field in edit else None
+        scal = val is None or isinstance(val, (dict, list)) or json.dumps(val) in err1
+        key = field if field != "any other field" else list(edit)[-1]
+        ok = res.returncode == 1 and len(err1.splitlines()) == 1 and fname in err1 and f'"{key}"' in err1 and scal
+        detail = err1[:160]
+    elif check == "shape":
+        ok = res.returncode == 1 and "has shape" in err1
+        detail = err1[:160]
+    elif check == "limit":
+        ok = res.returncode == 1 and len(err1.splitlines()) == 1
+        detail = err1[:160]
+    elif check == "gen":
+        text = generate(d)
+        ok = text is not None and len(text.strip()) < len(base_text.strip()) and base_text.startswith(text.strip())
+        detail = f"{len((text or '').strip())} chars of {len(base_text.strip())}: {(text or '').strip()!r}"
+    else:
+        ok, detail = False, f"unknown check {check}"
+    print(f"{'ok  ' if ok else 'FAIL'} {label}: {detail}")
+    passed += ok; failed += not ok
+
+# every field src/hf.c knows has a row (and vice versa)
+src = open(SRC).read()
+known = set()
+for arr in ("config_keys_", "generation_keys_"):
+    body = src.split(f"static const char *const {arr}[] = {{", 1)[1].split("};", 1)[0]
+    known |= {(arr, k) for k in re.findall(r'"([^"]+)"', body)}
+doc = {("config_keys_" if f == "config.json" else "generation_keys_", fld) for f, fld, *_ in rows if fld != "any other field"}
+missing, extra = known - doc, doc - known
+ok = not missing and not extra
+print(f"{'ok  ' if ok else 'FAIL'} table and src/hf.c list the same fields"
+      + ("" if ok else f": no row for {sorted(missing)}, rows for unknown {sorted(extra)}"))
+passed += ok; failed += not ok
+shutil.rmtree(tmp)
+print(f"{passed} passed, {failed} failed")
+sys.exit(1 if failed else 0)
