@@ -122,6 +122,22 @@ for n, (fname, field, what, edit, check) in enumerate(rows):
     print(f"{'ok  ' if ok else 'FAIL'} {label}: {detail}")
     passed += ok; failed += not ok
 
+# query stops at any id of an eos_token_id list too (generation_config.json is outside the store's
+# fingerprint, so both folders use one store)
+data = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "stories_corpus.jsonl")
+subprocess.run([BIN, "cache", "--model", base, "--corpus", data, "--store", f"{tmp}/store", "--quiet"], check=True)
+eos = f"{tmp}/eos"
+shutil.copytree(base, eos)
+json.dump({"eos_token_id": [2, 426]}, open(f"{eos}/generation_config.json", "w"))
+q = lambda d: subprocess.run([BIN, "query", "--model", d, "--store", f"{tmp}/store", "--docs", "lily,tom,cat", "--prompt",
+                              "Lily was sad because the ball", "--json", "--steps", "24"], capture_output=True, text=True)
+a, b = q(base), q(eos)
+ia = json.loads(a.stdout)["answer_ids"] if a.returncode == 0 else []
+ib = json.loads(b.stdout)["answer_ids"] if b.returncode == 0 else None
+ok = ib is not None and 426 in ia and ib == ia[:ia.index(426)]
+print(f"{'ok  ' if ok else 'FAIL'} query stops at the second id of an eos_token_id list: {ib} vs {ia}")
+passed += ok; failed += not ok
+
 # every field src/hf.c knows has a row (and vice versa)
 src = open(SRC).read()
 known = set()
