@@ -135,6 +135,7 @@ ifk_status ifk_generate(const ifk_model *m, ifk_sampler *smp, const int *ids, in
     for (int i = 0; i < n; i++) pos[i] = i;
     double t0 = ifk_now();
     IFK_CHECK_GOTO(st, ifk_forward(m, &s, &cache, ids, pos, n, logits, 0), done);
+    for (int i = 0; i < n; i++) ifk_sampler_seen(smp, ids[i]); /* the repetition penalty's history */
     if (fn)
         for (int i = 1; i < n; i++) fn(ids[i - 1], ids[i], ctx);
     int prev = ids[n - 1];
@@ -144,6 +145,7 @@ ifk_status ifk_generate(const ifk_model *m, ifk_sampler *smp, const int *ids, in
         if (stats->n_generated == 0) t1 = ifk_now(), stats->prefill_s = t1 - t0;
         if (ifk_config_is_stop(c, next)) break;
         stats->n_generated++;
+        ifk_sampler_seen(smp, next);
         if (fn) fn(prev, next, ctx);
         prev = next;
         if (++q >= steps) break;

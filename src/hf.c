@@ -116,8 +116,9 @@ static const char *const config_keys_[] = {
     "model_type", "pad_token_id", "torch_dtype", "dtype", "transformers_version", "_name_or_path",
     "initializer_range", "use_cache", "attention_dropout", "pretraining_tp"};
 
-static const char *const generation_keys_[] = {"bos_token_id", "eos_token_id", "pad_token_id",
-                                               "transformers_version", "_from_model_config"};
+static const char *const generation_keys_[] = {"bos_token_id", "eos_token_id", "do_sample", "temperature", "top_p",
+                                               "top_k", "repetition_penalty", "max_length", "max_new_tokens",
+                                               "pad_token_id", "transformers_version", "_from_model_config"};
 
 static ifk_status known_keys_(const cJSON *o, const char *path, const char *const *keys, size_t n) {
     for (const cJSON *e = o->child; e; e = e->next) {
@@ -302,6 +303,32 @@ static ifk_status generation_config_(ifk_config *c, const char *cfg_path) {
         else c->bos_id = (int)v;
     }
     if (st == IFK_OK) st = eos_ids_(c, cJSON_GetObjectItemCaseSensitive(o, "eos_token_id"), path);
+    /* generate's defaults: do_sample, temperature, top_p, top_k, repetition_penalty, max_length,
+     * max_new_tokens (null: transformers' default) */
+    static const char *const num[] = {"temperature", "top_p", "repetition_penalty"};
+    double *dst[] = {&c->gen.temperature, &c->gen.top_p, &c->gen.repetition_penalty};
+    const double hi[] = {1e6, 1.0, 1e6};
+    for (int i = 0; i < 3 && st == IFK_OK; i++) {
+        const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, num[i]);
+        if (!x || cJSON_IsNull(x)) continue;
+        if (!cJSON_IsNumber(x) || x->valuedouble < 0 || x->valuedouble > hi[i] || (i == 2 && x->valuedouble == 0))
+            st = IFK_FAIL(IFK_ERR_FORMAT, "%s: field \"%s\" = %s is out of range", path, num[i], jtext_(x));
+        else *dst[i] = x->valuedouble;
+    }
+    static const char *const ints[] = {"top_k", "max_length", "max_new_tokens"};
+    int *idst[] = {&c->gen.top_k, &c->gen.max_length, &c->gen.max_new_tokens};
+    for (int i = 0; i < 3 && st == IFK_OK; i++) {
+        const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, ints[i]);
+        if (!x || cJSON_IsNull(x)) continue;
+        if (!jint_(o, ints[i], &v) || v < 0 || v > (1L << 30))
+            st = IFK_FAIL(IFK_ERR_FORMAT, "%s: field \"%s\" = %s is not a non-negative integer", path, ints[i], jtext_(x));
+        else *idst[i] = (int)v;
+    }
+    const cJSON *ds = cJSON_GetObjectItemCaseSensitive(o, "do_sample");
+    if (st == IFK_OK && ds && !cJSON_IsNull(ds)) {
+        if (!cJSON_IsBool(ds)) st = IFK_FAIL(IFK_ERR_FORMAT, "%s: field \"do_sample\" = %s is not true or false", path, jtext_(ds));
+        else c->gen.do_sample = cJSON_IsTrue(ds);
+    }
     cJSON_Delete(o);
     return st;
 }
@@ -385,6 +412,7 @@ ifk_status ifk_hf_config(ifk_config *c, const char *path) {
     IFK_CHECK_GOTO(st, rope_(c, o, path), done);
     IFK_CHECK_GOTO(st, ifk_config_validate(c, path), done);
     IFK_CHECK_GOTO(st, window_(c, o, ar, path), done);
+    c->gen = (ifk_gen_config){.hf = 1, .temperature = 1.0, .top_p = 1.0, .top_k = 50, .repetition_penalty = 1.0};
     IFK_CHECK_GOTO(st, generation_config_(c, path), done);
 done:
     cJSON_Delete(o);

@@ -23,6 +23,18 @@ typedef struct {
     int original_max_positions;                        /* llama3 */
 } ifk_rope_scaling;
 
+/* generate's defaults from an HF folder's generation_config.json (transformers' GenerationConfig
+ * defaults where the file is silent); unused for llama2.c checkpoints (hf == 0). */
+typedef struct {
+    int hf;                    /* 1: an HF folder set these */
+    int do_sample;             /* 0: greedy */
+    double temperature, top_p; /* 1.0, 1.0 */
+    int top_k;                 /* 50 */
+    double repetition_penalty; /* 1.0 */
+    int max_length;            /* positions incl. the prompt; 0: not given */
+    int max_new_tokens;        /* 0: not given */
+} ifk_gen_config;
+
 typedef struct {
     int dim;          /* D */
     int hidden_dim;   /* F */
@@ -46,6 +58,7 @@ typedef struct {
     int sliding_window;    /* w > 0: in the layers of window_layers, key position kp is visible to query
                             * position qp iff qp - w < kp <= qp (transformers' sliding_window_overlay) */
     uint64_t window_layers[IFK_MAX_LAYERS / 64]; /* bit l: layer l attends through the window */
+    ifk_gen_config gen;
 } ifk_config;
 
 /* The attention window of layer l: 0 (full causal attention) or w. */

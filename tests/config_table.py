@@ -39,10 +39,36 @@ def logits(d, ids):
     return r, (torch.tensor(json.loads(r.stdout), dtype=torch.float64) if r.returncode == 0 else None)
 
 
-def generate(d):
-    r = subprocess.run([BIN, "generate", "--model", d, "--prompt", "Once upon a time", "--steps", "64",
-                        "--temperature", "0", "--quiet"], capture_output=True, text=True)
+def generate(d, *flags):
+    flags = flags or ("--steps", "64", "--temperature", "0")
+    r = subprocess.run([BIN, "generate", "--model", d, "--prompt", "Once upon a time", "--quiet", *flags],
+                       capture_output=True, text=True)
     return r.stdout if r.returncode == 0 else None
+
+
+def tok512():
+    # llama2.c's tokenizer.bin: max length, then per piece a float score, an int length, the bytes
+    blob, out, at = open(f"{MODEL}/tok512.bin", "rb").read(), [], 4
+    while at < len(blob):
+        n = struct.unpack("<i", blob[at + 4:at + 8])[0]
+        out.append(blob[at + 8:at + 8 + n].decode("utf-8", "replace"))
+        at += 8 + n
+    return out
+
+
+def penalised_greedy(cfg, W, prompt, p, steps):
+    # transformers' RepetitionPenaltyLogitsProcessor then argmax, over the float64 reference
+    ids = list(prompt)
+    while len(ids) <= steps:  # as llama2.c's run.c: the token chosen at the last position is printed too
+        lg = reference(cfg, W, torch.tensor(ids))[-1].clone()
+        seen = torch.tensor(sorted(set(ids)))
+        lg[seen] = torch.where(lg[seen] > 0, lg[seen] / p, lg[seen] * p)
+        nxt = int(lg.argmax())
+        if nxt in (1, 2): break
+        ids.append(nxt)
+    pieces = tok512()
+    text = "".join(pieces[i] for i in ids[1:])
+    return text
 
 
 tmp = tempfile.mkdtemp()
@@ -114,9 +140,24 @@ for n, (fname, field, what, edit, check) in enumerate(rows):
         ok = res.returncode == 1 and len(err1.splitlines()) == 1
         detail = err1[:160]
     elif check == "gen":
-        text = generate(d)
+        text = generate(d, "--temperature", "0")
         ok = text is not None and len(text.strip()) < len(base_text.strip()) and base_text.startswith(text.strip())
         detail = f"{len((text or '').strip())} chars of {len(base_text.strip())}: {(text or '').strip()!r}"
+    elif check == "greedy":
+        text = generate(d, "--steps", "64", "--seed", "7")
+        ok = text == base_text
+        detail = f"{(text or '').strip()[:60]!r}"
+    elif check == "sampled":
+        texts = {generate(d, "--steps", "64", "--seed", str(k)) for k in (1, 2, 3)}
+        ok = None not in texts and len(texts | {base_text}) > 1
+        detail = f"{len(texts)} texts for 3 seeds"
+    elif check == "penalty":
+        text = generate(d, "--steps", "64", "--seed", "7")
+        prompt = json.loads(subprocess.run([BIN, "tokenize", "--tokenizer", f"{MODEL}/tok512.bin", "--text",
+                                            "Once upon a time", "--bos"], capture_output=True, text=True).stdout)["ids"]
+        want = penalised_greedy(cfg, {k: v.to(torch.float64) for k, v in W.items()}, prompt, edit["repetition_penalty"], 64)
+        ok = text is not None and text.strip() == want.strip() and text != base_text
+        detail = f"{(text or '').strip()!r} vs reference {want.strip()!r}"
     else:
         ok, detail = False, f"unknown check {check}"
     print(f"{'ok  ' if ok else 'FAIL'} {label}: {detail}")
