@@ -99,7 +99,9 @@ typedef struct {
     float *owned;
 } ifk_model;
 
-/* Loads a llama2.c checkpoint (legacy version-0 format: 7 int32 header, then float32 tensors).
+/* Loads a llama2.c checkpoint: legacy version 0 (7 int32 header, float32 tensors, RoPE tables) or
+ * export.py --version 1 (256-byte header: magic "ak42", version, 7 int32, shared-classifier byte;
+ * float32 tensors, norms first). Version 2 (int8 groups) and others are refused naming the version.
  * The file is mapped once, read-only; its size must equal what the header implies. */
 ifk_status ifk_model_load_llama2c(ifk_model *m, const char *path);
 

@@ -47,6 +47,61 @@ Test(model, separate_classifier_checkpoint_loads) {
     unlink(path);
 }
 
+/* export.py --version 1 of stories260K, written here in its order (header of 256 bytes: magic,
+ * version, 7 ints, shared flag; the norms, the embedding, then each weight kind over the layers):
+ * it loads as the same model (bit-identical logits); a version 2 header is refused by name. */
+Test(model, llama2c_version1_checkpoint_loads_and_version2_is_refused) {
+    ifk_model a, b;
+    cr_assert_eq(ifk_model_load_llama2c(&a, STORIES_BIN), IFK_OK);
+    const ifk_config *c = &a.cfg;
+    char path[] = "/tmp/ifk_v1_XXXXXX";
+    int fd = mkstemp(path);
+    FILE *f = fdopen(fd, "wb");
+    unsigned char hdr[256] = {0};
+    int32_t head[9] = {0x616b3432, 1, c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->vocab_size,
+                       c->seq_len};
+    memcpy(hdr, head, sizeof head);
+    hdr[36] = 1;
+    fwrite(hdr, 1, 256, f);
+    const size_t D = c->dim, F = c->hidden_dim, q = D, kv = (size_t)c->n_kv_heads * c->head_dim;
+    for (int l = 0; l < c->n_layers; l++) fwrite(a.layers[l].rms_att, 4, D, f);
+    for (int l = 0; l < c->n_layers; l++) fwrite(a.layers[l].rms_ffn, 4, D, f);
+    fwrite(a.rms_final, 4, D, f);
+    fwrite(a.tok_emb, 4, (size_t)c->vocab_size * D, f);
+    for (int l = 0; l < c->n_layers; l++) fwrite(a.layers[l].wq, 4, q * D, f);
+    for (int l = 0; l < c->n_layers; l++) fwrite(a.layers[l].wk, 4, kv * D, f);
+    for (int l = 0; l < c->n_layers; l++) fwrite(a.layers[l].wv, 4, kv * D, f);
+    for (int l = 0; l < c->n_layers; l++) fwrite(a.layers[l].wo, 4, D * q, f);
+    for (int l = 0; l < c->n_layers; l++) fwrite(a.layers[l].w1, 4, F * D, f);
+    for (int l = 0; l < c->n_layers; l++) fwrite(a.layers[l].w2, 4, D * F, f);
+    for (int l = 0; l < c->n_layers; l++) fwrite(a.layers[l].w3, 4, F * D, f);
+    fclose(f);
+    cr_assert_eq(ifk_model_load_llama2c(&b, path), IFK_OK, "%s", ifk_errmsg());
+    cr_assert(b.cfg.dim == 64 && b.cfg.n_layers == 5 && b.cfg.shared_classifier && b.wcls == b.tok_emb);
+    int ids[12], pos[12];
+    for (int i = 0; i < 12; i++) ids[i] = 1 + i * 41 % 500, pos[i] = i;
+    float la[12 * 512], lb[12 * 512];
+    ifk_kvcache ca, cb;
+    ifk_state sa = {0}, sb = {0};
+    cr_assert_eq(ifk_kvcache_init(&ca, &a.cfg, 12), IFK_OK);
+    cr_assert_eq(ifk_kvcache_init(&cb, &b.cfg, 12), IFK_OK);
+    cr_assert_eq(ifk_forward(&a, &sa, &ca, ids, pos, 12, la, 1), IFK_OK);
+    cr_assert_eq(ifk_forward(&b, &sb, &cb, ids, pos, 12, lb, 1), IFK_OK);
+    cr_assert_arr_eq(la, lb, sizeof la);
+    ifk_model_free(&b);
+    /* version 2 (int8 groups) is refused naming the version, not read as an absurd dim */
+    f = fopen(path, "r+b");
+    int32_t two = 2;
+    fseek(f, 4, SEEK_SET);
+    fwrite(&two, 4, 1, f);
+    fclose(f);
+    cr_assert_neq(ifk_model_load_llama2c(&b, path), IFK_OK);
+    cr_assert(strstr(ifk_errmsg(), "version 2") && strstr(ifk_errmsg(), "int8"), "%s", ifk_errmsg());
+    ifk_kvcache_free(&ca), ifk_kvcache_free(&cb), ifk_state_free(&sa), ifk_state_free(&sb);
+    ifk_model_free(&a);
+    unlink(path);
+}
+
 typedef struct {
     char buf[4096];
     size_t len;
