@@ -431,8 +431,11 @@ static ifk_status h5_fail_at_(const char *file, int line, const char *path, cons
     va_end(ap);
     H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, h5_walk_, detail);
     detail[strcspn(detail, "\r\n")] = '\0';
-    return ifk_fail_at(IFK_ERR_H5, file, line, "%s: %s%s%s%s", path, what, detail[0] ? " (HDF5: " : "", detail,
-                       detail[0] ? ")" : "");
+    const int nolock = strstr(detail, "unable to lock file") != NULL; /* a file system without working locks */
+    return ifk_fail_at(IFK_ERR_H5, file, line, "%s: %s%s%s%s%s", path, what, detail[0] ? " (HDF5: " : "", detail,
+                       detail[0] ? ")" : "",
+                       nolock ? ": the file system does not support file locks; set HDF5_USE_FILE_LOCKING=FALSE to "
+                                "read without them (safe while no job writes the index)" : "");
 }
 #define H5FAIL(...) h5_fail_at_(__FILE__, __LINE__, path, __VA_ARGS__)
 

@@ -919,7 +919,14 @@ static ifk_status shard_file_(ifk_store *s, int i, hid_t *f) {
     struct stat stt;
     if (stat(path, &stt) != 0) return IFK_FAIL(IFK_ERR_IO, "%s: shard is missing: %s", path, strerror(errno));
     hid_t h = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    if (h < 0) return IFK_FAIL(IFK_ERR_H5, "%s: cannot open shard (truncated or not HDF5): %s", path, h5_detail_());
+    if (h < 0) {
+        const char *d = h5_detail_();
+        if (strstr(d, "unable to lock file")) /* a file system without working locks */
+            return IFK_FAIL(IFK_ERR_H5, "%s: cannot open shard: the file system does not support file locks (%s); set "
+                            "HDF5_USE_FILE_LOCKING=FALSE to read without them (safe while no cache job writes the store)",
+                            path, d);
+        return IFK_FAIL(IFK_ERR_H5, "%s: cannot open shard (truncated or not HDF5): %s", path, d);
+    }
     long long ver = 0, nl = 0, nh = 0, hd = 0;
     if (!attr_read_int_(h, "format_version", &ver) || ver != IFK_STORE_FORMAT_VERSION ||
         !attr_read_str_(h, "model_fingerprint", fp, sizeof fp) || !attr_read_str_(h, "dtype", dt, sizeof dt) ||
@@ -1312,6 +1319,12 @@ ifk_status ifk_store_lock(const char *dir, int *fdp) {
     int fd = open(path, O_RDWR | O_CREAT, 0644);
     if (fd < 0) return IFK_FAIL(IFK_ERR_IO, "%s: cannot create the store lock: %s", path, strerror(errno));
     if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        const int e = errno;
+        if (e == ENOLCK || e == EOPNOTSUPP || e == ENOSYS || e == EINVAL) {
+            close(fd);
+            return IFK_FAIL(IFK_ERR_IO, "%s: the file system does not support file locks (flock: %s); run `cache` with "
+                            "--no-lock if no other job uses this store meanwhile", dir, strerror(e));
+        }
         char who[64] = "";
         ssize_t n = pread(fd, who, sizeof who - 1, 0);
         who[n > 0 ? n : 0] = '\0';
