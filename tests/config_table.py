@@ -179,6 +179,34 @@ ok = ib is not None and 426 in ia and ib == ia[:ia.index(426)]
 print(f"{'ok  ' if ok else 'FAIL'} query stops at the second id of an eos_token_id list: {ib} vs {ia}")
 passed += ok; failed += not ok
 
+# tensor parallelism reads the new tensors and applies the window the same way: a Llama folder with
+# attention_bias + mlp_bias and a Mistral folder with a window of 6 answer identically on 1 and 2 ranks
+env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
+           OMPI_MCA_rmaps_base_oversubscribe="1", OPENBLAS_NUM_THREADS="1")
+for name, edit in [("biases", {"attention_bias": True, "mlp_bias": True}),
+                   ("window", {"architectures": ["MistralForCausalLM"], "sliding_window": 6})]:
+    d = f"{tmp}/tp-{name}"
+    shutil.copytree(base, d)
+    cfg, W = dict(cfg0, **edit), dict(W0)
+    for l in range(cfg0["num_hidden_layers"]):
+        p = f"model.layers.{l}."
+        if cfg.get("attention_bias"):
+            W.update({p + "self_attn.q_proj.bias": torch.randn(64) * .2, p + "self_attn.k_proj.bias": torch.randn(32) * .2,
+                      p + "self_attn.v_proj.bias": torch.randn(32) * .2, p + "self_attn.o_proj.bias": torch.randn(64) * .2})
+        if cfg.get("mlp_bias"):
+            W.update({p + "mlp.gate_proj.bias": torch.randn(172) * .2, p + "mlp.up_proj.bias": torch.randn(172) * .2,
+                      p + "mlp.down_proj.bias": torch.randn(64) * .2})
+    write_folder(d, cfg, W, "F32")
+    subprocess.run([BIN, "cache", "--model", d, "--corpus", data, "--store", f"{d}/store", "--quiet"], check=True)
+    args = [BIN, "query", "--model", d, "--store", f"{d}/store", "--docs", "lily,tom,cat", "--prompt",
+            "Lily was sad because the ball", "--json", "--steps", "8"]
+    one = subprocess.run(args, capture_output=True, text=True, env=env)
+    two = subprocess.run(["timeout", "300", "mpirun", "-n", "2", *args], capture_output=True, text=True, env=env)
+    f = lambda r: (json.loads(r.stdout)["answer_ids"], json.loads(r.stdout)["selected"]) if r.returncode == 0 else r.stderr[-200:]
+    ok = one.returncode == 0 and f(one) == f(two)
+    print(f"{'ok  ' if ok else 'FAIL'} {name}: 1 rank and 2 ranks (slices read from the files) agree: {f(one)} / {f(two)}")
+    passed += ok; failed += not ok
+
 # every field src/hf.c knows has a row (and vice versa)
 src = open(SRC).read()
 known = set()
