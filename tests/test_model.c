@@ -315,3 +315,33 @@ Test(chunk, paragraph_split_packs_whole_paragraphs) {
     ifk_chunking_free(&ch);
     ifk_tokenizer_free(&tok);
 }
+
+/* transformers' TopKLogitsWarper: only the k most probable tokens are ever drawn, each of them is;
+ * RepetitionPenaltyLogitsProcessor: a seen token's logit l becomes l/p (l > 0) or l*p, by hand. */
+Test(sampler, top_k_and_repetition_penalty) {
+    float base[8] = {0.1f, 2.0f, -1.0f, 1.5f, 0.3f, 1.9f, -0.5f, 0.0f}, lg[8];
+    ifk_sampler smp;
+    cr_assert_eq(ifk_sampler_init(&smp, 8, 1.0f, 1.0f, 5), IFK_OK);
+    cr_assert_eq(ifk_sampler_set_hf(&smp, 3, 1.0f), IFK_OK);
+    int hits[8] = {0};
+    for (int i = 0; i < 3000; i++) {
+        memcpy(lg, base, sizeof lg);
+        hits[ifk_sample(&smp, lg)]++;
+    }
+    for (int t = 0; t < 8; t++) {
+        if (t == 1 || t == 5 || t == 3) cr_assert_gt(hits[t], 300, "token %d drawn %d times", t, hits[t]);
+        else cr_assert_eq(hits[t], 0, "token %d outside the top 3 drawn %d times", t, hits[t]);
+    }
+    ifk_sampler_free(&smp);
+    cr_assert_eq(ifk_sampler_init(&smp, 8, 0.0f, 1.0f, 5), IFK_OK);
+    cr_assert_eq(ifk_sampler_set_hf(&smp, 0, 2.0f), IFK_OK);
+    ifk_sampler_seen(&smp, 1);
+    ifk_sampler_seen(&smp, 2);
+    memcpy(lg, base, sizeof lg);
+    cr_assert_eq(ifk_sample(&smp, lg), 5, "2.0/2 = 1.0 falls below 1.9");
+    cr_assert_float_eq(lg[1], 1.0f, 0.0f);
+    cr_assert_float_eq(lg[2], -2.0f, 0.0f);
+    cr_assert_float_eq(lg[5], 1.9f, 0.0f);
+    cr_assert_neq(ifk_sampler_set_hf(&smp, -1, 1.0f), IFK_OK);
+    ifk_sampler_free(&smp);
+}
