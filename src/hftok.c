@@ -374,6 +374,12 @@ ifk_status ifk_hftok_load(ifk_hftok **tp, const char *path) {
         goto done;
     }
     int fused = 0;
+    static const char *const per_call[] = {"truncation", "padding"}; /* tokenizers applies them to every encoding */
+    for (int i = 0; i < 2; i++)
+        if (get_(o, per_call[i]) && !cJSON_IsNull(get_(o, per_call[i]))) {
+            st = refuse_(path, per_call[i], get_(o, per_call[i]), "is not supported (only null)");
+            goto done;
+        }
     IFK_CHECK_GOTO(st, parse_model_(t, model, path), done);
     IFK_CHECK_GOTO(st, parse_norm_(t, get_(o, "normalizer"), path, 0), done);
     IFK_CHECK_GOTO(st, parse_pre_(t, get_(o, "pre_tokenizer"), path, 0), done);

@@ -4,7 +4,8 @@
 # bundled tok512.bin written as SentencePiece-kind tokenizer.json files (tests/tok_bin_to_json.py,
 # both layouts: Prepend+Replace normalizer, and Metaspace pre-tokenizer) encode a varied
 # multilingual text file (tests/data/multilingual.txt, NFC, and its NFD form) to exactly the ids of the reference
-# JavaScript implementation @huggingface/tokenizers, and decoding gives each line back. Installs
+# JavaScript implementation @huggingface/tokenizers, decoding gives the reference's text, and the
+# "tokenizer.json fields" table of docs/models.md holds row by row (tests/tokenizer_table.py). Installs
 # the npm packages into the build folder (the npm registry is reachable where CI runs); fails,
 # never skips.
 set -u
@@ -62,5 +63,9 @@ PY
   if [ "$nrt" = 0 ]; then pass=$((pass + 1)); echo "ok   $m: every line decodes to the reference's text"
   else fail=$((fail + 1)); echo "FAIL: $m: $nrt lines do not decode to the reference's text"; fi
 done
+# the "tokenizer.json fields" table of docs/models.md, row by row (tests/tokenizer_table.py)
+if python3 "$HERE/tokenizer_table.py" "$BIN" "$MODEL" "$HERE/../docs/models.md" "$N" "$DATA/multilingual.txt" "$N/multilingual-nfd.txt"; then
+  pass=$((pass + 1)); echo "ok   docs/models.md: every row of the tokenizer.json fields table holds"
+else fail=$((fail + 1)); echo "FAIL: docs/models.md: the tokenizer.json fields table (above)"; fi
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
