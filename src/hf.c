@@ -1,5 +1,6 @@
 /* hf.c — config.json and safetensors (hf.h). */
 #include "hf.h"
+#include "sys.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -19,19 +20,6 @@ int ifk_hf_is_folder(const char *dir) {
     struct stat st;
     snprintf(p, sizeof p, "%s/config.json", dir);
     return stat(p, &st) == 0;
-}
-
-static char *slurp_(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = n >= 0 ? malloc((size_t)n + 1) : NULL;
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) free(b), b = NULL;
-    fclose(f);
-    if (b) b[n] = '\0', *len = (size_t)n;
-    return b;
 }
 
 static int jint_(const cJSON *o, const char *k, long *v) {
@@ -80,8 +68,8 @@ static const char *json_dup_(const cJSON *o) {
 static ifk_status json_file_(const char *path, cJSON **out) {
     size_t len;
     *out = NULL;
-    char *txt = slurp_(path, &len);
-    if (!txt) return IFK_FAIL(IFK_ERR_IO, "%s: cannot read: %s", path, strerror(errno));
+    char *txt;
+    IFK_CHECK(ifk_read_file(path, (size_t)64 << 20, &txt, &len));
     cJSON *o = cJSON_ParseWithLength(txt, len);
     free(txt);
     if (!cJSON_IsObject(o)) {
@@ -681,12 +669,13 @@ ifk_status ifk_hf_fingerprint(const char *dir, char out[17]) {
     char path[2048];
     size_t len;
     snprintf(path, sizeof path, "%s/config.json", dir);
-    char *cfg = slurp_(path, &len);
-    if (!cfg) return IFK_FAIL(IFK_ERR_IO, "%s: cannot read", path);
+    char *cfg;
+    IFK_CHECK(ifk_read_file(path, (size_t)64 << 20, &cfg, &len));
     uint64_t h = fmix_(1469598103934665603ull, cfg, len);
     free(cfg);
     snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);
-    char *ix = slurp_(path, &len);
+    char *ix = NULL;
+    if (ifk_read_file(path, (size_t)256 << 20, &ix, &len) != IFK_OK) ifk_err_clear(); /* one file: no index */
     char files[64][512];
     int nfile = 0;
     if (ix) {
