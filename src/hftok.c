@@ -1,5 +1,6 @@
 /* hftok.c — BPE from tokenizer.json, byte-level and SentencePiece kinds (hftok.h). */
 #include "hftok.h"
+#include "sys.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <cjson/cJSON.h>
@@ -342,19 +343,8 @@ static ifk_status parse_added_(const cJSON *a, int i, const char *path, int has_
 
 ifk_status ifk_hftok_load(ifk_hftok **tp, const char *path) {
     *tp = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) return IFK_FAIL(IFK_ERR_IO, "%s: cannot open tokenizer: %s", path, strerror(errno));
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = len > 0 ? malloc((size_t)len + 1) : NULL;
-    if (!buf || fread(buf, 1, (size_t)len, f) != (size_t)len) {
-        fclose(f);
-        free(buf);
-        return IFK_FAIL(IFK_ERR_IO, "%s: cannot read", path);
-    }
-    fclose(f);
-    buf[len] = '\0';
+    char *buf;
+    IFK_CHECK(ifk_read_file(path, 1u << 30, &buf, NULL));
     cJSON *o = cJSON_Parse(buf);
     free(buf);
     ifk_status st = IFK_OK;

@@ -3,6 +3,7 @@
 
 #include "hftok.h"
 #include "spmodel.h"
+#include "sys.h"
 
 #include <cjson/cJSON.h>
 #include <ctype.h>
@@ -12,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 struct ifk_tokenizer {
     ifk_hftok *hf;       /* a tokenizer.json: everything below is unused */
@@ -85,20 +87,9 @@ static ifk_status check_config_(const char *tok_path) {
     const char *slash = strrchr(tok_path, '/');
     int dl = slash ? (int)(slash - tok_path) : 1;
     snprintf(p, sizeof p, "%.*s/tokenizer_config.json", dl, slash ? tok_path : ".");
-    FILE *f = fopen(p, "rb");
-    if (!f) return IFK_OK;
-    char *buf = NULL;
-    size_t cap = 0, n = 0;
-    for (size_t r = 1; r > 0; n += r) {
-        if (n + 65536 + 1 > cap) {
-            char *nb = realloc(buf, cap = 2 * cap + 65536 + 1);
-            if (!nb) { free(buf); fclose(f); return IFK_FAIL(IFK_ERR_OOM, "%s: out of memory", p); }
-            buf = nb;
-        }
-        r = fread(buf + n, 1, 65536, f);
-    }
-    fclose(f);
-    buf[n] = '\0';
+    if (access(p, F_OK) != 0) return IFK_OK;
+    char *buf;
+    IFK_CHECK(ifk_read_file(p, 64u << 20, &buf, NULL));
     cJSON *o = cJSON_Parse(buf);
     free(buf);
     if (!cJSON_IsObject(o)) {
