@@ -228,11 +228,13 @@ ifk_status ifk_query_run(const ifk_model *m, ifk_store *st, const ifk_query_docs
         /* refuse up front what would not fit, with the estimate, rather than thrash */
         const double f = sizeof(float), L = cfg->n_layers, kvd = (double)cfg->n_kv_heads * cfg->head_dim,
                      qd = (double)cfg->n_heads * cfg->head_dim, D = cfg->dim, F = cfg->hidden_dim;
-        const double slots = T + P + steps, rows = o->method == IFK_METHOD_FULL || o->method == IFK_METHOD_CACHEBLEND
+        const int dense = o->method == IFK_METHOD_FULL || o->method == IFK_METHOD_CACHEBLEND ||
+                          o->method == IFK_METHOD_INFOFLOW_DEV; /* rows over the whole context */
+        const double slots = T + P + steps, rows = dense
                                                         ? T + P : (ifk_budget(o->budget, T) > P ? ifk_budget(o->budget, T) : P);
         const double kv = 2 * L * kvd * slots * f * (o->compare_full ? 1 : 1);
         const double act = rows * (2 * D + 2 * qd + 2 * kvd + 2 * F) * f + 256.0 * slots * f + (double)P * (T + P) * f +
-                           (o->method == IFK_METHOD_CACHEBLEND ? kvd * T * 2 * f : 0);
+                           (dense && o->method != IFK_METHOD_FULL ? kvd * T * 2 * f : 0);
         const double avail = ifk_mem_available();
         if (avail > 0 && kv + act > 0.9 * avail) {
             char a[32], b[32], c2[32], d[32];
@@ -313,6 +315,15 @@ ifk_status ifk_query_run(const ifk_model *m, ifk_store *st, const ifk_query_docs
         n = n_budget < T ? n_budget : T;
         IFK_CHECK_GOTO(s_, ifk_select_top(score, T, 0, n, r->selected), done);
         break;
+    case IFK_METHOD_INFOFLOW_DEV: { /* attention x deviation, no first-chunk exclusion (its deviation is 0) */
+        ifk_dev_opts dv = o->dev;
+        if (dv.layer == 0) ifk_dev_opts_default(&dv);
+        IFK_CHECK_GOTO(s_, ifk_score_infoflow_dev(m, &s, &c, p.ids, T, prompt, P, lo, hi, &dv, p.n, sstart, slen, psum,
+                                                  score), done);
+        n = n_budget < T ? n_budget : T;
+        IFK_CHECK_GOTO(s_, ifk_select_top(score, T, 0, n, r->selected), done);
+        break;
+    }
     case IFK_METHOD_EPIC: n = ifk_select_epic(p.n, sstart, slen, o->budget, r->selected); break;
     case IFK_METHOD_RANDOM:
         n = n_budget < T - first_end ? n_budget : T - first_end;
