@@ -136,6 +136,7 @@ typedef struct {
     const ifk_model *m;   /* this rank's model (a slice under tensor parallelism) */
     ifk_store *st;
     int steps;
+    ifk_dev_opts dev; /* infoflow-dev's variant ([job] dev) */
 } ctx_;
 
 /* Broadcasts a run (rank 0's docs and prompt) and runs it on every rank. */
@@ -146,7 +147,7 @@ static ifk_status do_run_(ctx_ *x, run_ *r, int *docs, int *prompt, ifk_query_re
         MPI_Bcast(prompt, r->n_prompt, MPI_INT, 0, x->cm->comm);
     }
     ifk_query_opts o = {.method = (ifk_method)r->method, .budget = r->budget, .reorder = r->reorder,
-                        .score_lo = r->lo, .score_hi = r->hi, .steps = x->steps, .seed = 0};
+                        .score_lo = r->lo, .score_hi = r->hi, .steps = x->steps, .seed = 0, .dev = x->dev};
     ifk_query_docs qd = {docs, r->n_docs};
     return ifk_query_run(x->m, x->st, &qd, prompt, r->n_prompt, &o, x->cm->size > 1 ? &x->tpm->tp : NULL, res);
 }
@@ -786,6 +787,13 @@ int ifk_cmd_eval(int argc, char **argv) {
     const ifk_manifest *man = ifk_store_manifest(st);
     if (cm.size > 1) ifk_tp_mpi_init(&tpm, &cm, cfg->n_heads);
     ctx_ x = {.cm = &cm, .tpm = &tpm, .m = cm.size > 1 ? &local : &full, .st = st, .steps = j.steps};
+    ifk_dev_opts_default(&x.dev);
+    if (j.dev[0] && ifk_dev_opts_parse(j.dev, cfg->n_layers, &x.dev) != IFK_OK) {
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s", ifk_errmsg());
+        s_ = IFK_FAIL(IFK_ERR_ARG, "%s: [job] dev: %s", j.path, msg);
+    }
+    if (ifk_comm_agree(&cm, s_) != IFK_OK) goto out;
     const int V = cfg->vocab_size;
 
     if (cm.rank != 0) { /* workers: run what rank 0 broadcasts until it says stop */
@@ -798,7 +806,7 @@ int ifk_cmd_eval(int argc, char **argv) {
             MPI_Bcast(docs, r.n_docs, MPI_INT, 0, cm.comm);
             MPI_Bcast(prompt, r.n_prompt, MPI_INT, 0, cm.comm);
             ifk_query_opts o = {.method = (ifk_method)r.method, .budget = r.budget, .reorder = r.reorder,
-                                .score_lo = r.lo, .score_hi = r.hi, .steps = j.steps};
+                                .score_lo = r.lo, .score_hi = r.hi, .steps = j.steps, .dev = x.dev};
             ifk_query_docs qd = {docs, r.n_docs};
             ifk_query_result res;
             if (ifk_query_run(x.m, st, &qd, prompt, r.n_prompt, &o, &tpm.tp, &res) != IFK_OK) ifk_comm_abort(&cm);
@@ -1043,8 +1051,10 @@ int ifk_cmd_eval(int argc, char **argv) {
 
     /* ---- summaries and plots, from the result files (the same path as --summarize) ---- */
     char title[4400];
-    snprintf(title, sizeof title, "%s: model %s, store %s, %d ranks, %ld runs in %.1f s", j.path, full.source, j.store,
-             cm.size, runs, ifk_now() - t_start);
+    char devs[200];
+    ifk_dev_opts_format(&x.dev, devs, sizeof devs);
+    snprintf(title, sizeof title, "%s: model %s, store %s, %d ranks, %ld runs in %.1f s, infoflow-dev %s", j.path,
+             full.source, j.store, cm.size, runs, ifk_now() - t_start, devs);
     if (summarize_dir_(j.out, title, quiet) != IFK_OK) ifk_comm_abort(&cm);
     for (int i = 0; i < n_items; i++) free(ref_logits[i]);
     free(ref_logits);

@@ -100,6 +100,7 @@ ifk_status ifk_jobspec_set(ifk_jobspec *j, const char *sec, const char *k, const
             return IFK_OK;
         }
         if (!strcmp(k, "score_layers")) return range_(k, v, &j->score_lo, &j->score_hi);
+        if (!strcmp(k, "dev")) return str_(k, v, j->dev, sizeof j->dev); /* checked against the model by eval */
         if (!strcmp(k, "steps")) return int_(k, v, 1, 4096, &x) == IFK_OK ? (j->steps = (int)x, IFK_OK) : IFK_ERR_ARG;
         if (!strcmp(k, "seed")) return int_(k, v, 0, 1L << 40, &j->seed);
     } else if (!strcmp(sec, "needle")) {

@@ -77,5 +77,11 @@ printf '[job]\nmodel = %s\nstore = %s\nqueries = %s\nbudgets = 2\n' "$MODEL" "$W
 out=$(timeout 120 mpirun -n "$N" "$BIN" eval --job "$W/bad.ini" 2>&1); rc=$?
 expect "bad job spec refused" test "$rc" -eq 1
 expect "... naming file:line ($out)" grep -q "bad.ini:5: budgets" <<<"$out"
+# an infoflow-dev variant the model cannot have is refused before any run, naming the key
+printf '[job]\nmodel = %s\nstore = %s\nqueries = %s\nmethods = infoflow-dev\ndev = layer=7\n' "$MODEL" "$W/store" "$W/q.jsonl" > "$W/dev.ini"
+out=$(timeout 120 mpirun -n "$N" "$BIN" eval --job "$W/dev.ini" --out "$W/devout" 2>&1); rc=$?
+expect "bad [job] dev refused (rc $rc)" test "$rc" -eq 1
+expect "... naming it ($out)" grep -q "dev.ini: \[job\] dev: --dev: layer '7'" <<<"$out"
+expect "... before any run" test ! -e "$W/devout/fidelity.jsonl"
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
