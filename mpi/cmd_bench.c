@@ -9,6 +9,9 @@
 #include "cli.h"
 #include "drivers.h"
 #include "engine.h"
+#include "ingest.h"
+#include "sys.h"
+#include "sampler.h"
 #include "store.h"
 #include "query.h"
 #include <unistd.h>
@@ -178,6 +181,10 @@ out:
 
 /* Builds a temporary store of `chunks` random documents with a model, then times full and a
  * method on the same context and prompt in one run. */
+static ifk_status record_(const char *shard, ifk_doc_rec *recs, int n, void *ctx) {
+    return ifk_ingest_record(ctx, shard, recs, n);
+}
+
 static int bench_ttft_(int argc, char **argv) {
     const char *shape = "bench100m", *model = NULL, *ctx_s = NULL, *chunks_s = NULL, *prompt_s = NULL, *budget_s = NULL,
                *threads_s = NULL, *repeat_s = NULL, *method_s = "infoflow", *dtype_s = "f16";
@@ -202,12 +209,10 @@ static int bench_ttft_(int argc, char **argv) {
     ifk_model m = {0};
     ifk_tokenizer *tok = NULL;
     ifk_store *st = NULL;
-    ifk_state s = {0};
-    ifk_kvcache cache = {0};
-    ifk_manifest man = {0};
-    ifk_shard_writer *w = NULL;
+    ifk_manifest *man = NULL;
+    ifk_ingest g = {0};
+    int lock_fd = -1;
     int *tokens = NULL, *prompt = NULL, *docs = NULL;
-    float *k = NULL, *v = NULL;
     char dir[] = "/tmp/infoflow-ttft-XXXXXX";
     int made_dir = 0;
     if (ifk_cli_parse(argc, argv, opts, "usage: infoflow bench ttft [--random-model SHAPE] [--context N] [--chunks K] "
@@ -220,7 +225,7 @@ static int bench_ttft_(int argc, char **argv) {
         ifk_method_parse(method_s, &method) || ifk_dtype_parse(dtype_s, &dtype))
         goto out;
     ifk_blas_set_threads((int)threads);
-    if (model ? ifk_engine_load(model, NULL, &m, &tok) : ifk_model_random(&m, shape, 1)) goto out;
+    if (ifk_engine_load_any(model, NULL, shape, &m, &tok)) goto out;
     const int clen = (int)((ctx - 1) / chunks);
     if (clen < 1 || ctx + P + 1 > m.cfg.seq_len) {
         IFK_FAIL(IFK_ERR_ARG, "bench ttft: %ld context + %ld prompt tokens do not fit the model's %d positions in %ld "
@@ -239,40 +244,26 @@ static int bench_ttft_(int argc, char **argv) {
     ifk_store_params_from_model(&sp, &m, fp);
     sp.dtype = dtype;
     sp.chunk_tokens = clen;
-    ifk_manifest_init(&man, dir, &sp);
-    const size_t nel = (size_t)m.cfg.n_layers * m.cfg.n_kv_heads * clen * m.cfg.head_dim;
     tokens = malloc(sizeof(int) * clen), prompt = malloc(sizeof(int) * P), docs = malloc(sizeof(int) * chunks);
-    k = malloc(sizeof(float) * nel), v = malloc(sizeof(float) * nel);
-    ifk_doc_rec *recs = calloc((size_t)chunks, sizeof *recs);
-    if (!tokens || !prompt || !docs || !k || !v || !recs) {
-        free(recs);
+    if (!tokens || !prompt || !docs) {
         IFK_FAIL(IFK_ERR_OOM, "out of memory");
         goto out;
     }
+    int removed;
+    if (ifk_ingest_open_store(dir, &sp, 0, 1, &man, &lock_fd, &removed) != IFK_OK ||
+        ifk_ingest_init(&g, &m, NULL, dir, &sp, "shard-bench", 0) != IFK_OK)
+        goto out;
     uint64_t r = 12345;
     const int vocab = m.cfg.vocab_size;
-    if (ifk_kvcache_init(&cache, &m.cfg, clen + 1) != IFK_OK ||
-        ifk_shard_create(&w, dir, "shard-bench.h5", &sp, 0) != IFK_OK) {
-        free(recs);
-        goto out;
-    }
     for (long d = 0; d < chunks; d++) {
         for (int i = 0; i < clen; i++) r = r * 6364136223846793005ull + 1442695040888963407ull, tokens[i] = 3 + (int)((r >> 33) % (vocab - 3));
         char id[32];
         snprintf(id, sizeof id, "doc%04ld", d);
-        if (ifk_prefill_chunk(&m, &s, &cache, tokens, clen, k, v) != IFK_OK || ifk_shard_begin_doc(w, id, "", 0) != IFK_OK ||
-            ifk_shard_put_chunk(w, tokens, clen, k, v) != IFK_OK || ifk_shard_end_doc(w, &recs[d]) != IFK_OK) {
-            free(recs);
-            goto out;
-        }
+        ifk_ingest_doc_in in = {.id = id, .tokens = tokens, .n_tokens = clen};
+        if (ifk_ingest_doc(&g, &in, dir, NULL, NULL) != IFK_OK) goto out;
         docs[d] = (int)d;
     }
-    ifk_status ok = ifk_shard_commit(&w);
-    if (ok == IFK_OK) ok = ifk_manifest_add(&man, "shard-bench.h5", recs, (int)chunks);
-    if (ok == IFK_OK) ok = ifk_manifest_save(&man);
-    for (long d = 0; d < chunks; d++) ifk_doc_rec_free(&recs[d]);
-    free(recs);
-    if (ok != IFK_OK || ifk_store_open(&st, dir) != IFK_OK) goto out;
+    if (ifk_ingest_commit(&g, record_, man) != IFK_OK || ifk_store_open(&st, dir) != IFK_OK) goto out;
     for (int i = 0; i < P; i++) r = r * 6364136223846793005ull + 1442695040888963407ull, prompt[i] = 3 + (int)((r >> 33) % (vocab - 3));
     /* docs are in the manifest in insertion order */
     ifk_query_docs qd = {docs, (int)chunks};
@@ -314,13 +305,17 @@ static int bench_ttft_(int argc, char **argv) {
     rc = 0;
 out:
     if (rc) ifk_err_print();
-    if (w) ifk_shard_abort(&w);
+    ifk_ingest_free(&g);
     ifk_store_close(&st);
-    ifk_manifest_free(&man);
-    if (made_dir) ifk_store_wipe(dir), rmdir(dir);
-    free(tokens), free(prompt), free(docs), free(k), free(v);
-    ifk_state_free(&s);
-    ifk_kvcache_free(&cache);
+    ifk_ingest_close_store(&man, &lock_fd);
+    if (made_dir) {
+        ifk_store_wipe(dir);
+        char lock[64];
+        snprintf(lock, sizeof lock, "%s/.lock", dir);
+        unlink(lock);
+        rmdir(dir);
+    }
+    free(tokens), free(prompt), free(docs);
     ifk_tokenizer_free(&tok);
     ifk_model_free(&m);
     return rc;

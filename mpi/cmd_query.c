@@ -9,6 +9,8 @@
 #include "cli.h"
 #include "drivers.h"
 #include "engine.h"
+#include "sys.h"
+#include "sampler.h"
 #include "query.h"
 #include "comm.h"
 #include "fault.h"
@@ -257,7 +259,7 @@ int ifk_cmd_query(int argc, char **argv) {
             if (cm.rank == 0) s_ = ifk_engine_load_tokenizer(model, tokp, &full.cfg, &tok);
         }
     } else {
-        s_ = model ? ifk_engine_load(model, tokp, &full, &tok) : ifk_model_random(&full, shape, 1); /* cache's seed */
+        s_ = ifk_engine_load_any(model, tokp, shape, &full, &tok);
     }
     AGREE_OR_OUT(s_);
     if (layers_s && (o.score_lo < 0 || o.score_hi < o.score_lo || o.score_hi >= full.cfg.n_layers))

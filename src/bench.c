@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "engine.h"
+#include "sys.h"
 #include "kernels.h"
 
 double ifk_bench_sgemm_peak(int n, double min_seconds) {

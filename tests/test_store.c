@@ -13,6 +13,7 @@
 
 #include "chunk.h"
 #include "engine.h"
+#include "sys.h"
 #include "store.h"
 #include "testutil.h"
 
