@@ -131,7 +131,8 @@ ifk_status ifk_score_cacheblend(const ifk_model *m, ifk_state *s, const ifk_kvca
 }
 
 void ifk_dev_opts_default(ifk_dev_opts *o) {
-    *o = (ifk_dev_opts){.source = IFK_DEV_V, .layer = 1, .combine = IFK_DEV_PRODUCT, .alpha = 1.0,
+    /* alpha 2: chosen on the demo set, not worse on the held-out set (docs/results.md); the oracle's is 1 */
+    *o = (ifk_dev_opts){.source = IFK_DEV_V, .layer = 1, .combine = IFK_DEV_PRODUCT, .alpha = 2.0,
                         .attn = IFK_DEV_ATTN_NORM, .estimate = IFK_DEV_EXACT};
 }
 
@@ -149,6 +150,7 @@ ifk_status ifk_dev_opts_parse(const char *spec, int L, ifk_dev_opts *o) {
     char buf[512];
     IFK_CHECK_ARG(strlen(spec) < sizeof buf, "--dev: '%.40s...' is too long", spec);
     strcpy(buf, spec);
+    int alpha_given = 0;
     for (char *save = NULL, *kv = strtok_r(buf, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
         char *eq = strchr(kv, '=');
         IFK_CHECK_ARG(eq && eq[1], "--dev: '%s' is not key=value", kv);
@@ -170,6 +172,7 @@ ifk_status ifk_dev_opts_parse(const char *spec, int L, ifk_dev_opts *o) {
             double a = strtod(v, &end);
             IFK_CHECK_ARG(!*end && a > 0 && a <= 8, "--dev: alpha '%s' is not a number in (0, 8]", v);
             o->alpha = a;
+            alpha_given = 1;
         } else if (!strcmp(k, "attn")) {
             IFK_CHECK_ARG((i = pick_(v, dev_attn_, 2)) >= 0, "--dev: attn '%s' is not one of norm, sum", v);
             o->attn = (ifk_dev_attn)i;
@@ -180,7 +183,7 @@ ifk_status ifk_dev_opts_parse(const char *spec, int L, ifk_dev_opts *o) {
             return IFK_FAIL(IFK_ERR_ARG, "--dev: unknown key '%s' (source, layer, combine, alpha, attn, estimate)", k);
         }
     }
-    IFK_CHECK_ARG(o->combine == IFK_DEV_PRODUCT || o->alpha == 1.0, "--dev: alpha applies to combine=product only");
+    IFK_CHECK_ARG(o->combine == IFK_DEV_PRODUCT || !alpha_given, "--dev: alpha applies to combine=product only");
     IFK_CHECK_ARG(o->estimate == IFK_DEV_EXACT || (o->source == IFK_DEV_V && o->layer == 1),
                   "--dev: estimate=position replaces the recomputed deviation: source and layer do not apply");
     return IFK_OK;

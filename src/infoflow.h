@@ -43,8 +43,9 @@ ifk_status ifk_score_infoflow(const ifk_model *m, ifk_state *s, ifk_kvcache *c, 
 ifk_status ifk_score_cacheblend(const ifk_model *m, ifk_state *s, const ifk_kvcache *c, const int *ids, int T,
                                 float *score);
 
-/* The variants of infoflow-dev (docs/method.md "Attention-weighted deviation"). The defaults are the
- * oracle's method: V deviation at layer 1, attention norm over prompt rows, plain product. */
+/* The variants of infoflow-dev (docs/method.md "Attention-weighted deviation"). The defaults: V
+ * deviation at layer 1, attention norm over prompt rows, product with the deviation squared
+ * (alpha 2; the oracle's method is alpha 1). */
 typedef enum { IFK_DEV_V = 0, IFK_DEV_K, IFK_DEV_KV } ifk_dev_source;   /* which cached tensor's error */
 typedef enum { IFK_DEV_PRODUCT = 0, IFK_DEV_RANKSUM } ifk_dev_combine;  /* how the two signals meet */
 typedef enum { IFK_DEV_ATTN_NORM = 0, IFK_DEV_ATTN_SUM } ifk_dev_attn;  /* L2 over prompt rows, or sum */
@@ -58,7 +59,7 @@ typedef struct {
     ifk_dev_estimate estimate;
 } ifk_dev_opts;
 
-/* The defaults (V, layer 1, product, alpha 1, norm, exact). */
+/* The defaults (V, layer 1, product, alpha 2, norm, exact). */
 void ifk_dev_opts_default(ifk_dev_opts *o);
 /* Parses "key=value,..." over the defaults: source=v|k|kv, layer=N (1..L-1), combine=product|ranksum,
  * alpha=X (0 < X <= 8), attn=norm|sum, estimate=exact|position. Unknown keys or values: IFK_ERR_ARG

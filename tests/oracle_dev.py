@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""oracle_dev.py BIN MODEL_DIR DATA_DIR REF — `infoflow query --method infoflow-dev` against the NumPy
+"""oracle_dev.py BIN MODEL_DIR DATA_DIR REF — `infoflow query --method infoflow-dev --dev alpha=1` (the
+oracle's plain product; our default squares the deviation, docs/results.md) against the NumPy
 oracle's infoflow-dev (REF = ../shared/reference/ref_infoflow.py) on the same corpus, queries and
 budgets, at 1 and 2 ranks (tensor parallel: the V deviation summed over KV heads across ranks):
 the selected slots are identical and each query's KL(full || method) agrees to 1e-4 (4 decimals;
@@ -34,7 +35,8 @@ subprocess.run([BIN, "cache", "--model", MODEL, "--corpus", f"{DATA}/stories_cor
 def ours(ranks, q, method, budget):
     cmd = ([] if ranks == 1 else ["mpirun", "-n", str(ranks)]) + [
         BIN, "query", "--model", MODEL, "--store", store, "--docs", ",".join(q["docs"]), "--prompt", q["prompt"],
-        "--method", method, "--budget", str(budget), "--compare-full", "--json", "--steps", "4"]
+        "--method", method, "--budget", str(budget), "--compare-full", "--json", "--steps", "4"] + (
+        ["--dev", "alpha=1"] if method == "infoflow-dev" else [])
     r = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if r.returncode:
         check(False, f"{' '.join(cmd[-12:])}: exit {r.returncode}: {r.stderr[-300:]}")

@@ -191,6 +191,7 @@ Test(dev, deviation_and_score_on_a_hand_built_cache) {
     cr_assert_neq(ifk_score_deviation(&m, &s, &c, ids, T, 3, IFK_DEV_V, dev2), IFK_OK, "layer 3 of 3 refused");
     ifk_dev_opts o;
     ifk_dev_opts_default(&o);
+    o.alpha = 1; /* the oracle's plain product */
     int start[2] = {0, 8}, len[2] = {8, 12};
     cr_assert_eq(ifk_score_infoflow_dev(&m, &s, &c, ids, T, prompt, P, 1, 2, &o, 2, start, len, psum, score), IFK_OK);
     double att = 0;
@@ -207,6 +208,9 @@ Test(dev, deviation_and_score_on_a_hand_built_cache) {
     double col = 0;
     for (int r = 0; r < P; r++) col += 1.0 / (T + r + 1.0);
     cr_assert_float_eq(score[13], col * sqrt(0.75), 1e-6);
+    ifk_dev_opts_default(&o); /* the default squares the deviation: attention * 0.75 */
+    cr_assert_eq(ifk_score_infoflow_dev(&m, &s, &c, ids, T, prompt, P, 1, 2, &o, 2, start, len, psum, score), IFK_OK);
+    cr_assert_float_eq(score[13], att * 0.75, 1e-6);
     ifk_kvcache_free(&c), ifk_state_free(&s), ifk_model_free(&m);
 }
 
@@ -214,6 +218,7 @@ Test(dev, combinations_position_prior_and_options) {
     float att[5] = {0.5f, 0.1f, 0.4f, 0.0f, 0.2f}, dev2[5] = {0.0f, 4.0f, 1.0f, 9.0f, 0.25f}, sc[5];
     ifk_dev_opts o;
     ifk_dev_opts_default(&o);
+    o.alpha = 1;
     cr_assert_eq(ifk_dev_combine_scores(att, dev2, 5, &o, sc), IFK_OK);
     const float prod[5] = {0.0f, 0.2f, 0.4f, 0.0f, 0.1f}; /* att * sqrt(dev2) */
     for (int i = 0; i < 5; i++) cr_assert_float_eq(sc[i], prod[i], 1e-7, "product %d: %g", i, sc[i]);
@@ -237,7 +242,8 @@ Test(dev, combinations_position_prior_and_options) {
     ifk_dev_opts_format(&o, buf, sizeof buf);
     cr_assert_str_eq(buf, "source=kv,layer=2,combine=product,alpha=0.5,attn=sum,estimate=exact");
     cr_assert_eq(ifk_dev_opts_parse("", 5, &o), IFK_OK);
-    cr_assert(o.source == IFK_DEV_V && o.layer == 1 && o.alpha == 1.0 && o.combine == IFK_DEV_PRODUCT);
+    cr_assert(o.source == IFK_DEV_V && o.layer == 1 && o.alpha == 2.0 && o.combine == IFK_DEV_PRODUCT);
+    cr_assert_eq(ifk_dev_opts_parse("combine=ranksum", 5, &o), IFK_OK, "ranksum with the default alpha");
     const char *bad[] = {"layer=5", "layer=0", "source=q", "alpha=0", "alpha=x", "combine=ranksum,alpha=2", "nope=1",
                          "layer", "estimate=position,source=k"};
     for (int i = 0; i < 9; i++) cr_assert_neq(ifk_dev_opts_parse(bad[i], 5, &o), IFK_OK, "'%s' refused", bad[i]);
