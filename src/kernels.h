@@ -54,7 +54,8 @@ void ifk_rope_apply(float *x, int ld, int T, int nh, int Dh, ifk_rope_style styl
 
 /* Causal grouped-query attention of a query set over a key set that need not be the same rows:
  * query row i sits at position qpos[i]; key slot j at kpos[j] (kpos NULL: position j); key j is
- * visible to query i iff kpos[j] <= qpos[i]. Prefill, decode, selective recompute and scoring are
+ * visible to query i iff kpos[j] <= qpos[i], and, with a sliding window w > 0, also
+ * kpos[j] > qpos[i] - w (the w newest positions, transformers' sliding_window_overlay). Prefill, decode, selective recompute and scoring are
  * all this one call. Query head h reads KV head h / (H/Hkv). */
 typedef struct {
     float *out;         /* (n, H*Dh), row stride ldo */
@@ -69,6 +70,7 @@ typedef struct {
     const int *kpos;    /* (nk) or NULL */
     int nk;
     int H, Hkv, Dh;
+    int window;         /* 0: full causal attention; w > 0: sliding window of w positions */
     float *psum;        /* optional (n, ldp): += softmax probabilities summed over the H heads */
     int ldp;
 } ifk_attn_args;
@@ -76,22 +78,6 @@ typedef struct {
 /* Scratch floats ifk_attention needs for these arguments. */
 size_t ifk_attention_scratch(int n, int nk, int H, int Hkv, int Dh);
 void ifk_attention(const ifk_attn_args *a, float *scratch);
-
-/* ---- storage dtypes ---------------------------------------------------------------------- */
-
-#include <stdint.h>
-
-/* IEEE binary16 and bfloat16 as raw little-endian bits; f32 -> 16-bit rounds to nearest even,
- * keeps inf and NaN (quieted), and flushes nothing (f16 subnormals are produced). The 16-bit
- * side may be unaligned (it can point straight into a mapped file). */
-void ifk_f32_to_f16(void *dst, const float *src, size_t n);
-void ifk_f16_to_f32(float *dst, const void *src, size_t n);
-void ifk_f32_to_bf16(void *dst, const float *src, size_t n);
-void ifk_bf16_to_f32(float *dst, const void *src, size_t n);
-
-/* HDF5's Fletcher32 (H5_checksum_fletcher32: big-endian 16-bit words, sums reduced every 360
- * words), bit-identical, computed block-wise so that it vectorizes. */
-uint32_t ifk_fletcher32(const void *data, size_t len);
 
 /* ---- naive references (kernels_ref.c): the truth the fast kernels are tested against ------- */
 
@@ -103,11 +89,5 @@ void ifk_ref_swiglu(float *a, const float *b, size_t n);
 void ifk_ref_rope(float *x, int ld, int T, int nh, int Dh, ifk_rope_style style, const int *pos, long offset,
                   const double *inv_freq);
 void ifk_ref_attention(const ifk_attn_args *a);
-/* bit-level conversions from the IEEE 754 definitions, no compiler half type */
-uint16_t ifk_ref_f32_to_f16(float x);
-float ifk_ref_f16_to_f32(uint16_t h);
-uint16_t ifk_ref_f32_to_bf16(float x);
-/* the word-at-a-time Fletcher32 loop as HDF5 writes it */
-uint32_t ifk_ref_fletcher32(const void *data, size_t len);
 
 #endif

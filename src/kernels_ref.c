@@ -67,7 +67,7 @@ void ifk_ref_attention(const ifk_attn_args *a) {
             double m = -INFINITY, z = 0.0;
             for (int j = 0; j < a->nk; j++) {
                 int kp = a->kpos ? a->kpos[j] : j;
-                if (kp > a->qpos[i]) { p[j] = -INFINITY; continue; }
+                if (kp > a->qpos[i] || (a->window > 0 && kp <= a->qpos[i] - a->window)) { p[j] = -INFINITY; continue; }
                 double s = 0.0;
                 for (int d = 0; d < Dh; d++) s += (double)q[d] * K[(size_t)j * Dh + d];
                 p[j] = s / sqrt((double)Dh);
@@ -87,71 +87,4 @@ void ifk_ref_attention(const ifk_attn_args *a) {
                 for (int j = 0; j < a->nk; j++) a->psum[(size_t)i * a->ldp + j] += z > 0 ? (float)(p[j] / z) : 0.0f;
         }
     free(p);
-}
-
-/* binary16: 1 sign, 5 exponent (bias 15), 10 mantissa bits */
-uint16_t ifk_ref_f32_to_f16(float x) {
-    uint32_t u;
-    memcpy(&u, &x, 4);
-    uint16_t sign = (uint16_t)((u >> 16) & 0x8000u);
-    uint32_t ex = (u >> 23) & 0xFFu, man = u & 0x7FFFFFu;
-    if (ex == 0xFF) return sign | 0x7C00u | (man ? 0x200u | (uint16_t)(man >> 13) : 0); /* inf, quiet NaN */
-    int e = (int)ex - 127 + 15;
-    if (e >= 31) return sign | 0x7C00u; /* overflow to inf */
-    if (e <= 0) {
-        /* subnormal half: value = m * 2^-24; shift the full 24-bit significand, round to nearest even */
-        if (e < -10) return sign; /* below half the smallest subnormal */
-        uint32_t m = man | 0x800000u;
-        int shift = 14 - e; /* 13 + (1 - e) */
-        uint32_t q = m >> shift, rem = m & ((1u << shift) - 1), halfway = 1u << (shift - 1);
-        if (rem > halfway || (rem == halfway && (q & 1))) q++;
-        return sign | (uint16_t)q;
-    }
-    uint32_t q = ((uint32_t)e << 10) | (man >> 13), rem = man & 0x1FFFu;
-    if (rem > 0x1000u || (rem == 0x1000u && (q & 1))) q++; /* may carry into the exponent: still right */
-    return sign | (uint16_t)q;
-}
-
-float ifk_ref_f16_to_f32(uint16_t h) {
-    int sign = h >> 15, e = (h >> 10) & 31, m = h & 1023;
-    double v;
-    if (e == 0) v = ldexp(m, -24);
-    else if (e == 31) v = m ? NAN : INFINITY;
-    else v = ldexp(1024 + m, e - 25);
-    return (float)(sign ? -v : v);
-}
-
-uint16_t ifk_ref_f32_to_bf16(float x) {
-    uint32_t u;
-    memcpy(&u, &x, 4);
-    if (isnan(x)) return (uint16_t)((u >> 16) | 0x40u);
-    uint32_t q = u >> 16, rem = u & 0xFFFFu;
-    if (rem > 0x8000u || (rem == 0x8000u && (q & 1))) q++;
-    return (uint16_t)q;
-}
-
-uint32_t ifk_ref_fletcher32(const void *data, size_t len) {
-    const uint8_t *d = data;
-    size_t words = len / 2;
-    uint32_t s1 = 0, s2 = 0;
-    while (words) {
-        size_t t = words > 360 ? 360 : words;
-        words -= t;
-        do {
-            s1 += ((uint32_t)d[0] << 8) | d[1];
-            d += 2;
-            s2 += s1;
-        } while (--t);
-        s1 = (s1 & 0xffff) + (s1 >> 16);
-        s2 = (s2 & 0xffff) + (s2 >> 16);
-    }
-    if (len % 2) {
-        s1 += (uint32_t)*d << 8;
-        s2 += s1;
-        s1 = (s1 & 0xffff) + (s1 >> 16);
-        s2 = (s2 & 0xffff) + (s2 >> 16);
-    }
-    s1 = (s1 & 0xffff) + (s1 >> 16);
-    s2 = (s2 & 0xffff) + (s2 >> 16);
-    return (s2 << 16) | s1;
 }
