@@ -68,6 +68,8 @@ for m in ("infoflow", "infoflow-dev", "epic"):
         good &= front[m]["reached"] == "1" and abs(float(front[m]["budget"]) - hit[0]) < 1e-9
         good &= abs(float(front[m]["ttft_at_budget_ms"]) - mean(m, hit[0], "ttft_ms")) < 1e-3
 checks.append((good, f"frontier.csv agrees with the result lines: {front}"))
+gp = open(f"{d}/plots.gp").read()
+checks.append((f"frontier target KL {target:.5f}" in gp, "the speed-accuracy plot marks the frontier target"))
 for c, what in checks:
     print(("ok   " if c else "FAIL ") + what)
 sys.exit(0 if all(c for c, _ in checks) else 1)
