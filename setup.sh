@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # setup.sh — everything a fresh Debian 12 machine needs, then the demo or the tests.
 #   bash setup.sh demo    install packages, build, put the model in place, run the demo
-#   bash setup.sh test    the same set-up, then every test through ctest (release and ASan+UBSan builds)
+#   bash setup.sh test    the same set-up, then every test through ctest (release, OpenBLAS-only and ASan+UBSan builds)
 #   bash setup.sh build   set-up and build only
 # Idempotent: installed packages, builds and a verified model are reused.
 set -euo pipefail
 cd "$(dirname "$0")"
 
 PKGS=(build-essential cmake pkg-config libopenmpi-dev openmpi-bin libhdf5-openmpi-dev hdf5-tools
-      libopenblas-dev libcriterion-dev libcjson-dev libinih-dev libpcre2-dev gnuplot-nox python3 python3-numpy slurm-wlm munge
+      libopenblas-dev libdnnl-dev libcriterion-dev libcjson-dev libinih-dev libpcre2-dev gnuplot-nox python3 python3-numpy slurm-wlm munge
       clang libclang-rt-14-dev valgrind python3-torch ca-certificates curl)
 MODEL_DIR=models/stories260K
 SHARED_MODEL=../shared/models/stories260K
@@ -83,6 +83,9 @@ case "${1:-demo}" in
     export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
     log "tests: release build"
     ctest --test-dir build --output-on-failure
+    log "tests: OpenBLAS-only build (-DINFOFLOW_ONEDNN=OFF): the unit tests and the query tests on the portable GEMM path"
+    build build-openblas -DCMAKE_BUILD_TYPE=Release -DINFOFLOW_ONEDNN=OFF
+    ctest --test-dir build-openblas --output-on-failure -R '^(test_|query_)'
     log "tests: ASan+UBSan build (every test but valgrind, which cannot run sanitized binaries, the fuzzers,"
     log "       which carry their own sanitizers, and the SLURM scripts, which the release pass covers)"
     build build-asan -DCMAKE_BUILD_TYPE=Debug -DINFOFLOW_SANITIZE=ON

@@ -70,19 +70,35 @@ static int bench_prefill_(int argc, char **argv) {
         best = dt < best ? dt : best;
         sum += dt;
     }
-    double peak = ifk_bench_sgemm_peak(2048, 1.0);
+    /* the peaks, same run, same threads: the model's largest GEMM at T rows, best library */
+    int gout = 0, gin = 0;
+    ifk_largest_gemm(&m.cfg, &gout, &gin);
+    const char *impl_b = NULL, *impl_d = NULL, *impl_h = NULL;
+    const int pm = (int)T;
+    double pk_blas = ifk_bench_gemm_peak(IFK_GEMM_OPENBLAS, IFK_W_F32, pm, gout, gin, 1.0, &impl_b);
+    double pk_dnnl = ifk_bench_gemm_peak(IFK_GEMM_ONEDNN, IFK_W_F32, pm, gout, gin, 1.0, &impl_d);
+    double pk_bf16 = ifk_bench_gemm_peak(IFK_GEMM_ONEDNN, IFK_W_BF16, pm, gout, gin, 1.0, &impl_h);
+    double peak = pk_blas > pk_dnnl ? pk_blas : pk_dnnl;
     double flops = ifk_prefill_flops(&m.cfg, (int)T), gf = flops / best / 1e9;
     int nt = ifk_blas_threads();
+    const char *wname = ifk_wdtype_name(m.wdtype), *gname = ifk_gemm_backend_name(ifk_gemm_get_backend());
     if (json)
-        printf("{\"impl\": \"infoflow\", \"model\": \"%s\", \"threads\": %d, \"tokens\": %ld, \"prefill_ms\": %.1f, "
-               "\"mean_ms\": %.1f, \"tokens_per_s\": %.1f, \"gflops\": %.1f, \"peak_gflops\": %.1f, \"ratio\": %.3f}\n",
-               m.source, nt, T, best * 1e3, sum / repeat * 1e3, T / best, gf, peak, gf / peak);
+        printf("{\"impl\": \"infoflow\", \"model\": \"%s\", \"weights\": \"%s\", \"gemm\": \"%s\", \"threads\": %d, "
+               "\"tokens\": %ld, \"prefill_ms\": %.1f, \"mean_ms\": %.1f, \"tokens_per_s\": %.1f, \"gflops\": %.1f, "
+               "\"peak_shape\": [%d, %d, %d], \"peak_openblas_f32\": %.1f, \"peak_onednn_f32\": %.1f, "
+               "\"peak_onednn_bf16\": %.1f, \"peak_gflops\": %.1f, \"ratio\": %.3f, \"ratio_bf16_peak\": %.3f}\n",
+               m.source, wname, gname, nt, T, best * 1e3, sum / repeat * 1e3, T / best, gf, pm, gout, gin, pk_blas,
+               pk_dnnl, pk_bf16, peak, gf / peak, pk_bf16 > 0 ? gf / pk_bf16 : 0.0);
     else
-        printf("model %s (dim %d, layers %d, heads %d/%d, hidden %d, vocab %d)\n"
+        printf("model %s (dim %d, layers %d, heads %d/%d, hidden %d, vocab %d), weights %s, GEMM backend %s\n"
                "threads %d, tokens %ld: prefill best %.1f ms (mean of %ld: %.1f ms), %.0f tokens/s\n"
-               "achieved %.1f GFLOP/s; sgemm 2048^3 peak %.1f GFLOP/s (same run, same threads); ratio %.3f\n",
+               "peaks at the largest GEMM %dx%dx%d (same run, same threads): OpenBLAS f32 %.1f (%s), oneDNN f32 %.1f (%s), "
+               "oneDNN bf16 %.1f GFLOP/s (%s)\n"
+               "achieved %.1f GFLOP/s; f32 peak %.1f GFLOP/s; ratio %.3f; against the bf16 peak %.3f\n",
                m.source, m.cfg.dim, m.cfg.n_layers, m.cfg.n_heads, m.cfg.n_kv_heads, m.cfg.hidden_dim,
-               m.cfg.vocab_size, nt, T, best * 1e3, repeat, sum / repeat * 1e3, T / best, gf, peak, gf / peak);
+               m.cfg.vocab_size, wname, gname, nt, T, best * 1e3, repeat, sum / repeat * 1e3, T / best, pm, gout, gin,
+               pk_blas, impl_b ? impl_b : "-", pk_dnnl, impl_d ? impl_d : "not built", pk_bf16,
+               impl_h ? impl_h : "not built", gf, peak, gf / peak, pk_bf16 > 0 ? gf / pk_bf16 : 0.0);
     rc = 0;
 out:
     if (rc) ifk_err_print();

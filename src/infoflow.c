@@ -94,7 +94,7 @@ ifk_status ifk_score_cacheblend(const ifk_model *m, ifk_state *s, const ifk_kvca
     IFK_CHECK_GOTO(st, ifk_layer_forward(m, s, &tmp, 0, T, pos, NULL, T, NULL, 0), done);
     const int D = cfg->dim, Dh = cfg->head_dim, Hkv = cfg->n_kv_heads, kvd = Hkv * Dh;
     ifk_rmsnorm(s->xb, s->x, m->layers[1].rms_att, T, D, cfg->norm_eps);
-    ifk_matmul(s->vb, s->xb, m->layers[1].wv, T, D, kvd);
+    ifk_matmul_w(s->vb, s->xb, m->layers[1].wv, m->wdtype, T, D, kvd);
     for (int t = 0; t < T; t++) {
         double d2 = 0.0;
         for (int g = 0; g < Hkv; g++) {

@@ -270,6 +270,56 @@ IFK_CLONES void ifk_bf16_to_f32(float *dst, const void *src, size_t n) {
     }
 }
 
+/* ---- weights in 2-byte dtypes: the decode GEMV and the bandwidth probe ------------------------- */
+
+/* dot of x[n] with n weights of dtype t, widened 256 at a time into a buffer that stays in L1 */
+IFK_CLONES static float dot_w_(const float *x, const unsigned char *w, ifk_wdtype t, int n) {
+    float buf[256], acc[16] = {0};
+    for (int i0 = 0; i0 < n; i0 += 256) {
+        const int m = n - i0 < 256 ? n - i0 : 256;
+        if (t == IFK_W_BF16)
+            ifk_bf16_to_f32(buf, w + 2 * (size_t)i0, (size_t)m);
+        else
+            ifk_f16_to_f32(buf, w + 2 * (size_t)i0, (size_t)m);
+        int i = 0;
+        for (; i + 16 <= m; i += 16)
+            for (int j = 0; j < 16; j++) acc[j] += x[i0 + i + j] * buf[i + j];
+        for (; i < m; i++) acc[i & 15] += x[i0 + i] * buf[i];
+    }
+    float s = 0;
+    for (int j = 0; j < 16; j++) s += acc[j];
+    return s;
+}
+
+void ifk_gemv_w(float *y, const float *x, const void *W, ifk_wdtype t, int in, int out) {
+    const unsigned char *w = W;
+    if (t == IFK_W_F32) {
+        ifk_matmul(y, x, W, 1, in, out);
+        return;
+    }
+#pragma omp parallel for schedule(static)
+    for (int o = 0; o < out; o++) y[o] = dot_w_(x, w + 2 * (size_t)o * in, t, in);
+}
+
+IFK_CLONES static double sum_block_(const float *x, size_t n) {
+    float acc[16] = {0};
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int j = 0; j < 16; j++) acc[j] += x[i + j];
+    for (; i < n; i++) acc[i & 15] += x[i];
+    double s = 0;
+    for (int j = 0; j < 16; j++) s += acc[j];
+    return s;
+}
+
+double ifk_read_sum(const float *x, size_t n) {
+    double s = 0;
+    const size_t blk = 1 << 16;
+#pragma omp parallel for schedule(static) reduction(+ : s)
+    for (size_t b = 0; b < (n + blk - 1) / blk; b++) s += sum_block_(x + b * blk, n - b * blk < blk ? n - b * blk : blk);
+    return s;
+}
+
 /* ---- Fletcher32 -------------------------------------------------------------------------------- */
 
 /* HDF5 folds its sums with x = (x & 0xffff) + (x >> 16) every 360 words, which keeps each sum's
