@@ -14,7 +14,8 @@
 #include <unistd.h>
 
 static int bench_prefill_(int argc, char **argv) {
-    const char *shape = NULL, *model = NULL, *tokens_s = NULL, *threads_s = NULL, *repeat_s = NULL, *seed_s = NULL;
+    const char *shape = NULL, *model = NULL, *tokens_s = NULL, *threads_s = NULL, *repeat_s = NULL, *seed_s = NULL,
+               *weights_s = NULL;
     int json = 0, help = 0, rc = 1;
     const ifk_opt opts[] = {
         {"random-model", "SHAPE", "random weights of a named shape (bench100m, bench1b, stories260K, tiny) or "
@@ -24,6 +25,7 @@ static int bench_prefill_(int argc, char **argv) {
         {"threads", "N", "BLAS threads for both the prefill and the peak (default: OpenBLAS's)", &threads_s, NULL},
         {"repeat", "R", "timed runs after one warm-up; the best counts (default 3)", &repeat_s, NULL},
         {"seed", "S", "weights and token seed (default 1)", &seed_s, NULL},
+        {"weights", "T", "weight precision: f32, bf16, f16 or auto (as stored; random models: f32)", &weights_s, NULL},
         {"json", NULL, "print one JSON line instead of text", NULL, &json},
         {NULL, NULL, NULL, NULL, NULL}};
     const char *usage = "usage: infoflow bench prefill (--random-model SHAPE | --model PATH) [--tokens N] [options]\n"
@@ -38,7 +40,8 @@ static int bench_prefill_(int argc, char **argv) {
     if (ifk_cli_parse(argc, argv, opts, usage, &help) != IFK_OK) goto out;
     if (help) return 0;
     if (ifk_cli_int("tokens", tokens_s, 1, 1 << 24, &T) || ifk_cli_int("threads", threads_s, 1, 1024, &threads) ||
-        ifk_cli_int("repeat", repeat_s, 1, 1000, &repeat) || ifk_cli_int("seed", seed_s, 0, INT32_MAX, &seed))
+        ifk_cli_int("repeat", repeat_s, 1, 1000, &repeat) || ifk_cli_int("seed", seed_s, 0, INT32_MAX, &seed) ||
+        ifk_cli_weights(weights_s))
         goto out;
     if (!shape == !model) {
         IFK_FAIL(IFK_ERR_ARG, "bench prefill: give exactly one of --random-model SHAPE or --model PATH");
@@ -196,7 +199,7 @@ out:
  * method on the same context and prompt in one run. */
 static int bench_ttft_(int argc, char **argv) {
     const char *shape = "bench100m", *model = NULL, *ctx_s = NULL, *chunks_s = NULL, *prompt_s = NULL, *budget_s = NULL,
-               *threads_s = NULL, *repeat_s = NULL, *method_s = "infoflow", *dtype_s = "f16";
+               *threads_s = NULL, *repeat_s = NULL, *method_s = "infoflow", *dtype_s = "f16", *weights_s = NULL;
     int json = 0, help = 0, rc = 1;
     const ifk_opt opts[] = {
         {"random-model", "SHAPE", "random weights of this shape (default bench100m)", &shape, NULL},
@@ -207,6 +210,7 @@ static int bench_ttft_(int argc, char **argv) {
         {"budget", "R", "recompute budget (default 0.15)", &budget_s, NULL},
         {"method", "M", "the method timed against full (default infoflow)", &method_s, NULL},
         {"dtype", "T", "store dtype (default f16)", &dtype_s, NULL},
+        {"weights", "T", "weight precision: f32, bf16, f16 or auto (default: as stored)", &weights_s, NULL},
         {"threads", "N", "BLAS threads (default: OpenBLAS's)", &threads_s, NULL},
         {"repeat", "R", "timed runs of each after a warm-up; the best counts (default 2)", &repeat_s, NULL},
         {"json", NULL, "one JSON line", NULL, &json},
@@ -233,7 +237,7 @@ static int bench_ttft_(int argc, char **argv) {
     if (ifk_cli_int("context", ctx_s, 2, 1 << 24, &ctx) || ifk_cli_int("chunks", chunks_s, 1, 1 << 20, &chunks) ||
         ifk_cli_int("prompt-tokens", prompt_s, 1, 1 << 20, &P) || ifk_cli_double("budget", budget_s, 0, 1, &budget) ||
         ifk_cli_int("threads", threads_s, 1, 1024, &threads) || ifk_cli_int("repeat", repeat_s, 1, 100, &repeat) ||
-        ifk_method_parse(method_s, &method) || ifk_dtype_parse(dtype_s, &dtype))
+        ifk_method_parse(method_s, &method) || ifk_dtype_parse(dtype_s, &dtype) || ifk_cli_weights(weights_s))
         goto out;
     ifk_blas_set_threads((int)threads);
     if (model ? ifk_engine_load(model, NULL, &m, &tok) : ifk_model_random(&m, shape, 1)) goto out;
@@ -312,18 +316,18 @@ static int bench_ttft_(int argc, char **argv) {
         }
     }
     if (json)
-        printf("{\"model\": \"%s\", \"context\": %d, \"chunks\": %ld, \"prompt\": %ld, \"budget\": %g, \"method\": \"%s\", "
+        printf("{\"model\": \"%s\", \"weights\": \"%s\", \"context\": %d, \"chunks\": %ld, \"prompt\": %ld, \"budget\": %g, \"method\": \"%s\", "
                "\"n_selected\": %d, \"full_ttft_ms\": %.1f, \"method_ttft_ms\": %.1f, \"load_ms\": %.1f, \"rotate_ms\": %.1f, "
                "\"score_ms\": %.1f, \"recompute_ms\": %.1f, \"prompt_ms\": %.1f, \"speedup\": %.2f}\n",
-               m.source, keep.T, chunks, P, budget, ifk_method_name(method), keep.n_selected, best_full, best_m, keep.t_load,
+               m.source, ifk_wdtype_name(m.wdtype), keep.T, chunks, P, budget, ifk_method_name(method), keep.n_selected, best_full, best_m, keep.t_load,
                keep.t_rotate, keep.t_score, keep.t_recompute, keep.t_prompt + keep.t_first, best_full / best_m);
     else
-        printf("model %s, context %d tokens in %ld cached chunks, prompt %ld tokens, threads %d\n"
+        printf("model %s (weights %s), context %d tokens in %ld cached chunks, prompt %ld tokens, threads %d\n"
                "full prefill TTFT %.1f ms\n"
                "%s at R=%.2f TTFT %.1f ms (%d tokens recomputed): load %.1f, rotate %.1f, score %.1f, recompute %.1f, "
                "prompt %.1f ms\n"
                "speed-up full / %s: %.2fx (ideal about 1/R = %.1fx)\n",
-               m.source, keep.T, chunks, P, ifk_blas_threads(), best_full, ifk_method_name(method), budget, best_m,
+               m.source, ifk_wdtype_name(m.wdtype), keep.T, chunks, P, ifk_blas_threads(), best_full, ifk_method_name(method), budget, best_m,
                keep.n_selected, keep.t_load, keep.t_rotate, keep.t_score, keep.t_recompute, keep.t_prompt + keep.t_first,
                ifk_method_name(method), best_full / best_m, budget > 0 ? 1.0 / budget : 0.0);
     ifk_query_result_free(&keep);
@@ -342,14 +346,100 @@ out:
     return rc;
 }
 
+/* Decode after a prompt: tokens/s, the weight bytes each token reads, and the read bandwidth measured in
+ * the same run (a vectorized sum over a buffer far larger than the caches, same threads). */
+static int bench_decode_(int argc, char **argv) {
+    const char *shape = NULL, *model = NULL, *prompt_s = NULL, *steps_s = NULL, *threads_s = NULL, *weights_s = NULL,
+               *repeat_s = NULL;
+    int json = 0, help = 0, rc = 1;
+    const ifk_opt opts[] = {
+        {"random-model", "SHAPE", "random weights of a named shape (bench100m, bench1b, ...)", &shape, NULL},
+        {"model", "PATH", "a real checkpoint instead", &model, NULL},
+        {"prompt-tokens", "P", "prompt prefilled before decoding (default 512)", &prompt_s, NULL},
+        {"steps", "N", "tokens decoded one at a time (default 64)", &steps_s, NULL},
+        {"repeat", "R", "timed decode runs after one warm-up; the best counts (default 2)", &repeat_s, NULL},
+        {"threads", "N", "threads for decode and the bandwidth probe (default: OpenBLAS's)", &threads_s, NULL},
+        {"weights", "T", "weight precision: f32, bf16, f16 or auto (as stored; random models: f32)", &weights_s, NULL},
+        {"json", NULL, "print one JSON line", NULL, &json},
+        {NULL, NULL, NULL, NULL, NULL}};
+    long P = 512, N = 64, threads = 0, repeat = 2;
+    ifk_model m = {0};
+    ifk_tokenizer *tok = NULL;
+    ifk_kvcache cache = {0};
+    ifk_state s = {0};
+    int *ids = NULL, *pos = NULL;
+    float *logits = NULL;
+    if (ifk_cli_parse(argc, argv, opts, "usage: infoflow bench decode (--random-model SHAPE | --model PATH) [options]\n"
+                      "Decode tokens/s after a prompt against the memory bandwidth measured in the same run.", &help) != IFK_OK)
+        goto out;
+    if (help) return 0;
+    if (ifk_cli_int("prompt-tokens", prompt_s, 1, 1 << 24, &P) || ifk_cli_int("steps", steps_s, 1, 1 << 20, &N) ||
+        ifk_cli_int("repeat", repeat_s, 1, 100, &repeat) || ifk_cli_int("threads", threads_s, 1, 1024, &threads) ||
+        ifk_cli_weights(weights_s))
+        goto out;
+    if (!shape == !model) {
+        IFK_FAIL(IFK_ERR_ARG, "bench decode: give exactly one of --random-model SHAPE or --model PATH");
+        goto out;
+    }
+    ifk_blas_set_threads((int)threads);
+    if (shape ? ifk_model_random(&m, shape, 1) : ifk_engine_load(model, NULL, &m, &tok)) goto out;
+    if (P + N > m.cfg.seq_len) {
+        IFK_FAIL(IFK_ERR_ARG, "bench decode: %ld prompt + %ld steps exceed the model's %d positions", P, N, m.cfg.seq_len);
+        goto out;
+    }
+    ids = malloc(sizeof(int) * (P + N)), pos = malloc(sizeof(int) * (P + N)), logits = malloc(sizeof(float) * m.cfg.vocab_size);
+    if (!ids || !pos || !logits) {
+        IFK_FAIL(IFK_ERR_OOM, "out of memory");
+        goto out;
+    }
+    uint64_t r = 7;
+    for (long i = 0; i < P + N; i++) r = r * 6364136223846793005ull + 1442695040888963407ull, ids[i] = (int)((r >> 33) % m.cfg.vocab_size), pos[i] = (int)i;
+    if (ifk_kvcache_init(&cache, &m.cfg, (int)(P + N)) != IFK_OK) goto out;
+    double best = 1e30;
+    for (long it = 0; it <= repeat; it++) {
+        cache.len = 0;
+        if (ifk_forward(&m, &s, &cache, ids, pos, (int)P, logits, 0) != IFK_OK) goto out;
+        double t0 = ifk_now();
+        for (long i = P; i < P + N; i++) /* fixed ids: the work per token does not depend on the sampled token */
+            if (ifk_forward(&m, &s, &cache, ids + i, pos + i, 1, logits, 0) != IFK_OK) goto out;
+        double dt = ifk_now() - t0;
+        if (it && dt < best) best = dt;
+    }
+    const size_t es = ifk_wdtype_size(m.wdtype), emb = (size_t)m.cfg.vocab_size * m.cfg.dim * es;
+    /* every matrix is read once per token; the embedding table only for one row unless it is the classifier */
+    const double bytes = (double)(ifk_model_bytes(&m) - (m.cfg.shared_classifier ? 0 : emb));
+    const double tps = N / best, bw = ifk_bench_read_bandwidth((size_t)1 << 30, 1.0);
+    const double got = bytes * tps / 1e9;
+    if (json)
+        printf("{\"model\": \"%s\", \"weights\": \"%s\", \"threads\": %d, \"prompt\": %ld, \"steps\": %ld, "
+               "\"tokens_per_s\": %.2f, \"weight_bytes_per_token\": %.0f, \"weight_gbs\": %.2f, \"read_bw_gbs\": %.2f, "
+               "\"ratio\": %.3f}\n",
+               m.source, ifk_wdtype_name(m.wdtype), ifk_blas_threads(), P, N, tps, bytes, got, bw, got / bw);
+    else
+        printf("model %s, weights %s, threads %d: %ld tokens decoded after a %ld-token prompt\n"
+               "decode %.2f tokens/s (best of %ld), %.1f MB of weights per token = %.2f GB/s\n"
+               "read bandwidth (1 GiB vectorized sum, same run, same threads) %.2f GB/s; ratio %.3f\n",
+               m.source, ifk_wdtype_name(m.wdtype), ifk_blas_threads(), N, P, tps, repeat, bytes / 1e6, got, bw, got / bw);
+    rc = 0;
+out:
+    if (rc) ifk_err_print();
+    free(ids), free(pos), free(logits);
+    ifk_state_free(&s);
+    ifk_kvcache_free(&cache);
+    ifk_tokenizer_free(&tok);
+    ifk_model_free(&m);
+    return rc;
+}
+
 int ifk_cmd_bench(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-        printf("usage: infoflow bench prefill|store|ttft [options]   (see infoflow bench prefill --help)\n");
+        printf("usage: infoflow bench prefill|decode|store|ttft [options]   (see infoflow bench prefill --help)\n");
         return argc < 2;
     }
     if (!strcmp(argv[1], "prefill")) return bench_prefill_(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "decode")) return bench_decode_(argc - 1, argv + 1);
     if (!strcmp(argv[1], "store")) return bench_store_(argc - 1, argv + 1);
     if (!strcmp(argv[1], "ttft")) return bench_ttft_(argc - 1, argv + 1);
-    fprintf(stderr, "infoflow: error: bench: unknown benchmark '%s' (available: prefill, store, ttft)\n", argv[1]);
+    fprintf(stderr, "infoflow: error: bench: unknown benchmark '%s' (available: prefill, decode, store, ttft)\n", argv[1]);
     return 2;
 }

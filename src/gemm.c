@@ -298,7 +298,7 @@ const char *ifk_gemm_impl(int ta, int tb, int M, int N, int K) {
         if (e) return e->impl;
     }
 #else
-    (void)ta, (void)tb, (void)K;
+    (void)ta, (void)tb, (void)N, (void)K;
 #endif
     return M == 1 ? "openblas:sgemv" : "openblas:sgemm";
 }
