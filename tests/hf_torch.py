@@ -3,8 +3,10 @@
 tied embeddings, bf16 weights) and Qwen3 (q/k-norm, explicit head_dim, f16 weights) models are
 written as Hugging Face folders; `infoflow logits` must match an independent float64 PyTorch
 forward written from the architectures' public definitions: max |difference| <= 1e-4 of the
-largest |logit| (float32 engine vs float64 reference), every position. Needs python3-torch
-(Debian); fails, never skips, when it cannot run."""
+largest |logit| (float32 engine vs float64 reference), every position. Then the same folders with
+--weights bf16 (2-byte weights, bf16 GEMM inputs) against PyTorch's bf16 forward of the same weights
+(tolerance stated below, from bf16 rounding). Needs python3-torch (Debian); fails, never skips, when it
+cannot run."""
 import json, math, os, struct, subprocess, sys, tempfile
 import torch
 
@@ -48,16 +50,22 @@ def inv_freq(cfg, hd):
 
 
 def reference(cfg, W, ids):
+    """The forward in W's dtype: float64 (the exact reference), or bfloat16 as transformers runs a bf16
+    model (RMSNorm and the attention softmax computed in float32 and cast back, RoPE tables cast to bf16)."""
+    dt = W["model.norm.weight"].dtype
     D, H, KV = cfg["hidden_size"], cfg["num_attention_heads"], cfg["num_key_value_heads"]
     hd = cfg.get("head_dim", D // H)
     eps, T = cfg["rms_norm_eps"], len(ids)
-    rms = lambda x, w: x / torch.sqrt((x * x).mean(-1, keepdim=True) + eps) * w
+    def rms(x, w):
+        x32 = x.to(torch.float64 if dt == torch.float64 else torch.float32)
+        return w * (x32 / torch.sqrt((x32 * x32).mean(-1, keepdim=True) + eps)).to(dt)
     ang = torch.outer(torch.arange(T, dtype=torch.float64), inv_freq(cfg, hd))
-    cos, sin = torch.cat([ang.cos(), ang.cos()], -1)[:, None, :], torch.cat([ang.sin(), ang.sin()], -1)[:, None, :]
+    cos, sin = torch.cat([ang.cos(), ang.cos()], -1)[:, None, :].to(dt), torch.cat([ang.sin(), ang.sin()], -1)[:, None, :].to(dt)
     rot = lambda x: torch.cat([-x[..., hd // 2:], x[..., :hd // 2]], -1)
     rope = lambda x: x * cos + rot(x) * sin
     x = W["model.embed_tokens.weight"][ids]
-    mask = torch.full((T, T), float("-inf"), dtype=torch.float64).triu(1)
+    mask = torch.full((T, T), float("-inf"), dtype=dt).triu(1)
+    smax = lambda a: a.softmax(-1) if dt == torch.float64 else a.to(torch.float32).softmax(-1).to(dt)
     for l in range(cfg["num_hidden_layers"]):
         p = f"model.layers.{l}."
         h = rms(x, W[p + "input_layernorm.weight"])
@@ -69,7 +77,7 @@ def reference(cfg, W, ids):
             q, k = rms(q, W[p + "self_attn.q_norm.weight"]), rms(k, W[p + "self_attn.k_norm.weight"])
         q, k = rope(q), rope(k)
         k, v = k.repeat_interleave(H // KV, 1), v.repeat_interleave(H // KV, 1)
-        a = (torch.einsum("thd,shd->hts", q, k) / math.sqrt(hd) + mask).softmax(-1)
+        a = smax(torch.einsum("thd,shd->hts", q, k) / math.sqrt(hd) + mask)
         x = x + torch.einsum("hts,shd->thd", a, v).reshape(T, H * hd) @ W[p + "self_attn.o_proj.weight"].T
         h = rms(x, W[p + "post_attention_layernorm.weight"])
         g, u = h @ W[p + "mlp.gate_proj.weight"].T, h @ W[p + "mlp.up_proj.weight"].T
@@ -115,13 +123,32 @@ for name, dtype, (cfg, W) in cases:
     Wd = write_folder(d, cfg, W, dtype)
     ids = [1] + [int(i) for i in torch.randint(3, cfg["vocab_size"], (39,))]
     ref = reference(cfg, Wd, torch.tensor(ids))
-    out = subprocess.run([BIN, "logits", "--model", d, "--ids", ",".join(map(str, ids))], capture_output=True, text=True)
+    run = lambda w: subprocess.run([BIN, "logits", "--model", d, "--ids", ",".join(map(str, ids)), "--weights", w],
+                                   capture_output=True, text=True)
+    out = run("f32")  # the file's values widened to f32: exact arithmetic apart from f32 rounding
     if out.returncode:
         print(f"FAIL {name}: infoflow logits: {out.stderr.strip()}"); failed += 1; continue
     ours = torch.tensor(json.loads(out.stdout), dtype=torch.float64)
     err = (ours - ref).abs().max().item() / ref.abs().max().item()
     ok = ours.shape == ref.shape and err <= 1e-4
-    print(f"{'ok  ' if ok else 'FAIL'} {name} ({dtype}): 40 positions, max |diff| / max |logit| = {err:.2e}")
+    print(f"{'ok  ' if ok else 'FAIL'} {name} ({dtype}, --weights f32): 40 positions, max |diff| / max |logit| = {err:.2e}")
+    passed += ok; failed += not ok
+    # bf16 weights (2 bytes each, GEMM inputs rounded to bf16, f32 accumulation) against PyTorch's own bf16
+    # forward of the same weights (every tensor bf16, as HF runs torch_dtype=bfloat16). Tolerance from bf16
+    # rounding: unit roundoff u = 2^-8 per rounding; 2 layers of ~6 rounded ops each in a row give an
+    # error of order a few u, so max |ours - torch bf16| <= 16 u = 0.0625 of max |logit|; and our error
+    # against float64 may not exceed twice PyTorch bf16's own (we round less often than it does).
+    out = run("bf16")
+    if out.returncode:
+        print(f"FAIL {name}: infoflow logits --weights bf16: {out.stderr.strip()}"); failed += 1; continue
+    ours = torch.tensor(json.loads(out.stdout), dtype=torch.float64)
+    Wb = {k: v.to(torch.bfloat16) for k, v in Wd.items()}
+    tb = reference(cfg, Wb, torch.tensor(ids)).to(torch.float64)
+    scale = ref.abs().max().item()
+    d_t, e_ours, e_t = [(a - b).abs().max().item() / scale for a, b in ((ours, tb), (ours, ref), (tb, ref))]
+    ok = ours.shape == ref.shape and d_t <= 16 * 2.0 ** -8 and e_ours <= 2 * e_t
+    print(f"{'ok  ' if ok else 'FAIL'} {name} ({dtype}, --weights bf16): |ours - torch bf16| = {d_t:.2e}, error vs float64: "
+          f"ours {e_ours:.2e}, torch bf16 {e_t:.2e} (of max |logit|)")
     passed += ok; failed += not ok
 # malformed files: clear errors, no crash
 bad = f"{tmp}/bad"
