@@ -1,5 +1,5 @@
-/* cmd_bench.c — `infoflow bench prefill`: batched prefill speed against the sgemm peak measured
- * in the same run, on the same thread count. */
+/* cmd_bench.c — `infoflow bench prefill|decode|store|ttft`: speeds against peaks measured in the same
+ * run, on the same thread count (GEMM peaks of OpenBLAS and oneDNN, read bandwidth). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -346,6 +346,17 @@ out:
     return rc;
 }
 
+/* The process's resident set in MB (VmRSS), 0 where /proc is not there. */
+static double resident_mb_(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    double kb = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "VmRSS:", 6)) kb = atof(line + 6);
+    if (f) fclose(f);
+    return kb / 1024.0;
+}
+
 /* Decode after a prompt: tokens/s, the weight bytes each token reads, and the read bandwidth measured in
  * the same run (a vectorized sum over a buffer far larger than the caches, same threads). */
 static int bench_decode_(int argc, char **argv) {
@@ -383,6 +394,7 @@ static int bench_decode_(int argc, char **argv) {
     }
     ifk_blas_set_threads((int)threads);
     if (shape ? ifk_model_random(&m, shape, 1) : ifk_engine_load(model, NULL, &m, &tok)) goto out;
+    const double rss = resident_mb_(); /* after load, before the cache: the weights' footprint */
     if (P + N > m.cfg.seq_len) {
         IFK_FAIL(IFK_ERR_ARG, "bench decode: %ld prompt + %ld steps exceed the model's %d positions", P, N, m.cfg.seq_len);
         goto out;
@@ -413,13 +425,14 @@ static int bench_decode_(int argc, char **argv) {
     if (json)
         printf("{\"model\": \"%s\", \"weights\": \"%s\", \"threads\": %d, \"prompt\": %ld, \"steps\": %ld, "
                "\"tokens_per_s\": %.2f, \"weight_bytes_per_token\": %.0f, \"weight_gbs\": %.2f, \"read_bw_gbs\": %.2f, "
-               "\"ratio\": %.3f}\n",
-               m.source, ifk_wdtype_name(m.wdtype), ifk_blas_threads(), P, N, tps, bytes, got, bw, got / bw);
+               "\"ratio\": %.3f, \"resident_mb_after_load\": %.0f}\n",
+               m.source, ifk_wdtype_name(m.wdtype), ifk_blas_threads(), P, N, tps, bytes, got, bw, got / bw, rss);
     else
         printf("model %s, weights %s, threads %d: %ld tokens decoded after a %ld-token prompt\n"
                "decode %.2f tokens/s (best of %ld), %.1f MB of weights per token = %.2f GB/s\n"
-               "read bandwidth (1 GiB vectorized sum, same run, same threads) %.2f GB/s; ratio %.3f\n",
-               m.source, ifk_wdtype_name(m.wdtype), ifk_blas_threads(), N, P, tps, repeat, bytes / 1e6, got, bw, got / bw);
+               "read bandwidth (1 GiB vectorized sum, same run, same threads) %.2f GB/s; ratio %.3f\n"
+               "resident after loading the model %.0f MB\n",
+               m.source, ifk_wdtype_name(m.wdtype), ifk_blas_threads(), N, P, tps, repeat, bytes / 1e6, got, bw, got / bw, rss);
     rc = 0;
 out:
     if (rc) ifk_err_print();

@@ -173,6 +173,12 @@ void ifk_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, 
     blas_gemm_(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
+void ifk_gemm_once(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
+                   float beta, float *C, int ldc) {
+    if (M <= 0 || N <= 0) return;
+    blas_gemm_(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
 void ifk_matmul(float *Y, const float *X, const float *W, int T, int in, int out) {
     ifk_gemm(0, 1, T, out, in, 1.0f, X, in, W, in, 0.0f, Y, out);
 }

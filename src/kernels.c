@@ -179,7 +179,7 @@ void ifk_attention(const ifk_attn_args *a, float *scratch) {
                 for (int r = 0; r < tq; r++)
                     memcpy(Qg + ((size_t)hh * tq + r) * Dh, a->q + (size_t)(i0 + r) * a->ldq + (size_t)(g * G + hh) * Dh,
                            sizeof(float) * Dh);
-            ifk_gemm(0, 1, G * tq, nke, Dh, scale, Qg, Dh, Kg, Dh, 0.0f, S, nke);
+            ifk_gemm_once(0, 1, G * tq, nke, Dh, scale, Qg, Dh, Kg, Dh, 0.0f, S, nke);
             for (int hh = 0; hh < G; hh++) {
                 for (int r = 0; r < tq; r++) {
                     float *row = S + ((size_t)hh * tq + r) * nke;
@@ -199,7 +199,7 @@ void ifk_attention(const ifk_attn_args *a, float *scratch) {
                     }
                 }
             }
-            ifk_gemm(0, 0, G * tq, Dh, nke, 1.0f, S, nke, Vg, Dh, 0.0f, Og, Dh);
+            ifk_gemm_once(0, 0, G * tq, Dh, nke, 1.0f, S, nke, Vg, Dh, 0.0f, Og, Dh);
             for (int hh = 0; hh < G; hh++)
                 for (int r = 0; r < tq; r++)
                     memcpy(a->out + (size_t)(i0 + r) * a->ldo + (size_t)(g * G + hh) * Dh, Og + ((size_t)hh * tq + r) * Dh,

@@ -20,6 +20,10 @@
  * (4-10x faster than its sgemm). Not thread-safe (the primitive cache): call from one thread. */
 void ifk_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
               float beta, float *C, int ldc);
+/* ifk_gemm for a product whose shape rarely repeats (attention over a key count that grows every
+ * decode step): OpenBLAS on every backend, so that no oneDNN primitive is built for one call. */
+void ifk_gemm_once(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
+                   float beta, float *C, int ldc);
 /* Y(T,out) = X(T,in) W(out,in)^T: the projection every layer makes. */
 void ifk_matmul(float *Y, const float *X, const float *W, int T, int in, int out);
 typedef enum { IFK_GEMM_OPENBLAS = 0, IFK_GEMM_ONEDNN = 1 } ifk_gemm_backend;
