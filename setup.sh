@@ -7,9 +7,12 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
+# what building and the demo need
 PKGS=(build-essential cmake pkg-config libopenmpi-dev openmpi-bin libhdf5-openmpi-dev hdf5-tools
-      libopenblas-dev libdnnl-dev libcriterion-dev libcjson-dev libinih-dev libpcre2-dev gnuplot-nox python3 python3-numpy slurm-wlm munge
-      clang libclang-rt-14-dev valgrind python3-torch ca-certificates curl)
+      libopenblas-dev libdnnl-dev libcjson-dev libinih-dev libpcre2-dev gnuplot-nox ca-certificates curl)
+# what only the tests need: Criterion, the NumPy oracle and PyTorch references, SLURM, the fuzzers,
+# valgrind, and Node.js for the reference tokenizer
+TEST_PKGS=(libcriterion-dev python3 python3-numpy python3-torch slurm-wlm munge clang libclang-rt-14-dev valgrind)
 MODEL_DIR=models/stories260K
 SHARED_MODEL=../shared/models/stories260K
 MODEL_URL=https://huggingface.co/karpathy/tinyllamas/resolve/main/stories260K
@@ -18,13 +21,15 @@ declare -A SHA=([stories260K.bin]=b0a507e7ad0f626624f17112325e66691f9076d622e1d3
 
 log() { printf '[setup] %s\n' "$*" >&2; }
 
-install_packages() {
+install_packages() { # install_packages PKG... (those not installed yet)
   local missing=() p
-  for p in "${PKGS[@]}"; do
+  for p in "$@"; do
+    if [ "$p" = nodejs ]; then # the machine may ship its own Node.js
+      command -v node >/dev/null && command -v npm >/dev/null || missing+=(nodejs npm)
+      continue
+    fi
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
-  # Node.js runs the reference tokenizer of the tokenizer.json test; the machine may ship its own
-  command -v node >/dev/null && command -v npm >/dev/null || missing+=(nodejs npm)
   [ ${#missing[@]} -eq 0 ] && return 0
   local sudo=""
   [ "$(id -u)" -ne 0 ] && sudo=sudo
@@ -35,7 +40,9 @@ install_packages() {
 
 build() { # build DIR [cmake options...]
   local dir=$1; shift
-  cmake -S . -B "$dir" -DINFOFLOW_MODEL_DIR="$PWD/$MODEL_DIR" "$@" >/dev/null
+  local tests=OFF # the demo builds without Criterion; the test set-up with it
+  pkg-config --exists criterion && tests=ON
+  cmake -S . -B "$dir" -DINFOFLOW_MODEL_DIR="$PWD/$MODEL_DIR" -DINFOFLOW_BUILD_TESTS=$tests "$@" >/dev/null
   cmake --build "$dir" -j"$(nproc)"
 }
 
@@ -58,7 +65,7 @@ fetch_model() {
   done
 }
 
-setup() { install_packages; fetch_model; build build -DCMAKE_BUILD_TYPE=Release; }
+setup() { install_packages "${PKGS[@]}" "$@"; fetch_model; build build -DCMAKE_BUILD_TYPE=Release; }
 
 case "${1:-demo}" in
   build) setup ;;
@@ -79,7 +86,7 @@ case "${1:-demo}" in
     log "demo: results and plots in out/demo/ (summary.md, fidelity.jsonl, needle.jsonl, *.png)"
     ;;
   test)
-    setup
+    setup "${TEST_PKGS[@]}" nodejs
     export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
     log "tests: release build"
     ctest --test-dir build --output-on-failure

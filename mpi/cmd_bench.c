@@ -9,7 +9,12 @@
 #include "cli.h"
 #include "drivers.h"
 #include "engine.h"
+#include "ingest.h"
+#include "sys.h"
+#include "sampler.h"
 #include "store.h"
+#include "shard_writer.h"
+#include "store_maint.h"
 #include "query.h"
 #include <unistd.h>
 
@@ -87,9 +92,9 @@ static int bench_prefill_(int argc, char **argv) {
     const char *wname = ifk_wdtype_name(m.wdtype), *gname = ifk_gemm_backend_name(ifk_gemm_get_backend());
     if (json)
         printf("{\"impl\": \"infoflow\", \"model\": \"%s\", \"weights\": \"%s\", \"gemm\": \"%s\", \"threads\": %d, "
-               "\"tokens\": %ld, \"prefill_ms\": %.1f, \"mean_ms\": %.1f, \"tokens_per_s\": %.1f, \"gflops\": %.1f, "
-               "\"peak_shape\": [%d, %d, %d], \"peak_openblas_f32\": %.1f, \"peak_onednn_f32\": %.1f, "
-               "\"peak_onednn_bf16\": %.1f, \"peak_gflops\": %.1f, \"ratio\": %.3f, \"ratio_bf16_peak\": %.3f}\n",
+               "\"tokens\": %ld, \"prefill_ms\": %.1f, \"mean_ms\": %.1f, \"tokens_per_s\": %.1f, \"gflops\": %.5g, "
+               "\"peak_shape\": [%d, %d, %d], \"peak_openblas_f32\": %.5g, \"peak_onednn_f32\": %.5g, "
+               "\"peak_onednn_bf16\": %.5g, \"peak_gflops\": %.5g, \"ratio\": %.4f, \"ratio_bf16_peak\": %.4f}\n",
                m.source, wname, gname, nt, T, best * 1e3, sum / repeat * 1e3, T / best, gf, pm, gout, gin, pk_blas,
                pk_dnnl, pk_bf16, peak, gf / peak, pk_bf16 > 0 ? gf / pk_bf16 : 0.0);
     else
@@ -125,7 +130,7 @@ static int bench_store_(int argc, char **argv) {
                             {"json", NULL, "print one JSON line", NULL, &json},
                             {NULL, NULL, NULL, NULL, NULL}};
     long repeat = 3;
-    ifk_store *st = NULL;
+    ifk_store *store = NULL;
     float *k = NULL, *v = NULL;
     char *raw = NULL;
     if (ifk_cli_parse(argc, argv, opts, "usage: infoflow bench store --store DIR [--repeat R] [--json]\n"
@@ -136,8 +141,8 @@ static int bench_store_(int argc, char **argv) {
         IFK_FAIL(IFK_ERR_ARG, "bench store: --store DIR is required");
         goto out;
     }
-    if (ifk_cli_int("repeat", repeat_s, 1, 1000, &repeat) || ifk_store_open(&st, dir) != IFK_OK) goto out;
-    const ifk_manifest *m = ifk_store_manifest(st);
+    if (ifk_cli_int("repeat", repeat_s, 1, 1000, &repeat) || ifk_store_open(&store, dir) != IFK_OK) goto out;
+    const ifk_manifest *m = ifk_store_manifest(store);
     const ifk_store_params *p = &m->p;
     size_t nel = (size_t)p->n_layers * p->n_kv_heads * p->chunk_tokens * p->head_dim;
     k = malloc(4 * nel), v = malloc(4 * nel);
@@ -152,7 +157,7 @@ static int bench_store_(int argc, char **argv) {
         double t0 = ifk_now();
         for (int d = 0; d < m->n_docs; d++)
             for (int c = 0; c < m->docs[d].n_chunks; c++) {
-                if (ifk_store_read_chunk(st, d, c, 0, p->n_kv_heads, k, v, NULL) != IFK_OK) goto out;
+                if (ifk_store_read_chunk(store, d, c, 0, p->n_kv_heads, k, v, NULL) != IFK_OK) goto out;
                 if (it == 0) kv_bytes += 2.0 * p->n_layers * p->n_kv_heads * m->docs[d].chunk_len[c] * p->head_dim *
                                          (double)ifk_dtype_size(p->dtype);
             }
@@ -191,12 +196,16 @@ static int bench_store_(int argc, char **argv) {
 out:
     if (rc) ifk_err_print();
     free(k), free(v), free(raw);
-    ifk_store_close(&st);
+    ifk_store_close(&store);
     return rc;
 }
 
 /* Builds a temporary store of `chunks` random documents with a model, then times full and a
  * method on the same context and prompt in one run. */
+static ifk_status record_(const char *shard, ifk_doc_rec *recs, int n, void *ctx) {
+    return ifk_ingest_record(ctx, shard, recs, n);
+}
+
 static int bench_ttft_(int argc, char **argv) {
     const char *shape = "bench100m", *model = NULL, *ctx_s = NULL, *chunks_s = NULL, *prompt_s = NULL, *budget_s = NULL,
                *threads_s = NULL, *repeat_s = NULL, *method_s = "infoflow", *dtype_s = "f16", *weights_s = NULL;
@@ -221,13 +230,11 @@ static int bench_ttft_(int argc, char **argv) {
     ifk_dtype dtype;
     ifk_model m = {0};
     ifk_tokenizer *tok = NULL;
-    ifk_store *st = NULL;
-    ifk_state s = {0};
-    ifk_kvcache cache = {0};
-    ifk_manifest man = {0};
-    ifk_shard_writer *w = NULL;
+    ifk_store *store = NULL;
+    ifk_manifest *man = NULL;
+    ifk_ingest g = {0};
+    int lock_fd = -1;
     int *tokens = NULL, *prompt = NULL, *docs = NULL;
-    float *k = NULL, *v = NULL;
     char dir[] = "/tmp/infoflow-ttft-XXXXXX";
     int made_dir = 0;
     if (ifk_cli_parse(argc, argv, opts, "usage: infoflow bench ttft [--random-model SHAPE] [--context N] [--chunks K] "
@@ -240,7 +247,7 @@ static int bench_ttft_(int argc, char **argv) {
         ifk_method_parse(method_s, &method) || ifk_dtype_parse(dtype_s, &dtype) || ifk_cli_weights(weights_s))
         goto out;
     ifk_blas_set_threads((int)threads);
-    if (model ? ifk_engine_load(model, NULL, &m, &tok) : ifk_model_random(&m, shape, 1)) goto out;
+    if (ifk_engine_load_any(model, NULL, shape, &m, &tok)) goto out;
     const int clen = (int)((ctx - 1) / chunks);
     if (clen < 1 || ctx + P + 1 > m.cfg.seq_len) {
         IFK_FAIL(IFK_ERR_ARG, "bench ttft: %ld context + %ld prompt tokens do not fit the model's %d positions in %ld "
@@ -259,40 +266,26 @@ static int bench_ttft_(int argc, char **argv) {
     ifk_store_params_from_model(&sp, &m, fp);
     sp.dtype = dtype;
     sp.chunk_tokens = clen;
-    ifk_manifest_init(&man, dir, &sp);
-    const size_t nel = (size_t)m.cfg.n_layers * m.cfg.n_kv_heads * clen * m.cfg.head_dim;
     tokens = malloc(sizeof(int) * clen), prompt = malloc(sizeof(int) * P), docs = malloc(sizeof(int) * chunks);
-    k = malloc(sizeof(float) * nel), v = malloc(sizeof(float) * nel);
-    ifk_doc_rec *recs = calloc((size_t)chunks, sizeof *recs);
-    if (!tokens || !prompt || !docs || !k || !v || !recs) {
-        free(recs);
+    if (!tokens || !prompt || !docs) {
         IFK_FAIL(IFK_ERR_OOM, "out of memory");
         goto out;
     }
+    int removed;
+    if (ifk_ingest_open_store(dir, &sp, 0, 1, &man, &lock_fd, &removed) != IFK_OK ||
+        ifk_ingest_init(&g, &m, NULL, dir, &sp, "shard-bench", 0) != IFK_OK)
+        goto out;
     uint64_t r = 12345;
     const int vocab = m.cfg.vocab_size;
-    if (ifk_kvcache_init(&cache, &m.cfg, clen + 1) != IFK_OK ||
-        ifk_shard_create(&w, dir, "shard-bench.h5", &sp, 0) != IFK_OK) {
-        free(recs);
-        goto out;
-    }
     for (long d = 0; d < chunks; d++) {
         for (int i = 0; i < clen; i++) r = r * 6364136223846793005ull + 1442695040888963407ull, tokens[i] = 3 + (int)((r >> 33) % (vocab - 3));
         char id[32];
         snprintf(id, sizeof id, "doc%04ld", d);
-        if (ifk_prefill_chunk(&m, &s, &cache, tokens, clen, k, v) != IFK_OK || ifk_shard_begin_doc(w, id, "", 0) != IFK_OK ||
-            ifk_shard_put_chunk(w, tokens, clen, k, v) != IFK_OK || ifk_shard_end_doc(w, &recs[d]) != IFK_OK) {
-            free(recs);
-            goto out;
-        }
+        ifk_ingest_doc_in in = {.id = id, .tokens = tokens, .n_tokens = clen};
+        if (ifk_ingest_doc(&g, &in, dir, NULL, NULL) != IFK_OK) goto out;
         docs[d] = (int)d;
     }
-    ifk_status ok = ifk_shard_commit(&w);
-    if (ok == IFK_OK) ok = ifk_manifest_add(&man, "shard-bench.h5", recs, (int)chunks);
-    if (ok == IFK_OK) ok = ifk_manifest_save(&man);
-    for (long d = 0; d < chunks; d++) ifk_doc_rec_free(&recs[d]);
-    free(recs);
-    if (ok != IFK_OK || ifk_store_open(&st, dir) != IFK_OK) goto out;
+    if (ifk_ingest_commit(&g, record_, man) != IFK_OK || ifk_store_open(&store, dir) != IFK_OK) goto out;
     for (int i = 0; i < P; i++) r = r * 6364136223846793005ull + 1442695040888963407ull, prompt[i] = 3 + (int)((r >> 33) % (vocab - 3));
     /* docs are in the manifest in insertion order */
     ifk_query_docs qd = {docs, (int)chunks};
@@ -302,11 +295,11 @@ static int bench_ttft_(int argc, char **argv) {
     ifk_query_result keep = {0};
     for (long it = 0; it <= repeat; it++) {
         qo.method = IFK_METHOD_FULL;
-        if (ifk_query_run(&m, st, &qd, prompt, (int)P, &qo, NULL, &res) != IFK_OK) goto out;
+        if (ifk_query_run(&m, store, &qd, prompt, (int)P, &qo, NULL, &res) != IFK_OK) goto out;
         if (it) best_full = res.ttft < best_full ? res.ttft : best_full;
         ifk_query_result_free(&res);
         qo.method = method;
-        if (ifk_query_run(&m, st, &qd, prompt, (int)P, &qo, NULL, &res) != IFK_OK) goto out;
+        if (ifk_query_run(&m, store, &qd, prompt, (int)P, &qo, NULL, &res) != IFK_OK) goto out;
         if (it && res.ttft < best_m) {
             best_m = res.ttft;
             ifk_query_result_free(&keep);
@@ -334,13 +327,17 @@ static int bench_ttft_(int argc, char **argv) {
     rc = 0;
 out:
     if (rc) ifk_err_print();
-    if (w) ifk_shard_abort(&w);
-    ifk_store_close(&st);
-    ifk_manifest_free(&man);
-    if (made_dir) ifk_store_wipe(dir), rmdir(dir);
-    free(tokens), free(prompt), free(docs), free(k), free(v);
-    ifk_state_free(&s);
-    ifk_kvcache_free(&cache);
+    ifk_ingest_free(&g);
+    ifk_store_close(&store);
+    ifk_ingest_close_store(&man, &lock_fd);
+    if (made_dir) {
+        ifk_store_wipe(dir);
+        char lock[64];
+        snprintf(lock, sizeof lock, "%s/.lock", dir);
+        unlink(lock);
+        rmdir(dir);
+    }
+    free(tokens), free(prompt), free(docs);
     ifk_tokenizer_free(&tok);
     ifk_model_free(&m);
     return rc;

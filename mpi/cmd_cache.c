@@ -20,7 +20,11 @@
 #include "drivers.h"
 #include "engine.h"
 #include "fault.h"
+#include "ingest.h"
 #include "store.h"
+#include "shard_writer.h"
+#include "store_maint.h"
+#include "sys.h"
 
 #define PREFETCH 2 /* documents in flight per worker: one being cached, one waiting */
 
@@ -34,105 +38,59 @@ typedef struct {
     ifk_dtype dtype;
 } opts_;
 
-/* What a rank needs to cache documents: the model, a cache for one chunk, its shard writer. */
+/* What a rank needs to cache documents: the model and its ingester (pipeline/ingest.h); rank 0
+ * also holds the store's manifest and lock. */
 typedef struct {
     const ifk_comm *comm;
     const opts_ *o;
     ifk_model m;
     ifk_tokenizer *tok;
     ifk_store_params sp;
-    char dir[1024], run_id[64];
-    ifk_state st;
-    ifk_kvcache cache;
-    float *k, *v;
-    ifk_shard_writer *w;
-    int shard_seq;
-    double first_uncommitted;
-    ifk_doc_rec *pending; /* documents in the open shard */
-    int n_pending, cap_pending;
+    char run_id[64];
+    ifk_ingest g;
     ifk_manifest *man;    /* rank 0 only */
+    int lock_fd;
 } worker_;
 
-/* ---- one document ------------------------------------------------------------------------------- */
+/* ---- one document, one commit ---------------------------------------------------------------------- */
 
-static ifk_status open_shard_(worker_ *w) {
-    char name[160];
-    snprintf(name, sizeof name, "shard-%s-r%04d-%06d.h5", w->run_id, w->comm->rank, w->shard_seq++);
-    IFK_CHECK(ifk_shard_create(&w->w, w->dir, name, &w->sp, w->comm->rank));
-    w->first_uncommitted = ifk_now();
-    return IFK_OK;
-}
-
-/* Caches one document into the open shard. line names it in messages (corpus file:line). */
 static ifk_status cache_doc_(worker_ *w, const ifk_doc *d, const char *where, void (*between)(void *), void *ctx) {
-    const ifk_config *c = &w->m.cfg;
-    ifk_chunking ch;
-    if (d->tokens) {
-        for (int i = 0; i < d->n_tokens; i++)
-            if (d->tokens[i] >= c->vocab_size)
-                return IFK_FAIL(IFK_ERR_FORMAT, "%s: token %d is outside the model's vocabulary (0..%d)", where,
-                                d->tokens[i], c->vocab_size - 1);
-        IFK_CHECK(ifk_chunk_ids(d->tokens, d->n_tokens, (int)w->o->chunk_tokens, &ch));
-    } else {
-        if (!w->tok)
-            return IFK_FAIL(IFK_ERR_ARG, "%s: document has text but the model has no tokenizer (a random model): give "
-                            "\"tokens\"", where);
-        IFK_CHECK(ifk_chunk_text(w->tok, d->text, d->text_len, (int)w->o->chunk_tokens, w->o->split, &ch));
-    }
-    ifk_status st = IFK_OK;
-    if (!w->w) IFK_CHECK_GOTO(st, open_shard_(w), done);
-    IFK_CHECK_GOTO(st, ifk_shard_begin_doc(w->w, d->id, d->text ? d->text : "", d->text ? d->text_len : 0), done);
-    for (int i = 0; i < ch.n_chunks; i++) {
-        IFK_CHECK_GOTO(st, ifk_prefill_chunk(&w->m, &w->st, &w->cache, ch.tokens + ch.start[i], ch.len[i], w->k, w->v),
-                       done);
-        IFK_CHECK_GOTO(st, ifk_shard_put_chunk(w->w, ch.tokens + ch.start[i], ch.len[i], w->k, w->v), done);
-        if (between) between(ctx);
-    }
-    if (w->n_pending == w->cap_pending) {
-        w->cap_pending = w->cap_pending ? 2 * w->cap_pending : 64;
-        ifk_doc_rec *p = realloc(w->pending, sizeof *p * w->cap_pending);
-        if (!p) { st = IFK_FAIL(IFK_ERR_OOM, "out of memory"); goto done; }
-        w->pending = p;
-    }
-    IFK_CHECK_GOTO(st, ifk_shard_end_doc(w->w, &w->pending[w->n_pending]), done);
-    w->n_pending++;
-done:
-    ifk_chunking_free(&ch);
-    return st;
+    ifk_ingest_doc_in in = {.id = d->id, .text = d->text, .text_len = d->text_len, .tokens = d->tokens,
+                            .n_tokens = d->n_tokens};
+    return ifk_ingest_doc(&w->g, &in, where, between, ctx);
 }
 
 static int commit_due_(const worker_ *w, int force) {
-    if (!w->w) return 0;
-    return force || w->n_pending >= w->o->commit_docs || ifk_now() - w->first_uncommitted >= w->o->commit_secs;
+    return ifk_ingest_commit_due(&w->g, (int)w->o->commit_docs, w->o->commit_secs, force);
+}
+
+/* Rank 0 records a commit in the manifest itself. */
+static ifk_status record_here_(const char *shard, ifk_doc_rec *recs, int n, void *ctx) {
+    return ifk_ingest_record(((worker_ *)ctx)->man, shard, recs, n);
+}
+
+/* Other ranks send it to rank 0: the shard's name, a newline, the document records as JSON. */
+static ifk_status record_remote_(const char *shard, ifk_doc_rec *recs, int n, void *ctx) {
+    const worker_ *w = ctx;
+    char *js = ifk_doc_recs_to_json(recs, n);
+    size_t nl = strlen(shard), jl = js ? strlen(js) : 0;
+    char *msg = malloc(nl + jl + 2);
+    if (!js || !msg) {
+        free(js), free(msg);
+        return IFK_FAIL(IFK_ERR_OOM, "out of memory");
+    }
+    memcpy(msg, shard, nl);
+    msg[nl] = '\n';
+    memcpy(msg + nl + 1, js, jl + 1);
+    MPI_Send(msg, (int)(nl + jl + 2), MPI_CHAR, 0, IFK_TAG_COMMIT, w->comm->comm);
+    free(js), free(msg);
+    return IFK_OK;
 }
 
 /* Closes and renames the open shard, then records it: in the manifest on rank 0, by a message to
  * rank 0 elsewhere. Either way the manifest lists it only after it is complete on disk. */
 static ifk_status commit_(worker_ *w) {
-    char name[256];
-    snprintf(name, sizeof name, "%s", ifk_shard_name(w->w));
-    IFK_CHECK(ifk_shard_commit(&w->w));
-    ifk_status st = IFK_OK;
-    if (w->man) {
-        st = ifk_manifest_add(w->man, name, w->pending, w->n_pending);
-        if (st == IFK_OK) st = ifk_manifest_save(w->man);
-    } else {
-        char *js = ifk_doc_recs_to_json(w->pending, w->n_pending);
-        size_t nl = strlen(name), jl = js ? strlen(js) : 0;
-        char *msg = malloc(nl + jl + 2);
-        if (!js || !msg) {
-            free(js), free(msg);
-            return IFK_FAIL(IFK_ERR_OOM, "out of memory");
-        }
-        memcpy(msg, name, nl);
-        msg[nl] = '\n';
-        memcpy(msg + nl + 1, js, jl + 1);
-        MPI_Send(msg, (int)(nl + jl + 2), MPI_CHAR, 0, IFK_TAG_COMMIT, w->comm->comm);
-        free(js), free(msg);
-    }
-    for (int i = 0; i < w->n_pending; i++) ifk_doc_rec_free(&w->pending[i]);
-    w->n_pending = 0;
-    return st;
+    return ifk_ingest_commit(&w->g, w->man ? record_here_ : record_remote_, w);
 }
 
 /* ---- messages ------------------------------------------------------------------------------------ */
@@ -350,14 +308,14 @@ static void coordinate_(worker_ *w) {
             if (ifk_corpus_read(&c.corpus, ord, &d) != IFK_OK || cache_doc_(w, &d, where, service_, &c) != IFK_OK)
                 ifk_comm_abort(cm);
             c.docs_done++;
-            c.tokens_done += w->pending[w->n_pending - 1].n_tokens;
+            c.tokens_done += ifk_ingest_last_tokens(&w->g);
             c.bytes_done += (double)cd->size;
             ifk_doc_free(&d);
             if (commit_due_(w, 0) && commit_(w) != IFK_OK) ifk_comm_abort(cm);
             progress_(&c, 0);
             continue;
         }
-        if (w->w && commit_(w) != IFK_OK) ifk_comm_abort(cm);
+        if (commit_due_(w, 1) && commit_(w) != IFK_OK) ifk_comm_abort(cm);
         if (c.next >= c.n_queue && c.done_workers == cm->size - 1) break;
         MPI_Status s; /* nothing of our own to do: wait for a worker */
         MPI_Probe(MPI_ANY_SOURCE, MPI_ANY_TAG, cm->comm, &s);
@@ -409,11 +367,11 @@ static void work_(worker_ *w) {
         ifk_doc_free(&d);
         free(buf);
         ifk_fault("worker.doc"); /* a worker dying or leaving after N documents */
-        int32_t r[2] = {h.ordinal, w->pending[w->n_pending - 1].n_tokens};
+        int32_t r[2] = {h.ordinal, ifk_ingest_last_tokens(&w->g)};
         if (commit_due_(w, 0) && commit_(w) != IFK_OK) ifk_comm_abort(cm);
         MPI_Send(r, (int)sizeof r, MPI_CHAR, 0, IFK_TAG_REQ, cm->comm);
     }
-    if (w->w && commit_(w) != IFK_OK) ifk_comm_abort(cm);
+    if (commit_due_(w, 1) && commit_(w) != IFK_OK) ifk_comm_abort(cm);
     MPI_Send(NULL, 0, MPI_CHAR, 0, IFK_TAG_DONE, cm->comm);
 }
 
@@ -474,77 +432,12 @@ static ifk_status parse_opts_(int argc, char **argv, opts_ *o) {
     return IFK_OK;
 }
 
-static ifk_status mkdirs_(const char *dir) {
-    char p[1024];
-    snprintf(p, sizeof p, "%s", dir);
-    for (char *s = p + 1;; s++) {
-        char c = *s;
-        if (c != '/' && c != '\0') continue;
-        *s = '\0';
-        if (mkdir(p, 0755) != 0 && errno != EEXIST) return IFK_FAIL(IFK_ERR_IO, "%s: cannot create: %s", p, strerror(errno));
-        *s = c;
-        if (!c) break;
-    }
-    struct stat st;
-    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) return IFK_FAIL(IFK_ERR_IO, "%s: not a folder", dir);
-    return IFK_OK;
-}
-
-/* Rank 0: opens or creates the store, checks it was made for this model and layout, locks it and
- * removes what a crash left behind. */
-static ifk_status open_store_(worker_ *w, int *lock_fd) {
-    const opts_ *o = w->o;
-    IFK_CHECK(mkdirs_(o->store));
-    IFK_CHECK(ifk_store_lock(o->store, lock_fd));
-    char mpath[2048];
-    snprintf(mpath, sizeof mpath, "%s/%s", o->store, IFK_MANIFEST);
-    struct stat st;
-    w->man = ifk_calloc(1, sizeof *w->man, "manifest");
-    if (!w->man) return IFK_ERR_OOM;
-    if (o->force) IFK_CHECK(ifk_store_wipe(o->store));
-    if (stat(mpath, &st) == 0) {
-        IFK_CHECK(ifk_manifest_load(w->man, o->store));
-        IFK_CHECK(ifk_store_params_check(&w->man->p, &w->sp, o->store, 1));
-    } else {
-        ifk_manifest_init(w->man, o->store, &w->sp);
-        IFK_CHECK(ifk_manifest_save(w->man));
-    }
-    int removed = 0;
-    IFK_CHECK(ifk_store_clean(w->man, &removed));
-    if (removed && !o->quiet)
-        fprintf(stderr, "cache: removed %d incomplete file%s left by an interrupted run\n", removed, removed > 1 ? "s" : "");
-    return IFK_OK;
-}
-
-/* Rank 0: the BM25 index over every document of the store, from the texts in the shards. */
-static ifk_status build_index_(const char *dir) {
-    ifk_store *s = NULL;
-    ifk_bm25 *ix = NULL;
-    IFK_CHECK(ifk_store_open(&s, dir));
-    ifk_status st = ifk_bm25_create(&ix);
-    const ifk_manifest *m = ifk_store_manifest(s);
-    for (int d = 0; st == IFK_OK && d < m->n_docs; d++) {
-        char *text;
-        size_t len;
-        st = ifk_store_read_text(s, d, &text, &len);
-        if (st == IFK_OK) st = ifk_bm25_add(ix, m->docs[d].id, text, len), free(text);
-    }
-    if (st == IFK_OK) {
-        char path[2048];
-        snprintf(path, sizeof path, "%s/%s", dir, IFK_INDEX);
-        st = ifk_bm25_save(ix, path);
-    }
-    ifk_bm25_free(&ix);
-    ifk_store_close(&s);
-    return st;
-}
-
 int ifk_cmd_cache(int argc, char **argv) {
     ifk_comm cm;
     if (ifk_comm_start(&cm, &argc, &argv) != IFK_OK) return 1;
     opts_ o;
-    worker_ w = {.comm = &cm, .o = &o};
-    int lock_fd = -1, rc = 1;
+    worker_ w = {.comm = &cm, .o = &o, .lock_fd = -1};
+    int rc = 1;
     /* every rank parses the same argv, so every rank reaches the same verdict */
     if (parse_opts_(argc, argv, &o) != IFK_OK) {
         if (cm.rank == 0) ifk_err_print();
@@ -557,20 +450,12 @@ int ifk_cmd_cache(int argc, char **argv) {
     int compute_here = cm.local_size - (o.dedicated && cm.size > 1 && cm.rank / cm.local_size == 0 ? 1 : 0);
     int threads = o.threads ? (int)o.threads : ifk_comm_blas_threads(&cm, compute_here);
     ifk_blas_set_threads(threads);
-    snprintf(w.dir, sizeof w.dir, "%s", o.store);
 
-    /* every rank loads the model; rank 0 fingerprints it and prepares the store */
-    ifk_status st = o.model ? ifk_engine_load(o.model, o.tokenizer, &w.m, &w.tok) : ifk_model_random(&w.m, o.random_model, 1);
+    /* every rank loads the model; rank 0 fingerprints it and opens the store */
+    ifk_status st = ifk_engine_load_any(o.model, o.tokenizer, o.random_model, &w.m, &w.tok);
     if (st == IFK_OK && o.chunk_tokens + IFK_CHUNK_PREFIX > w.m.cfg.seq_len)
         st = IFK_FAIL(IFK_ERR_ARG, "--chunk-tokens %ld plus the BOS prefix exceeds the model's %d positions",
                       o.chunk_tokens, w.m.cfg.seq_len);
-    if (st == IFK_OK) st = ifk_kvcache_init(&w.cache, &w.m.cfg, (int)o.chunk_tokens + IFK_CHUNK_PREFIX);
-    if (st == IFK_OK) {
-        size_t nel = (size_t)w.m.cfg.n_layers * w.m.cfg.n_kv_heads * o.chunk_tokens * w.m.cfg.head_dim;
-        w.k = ifk_malloc(nel * sizeof(float), "chunk K");
-        w.v = ifk_malloc(nel * sizeof(float), "chunk V");
-        if (!w.k || !w.v) st = IFK_ERR_OOM;
-    }
     if (ifk_comm_agree(&cm, st) != IFK_OK) goto out;
     if (cm.rank == 0) {
         char fp[17];
@@ -580,7 +465,11 @@ int ifk_cmd_cache(int argc, char **argv) {
         w.sp.chunk_tokens = (int)o.chunk_tokens;
         w.sp.split = o.split;
         w.sp.compress = (int)o.compress;
-        st = open_store_(&w, &lock_fd);
+        int removed = 0;
+        st = ifk_ingest_open_store(o.store, &w.sp, o.force, 1, &w.man, &w.lock_fd, &removed);
+        if (st == IFK_OK && removed && !o.quiet)
+            fprintf(stderr, "cache: removed %d incomplete file%s left by an interrupted run\n", removed,
+                    removed > 1 ? "s" : "");
         time_t now = time(NULL);
         char t[32];
         strftime(t, sizeof t, "%Y%m%dT%H%M%S", gmtime(&now));
@@ -589,27 +478,20 @@ int ifk_cmd_cache(int argc, char **argv) {
     if (ifk_comm_agree(&cm, st) != IFK_OK) goto out;
     MPI_Bcast(&w.sp, (int)sizeof w.sp, MPI_BYTE, 0, cm.comm);
     MPI_Bcast(w.run_id, (int)sizeof w.run_id, MPI_CHAR, 0, cm.comm);
+    char prefix[160];
+    snprintf(prefix, sizeof prefix, "shard-%s-r%04d", w.run_id, cm.rank);
+    if (ifk_comm_agree(&cm, ifk_ingest_init(&w.g, &w.m, w.tok, o.store, &w.sp, prefix, cm.rank)) != IFK_OK) goto out;
 
     if (cm.rank == 0) coordinate_(&w);
     else work_(&w);
 
     if (cm.rank == 0) {
-        if (build_index_(o.store) != IFK_OK) ifk_comm_abort(&cm);
+        if (ifk_ingest_index(o.store) != IFK_OK) ifk_comm_abort(&cm);
     }
     rc = 0;
 out:
-    if (w.w) ifk_shard_abort(&w.w);
-    for (int i = 0; i < w.n_pending; i++) ifk_doc_rec_free(&w.pending[i]);
-    free(w.pending);
-    if (w.man) {
-        ifk_manifest_free(w.man);
-        free(w.man);
-    }
-    ifk_store_unlock(lock_fd);
-    free(w.k);
-    free(w.v);
-    ifk_kvcache_free(&w.cache);
-    ifk_state_free(&w.st);
+    ifk_ingest_free(&w.g);
+    ifk_ingest_close_store(&w.man, &w.lock_fd);
     ifk_tokenizer_free(&w.tok);
     ifk_model_free(&w.m);
     ifk_comm_finalize(&cm);

@@ -8,6 +8,8 @@
 #include "cli.h"
 #include "drivers.h"
 #include "engine.h"
+#include "sys.h"
+#include "decode.h"
 
 typedef struct {
     const ifk_tokenizer *tok;

@@ -8,6 +8,8 @@
 #include "cli.h"
 #include "drivers.h"
 #include "engine.h"
+#include "forward.h"
+#include "sys.h"
 #include "hf.h"
 
 int ifk_cmd_convert(int argc, char **argv) {

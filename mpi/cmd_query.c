@@ -9,6 +9,8 @@
 #include "cli.h"
 #include "drivers.h"
 #include "engine.h"
+#include "sys.h"
+#include "sampler.h"
 #include "query.h"
 #include "comm.h"
 #include "fault.h"
@@ -191,7 +193,7 @@ int ifk_cmd_query(int argc, char **argv) {
                         "Under mpirun the model's KV heads are split over the ranks (tensor parallelism).";
     ifk_model full = {0}, local = {0};
     ifk_tokenizer *tok = NULL;
-    ifk_store *st = NULL;
+    ifk_store *store = NULL;
     int *docs = NULL, nd = 0, *ids = NULL, P = 0;
     ifk_query_result r = {0};
     ifk_query_opts o = {.method = IFK_METHOD_INFOFLOW, .budget = 0.15, .score_lo = -1, .score_hi = -1, .steps = 32};
@@ -246,13 +248,13 @@ int ifk_cmd_query(int argc, char **argv) {
             if (cm.rank == 0) s_ = ifk_engine_load_tokenizer(model, tokp, &full.cfg, &tok);
         }
     } else {
-        s_ = model ? ifk_engine_load(model, tokp, &full, &tok) : ifk_model_random(&full, shape, 1); /* cache's seed */
+        s_ = ifk_engine_load_any(model, tokp, shape, &full, &tok);
     }
     AGREE_OR_OUT(s_);
     if (layers_s && (o.score_lo < 0 || o.score_hi < o.score_lo || o.score_hi >= full.cfg.n_layers))
         s_ = IFK_FAIL(IFK_ERR_ARG, "--score-layers %s is outside the model's layers 0-%d", layers_s, full.cfg.n_layers - 1);
     if (s_ == IFK_OK && cm.size > 1 && !hf_slices) s_ = ifk_model_slice(&full, cm.rank, cm.size, &local);
-    if (s_ == IFK_OK) s_ = ifk_store_open(&st, dir);
+    if (s_ == IFK_OK) s_ = ifk_store_open(&store, dir);
     AGREE_OR_OUT(s_);
     if (cm.rank == 0) {
         /* the coordinator checks the store against the model, resolves the documents and the prompt */
@@ -260,7 +262,7 @@ int ifk_cmd_query(int argc, char **argv) {
         ifk_model_fingerprint(&full, fp);
         ifk_store_params want;
         ifk_store_params_from_model(&want, &full, fp);
-        const ifk_manifest *man = ifk_store_manifest(st);
+        const ifk_manifest *man = ifk_store_manifest(store);
         s_ = ifk_store_params_check(&man->p, &want, dir, 0);
         if (s_ == IFK_OK) s_ = resolve_docs_(dir, man, docs_s, retrieve, prompt ? prompt : "", &docs, &nd);
         if (s_ == IFK_OK && prompt) s_ = ifk_tokenizer_encode(tok, prompt, strlen(prompt), 0, 0, &ids, &P);
@@ -290,18 +292,18 @@ int ifk_cmd_query(int argc, char **argv) {
         ifk_tp_mpi_init(&tpm, &cm, full.cfg.n_heads);
     }
     ifk_query_docs qd = {docs, nd};
-    if (ifk_query_run(cm.size > 1 ? &local : &full, st, &qd, ids, P, &o, cm.size > 1 ? &tpm.tp : NULL, &r) != IFK_OK) {
+    if (ifk_query_run(cm.size > 1 ? &local : &full, store, &qd, ids, P, &o, cm.size > 1 ? &tpm.tp : NULL, &r) != IFK_OK) {
         if (cm.size > 1) ifk_comm_abort(&cm); /* the others may wait in a collective */
         ifk_err_print();
         goto out;
     }
-    if (cm.rank == 0) print_result_(tok, ifk_store_manifest(st), docs, nd, ids, P, &o, &r, json, cm.size);
+    if (cm.rank == 0) print_result_(tok, ifk_store_manifest(store), docs, nd, ids, P, &o, &r, json, cm.size);
     if (getenv("INFOFLOW_READ_STATS")) { /* which KV heads this rank read from the store: tests use it */
-        const ifk_manifest *man = ifk_store_manifest(st);
+        const ifk_manifest *man = ifk_store_manifest(store);
         char line[4096];
         int n = snprintf(line, sizeof line, "read-stats rank %d:", cm.rank);
         for (int h = 0; h < man->p.n_kv_heads && n < (int)sizeof line - 32; h++)
-            n += snprintf(line + n, sizeof line - n, " %.0f", ifk_store_head_bytes(st, h));
+            n += snprintf(line + n, sizeof line - n, " %.0f", ifk_store_head_bytes(store, h));
         line[n++] = '\n';
         if (write(2, line, (size_t)n) < 0) { /* one write: lines of several ranks do not interleave */ }
     }
@@ -309,7 +311,7 @@ int ifk_cmd_query(int argc, char **argv) {
 out:
     ifk_query_result_free(&r);
     free(docs), free(ids);
-    ifk_store_close(&st);
+    ifk_store_close(&store);
     ifk_tokenizer_free(&tok);
     ifk_model_free(&local);
     ifk_model_free(&full);

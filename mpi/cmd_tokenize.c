@@ -7,6 +7,7 @@
 #include "cli.h"
 #include "drivers.h"
 #include "engine.h"
+#include "sys.h"
 
 int ifk_cmd_tokenize(int argc, char **argv) {
     const char *tokp = NULL, *file = NULL, *text = NULL;

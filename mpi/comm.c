@@ -58,6 +58,10 @@ void ifk_comm_abort(const ifk_comm *c) {
     if (c->size > 1) fprintf(stderr, "infoflow: error: rank %d: %s\n", c->rank, ifk_errmsg());
     else ifk_err_print();
     fflush(stderr);
+    if (c->size == 1) { /* nobody to stop: the one-line message and exit 1, without MPI_Abort's banner */
+        MPI_Finalize();
+        exit(1);
+    }
     MPI_Abort(c->comm != MPI_COMM_NULL ? c->comm : MPI_COMM_WORLD, 1);
     exit(1); /* not reached */
 }

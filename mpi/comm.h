@@ -1,5 +1,11 @@
 /* comm.h — the job's communicator and the few MPI facts every driver needs. All MPI of infoflow
- * lives in mpi/; the engine and storage see plain ints.
+ * lives in mpi/; the engine, the pipeline and storage see plain ints and the ifk_tp hooks.
+ *
+ * Error policy: the communicator keeps MPI's default handler, MPI_ERRORS_ARE_FATAL, so a failing
+ * MPI call (a dead peer, a broken network) ends the whole job with the library's own report; the
+ * return codes of MPI calls are therefore not checked. What infoflow itself detects (bad input,
+ * damaged stores, a rank's failure) goes through ifk_comm_agree before collectives or
+ * ifk_comm_abort inside them.
  *
  * Collective on MPI_COMM_WORLD: ifk_comm_init, ifk_comm_agree, ifk_comm_finalize.
  * Local: ifk_comm_abort (ends every rank), ifk_comm_blas_threads. */
@@ -36,7 +42,8 @@ ifk_status ifk_comm_start(ifk_comm *c, int *argc, char ***argv);
  * model), so that one message is printed and nobody waits. */
 ifk_status ifk_comm_agree(const ifk_comm *c, ifk_status mine);
 
-/* Prints this rank's error and ends the whole job with MPI_Abort (exit code 1). */
+/* Prints this rank's error and ends the whole job with MPI_Abort (exit code 1); a one-rank job
+ * finalizes and exits 1 instead, so a user error prints the one-line message alone. */
 void ifk_comm_abort(const ifk_comm *c) __attribute__((noreturn));
 
 /* A sane OpenBLAS thread count for this rank: the node's cores shared by its ranks (at least 1);

@@ -1,40 +1,34 @@
 /* tp.c — allreduce / reduce / broadcast hooks for the tensor-parallel engine. */
 #include "tp.h"
 
-static ifk_status check_(int rc, const char *what) {
-    if (rc == MPI_SUCCESS) return IFK_OK;
-    char msg[MPI_MAX_ERROR_STRING];
-    int len = 0;
-    MPI_Error_string(rc, msg, &len);
-    return IFK_FAIL(IFK_ERR_MPI, "%s failed: %s", what, msg);
-}
+/* MPI errors are fatal on the job's communicator (comm.h), so the hooks always return IFK_OK. */
 
 static ifk_status allreduce_(float *x, size_t n, void *ctx) {
     ifk_tp_mpi *t = ctx;
     double t0 = MPI_Wtime();
-    int rc = MPI_Allreduce(MPI_IN_PLACE, x, (int)n, MPI_FLOAT, MPI_SUM, t->comm->comm);
+    MPI_Allreduce(MPI_IN_PLACE, x, (int)n, MPI_FLOAT, MPI_SUM, t->comm->comm);
     t->tp.comm_seconds += MPI_Wtime() - t0;
     t->tp.comm_bytes += 4.0 * n;
-    return check_(rc, "MPI_Allreduce");
+    return IFK_OK;
 }
 
 static ifk_status reduce_root_(float *x, size_t n, void *ctx) {
     ifk_tp_mpi *t = ctx;
     double t0 = MPI_Wtime();
-    int rc = t->comm->rank == 0 ? MPI_Reduce(MPI_IN_PLACE, x, (int)n, MPI_FLOAT, MPI_SUM, 0, t->comm->comm)
-                                : MPI_Reduce(x, NULL, (int)n, MPI_FLOAT, MPI_SUM, 0, t->comm->comm);
+    if (t->comm->rank == 0) MPI_Reduce(MPI_IN_PLACE, x, (int)n, MPI_FLOAT, MPI_SUM, 0, t->comm->comm);
+    else MPI_Reduce(x, NULL, (int)n, MPI_FLOAT, MPI_SUM, 0, t->comm->comm);
     t->tp.comm_seconds += MPI_Wtime() - t0;
     t->tp.comm_bytes += 4.0 * n;
-    return check_(rc, "MPI_Reduce");
+    return IFK_OK;
 }
 
 static ifk_status bcast_ints_(int *x, size_t n, void *ctx) {
     ifk_tp_mpi *t = ctx;
     double t0 = MPI_Wtime();
-    int rc = MPI_Bcast(x, (int)n, MPI_INT, 0, t->comm->comm);
+    MPI_Bcast(x, (int)n, MPI_INT, 0, t->comm->comm);
     t->tp.comm_seconds += MPI_Wtime() - t0;
     t->tp.comm_bytes += 4.0 * n;
-    return check_(rc, "MPI_Bcast");
+    return IFK_OK;
 }
 
 void ifk_tp_mpi_init(ifk_tp_mpi *t, const ifk_comm *comm, int n_heads_total) {

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "engine.h"
+#include "sys.h"
 #include "kernels.h"
 
 double ifk_bench_gemm_peak(ifk_gemm_backend backend, ifk_wdtype wdt, int M, int N, int K, double min_seconds,

@@ -1,4 +1,4 @@
-/* engine.c — path resolution and the generation loop. */
+/* engine.c — from a model path (or a random shape) to a model and its tokenizer (engine.h). */
 #include "engine.h"
 
 #include "hf.h"
@@ -9,13 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
-
-double ifk_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static int ends_with_(const char *s, const char *suf) {
     size_t a = strlen(s), b = strlen(suf);
@@ -106,91 +99,10 @@ ifk_status ifk_engine_load_tokenizer(const char *path, const char *tok_path, con
     return IFK_OK;
 }
 
-void ifk_print_token(FILE *f, const ifk_tokenizer *t, int prev, int tok) {
-    size_t n;
-    const char *p = ifk_tokenizer_decode(t, prev, tok, &n);
-    if (n == 1 && !isprint((unsigned char)p[0]) && !isspace((unsigned char)p[0])) return;
-    fwrite(p, 1, n, f);
-}
-
-ifk_status ifk_generate(const ifk_model *m, ifk_sampler *smp, const int *ids, int n, int steps, ifk_token_fn fn,
-                        void *ctx, ifk_gen_stats *stats) {
-    const ifk_config *c = &m->cfg;
-    if (steps <= 0 || steps > c->seq_len) steps = c->seq_len;
-    IFK_CHECK_ARG(n >= 1, "empty prompt (no tokens, not even BOS)");
-    IFK_CHECK_ARG(n <= c->seq_len, "prompt is %d tokens but the model has only %d positions", n, c->seq_len);
-    IFK_CHECK_ARG(n <= steps, "prompt is %d tokens but --steps is %d (steps count the prompt)", n, steps);
-    memset(stats, 0, sizeof *stats);
-    stats->n_prompt = n;
-    ifk_kvcache cache;
-    ifk_state s = {0};
-    IFK_CHECK(ifk_kvcache_init(&cache, c, steps));
-    int *pos = malloc(sizeof(int) * (size_t)n);
-    float *logits = malloc(sizeof(float) * (size_t)c->vocab_size);
-    ifk_status st = IFK_OK;
-    if (!pos || !logits) {
-        st = IFK_FAIL(IFK_ERR_OOM, "out of memory for the prompt");
-        goto done;
-    }
-    for (int i = 0; i < n; i++) pos[i] = i;
-    double t0 = ifk_now();
-    IFK_CHECK_GOTO(st, ifk_forward(m, &s, &cache, ids, pos, n, logits, 0), done);
-    if (fn)
-        for (int i = 1; i < n; i++) fn(ids[i - 1], ids[i], ctx);
-    int prev = ids[n - 1];
-    double t1 = 0;
-    for (int q = n - 1;;) {
-        int next = ifk_sample(smp, logits);
-        if (stats->n_generated == 0) t1 = ifk_now(), stats->prefill_s = t1 - t0;
-        if (next == c->bos_id || next == c->eos_id) break;
-        stats->n_generated++;
-        if (fn) fn(prev, next, ctx);
-        prev = next;
-        if (++q >= steps) break;
-        IFK_CHECK_GOTO(st, ifk_forward(m, &s, &cache, &next, &q, 1, logits, 0), done);
-    }
-    if (t1 == 0) t1 = ifk_now(), stats->prefill_s = t1 - t0;
-    stats->decode_s = ifk_now() - t1;
-done:
-    free(pos);
-    free(logits);
-    ifk_state_free(&s);
-    ifk_kvcache_free(&cache);
-    return st;
-}
-
-char *ifk_detokenize(const ifk_tokenizer *t, int prev, const int *ids, int n, size_t *len) {
-    size_t cap = 64, l = 0;
-    char *s = malloc(cap);
-    for (int i = 0; s && t && i < n; i++) {
-        size_t pl;
-        const char *p = ifk_tokenizer_decode(t, i ? ids[i - 1] : prev, ids[i], &pl);
-        if (l + pl + 1 > cap) {
-            cap = 2 * (l + pl + 1);
-            char *ns = realloc(s, cap);
-            if (!ns) {
-                free(s);
-                return NULL;
-            }
-            s = ns;
-        }
-        memcpy(s + l, p, pl);
-        l += pl;
-    }
-    if (s) s[l] = '\0';
-    if (len) *len = l;
-    return s;
-}
-
-double ifk_mem_available(void) {
-    const char *e = getenv("INFOFLOW_MEM_LIMIT");
-    if (e && *e) return strtod(e, NULL);
-    FILE *f = fopen("/proc/meminfo", "r");
-    if (!f) return 0;
-    char line[256];
-    double kb = 0;
-    while (fgets(line, sizeof line, f))
-        if (sscanf(line, "MemAvailable: %lf kB", &kb) == 1) break;
-    fclose(f);
-    return kb * 1024.0;
+ifk_status ifk_engine_load_any(const char *path, const char *tok_path, const char *shape, ifk_model *m,
+                               ifk_tokenizer **tok) {
+    *tok = NULL;
+    if (path) return ifk_engine_load(path, tok_path, m, tok);
+    IFK_CHECK_ARG(shape, "give a model path or a random shape");
+    return ifk_model_random(m, shape, IFK_RANDOM_SEED);
 }

@@ -39,6 +39,10 @@ static void blas_gemm_(int ta, int tb, int M, int N, int K, float alpha, const f
                 lda, B, ldb, beta, C, ldc);
 }
 
+/* products with M N K below this go to OpenBLAS on every backend (tests set 0 to reach oneDNN) */
+static double small_mnk_ = 32768.0;
+void ifk_gemm_set_small(double mnk) { small_mnk_ = mnk; }
+
 #ifdef IFK_HAVE_ONEDNN
 typedef struct {
     int ta, tb, M, N, K, lda, ldb, ldc, wdt, adt;
@@ -164,8 +168,9 @@ void ifk_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, 
               float beta, float *C, int ldc) {
     if (M <= 0 || N <= 0) return;
 #ifdef IFK_HAVE_ONEDNN
-    /* M == 1 is a memory-bound GEMV: OpenBLAS's sgemv reads the weights at the machine's bandwidth */
-    if (backend_ == IFK_GEMM_ONEDNN && M > 1 && K > 0) {
+    /* M == 1 is a memory-bound GEMV: OpenBLAS's sgemv reads the weights at the machine's bandwidth;
+     * tiny products cost less than oneDNN's OpenMP fork-join: OpenBLAS too */
+    if (backend_ == IFK_GEMM_ONEDNN && M > 1 && K > 0 && (double)M * N * K >= small_mnk_) {
         prim_entry_ *e = entry_get_(ta, tb, M, N, K, alpha, lda, ldb, beta, ldc, 0, 0);
         if (e && dnnl_run_(e, A, B, C)) return;
     }
@@ -231,7 +236,7 @@ void ifk_matmul_w(float *Y, const float *X, const void *W, ifk_wdtype t, int T, 
     if (T <= 0 || out <= 0) return;
     const size_t nx = (size_t)T * in;
 #ifdef IFK_HAVE_ONEDNN
-    if (t == IFK_W_BF16 && T > 1 && backend_ == IFK_GEMM_ONEDNN) {
+    if (t == IFK_W_BF16 && T > 1 && backend_ == IFK_GEMM_ONEDNN && (double)T * in * out >= small_mnk_) {
         prim_entry_ *e = entry_get_(0, 1, T, out, in, 1.0f, in, in, 0.0f, out, 1, 1);
         void *xb = e ? scratch_get_(1, 2 * nx) : NULL;
         if (xb) {
@@ -272,7 +277,7 @@ const char *ifk_matmul_w_impl(ifk_wdtype t, int T, int in, int out) {
     if (t == IFK_W_F32) return ifk_gemm_impl(0, 1, T, out, in);
     if (T == 1) return t == IFK_W_BF16 ? "gemv:bf16" : "gemv:f16";
 #ifdef IFK_HAVE_ONEDNN
-    if (t == IFK_W_BF16 && backend_ == IFK_GEMM_ONEDNN) {
+    if (t == IFK_W_BF16 && backend_ == IFK_GEMM_ONEDNN && (double)T * in * out >= small_mnk_) {
         prim_entry_ *e = entry_get_(0, 1, T, out, in, 1.0f, in, in, 0.0f, out, 1, 1);
         if (e) return e->impl;
     }
@@ -299,7 +304,7 @@ const char *ifk_gemm_backend_name(ifk_gemm_backend b) { return b == IFK_GEMM_ONE
 
 const char *ifk_gemm_impl(int ta, int tb, int M, int N, int K) {
 #ifdef IFK_HAVE_ONEDNN
-    if (backend_ == IFK_GEMM_ONEDNN && M > 1) {
+    if (backend_ == IFK_GEMM_ONEDNN && M > 1 && (double)M * N * K >= small_mnk_) {
         prim_entry_ *e = entry_get_(ta, tb, M, N, K, 1.0f, ta ? M : K, tb ? K : N, 0.0f, N, 0, 0);
         if (e) return e->impl;
     }

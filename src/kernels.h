@@ -12,6 +12,8 @@
 
 #include <stddef.h>
 
+#include "dtype.h"
+
 /* ---- GEMM wrapper (gemm.c) ---------------------------------------------------------------- */
 
 /* C(M,N) = alpha * op(A) op(B) + beta * C, row-major, op = transpose when ta/tb is nonzero.
@@ -34,6 +36,9 @@ ifk_gemm_backend ifk_gemm_get_backend(void);
 const char *ifk_gemm_backend_name(ifk_gemm_backend b);
 /* The implementation a dense call of this shape runs ("brg:avx512_core", "openblas:sgemm"...). */
 const char *ifk_gemm_impl(int ta, int tb, int M, int N, int K);
+/* Products with M*N*K below mnk (default 32768, e.g. 32x32x32) run on OpenBLAS whatever the backend:
+ * for them oneDNN's thread fork-join costs more than the product. Tests set 0. */
+void ifk_gemm_set_small(double mnk);
 /* oneDNN primitives created so far (each is created once per shape, then reused); 0 without oneDNN. */
 long ifk_gemm_primitives_created(void);
 
@@ -118,22 +123,6 @@ typedef struct {
 size_t ifk_attention_scratch(int n, int nk, int H, int Hkv, int Dh);
 void ifk_attention(const ifk_attn_args *a, float *scratch);
 
-/* ---- storage dtypes ---------------------------------------------------------------------- */
-
-#include <stdint.h>
-
-/* IEEE binary16 and bfloat16 as raw little-endian bits; f32 -> 16-bit rounds to nearest even,
- * keeps inf and NaN (quieted), and flushes nothing (f16 subnormals are produced). The 16-bit
- * side may be unaligned (it can point straight into a mapped file). */
-void ifk_f32_to_f16(void *dst, const float *src, size_t n);
-void ifk_f16_to_f32(float *dst, const void *src, size_t n);
-void ifk_f32_to_bf16(void *dst, const float *src, size_t n);
-void ifk_bf16_to_f32(float *dst, const void *src, size_t n);
-
-/* HDF5's Fletcher32 (H5_checksum_fletcher32: big-endian 16-bit words, sums reduced every 360
- * words), bit-identical, computed block-wise so that it vectorizes. */
-uint32_t ifk_fletcher32(const void *data, size_t len);
-
 /* ---- naive references (kernels_ref.c): the truth the fast kernels are tested against ------- */
 
 void ifk_ref_matmul(float *Y, const float *X, const float *W, int T, int in, int out);
@@ -146,11 +135,5 @@ void ifk_ref_swiglu(float *a, const float *b, size_t n);
 void ifk_ref_rope(float *x, int ld, int T, int nh, int Dh, ifk_rope_style style, const int *pos, long offset,
                   const double *inv_freq);
 void ifk_ref_attention(const ifk_attn_args *a);
-/* bit-level conversions from the IEEE 754 definitions, no compiler half type */
-uint16_t ifk_ref_f32_to_f16(float x);
-float ifk_ref_f16_to_f32(uint16_t h);
-uint16_t ifk_ref_f32_to_bf16(float x);
-/* the word-at-a-time Fletcher32 loop as HDF5 writes it */
-uint32_t ifk_ref_fletcher32(const void *data, size_t len);
 
 #endif

@@ -3,6 +3,7 @@
 
 #include "hftok.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdint.h>
@@ -357,4 +358,34 @@ const char *ifk_tokenizer_decode(const ifk_tokenizer *t, int prev, int tok, size
     }
     *len = n;
     return p;
+}
+
+void ifk_print_token(FILE *f, const ifk_tokenizer *t, int prev, int tok) {
+    size_t n;
+    const char *p = ifk_tokenizer_decode(t, prev, tok, &n);
+    if (n == 1 && !isprint((unsigned char)p[0]) && !isspace((unsigned char)p[0])) return;
+    fwrite(p, 1, n, f);
+}
+
+char *ifk_detokenize(const ifk_tokenizer *t, int prev, const int *ids, int n, size_t *len) {
+    size_t cap = 64, l = 0;
+    char *s = malloc(cap);
+    for (int i = 0; s && t && i < n; i++) {
+        size_t pl;
+        const char *p = ifk_tokenizer_decode(t, i ? ids[i - 1] : prev, ids[i], &pl);
+        if (l + pl + 1 > cap) {
+            cap = 2 * (l + pl + 1);
+            char *ns = realloc(s, cap);
+            if (!ns) {
+                free(s);
+                return NULL;
+            }
+            s = ns;
+        }
+        memcpy(s + l, p, pl);
+        l += pl;
+    }
+    if (s) s[l] = '\0';
+    if (len) *len = l;
+    return s;
 }

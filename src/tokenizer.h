@@ -10,6 +10,7 @@
 #define IFK_TOKENIZER_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 #include "status.h"
 
@@ -32,6 +33,14 @@ ifk_status ifk_tokenizer_encode_naive(const ifk_tokenizer *t, const char *text, 
 /* The bytes token `tok` stands for after `prev` (byte pieces become their byte; a leading space
  * is dropped right after BOS). Returns a pointer into the tokenizer and the length. */
 const char *ifk_tokenizer_decode(const ifk_tokenizer *t, int prev, int tok, size_t *len);
+
+/* Writes the bytes of token tok after prev to f, skipping lone unprintable control bytes as
+ * llama2.c does. */
+void ifk_print_token(FILE *f, const ifk_tokenizer *t, int prev, int tok);
+
+/* The text of ids[n] decoded after token prev (malloc'd, NUL-terminated; length in *len if not
+ * NULL; NULL when out of memory). With no tokenizer (a random model) the text is empty. */
+char *ifk_detokenize(const ifk_tokenizer *t, int prev, const int *ids, int n, size_t *len);
 /* The raw piece text of a token (for messages and tests). */
 const char *ifk_tokenizer_piece(const ifk_tokenizer *t, int tok);
 /* Id of an exact piece, or -1. */

@@ -51,6 +51,7 @@ checks = [(ok, "full has perfect fidelity"), (len(fid) == n_expected, f"{len(fid
           (len([json.loads(l) for l in open(f"{d}/ablation.jsonl")]) == 2 * 4, "ablation lines")]
 md = open(f"{d}/summary.md").read()
 checks.append(("| infoflow | 0.15 | on |" in md and "| epic | 0.50 | off |" in md, "summary rows"))
+checks.append(("nan" not in md, "no nan in the summary: a column that does not apply reads '–'"))
 for c, what in checks:
     print(("ok   " if c else "FAIL ") + what)
 sys.exit(0 if all(c for c, _ in checks) else 1)
@@ -61,5 +62,12 @@ printf '[job]\nmodel = %s\nstore = %s\nqueries = %s\nbudgets = 2\n' "$MODEL" "$W
 out=$(timeout 120 mpirun -n "$N" "$BIN" eval --job "$W/bad.ini" 2>&1); rc=$?
 expect "bad job spec refused" test "$rc" -eq 1
 expect "... naming file:line ($out)" grep -q "bad.ini:5: budgets" <<<"$out"
+# a user error inside the run loop of a one-process job: the one-line message and exit 1, no MPI_Abort banner
+if [ "$N" -eq 1 ]; then
+  echo '{"id": "q1", "prompt": "Lily", "docs": ["no-such-doc"]}' > "$W/missing.jsonl"
+  out=$(timeout 120 "$BIN" eval --job "$W/job.ini" --queries "$W/missing.jsonl" --out "$W/out2" --quiet 2>&1 >/dev/null); rc=$?
+  expect "missing document refused (rc $rc)" test "$rc" -eq 1
+  expect "... in one line naming it ($out)" test "$(grep -c . <<<"$out")" -eq 1 -a -n "$(grep 'no-such-doc' <<<"$out")"
+fi
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "kernels.h"
+#include "dtype.h"
 #include "model.h"
 #include "testutil.h"
 
@@ -13,6 +14,7 @@ static const int Ts[] = {1, 7, 65};
 /* Every GEMM test runs on each backend built in (OpenBLAS always; oneDNN with INFOFLOW_ONEDNN). */
 static const ifk_gemm_backend backends[] = {IFK_GEMM_OPENBLAS, IFK_GEMM_ONEDNN};
 #define FOR_EACH_BACKEND(bi)                                                                                  \
+    ifk_gemm_set_small(0); /* every size to the backend under test */                                      \
     for (int bi = 0; bi < 2; bi++)                                                                             \
         if (ifk_gemm_set_backend(backends[bi]) == 0)
 
@@ -72,6 +74,7 @@ Test(gemm, all_transpose_cases) {
 
 /* a oneDNN primitive is created once per shape and reused: a second pass over the same shapes creates none */
 Test(gemm, primitives_are_created_once_per_shape) {
+    ifk_gemm_set_small(0);
     if (ifk_gemm_set_backend(IFK_GEMM_ONEDNN) != 0) {
         cr_assert_eq(ifk_gemm_primitives_created(), 0); /* OpenBLAS-only build: nothing to cache */
         return;

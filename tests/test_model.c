@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include "engine.h"
+#include "sys.h"
+#include "decode.h"
 #include "testutil.h"
 
 Test(model, stories260k_config_is_read_from_the_header) {

@@ -13,7 +13,12 @@
 
 #include "chunk.h"
 #include "engine.h"
+#include "sys.h"
 #include "store.h"
+#include "dtype.h"
+#include "fletcher32.h"
+#include "shard_writer.h"
+#include "store_maint.h"
 #include "testutil.h"
 
 extern char **environ;

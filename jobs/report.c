@@ -1,0 +1,401 @@
+/* report.c — result collection for `infoflow eval`: summaries (markdown, CSV, printed) with 95%
+ * CIs and gnuplot plots, read back from the JSONL result files so that merged array-task outputs
+ * summarise the same way (report.h). */
+#include "report.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "evalio.h"
+#include "metrics.h"
+
+/* ---- results ---------------------------------------------------------------------------------- */
+
+typedef struct {
+    char method[16];
+    double budget;
+    int reorder, layer;
+    double kl, top1, lead, f1, em, ttft;
+    int has_gold;
+    double t[6];
+} row_;
+
+typedef struct {
+    row_ *r;
+    int n, cap;
+} rows_;
+
+static void push_row_(rows_ *rs, const row_ *r) {
+    if (rs->n == rs->cap) {
+        rs->cap = rs->cap ? 2 * rs->cap : 256;
+        rs->r = realloc(rs->r, sizeof *rs->r * rs->cap);
+        IFK_ASSERT(rs->r);
+    }
+    rs->r[rs->n++] = *r;
+}
+
+/* One markdown cell: mean ± half-width with prec decimals, or "–" where the column has no value
+ * (a metric the rows do not carry: leading tokens of the ablation, F1 without gold answers). */
+static void cell_(FILE *md, double mean, double half, int prec) {
+    if (isnan(mean)) fprintf(md, " – |");
+    else fprintf(md, " %.*f ± %.*f |", prec, mean, prec, half);
+}
+
+/* Groups rows by (method, budget, reorder, layer) and writes means with 95% CIs. */
+static void summarize_(const rows_ *rs, FILE *csv, FILE *md, const char *title) {
+    fprintf(md, "\n### %s\n\n| method | budget | reorder | n | KL(full‖method) | top-1 | leading tokens | F1 | EM | TTFT ms |\n"
+                "|---|---|---|---|---|---|---|---|---|---|\n", title);
+    char *done = calloc((size_t)rs->n + 1, 1);
+    double *buf = malloc(sizeof(double) * ((size_t)rs->n + 1));
+    for (int i = 0; i < rs->n; i++) {
+        if (done[i]) continue;
+        const row_ *a = &rs->r[i];
+        int idx[4096], n = 0;
+        for (int j = i; j < rs->n && n < 4096; j++) {
+            const row_ *b = &rs->r[j];
+            if (!done[j] && !strcmp(a->method, b->method) && a->budget == b->budget && a->reorder == b->reorder &&
+                a->layer == b->layer)
+                idx[n++] = j, done[j] = 1;
+        }
+        double mean[6], half[6];
+        for (int f = 0; f < 6; f++) {
+            int m = 0;
+            for (int q = 0; q < n; q++) {
+                const row_ *b = &rs->r[idx[q]];
+                double v = f == 0 ? b->kl : f == 1 ? b->top1 : f == 2 ? b->lead : f == 3 ? b->f1 : f == 4 ? b->em : b->ttft;
+                if (((f == 3 || f == 4) && !b->has_gold) || isnan(v)) continue;
+                buf[m++] = v;
+            }
+            if (m) ifk_mean_ci95(buf, m, &mean[f], &half[f]);
+            else mean[f] = NAN, half[f] = 0;
+        }
+        char lay[32] = "";
+        if (a->layer >= 0) snprintf(lay, sizeof lay, " (layer %d)", a->layer);
+        fprintf(md, "| %s%s | %.2f | %s | %d |", a->method, lay, a->budget, a->reorder ? "on" : "off", n);
+        static const int prec[6] = {5, 2, 1, 3, 3, 1}; /* KL, top-1, leading, F1, EM, TTFT */
+        for (int f = 0; f < 6; f++) cell_(md, mean[f], half[f], prec[f]);
+        fprintf(md, "\n");
+        fprintf(csv, "%s,%s,%g,%d,%d,%d,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g\n", title, a->method,
+                a->budget, a->reorder, a->layer, n, mean[0], half[0], mean[1], half[1], mean[2], half[2], mean[3],
+                half[3], mean[4], half[4], mean[5], half[5]);
+    }
+    free(done), free(buf);
+}
+
+/* ---- plots ------------------------------------------------------------------------------------- */
+
+/* What the plots need to know, derived from the results themselves. */
+typedef struct {
+    char methods[IFK_MAX_LIST][16];
+    int n_methods;
+    double budget_lo, budget_hi, ablation_budget;
+    int lengths[IFK_MAX_LIST], n_lengths, depths[IFK_MAX_LIST], n_depths;
+} plotspec_;
+
+static void plots_(const char *out, const plotspec_ *j, int have_fid, int have_needle, int have_abl, int quiet) {
+    if (access("/usr/bin/gnuplot", X_OK) != 0) {
+        fprintf(stderr, "eval: gnuplot not found (apt-get install gnuplot-nox): plots not written\n");
+        return;
+    }
+    char path[2048], cmd[4200];
+    snprintf(path, sizeof path, "%s/plots.gp", out);
+    FILE *g = fopen(path, "w");
+    if (!g) return;
+    fprintf(g, "set terminal pngcairo size 900,600 noenhanced\nset datafile separator whitespace\nset key outside right\n");
+    if (have_fid) {
+        fprintf(g, "set output '%s/speed_accuracy.png'\nset title 'Speed-accuracy: TTFT vs KL(full||method), budgets %.2f..%.2f'\n"
+                   "set xlabel 'TTFT (ms)'\nset ylabel 'mean KL(full || method) at the first answer token'\nset logscale y\n",
+                out, j->budget_lo, j->budget_hi);
+        fprintf(g, "plot for [i=0:*] '%s/speed_accuracy.dat' index i using 2:3 with linespoints pt 7 title columnheader(1)\n", out);
+        fprintf(g, "unset logscale y\n");
+    }
+    if (have_needle) {
+        fprintf(g, "set output '%s/needle.png'\nset terminal pngcairo size 1200,%d noenhanced\n", out,
+                300 * ((j->n_methods + 2) / 3));
+        fprintf(g, "set multiplot layout %d,3 title 'Needle: p(name | method) / p(name | full), context length x depth'\n",
+                (j->n_methods + 2) / 3);
+        fprintf(g, "set xlabel 'context tokens (target)'\nset ylabel 'needle depth %%'\nset cbrange [0:1.2]\n"
+                   "set palette defined (0 'red', 0.6 'yellow', 1 'green', 1.2 'dark-green')\nset xtics (");
+        for (int i = 0; i < j->n_lengths; i++) fprintf(g, "%s%d", i ? ", " : "", j->lengths[i]);
+        fprintf(g, ") rotate by 45 right\nset ytics (");
+        for (int i = 0; i < j->n_depths; i++) fprintf(g, "%s%d", i ? ", " : "", j->depths[i]);
+        fprintf(g, ")\n");
+        for (int i = 0; i < j->n_methods; i++)
+            fprintf(g, "set title '%s'\nplot '%s/needle_%s.dat' using 1:2:3 with image notitle\n", j->methods[i], out,
+                    j->methods[i]);
+        fprintf(g, "unset multiplot\nset terminal pngcairo size 900,600 noenhanced\n");
+    }
+    if (have_abl) {
+        fprintf(g, "set output '%s/ablation.png'\nset title 'Scoring-layer ablation: InfoFlow with one scoring layer, R=%.2f'\n"
+                   "set xlabel 'scoring layer'\nset ylabel 'mean KL(full || infoflow)'\nset xtics 1\n"
+                   "plot '%s/ablation.dat' using 1:2:3 with yerrorlines pt 7 title 'mean +- 95%% CI'\n",
+                out, j->ablation_budget, out);
+    }
+    fclose(g);
+    snprintf(cmd, sizeof cmd, "gnuplot '%s' 2>&1", path);
+    FILE *p = popen(cmd, "r");
+    char line[512];
+    while (p && fgets(line, sizeof line, p)) fprintf(stderr, "gnuplot: %s", line);
+    if (p) pclose(p);
+    if (!quiet) fprintf(stderr, "eval: plots in %s (speed_accuracy.png, needle.png, ablation.png as run)\n", out);
+}
+
+
+/* ---- summaries from result files -------------------------------------------------------------- */
+
+/* Reads a JSONL file line by line into cJSON objects passed to fn; missing file: 0 lines. */
+static ifk_status each_line_(const char *path, void (*fn)(const cJSON *o, void *ctx), void *ctx, int *n) {
+    *n = 0;
+    FILE *f = fopen(path, "r");
+    if (!f) return IFK_OK;
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    long ln = 0;
+    ifk_status st = IFK_OK;
+    while ((len = getline(&line, &cap, f)) >= 0) {
+        ln++;
+        if (len <= 1) continue;
+        cJSON *o = cJSON_Parse(line);
+        if (!cJSON_IsObject(o)) {
+            cJSON_Delete(o);
+            st = IFK_FAIL(IFK_ERR_FORMAT, "%s:%ld: not a result line (JSON object)", path, ln);
+            break;
+        }
+        fn(o, ctx);
+        cJSON_Delete(o);
+        (*n)++;
+    }
+    free(line);
+    fclose(f);
+    return st;
+}
+
+static double num_(const cJSON *o, const char *k, double dflt) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    if (cJSON_IsNumber(v)) return v->valuedouble;
+    if (cJSON_IsBool(v)) return cJSON_IsTrue(v);
+    return dflt;
+}
+static const char *str0_(const cJSON *o, const char *k) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsString(v) ? v->valuestring : "";
+}
+
+typedef struct {
+    rows_ rows;
+    char (*keys)[160];
+    int nkeys, capkeys;
+    int layer_rows; /* ablation file: layer from score_layer */
+} collect_;
+
+/* Keeps the first line of each (item, method, budget, reorder, layer): merged array-task outputs
+ * repeat the full-prefill reference. */
+static int seen_(collect_ *c, const char *key) {
+    for (int i = 0; i < c->nkeys; i++)
+        if (!strcmp(c->keys[i], key)) return 1;
+    if (c->nkeys == c->capkeys) {
+        c->capkeys = c->capkeys ? 2 * c->capkeys : 256;
+        c->keys = realloc(c->keys, sizeof *c->keys * c->capkeys);
+        IFK_ASSERT(c->keys);
+    }
+    snprintf(c->keys[c->nkeys++], 160, "%s", key);
+    return 0;
+}
+
+static void fid_line_(const cJSON *o, void *ctx) {
+    collect_ *c = ctx;
+    row_ r = {.layer = c->layer_rows ? (int)num_(o, "score_layer", -1) : -1};
+    snprintf(r.method, sizeof r.method, "%s", c->layer_rows ? "infoflow" : str0_(o, "method"));
+    r.budget = num_(o, "budget", 0);
+    r.reorder = (int)num_(o, "reorder", 0);
+    char key[160];
+    snprintf(key, sizeof key, "%s|%s|%g|%d|%d", str0_(o, "item"), r.method, r.budget, r.reorder, r.layer);
+    if (seen_(c, key)) return;
+    r.kl = num_(o, "kl", NAN);
+    r.top1 = num_(o, "top1_agree", NAN);
+    r.lead = num_(o, "leading_agree", NAN);
+    r.has_gold = cJSON_GetObjectItemCaseSensitive(o, "f1") != NULL;
+    r.f1 = num_(o, "f1", 0);
+    r.em = num_(o, "em", 0);
+    r.ttft = num_(o, "ttft_ms", NAN);
+    push_row_(&c->rows, &r);
+}
+
+typedef struct {
+    char method[16];
+    int target, depth, hit, full_hit;
+    double ratio, kl, budget;
+} needle_row_;
+
+typedef struct {
+    needle_row_ *r;
+    int n, cap;
+    collect_ keys;
+} needles_;
+
+static void needle_line_(const cJSON *o, void *ctx) {
+    needles_ *c = ctx;
+    needle_row_ r = {0};
+    snprintf(r.method, sizeof r.method, "%s", str0_(o, "method"));
+    r.target = (int)num_(o, "target_tokens", num_(o, "context_tokens", 0));
+    r.depth = (int)num_(o, "depth", 0);
+    char key[160];
+    snprintf(key, sizeof key, "%s|%d|%d", r.method, r.target, r.depth);
+    if (seen_(&c->keys, key)) return;
+    r.ratio = num_(o, "ratio", 0);
+    r.kl = num_(o, "kl", 0);
+    r.budget = num_(o, "budget", 0);
+    r.hit = (int)num_(o, "greedy_hit", 0);
+    r.full_hit = (int)num_(o, "full_hit", 0);
+    if (c->n == c->cap) {
+        c->cap = c->cap ? 2 * c->cap : 256;
+        c->r = realloc(c->r, sizeof *c->r * c->cap);
+        IFK_ASSERT(c->r);
+    }
+    c->r[c->n++] = r;
+}
+
+static void add_unique_i_(int *v, int *n, int x) {
+    for (int i = 0; i < *n; i++)
+        if (v[i] == x) return;
+    if (*n < IFK_MAX_LIST) v[(*n)++] = x;
+    for (int i = *n - 1; i > 0 && v[i] < v[i - 1]; i--) { int t = v[i]; v[i] = v[i - 1]; v[i - 1] = t; }
+}
+
+static void add_method_(plotspec_ *ps, const char *m) {
+    for (int i = 0; i < ps->n_methods; i++)
+        if (!strcmp(ps->methods[i], m)) return;
+    if (ps->n_methods < IFK_MAX_LIST) snprintf(ps->methods[ps->n_methods++], 16, "%s", m);
+}
+
+ifk_status ifk_report_summarize(const char *dir, const char *title, int quiet) {
+    char path[2048];
+    collect_ fid = {0}, abl = {.layer_rows = 1};
+    needles_ nd = {0};
+    int nf, na, nn;
+    snprintf(path, sizeof path, "%s/fidelity.jsonl", dir);
+    IFK_CHECK(each_line_(path, fid_line_, &fid, &nf));
+    snprintf(path, sizeof path, "%s/ablation.jsonl", dir);
+    IFK_CHECK(each_line_(path, fid_line_, &abl, &na));
+    snprintf(path, sizeof path, "%s/needle.jsonl", dir);
+    IFK_CHECK(each_line_(path, needle_line_, &nd, &nn));
+    if (!fid.rows.n && !abl.rows.n && !nd.n) return IFK_FAIL(IFK_ERR_IO, "%s: no result files (fidelity.jsonl, needle.jsonl, ablation.jsonl)", dir);
+    plotspec_ ps = {.budget_lo = 1, .budget_hi = 0, .ablation_budget = 0.15};
+    for (int i = 0; i < fid.rows.n; i++) {
+        const row_ *r = &fid.rows.r[i];
+        add_method_(&ps, r->method);
+        if (strcmp(r->method, "full") && strcmp(r->method, "none")) {
+            ps.budget_lo = r->budget < ps.budget_lo ? r->budget : ps.budget_lo;
+            ps.budget_hi = r->budget > ps.budget_hi ? r->budget : ps.budget_hi;
+        }
+    }
+    if (abl.rows.n) ps.ablation_budget = abl.rows.r[0].budget;
+    plotspec_ pn = ps; /* the needle plot has its own method list */
+    pn.n_methods = 0;
+    for (int i = 0; i < nd.n; i++) {
+        add_method_(&pn, nd.r[i].method);
+        add_unique_i_(pn.lengths, &pn.n_lengths, nd.r[i].target);
+        add_unique_i_(pn.depths, &pn.n_depths, nd.r[i].depth);
+    }
+    snprintf(path, sizeof path, "%s/summary.csv", dir);
+    FILE *csv = fopen(path, "w");
+    snprintf(path, sizeof path, "%s/summary.md", dir);
+    FILE *md = fopen(path, "w");
+    if (!csv || !md) {
+        if (csv) fclose(csv);
+        if (md) fclose(md);
+        return IFK_FAIL(IFK_ERR_IO, "%s: cannot write the summary: %s", dir, strerror(errno));
+    }
+    fprintf(csv, "table,method,budget,reorder,score_layer,n,kl,kl_ci,top1,top1_ci,leading,leading_ci,f1,f1_ci,em,em_ci,"
+                 "ttft_ms,ttft_ci\n");
+    fprintf(md, "# infoflow eval\n\n%s. Means ± 95%% CI (Student t) over items; KL in nats at the first answer token; "
+                "leading = answer tokens equal to full's.\n", title);
+    if (fid.rows.n) summarize_(&fid.rows, csv, md, "fidelity");
+    if (abl.rows.n) summarize_(&abl.rows, csv, md, "scoring-layer ablation");
+    if (nd.n) {
+        fprintf(md, "\n### needle: p(name | method) / p(name | full), KL, and greedy recall\n\n"
+                    "| method | budget | cells | mean ratio | mean KL | greedy hits | full's hits |\n|---|---|---|---|---|---|---|\n");
+        for (int mi = 0; mi < pn.n_methods; mi++) {
+            double s = 0, kl = 0, b = 0;
+            int h = 0, fh = 0, c = 0;
+            for (int i = 0; i < nd.n; i++)
+                if (!strcmp(nd.r[i].method, pn.methods[mi]))
+                    s += nd.r[i].ratio, kl += nd.r[i].kl, h += nd.r[i].hit, fh += nd.r[i].full_hit, b = nd.r[i].budget, c++;
+            fprintf(md, "| %s | %.2f | %d | %.3f | %.5f | %d | %d |\n", pn.methods[mi], b, c, s / c, kl / c, h, fh);
+            snprintf(path, sizeof path, "%s/needle_%s.dat", dir, pn.methods[mi]);
+            FILE *d = fopen(path, "w");
+            for (int li = 0; d && li < pn.n_lengths; li++) {
+                for (int di = 0; di < pn.n_depths; di++)
+                    for (int i = 0; i < nd.n; i++)
+                        if (!strcmp(nd.r[i].method, pn.methods[mi]) && nd.r[i].target == pn.lengths[li] &&
+                            nd.r[i].depth == pn.depths[di])
+                            fprintf(d, "%d %d %.6g\n", pn.lengths[li], pn.depths[di], nd.r[i].ratio);
+                fprintf(d, "\n");
+            }
+            if (d) fclose(d);
+        }
+    }
+    fclose(csv);
+    fclose(md);
+    if (fid.rows.n) { /* speed-accuracy: per method, (budget, mean TTFT, mean KL) without reordering */
+        snprintf(path, sizeof path, "%s/speed_accuracy.dat", dir);
+        FILE *d = fopen(path, "w");
+        for (int mi = 0; d && mi < ps.n_methods; mi++) {
+            fprintf(d, "\"%s\"\n", ps.methods[mi]);
+            double bs[IFK_MAX_LIST];
+            int nb = 0;
+            for (int q = 0; q < fid.rows.n; q++) {
+                const row_ *r = &fid.rows.r[q];
+                int have = 0;
+                for (int k = 0; k < nb; k++) have |= bs[k] == r->budget;
+                if (!strcmp(r->method, ps.methods[mi]) && !r->reorder && !have && nb < IFK_MAX_LIST) bs[nb++] = r->budget;
+            }
+            for (int a = 1; a < nb; a++)
+                for (int k = a; k > 0 && bs[k] < bs[k - 1]; k--) { double t = bs[k]; bs[k] = bs[k - 1]; bs[k - 1] = t; }
+            for (int k = 0; k < nb; k++) {
+                double tt = 0, kl = 0;
+                int n = 0;
+                for (int q = 0; q < fid.rows.n; q++) {
+                    const row_ *r = &fid.rows.r[q];
+                    if (!strcmp(r->method, ps.methods[mi]) && !r->reorder && r->budget == bs[k]) tt += r->ttft, kl += r->kl, n++;
+                }
+                if (n) fprintf(d, "%g %.4f %.9g\n", bs[k], tt / n, kl / n > 1e-9 ? kl / n : 1e-9);
+            }
+            fprintf(d, "\n\n");
+        }
+        if (d) fclose(d);
+    }
+    if (abl.rows.n) {
+        snprintf(path, sizeof path, "%s/ablation.dat", dir);
+        FILE *d = fopen(path, "w");
+        double *v = malloc(sizeof(double) * (size_t)abl.rows.n);
+        for (int l = 0; d && v && l < 1024; l++) {
+            int n = 0;
+            for (int q = 0; q < abl.rows.n; q++)
+                if (abl.rows.r[q].layer == l) v[n++] = abl.rows.r[q].kl;
+            double mean, half;
+            if (n) ifk_mean_ci95(v, n, &mean, &half), fprintf(d, "%d %.9g %.9g\n", l, mean, half);
+        }
+        free(v);
+        if (d) fclose(d);
+    }
+    plotspec_ all = ps;
+    memcpy(all.lengths, pn.lengths, sizeof all.lengths), all.n_lengths = pn.n_lengths;
+    memcpy(all.depths, pn.depths, sizeof all.depths), all.n_depths = pn.n_depths;
+    if (nd.n) memcpy(all.methods, pn.methods, sizeof all.methods), all.n_methods = pn.n_methods;
+    plots_(dir, &all, fid.rows.n > 0, nd.n > 0, abl.rows.n > 0, quiet);
+    snprintf(path, sizeof path, "%s/summary.md", dir);
+    FILE *in = fopen(path, "r");
+    char line[1024];
+    while (in && fgets(line, sizeof line, in)) fputs(line, stdout);
+    if (in) fclose(in);
+    free(fid.rows.r), free(fid.keys), free(abl.rows.r), free(abl.keys), free(nd.r), free(nd.keys.keys);
+    return IFK_OK;
+}

@@ -1,0 +1,23 @@
+/* sys.h — the few operating-system facts the engine needs: a monotonic clock, the memory still
+ * available, and whole-file reads. Local; no MPI, no HDF5. */
+#ifndef IFK_SYS_H
+#define IFK_SYS_H
+
+#include <stddef.h>
+
+#include "status.h"
+
+/* Monotonic seconds. */
+double ifk_now(void);
+
+/* Bytes of memory this process may still use: MemAvailable from /proc/meminfo, or the
+ * INFOFLOW_MEM_LIMIT environment variable (bytes) when set (tests). 0 if unknown. */
+double ifk_mem_available(void);
+
+/* Reads the whole file at path into a malloc'd buffer with a NUL after the last byte (so text
+ * parsers can take it as a string; *len excludes the NUL). Files above max_len bytes are refused.
+ * Errors: IFK_ERR_IO (cannot open or read, naming the path), IFK_ERR_FORMAT (larger than
+ * max_len), IFK_ERR_OOM. On failure *buf is NULL. */
+ifk_status ifk_read_file(const char *path, size_t max_len, char **buf, size_t *len);
+
+#endif
