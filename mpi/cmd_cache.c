@@ -404,7 +404,10 @@ static int gprefill_step_(gprefill_ *g, int n, const int *tokens, int *tbuf) {
     if (n < 0) return n;
     if (gc->rank == 0) memcpy(tbuf, tokens, sizeof(int) * (size_t)n);
     MPI_Bcast(tbuf, n, MPI_INT, 0, gc->comm);
-    if (ifk_prefill_chunk(&g->slice, &g->s, &g->cache, tbuf, n, g->kl, g->vl) != IFK_OK) ifk_comm_abort(gc);
+    ifk_status st = ifk_fault("group.chunk") /* a rank of a group failing (tests) */
+                        ? IFK_FAIL(IFK_ERR_INTERNAL, "injected failure in a group's chunk prefill")
+                        : ifk_prefill_chunk(&g->slice, &g->s, &g->cache, tbuf, n, g->kl, g->vl);
+    if (st != IFK_OK) ifk_comm_abort(gc);
     const ifk_config *c = &g->slice.cfg;
     const int cnt = c->n_layers * c->n_kv_heads * n * c->head_dim;
     MPI_Gather(g->kl, cnt, MPI_FLOAT, g->gk, cnt, MPI_FLOAT, 0, gc->comm);

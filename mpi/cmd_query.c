@@ -1,9 +1,15 @@
-/* cmd_query.c — `infoflow query`: one question over cached documents, by any method. */
+/* cmd_query.c — `infoflow query`: one question over cached documents, by any method, on all ranks
+ * (tensor-parallel); or many (--queries FILE --out FILE), shared by groups of --tp ranks through
+ * the grid's farm (grid.h), the answers written by rank 0 in input order. */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <cjson/cJSON.h>
 
 #include "bm25.h"
 #include "cli.h"
@@ -17,11 +23,6 @@
 #include "tp.h"
 #include "hf.h"
 #include "grid.h"
-
-#include <cjson/cJSON.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <sys/stat.h>
 
 /* Resolves --docs ID,ID,... (in that order) or --retrieve K (BM25 order) into manifest indices. */
 static ifk_status resolve_docs_(const char *dir, const ifk_manifest *man, const char *ids, long k, const char *prompt,
@@ -442,6 +443,11 @@ static void done_(int i, const char *buf, size_t len, void *ctx) {
     }
 }
 
+/* One question runs on every rank: the rank count must split the KV heads; otherwise the groups'. */
+static ifk_status check_layout_(int one, int ranks, int tp, int n_kv_heads) {
+    return one ? ifk_check_ranks(n_kv_heads, ranks) : ifk_grid_check(ranks, tp, n_kv_heads);
+}
+
 int ifk_cmd_query(int argc, char **argv) {
     ifk_comm cm;
     if (ifk_comm_start(&cm, &argc, &argv) != IFK_OK) return 1;
@@ -548,7 +554,7 @@ int ifk_cmd_query(int argc, char **argv) {
         char cp[2048];
         snprintf(cp, sizeof cp, "%s/config.json", model);
         s_ = ifk_hf_config(&full.cfg, cp);
-        if (s_ == IFK_OK) s_ = ifk_grid_check(cm.size, tp, full.cfg.n_kv_heads);
+        if (s_ == IFK_OK) s_ = check_layout_(one, cm.size, tp, full.cfg.n_kv_heads);
         if (s_ == IFK_OK) s_ = ifk_hf_load_slice(&local, model, cm.rank % tp, tp);
         if (s_ == IFK_OK) {
             memcpy(full.fingerprint, local.fingerprint, sizeof full.fingerprint);
@@ -557,7 +563,7 @@ int ifk_cmd_query(int argc, char **argv) {
         }
     } else {
         s_ = ifk_engine_load_any(model, tokp, shape, &full, &tok);
-        if (s_ == IFK_OK) s_ = ifk_grid_check(cm.size, tp, full.cfg.n_kv_heads);
+        if (s_ == IFK_OK) s_ = check_layout_(one, cm.size, tp, full.cfg.n_kv_heads);
     }
     AGREE_OR_OUT(s_);
     if (layers_s && (o.score_lo < 0 || o.score_hi < o.score_lo || o.score_hi >= full.cfg.n_layers))
