@@ -54,6 +54,10 @@ typedef struct {
     float *kl, *vl;       /* (L, Hkv/tp, chunk, Dh) this rank's heads */
     float *gk, *gv;       /* (tp, L, Hkv/tp, n, Dh) gathered, the group's rank 0 */
     int chunk_tokens;
+    /* what this rank handed to MPI (docs/scaling.md): chunks, their tokens, payload bytes of the
+     * tokens' broadcast and of the gathers (the all-reduces: tpm.tp.comm_bytes), seconds in all */
+    long chunks, tokens;
+    double bcast_bytes, gather_bytes, seconds;
 } gprefill_;
 
 typedef struct {
@@ -400,18 +404,25 @@ static void work_(worker_ *w) {
  * prefilled, its heads gathered to rank 0. Returns n. */
 static int gprefill_step_(gprefill_ *g, int n, const int *tokens, int *tbuf) {
     const ifk_comm *gc = &g->grid->group;
+    double t0 = MPI_Wtime();
     MPI_Bcast(&n, 1, MPI_INT, 0, gc->comm);
     if (n < 0) return n;
     if (gc->rank == 0) memcpy(tbuf, tokens, sizeof(int) * (size_t)n);
     MPI_Bcast(tbuf, n, MPI_INT, 0, gc->comm);
+    g->seconds += MPI_Wtime() - t0;
     ifk_status st = ifk_fault("group.chunk") /* a rank of a group failing (tests) */
                         ? IFK_FAIL(IFK_ERR_INTERNAL, "injected failure in a group's chunk prefill")
                         : ifk_prefill_chunk(&g->slice, &g->s, &g->cache, tbuf, n, g->kl, g->vl);
     if (st != IFK_OK) ifk_comm_abort(gc);
     const ifk_config *c = &g->slice.cfg;
     const int cnt = c->n_layers * c->n_kv_heads * n * c->head_dim;
+    t0 = MPI_Wtime();
     MPI_Gather(g->kl, cnt, MPI_FLOAT, g->gk, cnt, MPI_FLOAT, 0, gc->comm);
     MPI_Gather(g->vl, cnt, MPI_FLOAT, g->gv, cnt, MPI_FLOAT, 0, gc->comm);
+    g->seconds += MPI_Wtime() - t0;
+    g->chunks++, g->tokens += n;
+    g->bcast_bytes += 4.0 * (1 + n);
+    g->gather_bytes += 2.0 * 4 * cnt;
     return n;
 }
 
@@ -604,6 +615,10 @@ int ifk_cmd_cache(int argc, char **argv) {
     else if (grid.group.rank == 0) work_(&w);
     else gprefill_serve_(&w.gp);
     if (grid.group.rank == 0) gprefill_end_(&w.gp);
+    if (cm.rank == 0 && o.tp > 1 && !o.quiet) /* jobs/scaling_model.py checks these against its model */
+        fprintf(stderr, "cache: rank 0's group communication: %ld chunks, %ld tokens; all-reduce %.0f bytes, gather "
+                "%.0f bytes, tokens %.0f bytes; %.3f s\n", w.gp.chunks, w.gp.tokens, w.gp.tpm.tp.comm_bytes,
+                w.gp.gather_bytes, w.gp.bcast_bytes, w.gp.seconds + w.gp.tpm.tp.comm_seconds);
 
     if (cm.rank == 0) {
         if (ifk_ingest_index(o.store) != IFK_OK) ifk_comm_abort(&cm);
