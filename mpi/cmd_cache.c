@@ -462,11 +462,12 @@ static void gprefill_end_(gprefill_ *g) {
     if (g->grid) gprefill_step_(g, -1, NULL, NULL); /* set up only at --tp > 1 */
 }
 
-static ifk_status gprefill_init_(gprefill_ *g, const ifk_grid *grid, const ifk_model *full, int chunk_tokens) {
+static ifk_status gprefill_init_(gprefill_ *g, const ifk_grid *grid, ifk_model *full, int chunk_tokens) {
     memset(g, 0, sizeof *g);
     g->grid = grid;
     g->chunk_tokens = chunk_tokens;
     IFK_CHECK(ifk_model_slice(full, grid->group.rank, grid->tp, &g->slice));
+    ifk_model_release_unsliced(full, &g->slice, grid->group.rank, grid->tp);
     const ifk_config *c = &g->slice.cfg;
     IFK_CHECK(ifk_kvcache_init(&g->cache, c, chunk_tokens + IFK_CHUNK_PREFIX));
     ifk_tp_mpi_init(&g->tpm, &grid->group, full->cfg.n_heads);

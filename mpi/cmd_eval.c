@@ -603,6 +603,7 @@ int ifk_cmd_eval(int argc, char **argv) {
     }
     MPI_Bcast(&n_hay, 1, MPI_INT, 0, cm.comm);
     if (ifk_comm_agree(&cm, s_) != IFK_OK) goto out;
+    if (tp > 1) ifk_model_release_unsliced(&full, &local, cm.rank % tp, tp); /* eval_docs_ used the whole model */
     s_ = ifk_store_open(&store, j.store);
     if (s_ == IFK_OK) {
         char fp[17];
@@ -650,8 +651,8 @@ int ifk_cmd_eval(int argc, char **argv) {
         ifk_grid_farm(&grid, x.n_tasks, &farm);
     }
     char title[4400];
-    snprintf(title, sizeof title, "%s: model %s, store %s, %d ranks (%d groups of %d), %ld runs in %.1f s", j.path,
-             full.source, j.store, cm.size, grid.n_groups, tp, x.runs, ifk_now() - x.t_start);
+    snprintf(title, sizeof title, "%s: model %s, store %s, %d ranks (%d group%s of %d), %ld runs in %.1f s", j.path,
+             full.source, j.store, cm.size, grid.n_groups, grid.n_groups > 1 ? "s" : "", tp, x.runs, ifk_now() - x.t_start);
     if (ifk_report_summarize(j.out, title, quiet) != IFK_OK) ifk_comm_abort(&cm);
     for (int i = 0; i < n_items; i++) free(ref_logits[i]);
     free(ref_logits);

@@ -569,6 +569,7 @@ int ifk_cmd_query(int argc, char **argv) {
     if (layers_s && (o.score_lo < 0 || o.score_hi < o.score_lo || o.score_hi >= full.cfg.n_layers))
         s_ = IFK_FAIL(IFK_ERR_ARG, "--score-layers %s is outside the model's layers 0-%d", layers_s, full.cfg.n_layers - 1);
     if (s_ == IFK_OK && tp > 1 && !hf_slices) s_ = ifk_model_slice(&full, cm.rank % tp, tp, &local);
+    if (s_ == IFK_OK && tp > 1 && !hf_slices) ifk_model_release_unsliced(&full, &local, cm.rank % tp, tp);
     if (s_ == IFK_OK) s_ = ifk_store_open(&st, dir);
     AGREE_OR_OUT(s_);
     if (cm.rank == 0) {
@@ -622,6 +623,7 @@ int ifk_cmd_query(int argc, char **argv) {
         fprintf(stderr, "query: answered %ld questions in %.2f s, %.2f questions/s (%d group%s of %d)\n", b.answered, el,
                 el > 0 ? b.answered / el : 0.0, grid.n_groups, grid.n_groups > 1 ? "s" : "", tp);
     }
+    if (!one) ifk_grid_report_memory(&cm, "query");
     if (getenv("INFOFLOW_READ_STATS")) { /* which KV heads this rank read from the store: tests use it */
         const ifk_manifest *man = ifk_store_manifest(st);
         char line[4096];

@@ -225,6 +225,30 @@ void ifk_grid_farm(const ifk_grid *g, int n_tasks, const ifk_farm *f) {
     }
 }
 
+/* ---- memory per rank ----------------------------------------------------------------------------- */
+
+static double status_mib_(const char *key) {
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    double kb = -1;
+    const size_t kl = strlen(key);
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, key, kl) && line[kl] == ':') kb = atof(line + kl + 1);
+    if (f) fclose(f);
+    return kb / 1024;
+}
+
+void ifk_grid_report_memory(const ifk_comm *world, const char *what) {
+    double mine[2] = {status_mib_("VmRSS"), status_mib_("VmHWM")}, *all = NULL;
+    if (world->rank == 0) all = xmalloc_(&(ifk_grid){.world = world}, sizeof(double) * 2 * (size_t)world->size);
+    MPI_Gather(mine, 2, MPI_DOUBLE, all, 2, MPI_DOUBLE, 0, world->comm);
+    if (world->rank != 0) return;
+    fprintf(stderr, "%s: resident MiB per rank (now/peak):", what);
+    for (int r = 0; r < world->size; r++) fprintf(stderr, " %.0f/%.0f", all[2 * r], all[2 * r + 1]);
+    fprintf(stderr, "\n");
+    free(all);
+}
+
 /* ---- query results as bytes ---------------------------------------------------------------------- */
 
 /* The struct itself (its pointers meaningless), then order, selected, answer, full_answer, logits. */

@@ -52,6 +52,10 @@ typedef struct {
  * every result is in (coordinator) or the coordinator said the end (everyone else). */
 void ifk_grid_farm(const ifk_grid *g, int n_tasks, const ifk_farm *f);
 
+/* Collective on world: rank 0 prints every rank's resident memory now and at its peak (VmRSS,
+ * VmHWM of /proc/self/status, MiB) on one line after `what` (the measurements of docs/scaling.md). */
+void ifk_grid_report_memory(const ifk_comm *world, const char *what);
+
 /* A query result as bytes (same binary on every rank) and back; unpack allocates the arrays.
  * Errors: IFK_ERR_OOM, IFK_ERR_INTERNAL (a truncated buffer). */
 ifk_status ifk_query_result_pack(const ifk_query_result *r, char **buf, size_t *len);

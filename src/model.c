@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -331,6 +332,38 @@ ifk_status ifk_model_slice(const ifk_model *full, int rank, int P, ifk_model *ou
         p += D * ql + D * Fl;
     }
     return IFK_OK;
+}
+
+/* madvise(DONTNEED) the whole pages inside [a, b). */
+static void drop_pages_(const float *a, const float *b) {
+    const uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
+    const uintptr_t lo = ((uintptr_t)a + pg - 1) / pg * pg, hi = (uintptr_t)b / pg * pg;
+    if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED); /* advice: a failure only keeps the pages */
+}
+
+/* Drops [base, base + n) except [base + off, base + off + len). */
+static void drop_outside_(const float *base, size_t n, size_t off, size_t len) {
+    drop_pages_(base, base + off);
+    drop_pages_(base + off + len, base + n);
+}
+
+void ifk_model_release_unsliced(ifk_model *full, const ifk_model *slice, int rank, int P) {
+    if (!full->layers || P <= 1) return;
+    if (!full->fingerprint[0]) ifk_model_fingerprint(full, full->fingerprint);
+    const ifk_config *c = &full->cfg;
+    const size_t D = c->dim, F = c->hidden_dim, Dh = c->head_dim, q = (size_t)c->n_heads * Dh,
+                 kv = (size_t)c->n_kv_heads * Dh, ql = q / P, kvl = kv / P, f0 = (size_t)((long)F * rank / P),
+                 Fl = (size_t)slice->cfg.hidden_dim;
+    for (int l = 0; l < c->n_layers; l++) {
+        const ifk_layer_weights *w = &full->layers[l];
+        drop_outside_(w->wq, q * D, rank * ql * D, ql * D);
+        drop_outside_(w->wk, kv * D, rank * kvl * D, kvl * D);
+        drop_outside_(w->wv, kv * D, rank * kvl * D, kvl * D);
+        drop_outside_(w->w1, F * D, f0 * D, Fl * D);
+        drop_outside_(w->w3, F * D, f0 * D, Fl * D);
+        drop_pages_(w->wo, w->wo + D * q);
+        drop_pages_(w->w2, w->w2 + D * F);
+    }
 }
 
 /* ---- fingerprint ------------------------------------------------------------------------------ */
