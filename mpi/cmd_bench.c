@@ -13,6 +13,8 @@
 #include "sys.h"
 #include "sampler.h"
 #include "store.h"
+#include "shard_writer.h"
+#include "store_maint.h"
 #include "query.h"
 #include <unistd.h>
 
@@ -109,7 +111,7 @@ static int bench_store_(int argc, char **argv) {
                             {"json", NULL, "print one JSON line", NULL, &json},
                             {NULL, NULL, NULL, NULL, NULL}};
     long repeat = 3;
-    ifk_store *st = NULL;
+    ifk_store *store = NULL;
     float *k = NULL, *v = NULL;
     char *raw = NULL;
     if (ifk_cli_parse(argc, argv, opts, "usage: infoflow bench store --store DIR [--repeat R] [--json]\n"
@@ -120,8 +122,8 @@ static int bench_store_(int argc, char **argv) {
         IFK_FAIL(IFK_ERR_ARG, "bench store: --store DIR is required");
         goto out;
     }
-    if (ifk_cli_int("repeat", repeat_s, 1, 1000, &repeat) || ifk_store_open(&st, dir) != IFK_OK) goto out;
-    const ifk_manifest *m = ifk_store_manifest(st);
+    if (ifk_cli_int("repeat", repeat_s, 1, 1000, &repeat) || ifk_store_open(&store, dir) != IFK_OK) goto out;
+    const ifk_manifest *m = ifk_store_manifest(store);
     const ifk_store_params *p = &m->p;
     size_t nel = (size_t)p->n_layers * p->n_kv_heads * p->chunk_tokens * p->head_dim;
     k = malloc(4 * nel), v = malloc(4 * nel);
@@ -136,7 +138,7 @@ static int bench_store_(int argc, char **argv) {
         double t0 = ifk_now();
         for (int d = 0; d < m->n_docs; d++)
             for (int c = 0; c < m->docs[d].n_chunks; c++) {
-                if (ifk_store_read_chunk(st, d, c, 0, p->n_kv_heads, k, v, NULL) != IFK_OK) goto out;
+                if (ifk_store_read_chunk(store, d, c, 0, p->n_kv_heads, k, v, NULL) != IFK_OK) goto out;
                 if (it == 0) kv_bytes += 2.0 * p->n_layers * p->n_kv_heads * m->docs[d].chunk_len[c] * p->head_dim *
                                          (double)ifk_dtype_size(p->dtype);
             }
@@ -175,7 +177,7 @@ static int bench_store_(int argc, char **argv) {
 out:
     if (rc) ifk_err_print();
     free(k), free(v), free(raw);
-    ifk_store_close(&st);
+    ifk_store_close(&store);
     return rc;
 }
 
@@ -208,7 +210,7 @@ static int bench_ttft_(int argc, char **argv) {
     ifk_dtype dtype;
     ifk_model m = {0};
     ifk_tokenizer *tok = NULL;
-    ifk_store *st = NULL;
+    ifk_store *store = NULL;
     ifk_manifest *man = NULL;
     ifk_ingest g = {0};
     int lock_fd = -1;
@@ -263,7 +265,7 @@ static int bench_ttft_(int argc, char **argv) {
         if (ifk_ingest_doc(&g, &in, dir, NULL, NULL) != IFK_OK) goto out;
         docs[d] = (int)d;
     }
-    if (ifk_ingest_commit(&g, record_, man) != IFK_OK || ifk_store_open(&st, dir) != IFK_OK) goto out;
+    if (ifk_ingest_commit(&g, record_, man) != IFK_OK || ifk_store_open(&store, dir) != IFK_OK) goto out;
     for (int i = 0; i < P; i++) r = r * 6364136223846793005ull + 1442695040888963407ull, prompt[i] = 3 + (int)((r >> 33) % (vocab - 3));
     /* docs are in the manifest in insertion order */
     ifk_query_docs qd = {docs, (int)chunks};
@@ -273,11 +275,11 @@ static int bench_ttft_(int argc, char **argv) {
     ifk_query_result keep = {0};
     for (long it = 0; it <= repeat; it++) {
         qo.method = IFK_METHOD_FULL;
-        if (ifk_query_run(&m, st, &qd, prompt, (int)P, &qo, NULL, &res) != IFK_OK) goto out;
+        if (ifk_query_run(&m, store, &qd, prompt, (int)P, &qo, NULL, &res) != IFK_OK) goto out;
         if (it) best_full = res.ttft < best_full ? res.ttft : best_full;
         ifk_query_result_free(&res);
         qo.method = method;
-        if (ifk_query_run(&m, st, &qd, prompt, (int)P, &qo, NULL, &res) != IFK_OK) goto out;
+        if (ifk_query_run(&m, store, &qd, prompt, (int)P, &qo, NULL, &res) != IFK_OK) goto out;
         if (it && res.ttft < best_m) {
             best_m = res.ttft;
             ifk_query_result_free(&keep);
@@ -306,7 +308,7 @@ static int bench_ttft_(int argc, char **argv) {
 out:
     if (rc) ifk_err_print();
     ifk_ingest_free(&g);
-    ifk_store_close(&st);
+    ifk_store_close(&store);
     ifk_ingest_close_store(&man, &lock_fd);
     if (made_dir) {
         ifk_store_wipe(dir);

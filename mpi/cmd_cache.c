@@ -25,6 +25,8 @@
 #include "fault.h"
 #include "ingest.h"
 #include "store.h"
+#include "shard_writer.h"
+#include "store_maint.h"
 #include "sys.h"
 #include "grid.h"
 #include "tp.h"

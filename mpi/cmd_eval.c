@@ -31,6 +31,8 @@
 #include "query.h"
 #include "report.h"
 #include "store.h"
+#include "shard_writer.h"
+#include "store_maint.h"
 #include "tp.h"
 #include "grid.h"
 

@@ -373,7 +373,7 @@ static ifk_status open_out_(const char *path, int *fd, char ***ids, int *n) {
 typedef struct {
     /* every rank */
     const ifk_model *m; /* this rank's model: the slice under tensor parallelism */
-    ifk_store *st;
+    ifk_store *store;
     ifk_query_opts o;
     ifk_tp *tp;
     /* the coordinator */
@@ -404,7 +404,7 @@ static ifk_status run_(const int *t, int n, char **res, size_t *len, void *ctx) 
     IFK_CHECK_ARG(n >= 2 && n == 2 + t[0] + t[1], "a question of %d ints is malformed (out of memory?)", n);
     ifk_query_docs qd = {t + 2, t[0]};
     ifk_query_result r;
-    IFK_CHECK(ifk_query_run(b->m, b->st, &qd, t + 2 + t[0], t[1], &b->o, b->tp, &r));
+    IFK_CHECK(ifk_query_run(b->m, b->store, &qd, t + 2 + t[0], t[1], &b->o, b->tp, &r));
     ifk_status st = IFK_OK;
     if (!b->tp || b->tp->rank == 0) st = ifk_query_result_pack(&r, res, len);
     ifk_query_result_free(&r);
@@ -419,7 +419,7 @@ static void done_(int i, const char *buf, size_t len, void *ctx) {
     b->have[i] = 1;
     while (b->next_out < b->n_qs && b->have[b->next_out]) {
         const int k = b->next_out++;
-        const ifk_manifest *man = ifk_store_manifest(b->st);
+        const ifk_manifest *man = ifk_store_manifest(b->store);
         if (b->out_fd < 0) {
             print_result_(stdout, b->tok, man, &b->qs[k], &b->o, &b->res[k], b->json, b->ranks);
         } else {
@@ -491,7 +491,7 @@ int ifk_cmd_query(int argc, char **argv) {
                         "(tensor parallelism) and the groups share the questions.";
     ifk_model full = {0}, local = {0};
     ifk_tokenizer *tok = NULL;
-    ifk_store *st = NULL;
+    ifk_store *store = NULL;
     question_ *qs = NULL;
     int nq = 0, n_done = 0, out_fd = -1, n_done_ids = 0, tp = 0;
     char **done_ids = NULL;
@@ -570,7 +570,7 @@ int ifk_cmd_query(int argc, char **argv) {
         s_ = IFK_FAIL(IFK_ERR_ARG, "--score-layers %s is outside the model's layers 0-%d", layers_s, full.cfg.n_layers - 1);
     if (s_ == IFK_OK && tp > 1 && !hf_slices) s_ = ifk_model_slice(&full, cm.rank % tp, tp, &local);
     if (s_ == IFK_OK && tp > 1 && !hf_slices) ifk_model_release_unsliced(&full, &local, cm.rank % tp, tp);
-    if (s_ == IFK_OK) s_ = ifk_store_open(&st, dir);
+    if (s_ == IFK_OK) s_ = ifk_store_open(&store, dir);
     AGREE_OR_OUT(s_);
     if (cm.rank == 0) {
         /* the coordinator checks the store against the model, resolves the documents and prompts */
@@ -578,7 +578,7 @@ int ifk_cmd_query(int argc, char **argv) {
         ifk_model_fingerprint(&full, fp);
         ifk_store_params want;
         ifk_store_params_from_model(&want, &full, fp);
-        const ifk_manifest *man = ifk_store_manifest(st);
+        const ifk_manifest *man = ifk_store_manifest(store);
         s_ = ifk_store_params_check(&man->p, &want, dir, 0);
         if (s_ == IFK_OK && one) {
             qs = calloc(1, sizeof *qs);
@@ -598,7 +598,7 @@ int ifk_cmd_query(int argc, char **argv) {
     AGREE_OR_OUT(s_);
     ifk_grid_init(&grid, &cm, tp);
     if (tp > 1) ifk_tp_mpi_init(&tpm, &grid.group, full.cfg.n_heads);
-    b = (batch_){.m = tp > 1 ? &local : &full, .st = st, .o = o, .tp = tp > 1 ? &tpm.tp : NULL, .qs = qs, .n_qs = nq,
+    b = (batch_){.m = tp > 1 ? &local : &full, .store = store, .o = o, .tp = tp > 1 ? &tpm.tp : NULL, .qs = qs, .n_qs = nq,
                  .tok = tok, .json = json, .ranks = tp, .out_fd = out_fd, .out_path = out_p};
     if (cm.rank == 0) {
         b.res = calloc((size_t)nq + 1, sizeof *b.res);
@@ -625,11 +625,11 @@ int ifk_cmd_query(int argc, char **argv) {
     }
     if (!one) ifk_grid_report_memory(&cm, "query");
     if (getenv("INFOFLOW_READ_STATS")) { /* which KV heads this rank read from the store: tests use it */
-        const ifk_manifest *man = ifk_store_manifest(st);
+        const ifk_manifest *man = ifk_store_manifest(store);
         char line[4096];
         int n = snprintf(line, sizeof line, "read-stats rank %d:", cm.rank);
         for (int h = 0; h < man->p.n_kv_heads && n < (int)sizeof line - 32; h++)
-            n += snprintf(line + n, sizeof line - n, " %.0f", ifk_store_head_bytes(st, h));
+            n += snprintf(line + n, sizeof line - n, " %.0f", ifk_store_head_bytes(store, h));
         line[n++] = '\n';
         if (write(2, line, (size_t)n) < 0) { /* one write: lines of several ranks do not interleave */ }
     }
@@ -642,7 +642,7 @@ out:
     free(done_ids);
     if (out_fd >= 0) close(out_fd);
     ifk_grid_free(&grid);
-    ifk_store_close(&st);
+    ifk_store_close(&store);
     ifk_tokenizer_free(&tok);
     ifk_model_free(&local);
     ifk_model_free(&full);

@@ -10,6 +10,7 @@
 #include "cli.h"
 #include "drivers.h"
 #include "store.h"
+#include "store_maint.h"
 
 int ifk_cmd_inspect(int argc, char **argv) {
     const char *dir = NULL;

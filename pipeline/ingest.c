@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "bm25.h"
+#include "store_maint.h"
 #include "sys.h"
 
 static ifk_status mkdirs_(const char *dir) {

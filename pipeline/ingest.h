@@ -12,6 +12,7 @@
 #include "chunk.h"
 #include "forward.h"
 #include "model.h"
+#include "shard_writer.h"
 #include "store.h"
 #include "tokenizer.h"
 

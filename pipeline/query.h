@@ -61,7 +61,7 @@ typedef struct {
  * scoring band, a context beyond the model's positions), IFK_ERR_OOM (refused up front with the
  * estimate), and the store's read errors. A failure on one rank leaves the others inside a
  * collective: the driver must end the job (ifk_comm_abort). */
-ifk_status ifk_query_run(const ifk_model *m, ifk_store *st, const ifk_query_docs *qd, const int *prompt, int P,
+ifk_status ifk_query_run(const ifk_model *m, ifk_store *store, const ifk_query_docs *qd, const int *prompt, int P,
                          const ifk_query_opts *o, ifk_tp *tp, ifk_query_result *r);
 
 #endif

@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "kernels.h"
+#include "dtype.h"
 
 int ifk_hf_is_folder(const char *dir) {
     char p[2048];
@@ -352,6 +352,9 @@ done:
 
 /* ---- fingerprint ------------------------------------------------------------------------------ */
 
+/* The fingerprint hash: FNV-1a's step from the offset basis 1469598103934665603 (one digit short
+ * of the standard 14695981039346656037). Kept exactly as it is because fingerprints are written
+ * into stores: changing it would orphan every existing store. Not a table hash (strmap.h). */
 static uint64_t fmix_(uint64_t h, const void *p, size_t n) {
     const unsigned char *b = p;
     for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 1099511628211ull;

@@ -4,14 +4,9 @@
 #include <math.h>
 #include <string.h>
 
-/* The elementwise loops are compiled for AVX-512, AVX2 and baseline x86-64, picked at load time,
- * so one binary runs anywhere and still uses the wide units where they exist. kernels.c is built
- * with -fno-trapping-math so that the clamps in exp_poly_ become selects and the loops vectorize. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(IFK_NO_CLONES)
-#define IFK_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define IFK_CLONES
-#endif
+/* kernels.c is built with -fno-trapping-math so that the clamps in exp_poly_ become selects and the
+ * loops vectorize. */
+#include "clones.h"
 
 /* ---- exp ------------------------------------------------------------------------------------ */
 
@@ -206,126 +201,4 @@ void ifk_attention(const ifk_attn_args *a, float *scratch) {
                            sizeof(float) * Dh);
         }
     }
-}
-
-/* ---- storage dtypes ------------------------------------------------------------------------- */
-
-#if defined(__clang__) && __clang_major__ < 15
-/* clang 14 has no _Float16 on x86: the bit-level conversions (the fuzzing build uses clang) */
-void ifk_f32_to_f16(void *dst, const float *src, size_t n) {
-    unsigned char *d = dst;
-    for (size_t i = 0; i < n; i++) {
-        uint16_t h = ifk_ref_f32_to_f16(src[i]);
-        memcpy(d + 2 * i, &h, 2);
-    }
-}
-
-void ifk_f16_to_f32(float *dst, const void *src, size_t n) {
-    const unsigned char *s = src;
-    for (size_t i = 0; i < n; i++) {
-        uint16_t h;
-        memcpy(&h, s + 2 * i, 2);
-        dst[i] = ifk_ref_f16_to_f32(h);
-    }
-}
-#else
-/* _Float16 casts round to nearest even (F16C's vcvtps2ph in the v3/v4 clones, libgcc otherwise). */
-IFK_CLONES void ifk_f32_to_f16(void *dst, const float *src, size_t n) {
-    unsigned char *d = dst;
-    for (size_t i = 0; i < n; i++) {
-        _Float16 h = (_Float16)src[i];
-        memcpy(d + 2 * i, &h, 2);
-    }
-}
-
-IFK_CLONES void ifk_f16_to_f32(float *dst, const void *src, size_t n) {
-    const unsigned char *s = src;
-    for (size_t i = 0; i < n; i++) {
-        _Float16 h;
-        memcpy(&h, s + 2 * i, 2);
-        dst[i] = (float)h;
-    }
-}
-#endif
-
-IFK_CLONES void ifk_f32_to_bf16(void *dst, const float *src, size_t n) {
-    unsigned char *d = dst;
-    for (size_t i = 0; i < n; i++) {
-        uint32_t u;
-        memcpy(&u, src + i, 4);
-        uint32_t r = (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;
-        int nan = (u & 0x7FFFFFFFu) > 0x7F800000u;
-        uint16_t h = (uint16_t)(nan ? (u >> 16) | 0x40u : r);
-        memcpy(d + 2 * i, &h, 2);
-    }
-}
-
-IFK_CLONES void ifk_bf16_to_f32(float *dst, const void *src, size_t n) {
-    const unsigned char *s = src;
-    for (size_t i = 0; i < n; i++) {
-        uint16_t h;
-        memcpy(&h, s + 2 * i, 2);
-        uint32_t u = (uint32_t)h << 16;
-        memcpy(dst + i, &u, 4);
-    }
-}
-
-/* ---- Fletcher32 -------------------------------------------------------------------------------- */
-
-/* HDF5 folds its sums with x = (x & 0xffff) + (x >> 16) every 360 words, which keeps each sum's
- * residue mod 65535 and never turns a positive sum into 0 (and it never overflows 32 bits).
- * So its result is fixed by S1 = sum(w_i) and S2 = sum((N - i) w_i) mod 65535 alone: a sum is 0
- * if every word is 0, and otherwise the representative of its residue in 1..65535. That lets us
- * sum in any order: blocks of 512 words, 16 lanes of 32 bits (no overflow: 32 terms of < 2^25
- * per lane), folded into 64-bit residues per block. */
-typedef uint16_t v16h_ __attribute__((vector_size(32)));
-typedef uint32_t v16w_ __attribute__((vector_size(64)));
-
-IFK_CLONES static void block_sums_(const uint8_t *d, uint32_t t, uint64_t *a, uint64_t *b) {
-    v16w_ sw = {0}, siw = {0}, idx = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
-    const v16w_ step = idx * 0 + 16;
-    uint32_t j = 0;
-    for (; j + 16 <= t; j += 16) {
-        v16h_ w;
-        memcpy(&w, d + 2 * j, sizeof w);
-        v16w_ x = __builtin_convertvector((v16h_)(w << 8 | w >> 8), v16w_);
-        sw += x;
-        siw += idx * x;
-        idx += step;
-    }
-    uint64_t sa = 0, si = 0;
-    for (; j < t; j++) {
-        uint64_t x = ((uint32_t)d[2 * j] << 8) | d[2 * j + 1];
-        sa += x;
-        si += j * x;
-    }
-    for (int k = 0; k < 16; k++) sa += sw[k], si += siw[k];
-    *a = sa;
-    *b = si;
-}
-
-uint32_t ifk_fletcher32(const void *data, size_t len) {
-    const uint8_t *d = data;
-    const uint64_t M = 65535;
-    size_t words = len / 2, N = words + (len % 2);
-    uint64_t s1 = 0, s2 = 0, any = 0;
-    for (size_t o = 0; o < words; o += 512) {
-        uint32_t t = words - o > 512 ? 512 : (uint32_t)(words - o);
-        uint64_t a, b;
-        block_sums_(d + 2 * o, t, &a, &b);
-        any |= a;
-        /* this block's share of sum((N - i) w_i) is (N - o) a - sum(j w_j) */
-        s1 = (s1 + a) % M;
-        s2 = (s2 + ((N - o) % M) * (a % M) + M * M - b % M) % M;
-    }
-    if (len % 2) {
-        uint64_t x = (uint64_t)d[len - 1] << 8;
-        any |= x;
-        s1 = (s1 + x) % M;
-        s2 = (s2 + x) % M; /* the last word has weight N - (N - 1) = 1 */
-    }
-    if (!any) return 0;
-    if (s1 == 0) s1 = M;
-    if (s2 == 0) s2 = M;
-    return (uint32_t)(s2 << 16 | s1);
 }

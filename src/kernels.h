@@ -77,22 +77,6 @@ typedef struct {
 size_t ifk_attention_scratch(int n, int nk, int H, int Hkv, int Dh);
 void ifk_attention(const ifk_attn_args *a, float *scratch);
 
-/* ---- storage dtypes ---------------------------------------------------------------------- */
-
-#include <stdint.h>
-
-/* IEEE binary16 and bfloat16 as raw little-endian bits; f32 -> 16-bit rounds to nearest even,
- * keeps inf and NaN (quieted), and flushes nothing (f16 subnormals are produced). The 16-bit
- * side may be unaligned (it can point straight into a mapped file). */
-void ifk_f32_to_f16(void *dst, const float *src, size_t n);
-void ifk_f16_to_f32(float *dst, const void *src, size_t n);
-void ifk_f32_to_bf16(void *dst, const float *src, size_t n);
-void ifk_bf16_to_f32(float *dst, const void *src, size_t n);
-
-/* HDF5's Fletcher32 (H5_checksum_fletcher32: big-endian 16-bit words, sums reduced every 360
- * words), bit-identical, computed block-wise so that it vectorizes. */
-uint32_t ifk_fletcher32(const void *data, size_t len);
-
 /* ---- naive references (kernels_ref.c): the truth the fast kernels are tested against ------- */
 
 void ifk_ref_matmul(float *Y, const float *X, const float *W, int T, int in, int out);
@@ -103,11 +87,5 @@ void ifk_ref_swiglu(float *a, const float *b, size_t n);
 void ifk_ref_rope(float *x, int ld, int T, int nh, int Dh, ifk_rope_style style, const int *pos, long offset,
                   const double *inv_freq);
 void ifk_ref_attention(const ifk_attn_args *a);
-/* bit-level conversions from the IEEE 754 definitions, no compiler half type */
-uint16_t ifk_ref_f32_to_f16(float x);
-float ifk_ref_f16_to_f32(uint16_t h);
-uint16_t ifk_ref_f32_to_bf16(float x);
-/* the word-at-a-time Fletcher32 loop as HDF5 writes it */
-uint32_t ifk_ref_fletcher32(const void *data, size_t len);
 
 #endif

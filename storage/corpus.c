@@ -1,8 +1,8 @@
 /* corpus.c — the JSONL corpus reader behind corpus.h.
  *
  * Indexing reads the file once with getline (no line-length limit), parses each non-blank line
- * with cJSON, checks it, and keeps only (id, line, offset, length, size); ids go into an
- * open-addressing hash set to find duplicates. ifk_corpus_read preads the recorded byte range
+ * with cJSON, checks it, and keeps only (id, line, offset, length, size); ids go into a
+ * string map (strmap.h) to find duplicates. ifk_corpus_read preads the recorded byte range
  * and runs the same checks again, so both paths accept exactly the same lines.
  *
  * Line rules: a line ends at '\n'; one trailing '\r' is stripped (CRLF files), and `length`
@@ -48,6 +48,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "strmap.h"
 
 /* ---- UTF-8 ----------------------------------------------------------------------------------- */
 
@@ -238,58 +240,6 @@ bad:
     return IFK_ERR_FORMAT;
 }
 
-/* ---- the id set -------------------------------------------------------------------------------- */
-
-typedef struct {
-    uint32_t *slot; /* doc index + 1, 0 = empty */
-    uint32_t *hash; /* low 32 bits of the slot's hash */
-    size_t cap;     /* power of two */
-    size_t n;
-} id_set;
-
-static uint64_t hash_(const char *s) {
-    uint64_t h = 1469598103934665603ull;
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return h ^ (h >> 29);
-}
-
-/* Index of the doc whose id is s, or -1. */
-static long set_find_(const id_set *t, const ifk_corpus_doc *docs, const char *s, uint64_t h) {
-    if (!t->cap) return -1;
-    for (size_t i = h & (t->cap - 1);; i = (i + 1) & (t->cap - 1)) {
-        if (!t->slot[i]) return -1;
-        if (t->hash[i] == (uint32_t)h && strcmp(docs[t->slot[i] - 1].id, s) == 0) return (long)t->slot[i] - 1;
-    }
-}
-
-static void set_put_(id_set *t, uint32_t doc, uint64_t h) {
-    size_t i = h & (t->cap - 1);
-    while (t->slot[i]) i = (i + 1) & (t->cap - 1);
-    t->slot[i] = doc + 1;
-    t->hash[i] = (uint32_t)h;
-    t->n++;
-}
-
-/* Makes room for one more entry (load <= 1/2). */
-static ifk_status set_reserve_(id_set *t, const ifk_corpus_doc *docs) {
-    if (2 * (t->n + 1) <= t->cap) return IFK_OK;
-    size_t cap = t->cap ? 2 * t->cap : 1024;
-    uint32_t *slot = ifk_calloc(cap, sizeof *slot, "the corpus id set");
-    uint32_t *hash = ifk_calloc(cap, sizeof *hash, "the corpus id set");
-    if (!slot || !hash) {
-        free(slot);
-        free(hash);
-        return IFK_ERR_OOM;
-    }
-    id_set nt = {slot, hash, cap, 0};
-    for (size_t i = 0; i < t->cap; i++)
-        if (t->slot[i]) set_put_(&nt, t->slot[i] - 1, hash_(docs[t->slot[i] - 1].id));
-    free(t->slot);
-    free(t->hash);
-    *t = nt;
-    return IFK_OK;
-}
-
 /* ---- indexing ---------------------------------------------------------------------------------- */
 
 static int blank_(const char *s, size_t n) {
@@ -377,14 +327,14 @@ ifk_status ifk_corpus_index(ifk_corpus *c, const char *path, int skip_bad) {
         return IFK_FAIL(e == ENOMEM ? IFK_ERR_OOM : IFK_ERR_IO, "%s: cannot open: %s", path, strerror(e));
     }
 
-    ifk_status st = IFK_OK;
     char *buf = NULL;
     size_t bufcap = 0, docs_cap = 0;
-    id_set ids = {0};
+    ifk_strmap *ids = NULL;
+    ifk_status st = ifk_strmap_create(&ids, 1024);
     off_t pos = 0;
     long line = 0;
     char why[256], qa[96];
-    for (;;) {
+    while (st == IFK_OK) {
         errno = 0;
         ssize_t got = getline(&buf, &bufcap, f);
         if (got < 0) {
@@ -415,9 +365,9 @@ ifk_status ifk_corpus_index(ifk_corpus *c, const char *path, int skip_bad) {
         }
         if (st != IFK_OK) break;
 
-        uint64_t h = hash_(ld.id);
-        long first = set_find_(&ids, c->docs, ld.id, h);
-        if (first >= 0) {
+        const size_t idlen = strlen(ld.id);
+        int first;
+        if (ifk_strmap_get(ids, ld.id, idlen, &first)) {
             quote_(qa, sizeof qa, ld.id);
             snprintf(why, sizeof why, "duplicate id %s (first on line %ld)", qa, c->docs[first].line);
             cJSON_Delete(ld.root);
@@ -425,16 +375,14 @@ ifk_status ifk_corpus_index(ifk_corpus *c, const char *path, int skip_bad) {
             if (st != IFK_OK) break;
             continue;
         }
-        st = set_reserve_(&ids, c->docs);
-        if (st == IFK_OK) st = add_doc_(c, &docs_cap, &ld, line, off, len);
+        st = add_doc_(c, &docs_cap, &ld, line, off, len);
+        if (st == IFK_OK) st = ifk_strmap_put(ids, ld.id, idlen, c->n - 1);
         cJSON_Delete(ld.root);
         if (st != IFK_OK) break;
-        set_put_(&ids, (uint32_t)(c->n - 1), h);
     }
     free(buf);
     fclose(f);
-    free(ids.slot);
-    free(ids.hash);
+    ifk_strmap_free(&ids);
     if (st != IFK_OK) {
         ifk_trace_at(st, __FILE__, __LINE__, __func__);
         ifk_corpus_free(c);

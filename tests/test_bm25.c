@@ -632,11 +632,29 @@ static void t_format(hid_t f) {
     set_attr_(f, "format", t, t, &s);
     H5Tclose(t);
 }
-static void t_format_fixed_ok(hid_t f) { /* a fixed-length string is accepted: only the value matters */
+static void t_none(hid_t f) { (void)f; }
+static void t_format_fixed(hid_t f) { /* the right value in a type the writer never writes */
     hid_t t = H5Tcopy(H5T_C_S1);
     H5Tset_size(t, 13);
     set_attr_(f, "format", t, t, "infoflow-bm25");
     H5Tclose(t);
+}
+static void t_version_i16(hid_t f) { set_attr_(f, "format_version", H5T_STD_I16LE, H5T_NATIVE_INT16, (int16_t[]){1}); }
+static void t_version_be(hid_t f) { set_attr_(f, "format_version", H5T_STD_I32BE, H5T_NATIVE_INT32, (int32_t[]){1}); }
+/* /doc_len rewritten with the same values as int16 */
+static void t_doc_len_i16(hid_t f) {
+    hid_t d = H5Dopen2(f, "/doc_len", H5P_DEFAULT);
+    hid_t sp = H5Dget_space(d);
+    hsize_t n;
+    H5Sget_simple_extent_dims(sp, &n, NULL);
+    int16_t v[64];
+    cr_assert_leq(n, 64);
+    cr_assert_geq(H5Dread(d, H5T_NATIVE_INT16, H5S_ALL, H5S_ALL, H5P_DEFAULT, v), 0);
+    H5Dclose(d);
+    cr_assert_geq(H5Ldelete(f, "/doc_len", H5P_DEFAULT), 0);
+    d = H5Dcreate2(f, "/doc_len", H5T_STD_I16LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    cr_assert_geq(H5Dwrite(d, H5T_NATIVE_INT16, H5S_ALL, H5S_ALL, H5P_DEFAULT, v), 0);
+    H5Dclose(d), H5Sclose(sp);
 }
 static void t_version(hid_t f) { set_attr_(f, "format_version", H5T_STD_I32LE, H5T_NATIVE_INT32, (int32_t[]){2}); }
 static void t_version_float(hid_t f) { set_attr_(f, "format_version", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, (double[]){1}); }
@@ -692,7 +710,12 @@ Test(bm25, damaged_indexes_fail_with_the_path_and_the_problem) {
     cr_assert_eq(ifk_bm25_save(ix, path_), IFK_OK, "%s", ifk_errmsg());
     ifk_bm25_free(&ix);
     /* the untouched copy loads: the failures below come from the tampering */
-    tamper_(path_, "fixed.h5", t_format_fixed_ok, IFK_OK, NULL);
+    tamper_(path_, "none.h5", t_none, IFK_OK, NULL);
+    /* only the layout the writer writes is read: the right values in other types are refused */
+    tamper_(path_, "fixed.h5", t_format_fixed, IFK_ERR_FORMAT, "'format' is not a variable-length string");
+    tamper_(path_, "version_i16.h5", t_version_i16, IFK_ERR_FORMAT, "'format_version' is not int32");
+    tamper_(path_, "version_be.h5", t_version_be, IFK_ERR_FORMAT, "'format_version' is not int32");
+    tamper_(path_, "doc_len_i16.h5", t_doc_len_i16, IFK_ERR_FORMAT, "/doc_len is not of int32");
 
     tamper_(path_, "off_swap.h5", t_off_swap, IFK_ERR_FORMAT, "/post_offsets");
     tamper_(path_, "off_end.h5", t_off_end, IFK_ERR_FORMAT, "/post_offsets");

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "kernels.h"
+#include "dtype.h"
 #include "model.h"
 #include "testutil.h"
 

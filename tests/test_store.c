@@ -15,6 +15,10 @@
 #include "engine.h"
 #include "sys.h"
 #include "store.h"
+#include "dtype.h"
+#include "fletcher32.h"
+#include "shard_writer.h"
+#include "store_maint.h"
 #include "testutil.h"
 
 extern char **environ;

@@ -9,6 +9,8 @@
 
 #include "fuzz_common.h"
 #include "store.h"
+#include "shard_writer.h"
+#include "store_maint.h"
 
 static char dir_[256], pristine_[300], shard_[300];
 static const char *ints_[] = {"n_tokens", "chunk_index", "rope_start", "prefix_len", "n_chunks", "format_version",
