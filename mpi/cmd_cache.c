@@ -464,12 +464,11 @@ static void gprefill_end_(gprefill_ *g) {
     if (g->grid) gprefill_step_(g, -1, NULL, NULL); /* set up only at --tp > 1 */
 }
 
+/* g->slice is loaded already (ifk_grid_load_model); the rest of g is zero. */
 static ifk_status gprefill_init_(gprefill_ *g, const ifk_grid *grid, ifk_model *full, int chunk_tokens) {
-    memset(g, 0, sizeof *g);
     g->grid = grid;
     g->chunk_tokens = chunk_tokens;
-    IFK_CHECK(ifk_model_slice(full, grid->group.rank, grid->tp, &g->slice));
-    ifk_model_release_unsliced(full, &g->slice, grid->group.rank, grid->tp);
+    ifk_model_release_unsliced(full, &g->slice, grid->group.rank, grid->tp); /* no-op for a sliced HF folder */
     const ifk_config *c = &g->slice.cfg;
     IFK_CHECK(ifk_kvcache_init(&g->cache, c, chunk_tokens + IFK_CHUNK_PREFIX));
     ifk_tp_mpi_init(&g->tpm, &grid->group, full->cfg.n_heads);
@@ -576,12 +575,14 @@ int ifk_cmd_cache(int argc, char **argv) {
     int threads = o.threads ? (int)o.threads : ifk_comm_blas_threads(&cm, compute_here);
     ifk_blas_set_threads(threads);
 
-    /* every rank loads the model; rank 0 fingerprints it and opens the store */
-    ifk_status st = ifk_engine_load_any(o.model, o.tokenizer, o.random_model, &w.m, &w.tok);
+    /* every rank loads the model (at --tp > 1 its slice; an HF folder: only the slice is read);
+     * rank 0 fingerprints it and opens the store */
+    const int tp = (int)o.tp;
+    ifk_status st = ifk_grid_load_model(o.model, o.tokenizer, o.random_model, cm.rank % tp, tp, cm.rank % tp == 0,
+                                        ifk_grid_check_cfg, (int[2]){cm.size, tp}, &w.m, &w.gp.slice, &w.tok);
     if (st == IFK_OK && o.chunk_tokens + IFK_CHUNK_PREFIX > w.m.cfg.seq_len)
         st = IFK_FAIL(IFK_ERR_ARG, "--chunk-tokens %ld plus the BOS prefix exceeds the model's %d positions",
                       o.chunk_tokens, w.m.cfg.seq_len);
-    if (st == IFK_OK) st = ifk_grid_check(cm.size, (int)o.tp, w.m.cfg.n_kv_heads);
     if (ifk_comm_agree(&cm, st) != IFK_OK) goto out;
     ifk_grid_init(&grid, &cm, (int)o.tp);
     if (ifk_comm_agree(&cm, o.tp > 1 ? gprefill_init_(&w.gp, &grid, &w.m, (int)o.chunk_tokens) : IFK_OK) != IFK_OK)

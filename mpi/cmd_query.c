@@ -444,8 +444,13 @@ static void done_(int i, const char *buf, size_t len, void *ctx) {
 }
 
 /* One question runs on every rank: the rank count must split the KV heads; otherwise the groups'. */
-static ifk_status check_layout_(int one, int ranks, int tp, int n_kv_heads) {
-    return one ? ifk_check_ranks(n_kv_heads, ranks) : ifk_grid_check(ranks, tp, n_kv_heads);
+typedef struct {
+    int one, ranks, tp;
+} layout_;
+
+static ifk_status check_layout_(const ifk_config *cfg, void *ctx) {
+    const layout_ *l = ctx;
+    return l->one ? ifk_check_ranks(cfg->n_kv_heads, l->ranks) : ifk_grid_check(l->ranks, l->tp, cfg->n_kv_heads);
 }
 
 int ifk_cmd_query(int argc, char **argv) {
@@ -546,30 +551,15 @@ int ifk_cmd_query(int argc, char **argv) {
     o.compare_full = compare;
     ifk_blas_set_threads(threads ? (int)threads : ifk_comm_blas_threads(&cm, 0));
 
-    /* every rank maps the checkpoint; in a group of tp ranks each keeps its slice of heads and MLP */
-    const int hf_slices = tp > 1 && model && ifk_hf_is_folder(model);
-    if (hf_slices) {
-        /* an HF folder under tensor parallelism: each rank reads only its slice from the files;
-         * `full` keeps just the config and the file-based fingerprint */
-        char cp[2048];
-        snprintf(cp, sizeof cp, "%s/config.json", model);
-        s_ = ifk_hf_config(&full.cfg, cp);
-        if (s_ == IFK_OK) s_ = check_layout_(one, cm.size, tp, full.cfg.n_kv_heads);
-        if (s_ == IFK_OK) s_ = ifk_hf_load_slice(&local, model, cm.rank % tp, tp);
-        if (s_ == IFK_OK) {
-            memcpy(full.fingerprint, local.fingerprint, sizeof full.fingerprint);
-            snprintf(full.source, sizeof full.source, "%s", model);
-            if (cm.rank == 0) s_ = ifk_engine_load_tokenizer(model, tokp, &full.cfg, &tok);
-        }
-    } else {
-        s_ = ifk_engine_load_any(model, tokp, shape, &full, &tok);
-        if (s_ == IFK_OK) s_ = check_layout_(one, cm.size, tp, full.cfg.n_kv_heads);
-    }
+    /* every rank maps the checkpoint; in a group of tp ranks each keeps its slice of heads and MLP
+     * (an HF folder: each rank reads only its slice from the files) */
+    layout_ lay = {one, cm.size, tp};
+    s_ = ifk_grid_load_model(model, tokp, shape, cm.rank % tp, tp, cm.rank == 0, check_layout_, &lay, &full, &local,
+                             &tok);
     AGREE_OR_OUT(s_);
     if (layers_s && (o.score_lo < 0 || o.score_hi < o.score_lo || o.score_hi >= full.cfg.n_layers))
         s_ = IFK_FAIL(IFK_ERR_ARG, "--score-layers %s is outside the model's layers 0-%d", layers_s, full.cfg.n_layers - 1);
-    if (s_ == IFK_OK && tp > 1 && !hf_slices) s_ = ifk_model_slice(&full, cm.rank % tp, tp, &local);
-    if (s_ == IFK_OK && tp > 1 && !hf_slices) ifk_model_release_unsliced(&full, &local, cm.rank % tp, tp);
+    if (s_ == IFK_OK && tp > 1) ifk_model_release_unsliced(&full, &local, cm.rank % tp, tp);
     if (s_ == IFK_OK) s_ = ifk_store_open(&store, dir);
     AGREE_OR_OUT(s_);
     if (cm.rank == 0) {

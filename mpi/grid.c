@@ -7,6 +7,8 @@
 #include <string.h>
 
 #include "cli.h"
+#include "engine.h"
+#include "hf.h"
 
 #define PREFETCH 2 /* tasks in flight per group: one running, one waiting */
 
@@ -24,11 +26,35 @@ ifk_status ifk_grid_check(int ranks, int tp, int n_kv_heads) {
                     n_kv_heads, ranks, valid);
 }
 
+ifk_status ifk_grid_check_cfg(const ifk_config *cfg, void *ctx) {
+    const int *rt = ctx;
+    return ifk_grid_check(rt[0], rt[1], cfg->n_kv_heads);
+}
+
 ifk_status ifk_grid_parse_tp(const char *s, int dflt, int ranks, int *tp) {
     long v = dflt > 0 ? dflt : ranks;
     IFK_CHECK(ifk_cli_int("tp", s, 1, 1 << 20, &v));
     *tp = (int)v;
     return ifk_grid_check(ranks, *tp, 0);
+}
+
+ifk_status ifk_grid_load_model(const char *model, const char *tokp, const char *shape, int r, int tp, int want_tok,
+                               ifk_status (*check)(const ifk_config *cfg, void *ctx), void *ctx, ifk_model *full,
+                               ifk_model *local, ifk_tokenizer **tok) {
+    *tok = NULL;
+    if (tp > 1 && model && ifk_hf_is_folder(model)) {
+        char cp[2048];
+        snprintf(cp, sizeof cp, "%s/config.json", model);
+        IFK_CHECK(ifk_hf_config(&full->cfg, cp));
+        if (check) IFK_CHECK(check(&full->cfg, ctx));
+        IFK_CHECK(ifk_hf_load_slice(local, model, r, tp));
+        memcpy(full->fingerprint, local->fingerprint, sizeof full->fingerprint);
+        snprintf(full->source, sizeof full->source, "%s", model);
+        return want_tok ? ifk_engine_load_tokenizer(model, tokp, &full->cfg, tok) : IFK_OK;
+    }
+    IFK_CHECK(ifk_engine_load_any(model, tokp, shape, full, tok));
+    if (check) IFK_CHECK(check(&full->cfg, ctx));
+    return tp > 1 ? ifk_model_slice(full, r, tp, local) : IFK_OK;
 }
 
 void ifk_grid_init(ifk_grid *g, const ifk_comm *world, int tp) {

@@ -30,6 +30,18 @@ ifk_status ifk_grid_check(int ranks, int tp, int n_kv_heads);
 void ifk_grid_init(ifk_grid *g, const ifk_comm *world, int tp);
 void ifk_grid_free(ifk_grid *g);
 
+/* This rank's model as rank r of a group of tp: *full, the whole model, and at tp > 1 *local, its
+ * slice (ifk_model_slice). An HF folder at tp > 1 is read slice by slice (ifk_hf_load_slice): *full
+ * then holds only its config, fingerprint and source. check(cfg, ctx), if set, runs on the config
+ * before any slicing (the layout's refusals). The tokenizer: as ifk_engine_load_any for files and
+ * random shapes; for a sliced HF folder only when want_tok. Local. */
+ifk_status ifk_grid_load_model(const char *model, const char *tokp, const char *shape, int r, int tp, int want_tok,
+                               ifk_status (*check)(const ifk_config *cfg, void *ctx), void *ctx, ifk_model *full,
+                               ifk_model *local, ifk_tokenizer **tok);
+
+/* ifk_grid_load_model's check with ctx = (int[2]){ranks, tp}: ifk_grid_check on the config. */
+ifk_status ifk_grid_check_cfg(const ifk_config *cfg, void *ctx);
+
 /* The --tp option's value: s (NULL: dflt, where dflt 0 means all ranks) checked as a number. */
 ifk_status ifk_grid_parse_tp(const char *s, int dflt, int ranks, int *tp);
 

@@ -102,6 +102,19 @@ for dt in ("f32", "f16"):
     check(verify(f"{W}/s-{dt}-2x2", one).returncode != 0, f"{dt}: a --tp 2 store is not bitwise the -n 1 store "
           "(the check above can fail)")
 
+# an HF folder: at --tp 2 every rank reads only its slice from the files; the store agrees with the
+# one-rank store of the same folder
+hf = f"{W}/hf"
+r = subprocess.run([BIN, "convert", "--model", MODEL, "--out", hf], capture_output=True, text=True, env=env)
+check(r.returncode == 0, f"convert to an HF folder: {r.stderr[-300:]}")
+hf_store = {}
+for n, tp in ((1, 1), (2, 2)):
+    r = run(n, ["cache", "--model", hf, "--corpus", f"{W}/c.jsonl", "--store", f"{W}/hf-{n}x{tp}", "--chunk-tokens", "64",
+                "--dtype", "f32", "--tp", str(tp), "--quiet"])
+    check(r.returncode == 0, f"cache an HF folder -n {n} --tp {tp}: {r.stderr[-300:]}")
+r = verify(f"{W}/hf-2x2", f"{W}/hf-1x1", 1e-4)
+check(r.returncode == 0, f"HF folder: the --tp 2 store within 1e-4 of the one-rank store: {r.stdout[-300:]}")
+
 # the same questions over every store give the same answers; logits within 1e-4 over f32 stores,
 # within 1e-3 over f16 ones (where a reduction's rounding can move a stored value by one f16 ulp)
 ans = {}
