@@ -231,23 +231,25 @@ for action in ("fail", "kill"):
         check([x["id"] for x in got] == ids, f"batch, {action}: a rerun completes the output in input order")
     except subprocess.TimeoutExpired:
         check(False, f"batch, {action} on rank 3: the job hung")
-for action in ("fail", "kill"):
-    st = f"{W}/cfault-{action}"
+# rank 1 never writes (group 0's second rank); rank 2 is group 1's writer, killed with a complete
+# shard not yet renamed
+for point, rank, action in (("group.chunk:5", 1, "fail"), ("group.chunk:5", 1, "kill"), ("shard.rename:1", 2, "kill")):
+    st = f"{W}/cfault-{point}-{action}"
     try:
-        r = cache(4, 2, st, "f16", {"INFOFLOW_FAULT": "group.chunk:5", "INFOFLOW_FAULT_RANK": "1",
+        r = cache(4, 2, st, "f16", {"INFOFLOW_FAULT": point, "INFOFLOW_FAULT_RANK": str(rank),
                                     "INFOFLOW_FAULT_ACTION": action})
-        check(r.returncode != 0, f"cache --tp 2, {action} on rank 1 (not a writer): non-zero exit")
+        check(r.returncode != 0, f"cache --tp 2, {point} {action} on rank {rank}: non-zero exit")
         if action == "fail":
             check("rank 1: injected failure in a group's chunk prefill" in r.stderr, f"... its message: {r.stderr[-300:]}")
         if os.path.exists(f"{st}/manifest.json"):
             v = verify(st, f"{W}/s-f16-2x2", subset=True)
-            check(v.returncode == 0, f"cache, {action}: what the store holds verifies and equals the uninterrupted "
-                  f"--tp 2 store: {v.stdout[-300:]}")
+            check(v.returncode == 0, f"cache, {point} {action}: what the store holds verifies and equals the "
+                  f"uninterrupted --tp 2 store: {v.stdout[-300:]}")
         r = cache(4, 2, st, "f16")
         check(r.returncode == 0 and verify(st, f"{W}/s-f16-2x2").returncode == 0,
-              f"cache, {action}: a rerun completes the store as the uninterrupted run: {r.stderr[-300:]}")
+              f"cache, {point} {action}: a rerun completes the store as the uninterrupted run: {r.stderr[-300:]}")
     except subprocess.TimeoutExpired:
-        check(False, f"cache --tp 2, {action} on rank 1: the job hung")
+        check(False, f"cache --tp 2, {point} {action} on rank {rank}: the job hung")
 
 subprocess.run(["rm", "-rf", W])
 print(f"{passed} passed, {failed} failed")
