@@ -411,9 +411,12 @@ static void drop_outside_(const ifk_wbuf *base, size_t es, size_t n, size_t off,
     drop_pages_(b + es * (off + len), b + es * n);
 }
 
+static void fingerprint_(const ifk_model *m, char out[17]);
+
 void ifk_model_release_unsliced(ifk_model *full, const ifk_model *slice, int rank, int P) {
     if (!full->layers || P <= 1) return;
-    if (!full->fingerprint[0]) ifk_model_fingerprint(full, full->fingerprint);
+    /* the weights' own fingerprint, kept before the pages go (the tokenizer's part is mixed in on use) */
+    if (!full->fingerprint[0]) fingerprint_(full, full->fingerprint);
     const ifk_config *c = &full->cfg;
     const size_t D = c->dim, F = c->hidden_dim, Dh = c->head_dim, q = (size_t)c->n_heads * Dh,
                  kv = (size_t)c->n_kv_heads * Dh, ql = q / P, kvl = kv / P, f0 = (size_t)((long)F * rank / P),
