@@ -136,16 +136,20 @@ static int bench_store_(int argc, char **argv) {
     double kv_bytes = 0, file_bytes = 0, best_kv = 1e30, best_raw = 1e30;
     for (long it = 0; it <= repeat; it++) {
         double t0 = ifk_now();
-        for (int d = 0; d < m->n_docs; d++)
-            for (int c = 0; c < m->docs[d].n_chunks; c++) {
+        for (int d = 0; d < m->n_docs; d++) {
+            const ifk_doc_rec *rec = ifk_store_doc(store, d);
+            if (!rec) goto out;
+            for (int c = 0; c < rec->n_chunks; c++) {
                 if (ifk_store_read_chunk(store, d, c, 0, p->n_kv_heads, k, v, NULL) != IFK_OK) goto out;
-                if (it == 0) kv_bytes += 2.0 * p->n_layers * p->n_kv_heads * m->docs[d].chunk_len[c] * p->head_dim *
+                if (it == 0) kv_bytes += 2.0 * p->n_layers * p->n_kv_heads * rec->chunk_len[c] * p->head_dim *
                                          (double)ifk_dtype_size(p->dtype);
             }
+        }
         double t1 = ifk_now();
         for (int i = 0; i < m->n_shards; i++) {
-            char path[2400];
-            snprintf(path, sizeof path, "%s/%s", dir, m->shards[i]);
+            char path[2400], name[512];
+            if (ifk_manifest_shard(m, i, name, sizeof name) != IFK_OK) goto out;
+            snprintf(path, sizeof path, "%s/%s", dir, name);
             FILE *f = fopen(path, "rb");
             if (!f) {
                 IFK_FAIL(IFK_ERR_IO, "%s: cannot open", path);
@@ -267,7 +271,7 @@ static int bench_ttft_(int argc, char **argv) {
     }
     if (ifk_ingest_commit(&g, record_, man) != IFK_OK || ifk_store_open(&store, dir) != IFK_OK) goto out;
     for (int i = 0; i < P; i++) r = r * 6364136223846793005ull + 1442695040888963407ull, prompt[i] = 3 + (int)((r >> 33) % (vocab - 3));
-    /* docs are in the manifest in insertion order */
+    /* documents are numbered in commit order */
     ifk_query_docs qd = {docs, (int)chunks};
     ifk_query_opts qo = {.method = IFK_METHOD_FULL, .budget = budget, .score_lo = -1, .score_hi = -1, .steps = 1};
     ifk_query_result res;

@@ -13,6 +13,7 @@
 #include "sampler.h"
 #include "query.h"
 #include "comm.h"
+#include "store_index.h"
 #include "fault.h"
 #include "tp.h"
 #include "hf.h"
@@ -45,10 +46,8 @@ static ifk_status resolve_docs_(const char *dir, const ifk_manifest *man, const 
         IFK_CHECK_ARG(*n > 0, "--docs lists no document");
         return IFK_OK;
     }
-    char path[2048];
-    snprintf(path, sizeof path, "%s/%s", dir, IFK_INDEX);
     ifk_bm25 *ix;
-    IFK_CHECK(ifk_bm25_load(&ix, path));
+    IFK_CHECK(ifk_store_index_load(dir, &ix));
     const char **hits = malloc(sizeof(char *) * (size_t)k);
     double *sc = malloc(sizeof(double) * (size_t)k);
     *docs = malloc(sizeof(int) * (size_t)k);
@@ -58,7 +57,7 @@ static ifk_status resolve_docs_(const char *dir, const ifk_manifest *man, const 
     if (st == IFK_OK) st = ifk_bm25_search(ix, prompt, strlen(prompt), (int)k, hits, sc, &nh);
     for (int i = 0; st == IFK_OK && i < nh; i++) {
         int d = ifk_manifest_find(man, hits[i]);
-        if (d < 0) st = IFK_FAIL(IFK_ERR_FORMAT, "%s: indexes \"%s\", which the manifest does not list", path, hits[i]);
+        if (d < 0) st = IFK_FAIL(IFK_ERR_FORMAT, "%s: the index lists \"%s\", which the catalog does not", dir, hits[i]);
         else (*docs)[(*n)++] = d;
     }
     if (st == IFK_OK && nh == 0) st = IFK_FAIL(IFK_ERR_ARG, "--retrieve: no document shares a word with the prompt");
@@ -86,7 +85,7 @@ static ifk_status parse_ids_(const char *s, int vocab, int **ids, int *n) {
     return IFK_OK;
 }
 
-static void print_result_(const ifk_tokenizer *tok, const ifk_manifest *man, const int *docs, int nd, const int *ids,
+static void print_result_(const ifk_tokenizer *tok, ifk_store *store, const int *docs, int nd, const int *ids,
                           int P, const ifk_query_opts *o, const ifk_query_result *r, int json, int ranks) {
     size_t alen;
     char *answer = ifk_detokenize(tok, ids[P - 1], r->answer, r->n_answer, &alen);
@@ -105,7 +104,8 @@ static void print_result_(const ifk_tokenizer *tok, const ifk_manifest *man, con
            ifk_method_name(o->method), o->budget, o->reorder ? "true" : "false", ranks);
     for (int i = 0; i < nd; i++) {
         if (i) printf(", ");
-        ifk_json_str(stdout, man->docs[docs[i]].id, strlen(man->docs[docs[i]].id));
+        const ifk_doc_rec *rec = ifk_store_doc(store, docs[i]); /* read by the query already */
+        ifk_json_str(stdout, rec ? rec->id : "", rec ? strlen(rec->id) : 0);
     }
     printf("], \"chunk_order\": [");
     for (int i = 0; i < r->n_chunks; i++) printf("%s%d", i ? ", " : "", r->order[i]);
@@ -268,8 +268,12 @@ int ifk_cmd_query(int argc, char **argv) {
         if (s_ == IFK_OK && prompt_ids) s_ = parse_ids_(prompt_ids, full.cfg.vocab_size, &ids, &P);
         if (s_ == IFK_OK) {
             long T = 1;
-            for (int i = 0; i < nd; i++) T += man->docs[docs[i]].n_tokens;
-            if (T + P + o.steps > full.cfg.seq_len)
+            for (int i = 0; i < nd && s_ == IFK_OK; i++) {
+                const ifk_doc_rec *rec = ifk_store_doc(store, docs[i]);
+                if (rec) T += rec->n_tokens;
+                else s_ = IFK_ERR_FORMAT;
+            }
+            if (s_ == IFK_OK && T + P + o.steps > full.cfg.seq_len)
                 s_ = IFK_FAIL(IFK_ERR_ARG, "context of %ld tokens + prompt of %d + %d answer tokens exceed the model's "
                               "%d positions", T, P, o.steps, full.cfg.seq_len);
         }
@@ -296,7 +300,7 @@ int ifk_cmd_query(int argc, char **argv) {
         ifk_err_print();
         goto out;
     }
-    if (cm.rank == 0) print_result_(tok, ifk_store_manifest(store), docs, nd, ids, P, &o, &r, json, cm.size);
+    if (cm.rank == 0) print_result_(tok, store, docs, nd, ids, P, &o, &r, json, cm.size);
     if (getenv("INFOFLOW_READ_STATS")) { /* which KV heads this rank read from the store: tests use it */
         const ifk_manifest *man = ifk_store_manifest(store);
         char line[4096];
