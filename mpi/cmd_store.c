@@ -10,6 +10,7 @@
 #include "cli.h"
 #include "drivers.h"
 #include "store.h"
+#include "sys.h"
 #include "store_index.h"
 #include "store_maint.h"
 #include <unistd.h>
@@ -87,6 +88,70 @@ out:
     if (rc) ifk_err_print();
     free(segs);
     ifk_store_close(&store);
+    return rc;
+}
+
+/* A from-scratch index over every document of the store, in document order. */
+static ifk_status scratch_index_(const char *dir, ifk_bm25 **ix) {
+    ifk_store *s = NULL;
+    IFK_CHECK(ifk_store_open(&s, dir));
+    ifk_status st = ifk_bm25_create(ix);
+    const int n = ifk_store_manifest(s)->n_docs;
+    for (int d = 0; st == IFK_OK && d < n; d++) {
+        if (d % 1024 == 0) ifk_store_forget(s);
+        const ifk_doc_rec *r = ifk_store_doc(s, d);
+        char *text = NULL;
+        size_t len;
+        st = r ? ifk_store_read_text(s, d, &text, &len) : IFK_ERR_FORMAT;
+        if (st == IFK_OK) st = ifk_bm25_add(*ix, r->id, text, len);
+        free(text);
+    }
+    ifk_store_close(&s);
+    if (st != IFK_OK) ifk_bm25_free(ix);
+    return st;
+}
+
+int ifk_cmd_search(int argc, char **argv) {
+    const char *dir = NULL, *prompt = NULL, *k_s = "10";
+    int help = 0, scratch = 0, rc = 1;
+    long k = 10;
+    const ifk_opt opts[] = {{"store", "DIR", "the store (required)", &dir, NULL},
+                            {"prompt", "TEXT", "the query text (required)", &prompt, NULL},
+                            {"k", "K", "how many documents (default 10)", &k_s, NULL},
+                            {"from-scratch", NULL, "search an index built now from every document's text instead of "
+                                                   "the store's segments (to check them)", NULL, &scratch},
+                            {NULL, NULL, NULL, NULL, NULL}};
+    ifk_bm25 *ix = NULL;
+    const char **ids = NULL;
+    double *sc = NULL;
+    if (ifk_cli_parse(argc, argv, opts, "usage: infoflow search --store DIR --prompt TEXT [--k K] [--from-scratch]\n"
+                      "The BM25 retrieval of query --retrieve alone: rank, document id and score per line.", &help) != IFK_OK)
+        goto out;
+    if (help) return 0;
+    if (!dir || !prompt) {
+        IFK_FAIL(IFK_ERR_ARG, "search: --store DIR and --prompt TEXT are required");
+        goto out;
+    }
+    if (ifk_cli_int("k", k_s, 1, 1 << 24, &k)) goto out;
+    double t0 = ifk_now();
+    if ((scratch ? scratch_index_(dir, &ix) : ifk_store_index_load(dir, &ix)) != IFK_OK) goto out;
+    double t1 = ifk_now();
+    ids = malloc(sizeof *ids * (size_t)k), sc = malloc(sizeof *sc * (size_t)k);
+    int n = 0;
+    if (!ids || !sc) {
+        IFK_FAIL(IFK_ERR_OOM, "out of memory");
+        goto out;
+    }
+    if (ifk_bm25_search(ix, prompt, strlen(prompt), (int)k, ids, sc, &n) != IFK_OK) goto out;
+    double t2 = ifk_now();
+    for (int i = 0; i < n; i++) printf("%d %s %.17g\n", i + 1, ids[i], sc[i]);
+    fprintf(stderr, "search: %d of %d documents; index load %.1f ms, search %.2f ms\n", n, ifk_bm25_ndocs(ix),
+            1e3 * (t1 - t0), 1e3 * (t2 - t1));
+    rc = 0;
+out:
+    if (rc) ifk_err_print();
+    free(ids), free(sc);
+    ifk_bm25_free(&ix);
     return rc;
 }
 

@@ -547,10 +547,6 @@ ifk_status ifk_manifest_add(ifk_manifest *m, const char *shard, ifk_doc_rec *doc
     }
     ifk_status st = IFK_OK;
     sqlite3_stmt *qs = NULL, *qd = NULL;
-    if (ifk_fault("catalog.commit")) {
-        st = IFK_FAIL(IFK_ERR_IO, "%s/%s: commit failed (injected fault)", m->dir, IFK_CATALOG);
-        goto done;
-    }
     IFK_CHECK_GOTO(st, exec_(m, "BEGIN IMMEDIATE", "cannot begin a commit"), done);
     IFK_CHECK_GOTO(st, prep_(m, "INSERT INTO shards VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)", &qs), rollback);
     IFK_CHECK_GOTO(st, prep_(m, "INSERT INTO docs VALUES (?1, ?2, ?3, ?4, ?5, ?6)", &qd), rollback);
@@ -586,6 +582,10 @@ ifk_status ifk_manifest_add(ifk_manifest *m, const char *shard, ifk_doc_rec *doc
             st = sql_fail_(m, "cannot record a document");
             goto rollback;
         }
+    }
+    if (ifk_fault("catalog.commit")) { /* the transaction written, not committed */
+        st = IFK_FAIL(IFK_ERR_IO, "%s/%s: commit failed (injected fault)", m->dir, IFK_CATALOG);
+        goto rollback;
     }
     sqlite3_finalize(qs), sqlite3_finalize(qd);
     qs = qd = NULL;

@@ -13,7 +13,8 @@
 #include "model.h"
 #include "status.h"
 
-#define IFK_STORE_FORMAT_VERSION 2
+#define IFK_STORE_FORMAT_VERSION 2 /* manifest.json + catalog.sqlite */
+#define IFK_SHARD_FORMAT_VERSION 1 /* the shard layout, unchanged since version 1 stores */
 #define IFK_MANIFEST "manifest.json"
 #define IFK_INDEX "index.h5" /* format version 1 only: version 2 has segments (index-*.h5) */
 
@@ -85,7 +86,7 @@ ifk_status ifk_manifest_open(ifk_manifest *m, const char *dir, int writable);
 /* Re-reads the counts (a reader following a running cache job). */
 ifk_status ifk_manifest_refresh(ifk_manifest *m);
 /* Records a committed shard and its documents in one transaction (durable on return: fault
- * points catalog.commit before it, catalog.checkpoint after the periodic checkpoint of the
+ * points catalog.commit with the transaction written but not committed, catalog.checkpoint after the periodic checkpoint of the
  * WAL into the database file); takes ownership of docs[i]'s pointers (the array stays the
  * caller's). A document id already present is an error and records nothing. */
 ifk_status ifk_manifest_add(ifk_manifest *m, const char *shard, ifk_doc_rec *docs, int n);

@@ -151,7 +151,7 @@ static ifk_status shard_file_(ifk_store *store, int i, hid_t *f) {
     hid_t h = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (h < 0) return IFK_H5_FAIL("%s: cannot open shard (truncated or not HDF5)", path);
     long long ver = 0, nl = 0, nh = 0, hd = 0;
-    if (!ifk_h5_attr_read_int(h, "format_version", &ver) || ver != IFK_STORE_FORMAT_VERSION ||
+    if (!ifk_h5_attr_read_int(h, "format_version", &ver) || ver != IFK_SHARD_FORMAT_VERSION ||
         !ifk_h5_attr_read_str(h, "model_fingerprint", fp, sizeof fp) || !ifk_h5_attr_read_str(h, "dtype", dt, sizeof dt) ||
         !ifk_h5_attr_read_int(h, "n_layers", &nl) || !ifk_h5_attr_read_int(h, "n_kv_heads", &nh) ||
         !ifk_h5_attr_read_int(h, "head_dim", &hd)) {
