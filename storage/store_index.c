@@ -145,35 +145,61 @@ done:
     return st;
 }
 
-ifk_status ifk_store_index_verify(const ifk_manifest *man, void (*report)(const char *, void *), void *ctx, int *bad,
-                                  int *indexed) {
-    *indexed = 0;
+/* One pass of ifk_store_index_verify over a fresh read of the catalog; *vanished when a listed
+ * file disappeared (a merge by a running job), and then nothing is reported. */
+static ifk_status verify_pass_(const char *dir, void (*report)(const char *, void *), void *ctx, int *bad, int *indexed,
+                               int *vanished) {
+    *indexed = 0, *vanished = 0;
+    ifk_manifest m;
+    IFK_CHECK(ifk_manifest_open(&m, dir, 0));
     ifk_index_seg *segs;
     int n;
-    IFK_CHECK(ifk_manifest_segments(man, &segs, &n));
-    int covered = 0;
-    for (int i = 0; i < n; i++) {
-        char path[2048], msg[2600];
-        seg_path_(path, sizeof path, man->dir, segs[i].file);
-        if (segs[i].first != covered || segs[i].first + segs[i].n > man->n_docs) {
-            snprintf(msg, sizeof msg, "%s: index segment covers documents [%d, %d), expected from %d within %d", path,
-                     segs[i].first, segs[i].first + segs[i].n, covered, man->n_docs);
-            report(msg, ctx), (*bad)++;
-        }
+    ifk_status st = ifk_manifest_segments(&m, &segs, &n);
+    if (st != IFK_OK) {
+        ifk_manifest_free(&m);
+        return st;
+    }
+    char (*msgs)[2600] = calloc((size_t)(2 * n + 1), sizeof *msgs);
+    int nmsg = 0, covered = 0;
+    for (int i = 0; msgs && i < n && !*vanished; i++) {
+        char path[2048];
+        seg_path_(path, sizeof path, dir, segs[i].file);
+        if (segs[i].first != covered || segs[i].first + segs[i].n > m.n_docs)
+            snprintf(msgs[nmsg++], sizeof *msgs, "%s: index segment covers documents [%d, %d), expected from %d within %d",
+                     path, segs[i].first, segs[i].first + segs[i].n, covered, m.n_docs);
         covered = segs[i].first + segs[i].n;
-        ifk_bm25 *ix = NULL;
-        if (ifk_bm25_load(&ix, path) != IFK_OK) {
-            snprintf(msg, sizeof msg, "index segment %s: %s", segs[i].file, ifk_errmsg());
-            report(msg, ctx), (*bad)++;
-        } else if (ifk_bm25_ndocs(ix) != segs[i].n) {
-            snprintf(msg, sizeof msg, "%s: index segment holds %d documents, the catalog says %d", path,
-                     ifk_bm25_ndocs(ix), segs[i].n);
-            report(msg, ctx), (*bad)++;
-        } else {
-            *indexed += segs[i].n;
+        struct stat sb;
+        if (stat(path, &sb) != 0 && errno == ENOENT) {
+            *vanished = 1;
+            break;
         }
+        ifk_bm25 *ix = NULL;
+        if (ifk_bm25_load(&ix, path) != IFK_OK)
+            snprintf(msgs[nmsg++], sizeof *msgs, "index segment %s: %s", segs[i].file, ifk_errmsg());
+        else if (ifk_bm25_ndocs(ix) != segs[i].n)
+            snprintf(msgs[nmsg++], sizeof *msgs, "%s: index segment holds %d documents, the catalog says %d", path,
+                     ifk_bm25_ndocs(ix), segs[i].n);
+        else
+            *indexed += segs[i].n;
         ifk_bm25_free(&ix);
     }
+    if (!msgs) st = IFK_FAIL(IFK_ERR_OOM, "out of memory");
+    for (int i = 0; !*vanished && i < nmsg; i++) report(msgs[i], ctx), (*bad)++;
+    free(msgs);
     free(segs);
+    ifk_manifest_free(&m);
+    return st;
+}
+
+ifk_status ifk_store_index_verify(const ifk_manifest *man, void (*report)(const char *, void *), void *ctx, int *bad,
+                                  int *indexed) {
+    int vanished = 0;
+    for (int attempt = 0; attempt < 5; attempt++) {
+        IFK_CHECK(verify_pass_(man->dir, report, ctx, bad, indexed, &vanished));
+        if (!vanished) return IFK_OK;
+    }
+    char msg[2200];
+    snprintf(msg, sizeof msg, "%s: index segments kept disappearing while being read (5 attempts)", man->dir);
+    report(msg, ctx), (*bad)++;
     return IFK_OK;
 }

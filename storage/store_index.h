@@ -27,8 +27,9 @@ ifk_status ifk_store_index_load(const char *dir, ifk_bm25 **ix);
  * *merged count the documents indexed and the merges done. */
 ifk_status ifk_store_index_update(ifk_manifest *man, int *added, int *merged);
 
-/* Checks the segment list (contiguous from document 0, within the catalog) and loads every
- * segment (a damaged one is reported by file name); report as ifk_store_verify. */
+/* Checks the segment list (contiguous from document 0, within the catalog, both read afresh from
+ * man->dir) and loads every segment (a damaged one is reported by file name); report as
+ * ifk_store_verify. A list that a running job changes meanwhile is read again. */
 ifk_status ifk_store_index_verify(const ifk_manifest *man, void (*report)(const char *msg, void *ctx), void *ctx,
                                   int *bad, int *indexed);
 

@@ -77,7 +77,19 @@ incremental)
   expect "reference over 40" inc "$W/ref40" all
   expect "run 1 (15 documents)" inc "$W/s" c1
   expect "run 2 (28)" inc "$W/s" c2
-  expect "run 3 (40)" inc "$W/s" all
+  # run 3 with readers looping beside it: --retrieve queries (the index is merged under them) and
+  # verify against the one-run store (a commit is seen whole or not at all)
+  cp "$W/all.jsonl" "$W/c.jsonl"
+  cache 2 "$W/s" --commit-docs 1 & job=$!
+  nq=0; qbad=0
+  while kill -0 "$job" 2>/dev/null; do
+    "$BIN" query --model "$MODEL" --store "$W/s" --retrieve 2 --prompt "the cat ran to the park" --steps 1 \
+      > /dev/null 2>> "$W/qerr" || qbad=$((qbad + 1))
+    "$BIN" verify --store "$W/s" --against "$W/ref40" --subset > /dev/null 2>> "$W/qerr" || qbad=$((qbad + 1))
+    nq=$((nq + 1))
+  done
+  expect "run 3 (40) with readers beside it" wait "$job"
+  expect "readers during run 3 ($nq passes) never failed ($qbad: $(head -c 300 "$W/qerr"))" test "$qbad" -eq 0 -a "$nq" -gt 0
   expect "three runs verify and equal one run" "$BIN" verify --store "$W/s" --against "$W/ref40"
   read -r n segs <<<"$(indexed "$W/s")"
   expect "the index covers 40 documents ($n in $segs segments)" test "$n" -eq 40
