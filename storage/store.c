@@ -24,6 +24,7 @@ struct ifk_store {
     hid_t *files; /* opened on first use */
     const uint8_t **maps; /* read-only mappings for the direct chunk path, on first use */
     size_t *map_len;
+    int n_open;         /* shard files open now (at most IFK_STORE_MAX_OPEN) */
     ifk_strmap *cached; /* document number (decimal) -> index into recs: the records touched */
     ifk_doc_rec **recs;
     int n_recs, cap_recs;
@@ -137,6 +138,18 @@ static ifk_status shard_slot_(ifk_store *store, int i) {
     return IFK_OK;
 }
 
+#define IFK_STORE_MAX_OPEN 32 /* shard files kept open: a pass over every shard keeps memory flat */
+
+/* Closes every open shard file and mapping (none is in use between calls). */
+static void close_shards_(ifk_store *store) {
+    for (int i = 0; i < store->cap_shards; i++) {
+        ifk_h5_close(&store->files[i]);
+        if (store->maps[i]) munmap((void *)store->maps[i], store->map_len[i]);
+        store->maps[i] = NULL;
+    }
+    store->n_open = 0;
+}
+
 /* Shard i, opened on first use after checking that its attributes describe this store. */
 static ifk_status shard_file_(ifk_store *store, int i, hid_t *f) {
     IFK_CHECK(shard_slot_(store, i));
@@ -144,6 +157,7 @@ static ifk_status shard_file_(ifk_store *store, int i, hid_t *f) {
         *f = store->files[i];
         return IFK_OK;
     }
+    if (store->n_open >= IFK_STORE_MAX_OPEN) close_shards_(store);
     char path[2048], fp[64] = "", dt[16] = "";
     snprintf(path, sizeof path, "%s/%s", store->m.dir, store->names[i]);
     struct stat sb;
@@ -165,6 +179,7 @@ static ifk_status shard_file_(ifk_store *store, int i, hid_t *f) {
                         "the manifest's (%s, %s)", path, fp, dt, store->m.p.fingerprint, ifk_dtype_name(store->m.p.dtype));
     }
     store->files[i] = *f = h;
+    store->n_open++;
     return IFK_OK;
 }
 
