@@ -5,12 +5,12 @@
 # this run: seconds per document at LARGE over SMALL (target <= 1.25), the time to open the store
 # and resolve 3 ids to their first chunk at LARGE over SMALL (target <= 2), the peak RSS of caching,
 # the time of an incremental run of 1,024 documents, and the --retrieve cost (index load + BM25
-# search, and a whole `query --retrieve 3`) at both sizes. Uses build/infoflow; MODEL overrides the
+# search, and a whole `query --retrieve 3`) at both sizes. Uses build/infoflow (BIN overrides); MODEL the
 # model folder; BENCH_KEEP=1 keeps the stores in the printed folder.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SMALL=${1:-4096} LARGE=${2:-131072} ADD=1024
-BIN=build/infoflow
+BIN=${BIN:-build/infoflow}
 MODEL=${MODEL:-models/stories260K}
 [ -d "$MODEL" ] || MODEL=../shared/models/stories260K
 W=$(mktemp -d)
