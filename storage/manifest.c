@@ -345,7 +345,8 @@ ifk_status ifk_manifest_refresh(ifk_manifest *m) {
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? IFK_OK : sql_fail_(m, "cannot read the shard list");
 }
 
-ifk_status ifk_manifest_create(ifk_manifest *m, const char *dir, const ifk_store_params *p) {
+/* A fresh, empty catalog.sqlite in dir (stale catalog files removed first), open for writing. */
+static ifk_status create_catalog_(ifk_manifest *m, const char *dir, const ifk_store_params *p) {
     memset(m, 0, sizeof *m);
     snprintf(m->dir, sizeof m->dir, "%s", dir);
     m->p = *p;
@@ -356,9 +357,15 @@ ifk_status ifk_manifest_create(ifk_manifest *m, const char *dir, const ifk_store
         unlink(path);
     }
     ifk_status st = open_db_(m, 1, 1);
-    char *text = st == IFK_OK ? params_json_(p) : NULL;
-    if (st == IFK_OK && !text) st = IFK_FAIL(IFK_ERR_OOM, "%s: out of memory writing the manifest", dir);
-    if (st == IFK_OK) st = ifk_write_atomic(dir, IFK_MANIFEST, text, strlen(text), "manifest");
+    if (st != IFK_OK) ifk_manifest_free(m);
+    return st;
+}
+
+ifk_status ifk_manifest_create(ifk_manifest *m, const char *dir, const ifk_store_params *p) {
+    IFK_CHECK(create_catalog_(m, dir, p));
+    char *text = params_json_(p);
+    ifk_status st = text ? ifk_write_atomic(dir, IFK_MANIFEST, text, strlen(text), "manifest")
+                         : IFK_FAIL(IFK_ERR_OOM, "%s: out of memory writing the manifest", dir);
     free(text);
     if (st != IFK_OK) ifk_manifest_free(m);
     return st;
@@ -416,8 +423,11 @@ ifk_status ifk_manifest_checkpoint(ifk_manifest *m) {
     if (sqlite3_wal_checkpoint_v2(m->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL) != SQLITE_OK)
         return sql_fail_(m, "checkpoint failed");
     ifk_fault("catalog.checkpoint");
-    if (sqlite3_wal_checkpoint_v2(m->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL) != SQLITE_OK)
-        return sql_fail_(m, "checkpoint failed");
+    /* readers in the way (busy after the timeout) only postpone the truncation to the next one */
+    sqlite3_busy_timeout(m->db, 200);
+    int rc = sqlite3_wal_checkpoint_v2(m->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+    sqlite3_busy_timeout(m->db, 30000);
+    if (rc != SQLITE_OK && rc != SQLITE_BUSY) return sql_fail_(m, "checkpoint failed");
     m->commits_since_checkpoint = 0;
     return IFK_OK;
 }
@@ -818,17 +828,7 @@ ifk_status ifk_manifest_migrate(const char *dir, int *n_docs) {
     /* the catalog (a fresh one: an earlier interrupted migrate is redone), then manifest.json */
     ifk_manifest cat;
     ifk_store_params p = m.p;
-    IFK_CHECK_GOTO(st, ifk_manifest_create(&cat, dir, &p), done);
-    /* ifk_manifest_create wrote a version-2 manifest.json: put the version-1 one back until the
-     * catalog is complete, so that a crash leaves the old store */
-    char *v1 = cJSON_Print(o);
-    if (!v1 || (st = ifk_write_atomic(dir, IFK_MANIFEST, v1, strlen(v1), NULL)) != IFK_OK) {
-        free(v1);
-        ifk_manifest_free(&cat);
-        if (st == IFK_OK) st = IFK_FAIL(IFK_ERR_OOM, "out of memory");
-        goto done;
-    }
-    free(v1);
+    IFK_CHECK_GOTO(st, create_catalog_(&cat, dir, &p), done);
     for (int s = 0, i = 0; s < ns && st == IFK_OK; s++) {
         int j = i;
         while (j < nrec && recs[j].shard == s) j++;

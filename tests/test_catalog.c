@@ -195,6 +195,8 @@ Test(catalog, version_1_is_refused_with_how_to_convert_and_migrate_converts_it) 
     snprintf(cmd, sizeof cmd, "rm -f %s/catalog.sqlite*", dir_);
     cr_assert_eq(system(cmd), 0);
     snprintf(path, sizeof path, "%s/manifest.json", dir_);
+    snprintf(cmd, sizeof cmd, "rm -f %s/index-*.h5", dir_);
+    cr_assert_eq(system(cmd), 0);
     FILE *f = fopen(path, "w");
     fprintf(f, "{\"format\": \"infoflow-kv-store\", \"format_version\": 1, \"model\": {\"fingerprint\": "
                "\"0123456789abcdef\", \"source\": \"test\", \"n_layers\": 2, \"n_kv_heads\": 2, \"head_dim\": 4, "
@@ -210,9 +212,18 @@ Test(catalog, version_1_is_refused_with_how_to_convert_and_migrate_converts_it) 
     cr_assert_eq(ifk_store_open(&s, dir_), IFK_ERR_FORMAT);
     cr_assert(strstr(ifk_errmsg(), "format version 1") && strstr(ifk_errmsg(), "infoflow migrate --store"),
               "%s", ifk_errmsg());
+    char old[160];
+    snprintf(old, sizeof old, "%s/index.h5", dir_); /* version 1's index, replaced by segments */
+    FILE *oi = fopen(old, "w");
+    fclose(oi);
+    snprintf(cmd, sizeof cmd, "%s migrate --store %s > /dev/null", IFK_BIN, dir_);
+    cr_assert_eq(system(cmd), 0, "infoflow migrate converts it");
+    cr_assert_neq(access(old, F_OK), 0, "the version-1 index.h5 is gone");
+    ifk_bm25 *ix;
+    cr_assert_eq(ifk_store_index_load(dir_, &ix), IFK_OK, "and the index is rebuilt as segments: %s", ifk_errmsg());
+    cr_assert_eq(ifk_bm25_ndocs(ix), 3);
+    ifk_bm25_free(&ix);
     int n;
-    cr_assert_eq(ifk_manifest_migrate(dir_, &n), IFK_OK, "%s", ifk_errmsg());
-    cr_assert_eq(n, 3);
     cr_assert_eq(ifk_store_open(&s, dir_), IFK_OK, "%s", ifk_errmsg());
     cr_assert_eq(ifk_store_find(s, "doc00002"), 2);
     const ifk_doc_rec *r = ifk_store_doc(s, 2);
