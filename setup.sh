@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 # what building and the demo need
-PKGS=(build-essential cmake pkg-config libopenmpi-dev openmpi-bin libhdf5-openmpi-dev hdf5-tools
+PKGS=(build-essential cmake pkg-config libopenmpi-dev openmpi-bin libhdf5-openmpi-dev hdf5-tools libsqlite3-dev
       libopenblas-dev libdnnl-dev libcjson-dev libinih-dev libpcre2-dev libutf8proc-dev libsentencepiece-dev gnuplot-nox ca-certificates curl)
 # what only the tests need: Criterion, the NumPy oracle and PyTorch references, SLURM, the fuzzers,
 # valgrind, and Node.js for the reference tokenizer

@@ -257,8 +257,7 @@ static void handle_(coord_ *c, MPI_Status *s) {
             ifk_comm_abort(cm);
         }
         *nl = '\0';
-        if (ifk_doc_recs_from_json(nl + 1, &docs, &nd) != IFK_OK || ifk_manifest_add(c->w->man, buf, docs, nd) != IFK_OK ||
-            ifk_manifest_save(c->w->man) != IFK_OK)
+        if (ifk_doc_recs_from_json(nl + 1, &docs, &nd) != IFK_OK || ifk_ingest_record(c->w->man, buf, docs, nd) != IFK_OK)
             ifk_comm_abort(cm);
         for (int i = 0; i < nd; i++) ifk_doc_rec_free(&docs[i]);
         free(docs);
@@ -632,7 +631,7 @@ int ifk_cmd_cache(int argc, char **argv) {
                 w.gp.gather_bytes, w.gp.bcast_bytes, w.gp.seconds + w.gp.tpm.tp.comm_seconds);
 
     if (cm.rank == 0) {
-        if (ifk_ingest_index(o.store) != IFK_OK) ifk_comm_abort(&cm);
+        if (ifk_ingest_index(w.man) != IFK_OK) ifk_comm_abort(&cm);
     }
     rc = 0;
 out:

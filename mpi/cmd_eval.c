@@ -20,6 +20,7 @@
 #include "chunk.h"
 #include "cli.h"
 #include "comm.h"
+#include "store_index.h"
 #include "drivers.h"
 #include "engine.h"
 #include "sys.h"
@@ -75,7 +76,7 @@ static ifk_status cache_texts_(const ifk_model *m, const ifk_tokenizer *tok, con
         if (st == IFK_OK) (*added)++;
     }
     if (st == IFK_OK) st = ifk_ingest_commit(&g, record_, man);
-    if (st == IFK_OK && *added) st = ifk_ingest_index(dir); /* the index covers every document of the store */
+    if (st == IFK_OK && *added) st = ifk_ingest_index(man); /* the index covers every document of the store */
     ifk_ingest_free(&g);
     ifk_ingest_close_store(&man, &fd);
     return st;
@@ -204,6 +205,14 @@ static const char *names_[] = {"Tim", "Sam", "Anna", "Bob", "Mia", "Lucy", "Jack
 
 /* ---- the fidelity grid -------------------------------------------------------------------------- */
 
+/* Tokens of document d of the store (O(log N) lookup, kept by the store); a damaged record ends
+ * the job. */
+static int doc_tokens_(ctx_ *x, int d) {
+    const ifk_doc_rec *r = ifk_store_doc(x->store, d);
+    if (!r) ifk_comm_abort(x->cm);
+    return r->n_tokens;
+}
+
 /* Resolves an item's documents (listed, or BM25's top k) and prompt into x->docs, x->prompt;
  * fails the job on an unknown id or a context beyond the model. Returns the document count. */
 static int item_(ctx_ *x, const ifk_qitem *it, int *P) {
@@ -211,11 +220,9 @@ static int item_(ctx_ *x, const ifk_qitem *it, int *P) {
     int nd = 0, *ids = NULL;
     if (it->retrieve) {
         ifk_bm25 *ix;
-        char ip[2048];
-        snprintf(ip, sizeof ip, "%s/%s", j->store, IFK_INDEX);
         const char *hits[64];
         double sc[64];
-        if (ifk_bm25_load(&ix, ip) != IFK_OK ||
+        if (ifk_store_index_load(j->store, &ix) != IFK_OK ||
             ifk_bm25_search(ix, it->prompt, strlen(it->prompt), it->retrieve < 64 ? it->retrieve : 64, hits, sc, &nd) !=
                 IFK_OK)
             ifk_comm_abort(x->cm);
@@ -240,7 +247,7 @@ static int item_(ctx_ *x, const ifk_qitem *it, int *P) {
     memcpy(x->prompt, ids, sizeof(int) * (size_t)*P);
     free(ids);
     long T = 1;
-    for (int k = 0; k < nd; k++) T += x->man->docs[x->docs[k]].n_tokens;
+    for (int k = 0; k < nd; k++) T += doc_tokens_(x, x->docs[k]);
     if (T + *P + j->steps > x->full->cfg.seq_len) {
         IFK_FAIL(IFK_ERR_ARG, "%s:%ld: context %ld + prompt %d + %d steps exceed the model's %d positions", j->queries,
                  it->line, T, *P, j->steps, x->full->cfg.seq_len);
@@ -387,10 +394,10 @@ static void needle_cell_(ctx_ *x, FILE *f, const int *hay, int nh, int li, int d
     memcpy(x->prompt, ci, sizeof(int) * (size_t)cn);
     free(ci), free(fi);
     /* haystack documents up to the length, the needle at the depth */
-    const int target = j->needle_lengths[li], nlen = man->docs[needle].n_tokens;
+    const int target = j->needle_lengths[li], nlen = doc_tokens_(x, needle);
     int hs[1024], nhs = 0, tot = 1 + nlen, nd = 0;
-    for (int q = 0; q < nh && tot + man->docs[hay[(cell + q) % nh]].n_tokens <= target; q++)
-        hs[nhs++] = hay[(cell + q) % nh], tot += man->docs[hs[nhs - 1]].n_tokens;
+    for (int q = 0; q < nh && tot + doc_tokens_(x, hay[(cell + q) % nh]) <= target; q++)
+        hs[nhs++] = hay[(cell + q) % nh], tot += doc_tokens_(x, hs[nhs - 1]);
     const int at = (int)lround(j->needle_depths[di] / 100.0 * nhs);
     for (int q = 0; q <= nhs; q++) {
         if (q == at) x->docs[nd++] = needle;

@@ -19,6 +19,7 @@
 #include "sampler.h"
 #include "query.h"
 #include "comm.h"
+#include "store_index.h"
 #include "fault.h"
 #include "tp.h"
 #include "hf.h"
@@ -52,10 +53,8 @@ static ifk_status resolve_docs_(const char *dir, const ifk_manifest *man, const 
         IFK_CHECK_ARG(*n > 0, "--docs lists no document");
         return IFK_OK;
     }
-    char path[2048];
-    snprintf(path, sizeof path, "%s/%s", dir, IFK_INDEX);
     ifk_bm25 *ix;
-    IFK_CHECK(ifk_bm25_load(&ix, path));
+    IFK_CHECK(ifk_store_index_load(dir, &ix));
     const char **hits = malloc(sizeof(char *) * (size_t)k);
     double *sc = malloc(sizeof(double) * (size_t)k);
     *docs = malloc(sizeof(int) * (size_t)k);
@@ -65,7 +64,7 @@ static ifk_status resolve_docs_(const char *dir, const ifk_manifest *man, const 
     if (st == IFK_OK) st = ifk_bm25_search(ix, prompt, strlen(prompt), (int)k, hits, sc, &nh);
     for (int i = 0; st == IFK_OK && i < nh; i++) {
         int d = ifk_manifest_find(man, hits[i]);
-        if (d < 0) st = IFK_FAIL(IFK_ERR_FORMAT, "%s: indexes \"%s\", which the manifest does not list", path, hits[i]);
+        if (d < 0) st = IFK_FAIL(IFK_ERR_FORMAT, "%s: the index lists \"%s\", which the catalog does not", dir, hits[i]);
         else (*docs)[(*n)++] = d;
     }
     if (st == IFK_OK && nh == 0) st = IFK_FAIL(IFK_ERR_ARG, "--retrieve: no document shares a word with the prompt");
@@ -118,7 +117,7 @@ static void question_free_(question_ *q) {
 
 /* Writes one result: the answer text (and the comparison on stderr), or one JSON line (id first
  * when given). */
-static void print_result_(FILE *f, const ifk_tokenizer *tok, const ifk_manifest *man, const question_ *q,
+static void print_result_(FILE *f, const ifk_tokenizer *tok, ifk_store *store, const question_ *q,
                           const ifk_query_opts *o, const ifk_query_result *r, int json, int ranks) {
     size_t alen;
     const int P = q->P, *ids = q->ids;
@@ -152,7 +151,8 @@ static void print_result_(FILE *f, const ifk_tokenizer *tok, const ifk_manifest 
     fprintf(f, "\"documents\": [");
     for (int i = 0; i < q->nd; i++) {
         if (i) fprintf(f, ", ");
-        ifk_json_str(f, man->docs[q->docs[i]].id, strlen(man->docs[q->docs[i]].id));
+        const ifk_doc_rec *rec = ifk_store_doc(store, q->docs[i]); /* read by the query already */
+        ifk_json_str(f, rec ? rec->id : "", rec ? strlen(rec->id) : 0);
     }
     fprintf(f, "], \"chunk_order\": [");
     for (int i = 0; i < r->n_chunks; i++) fprintf(f, "%s%d", i ? ", " : "", r->order[i]);
@@ -202,10 +202,14 @@ static void print_result_(FILE *f, const ifk_tokenizer *tok, const ifk_manifest 
 /* ---- --queries FILE: the questions, and what --out already holds --------------------------------- */
 
 /* The context's length against the model's positions. */
-static ifk_status check_fits_(const ifk_manifest *man, const question_ *q, const ifk_query_opts *o, int seq_len,
+static ifk_status check_fits_(ifk_store *store, const question_ *q, const ifk_query_opts *o, int seq_len,
                               const char *where) {
     long T = 1;
-    for (int i = 0; i < q->nd; i++) T += man->docs[q->docs[i]].n_tokens;
+    for (int i = 0; i < q->nd; i++) {
+        const ifk_doc_rec *rec = ifk_store_doc(store, q->docs[i]);
+        if (!rec) return IFK_ERR_FORMAT; /* the catalog's message is set */
+        T += rec->n_tokens;
+    }
     if (T + q->P + o->steps > seq_len)
         return IFK_FAIL(IFK_ERR_ARG, "%scontext of %ld tokens + prompt of %d + %d answer tokens exceed the model's "
                         "%d positions", where, T, q->P, o->steps, seq_len);
@@ -286,7 +290,7 @@ static ifk_status parse_question_(const char *path, long line, const char *text,
 }
 
 /* Reads --queries; skips questions whose id --out already holds (*n_done). */
-static ifk_status read_questions_(const char *path, const char *dir, const ifk_manifest *man, const ifk_tokenizer *tok,
+static ifk_status read_questions_(const char *path, const char *dir, ifk_store *store, const ifk_tokenizer *tok,
                                   const ifk_query_opts *o, const ifk_config *cfg, char **done_ids, int n_done_ids,
                                   question_ **qs, int *n, int *n_done) {
     *qs = NULL, *n = 0, *n_done = 0;
@@ -303,10 +307,10 @@ static ifk_status read_questions_(const char *path, const char *dir, const ifk_m
         while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r' || buf[len - 1] == ' ')) buf[--len] = '\0';
         if (len == 0) continue;
         question_ q;
-        st = parse_question_(path, line, buf, dir, man, tok, cfg->vocab_size, &q);
+        st = parse_question_(path, line, buf, dir, ifk_store_manifest(store), tok, cfg->vocab_size, &q);
         char where[1100];
         snprintf(where, sizeof where, "%s:%ld: ", path, line);
-        if (st == IFK_OK) st = check_fits_(man, &q, o, cfg->seq_len, where);
+        if (st == IFK_OK) st = check_fits_(store, &q, o, cfg->seq_len, where);
         for (int i = 0; st == IFK_OK && i < *n; i++)
             if (!strcmp((*qs)[i].id, q.id))
                 st = IFK_FAIL(IFK_ERR_FORMAT, "%s:%ld: id \"%s\" repeats line %ld (ids name the answers in --out)", path,
@@ -427,9 +431,8 @@ static void done_(int i, const char *buf, size_t len, void *ctx) {
     b->have[i] = 1;
     while (b->next_out < b->n_qs && b->have[b->next_out]) {
         const int k = b->next_out++;
-        const ifk_manifest *man = ifk_store_manifest(b->store);
         if (b->out_fd < 0) {
-            print_result_(stdout, b->tok, man, &b->qs[k], &b->o, &b->res[k], b->json, b->ranks);
+            print_result_(stdout, b->tok, b->store, &b->qs[k], &b->o, &b->res[k], b->json, b->ranks);
         } else {
             char *line = NULL;
             size_t ll = 0;
@@ -438,7 +441,7 @@ static void done_(int i, const char *buf, size_t len, void *ctx) {
                 IFK_FAIL(IFK_ERR_OOM, "out of memory");
                 abort_current_();
             }
-            print_result_(mf, b->tok, man, &b->qs[k], &b->o, &b->res[k], 1, b->ranks);
+            print_result_(mf, b->tok, b->store, &b->qs[k], &b->o, &b->res[k], 1, b->ranks);
             fclose(mf);
             if (write(b->out_fd, line, ll) != (ssize_t)ll) {
                 IFK_FAIL(IFK_ERR_IO, "%s: cannot write: %s", b->out_path, strerror(errno));
@@ -594,11 +597,11 @@ int ifk_cmd_query(int argc, char **argv) {
             if (s_ == IFK_OK) s_ = resolve_docs_(dir, man, docs_s, retrieve, prompt ? prompt : "", &q->docs, &q->nd);
             if (s_ == IFK_OK && prompt) s_ = ifk_tokenizer_encode(tok, prompt, strlen(prompt), 0, 0, &q->ids, &q->P);
             if (s_ == IFK_OK && prompt_ids) s_ = parse_ids_(prompt_ids, full.cfg.vocab_size, &q->ids, &q->P);
-            if (s_ == IFK_OK) s_ = check_fits_(man, q, &o, full.cfg.seq_len, "");
+            if (s_ == IFK_OK) s_ = check_fits_(store, q, &o, full.cfg.seq_len, "");
         } else if (s_ == IFK_OK) {
             s_ = open_out_(out_p, &out_fd, &done_ids, &n_done_ids);
             if (s_ == IFK_OK)
-                s_ = read_questions_(queries, dir, man, tok, &o, &full.cfg, done_ids, n_done_ids, &qs, &nq, &n_done);
+                s_ = read_questions_(queries, dir, store, tok, &o, &full.cfg, done_ids, n_done_ids, &qs, &nq, &n_done);
         }
     }
     AGREE_OR_OUT(s_);

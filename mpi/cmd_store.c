@@ -1,4 +1,5 @@
-/* cmd_store.c — `infoflow inspect` and `infoflow verify`: looking at a store from one process. */
+/* cmd_store.c — `infoflow inspect`, `infoflow verify` and `infoflow migrate`: looking after a store
+ * from one process. */
 #include <dirent.h>
 #include <math.h>
 #include <stdio.h>
@@ -10,7 +11,25 @@
 #include "cli.h"
 #include "drivers.h"
 #include "store.h"
+#include "sys.h"
+#include "store_index.h"
 #include "store_maint.h"
+#include <unistd.h>
+
+typedef struct {
+    const char *dir;
+    long long bytes;
+    int missing;
+} shard_bytes_;
+
+static void shard_bytes_add_(const char *name, void *ctx) {
+    shard_bytes_ *b = ctx;
+    char path[2400];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/%s", b->dir, name);
+    if (stat(path, &st) == 0) b->bytes += st.st_size;
+    else b->missing++;
+}
 
 int ifk_cmd_inspect(int argc, char **argv) {
     const char *dir = NULL;
@@ -19,60 +38,167 @@ int ifk_cmd_inspect(int argc, char **argv) {
                             {"docs", NULL, "also list every document: id, chunks, tokens, shard", NULL, &docs},
                             {"json", NULL, "one JSON object instead of text", NULL, &json},
                             {NULL, NULL, NULL, NULL, NULL}};
-    ifk_manifest m = {0};
+    ifk_store *store = NULL;
+    ifk_index_seg *segs = NULL;
     if (ifk_cli_parse(argc, argv, opts, "usage: infoflow inspect --store DIR [--docs] [--json]", &help) != IFK_OK) goto out;
     if (help) return 0;
     if (!dir) {
         IFK_FAIL(IFK_ERR_ARG, "inspect: --store DIR is required");
         goto out;
     }
-    if (ifk_manifest_load(&m, dir) != IFK_OK) goto out;
-    long long bytes = 0;
-    int missing = 0;
-    for (int i = 0; i < m.n_shards; i++) {
-        char path[2400];
-        struct stat st;
-        snprintf(path, sizeof path, "%s/%s", dir, m.shards[i]);
-        if (stat(path, &st) == 0) bytes += st.st_size;
-        else missing++;
-    }
-    char ipath[2048];
-    snprintf(ipath, sizeof ipath, "%s/%s", dir, IFK_INDEX);
-    ifk_bm25 *ix = NULL;
-    int indexed = ifk_bm25_load(&ix, ipath) == IFK_OK ? ifk_bm25_ndocs(ix) : -1;
-    ifk_bm25_free(&ix);
-    const ifk_store_params *p = &m.p;
+    if (ifk_store_open(&store, dir) != IFK_OK) goto out;
+    const ifk_manifest *m = ifk_store_manifest(store);
+    shard_bytes_ sb = {dir, 0, 0};
+    int n_segs = 0, indexed = -1;
+    if (ifk_manifest_each_shard(m, shard_bytes_add_, &sb) != IFK_OK || ifk_manifest_segments(m, &segs, &n_segs) != IFK_OK)
+        goto out;
+    for (int i = 0; i < n_segs; i++) indexed = (indexed < 0 ? 0 : indexed) + segs[i].n;
+    const ifk_store_params *p = &m->p;
     if (json) {
         printf("{\"store\": \"%s\", \"documents\": %d, \"chunks\": %lld, \"tokens\": %lld, \"shards\": %d, "
                "\"missing_shards\": %d, \"bytes\": %lld, \"dtype\": \"%s\", \"chunk_tokens\": %d, \"split\": \"%s\", "
                "\"model_fingerprint\": \"%s\", \"model_source\": \"%s\", \"n_layers\": %d, \"n_kv_heads\": %d, "
-               "\"head_dim\": %d, \"rope_theta\": %g, \"rope_style\": \"%s\", \"indexed_documents\": %d}\n",
-               dir, m.n_docs, m.n_chunks, m.n_tokens, m.n_shards, missing, bytes, ifk_dtype_name(p->dtype),
+               "\"head_dim\": %d, \"rope_theta\": %g, \"rope_style\": \"%s\", \"indexed_documents\": %d, "
+               "\"index_segments\": %d}\n",
+               dir, m->n_docs, m->n_chunks, m->n_tokens, m->n_shards, sb.missing, sb.bytes, ifk_dtype_name(p->dtype),
                p->chunk_tokens, p->split == IFK_SPLIT_PARAGRAPHS ? "paragraphs" : "tokens", p->fingerprint,
                p->model_source, p->n_layers, p->n_kv_heads, p->head_dim, p->rope_theta,
-               p->rope_style == IFK_ROPE_HALF ? "half" : "interleaved", indexed);
+               p->rope_style == IFK_ROPE_HALF ? "half" : "interleaved", indexed, n_segs);
     } else {
         printf("store       %s\n", dir);
-        printf("documents   %d (%lld chunks, %lld tokens)\n", m.n_docs, m.n_chunks, m.n_tokens);
-        printf("shards      %d, %.2f MiB%s\n", m.n_shards, bytes / 1048576.0, missing ? " (SOME MISSING)" : "");
+        printf("documents   %d (%lld chunks, %lld tokens)\n", m->n_docs, m->n_chunks, m->n_tokens);
+        printf("shards      %d, %.2f MiB%s\n", m->n_shards, sb.bytes / 1048576.0, sb.missing ? " (SOME MISSING)" : "");
         printf("layout      %s, chunks of <= %d tokens split by %s, BOS prefix %d%s\n", ifk_dtype_name(p->dtype),
                p->chunk_tokens, p->split == IFK_SPLIT_PARAGRAPHS ? "paragraphs" : "tokens", p->prefix_len,
                p->compress ? ", deflate" : "");
         printf("model       %s (fingerprint %s)\n", p->model_source, p->fingerprint);
         printf("shape       %d layers, %d KV heads of %d; RoPE theta %g, %s pairs\n", p->n_layers, p->n_kv_heads,
                p->head_dim, p->rope_theta, p->rope_style == IFK_ROPE_HALF ? "rotate_half" : "interleaved");
-        if (indexed >= 0) printf("index       BM25 over %d documents\n", indexed);
+        if (indexed >= 0) printf("index       BM25 over %d documents in %d segment%s\n", indexed, n_segs, n_segs == 1 ? "" : "s");
         else printf("index       none (rerun infoflow cache to build it)\n");
-        if (docs)
-            for (int d = 0; d < m.n_docs; d++)
-                printf("  %-24s %3d chunks %6d tokens  %s%s\n", m.docs[d].id, m.docs[d].n_chunks, m.docs[d].n_tokens,
-                       m.shards[m.docs[d].shard], m.docs[d].group);
+        for (int d = 0; docs && d < m->n_docs; d++) {
+            if (d % 1024 == 0) ifk_store_forget(store);
+            const ifk_doc_rec *r = ifk_store_doc(store, d);
+            char shard[512] = "?";
+            if (!r || ifk_manifest_shard(m, r->shard, shard, sizeof shard) != IFK_OK) goto out;
+            printf("  %-24s %3d chunks %6d tokens  %s%s\n", r->id, r->n_chunks, r->n_tokens, shard, r->group);
+        }
     }
     rc = 0;
 out:
     if (rc) ifk_err_print();
-    ifk_manifest_free(&m);
+    free(segs);
+    ifk_store_close(&store);
     return rc;
+}
+
+/* A from-scratch index over every document of the store, in document order. */
+static ifk_status scratch_index_(const char *dir, ifk_bm25 **ix) {
+    ifk_store *s = NULL;
+    IFK_CHECK(ifk_store_open(&s, dir));
+    ifk_status st = ifk_bm25_create(ix);
+    const int n = ifk_store_manifest(s)->n_docs;
+    for (int d = 0; st == IFK_OK && d < n; d++) {
+        if (d % 1024 == 0) ifk_store_forget(s);
+        const ifk_doc_rec *r = ifk_store_doc(s, d);
+        char *text = NULL;
+        size_t len;
+        st = r ? ifk_store_read_text(s, d, &text, &len) : IFK_ERR_FORMAT;
+        if (st == IFK_OK) st = ifk_bm25_add(*ix, r->id, text, len);
+        free(text);
+    }
+    ifk_store_close(&s);
+    if (st != IFK_OK) ifk_bm25_free(ix);
+    return st;
+}
+
+int ifk_cmd_search(int argc, char **argv) {
+    const char *dir = NULL, *prompt = NULL, *k_s = "10";
+    int help = 0, scratch = 0, rc = 1;
+    long k = 10;
+    const ifk_opt opts[] = {{"store", "DIR", "the store (required)", &dir, NULL},
+                            {"prompt", "TEXT", "the query text (required)", &prompt, NULL},
+                            {"k", "K", "how many documents (default 10)", &k_s, NULL},
+                            {"from-scratch", NULL, "search an index built now from every document's text instead of "
+                                                   "the store's segments (to check them)", NULL, &scratch},
+                            {NULL, NULL, NULL, NULL, NULL}};
+    ifk_bm25 *ix = NULL;
+    const char **ids = NULL;
+    double *sc = NULL;
+    if (ifk_cli_parse(argc, argv, opts, "usage: infoflow search --store DIR --prompt TEXT [--k K] [--from-scratch]\n"
+                      "The BM25 retrieval of query --retrieve alone: rank, document id and score per line.", &help) != IFK_OK)
+        goto out;
+    if (help) return 0;
+    if (!dir || !prompt) {
+        IFK_FAIL(IFK_ERR_ARG, "search: --store DIR and --prompt TEXT are required");
+        goto out;
+    }
+    if (ifk_cli_int("k", k_s, 1, 1 << 24, &k)) goto out;
+    double t0 = ifk_now();
+    if ((scratch ? scratch_index_(dir, &ix) : ifk_store_index_load(dir, &ix)) != IFK_OK) goto out;
+    double t1 = ifk_now();
+    ids = malloc(sizeof *ids * (size_t)k), sc = malloc(sizeof *sc * (size_t)k);
+    int n = 0;
+    if (!ids || !sc) {
+        IFK_FAIL(IFK_ERR_OOM, "out of memory");
+        goto out;
+    }
+    if (ifk_bm25_search(ix, prompt, strlen(prompt), (int)k, ids, sc, &n) != IFK_OK) goto out;
+    double t2 = ifk_now();
+    for (int i = 0; i < n; i++) printf("%d %s %.17g\n", i + 1, ids[i], sc[i]);
+    fprintf(stderr, "search: %d of %d documents; index load %.1f ms, search %.2f ms\n", n, ifk_bm25_ndocs(ix),
+            1e3 * (t1 - t0), 1e3 * (t2 - t1));
+    rc = 0;
+out:
+    if (rc) ifk_err_print();
+    free(ids), free(sc);
+    ifk_bm25_free(&ix);
+    return rc;
+}
+
+int ifk_cmd_migrate(int argc, char **argv) {
+    const char *dir = NULL;
+    int help = 0, n = 0;
+    const ifk_opt opts[] = {{"store", "DIR", "the store (required)", &dir, NULL}, {NULL, NULL, NULL, NULL, NULL}};
+    if (ifk_cli_parse(argc, argv, opts, "usage: infoflow migrate --store DIR\n"
+                      "Converts a format-version-1 store (manifest.json listing every document) to version 2 "
+                      "(catalog.sqlite) in place, then writes its retrieval index. The shards are kept as they are.",
+                      &help) != IFK_OK) {
+        ifk_err_print();
+        return 1;
+    }
+    if (help) return 0;
+    if (!dir) {
+        IFK_FAIL(IFK_ERR_ARG, "migrate: --store DIR is required");
+        ifk_err_print();
+        return 1;
+    }
+    ifk_manifest *man = NULL;
+    int fd = -1;
+    if (ifk_store_lock(dir, &fd) != IFK_OK || ifk_manifest_migrate(dir, &n) != IFK_OK) {
+        ifk_store_unlock(fd);
+        ifk_err_print();
+        return 1;
+    }
+    ifk_store_unlock(fd);
+    /* the version-1 index.h5 is replaced by segments written from the shards' texts */
+    int removed = 0, added = 0, merged = 0;
+    char old[2048];
+    snprintf(old, sizeof old, "%s/%s", dir, IFK_INDEX);
+    man = calloc(1, sizeof *man);
+    if (!man || ifk_store_lock(dir, &fd) != IFK_OK || ifk_manifest_open(man, dir, 1) != IFK_OK ||
+        ifk_store_index_update(man, &added, &merged) != IFK_OK || ifk_store_clean(man, &removed) != IFK_OK) {
+        ifk_err_print();
+        if (man) ifk_manifest_free(man), free(man);
+        ifk_store_unlock(fd);
+        return 1;
+    }
+    unlink(old);
+    ifk_manifest_free(man), free(man);
+    ifk_store_unlock(fd);
+    printf("migrate: %s: %d documents now in catalog.sqlite (format version %d), %d indexed\n", dir, n,
+           IFK_STORE_FORMAT_VERSION, added);
+    return 0;
 }
 
 static void report_(const char *msg, void *ctx) {
@@ -113,13 +239,22 @@ static ifk_status compare_(const char *a, const char *b, int subset, double tol,
         goto done;
     }
     for (int d = 0; d < ma->n_docs; d++) {
-        const ifk_doc_rec *ra = &ma->docs[d];
-        int e = ifk_manifest_find(mb, ra->id);
+        if (d % 1024 == 0) ifk_store_forget(sa), ifk_store_forget(sb); /* memory stays flat */
+        const ifk_doc_rec *ra = ifk_store_doc(sa, d);
+        if (!ra) {
+            st = IFK_ERR_FORMAT;
+            goto done;
+        }
+        int e = ifk_store_find(sb, ra->id);
         if (e < 0) {
             printf("DIFFERENT: document \"%s\" is not in %s\n", ra->id, b), (*diffs)++;
             continue;
         }
-        const ifk_doc_rec *rb = &mb->docs[e];
+        const ifk_doc_rec *rb = ifk_store_doc(sb, e);
+        if (!rb) {
+            st = IFK_ERR_FORMAT;
+            goto done;
+        }
         if (ra->n_chunks != rb->n_chunks || memcmp(ra->chunk_len, rb->chunk_len, sizeof(int) * ra->n_chunks)) {
             printf("DIFFERENT: document \"%s\" is chunked differently\n", ra->id), (*diffs)++;
             continue;
@@ -179,7 +314,7 @@ int ifk_cmd_verify(int argc, char **argv) {
     ifk_manifest m;
     int nd = 0;
     long long nc = 0;
-    if (ifk_manifest_load(&m, dir) == IFK_OK) {
+    if (ifk_manifest_open(&m, dir, 0) == IFK_OK) {
         nd = m.n_docs;
         nc = m.n_chunks;
         ifk_manifest_free(&m);

@@ -13,5 +13,7 @@ int ifk_cmd_logits(int argc, char **argv);
 int ifk_cmd_tokenize(int argc, char **argv);
 int ifk_cmd_inspect(int argc, char **argv);
 int ifk_cmd_verify(int argc, char **argv);
+int ifk_cmd_migrate(int argc, char **argv);
+int ifk_cmd_search(int argc, char **argv);
 
 #endif

@@ -14,6 +14,8 @@ static const struct {
     {"eval", "evaluate methods against full prefill: fidelity, needles, ablation, plots", ifk_cmd_eval},
     {"inspect", "summarise a KV store", ifk_cmd_inspect},
     {"verify", "re-read every dataset of a KV store and report damage", ifk_cmd_verify},
+    {"search", "BM25 retrieval over a KV store's index (what query --retrieve picks)", ifk_cmd_search},
+    {"migrate", "convert a format-version-1 KV store to the current format", ifk_cmd_migrate},
     {"convert", "write a llama2.c model as a Hugging Face folder", ifk_cmd_convert},
     {"logits", "print a token sequence's logits (checks against other implementations)", ifk_cmd_logits},
     {"tokenize", "a tokenizer's ids for a text (llama2.c or tokenizer.json)", ifk_cmd_tokenize},

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "bm25.h"
+#include "store_index.h"
 #include "store_maint.h"
 #include "sys.h"
 
@@ -46,11 +46,10 @@ ifk_status ifk_ingest_open_store(const char *dir, const ifk_store_params *want, 
     snprintf(mpath, sizeof mpath, "%s/%s", dir, IFK_MANIFEST);
     struct stat sb;
     if (stat(mpath, &sb) == 0) {
-        IFK_CHECK_GOTO(st, ifk_manifest_load(m, dir), fail);
+        IFK_CHECK_GOTO(st, ifk_manifest_open(m, dir, 1), fail);
         IFK_CHECK_GOTO(st, ifk_store_params_check(&m->p, want, dir, check_layout), fail);
     } else {
-        ifk_manifest_init(m, dir, want);
-        IFK_CHECK_GOTO(st, ifk_manifest_save(m), fail);
+        IFK_CHECK_GOTO(st, ifk_manifest_create(m, dir, want), fail);
     }
     IFK_CHECK_GOTO(st, ifk_store_clean(m, removed), fail);
     *man = m;
@@ -70,30 +69,12 @@ void ifk_ingest_close_store(ifk_manifest **man, int *lock_fd) {
 }
 
 ifk_status ifk_ingest_record(ifk_manifest *man, const char *shard, ifk_doc_rec *recs, int n) {
-    IFK_CHECK(ifk_manifest_add(man, shard, recs, n));
-    return ifk_manifest_save(man);
+    return ifk_manifest_add(man, shard, recs, n);
 }
 
-ifk_status ifk_ingest_index(const char *dir) {
-    ifk_store *s = NULL;
-    ifk_bm25 *ix = NULL;
-    IFK_CHECK(ifk_store_open(&s, dir));
-    ifk_status st = ifk_bm25_create(&ix);
-    const ifk_manifest *m = ifk_store_manifest(s);
-    for (int d = 0; st == IFK_OK && d < m->n_docs; d++) {
-        char *text;
-        size_t len;
-        st = ifk_store_read_text(s, d, &text, &len);
-        if (st == IFK_OK) st = ifk_bm25_add(ix, m->docs[d].id, text, len), free(text);
-    }
-    if (st == IFK_OK) {
-        char path[2048];
-        snprintf(path, sizeof path, "%s/%s", dir, IFK_INDEX);
-        st = ifk_bm25_save(ix, path);
-    }
-    ifk_bm25_free(&ix);
-    ifk_store_close(&s);
-    return st;
+ifk_status ifk_ingest_index(ifk_manifest *man) {
+    int added, merged;
+    return ifk_store_index_update(man, &added, &merged);
 }
 
 ifk_status ifk_ingest_init(ifk_ingest *g, const ifk_model *m, const ifk_tokenizer *tok, const char *dir,

@@ -19,21 +19,22 @@
 /* Opens the store in dir for writing by this process (the store's only writer: rank 0 of a cache
  * job): creates the folder, locks it (*lock_fd, for ifk_store_unlock; not with no_lock, for file
  * systems without working locks: *lock_fd stays -1), with force wipes it first,
- * loads its manifest and checks it against want (the dtype and chunking too when check_layout) or
- * creates an empty one, then removes what an interrupted run left (*removed files). *man is
+ * opens its catalog for writing and checks it against want (the dtype and chunking too when
+ * check_layout) or creates an empty store, then removes what an interrupted run left (*removed files). *man is
  * malloc'd: ifk_ingest_close_store frees it and drops the lock. Errors: IFK_ERR_IO (folder, lock),
- * IFK_ERR_ARG (a store made for another model or layout), IFK_ERR_FORMAT (a damaged manifest). */
+ * IFK_ERR_ARG (a store made for another model or layout), IFK_ERR_FORMAT (a damaged manifest or catalog, a version-1 store). */
 ifk_status ifk_ingest_open_store(const char *dir, const ifk_store_params *want, int force, int no_lock,
                                  int check_layout, ifk_manifest **man, int *lock_fd, int *removed);
 void ifk_ingest_close_store(ifk_manifest **man, int *lock_fd);
 
-/* Records a committed shard and its documents in the manifest and saves it atomically (takes
- * ownership of the records' pointers, as ifk_manifest_add). Only the store's writer calls it. */
+/* Records a committed shard and its documents in the catalog, one transaction (takes ownership of
+ * the records' pointers, as ifk_manifest_add). Only the store's writer calls it. */
 ifk_status ifk_ingest_record(ifk_manifest *man, const char *shard, ifk_doc_rec *recs, int n);
 
-/* Rebuilds dir/index.h5, the BM25 index over every document's text. Only the writer calls it,
- * after its last commit. */
-ifk_status ifk_ingest_index(const char *dir);
+/* Brings the BM25 index up to date: a new segment over the documents committed since the last one
+ * (reading only their texts), then merges at the size threshold (store_index.h). Only the writer
+ * calls it, after its last commit. */
+ifk_status ifk_ingest_index(ifk_manifest *man);
 
 /* One process's ingestion: its model, a cache for one chunk, the open shard and the documents in
  * it. */

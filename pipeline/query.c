@@ -95,15 +95,18 @@ static const char *fmt_bytes_(double b, char *buf) {
 
 static ifk_status plan_chunks_(qrun_ *x) {
     plan_ *p = &x->p;
-    const ifk_manifest *man = ifk_store_manifest(x->store);
-    for (int i = 0; i < x->qd->n_docs; i++) p->n += man->docs[x->qd->docs[i]].n_chunks;
+    for (int i = 0; i < x->qd->n_docs; i++) {
+        const ifk_doc_rec *r = ifk_store_doc(x->store, x->qd->docs[i]); /* O(log N) each, kept by the store */
+        if (!r) return IFK_ERR_ARG;
+        p->n += r->n_chunks;
+    }
     IFK_CHECK_ARG(p->n > 0, "the chosen documents hold no tokens");
     p->doc = malloc(sizeof(int) * p->n), p->chunk = malloc(sizeof(int) * p->n);
     p->len = malloc(sizeof(int) * p->n);
     if (!p->doc || !p->chunk || !p->len) return IFK_FAIL(IFK_ERR_OOM, "out of memory");
     int k = 0;
     for (int i = 0; i < x->qd->n_docs; i++) {
-        const ifk_doc_rec *r = &man->docs[x->qd->docs[i]];
+        const ifk_doc_rec *r = ifk_store_doc(x->store, x->qd->docs[i]);
         for (int c = 0; c < r->n_chunks; c++, k++) {
             p->doc[k] = x->qd->docs[i];
             p->chunk[k] = c;

@@ -289,3 +289,45 @@ done:
     free(qt), free(sc), free(cand);
     return st;
 }
+
+ifk_status ifk_bm25_append(ifk_bm25 *dst, const ifk_bm25 *src) {
+    IFK_CHECK_ARG(dst && src, "bm25: append needs two indexes");
+    IFK_CHECK_ARG((int64_t)dst->n_docs + src->n_docs <= INT32_MAX, "bm25: more than %d documents", INT32_MAX);
+    const int32_t off = dst->n_docs;
+    size_t need = (size_t)dst->n_docs + (size_t)src->n_docs, cap_len = dst->cap_doc;
+    IFK_CHECK(ifk_bm25_grow((void **)&dst->doc_len, &cap_len, need, sizeof *dst->doc_len, "the document lengths"));
+    IFK_CHECK(ifk_bm25_grow((void **)&dst->doc, &dst->cap_doc, need, sizeof *dst->doc, "the document list"));
+    IFK_CHECK(ifk_strmap_reserve(dst->doc_map, need));
+    for (int d = 0; d < src->n_docs; d++)
+        if (ifk_strmap_get(dst->doc_map, src->doc[d], strlen(src->doc[d]), NULL))
+            return IFK_FAIL(IFK_ERR_ARG, "bm25: duplicate document id '%s'", src->doc[d]);
+    /* the documents first (they cannot fail after the reservation above but for a key copy) */
+    for (int d = 0; d < src->n_docs; d++) {
+        size_t l = strlen(src->doc[d]);
+        char *id = ifk_malloc(l + 1, "a document id");
+        if (!id) return IFK_ERR_OOM;
+        memcpy(id, src->doc[d], l + 1);
+        ifk_status st = ifk_strmap_put(dst->doc_map, id, l, off + d);
+        if (st != IFK_OK) return free(id), st;
+        dst->doc[off + d] = id;
+        dst->doc_len[off + d] = src->doc_len[d];
+        dst->n_docs++;
+        dst->total_len += src->doc_len[d];
+    }
+    /* then each term's postings, shifted by off: they stay ascending as src's documents follow */
+    for (int t = 0; t < src->n_terms; t++) {
+        size_t len = strlen(src->term[t]);
+        int dt;
+        if (!ifk_strmap_get(dst->term_map, src->term[t], len, &dt)) {
+            IFK_CHECK(fold_into_(&dst->fold, &dst->fold_cap, src->term[t], len));
+            int32_t nt;
+            IFK_CHECK(new_term_(dst, len, &nt));
+            dt = nt;
+        }
+        const ifk_bm25_plist *sp = &src->post[t];
+        ifk_bm25_plist *pl = &dst->post[dt];
+        IFK_CHECK(ifk_bm25_grow((void **)&pl->p, &pl->cap, pl->n + sp->n, sizeof *pl->p, "a postings list"));
+        for (size_t i = 0; i < sp->n; i++) pl->p[pl->n++] = (ifk_bm25_posting){sp->p[i].doc + off, sp->p[i].tf};
+    }
+    return IFK_OK;
+}

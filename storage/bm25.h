@@ -18,12 +18,19 @@ ifk_status ifk_bm25_create(ifk_bm25 **ix);
 /* Adds a document; ids must be unique (a repeat is IFK_ERR_ARG). */
 ifk_status ifk_bm25_add(ifk_bm25 *ix, const char *doc_id, const char *text, size_t len);
 int ifk_bm25_ndocs(const ifk_bm25 *ix);
+/* Appends src's documents after dst's, as if they had been added to dst in src's order: the
+ * result searches exactly (same ids, bit-identical scores, same order) as one index built over
+ * both document lists. An id already in dst is IFK_ERR_ARG; on an error dst may hold part of src
+ * (free it). O(postings of src). */
+ifk_status ifk_bm25_append(ifk_bm25 *dst, const ifk_bm25 *src);
 
 /* Writes the index to path as HDF5, atomically (path.tmp, fsync, rename); layout in
  * docs/storage.md. Loading checks the format attributes and every dataset's shape and values
  * (offsets monotonic, doc indices in range) and fails with "PATH: ..." on any inconsistency. */
 ifk_status ifk_bm25_save(const ifk_bm25 *ix, const char *path);
 ifk_status ifk_bm25_load(ifk_bm25 **ix, const char *path);
+/* ifk_bm25_save with the fault-injection points "<fault>.fsync" and "<fault>.rename" (fault.h). */
+ifk_status ifk_bm25_save_fault(const ifk_bm25 *ix, const char *path, const char *fault);
 
 /* The top k documents for query[0..len): their ids (borrowed from ix) and scores, best first;
  * equal scores keep insertion order; documents scoring 0 (no query term) are not returned.

@@ -131,7 +131,9 @@ fail:
     return st;
 }
 
-ifk_status ifk_bm25_save(const ifk_bm25 *ix, const char *path) {
+ifk_status ifk_bm25_save(const ifk_bm25 *ix, const char *path) { return ifk_bm25_save_fault(ix, path, NULL); }
+
+ifk_status ifk_bm25_save_fault(const ifk_bm25 *ix, const char *path, const char *fault) {
     IFK_CHECK_ARG(ix && path && *path, "bm25: save needs an index and a path");
     ifk_h5_init();
     ifk_status st = IFK_OK;
@@ -148,7 +150,7 @@ ifk_status ifk_bm25_save(const ifk_bm25 *ix, const char *path) {
     ifk_h5_close(&root);
     IFK_H5_CHECK(st, H5Fclose(file), "%s: cannot close %s", path, tmp);
     file = H5I_INVALID_HID;
-    st = ifk_atomic_commit(tmp, path, NULL); /* removes tmp on failure */
+    st = ifk_atomic_commit(tmp, path, fault); /* removes tmp on failure */
     free(tmp);
     return st;
 fail:

@@ -31,7 +31,7 @@ static herr_t write_root_attrs_(hid_t f, const ifk_store_params *p, int rank) {
     strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
     herr_t r = 0;
     r |= ifk_h5_attr_str(f, "format", "infoflow-kv-shard");
-    r |= ifk_h5_attr_int(f, "format_version", IFK_STORE_FORMAT_VERSION);
+    r |= ifk_h5_attr_int(f, "format_version", IFK_SHARD_FORMAT_VERSION);
     r |= ifk_h5_attr_str(f, "model_fingerprint", p->fingerprint);
     r |= ifk_h5_attr_str(f, "model_source", p->model_source);
     r |= ifk_h5_attr_int(f, "n_layers", p->n_layers);

@@ -14,12 +14,20 @@
 
 #include "fletcher32.h"
 #include "h5util.h"
+#include "strmap.h"
 
 struct ifk_store {
     ifk_manifest m;
-    hid_t *files; /* (n_shards) opened on first use */
-    const uint8_t **maps; /* (n_shards) read-only mappings for the direct chunk path, on first use */
+    /* per shard, grown to the highest shard touched: */
+    int cap_shards;
+    char **names;  /* file names, looked up on first use */
+    hid_t *files; /* opened on first use */
+    const uint8_t **maps; /* read-only mappings for the direct chunk path, on first use */
     size_t *map_len;
+    int n_open;         /* shard files open now (at most IFK_STORE_MAX_OPEN) */
+    ifk_strmap *cached; /* document number (decimal) -> index into recs: the records touched */
+    ifk_doc_rec **recs;
+    int n_recs, cap_recs;
     hid_t mtype;
     uint16_t *conv;
     size_t conv_cap;
@@ -35,60 +43,129 @@ ifk_status ifk_store_open(ifk_store **out, const char *dir) {
     *out = NULL;
     ifk_store *store = ifk_calloc(1, sizeof *store, "store");
     if (!store) return IFK_ERR_OOM;
-    ifk_status st = ifk_manifest_load(&store->m, dir);
+    ifk_status st = ifk_manifest_open(&store->m, dir, 0);
     if (st != IFK_OK) {
         free(store);
         return ifk_trace_at(st, __FILE__, __LINE__, __func__);
     }
-    store->files = malloc(sizeof(hid_t) * (size_t)(store->m.n_shards > 0 ? store->m.n_shards : 1));
-    store->maps = calloc((size_t)(store->m.n_shards > 0 ? store->m.n_shards : 1), sizeof *store->maps);
-    store->map_len = calloc((size_t)(store->m.n_shards > 0 ? store->m.n_shards : 1), sizeof *store->map_len);
     store->mtype = ifk_h5_dtype(store->m.p.dtype);
     store->head_bytes = calloc((size_t)store->m.p.n_kv_heads, sizeof(double));
-    if (!store->files || !store->maps || !store->map_len || !store->head_bytes || store->mtype < 0) {
+    if (!store->head_bytes || store->mtype < 0 || ifk_strmap_create(&store->cached, 64) != IFK_OK) {
         ifk_store_close(&store);
         return IFK_FAIL(IFK_ERR_OOM, "out of memory opening %s", dir);
     }
-    for (int i = 0; i < store->m.n_shards; i++) store->files[i] = H5I_INVALID_HID;
     *out = store;
     return IFK_OK;
 }
 
 const ifk_manifest *ifk_store_manifest(const ifk_store *store) { return &store->m; }
 
+ifk_status ifk_store_refresh(ifk_store *store) { return ifk_manifest_refresh(&store->m); }
+
+int ifk_store_find(ifk_store *store, const char *id) { return ifk_manifest_find(&store->m, id); }
+
+const ifk_doc_rec *ifk_store_doc(ifk_store *store, int d) {
+    char key[16];
+    int n = snprintf(key, sizeof key, "%d", d), i;
+    if (ifk_strmap_get(store->cached, key, (size_t)n, &i)) return store->recs[i];
+    if (store->n_recs == store->cap_recs) {
+        int cap = store->cap_recs ? 2 * store->cap_recs : 64;
+        ifk_doc_rec **r = realloc(store->recs, sizeof *r * (size_t)cap);
+        if (!r) return IFK_FAIL(IFK_ERR_OOM, "out of memory"), NULL;
+        store->recs = r, store->cap_recs = cap;
+    }
+    ifk_doc_rec *r = malloc(sizeof *r);
+    if (!r) return IFK_FAIL(IFK_ERR_OOM, "out of memory"), NULL;
+    if (ifk_manifest_get(&store->m, d, r) != IFK_OK) return free(r), NULL;
+    if (ifk_strmap_put(store->cached, key, (size_t)n, store->n_recs) != IFK_OK) return ifk_doc_rec_free(r), free(r), NULL;
+    store->recs[store->n_recs++] = r;
+    return r;
+}
+
+void ifk_store_forget(ifk_store *store) {
+    for (int i = 0; i < store->n_recs; i++) ifk_doc_rec_free(store->recs[i]), free(store->recs[i]);
+    store->n_recs = 0;
+    ifk_strmap_free(&store->cached);
+    if (ifk_strmap_create(&store->cached, 64) != IFK_OK) store->cached = NULL;
+}
+
 void ifk_store_close(ifk_store **pstore) {
     ifk_store *store = *pstore;
     if (!store) return;
-    if (store->files)
-        for (int i = 0; i < store->m.n_shards; i++) ifk_h5_close(&store->files[i]);
-    if (store->maps)
-        for (int i = 0; i < store->m.n_shards; i++)
-            if (store->maps[i]) munmap((void *)store->maps[i], store->map_len[i]);
+    for (int i = 0; i < store->cap_shards; i++) {
+        ifk_h5_close(&store->files[i]);
+        if (store->maps[i]) munmap((void *)store->maps[i], store->map_len[i]);
+        free(store->names[i]);
+    }
     ifk_h5_close(&store->mtype);
+    free(store->names);
     free(store->files);
     free(store->maps);
     free(store->map_len);
     free(store->head_bytes);
     free(store->conv);
+    for (int i = 0; i < store->n_recs; i++) ifk_doc_rec_free(store->recs[i]), free(store->recs[i]);
+    free(store->recs);
+    ifk_strmap_free(&store->cached);
     ifk_manifest_free(&store->m);
     free(store);
     *pstore = NULL;
 }
 
+/* Grows the per-shard arrays to cover shard i and looks its name up. */
+static ifk_status shard_slot_(ifk_store *store, int i) {
+    IFK_CHECK_ARG(i >= 0, "%s: no shard %d", store->m.dir, i);
+    if (i >= store->cap_shards) {
+        int cap = i + 1 > 2 * store->cap_shards ? i + 1 : 2 * store->cap_shards;
+        char **nm = realloc(store->names, sizeof *nm * (size_t)cap);
+        if (nm) store->names = nm;
+        hid_t *f = realloc(store->files, sizeof *f * (size_t)cap);
+        if (f) store->files = f;
+        const uint8_t **mp = realloc(store->maps, sizeof *mp * (size_t)cap);
+        if (mp) store->maps = mp;
+        size_t *ml = realloc(store->map_len, sizeof *ml * (size_t)cap);
+        if (ml) store->map_len = ml;
+        if (!nm || !f || !mp || !ml) return IFK_FAIL(IFK_ERR_OOM, "out of memory opening shard %d", i);
+        for (int j = store->cap_shards; j < cap; j++)
+            store->names[j] = NULL, store->files[j] = H5I_INVALID_HID, store->maps[j] = NULL, store->map_len[j] = 0;
+        store->cap_shards = cap;
+    }
+    if (!store->names[i]) {
+        char name[512];
+        IFK_CHECK(ifk_manifest_shard(&store->m, i, name, sizeof name));
+        if (!(store->names[i] = strdup(name))) return IFK_FAIL(IFK_ERR_OOM, "out of memory");
+    }
+    return IFK_OK;
+}
+
+#define IFK_STORE_MAX_OPEN 32 /* shard files kept open: a pass over every shard keeps memory flat */
+
+/* Closes every open shard file and mapping (none is in use between calls). */
+static void close_shards_(ifk_store *store) {
+    for (int i = 0; i < store->cap_shards; i++) {
+        ifk_h5_close(&store->files[i]);
+        if (store->maps[i]) munmap((void *)store->maps[i], store->map_len[i]);
+        store->maps[i] = NULL;
+    }
+    store->n_open = 0;
+}
+
 /* Shard i, opened on first use after checking that its attributes describe this store. */
 static ifk_status shard_file_(ifk_store *store, int i, hid_t *f) {
+    IFK_CHECK(shard_slot_(store, i));
     if (store->files[i] >= 0) {
         *f = store->files[i];
         return IFK_OK;
     }
+    if (store->n_open >= IFK_STORE_MAX_OPEN) close_shards_(store);
     char path[2048], fp[64] = "", dt[16] = "";
-    snprintf(path, sizeof path, "%s/%s", store->m.dir, store->m.shards[i]);
+    snprintf(path, sizeof path, "%s/%s", store->m.dir, store->names[i]);
     struct stat sb;
     if (stat(path, &sb) != 0) return IFK_FAIL(IFK_ERR_IO, "%s: shard is missing: %s", path, strerror(errno));
     hid_t h = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (h < 0) return IFK_H5_FAIL("%s: cannot open shard (truncated or not HDF5)", path);
     long long ver = 0, nl = 0, nh = 0, hd = 0;
-    if (!ifk_h5_attr_read_int(h, "format_version", &ver) || ver != IFK_STORE_FORMAT_VERSION ||
+    if (!ifk_h5_attr_read_int(h, "format_version", &ver) || ver != IFK_SHARD_FORMAT_VERSION ||
         !ifk_h5_attr_read_str(h, "model_fingerprint", fp, sizeof fp) || !ifk_h5_attr_read_str(h, "dtype", dt, sizeof dt) ||
         !ifk_h5_attr_read_int(h, "n_layers", &nl) || !ifk_h5_attr_read_int(h, "n_kv_heads", &nh) ||
         !ifk_h5_attr_read_int(h, "head_dim", &hd)) {
@@ -102,11 +179,11 @@ static ifk_status shard_file_(ifk_store *store, int i, hid_t *f) {
                         "the manifest's (%s, %s)", path, fp, dt, store->m.p.fingerprint, ifk_dtype_name(store->m.p.dtype));
     }
     store->files[i] = *f = h;
+    store->n_open++;
     return IFK_OK;
 }
 
 ifk_status ifk_store_check_shard(ifk_store *store, int i) {
-    IFK_CHECK_ARG(i >= 0 && i < store->m.n_shards, "%s: no shard %d", store->m.dir, i);
     hid_t f;
     return shard_file_(store, i, &f);
 }
@@ -115,7 +192,7 @@ ifk_status ifk_store_check_shard(ifk_store *store, int i) {
 static const uint8_t *shard_map_(ifk_store *store, int i, size_t *len) {
     if (!store->maps[i]) {
         char path[2048];
-        snprintf(path, sizeof path, "%s/%s", store->m.dir, store->m.shards[i]);
+        snprintf(path, sizeof path, "%s/%s", store->m.dir, store->names[i]);
         int fd = open(path, O_RDONLY);
         struct stat sb;
         if (fd < 0 || fstat(fd, &sb) != 0 || sb.st_size <= 0) {
@@ -202,17 +279,18 @@ static int read_direct_(ifk_store *store, int shard, hid_t ds, int n, int h0, in
 ifk_status ifk_store_read_chunk(ifk_store *store, int d, int c, int h0, int nh, float *k, float *v, int *tokens) {
     const ifk_manifest *m = &store->m;
     const ifk_store_params *p = &m->p;
-    IFK_CHECK_ARG(d >= 0 && d < m->n_docs && c >= 0 && c < m->docs[d].n_chunks, "no chunk %d of document %d", c, d);
+    const ifk_doc_rec *r = ifk_store_doc(store, d);
+    if (!r) return IFK_ERR_ARG;
+    IFK_CHECK_ARG(c >= 0 && c < r->n_chunks, "no chunk %d of document %d", c, d);
     IFK_CHECK_ARG(h0 >= 0 && nh > 0 && h0 + nh <= p->n_kv_heads, "KV heads [%d, %d) outside 0..%d", h0, h0 + nh,
                   p->n_kv_heads);
-    const ifk_doc_rec *r = &m->docs[d];
     const int n = r->chunk_len[c];
     hid_t f;
     IFK_CHECK(shard_file_(store, r->shard, &f));
     ifk_status st = IFK_OK;
     char g[48], where[2400], id[512] = "";
     snprintf(g, sizeof g, "%s/c%04d", r->group, c);
-    snprintf(where, sizeof where, "%s/%s: document \"%s\" chunk %d (%s)", m->dir, m->shards[r->shard], r->id, c, g);
+    snprintf(where, sizeof where, "%s/%s: document \"%s\" chunk %d (%s)", m->dir, store->names[r->shard], r->id, c, g);
     hid_t cg = H5I_INVALID_HID, ds = H5I_INVALID_HID, fsp = H5I_INVALID_HID, msp = H5I_INVALID_HID;
     cg = H5Gopen2(f, g, H5P_DEFAULT);
     IFK_H5_CHECK(st, cg, "%s: group missing", where);
@@ -289,8 +367,9 @@ fail:
 
 ifk_status ifk_store_read_tokens(ifk_store *store, int d, int c, int *tokens) {
     const ifk_manifest *m = &store->m;
-    IFK_CHECK_ARG(d >= 0 && d < m->n_docs && c >= 0 && c < m->docs[d].n_chunks, "no chunk %d of document %d", c, d);
-    const ifk_doc_rec *r = &m->docs[d];
+    const ifk_doc_rec *r = ifk_store_doc(store, d);
+    if (!r) return IFK_ERR_ARG;
+    IFK_CHECK_ARG(c >= 0 && c < r->n_chunks, "no chunk %d of document %d", c, d);
     hid_t f;
     IFK_CHECK(shard_file_(store, r->shard, &f));
     ifk_status st = IFK_OK;
@@ -300,11 +379,11 @@ ifk_status ifk_store_read_tokens(ifk_store *store, int d, int c, int *tokens) {
     hsize_t td[1] = {(hsize_t)r->chunk_len[c]};
     if (ds < 0 || !ifk_h5_shape_ok(ds, 1, td, H5T_INTEGER, 4)) {
         st = IFK_FAIL(IFK_ERR_FORMAT, "%s/%s: document \"%s\" chunk %d: tokens missing or not int32[%d]", m->dir,
-                      m->shards[r->shard], r->id, c, r->chunk_len[c]);
+                      store->names[r->shard], r->id, c, r->chunk_len[c]);
         goto fail;
     }
     IFK_H5_CHECK(st, H5Dread(ds, H5T_NATIVE_INT, H5S_ALL, H5S_ALL, H5P_DEFAULT, tokens), "%s/%s: document \"%s\" chunk %d: "
-          "tokens unreadable", m->dir, m->shards[r->shard], r->id, c);
+          "tokens unreadable", m->dir, store->names[r->shard], r->id, c);
 fail:
     ifk_h5_close(&ds);
     return st;
@@ -312,13 +391,13 @@ fail:
 
 ifk_status ifk_store_read_text(ifk_store *store, int d, char **text, size_t *len) {
     const ifk_manifest *m = &store->m;
-    IFK_CHECK_ARG(d >= 0 && d < m->n_docs, "no document %d", d);
-    const ifk_doc_rec *r = &m->docs[d];
+    const ifk_doc_rec *r = ifk_store_doc(store, d);
+    if (!r) return IFK_ERR_ARG;
     hid_t f;
     IFK_CHECK(shard_file_(store, r->shard, &f));
     ifk_status st = IFK_OK;
     char where[2400], id[512] = "";
-    snprintf(where, sizeof where, "%s/%s: document \"%s\" (%s)", m->dir, m->shards[r->shard], r->id, r->group);
+    snprintf(where, sizeof where, "%s/%s: document \"%s\" (%s)", m->dir, store->names[r->shard], r->id, r->group);
     hid_t g = H5I_INVALID_HID, ds = H5I_INVALID_HID, space = H5I_INVALID_HID;
     *text = NULL;
     g = H5Gopen2(f, r->group, H5P_DEFAULT);

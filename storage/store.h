@@ -14,15 +14,30 @@
 
 typedef struct ifk_store ifk_store;
 
-/* Opens a store for reading: loads the manifest; shards are opened on first use. */
+/* Opens a store for reading: manifest.json (the parameters) and the catalog; document records and
+ * shards are read on first use, so opening costs the same at any store size and memory grows only
+ * with the documents and shards a caller touches. A format-version-1 store is refused with how to
+ * convert it. */
 ifk_status ifk_store_open(ifk_store **store, const char *dir);
+/* The store's parameters and counts (as of open or the last ifk_store_refresh); it lists no
+ * documents: use ifk_store_find and ifk_store_doc. */
 const ifk_manifest *ifk_store_manifest(const ifk_store *store);
+/* Re-reads the counts (documents committed since open are found by ifk_store_find anyway). */
+ifk_status ifk_store_refresh(ifk_store *store);
+/* The number of document id, or -1 (also on a catalog error, message set). O(log N). */
+int ifk_store_find(ifk_store *store, const char *id);
+/* Document d's record, read on first use and kept until ifk_store_forget or close; NULL with the
+ * message set when there is no document d or its record is damaged. O(log N). */
+const ifk_doc_rec *ifk_store_doc(ifk_store *store, int d);
+/* Drops the records ifk_store_doc kept (pointers it returned become invalid): a pass over every
+ * document (verify, inspect) calls it now and then to keep memory flat. */
+void ifk_store_forget(ifk_store *store);
 /* Opens shard i (once) and checks that its attributes describe this store: format version,
  * fingerprint, dtype and shape; an error names the shard file. */
 ifk_status ifk_store_check_shard(ifk_store *store, int i);
 /* K and V of KV heads [h0, h0+nh) of every layer of chunk c of document d, as f32 (L, nh, n, Dh)
- * with n = chunk_len[c]; tokens (n) when not NULL. Shapes, types and attributes are checked
- * against the manifest; a checksum failure or any mismatch is an error naming shard and chunk. */
+ * with n = ifk_store_doc(store, d)->chunk_len[c]; tokens (n) when not NULL. Shapes, types and attributes are checked
+ * against the catalog; a checksum failure or any mismatch is an error naming shard and chunk. */
 ifk_status ifk_store_read_chunk(ifk_store *store, int d, int c, int h0, int nh, float *k, float *v, int *tokens);
 /* Only the token ids of chunk c of document d (chunk_len[c] of them). */
 ifk_status ifk_store_read_tokens(ifk_store *store, int d, int c, int *tokens);

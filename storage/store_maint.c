@@ -13,6 +13,16 @@
 
 #include "bm25.h"
 #include "store.h"
+#include "store_index.h"
+
+/* Grows a verification buffer to n elements of size es. */
+static int grow_(void **p, size_t *cap, size_t n, size_t es) {
+    if (n <= *cap) return 1;
+    void *q = realloc(*p, n * es);
+    if (!q) return 0;
+    *p = q, *cap = n;
+    return 1;
+}
 
 ifk_status ifk_store_verify(const char *dir, void (*report)(const char *, void *), void *ctx, int *bad) {
     *bad = 0;
@@ -20,21 +30,21 @@ ifk_status ifk_store_verify(const char *dir, void (*report)(const char *, void *
     IFK_CHECK(ifk_store_open(&store, dir));
     const ifk_manifest *m = ifk_store_manifest(store);
     const ifk_store_params *p = &m->p;
-    int maxn = 1;
-    for (int d = 0; d < m->n_docs; d++)
-        for (int c = 0; c < m->docs[d].n_chunks; c++) maxn = m->docs[d].chunk_len[c] > maxn ? m->docs[d].chunk_len[c] : maxn;
-    size_t nel = (size_t)p->n_layers * p->n_kv_heads * maxn * p->head_dim;
-    float *k = malloc(sizeof(float) * nel), *v = malloc(sizeof(float) * nel);
-    int *tok = malloc(sizeof(int) * (size_t)maxn);
-    char *shard_bad = calloc((size_t)(m->n_shards > 0 ? m->n_shards : 1), 1);
-    if (!k || !v || !tok || !shard_bad) {
-        free(k), free(v), free(tok), free(shard_bad);
-        ifk_store_close(&store);
-        return IFK_FAIL(IFK_ERR_OOM, "out of memory verifying %s", dir);
-    }
-    for (int d = 0; d < m->n_docs; d++) {
-        const ifk_doc_rec *r = &m->docs[d];
-        if (shard_bad[r->shard]) {
+    ifk_status st = ifk_manifest_verify(m, report, ctx, bad);
+    const int n_docs = m->n_docs, n_shards = m->n_shards;
+    float *k = NULL, *v = NULL;
+    int *tok = NULL;
+    size_t cap_k = 0, cap_v = 0, cap_t = 0;
+    char *shard_bad = calloc((size_t)(n_shards > 0 ? n_shards : 1), 1);
+    if (!shard_bad) st = IFK_FAIL(IFK_ERR_OOM, "out of memory verifying %s", dir);
+    for (int d = 0; st == IFK_OK && d < n_docs; d++) {
+        if (d % 1024 == 0) ifk_store_forget(store); /* memory stays flat over the pass */
+        const ifk_doc_rec *r = ifk_store_doc(store, d);
+        if (!r) {
+            report(ifk_errmsg(), ctx), (*bad)++;
+            continue;
+        }
+        if (r->shard >= n_shards || shard_bad[r->shard]) {
             (*bad)++;
             continue;
         }
@@ -49,6 +59,12 @@ ifk_status ifk_store_verify(const char *dir, void (*report)(const char *, void *
         if (ifk_store_read_text(store, d, &text, &tl) != IFK_OK) report(ifk_errmsg(), ctx), (*bad)++;
         free(text);
         for (int c = 0; c < r->n_chunks; c++) {
+            size_t n = (size_t)r->chunk_len[c], nel = (size_t)p->n_layers * p->n_kv_heads * n * p->head_dim;
+            if (!grow_((void **)&k, &cap_k, nel, sizeof *k) || !grow_((void **)&v, &cap_v, nel, sizeof *v) ||
+                !grow_((void **)&tok, &cap_t, n, sizeof *tok)) {
+                st = IFK_FAIL(IFK_ERR_OOM, "out of memory verifying %s", dir);
+                break;
+            }
             if (ifk_store_read_chunk(store, d, c, 0, p->n_kv_heads, k, v, tok) != IFK_OK) {
                 report(ifk_errmsg(), ctx);
                 (*bad)++;
@@ -56,55 +72,50 @@ ifk_status ifk_store_verify(const char *dir, void (*report)(const char *, void *
             }
             for (int i = 0; i < r->chunk_len[c]; i++)
                 if (tok[i] < 0 || tok[i] >= p->vocab_size) {
-                    char msg[2600];
+                    char msg[2600], name[512] = "?";
+                    ifk_manifest_shard(m, r->shard, name, sizeof name);
                     snprintf(msg, sizeof msg, "%s/%s: document \"%s\" chunk %d: token %d out of the vocabulary",
-                             m->dir, m->shards[r->shard], r->id, c, tok[i]);
+                             m->dir, name, r->id, c, tok[i]);
                     report(msg, ctx);
                     (*bad)++;
                     break;
                 }
         }
     }
-    /* the index, when present, must load and cover the manifest's documents */
-    char ipath[2048];
-    snprintf(ipath, sizeof ipath, "%s/%s", dir, IFK_INDEX);
-    struct stat sb;
-    if (stat(ipath, &sb) == 0) {
-        ifk_bm25 *ix = NULL;
-        if (ifk_bm25_load(&ix, ipath) != IFK_OK) {
-            report(ifk_errmsg(), ctx);
-            (*bad)++;
-        }
-        /* an index that covers fewer documents than the manifest is stale (an interrupted run; the
-         * next cache run rebuilds it) and one that covers more was written by a running job after
-         * we read the manifest: neither is damage (infoflow inspect shows the count) */
-        ifk_bm25_free(&ix);
-    }
+    /* the index segments: each must load and the list must cover a prefix of the documents (a
+     * prefix shorter than the catalog is an interrupted run's, which the next run completes) */
+    int indexed;
+    if (st == IFK_OK) st = ifk_store_index_verify(m, report, ctx, bad, &indexed);
     free(k), free(v), free(tok), free(shard_bad);
     ifk_store_close(&store);
-    return IFK_OK;
+    return st;
 }
 
 static int is_store_file_(const char *n) {
     size_t l = strlen(n);
     return (!strncmp(n, "shard-", 6) && ((l > 3 && !strcmp(n + l - 3, ".h5")) || (l > 7 && !strcmp(n + l - 7, ".h5.tmp")))) ||
-           !strcmp(n, IFK_MANIFEST ".tmp") || !strcmp(n, IFK_INDEX ".tmp");
+           ifk_store_index_file(n) || !strcmp(n, IFK_MANIFEST ".tmp") || !strcmp(n, IFK_INDEX ".tmp");
 }
 
 ifk_status ifk_store_clean(const ifk_manifest *m, int *removed) {
     *removed = 0;
+    ifk_index_seg *segs;
+    int n_segs;
+    IFK_CHECK(ifk_manifest_segments(m, &segs, &n_segs));
     DIR *d = opendir(m->dir);
+    if (!d) free(segs);
     if (!d) return IFK_FAIL(IFK_ERR_IO, "%s: cannot list the store: %s", m->dir, strerror(errno));
     for (struct dirent *e; (e = readdir(d));) {
         if (!is_store_file_(e->d_name)) continue;
         int listed = 0;
-        for (int i = 0; i < m->n_shards && !listed; i++) listed = !strcmp(m->shards[i], e->d_name);
-        if (listed) continue;
+        for (int i = 0; i < n_segs && !listed; i++) listed = !strcmp(segs[i].file, e->d_name);
+        if (listed || ifk_manifest_has_shard(m, e->d_name)) continue;
         char path[2400];
         snprintf(path, sizeof path, "%s/%s", m->dir, e->d_name);
         if (unlink(path) == 0) (*removed)++;
     }
     closedir(d);
+    free(segs);
     return IFK_OK;
 }
 
@@ -112,7 +123,9 @@ ifk_status ifk_store_wipe(const char *dir) {
     DIR *d = opendir(dir);
     if (!d) return IFK_FAIL(IFK_ERR_IO, "%s: cannot list the store: %s", dir, strerror(errno));
     for (struct dirent *e; (e = readdir(d));) {
-        if (!is_store_file_(e->d_name) && strcmp(e->d_name, IFK_MANIFEST) && strcmp(e->d_name, IFK_INDEX)) continue;
+        if (!is_store_file_(e->d_name) && strcmp(e->d_name, IFK_MANIFEST) && strcmp(e->d_name, IFK_INDEX) &&
+            strncmp(e->d_name, IFK_CATALOG, strlen(IFK_CATALOG)))
+            continue;
         char path[2400];
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
         unlink(path);

@@ -6,13 +6,16 @@
 #include "manifest.h"
 #include "status.h"
 
-/* Re-reads every dataset of every document (checksums, shapes, attributes against the manifest)
- * and loads the index when there is one. Calls report(msg, ctx) once per problem; returns the
+/* Checks the catalog (ifk_manifest_verify: every commit record against its checksum), re-reads
+ * every dataset of every document (checksums, shapes, attributes against the catalog) and loads
+ * every index segment. Calls report(msg, ctx) once per problem; returns the
  * number of problems in *bad. */
 ifk_status ifk_store_verify(const char *dir, void (*report)(const char *msg, void *ctx), void *ctx, int *bad);
-/* Removes files a crash left behind: *.tmp and shard files the manifest does not list. */
+/* Removes files a crash left behind: *.tmp, and shard and index segment files the catalog does
+ * not list. O(files in the folder * log N), no list held in memory. */
 ifk_status ifk_store_clean(const ifk_manifest *m, int *removed);
-/* Removes the manifest, index and every shard (for --force); other files are left alone. */
+/* Removes the manifest, catalog, index segments and every shard (for --force); other files are
+ * left alone. */
 ifk_status ifk_store_wipe(const char *dir);
 /* Takes an exclusive lock on dir/.lock (released by the kernel if the process dies). */
 ifk_status ifk_store_lock(const char *dir, int *fd);

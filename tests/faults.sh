@@ -19,8 +19,8 @@ awk 'BEGIN { s = 9; for (i = 0; i < 30; i++) { printf "{\"id\": \"f%02d\", \"tok
 cache() { timeout 120 mpirun -n 2 "$BIN" cache --random-model "$SHAPE" --corpus "$W/c.jsonl" --store "$1" --chunk-tokens 32 --commit-docs 2 --quiet; }
 cache "$W/ref" || { echo "FAIL: reference"; exit 1; }
 
-for c in shard.write:3:1:fail shard.fsync:2:0:fail shard.rename:1:1:fail manifest.fsync:3:0:fail \
-         manifest.rename:2:0:fail alloc:12:1:fail worker.doc:3:1:exit; do
+for c in shard.write:3:1:fail shard.fsync:2:0:fail shard.rename:1:1:fail catalog.commit:3:0:fail \
+         manifest.rename:1:0:fail alloc:12:1:fail worker.doc:3:1:exit; do
   IFS=: read -r point hit rank action <<<"$c"
   s="$W/s-$point"
   out=$(INFOFLOW_FAULT=$point:$hit INFOFLOW_FAULT_RANK=$rank INFOFLOW_FAULT_ACTION=$action cache "$s" 2>&1); rc=$?

@@ -35,6 +35,21 @@ done <<<"$rows"
 out=$(h5dump -H -p -d /d000000/c0000/k "$shard")
 grep -Eq 'SIMPLE \{ \( 5, 4, [0-9]+, 8 \)' <<<"$out" && ok || bad "k shape"
 grep -Eq 'CHUNKED \( 1, 1, [0-9]+, 8 \)' <<<"$out" && ok || bad "k chunking"
-python3 -c "import json,sys; m=json.load(open('$W/s/manifest.json')); sys.exit(0 if m['format']=='infoflow-kv-store' and m['n_documents']==2 else 1)" 2>/dev/null && ok || bad "manifest fields"
+python3 -c "import json,sys; m=json.load(open('$W/s/manifest.json')); sys.exit(0 if m['format']=='infoflow-kv-store' and m['format_version']==2 and 'documents' not in m else 1)" 2>/dev/null && ok || bad "manifest fields"
+# the catalog: its tables are the ones the catalog block of the document lists, word for word, and
+# they hold the two documents, their shard and an index segment over both (Python's sqlite3 reads it)
+python3 - "$W/s/catalog.sqlite" "$DOC" <<'PY' && ok || bad "catalog tables and rows"
+import re, sqlite3, sys
+db = sqlite3.connect("file:" + sys.argv[1] + "?mode=ro", uri=True)
+want = re.search(r"```catalog\n(.*?)```", open(sys.argv[2]).read(), re.S).group(1).strip().splitlines()
+have = [r[0] for r in db.execute("SELECT sql FROM sqlite_master WHERE type = 'table' ORDER BY rowid")]
+assert have == want, (have, want)
+ids = [r[0] for r in db.execute("SELECT doc_id FROM docs ORDER BY id")]
+assert sorted(ids) == ["a", "b"], ids
+(n,) = db.execute("SELECT sum(n_docs) FROM shards").fetchone()
+assert n == 2, n
+(first, nd) = db.execute("SELECT first_doc, n_docs FROM segments").fetchone()
+assert (first, nd) == (0, 2), (first, nd)
+PY
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -1,0 +1,39 @@
+/* store_index.h — a store's BM25 index (bm25.h) as segments: files index-FIRST-END.h5, each in the
+ * index.h5 layout of docs/storage.md over the documents [FIRST, END) of the catalog, listed in the
+ * catalog's segments table. A cache run indexes only the documents committed since the last
+ * segment (O(K) for K new documents) and merges the newest segments when they reach a size
+ * threshold; loading appends the segments in document order, which searches exactly as one index
+ * built from scratch over the same documents (ifk_bm25_append). Local. */
+#ifndef IFK_STORE_INDEX_H
+#define IFK_STORE_INDEX_H
+
+#include "bm25.h"
+#include "manifest.h"
+#include "status.h"
+
+/* Merge policy: the two newest segments are merged while the newer holds at least a quarter of
+ * the documents of the older (sizes stay geometric: each document is merged O(log N) times), or
+ * while there are more than this many segments. */
+#define IFK_INDEX_MAX_SEGMENTS 8
+
+/* Loads every segment of the store in dir into one index (*ix, ifk_bm25_free). A store with no
+ * segment is IFK_ERR_IO ("no index"). A segment that disappears while loading (a running cache
+ * job merged it) makes it read the list again. Errors name the segment file. */
+ifk_status ifk_store_index_load(const char *dir, ifk_bm25 **ix);
+
+/* The writer's step after its last commit: indexes the documents after the last segment into a
+ * new segment (fault points index.segment.fsync/.rename), then merges (index.merge.fsync/.rename,
+ * index.merge.unlink: the merged segment listed, the old files not yet removed). *added and
+ * *merged count the documents indexed and the merges done. */
+ifk_status ifk_store_index_update(ifk_manifest *man, int *added, int *merged);
+
+/* Checks the segment list (contiguous from document 0, within the catalog, both read afresh from
+ * man->dir) and loads every segment (a damaged one is reported by file name); report as
+ * ifk_store_verify. A list that a running job changes meanwhile is read again. */
+ifk_status ifk_store_index_verify(const ifk_manifest *man, void (*report)(const char *msg, void *ctx), void *ctx,
+                                  int *bad, int *indexed);
+
+/* 1 for the file name of an index segment or its temporary file. */
+int ifk_store_index_file(const char *name);
+
+#endif
