@@ -18,6 +18,7 @@ typedef struct {
     int steps;         /* tokens to generate */
     uint64_t seed;     /* for random */
     int compare_full;  /* also run full in the same process and compare */
+    int serial_load;   /* load all of the context's K/V before computing (no overlap): times the load alone */
 } ifk_query_opts;
 
 /* The communication phases of a query (tensor parallelism), as docs/scaling.md counts them. */
@@ -35,6 +36,12 @@ typedef struct {
     /* wall time of each step, ms: plan; gather (load); rotate; score and select; recompute; prompt
      * prefill; first answer token after the prompt; the whole answer. ttft = gather to first token */
     double t_plan, t_load, t_rotate, t_score, t_recompute, t_prompt, t_first, t_decode, ttft;
+    /* the load apart, ms. On the calling thread, within t_load: the HDF5 look-ups and token reads
+     * (locate), the BOS forward, and the compute's waits for the loader (wait). On the loader's
+     * thread, overlapped with the compute unless serial_load: checksum and conversion into the
+     * cache's slots with any read-rate wait (fill), and the rotation of each chunk to its global
+     * positions (rerotate; t_rotate is 0: nothing rotates on the critical path) */
+    double t_locate, t_bos, t_wait, t_fill, t_rerotate;
     /* --compare-full */
     int compared;
     double kl;

@@ -38,15 +38,25 @@ IFK_CLONES static void block_sums_(const uint8_t *d, uint32_t t, uint64_t *a, ui
     *b = si;
 }
 
-uint32_t ifk_fletcher32(const void *data, size_t len) {
+/* The sums block by block; when dst is set, each block is converted to f32 right after it is
+ * summed, while it is still in L1 (one pass over the source). */
+static uint32_t fletcher32_(const void *data, size_t len, ifk_dtype dt, float *dst) {
     const uint8_t *d = data;
     const uint64_t M = 65535;
+    const size_t es = ifk_dtype_size(dt);
     size_t words = len / 2, N = words + (len % 2);
     uint64_t s1 = 0, s2 = 0, any = 0;
     for (size_t o = 0; o < words; o += 512) {
         uint32_t t = words - o > 512 ? 512 : (uint32_t)(words - o);
         uint64_t a, b;
         block_sums_(d + 2 * o, t, &a, &b);
+        if (dst) { /* 2t bytes from byte 2o: whole elements, as 1024 is a multiple of es */
+            float *out = dst + 2 * o / es;
+            const size_t ne = 2 * (size_t)t / es;
+            if (dt == IFK_DT_F16) ifk_f16_to_f32(out, d + 2 * o, ne);
+            else if (dt == IFK_DT_BF16) ifk_bf16_to_f32(out, d + 2 * o, ne);
+            else memcpy(out, d + 2 * o, 2 * (size_t)t);
+        }
         any |= a;
         /* this block's share of sum((N - i) w_i) is (N - o) a - sum(j w_j) */
         s1 = (s1 + a) % M;
@@ -62,6 +72,12 @@ uint32_t ifk_fletcher32(const void *data, size_t len) {
     if (s1 == 0) s1 = M;
     if (s2 == 0) s2 = M;
     return (uint32_t)(s2 << 16 | s1);
+}
+
+uint32_t ifk_fletcher32(const void *data, size_t len) { return fletcher32_(data, len, IFK_DT_F16, NULL); }
+
+uint32_t ifk_fletcher32_to_f32(const void *data, size_t len, ifk_dtype dt, float *dst) {
+    return fletcher32_(data, len, dt, dst);
 }
 
 /* ---- naive reference ------------------------------------------------------------------------- */
