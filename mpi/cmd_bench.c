@@ -299,9 +299,16 @@ static int bench_ttft_(int argc, char **argv) {
             }
         }
     }
+    /* the recompute's rate against the full prefill's, same FLOP count (selected slots are their
+     * positions: the context sits at positions 0..T-1 once rotated) */
+    const double fl_full = ifk_rows_flops(&m.cfg, NULL, keep.T + (int)P),
+                 fl_rec = ifk_rows_flops(&m.cfg, keep.selected, keep.n_selected);
+    const double gf_full = fl_full / best_full / 1e6, gf_rec = keep.t_recompute > 0 ? fl_rec / keep.t_recompute / 1e6 : 0;
     /* load alone and compute alone, from the serial run */
     const double load_s = keep_s.t_load, compute_s = keep_s.ttft - keep_s.t_load,
                  bound = load_s > compute_s ? load_s : compute_s;
+    char slow[64] = "";
+    if (mbps > 0) snprintf(slow, sizeof slow, ", reader slowed to %g MB/s", mbps);
     if (json)
         printf("{\"model\": \"%s\", \"context\": %d, \"chunks\": %ld, \"prompt\": %ld, \"budget\": %g, \"method\": \"%s\", "
                "\"n_selected\": %d, \"read_mbps\": %g, \"cold\": %d, \"full_ttft_ms\": %.1f, \"method_ttft_ms\": %.1f, "
@@ -309,11 +316,13 @@ static int bench_ttft_(int argc, char **argv) {
                "\"speedup\": %.2f, \"load_detail_ms\": {\"locate\": %.1f, \"bos\": %.1f, \"wait\": %.1f, \"fill\": %.1f, "
                "\"rerotate\": %.1f}, \"serial\": {\"ttft_ms\": %.1f, \"load_ms\": %.1f, \"compute_ms\": %.1f, "
                "\"locate_ms\": %.1f, \"bos_ms\": %.1f, \"fill_ms\": %.1f, \"rerotate_ms\": %.1f}, "
-               "\"overlap_ratio\": %.3f}\n",
+               "\"overlap_ratio\": %.3f, \"full_gflops\": %.1f, \"recompute_gflops\": %.1f, \"full_ms_per_token\": %.3f, "
+               "\"recompute_ms_per_token\": %.3f}\n",
                m.source, keep.T, chunks, P, budget, ifk_method_name(method), keep.n_selected, mbps, cold, best_full, best_m,
                keep.t_load, keep.t_rotate, keep.t_score, keep.t_recompute, keep.t_prompt + keep.t_first, best_full / best_m,
                keep.t_locate, keep.t_bos, keep.t_wait, keep.t_fill, keep.t_rerotate, best_s, load_s, compute_s,
-               keep_s.t_locate, keep_s.t_bos, keep_s.t_fill, keep_s.t_rerotate, best_m / bound);
+               keep_s.t_locate, keep_s.t_bos, keep_s.t_fill, keep_s.t_rerotate, best_m / bound, gf_full, gf_rec,
+               best_full / (keep.T + P), keep.n_selected ? keep.t_recompute / keep.n_selected : 0.0);
     else
         printf("model %s, context %d tokens in %ld cached chunks, prompt %ld tokens, threads %d%s%s\n"
                "full prefill TTFT %.1f ms\n"
@@ -323,14 +332,16 @@ static int bench_ttft_(int argc, char **argv) {
                "loader thread (overlapped): checksum+convert %.1f, rotate %.1f ms\n"
                "  load first, alone (serial): TTFT %.1f ms = load %.1f (locate %.1f, BOS %.1f, checksum+convert %.1f, "
                "rotate %.1f) + compute %.1f; overlapped / max(load, compute) = %.3f\n"
+               "  recompute %.3f ms/token at %.1f GFLOP/s; full prefill %.3f ms/token at %.1f GFLOP/s (same FLOP count): "
+               "ratio %.3f\n"
                "speed-up full / %s: %.2fx (ideal about 1/R = %.1fx)\n",
-               m.source, keep.T, chunks, P, ifk_blas_threads(), cold ? ", cold page cache" : "",
-               mbps > 0 ? ", reader slowed" : "", best_full, ifk_method_name(method), budget, best_m, keep.n_selected,
+               m.source, keep.T, chunks, P, ifk_blas_threads(), cold ? ", cold page cache" : "", slow, best_full, ifk_method_name(method), budget, best_m, keep.n_selected,
                keep.t_load, keep.t_rotate, keep.t_score, keep.t_recompute, keep.t_prompt + keep.t_first, keep.t_locate,
                keep.t_bos, keep.t_wait, keep.t_fill, keep.t_rerotate, best_s, load_s, keep_s.t_locate, keep_s.t_bos,
-               keep_s.t_fill, keep_s.t_rerotate, compute_s, best_m / bound, ifk_method_name(method), best_full / best_m,
+               keep_s.t_fill, keep_s.t_rerotate, compute_s, best_m / bound,
+               keep.n_selected ? keep.t_recompute / keep.n_selected : 0.0, gf_rec, best_full / (keep.T + P), gf_full,
+               gf_full > 0 ? gf_rec / gf_full : 0.0, ifk_method_name(method), best_full / best_m,
                budget > 0 ? 1.0 / budget : 0.0);
-    if (mbps > 0 && !json) printf("  reader slowed to %g MB/s\n", mbps);
     ifk_query_result_free(&keep_s);
     ifk_query_result_free(&keep);
     rc = 0;

@@ -27,6 +27,13 @@ double ifk_bench_sgemm_peak(int n, double min_seconds) {
     return best;
 }
 
+double ifk_rows_flops(const ifk_config *c, const int *pos, int n) {
+    double D = c->dim, L = c->n_layers, q = (double)c->n_heads * c->head_dim, kv = (double)c->n_kv_heads * c->head_dim;
+    double keys = 0;
+    for (int i = 0; i < n; i++) keys += (pos ? pos[i] : i) + 1.0;
+    return 2.0 * n * L * (D * q + 2 * D * kv + q * D + 3 * D * c->hidden_dim) + 4.0 * L * q * keys;
+}
+
 double ifk_prefill_flops(const ifk_config *c, int T) {
     double D = c->dim, L = c->n_layers, q = (double)c->n_heads * c->head_dim, kv = (double)c->n_kv_heads * c->head_dim;
     double proj = 2.0 * T * L * (D * q + 2 * D * kv + q * D + 3 * D * c->hidden_dim);
