@@ -196,6 +196,11 @@ static ifk_status plan_query_(qrun_ *x) {
         !r->selected || !r->answer || !r->first_logits)
         return IFK_FAIL(IFK_ERR_OOM, "out of memory for a context of %d tokens", T);
     IFK_CHECK(ifk_kvcache_init(&x->c, cfg, T + P + steps));
+    /* fault the cache's pages in now (a pool a server keeps), not one by one inside the load or the
+     * prefill: a hint, ignored where the kernel lacks it (before 5.14) */
+    const size_t kvb = (size_t)cfg->n_layers * cfg->n_kv_heads * (size_t)x->c.capacity * cfg->head_dim * sizeof(float);
+    ifk_prefault(x->c.k, kvb);
+    ifk_prefault(x->c.v, kvb);
     for (int i = 0; i < n; i++) x->order[i] = i;
     x->n_budget = ifk_budget(o->budget, T);
     return IFK_OK;
