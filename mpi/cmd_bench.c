@@ -255,7 +255,7 @@ static int bench_ttft_(int argc, char **argv) {
         goto out;
     }
     int removed;
-    if (ifk_ingest_open_store(dir, &sp, 0, 1, &man, &lock_fd, &removed) != IFK_OK ||
+    if (ifk_ingest_open_store(dir, &sp, 0, 0, 1, &man, &lock_fd, &removed) != IFK_OK ||
         ifk_ingest_init(&g, &m, NULL, dir, &sp, "shard-bench", 0) != IFK_OK)
         goto out;
     uint64_t r = 12345;

@@ -31,7 +31,7 @@
 typedef struct {
     const char *model, *random_model, *tokenizer, *corpus, *store, *chunk_s, *split_s, *dtype_s, *commit_docs_s,
         *commit_secs_s, *threads_s, *progress_s, *compress_s;
-    int skip_bad, force, dedicated, quiet, help;
+    int skip_bad, force, dedicated, no_lock, quiet, help;
     long chunk_tokens, commit_docs, threads, compress;
     double commit_secs, progress_secs;
     ifk_split split;
@@ -401,6 +401,10 @@ static ifk_status parse_opts_(int argc, char **argv, opts_ *o) {
         {"skip-bad", NULL, "skip bad corpus lines and list them at the end, instead of failing", NULL, &o->skip_bad},
         {"force", NULL, "rebuild a store made with another model, format or layout (deletes its shards)", NULL,
          &o->force},
+        {"no-lock", NULL, "for file systems without working locks (NFS without lockd, some parallel file systems): "
+         "take no store lock and open HDF5 files without locking. RISK: two cache jobs on one store at once then "
+         "corrupt it, and a query during a cache job may read a shard being written; run one job at a time", NULL,
+         &o->no_lock},
         {"dedicated-coordinator", NULL, "rank 0 only hands out work (default: it caches too)", NULL, &o->dedicated},
         {"commit-docs", "N", "commit a rank's shard after N documents (default 64)", &o->commit_docs_s, NULL},
         {"commit-seconds", "S", "... or after S seconds (default 60)", &o->commit_secs_s, NULL},
@@ -414,6 +418,7 @@ static ifk_status parse_opts_(int argc, char **argv, opts_ *o) {
         "Prefills every document of a corpus, chunk by chunk, into a KV store; rerun the same command to resume.";
     IFK_CHECK(ifk_cli_parse(argc, argv, opts, usage, &o->help));
     if (o->help) return IFK_OK;
+    if (o->no_lock) setenv("HDF5_USE_FILE_LOCKING", "FALSE", 1); /* HDF5 reads it at every file open */
     IFK_CHECK_ARG(!o->model != !o->random_model, "cache: give exactly one of --model PATH or --random-model SHAPE");
     IFK_CHECK_ARG(o->corpus, "cache: --corpus FILE is required");
     IFK_CHECK_ARG(o->store, "cache: --store DIR is required");
@@ -464,7 +469,7 @@ int ifk_cmd_cache(int argc, char **argv) {
         w.sp.split = o.split;
         w.sp.compress = (int)o.compress;
         int removed = 0;
-        st = ifk_ingest_open_store(o.store, &w.sp, o.force, 1, &w.man, &w.lock_fd, &removed);
+        st = ifk_ingest_open_store(o.store, &w.sp, o.force, o.no_lock, 1, &w.man, &w.lock_fd, &removed);
         if (st == IFK_OK && removed && !o.quiet)
             fprintf(stderr, "cache: removed %d incomplete file%s left by an interrupted run\n", removed,
                     removed > 1 ? "s" : "");

@@ -57,7 +57,7 @@ static ifk_status cache_texts_(const ifk_model *m, const ifk_tokenizer *tok, con
     want.chunk_tokens = 128 < m->cfg.seq_len - 1 ? 128 : m->cfg.seq_len - 1;
     ifk_manifest *man = NULL;
     int fd = -1, removed = 0;
-    IFK_CHECK(ifk_ingest_open_store(dir, &want, 0, 0, &man, &fd, &removed));
+    IFK_CHECK(ifk_ingest_open_store(dir, &want, 0, 0, 0, &man, &fd, &removed));
     ifk_ingest g;
     char prefix[128];
     snprintf(prefix, sizeof prefix, "shard-eval-%ld-%05x", (long)time(NULL), (unsigned)getpid() & 0xfffff);

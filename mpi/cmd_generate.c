@@ -28,10 +28,12 @@ int ifk_cmd_generate(int argc, char **argv) {
         {"model", "PATH", "checkpoint file, or a folder with one *.bin and one tok*.bin (required)", &model, NULL},
         {"tokenizer", "FILE", "tokenizer.bin (default: the tok*.bin beside the checkpoint)", &tokp, NULL},
         {"prompt", "TEXT", "prompt text (default: empty)", &prompt, NULL},
-        {"steps", "N", "positions to fill, prompt included, as llama2.c (default 256, at most the model's)",
+        {"steps", "N", "positions to fill, prompt included, as llama2.c (default 256, or an HF folder's max_length "
+         "/ prompt + max_new_tokens; at most the model's)",
          &steps_s, NULL},
-        {"temperature", "T", "0 = greedy (default 1.0)", &temp_s, NULL},
-        {"topp", "P", "nucleus sampling mass in (0,1); 0 or 1 = off (default 0.9)", &topp_s, NULL},
+        {"temperature", "T", "0 = greedy (default 1.0; an HF folder: its generation config)", &temp_s, NULL},
+        {"topp", "P", "nucleus sampling mass in (0,1); 0 or 1 = off (default 0.9; an HF folder: its generation "
+         "config)", &topp_s, NULL},
         {"seed", "S", "random seed (default: the time; printed with the statistics)", &seed_s, NULL},
         {"threads", "N", "BLAS threads (default: OpenBLAS's own choice)", &threads_s, NULL},
         {"quiet", NULL, "no statistics on stderr", NULL, &quiet},
@@ -57,7 +59,18 @@ int ifk_cmd_generate(int argc, char **argv) {
     ifk_blas_set_threads((int)threads);
     if (ifk_engine_load(model, tokp, &m, &tok) != IFK_OK) goto out;
     if (ifk_tokenizer_encode(tok, prompt, strlen(prompt), 1, 0, &ids, &n) != IFK_OK) goto out;
-    if (ifk_sampler_init(&smp, m.cfg.vocab_size, (float)temp, (float)topp, (uint64_t)seed) != IFK_OK) goto out;
+    const ifk_gen_config *g = &m.cfg.gen;
+    int top_k = 0;
+    if (g->hf && !temp_s && !topp_s) { /* transformers' generate() with the folder's generation config */
+        temp = g->do_sample ? g->temperature : 0.0;
+        topp = g->do_sample ? g->top_p : 1.0;
+        top_k = g->do_sample ? g->top_k : 0;
+    }
+    if (g->hf && !steps_s && (g->max_length || g->max_new_tokens))
+        steps = g->max_new_tokens ? n + g->max_new_tokens : g->max_length;
+    if (ifk_sampler_init(&smp, m.cfg.vocab_size, (float)temp, (float)topp, (uint64_t)seed) != IFK_OK ||
+        ifk_sampler_set_hf(&smp, top_k, g->hf ? (float)g->repetition_penalty : 1.0f) != IFK_OK)
+        goto out;
     print_ctx_ ctx = {tok};
     ifk_gen_stats st;
     if (ifk_generate(&m, &smp, ids, n, (int)steps, print_cb_, &ctx, &st) != IFK_OK) {

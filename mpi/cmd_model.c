@@ -88,6 +88,10 @@ int ifk_cmd_logits(int argc, char **argv) {
             goto out;
         }
     }
+    if (n > m.cfg.seq_len) {
+        IFK_FAIL(IFK_ERR_ARG, "--ids: %d tokens but the model has only %d positions", n, m.cfg.seq_len);
+        goto out;
+    }
     lg = malloc(sizeof(float) * (size_t)n * m.cfg.vocab_size);
     if (!lg || ifk_kvcache_init(&c, &m.cfg, n) != IFK_OK || ifk_forward(&m, &s, &c, ids, pos, n, lg, 1) != IFK_OK) goto out;
     printf("[");

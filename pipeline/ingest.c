@@ -28,13 +28,13 @@ static ifk_status mkdirs_(const char *dir) {
     return IFK_OK;
 }
 
-ifk_status ifk_ingest_open_store(const char *dir, const ifk_store_params *want, int force, int check_layout,
+ifk_status ifk_ingest_open_store(const char *dir, const ifk_store_params *want, int force, int no_lock, int check_layout,
                                  ifk_manifest **man, int *lock_fd, int *removed) {
     *man = NULL;
     *lock_fd = -1;
     *removed = 0;
     IFK_CHECK(mkdirs_(dir));
-    IFK_CHECK(ifk_store_lock(dir, lock_fd));
+    if (!no_lock) IFK_CHECK(ifk_store_lock(dir, lock_fd)); /* cache --no-lock: file systems without locks */
     ifk_status st = IFK_OK;
     ifk_manifest *m = ifk_calloc(1, sizeof *m, "manifest");
     if (!m) {

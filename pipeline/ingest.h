@@ -17,13 +17,14 @@
 #include "tokenizer.h"
 
 /* Opens the store in dir for writing by this process (the store's only writer: rank 0 of a cache
- * job): creates the folder, locks it (*lock_fd, for ifk_store_unlock), with force wipes it first,
+ * job): creates the folder, locks it (*lock_fd, for ifk_store_unlock; not with no_lock, for file
+ * systems without working locks: *lock_fd stays -1), with force wipes it first,
  * loads its manifest and checks it against want (the dtype and chunking too when check_layout) or
  * creates an empty one, then removes what an interrupted run left (*removed files). *man is
  * malloc'd: ifk_ingest_close_store frees it and drops the lock. Errors: IFK_ERR_IO (folder, lock),
  * IFK_ERR_ARG (a store made for another model or layout), IFK_ERR_FORMAT (a damaged manifest). */
-ifk_status ifk_ingest_open_store(const char *dir, const ifk_store_params *want, int force, int check_layout,
-                                 ifk_manifest **man, int *lock_fd, int *removed);
+ifk_status ifk_ingest_open_store(const char *dir, const ifk_store_params *want, int force, int no_lock,
+                                 int check_layout, ifk_manifest **man, int *lock_fd, int *removed);
 void ifk_ingest_close_store(ifk_manifest **man, int *lock_fd);
 
 /* Records a committed shard and its documents in the manifest and saves it atomically (takes

@@ -15,9 +15,10 @@ ifk_status ifk_decode(const ifk_model *m, ifk_state *s, ifk_kvcache *c, float *l
         int next = smp ? ifk_sample(smp, logits) : ifk_argmax(logits, cfg->vocab_size);
         if (s->tp) IFK_CHECK(s->tp->bcast_ints(&next, 1, s->tp->ctx)); /* rank 0 decides */
         if (i == 0) ds->first_s = ifk_now() - t0;
-        if (next == cfg->bos_id || next == cfg->eos_id) break;
+        if (ifk_config_is_stop(cfg, next)) break; /* BOS or any id of the eos_token_id list */
         if (out) out[ds->n] = next;
         ds->n++;
+        if (smp) ifk_sampler_seen(smp, next); /* the repetition penalty's history */
         if (fn) fn(prev, next, ctx);
         prev = next;
         if (i + 1 == max_new || c->len >= c->capacity) break;
@@ -51,6 +52,7 @@ ifk_status ifk_generate(const ifk_model *m, ifk_sampler *smp, const int *ids, in
     double t0 = ifk_now();
     IFK_CHECK_GOTO(st, ifk_forward(m, &s, &cache, ids, pos, n, logits, 0), done);
     double t_prefill = ifk_now() - t0;
+    for (int i = 0; i < n; i++) ifk_sampler_seen(smp, ids[i]);
     if (fn)
         for (int i = 1; i < n; i++) fn(ids[i - 1], ids[i], ctx);
     /* positions n..steps-1 are fed; the token sampled at the last one is emitted, not fed */

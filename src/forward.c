@@ -151,19 +151,25 @@ ifk_status ifk_layer_forward(const ifk_model *m, ifk_state *s, ifk_kvcache *c, i
     ifk_attn_args a = {.out = s->att, .ldo = qd, .q = s->q, .ldq = qd, .qpos = pos, .n = T,
                        .k = ifk_kv_k(c, l, 0), .v = ifk_kv_v(c, l, 0), .kstride = (size_t)c->capacity,
                        .kpos = identity ? NULL : c->pos, .nk = nk, .H = H, .Hkv = Hkv, .Dh = Dh,
-                       .psum = psum, .ldp = ldp};
+                       .window = ifk_layer_window(cfg, l), .psum = psum, .ldp = ldp};
     ifk_attention(&a, s->scratch);
     ifk_matmul(s->xb, s->att, w->wo, T, qd, D);
     if (s->tp) IFK_CHECK(s->tp->allreduce(s->xb, (size_t)T * D, s->tp->ctx));
+    if (w->bo) add_rows_(s->xb, w->bo, T, D); /* after the sum: every rank holds the whole bias */
     add_(s->x, s->xb, (size_t)T * D);
 
     /* MLP: norm, SwiGLU, down projection, residual */
     ifk_rmsnorm(s->xb, s->x, w->rms_ffn, T, D, cfg->norm_eps);
     ifk_matmul(s->hb, s->xb, w->w1, T, D, F);
     ifk_matmul(s->hb2, s->xb, w->w3, T, D, F);
+    if (w->b1) {
+        add_rows_(s->hb, w->b1, T, F);
+        add_rows_(s->hb2, w->b3, T, F);
+    }
     ifk_swiglu(s->hb, s->hb2, (size_t)T * F);
     ifk_matmul(s->xb, s->hb, w->w2, T, F, D);
     if (s->tp) IFK_CHECK(s->tp->allreduce(s->xb, (size_t)T * D, s->tp->ctx));
+    if (w->b2) add_rows_(s->xb, w->b2, T, D);
     add_(s->x, s->xb, (size_t)T * D);
     return IFK_OK;
 }

@@ -1,5 +1,6 @@
 /* hf.c — config.json and safetensors (hf.h). */
 #include "hf.h"
+#include "sys.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -21,45 +22,319 @@ int ifk_hf_is_folder(const char *dir) {
     return stat(p, &st) == 0;
 }
 
-static char *slurp_(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = n >= 0 ? malloc((size_t)n + 1) : NULL;
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) free(b), b = NULL;
-    fclose(f);
-    if (b) b[n] = '\0', *len = (size_t)n;
-    return b;
-}
-
 static int jint_(const cJSON *o, const char *k, long *v) {
     const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, k);
-    if (cJSON_IsArray(x)) x = cJSON_GetArrayItem(x, 0); /* eos_token_id may be a list */
-    if (!cJSON_IsNumber(x) || x->valuedouble != floor(x->valuedouble)) return 0;
+    if (!cJSON_IsNumber(x) || x->valuedouble != floor(x->valuedouble) || fabs(x->valuedouble) > 1e15) return 0;
     *v = (long)x->valuedouble;
     return 1;
 }
 
-ifk_status ifk_hf_config(ifk_config *c, const char *path) {
+/* A JSON value as text for an error line, cut at 60 characters. */
+static const char *jtext_(const cJSON *x) {
+    static char bufs[4][80]; /* up to four in one message */
+    static int next;
+    char *buf = bufs[next++ % 4], *t = x ? cJSON_PrintUnformatted(x) : NULL;
+    snprintf(buf, sizeof bufs[0], "%.60s%s", t ? t : "?", t && strlen(t) > 60 ? "..." : "");
+    free(t);
+    return buf;
+}
+
+static int by_name_(const void *x, const void *y) {
+    return strcmp((*(const cJSON *const *)x)->string, (*(const cJSON *const *)y)->string);
+}
+
+/* The first key defined twice in one object of the tree under o (NULL if none): JSON leaves a
+ * duplicate's meaning open and cJSON would silently take the first one. */
+static const char *json_dup_(const cJSON *o) {
+    if (!o || !(cJSON_IsObject(o) || cJSON_IsArray(o))) return NULL;
+    int n = 0;
+    for (const cJSON *c = o->child; c; c = c->next) n++;
+    const char *dup = NULL;
+    if (cJSON_IsObject(o) && n > 1) {
+        const cJSON **v = malloc(sizeof *v * (size_t)n);
+        if (!v) return "(out of memory)";
+        int k = 0;
+        for (const cJSON *c = o->child; c; c = c->next) v[k++] = c;
+        qsort(v, (size_t)n, sizeof *v, by_name_);
+        for (int i = 1; i < n && !dup; i++)
+            if (!strcmp(v[i]->string, v[i - 1]->string)) dup = v[i]->string;
+        free(v);
+    }
+    for (const cJSON *c = o->child; c && !dup; c = c->next) dup = json_dup_(c);
+    return dup;
+}
+
+/* Parses a whole JSON file; refuses text that is not one object, or has a key twice. */
+static ifk_status json_file_(const char *path, cJSON **out) {
     size_t len;
-    char *txt = slurp_(path, &len);
-    if (!txt) return IFK_FAIL(IFK_ERR_IO, "%s: cannot read: %s", path, strerror(errno));
-    cJSON *o = cJSON_Parse(txt);
+    *out = NULL;
+    char *txt;
+    IFK_CHECK(ifk_read_file(path, (size_t)64 << 20, &txt, &len));
+    cJSON *o = cJSON_ParseWithLength(txt, len);
     free(txt);
-    ifk_status st = IFK_OK;
-    memset(c, 0, sizeof *c);
     if (!cJSON_IsObject(o)) {
-        st = IFK_FAIL(IFK_ERR_FORMAT, "%s: not a JSON object", path);
+        cJSON_Delete(o);
+        return IFK_FAIL(IFK_ERR_FORMAT, "%s: not a JSON object", path);
+    }
+    const char *dup = json_dup_(o);
+    if (dup) {
+        ifk_status st = IFK_FAIL(IFK_ERR_FORMAT, "%s: key \"%s\" is defined twice", path, dup);
+        cJSON_Delete(o);
+        return st;
+    }
+    *out = o;
+    return IFK_OK;
+}
+
+/* ---- config.json and generation_config.json ----------------------------------------------------
+ * Every key is known: read (implemented, or refused for the values not implemented) or listed as
+ * having no effect on the numbers; any other key is refused. docs/models.md has the table and
+ * tests/config_table.py walks it. Defaults are transformers' per architecture. */
+
+enum { A_LLAMA, A_MISTRAL, A_QWEN2, A_QWEN3 };
+
+static const char *const config_keys_[] = {
+    /* read */
+    "architectures", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+    "num_key_value_heads", "head_dim", "vocab_size", "max_position_embeddings", "rope_theta", "rope_scaling",
+    "rope_parameters", "partial_rotary_factor", "original_max_position_embeddings", "rms_norm_eps",
+    "tie_word_embeddings", "attention_bias", "mlp_bias", "hidden_act", "sliding_window", "use_sliding_window",
+    "max_window_layers", "layer_types", "bos_token_id", "eos_token_id", "use_mrope",
+    /* no effect on the numbers */
+    "model_type", "pad_token_id", "torch_dtype", "dtype", "transformers_version", "_name_or_path",
+    "initializer_range", "use_cache", "attention_dropout", "pretraining_tp"};
+
+static const char *const generation_keys_[] = {"bos_token_id", "eos_token_id", "do_sample", "temperature", "top_p",
+                                               "top_k", "repetition_penalty", "max_length", "max_new_tokens",
+                                               "pad_token_id", "transformers_version", "_from_model_config"};
+
+static ifk_status known_keys_(const cJSON *o, const char *path, const char *const *keys, size_t n) {
+    for (const cJSON *e = o->child; e; e = e->next) {
+        size_t i = 0;
+        while (i < n && strcmp(e->string, keys[i])) i++;
+        if (i == n)
+            return IFK_FAIL(IFK_ERR_FORMAT, "%s: field \"%s\" = %s is not supported (infoflow does not know what it "
+                            "changes; docs/models.md lists the fields read)", path, e->string, jtext_(e));
+    }
+    return IFK_OK;
+}
+
+/* A present field whose value is not the one this architecture allows. */
+#define REFUSE_(key, x, why)                                                                                     \
+    do {                                                                                                         \
+        st = IFK_FAIL(IFK_ERR_FORMAT, "%s: field \"%s\" = %s is not supported%s", path, key, jtext_(x), why);   \
+        goto done;                                                                                               \
+    } while (0)
+
+static int truthy_(const cJSON *x) { return x && !cJSON_IsNull(x) && !cJSON_IsFalse(x); }
+
+/* eos_token_id: one id or a list of ids; every one of them ends generation. */
+static ifk_status eos_ids_(ifk_config *c, const cJSON *x, const char *path) {
+    if (!x) return IFK_OK;
+    const cJSON *one = x;
+    c->n_eos = 0;
+    c->eos_id = -1;
+    if (cJSON_IsNull(x)) return IFK_OK;
+    if (cJSON_IsArray(x)) one = x->child;
+    else if (!cJSON_IsNumber(x)) one = NULL;
+    for (; one; one = cJSON_IsArray(x) ? one->next : NULL) {
+        if (!cJSON_IsNumber(one) || one->valuedouble != floor(one->valuedouble) || one->valuedouble < 0 ||
+            one->valuedouble >= (c->vocab_size ? c->vocab_size : 1 << 30) || c->n_eos == IFK_MAX_EOS)
+            return IFK_FAIL(IFK_ERR_FORMAT, "%s: field \"eos_token_id\" = %s is not a token id or a list of at most "
+                            "%d token ids below vocab_size %d", path, jtext_(x), IFK_MAX_EOS, c->vocab_size);
+        c->eos_ids[c->n_eos++] = (int)one->valuedouble;
+        if (!cJSON_IsArray(x)) break;
+    }
+    if (cJSON_IsArray(x) && !c->n_eos)
+        return IFK_FAIL(IFK_ERR_FORMAT, "%s: field \"eos_token_id\" = [] names no token", path);
+    if (!cJSON_IsArray(x) && !c->n_eos)
+        return IFK_FAIL(IFK_ERR_FORMAT, "%s: field \"eos_token_id\" = %s is not a token id", path, jtext_(x));
+    c->eos_id = c->eos_ids[0];
+    return IFK_OK;
+}
+
+/* RoPE: rope_scaling (the 4.x layout) or rope_parameters (transformers 5), with theta inside or
+ * at the top. Precedence as transformers 5 (src/transformers/modeling_rope_utils.py,
+ * RotaryEmbeddingConfigMixin.convert_rope_params_to_dict and standardize_rope_params):
+ * `self.rope_parameters = rope_scaling or self.rope_parameters`, so a non-empty rope_scaling wins
+ * whole; then rope_theta inside the dict, else the top-level rope_theta, else 10000; a llama3
+ * entry takes original_max_position_embeddings from the top level first, then the dict, then
+ * max_position_embeddings. Between "type" and "rope_type" the versions disagree (4.x configs copy
+ * "type" over "rope_type": `self.rope_scaling["rope_type"] = self.rope_scaling["type"]`; 5.x keeps
+ * "rope_type"), so a dict giving both with different values is refused. */
+static ifk_status rope_(ifk_config *c, const cJSON *o, const char *path) {
+    const cJSON *rs = cJSON_GetObjectItemCaseSensitive(o, "rope_scaling"),
+                *rp = cJSON_GetObjectItemCaseSensitive(o, "rope_parameters"),
+                *top = cJSON_GetObjectItemCaseSensitive(o, "rope_theta"),
+                *prf = cJSON_GetObjectItemCaseSensitive(o, "partial_rotary_factor");
+    ifk_status st = IFK_OK;
+    for (int i = 0; i < 2; i++) {
+        const cJSON *x = i ? rp : rs;
+        if (x && !cJSON_IsNull(x) && !cJSON_IsObject(x)) REFUSE_(i ? "rope_parameters" : "rope_scaling", x, ": not an object");
+    }
+    const int rs_set = cJSON_IsObject(rs) && rs->child;
+    const cJSON *d = rs_set ? rs : cJSON_IsObject(rp) && rp->child ? rp : NULL;
+    const char *dn = rs_set ? "rope_scaling" : "rope_parameters";
+    if (top && !(cJSON_IsNumber(top) && top->valuedouble > 0)) REFUSE_("rope_theta", top, ": not a positive number");
+    if (prf && !cJSON_IsNull(prf) && !(cJSON_IsNumber(prf) && prf->valuedouble == 1.0))
+        REFUSE_("partial_rotary_factor", prf, ": RoPE on part of the head is not implemented (1.0 only)");
+    c->rope_theta = cJSON_IsNumber(top) ? top->valuedouble : 10000.0;
+    if (!d) return IFK_OK;
+    const cJSON *ty = cJSON_GetObjectItemCaseSensitive(d, "type"), *rty = cJSON_GetObjectItemCaseSensitive(d, "rope_type");
+    if (ty && rty && !(cJSON_IsString(ty) && cJSON_IsString(rty) && !strcmp(ty->valuestring, rty->valuestring))) {
+        st = IFK_FAIL(IFK_ERR_FORMAT, "%s: field \"%s\" gives \"type\" = %s and \"rope_type\" = %s: transformers 4 "
+                      "takes the first, 5 the second; refused", path, dn, jtext_(ty), jtext_(rty));
         goto done;
     }
-    const cJSON *arch = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(o, "architectures"), 0);
+    const cJSON *t = rty ? rty : ty;
+    const char *tn = !t ? "default" : cJSON_IsString(t) ? t->valuestring : "?";
+    const int llama3 = !strcmp(tn, "llama3");
+    if (!llama3 && strcmp(tn, "default")) {
+        st = IFK_FAIL(IFK_ERR_FORMAT, "%s: field \"%s\" = %s: RoPE type \"%s\" is not supported (default, llama3)", path,
+                      dn, jtext_(d), tn);
+        goto done;
+    }
+    static const char *const allowed[] = {"type", "rope_type", "rope_theta", "partial_rotary_factor", "factor",
+                                          "low_freq_factor", "high_freq_factor", "original_max_position_embeddings"};
+    for (const cJSON *e = d->child; e; e = e->next) {
+        size_t i = 0, n = llama3 ? 8 : 4;
+        while (i < n && strcmp(e->string, allowed[i])) i++;
+        if (i == n || (!strcmp(e->string, "partial_rotary_factor") && !(cJSON_IsNumber(e) && e->valuedouble == 1.0))) {
+            st = IFK_FAIL(IFK_ERR_FORMAT, "%s: field \"%s\" has \"%s\" = %s, not supported with RoPE type \"%s\"", path, dn,
+                          e->string, jtext_(e), tn);
+            goto done;
+        }
+    }
+    const cJSON *th = cJSON_GetObjectItemCaseSensitive(d, "rope_theta");
+    if (th) {
+        if (!(cJSON_IsNumber(th) && th->valuedouble > 0)) REFUSE_(dn, d, ": its rope_theta is not a positive number");
+        c->rope_theta = th->valuedouble;
+    }
+    if (llama3) {
+        const cJSON *f = cJSON_GetObjectItemCaseSensitive(d, "factor"), *lo = cJSON_GetObjectItemCaseSensitive(d, "low_freq_factor"),
+                    *hi = cJSON_GetObjectItemCaseSensitive(d, "high_freq_factor");
+        long omax = c->seq_len;
+        if (!jint_(o, "original_max_position_embeddings", &omax)) jint_(d, "original_max_position_embeddings", &omax);
+        if (!cJSON_IsNumber(f) || !cJSON_IsNumber(lo) || !cJSON_IsNumber(hi) || !(f->valuedouble > 0) || omax <= 0 ||
+            !(hi->valuedouble > lo->valuedouble) || !(lo->valuedouble > 0))
+            REFUSE_(dn, d, ": incomplete or inconsistent llama3 entry");
+        c->rope_scaling = (ifk_rope_scaling){IFK_ROPE_SCALING_LLAMA3, f->valuedouble, lo->valuedouble, hi->valuedouble, (int)omax};
+    }
+done:
+    return st;
+}
+
+/* Sliding-window attention as transformers sets it up: Mistral reads sliding_window (default
+ * 4096; null: none) for every layer; Qwen2/Qwen3 only when use_sliding_window, for the layers
+ * l >= max_window_layers (default 28); an explicit layer_types list names each layer's kind. */
+static ifk_status window_(ifk_config *c, const cJSON *o, int arch, const char *path) {
+    const cJSON *sw = cJSON_GetObjectItemCaseSensitive(o, "sliding_window"),
+                *use = cJSON_GetObjectItemCaseSensitive(o, "use_sliding_window"),
+                *mwl = cJSON_GetObjectItemCaseSensitive(o, "max_window_layers"),
+                *lt = cJSON_GetObjectItemCaseSensitive(o, "layer_types");
+    ifk_status st = IFK_OK;
+    const int qwen = arch == A_QWEN2 || arch == A_QWEN3;
+    if (use && !cJSON_IsBool(use)) REFUSE_("use_sliding_window", use, ": not true or false");
+    if (!qwen && truthy_(use)) REFUSE_("use_sliding_window", use, " for this architecture (Qwen2, Qwen3 only)");
+    if (arch == A_LLAMA && truthy_(sw)) REFUSE_("sliding_window", sw, ": LlamaForCausalLM has no sliding window "
+                                                                      "(MistralForCausalLM has)");
+    long w = arch == A_LLAMA ? 0 : 4096, from = 28, v;
+    if (sw && !cJSON_IsNull(sw)) {
+        if (!jint_(o, "sliding_window", &v) || v <= 0 || v > (1L << 30)) REFUSE_("sliding_window", sw, ": not a positive integer");
+        w = v;
+    } else if (sw) {
+        w = 0;
+    }
+    if (qwen && !truthy_(use)) w = 0;
+    if (mwl) {
+        if (!jint_(o, "max_window_layers", &v) || v < 0) REFUSE_("max_window_layers", mwl, ": not a non-negative integer");
+        from = v;
+    }
+    memset(c->window_layers, 0, sizeof c->window_layers);
+    c->sliding_window = (int)w;
+    for (int l = 0; l < c->n_layers; l++)
+        if (w && (!qwen || l >= from)) c->window_layers[l / 64] |= 1ull << (l % 64);
+    if (lt && !cJSON_IsNull(lt)) {
+        if (!cJSON_IsArray(lt) || cJSON_GetArraySize(lt) != c->n_layers)
+            REFUSE_("layer_types", lt, ": not a list of num_hidden_layers entries");
+        memset(c->window_layers, 0, sizeof c->window_layers);
+        int l = 0;
+        for (const cJSON *e = lt->child; e; e = e->next, l++) {
+            const int slide = cJSON_IsString(e) && !strcmp(e->valuestring, "sliding_attention");
+            if (!slide && !(cJSON_IsString(e) && !strcmp(e->valuestring, "full_attention")))
+                REFUSE_("layer_types", lt, ": entries other than \"full_attention\" and \"sliding_attention\"");
+            if (slide && !w) REFUSE_("layer_types", lt, ": a sliding_attention layer but no sliding window in effect");
+            if (slide) c->window_layers[l / 64] |= 1ull << (l % 64);
+        }
+    }
+done:
+    return st;
+}
+
+/* generation_config.json beside config.json: its eos_token_id (and bos) replace config.json's,
+ * as transformers' GenerationConfig.from_pretrained does for generate(). */
+static ifk_status generation_config_(ifk_config *c, const char *cfg_path) {
+    char path[2048];
+    const char *slash = strrchr(cfg_path, '/');
+    int n = slash ? (int)(slash - cfg_path) : 1;
+    snprintf(path, sizeof path, "%.*s/generation_config.json", n, slash ? cfg_path : ".");
+    struct stat sb;
+    if (stat(path, &sb) != 0) return IFK_OK;
+    cJSON *o;
+    IFK_CHECK(json_file_(path, &o));
+    ifk_status st = known_keys_(o, path, generation_keys_, sizeof generation_keys_ / sizeof *generation_keys_);
+    long v;
+    const cJSON *b = cJSON_GetObjectItemCaseSensitive(o, "bos_token_id");
+    if (st == IFK_OK && b && !cJSON_IsNull(b)) {
+        if (!jint_(o, "bos_token_id", &v) || v < 0 || v >= c->vocab_size)
+            st = IFK_FAIL(IFK_ERR_FORMAT, "%s: field \"bos_token_id\" = %s is not a token id", path, jtext_(b));
+        else c->bos_id = (int)v;
+    }
+    if (st == IFK_OK) st = eos_ids_(c, cJSON_GetObjectItemCaseSensitive(o, "eos_token_id"), path);
+    /* generate's defaults: do_sample, temperature, top_p, top_k, repetition_penalty, max_length,
+     * max_new_tokens (null: transformers' default) */
+    static const char *const num[] = {"temperature", "top_p", "repetition_penalty"};
+    double *dst[] = {&c->gen.temperature, &c->gen.top_p, &c->gen.repetition_penalty};
+    const double hi[] = {1e6, 1.0, 1e6};
+    for (int i = 0; i < 3 && st == IFK_OK; i++) {
+        const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, num[i]);
+        if (!x || cJSON_IsNull(x)) continue;
+        if (!cJSON_IsNumber(x) || x->valuedouble < 0 || x->valuedouble > hi[i] || (i == 2 && x->valuedouble == 0))
+            st = IFK_FAIL(IFK_ERR_FORMAT, "%s: field \"%s\" = %s is out of range", path, num[i], jtext_(x));
+        else *dst[i] = x->valuedouble;
+    }
+    static const char *const ints[] = {"top_k", "max_length", "max_new_tokens"};
+    int *idst[] = {&c->gen.top_k, &c->gen.max_length, &c->gen.max_new_tokens};
+    for (int i = 0; i < 3 && st == IFK_OK; i++) {
+        const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, ints[i]);
+        if (!x || cJSON_IsNull(x)) continue;
+        if (!jint_(o, ints[i], &v) || v < 0 || v > (1L << 30))
+            st = IFK_FAIL(IFK_ERR_FORMAT, "%s: field \"%s\" = %s is not a non-negative integer", path, ints[i], jtext_(x));
+        else *idst[i] = (int)v;
+    }
+    const cJSON *ds = cJSON_GetObjectItemCaseSensitive(o, "do_sample");
+    if (st == IFK_OK && ds && !cJSON_IsNull(ds)) {
+        if (!cJSON_IsBool(ds)) st = IFK_FAIL(IFK_ERR_FORMAT, "%s: field \"do_sample\" = %s is not true or false", path, jtext_(ds));
+        else c->gen.do_sample = cJSON_IsTrue(ds);
+    }
+    cJSON_Delete(o);
+    return st;
+}
+
+ifk_status ifk_hf_config(ifk_config *c, const char *path) {
+    cJSON *o = NULL;
+    memset(c, 0, sizeof *c);
+    IFK_CHECK(json_file_(path, &o));
+    ifk_status st = known_keys_(o, path, config_keys_, sizeof config_keys_ / sizeof *config_keys_);
+    if (st != IFK_OK) goto done;
+    const cJSON *archs = cJSON_GetObjectItemCaseSensitive(o, "architectures"), *arch = cJSON_GetArrayItem(archs, 0);
     const char *a = cJSON_IsString(arch) ? arch->valuestring : "";
-    int qwen2 = !strcmp(a, "Qwen2ForCausalLM"), qwen3 = !strcmp(a, "Qwen3ForCausalLM");
-    if (!qwen2 && !qwen3 && strcmp(a, "LlamaForCausalLM") && strcmp(a, "MistralForCausalLM")) {
-        st = IFK_FAIL(IFK_ERR_FORMAT, "%s: architecture \"%s\" is not supported (LlamaForCausalLM, MistralForCausalLM, "
-                      "Qwen2ForCausalLM, Qwen3ForCausalLM)", path, a);
+    static const char *const names[] = {"LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM"};
+    int ar = 0;
+    while (ar < 4 && strcmp(a, names[ar])) ar++;
+    if (ar == 4 || cJSON_GetArraySize(archs) != 1) {
+        st = IFK_FAIL(IFK_ERR_FORMAT, "%s: field \"architectures\" = %s is not supported (one of LlamaForCausalLM, "
+                      "MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM)", path, jtext_(archs));
         goto done;
     }
     long v;
@@ -75,44 +350,63 @@ ifk_status ifk_hf_config(ifk_config *c, const char *path) {
     REQ_("num_attention_heads", c->n_heads)
     REQ_("vocab_size", c->vocab_size)
 #undef REQ_
-    c->n_kv_heads = jint_(o, "num_key_value_heads", &v) ? (int)v : c->n_heads;
-    c->head_dim = jint_(o, "head_dim", &v) ? (int)v : c->dim / c->n_heads;
-    c->seq_len = jint_(o, "max_position_embeddings", &v) ? (int)v : 2048;
-    const cJSON *t = cJSON_GetObjectItemCaseSensitive(o, "rope_theta"), *eps = cJSON_GetObjectItemCaseSensitive(o, "rms_norm_eps"),
-                *tie = cJSON_GetObjectItemCaseSensitive(o, "tie_word_embeddings"),
-                *bias = cJSON_GetObjectItemCaseSensitive(o, "attention_bias"),
-                *sc = cJSON_GetObjectItemCaseSensitive(o, "rope_scaling");
-    c->rope_theta = cJSON_IsNumber(t) ? t->valuedouble : 10000.0;
+    const cJSON *x;
+    if ((x = cJSON_GetObjectItemCaseSensitive(o, "num_key_value_heads")) && !cJSON_IsNull(x)) {
+        if (!jint_(o, "num_key_value_heads", &v) || v <= 0) REFUSE_("num_key_value_heads", x, ": not a positive integer");
+        c->n_kv_heads = (int)v;
+    } else if (ar == A_LLAMA || x) {
+        c->n_kv_heads = c->n_heads; /* Llama's default, and every architecture's for null */
+    } else {
+        st = IFK_FAIL(IFK_ERR_FORMAT, "%s: \"num_key_value_heads\" missing (%s's default in transformers is not the head "
+                      "count; give it)", path, names[ar]);
+        goto done;
+    }
+    c->head_dim = c->dim / c->n_heads;
+    if ((x = cJSON_GetObjectItemCaseSensitive(o, "head_dim")) && !cJSON_IsNull(x)) {
+        if (!jint_(o, "head_dim", &v) || v <= 0) REFUSE_("head_dim", x, ": not a positive integer");
+        c->head_dim = (int)v;
+    }
+    c->seq_len = jint_(o, "max_position_embeddings", &v) && v > 0 && v < (1L << 30) ? (int)v : 2048;
+    if ((x = cJSON_GetObjectItemCaseSensitive(o, "hidden_act")) && !(cJSON_IsString(x) && !strcmp(x->valuestring, "silu")))
+        REFUSE_("hidden_act", x, " (silu only)");
+    if ((x = cJSON_GetObjectItemCaseSensitive(o, "use_mrope")) && truthy_(x)) REFUSE_("use_mrope", x, " (multimodal RoPE)");
+    const cJSON *eps = cJSON_GetObjectItemCaseSensitive(o, "rms_norm_eps"), *tie = cJSON_GetObjectItemCaseSensitive(o, "tie_word_embeddings"),
+                *ab = cJSON_GetObjectItemCaseSensitive(o, "attention_bias"), *mb = cJSON_GetObjectItemCaseSensitive(o, "mlp_bias");
+    if (eps && !(cJSON_IsNumber(eps) && eps->valuedouble > 0)) REFUSE_("rms_norm_eps", eps, ": not a positive number");
     c->norm_eps = cJSON_IsNumber(eps) ? (float)eps->valuedouble : 1e-6f;
     c->rope_style = IFK_ROPE_HALF;
-    c->shared_classifier = cJSON_IsBool(tie) ? cJSON_IsTrue(tie) : 0;
-    c->qkv_bias = qwen2 ? 1 : cJSON_IsBool(bias) ? cJSON_IsTrue(bias) : 0;
-    c->qk_norm = qwen3;
-    c->bos_id = jint_(o, "bos_token_id", &v) ? (int)v : 1;
-    c->eos_id = jint_(o, "eos_token_id", &v) ? (int)v : 2;
-    if (sc && !cJSON_IsNull(sc)) {
-        const cJSON *ty = cJSON_GetObjectItemCaseSensitive(sc, "rope_type");
-        if (!ty) ty = cJSON_GetObjectItemCaseSensitive(sc, "type");
-        const char *tn = cJSON_IsString(ty) ? ty->valuestring : "?";
-        if (!strcmp(tn, "llama3")) {
-            const cJSON *f = cJSON_GetObjectItemCaseSensitive(sc, "factor"), *lo = cJSON_GetObjectItemCaseSensitive(sc, "low_freq_factor"),
-                        *hi = cJSON_GetObjectItemCaseSensitive(sc, "high_freq_factor");
-            if (!cJSON_IsNumber(f) || !cJSON_IsNumber(lo) || !cJSON_IsNumber(hi) ||
-                !jint_(sc, "original_max_position_embeddings", &v) || !(hi->valuedouble > lo->valuedouble)) {
-                st = IFK_FAIL(IFK_ERR_FORMAT, "%s: incomplete llama3 rope_scaling", path);
-                goto done;
-            }
-            c->rope_scaling = (ifk_rope_scaling){IFK_ROPE_SCALING_LLAMA3, f->valuedouble, lo->valuedouble, hi->valuedouble, (int)v};
-        } else if (strcmp(tn, "default")) {
-            st = IFK_FAIL(IFK_ERR_FORMAT, "%s: rope_scaling type \"%s\" is not supported (llama3)", path, tn);
-            goto done;
-        }
+    if (tie && !cJSON_IsBool(tie)) REFUSE_("tie_word_embeddings", tie, ": not true or false");
+    c->shared_classifier = cJSON_IsTrue(tie);
+    if (ab && !cJSON_IsBool(ab)) REFUSE_("attention_bias", ab, ": not true or false");
+    if (mb && !cJSON_IsBool(mb)) REFUSE_("mlp_bias", mb, ": not true or false");
+    /* Llama and Qwen3: attention_bias puts biases on q, k, v and o; Qwen2 always has q/k/v biases
+     * and none on o; Mistral none (its projections are built with bias=False) */
+    if (cJSON_IsTrue(ab) && (ar == A_MISTRAL || ar == A_QWEN2))
+        REFUSE_("attention_bias", ab, ar == A_QWEN2 ? " for Qwen2ForCausalLM (q/k/v biases always, none on o_proj)"
+                                                    : " for MistralForCausalLM (its projections have no bias)");
+    if (cJSON_IsTrue(mb) && ar != A_LLAMA) REFUSE_("mlp_bias", mb, " (LlamaForCausalLM only)");
+    c->qkv_bias = ar == A_QWEN2 || cJSON_IsTrue(ab);
+    c->o_bias = cJSON_IsTrue(ab);
+    c->mlp_bias = cJSON_IsTrue(mb);
+    c->qk_norm = ar == A_QWEN3;
+    c->bos_id = 1;
+    if ((x = cJSON_GetObjectItemCaseSensitive(o, "bos_token_id")) && !cJSON_IsNull(x)) {
+        if (!jint_(o, "bos_token_id", &v) || v < 0 || v >= c->vocab_size) REFUSE_("bos_token_id", x, ": not a token id");
+        c->bos_id = (int)v;
     }
-    st = ifk_config_validate(c, path);
+    c->eos_id = c->eos_ids[0] = 2;
+    c->n_eos = 1;
+    IFK_CHECK_GOTO(st, eos_ids_(c, cJSON_GetObjectItemCaseSensitive(o, "eos_token_id"), path), done);
+    IFK_CHECK_GOTO(st, rope_(c, o, path), done);
+    IFK_CHECK_GOTO(st, ifk_config_validate(c, path), done);
+    IFK_CHECK_GOTO(st, window_(c, o, ar, path), done);
+    c->gen = (ifk_gen_config){.hf = 1, .temperature = 1.0, .top_p = 1.0, .top_k = 50, .repetition_penalty = 1.0};
+    IFK_CHECK_GOTO(st, generation_config_(c, path), done);
 done:
     cJSON_Delete(o);
     return st;
 }
+#undef REFUSE_
 
 /* ---- safetensors ----------------------------------------------------------------------------- */
 
@@ -165,6 +459,8 @@ static ifk_status st_open_(st_file_ *f, const char *path) {
     f->data0 = 8 + (size_t)hl;
     f->hdr = cJSON_ParseWithLength((const char *)f->map + 8, (size_t)hl);
     if (!cJSON_IsObject(f->hdr)) return IFK_FAIL(IFK_ERR_FORMAT, "%s: header is not a JSON object", path);
+    const char *dup = json_dup_(f->hdr);
+    if (dup) return IFK_FAIL(IFK_ERR_FORMAT, "%s: header names \"%s\" twice", path, dup);
     int n = cJSON_GetArraySize(f->hdr), k = 0;
     span_ *sp = calloc((size_t)n + 1, sizeof *sp);
     if (!sp) return IFK_FAIL(IFK_ERR_OOM, "out of memory");
@@ -263,11 +559,10 @@ ifk_status ifk_hf_load_slice(ifk_model *m, const char *dir, int rank, int P) {
     int nf = 0;
     ifk_status st = IFK_OK;
     snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);
-    size_t len;
-    char *ix = slurp_(path, &len);
-    if (ix) {
-        cJSON *o = cJSON_Parse(ix);
-        free(ix);
+    struct stat sb;
+    if (stat(path, &sb) == 0) {
+        cJSON *o;
+        IFK_CHECK_GOTO(st, json_file_(path, &o), done);
         const cJSON *wm = cJSON_GetObjectItemCaseSensitive(o, "weight_map");
         if (!cJSON_IsObject(wm)) st = IFK_FAIL(IFK_ERR_FORMAT, "%s: no \"weight_map\" object", path);
         for (const cJSON *e = wm ? wm->child : NULL; st == IFK_OK && e; e = e->next) {
@@ -292,7 +587,8 @@ ifk_status ifk_hf_load_slice(ifk_model *m, const char *dir, int rank, int P) {
     if (st != IFK_OK) goto done;
     const long D = c->dim, F = c->hidden_dim, L = c->n_layers, q = (long)c->n_heads * c->head_dim,
                kv = (long)c->n_kv_heads * c->head_dim, V = c->vocab_size, Dh = c->head_dim;
-    size_t per = (size_t)(D + q * D + 2 * kv * D + D * q + D + 3 * F * D + (c->qkv_bias ? q + 2 * kv : 0) + (c->qk_norm ? 2 * Dh : 0));
+    size_t per = (size_t)(D + q * D + 2 * kv * D + D * q + D + 3 * F * D + (c->qkv_bias ? q + 2 * kv : 0) + (c->qk_norm ? 2 * Dh : 0) +
+                                (c->o_bias ? D : 0) + (c->mlp_bias ? 2 * F + D : 0));
     size_t total = (size_t)V * D * (c->shared_classifier ? 1 : 2) + (size_t)L * per + (size_t)D;
     m->owned = ifk_malloc(sizeof(float) * total, "model weights (f32)");
     m->layers = ifk_calloc((size_t)L, sizeof *m->layers, "layer table");
@@ -332,10 +628,16 @@ ifk_status ifk_hf_load_slice(ifk_model *m, const char *dir, int rank, int P) {
             LT_("self_attn.q_norm.weight", Dh, 0, w->q_norm);
             LT_("self_attn.k_norm.weight", Dh, 0, w->k_norm);
         }
+        if (c->o_bias) { LT_("self_attn.o_proj.bias", D, 0, w->bo); }
         LT_("post_attention_layernorm.weight", D, 0, w->rms_ffn);
         LP_("mlp.gate_proj.weight", Ff, D, f0, F, 0, D, w->w1);
         LP_("mlp.down_proj.weight", D, Ff, 0, D, f0, F, w->w2);
         LP_("mlp.up_proj.weight", Ff, D, f0, F, 0, D, w->w3);
+        if (c->mlp_bias) {
+            LP_("mlp.gate_proj.bias", Ff, 0, f0, F, 0, 0, w->b1);
+            LT_("mlp.down_proj.bias", D, 0, w->b2);
+            LP_("mlp.up_proj.bias", Ff, 0, f0, F, 0, 0, w->b3);
+        }
 #undef LT_
 #undef LP_
     }
@@ -367,12 +669,13 @@ ifk_status ifk_hf_fingerprint(const char *dir, char out[17]) {
     char path[2048];
     size_t len;
     snprintf(path, sizeof path, "%s/config.json", dir);
-    char *cfg = slurp_(path, &len);
-    if (!cfg) return IFK_FAIL(IFK_ERR_IO, "%s: cannot read", path);
+    char *cfg;
+    IFK_CHECK(ifk_read_file(path, (size_t)64 << 20, &cfg, &len));
     uint64_t h = fmix_(1469598103934665603ull, cfg, len);
     free(cfg);
     snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);
-    char *ix = slurp_(path, &len);
+    char *ix = NULL;
+    if (ifk_read_file(path, (size_t)256 << 20, &ix, &len) != IFK_OK) ifk_err_clear(); /* one file: no index */
     char files[64][512];
     int nfile = 0;
     if (ix) {

@@ -21,7 +21,9 @@ ifk_status ifk_hf_load_slice(ifk_model *m, const char *dir, int rank, int P);
  * bytes spread over each tensor. Every rank can compute it without reading the weights. */
 ifk_status ifk_hf_fingerprint(const char *dir, char out[17]);
 
-/* Parses config.json into cfg (rotate_half RoPE, scaling, biases, q/k-norm, eps, ids). */
+/* Parses config.json (and generation_config.json beside it) into cfg: rotate_half RoPE, scaling,
+ * biases, q/k-norm, sliding window, eps, ids, generate's defaults. Every key is known or refused
+ * (docs/models.md has the table); a JSON object with a key twice is refused. */
 ifk_status ifk_hf_config(ifk_config *cfg, const char *path);
 
 /* Writes a llama2.c model as an HF Llama folder (config.json + model.safetensors, f32), permuting

@@ -1,6 +1,7 @@
 /* kernels.c — fast elementwise kernels and attention. References live in kernels_ref.c. */
 #include "kernels.h"
 
+#include <limits.h>
 #include <math.h>
 #include <string.h>
 
@@ -179,13 +180,17 @@ void ifk_attention(const ifk_attn_args *a, float *scratch) {
                 for (int r = 0; r < tq; r++) {
                     float *row = S + ((size_t)hh * tq + r) * nke;
                     const int qp = a->qpos[i0 + r];
-                    if (!a->kpos) {
+                    if (!a->kpos) { /* visible: slots [lo, vis) */
                         int vis = qp + 1 < nke ? (qp + 1 > 0 ? qp + 1 : 0) : nke;
-                        ifk_softmax(row, vis);
+                        int lo = a->window > 0 && qp - a->window + 1 > 0 ? qp - a->window + 1 : 0;
+                        if (lo > vis) lo = vis;
+                        memset(row, 0, sizeof(float) * (size_t)lo);
+                        ifk_softmax(row + lo, vis - lo);
                         if (vis < nke) memset(row + vis, 0, sizeof(float) * (size_t)(nke - vis));
                     } else {
+                        const int far = a->window > 0 ? qp - a->window : INT_MIN; /* kpos <= far: out of the window */
                         for (int j = 0; j < nke; j++)
-                            if (a->kpos[j] > qp) row[j] = -INFINITY;
+                            if (a->kpos[j] > qp || a->kpos[j] <= far) row[j] = -INFINITY;
                         ifk_softmax(row, nke);
                     }
                     if (a->psum) {

@@ -54,7 +54,8 @@ void ifk_rope_apply(float *x, int ld, int T, int nh, int Dh, ifk_rope_style styl
 
 /* Causal grouped-query attention of a query set over a key set that need not be the same rows:
  * query row i sits at position qpos[i]; key slot j at kpos[j] (kpos NULL: position j); key j is
- * visible to query i iff kpos[j] <= qpos[i]. Prefill, decode, selective recompute and scoring are
+ * visible to query i iff kpos[j] <= qpos[i], and, with a sliding window w > 0, also
+ * kpos[j] > qpos[i] - w (the w newest positions, transformers' sliding_window_overlay). Prefill, decode, selective recompute and scoring are
  * all this one call. Query head h reads KV head h / (H/Hkv). */
 typedef struct {
     float *out;         /* (n, H*Dh), row stride ldo */
@@ -69,6 +70,7 @@ typedef struct {
     const int *kpos;    /* (nk) or NULL */
     int nk;
     int H, Hkv, Dh;
+    int window;         /* 0: full causal attention; w > 0: sliding window of w positions */
     float *psum;        /* optional (n, ldp): += softmax probabilities summed over the H heads */
     int ldp;
 } ifk_attn_args;

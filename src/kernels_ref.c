@@ -67,7 +67,7 @@ void ifk_ref_attention(const ifk_attn_args *a) {
             double m = -INFINITY, z = 0.0;
             for (int j = 0; j < a->nk; j++) {
                 int kp = a->kpos ? a->kpos[j] : j;
-                if (kp > a->qpos[i]) { p[j] = -INFINITY; continue; }
+                if (kp > a->qpos[i] || (a->window > 0 && kp <= a->qpos[i] - a->window)) { p[j] = -INFINITY; continue; }
                 double s = 0.0;
                 for (int d = 0; d < Dh; d++) s += (double)q[d] * K[(size_t)j * Dh + d];
                 p[j] = s / sqrt((double)Dh);

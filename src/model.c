@@ -14,7 +14,6 @@
 /* ---- config ----------------------------------------------------------------------------------- */
 
 #define IFK_MAX_DIM (1 << 17)
-#define IFK_MAX_LAYERS 1024
 #define IFK_MAX_VOCAB (1 << 22)
 #define IFK_MAX_SEQ (1 << 24)
 
@@ -77,6 +76,15 @@ static void config_defaults_(ifk_config *c) {
     c->shared_classifier = 1;
     c->bos_id = 1;
     c->eos_id = 2;
+    c->eos_ids[0] = 2;
+    c->n_eos = 1;
+}
+
+int ifk_config_is_stop(const ifk_config *c, int id) {
+    if (id == c->bos_id || id == c->eos_id) return 1;
+    for (int i = 0; i < c->n_eos; i++)
+        if (id == c->eos_ids[i]) return 1;
+    return 0;
 }
 
 /* Points the weight views of m at consecutive tensors from p, in llama2.c's order, which
@@ -110,6 +118,26 @@ static float *carve_(ifk_model *m, float *p) {
     return p;
 }
 
+/* export.py --version 1's order: the norms first (attention L, MLP L, final), then the embedding,
+ * wq, wk, wv, wo, w1, w2, w3 (each over all layers), then the classifier unless shared. */
+static void carve_v1_(ifk_model *m, float *p) {
+    const ifk_config *c = &m->cfg;
+    const size_t D = c->dim, F = c->hidden_dim, L = c->n_layers, q = (size_t)c->n_heads * c->head_dim,
+                 kv = (size_t)c->n_kv_heads * c->head_dim;
+    const struct { const float **first; size_t n; } order[] = {
+        {&m->layers[0].rms_att, D}, {&m->layers[0].rms_ffn, D}, {NULL, D}, {NULL, 0},
+        {&m->layers[0].wq, q * D}, {&m->layers[0].wk, kv * D}, {&m->layers[0].wv, kv * D}, {&m->layers[0].wo, D * q},
+        {&m->layers[0].w1, F * D}, {&m->layers[0].w2, D * F}, {&m->layers[0].w3, F * D}};
+    for (size_t k = 0; k < sizeof order / sizeof *order; k++) {
+        if (k == 2) { m->rms_final = p; p += D; continue; }
+        if (k == 3) { m->tok_emb = p; p += (size_t)c->vocab_size * D; continue; }
+        const size_t off = (size_t)((const char *)order[k].first - (const char *)&m->layers[0]);
+        for (size_t l = 0; l < L; l++) *(const float **)((char *)&m->layers[l] + off) = p + l * order[k].n;
+        p += L * order[k].n;
+    }
+    m->wcls = c->shared_classifier ? m->tok_emb : p;
+}
+
 static ifk_status alloc_tables_(ifk_model *m) {
     m->layers = ifk_calloc((size_t)m->cfg.n_layers, sizeof *m->layers, "layer table");
     m->inv_freq = ifk_malloc(sizeof(double) * (size_t)(m->cfg.head_dim / 2), "RoPE frequencies");
@@ -141,8 +169,22 @@ ifk_status ifk_model_load_llama2c(ifk_model *m, const char *path) {
     m->map = map;
     m->map_len = size;
 
-    int32_t h[7];
-    memcpy(h, map, sizeof h);
+    /* export.py --version 1/2 files start with the magic "ak42" and a version, in a 256-byte header */
+    uint32_t magic;
+    int32_t version = 0, h[7];
+    memcpy(&magic, map, 4);
+    if (magic == 0x616b3432u) {
+        memcpy(&version, (char *)map + 4, 4);
+        if (version != 1 || size < 256) {
+            ifk_model_free(m);
+            return IFK_FAIL(IFK_ERR_FORMAT, "%s: llama2.c checkpoint version %d%s is not supported (legacy version 0 "
+                            "and version 1, float32, are)", path, version,
+                            version == 2 ? " (export.py --version 2: int8 weights in groups)" : "");
+        }
+        memcpy(h, (char *)map + 8, sizeof h);
+    } else {
+        memcpy(h, map, sizeof h);
+    }
     ifk_config *c = &m->cfg;
     config_defaults_(c);
     c->dim = h[0];
@@ -150,8 +192,8 @@ ifk_status ifk_model_load_llama2c(ifk_model *m, const char *path) {
     c->n_layers = h[2];
     c->n_heads = h[3];
     c->n_kv_heads = h[4];
-    c->shared_classifier = h[5] > 0;
-    c->vocab_size = h[5] == INT32_MIN ? 0 : abs(h[5]);
+    c->shared_classifier = version ? ((const unsigned char *)map)[36] != 0 : h[5] > 0;
+    c->vocab_size = h[5] == INT32_MIN ? 0 : version ? h[5] : abs(h[5]);
     c->seq_len = h[6];
     c->head_dim = c->n_heads > 0 ? c->dim / c->n_heads : 0;
     ifk_status st_;
@@ -162,17 +204,22 @@ ifk_status ifk_model_load_llama2c(ifk_model *m, const char *path) {
         st_ = IFK_FAIL(IFK_ERR_FORMAT, "%s: dim %d is not a multiple of n_heads %d", what, c->dim, c->n_heads);
         goto fail;
     }
-    /* legacy version 0 carries two unused RoPE tables (seq_len, Dh/2) after rms_final */
-    size_t want = 28 + sizeof(float) * (ifk_model_params(c) + (size_t)c->seq_len * c->head_dim);
+    /* legacy version 0 carries two unused RoPE tables (seq_len, Dh/2) after rms_final; version 1 none */
+    size_t want = version ? 256 + sizeof(float) * ifk_model_params(c)
+                          : 28 + sizeof(float) * (ifk_model_params(c) + (size_t)c->seq_len * c->head_dim);
     if (want != size) {
         st_ = IFK_FAIL(IFK_ERR_FORMAT,
                        "%s: header (dim %d, hidden %d, layers %d, heads %d/%d, vocab %d, seq_len %d) implies %zu bytes "
-                       "but the file has %zu (truncated or not a llama2.c v0 checkpoint)",
+                       "but the file has %zu (truncated or not a llama2.c v%d checkpoint)",
                        path, c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, h[5], c->seq_len, want,
-                       size);
+                       size, version);
         goto fail;
     }
     if ((st_ = alloc_tables_(m)) != IFK_OK) goto fail;
+    if (version == 1) {
+        carve_v1_(m, (float *)((char *)map + 256));
+        return IFK_OK;
+    }
     float *p = carve_(m, (float *)((char *)map + 28));
     p += (size_t)c->seq_len * c->head_dim; /* skip freq_cis_real, freq_cis_imag */
     m->wcls = c->shared_classifier ? m->tok_emb : p;
@@ -321,6 +368,10 @@ ifk_status ifk_model_slice(const ifk_model *full, int rank, int P, ifk_model *ou
             o->bk = w->bk + (size_t)rank * kvl * Dh;
             o->bv = w->bv + (size_t)rank * kvl * Dh;
         }
+        if (w->b1) { /* bo and b2 are added after the all-reduce: whole on every rank */
+            o->b1 = w->b1 + f0;
+            o->b3 = w->b3 + f0;
+        }
         float *wo = p, *w2 = p + D * ql; /* (D, ql) and (D, Fl): the columns this rank owns */
         for (size_t i = 0; i < D; i++) {
             memcpy(wo + i * ql, w->wo + i * qfull + (size_t)rank * ql, sizeof(float) * ql);
@@ -386,6 +437,8 @@ void ifk_model_fingerprint(const ifk_model *m, char out[17]) {
         h = hash_floats_(h, w->w2, D * F);
         h = hash_floats_(h, w->w3, F * D);
         if (w->bq) h = hash_floats_(hash_floats_(hash_floats_(h, w->bq, q), w->bk, kv), w->bv, kv);
+        if (w->bo) h = hash_floats_(h, w->bo, D);
+        if (w->b1) h = hash_floats_(hash_floats_(hash_floats_(h, w->b1, F), w->b2, D), w->b3, F);
         if (w->q_norm) h = hash_floats_(hash_floats_(h, w->q_norm, c->head_dim), w->k_norm, c->head_dim);
     }
     h = hash_floats_(h, m->rms_final, D);

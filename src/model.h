@@ -12,6 +12,9 @@
 #include "kernels.h"
 #include "status.h"
 
+#define IFK_MAX_LAYERS 1024
+#define IFK_MAX_EOS 16
+
 typedef enum { IFK_ROPE_SCALING_NONE = 0, IFK_ROPE_SCALING_LLAMA3 = 1 } ifk_rope_scaling_type;
 
 typedef struct {
@@ -19,6 +22,18 @@ typedef struct {
     double factor, low_freq_factor, high_freq_factor; /* llama3 */
     int original_max_positions;                        /* llama3 */
 } ifk_rope_scaling;
+
+/* generate's defaults from an HF folder's generation_config.json (transformers' GenerationConfig
+ * defaults where the file is silent); unused for llama2.c checkpoints (hf == 0). */
+typedef struct {
+    int hf;                    /* 1: an HF folder set these */
+    int do_sample;             /* 0: greedy */
+    double temperature, top_p; /* 1.0, 1.0 */
+    int top_k;                 /* 50 */
+    double repetition_penalty; /* 1.0 */
+    int max_length;            /* positions incl. the prompt; 0: not given */
+    int max_new_tokens;        /* 0: not given */
+} ifk_gen_config;
 
 typedef struct {
     int dim;          /* D */
@@ -34,10 +49,24 @@ typedef struct {
     ifk_rope_style rope_style;
     ifk_rope_scaling rope_scaling;
     int shared_classifier; /* 1 when the classifier is the token embedding */
-    int bos_id, eos_id;
-    int qkv_bias;          /* Qwen2: biases on the q/k/v projections */
+    int bos_id, eos_id;    /* eos_id == eos_ids[0] */
+    int eos_ids[IFK_MAX_EOS], n_eos; /* every id that ends generation (eos_token_id may be a list) */
+    int qkv_bias;          /* biases on the q/k/v projections (Qwen2; Llama/Qwen3 attention_bias) */
+    int o_bias;            /* bias on the output projection (Llama/Qwen3 attention_bias) */
+    int mlp_bias;          /* biases on gate/up/down projections (Llama mlp_bias) */
     int qk_norm;           /* Qwen3: per-head RMSNorm of q and k before RoPE */
+    int sliding_window;    /* w > 0: in the layers of window_layers, key position kp is visible to query
+                            * position qp iff qp - w < kp <= qp (transformers' sliding_window_overlay) */
+    uint64_t window_layers[IFK_MAX_LAYERS / 64]; /* bit l: layer l attends through the window */
+    ifk_gen_config gen;
 } ifk_config;
+
+/* The attention window of layer l: 0 (full causal attention) or w. */
+static inline int ifk_layer_window(const ifk_config *c, int l) {
+    return c->sliding_window > 0 && (c->window_layers[l / 64] >> (l % 64) & 1) ? c->sliding_window : 0;
+}
+/* 1 if token id ends generation under c: BOS (llama2.c's habit) or any of the EOS ids. */
+int ifk_config_is_stop(const ifk_config *c, int id);
 
 typedef struct {
     const float *rms_att; /* (D) */
@@ -50,6 +79,8 @@ typedef struct {
     const float *w2;      /* (D, F) down */
     const float *w3;      /* (F, D) up */
     const float *bq, *bk, *bv; /* (H*Dh), (Hkv*Dh), (Hkv*Dh) when cfg.qkv_bias, else NULL */
+    const float *bo;           /* (D) when cfg.o_bias, else NULL */
+    const float *b1, *b2, *b3; /* (F), (D), (F) when cfg.mlp_bias, else NULL */
     const float *q_norm, *k_norm; /* (Dh) each when cfg.qk_norm, else NULL */
 } ifk_layer_weights;
 
@@ -68,7 +99,9 @@ typedef struct {
     float *owned;
 } ifk_model;
 
-/* Loads a llama2.c checkpoint (legacy version-0 format: 7 int32 header, then float32 tensors).
+/* Loads a llama2.c checkpoint: legacy version 0 (7 int32 header, float32 tensors, RoPE tables) or
+ * export.py --version 1 (256-byte header: magic "ak42", version, 7 int32, shared-classifier byte;
+ * float32 tensors, norms first). Version 2 (int8 groups) and others are refused naming the version.
  * The file is mapped once, read-only; its size must equal what the header implies. */
 ifk_status ifk_model_load_llama2c(ifk_model *m, const char *path);
 

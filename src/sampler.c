@@ -12,6 +12,9 @@ ifk_status ifk_sampler_init(ifk_sampler *s, int vocab, float temperature, float 
     s->temperature = temperature;
     s->topp = topp;
     s->rng = seed;
+    s->top_k = 0;
+    s->penalty = 1.0f;
+    s->seen = NULL;
     s->probs = ifk_malloc(sizeof(float) * (size_t)vocab, "sampler probabilities");
     s->idx = ifk_malloc(sizeof(int) * (size_t)vocab, "sampler index");
     if (!s->probs || !s->idx) {
@@ -24,8 +27,26 @@ ifk_status ifk_sampler_init(ifk_sampler *s, int vocab, float temperature, float 
 void ifk_sampler_free(ifk_sampler *s) {
     free(s->probs);
     free(s->idx);
+    free(s->seen);
     s->probs = NULL;
     s->idx = NULL;
+    s->seen = NULL;
+}
+
+ifk_status ifk_sampler_set_hf(ifk_sampler *s, int top_k, float penalty) {
+    IFK_CHECK_ARG(top_k >= 0, "top_k %d is negative", top_k);
+    IFK_CHECK_ARG(penalty > 0.0f, "repetition penalty %g is not positive", penalty);
+    s->top_k = top_k;
+    s->penalty = penalty;
+    if (penalty != 1.0f && !s->seen) {
+        s->seen = ifk_calloc((size_t)s->vocab, 1, "sampler seen tokens");
+        if (!s->seen) return IFK_ERR_OOM;
+    }
+    return IFK_OK;
+}
+
+void ifk_sampler_seen(ifk_sampler *s, int id) {
+    if (s->seen && id >= 0 && id < s->vocab) s->seen[id] = 1;
 }
 
 int ifk_argmax(const float *x, int n) {
@@ -82,10 +103,29 @@ static int sample_topp_(ifk_sampler *s, float coin) {
     return s->idx[last];
 }
 
+/* transformers' TopKLogitsWarper: drop every token below the k-th largest probability. */
+static void top_k_(ifk_sampler *s) {
+    if (s->top_k <= 0 || s->top_k >= s->vocab) return;
+    for (int i = 0; i < s->vocab; i++) s->idx[i] = i;
+    cmp_probs_ = s->probs;
+    qsort(s->idx, (size_t)s->vocab, sizeof(int), cmp_desc_);
+    const float kth = s->probs[s->idx[s->top_k - 1]];
+    double z = 0.0;
+    for (int i = 0; i < s->vocab; i++) {
+        if (s->probs[i] < kth) s->probs[i] = 0.0f;
+        z += s->probs[i];
+    }
+    for (int i = 0; i < s->vocab; i++) s->probs[i] = (float)(s->probs[i] / z);
+}
+
 int ifk_sample(ifk_sampler *s, float *logits) {
+    if (s->seen) /* transformers' RepetitionPenaltyLogitsProcessor, before any warper */
+        for (int i = 0; i < s->vocab; i++)
+            if (s->seen[i]) logits[i] = logits[i] > 0 ? logits[i] / s->penalty : logits[i] * s->penalty;
     if (s->temperature == 0.0f) return ifk_argmax(logits, s->vocab);
     for (int i = 0; i < s->vocab; i++) s->probs[i] = logits[i] / s->temperature;
     ifk_softmax(s->probs, s->vocab);
+    top_k_(s);
     float coin = random_f32_(&s->rng);
     if (s->topp <= 0.0f || s->topp >= 1.0f) return sample_mult_(s->probs, s->vocab, coin);
     return sample_topp_(s, coin);

@@ -1,5 +1,7 @@
 /* sampler.h — next-token choice from logits: greedy, temperature, top-p; llama2.c's xorshift RNG
- * so that a seed gives the same tokens as llama2.c's run.c. Local. */
+ * so that a seed gives the same tokens as llama2.c's run.c. Also transformers' top-k and
+ * repetition penalty (for generation_config.json), in transformers' order: penalty, temperature,
+ * top-k, top-p. Local. */
 #ifndef IFK_SAMPLER_H
 #define IFK_SAMPLER_H
 
@@ -11,6 +13,9 @@ typedef struct {
     int vocab;
     float temperature; /* 0: greedy */
     float topp;        /* in (0,1): nucleus sampling; otherwise plain multinomial */
+    int top_k;         /* > 0: only the k most probable tokens (ties at the k-th kept); 0: off */
+    float penalty;     /* repetition penalty (1: off): a seen token's logit l becomes l/p (l > 0) or l*p */
+    unsigned char *seen; /* (V) tokens seen so far, when penalty != 1 */
     uint64_t rng;
     float *probs;      /* (V) scratch */
     int *idx;          /* (V) scratch for top-p */
@@ -18,7 +23,11 @@ typedef struct {
 
 ifk_status ifk_sampler_init(ifk_sampler *s, int vocab, float temperature, float topp, uint64_t seed);
 void ifk_sampler_free(ifk_sampler *s);
-/* Picks the next token; logits (V) are modified (scaled and softmaxed) unless greedy. */
+/* Sets top-k (0: off) and the repetition penalty (1: off; > 0). */
+ifk_status ifk_sampler_set_hf(ifk_sampler *s, int top_k, float penalty);
+/* Marks token id as seen (prompt and generated tokens): no-op without a penalty. */
+void ifk_sampler_seen(ifk_sampler *s, int id);
+/* Picks the next token; logits (V) are modified (penalised, scaled and softmaxed). */
 int ifk_sample(ifk_sampler *s, float *logits);
 int ifk_argmax(const float *x, int n);
 

@@ -29,6 +29,10 @@ ifk_status ifk_h5_fail_at(const char *file, int line, const char *fmt, ...) {
     H5Eclear2(H5E_DEFAULT);
     detail[strcspn(detail, "\r\n")] = '\0';
     if (!detail[0]) return ifk_fail_at(IFK_ERR_H5, file, line, "%s", what);
+    if (strstr(detail, "unable to lock file")) /* a file system without working locks (NFS without lockd, ...) */
+        return ifk_fail_at(IFK_ERR_H5, file, line, "%s (HDF5: %s): the file system does not support file locks; set "
+                           "HDF5_USE_FILE_LOCKING=FALSE to read without them (safe while no cache job writes the store)",
+                           what, detail);
     return ifk_fail_at(IFK_ERR_H5, file, line, "%s (HDF5: %s)", what, detail);
 }
 

@@ -127,6 +127,12 @@ ifk_status ifk_store_lock(const char *dir, int *fdp) {
     int fd = open(path, O_RDWR | O_CREAT, 0644);
     if (fd < 0) return IFK_FAIL(IFK_ERR_IO, "%s: cannot create the store lock: %s", path, strerror(errno));
     if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        const int e = errno;
+        if (e == ENOLCK || e == EOPNOTSUPP || e == ENOSYS || e == EINVAL) {
+            close(fd);
+            return IFK_FAIL(IFK_ERR_IO, "%s: the file system does not support file locks (flock: %s); run `cache` with "
+                            "--no-lock if no other job uses this store meanwhile", dir, strerror(e));
+        }
         char who[64] = "";
         ssize_t n = pread(fd, who, sizeof who - 1, 0);
         who[n > 0 ? n : 0] = '\0';

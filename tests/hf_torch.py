@@ -1,6 +1,9 @@
 #!/usr/bin/python3
 """hf_torch.py BIN — tiny random-weight Llama-3 (llama3 RoPE scaling, GQA), Qwen2 (q/k/v biases,
-tied embeddings, bf16 weights) and Qwen3 (q/k-norm, explicit head_dim, f16 weights) models are
+tied embeddings, bf16 weights), Qwen3 (q/k-norm, explicit head_dim, f16 weights), Llama with
+attention_bias + mlp_bias (q/k/v/o and gate/up/down biases), Mistral with a sliding window shorter
+than the sequence, Qwen2 with use_sliding_window + max_window_layers (window on the upper layers
+only), Qwen3 with a layer_types list and a rope_parameters dict (transformers 5 layout) are
 written as Hugging Face folders; `infoflow logits` must match an independent float64 PyTorch
 forward written from the architectures' public definitions: max |difference| <= 1e-4 of the
 largest |logit| (float32 engine vs float64 reference), every position. Needs python3-torch
@@ -8,8 +11,6 @@ largest |logit| (float32 engine vs float64 reference), every position. Needs pyt
 import json, math, os, struct, subprocess, sys, tempfile
 import torch
 
-BIN = sys.argv[1]
-torch.manual_seed(0)
 
 
 def write_folder(d, cfg, tensors, dtype):
@@ -33,11 +34,36 @@ def write_folder(d, cfg, tensors, dtype):
     return {k: v.to(cast).to(torch.float64) for k, v in tensors.items()}
 
 
+def rope_dict(cfg):
+    # transformers 5: a non-empty rope_scaling wins over rope_parameters; theta inside, else top level
+    d = cfg.get("rope_scaling") or cfg.get("rope_parameters") or {}
+    return d, d.get("rope_theta", cfg.get("rope_theta", 10000.0))
+
+
+def windows(cfg):
+    # per layer: None (full attention) or the window, as transformers' configs set it up
+    L, arch = cfg["num_hidden_layers"], cfg["architectures"][0]
+    if arch == "MistralForCausalLM":
+        w = cfg.get("sliding_window", 4096)
+        kinds = ["sliding_attention"] * L
+    elif arch in ("Qwen2ForCausalLM", "Qwen3ForCausalLM"):
+        w = cfg.get("sliding_window", 4096) if cfg.get("use_sliding_window") else None
+        kinds = ["sliding_attention" if w is not None and i >= cfg.get("max_window_layers", 28) else "full_attention"
+                 for i in range(L)]
+    else:
+        w, kinds = None, ["full_attention"] * L
+    kinds = cfg.get("layer_types") or kinds
+    return [w if k == "sliding_attention" else None for k in kinds]
+
+
 def inv_freq(cfg, hd):
-    f = 1.0 / (cfg["rope_theta"] ** (torch.arange(0, hd, 2, dtype=torch.float64) / hd))
-    sc = cfg.get("rope_scaling")
-    if sc and sc.get("rope_type") == "llama3":  # transformers' _compute_llama3_parameters
-        old, lo, hi, fac = sc["original_max_position_embeddings"], sc["low_freq_factor"], sc["high_freq_factor"], sc["factor"]
+    sc, theta = rope_dict(cfg)
+    f = 1.0 / (theta ** (torch.arange(0, hd, 2, dtype=torch.float64) / hd))
+    if sc.get("rope_type", sc.get("type")) == "llama3":  # transformers' _compute_llama3_parameters
+        # the top-level original_max_position_embeddings first (transformers 5's standardize_rope_params)
+        old = cfg.get("original_max_position_embeddings",
+                      sc.get("original_max_position_embeddings", cfg.get("max_position_embeddings")))
+        lo, hi, fac = sc["low_freq_factor"], sc["high_freq_factor"], sc["factor"]
         wl = 2 * math.pi / f
         out = torch.where(wl > old / lo, f / fac, f)
         smooth = (old / wl - lo) / (hi - lo)
@@ -57,8 +83,11 @@ def reference(cfg, W, ids):
     rot = lambda x: torch.cat([-x[..., hd // 2:], x[..., :hd // 2]], -1)
     rope = lambda x: x * cos + rot(x) * sin
     x = W["model.embed_tokens.weight"][ids]
-    mask = torch.full((T, T), float("-inf"), dtype=torch.float64).triu(1)
-    for l in range(cfg["num_hidden_layers"]):
+    qi, ki = torch.arange(T)[:, None], torch.arange(T)[None, :]
+    for l, w in enumerate(windows(cfg)):
+        # causal mask, and transformers' sliding_window_overlay: kv_idx > q_idx - sliding_window
+        visible = (ki <= qi) & ((ki > qi - w) if w else True)
+        mask = torch.zeros(T, T, dtype=torch.float64).masked_fill(~visible, float("-inf"))
         p = f"model.layers.{l}."
         h = rms(x, W[p + "input_layernorm.weight"])
         lin = lambda name, v: v @ W[p + name + ".weight"].T + (W[p + name + ".bias"] if p + name + ".bias" in W else 0)
@@ -70,21 +99,23 @@ def reference(cfg, W, ids):
         q, k = rope(q), rope(k)
         k, v = k.repeat_interleave(H // KV, 1), v.repeat_interleave(H // KV, 1)
         a = (torch.einsum("thd,shd->hts", q, k) / math.sqrt(hd) + mask).softmax(-1)
-        x = x + torch.einsum("hts,shd->thd", a, v).reshape(T, H * hd) @ W[p + "self_attn.o_proj.weight"].T
+        x = x + lin("self_attn.o_proj", torch.einsum("hts,shd->thd", a, v).reshape(T, H * hd))
         h = rms(x, W[p + "post_attention_layernorm.weight"])
-        g, u = h @ W[p + "mlp.gate_proj.weight"].T, h @ W[p + "mlp.up_proj.weight"].T
-        x = x + (torch.nn.functional.silu(g) * u) @ W[p + "mlp.down_proj.weight"].T
+        g, u = lin("mlp.gate_proj", h), lin("mlp.up_proj", h)
+        x = x + lin("mlp.down_proj", torch.nn.functional.silu(g) * u)
     head = W["model.embed_tokens.weight"] if cfg.get("tie_word_embeddings") else W["lm_head.weight"]
     return rms(x, W["model.norm.weight"]) @ head.T
 
 
-def model(arch, D, H, KV, F, L, V, hd=None, bias=False, qknorm=False, tie=False, scaling=None, theta=10000.0):
+def model(arch, D, H, KV, F, L, V, hd=None, bias=False, qknorm=False, tie=False, scaling=None, theta=10000.0,
+          obias=False, mlpbias=False, extra=None):
     hd = hd or D // H
     cfg = {"architectures": [arch], "hidden_size": D, "intermediate_size": F, "num_hidden_layers": L,
            "num_attention_heads": H, "num_key_value_heads": KV, "vocab_size": V, "max_position_embeddings": 256,
            "rope_theta": theta, "rms_norm_eps": 1e-6, "tie_word_embeddings": tie, "bos_token_id": 1, "eos_token_id": 2}
     if hd != D // H: cfg["head_dim"] = hd
     if scaling: cfg["rope_scaling"] = scaling
+    cfg.update(extra or {})
     r = lambda *s: torch.randn(*s) * 0.2
     W = {"model.embed_tokens.weight": r(V, D), "model.norm.weight": 1 + r(D)}
     if not tie: W["lm_head.weight"] = r(V, D)
@@ -96,57 +127,95 @@ def model(arch, D, H, KV, F, L, V, hd=None, bias=False, qknorm=False, tie=False,
                   p + "mlp.gate_proj.weight": r(F, D), p + "mlp.up_proj.weight": r(F, D), p + "mlp.down_proj.weight": r(D, F)})
         if bias:
             W.update({p + "self_attn.q_proj.bias": r(H * hd), p + "self_attn.k_proj.bias": r(KV * hd), p + "self_attn.v_proj.bias": r(KV * hd)})
+        if obias:
+            W[p + "self_attn.o_proj.bias"] = r(D)
+        if mlpbias:
+            W.update({p + "mlp.gate_proj.bias": r(F), p + "mlp.up_proj.bias": r(F), p + "mlp.down_proj.bias": r(D)})
         if qknorm:
             W.update({p + "self_attn.q_norm.weight": 1 + r(hd), p + "self_attn.k_norm.weight": 1 + r(hd)})
     return cfg, W
 
 
-cases = [
-    ("llama3", "F32", model("LlamaForCausalLM", 64, 4, 2, 96, 2, 97, theta=500000.0,
-                            scaling={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
-                                     "original_max_position_embeddings": 16})),
-    ("qwen2", "BF16", model("Qwen2ForCausalLM", 48, 6, 2, 80, 2, 101, bias=True, tie=True, theta=1e6)),
-    ("qwen3", "F16", model("Qwen3ForCausalLM", 64, 4, 2, 96, 2, 89, hd=32, qknorm=True, theta=1e6)),
-]
-passed = failed = 0
-tmp = tempfile.mkdtemp()
-for name, dtype, (cfg, W) in cases:
-    d = f"{tmp}/{name}"
-    Wd = write_folder(d, cfg, W, dtype)
-    ids = [1] + [int(i) for i in torch.randint(3, cfg["vocab_size"], (39,))]
-    ref = reference(cfg, Wd, torch.tensor(ids))
-    out = subprocess.run([BIN, "logits", "--model", d, "--ids", ",".join(map(str, ids))], capture_output=True, text=True)
-    if out.returncode:
-        print(f"FAIL {name}: infoflow logits: {out.stderr.strip()}"); failed += 1; continue
-    ours = torch.tensor(json.loads(out.stdout), dtype=torch.float64)
-    err = (ours - ref).abs().max().item() / ref.abs().max().item()
-    ok = ours.shape == ref.shape and err <= 1e-4
-    print(f"{'ok  ' if ok else 'FAIL'} {name} ({dtype}): 40 positions, max |diff| / max |logit| = {err:.2e}")
-    passed += ok; failed += not ok
-# malformed files: clear errors, no crash
-bad = f"{tmp}/bad"
-write_folder(bad, cases[0][2][0], cases[0][2][1], "F32")
-blob = open(f"{bad}/model.safetensors", "rb").read()
-for what, data, expect in [("header past the end", struct.pack("<Q", 10**9) + blob[8:], "runs past the end"),
-                           ("truncated data", blob[:len(blob) // 2], "past the end"),
-                           ("wrong dtype", blob.replace(b'"F32"', b'"I64"', 1), "is not F32, F16 or BF16")]:
-    open(f"{bad}/model.safetensors", "wb").write(data)
+def main():
+    BIN = sys.argv[1]
+    torch.manual_seed(0)
+    cases = [
+        ("llama3", "F32", model("LlamaForCausalLM", 64, 4, 2, 96, 2, 97, theta=500000.0,
+                                scaling={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                                         "original_max_position_embeddings": 16})),
+        ("qwen2", "BF16", model("Qwen2ForCausalLM", 48, 6, 2, 80, 2, 101, bias=True, tie=True, theta=1e6)),
+        ("qwen3", "F16", model("Qwen3ForCausalLM", 64, 4, 2, 96, 2, 89, hd=32, qknorm=True, theta=1e6)),
+        ("llama-biases", "F32", model("LlamaForCausalLM", 64, 4, 2, 96, 2, 97, bias=True, obias=True, mlpbias=True,
+                                      extra={"attention_bias": True, "mlp_bias": True})),
+        ("mistral-window", "F32", model("MistralForCausalLM", 64, 4, 2, 96, 2, 97, extra={"sliding_window": 7})),
+        ("qwen2-window", "F32", model("Qwen2ForCausalLM", 48, 6, 2, 80, 3, 101, bias=True, theta=1e6,
+                                      extra={"use_sliding_window": True, "sliding_window": 5, "max_window_layers": 1})),
+        ("qwen3-layer-types+rope_parameters", "F32",
+         model("Qwen3ForCausalLM", 64, 4, 2, 96, 3, 89, hd=32, qknorm=True, theta=10000.0,
+               extra={"use_sliding_window": True, "sliding_window": 9,
+                      "layer_types": ["sliding_attention", "full_attention", "sliding_attention"],
+                      "rope_parameters": {"rope_type": "default", "rope_theta": 3e5}})),
+    ]
+    passed = failed = 0
+    tmp = tempfile.mkdtemp()
+    for name, dtype, (cfg, W) in cases:
+        d = f"{tmp}/{name}"
+        Wd = write_folder(d, cfg, W, dtype)
+        ids = [1] + [int(i) for i in torch.randint(3, cfg["vocab_size"], (39,))]
+        ref = reference(cfg, Wd, torch.tensor(ids))
+        out = subprocess.run([BIN, "logits", "--model", d, "--ids", ",".join(map(str, ids))], capture_output=True, text=True)
+        if out.returncode:
+            print(f"FAIL {name}: infoflow logits: {out.stderr.strip()}"); failed += 1; continue
+        ours = torch.tensor(json.loads(out.stdout), dtype=torch.float64)
+        err = (ours - ref).abs().max().item() / ref.abs().max().item()
+        ok = ours.shape == ref.shape and err <= 1e-4
+        print(f"{'ok  ' if ok else 'FAIL'} {name} ({dtype}): 40 positions, max |diff| / max |logit| = {err:.2e}")
+        passed += ok; failed += not ok
+    # malformed files: clear errors, no crash
+    bad = f"{tmp}/bad"
+    write_folder(bad, cases[0][2][0], cases[0][2][1], "F32")
+    blob = open(f"{bad}/model.safetensors", "rb").read()
+    for what, data, expect in [("header past the end", struct.pack("<Q", 10**9) + blob[8:], "runs past the end"),
+                               ("truncated data", blob[:len(blob) // 2], "past the end"),
+                               ("wrong dtype", blob.replace(b'"F32"', b'"I64"', 1), "is not F32, F16 or BF16")]:
+        open(f"{bad}/model.safetensors", "wb").write(data)
+        r = subprocess.run([BIN, "logits", "--model", bad, "--ids", "1,2"], capture_output=True, text=True)
+        ok = r.returncode == 1 and expect in r.stderr and "model.safetensors" in r.stderr
+        print(f"{'ok  ' if ok else 'FAIL'} malformed safetensors ({what}): {r.stderr.strip()[:150]}")
+        passed += ok; failed += not ok
+    # a JSON object naming a key twice: refused, not resolved to one of the definitions
+    n = struct.unpack("<Q", blob[:8])[0]
+    hdr = blob[8:8 + n].decode()
+    first = hdr.index('"model.norm.weight"')
+    dup_hdr = hdr.replace('"model.norm.weight"', '"model.layers.0.input_layernorm.weight"', 1)
+    open(f"{bad}/model.safetensors", "wb").write(struct.pack("<Q", len(dup_hdr.encode())) + dup_hdr.encode() + blob[8 + n:])
     r = subprocess.run([BIN, "logits", "--model", bad, "--ids", "1,2"], capture_output=True, text=True)
-    ok = r.returncode == 1 and expect in r.stderr and "model.safetensors" in r.stderr
-    print(f"{'ok  ' if ok else 'FAIL'} malformed safetensors ({what}): {r.stderr.strip()[:150]}")
+    ok = r.returncode == 1 and "twice" in r.stderr and "model.layers.0.input_layernorm.weight" in r.stderr and first > 0
+    print(f"{'ok  ' if ok else 'FAIL'} safetensors header naming a tensor twice: {r.stderr.strip()[:150]}")
     passed += ok; failed += not ok
-cfg = dict(cases[0][2][0], hidden_size=32)
-open(f"{bad}/model.safetensors", "wb").write(blob)
-json.dump(cfg, open(f"{bad}/config.json", "w"))
-r = subprocess.run([BIN, "logits", "--model", bad, "--ids", "1,2"], capture_output=True, text=True)
-ok = r.returncode == 1 and "has shape" in r.stderr
-print(f"{'ok  ' if ok else 'FAIL'} config/weights mismatch: {r.stderr.strip()[:150]}")
-passed += ok; failed += not ok
-json.dump(dict(cases[0][2][0], rope_scaling={"rope_type": "yarn", "factor": 4}), open(f"{bad}/config.json", "w"))
-r = subprocess.run([BIN, "logits", "--model", bad, "--ids", "1,2"], capture_output=True, text=True)
-ok = r.returncode == 1 and "not supported" in r.stderr
-print(f"{'ok  ' if ok else 'FAIL'} unsupported rope_scaling: {r.stderr.strip()[:150]}")
-passed += ok; failed += not ok
-subprocess.run(["rm", "-rf", tmp])
-print(f"{passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+    open(f"{bad}/model.safetensors", "wb").write(blob)
+    txt = json.dumps(cases[0][2][0])
+    open(f"{bad}/config.json", "w").write(txt[:-1] + ', "rope_theta": 10000.0}')
+    r = subprocess.run([BIN, "logits", "--model", bad, "--ids", "1,2"], capture_output=True, text=True)
+    ok = r.returncode == 1 and 'key "rope_theta" is defined twice' in r.stderr and "config.json" in r.stderr
+    print(f"{'ok  ' if ok else 'FAIL'} config.json with a key twice: {r.stderr.strip()[:150]}")
+    passed += ok; failed += not ok
+    cfg = dict(cases[0][2][0], hidden_size=32)
+    open(f"{bad}/model.safetensors", "wb").write(blob)
+    json.dump(cfg, open(f"{bad}/config.json", "w"))
+    r = subprocess.run([BIN, "logits", "--model", bad, "--ids", "1,2"], capture_output=True, text=True)
+    ok = r.returncode == 1 and "has shape" in r.stderr
+    print(f"{'ok  ' if ok else 'FAIL'} config/weights mismatch: {r.stderr.strip()[:150]}")
+    passed += ok; failed += not ok
+    json.dump(dict(cases[0][2][0], rope_scaling={"rope_type": "yarn", "factor": 4}), open(f"{bad}/config.json", "w"))
+    r = subprocess.run([BIN, "logits", "--model", bad, "--ids", "1,2"], capture_output=True, text=True)
+    ok = r.returncode == 1 and "not supported" in r.stderr
+    print(f"{'ok  ' if ok else 'FAIL'} unsupported rope_scaling: {r.stderr.strip()[:150]}")
+    passed += ok; failed += not ok
+    subprocess.run(["rm", "-rf", tmp])
+    print(f"{passed} passed, {failed} failed")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()

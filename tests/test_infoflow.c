@@ -151,3 +151,76 @@ Test(global_rope, rerotated_chunk_k_equals_the_prefill_at_global_positions) {
     free(k), free(v);
     ifk_kvcache_free(&full), ifk_kvcache_free(&one), ifk_kvcache_free(&g), ifk_state_free(&s), ifk_model_free(&m);
 }
+
+/* A model whose every layer attends through a sliding window of w positions. */
+static void windowed_(ifk_model *m, int w) {
+    m->cfg.sliding_window = w;
+    for (int l = 0; l < m->cfg.n_layers; l++) m->cfg.window_layers[l / 64] |= 1ull << (l % 64);
+}
+
+Test(score, uniform_attention_under_a_window_sums_only_visible_keys) {
+    /* as above, but prompt row r at position T+r sees only the w keys at (T+r-w, T+r]: A = 1/w
+     * there and 0 elsewhere, so score[k] = sqrt(#{r : k > T+r-w}) / w; keys left of every
+     * prompt row's window score 0 */
+    ifk_model m;
+    cr_assert_eq(ifk_model_random(&m, "dim=32,layers=3,heads=4,kv_heads=2,hidden=48,vocab=40,seq=128", 3), IFK_OK);
+    const size_t q = (size_t)m.cfg.n_heads * m.cfg.head_dim, kv = (size_t)m.cfg.n_kv_heads * m.cfg.head_dim;
+    for (int l = 0; l < 3; l++) {
+        memset((float *)m.layers[l].wq, 0, sizeof(float) * q * m.cfg.dim);
+        memset((float *)m.layers[l].wk, 0, sizeof(float) * kv * m.cfg.dim);
+    }
+    const int T = 20, P = 5, w = 8;
+    windowed_(&m, w);
+    int ids[20], pos[20], prompt[5] = {7, 8, 9, 10, 11};
+    for (int i = 0; i < T; i++) ids[i] = 1 + i % 30, pos[i] = i;
+    ifk_kvcache c;
+    ifk_state s = {0};
+    cr_assert_eq(ifk_kvcache_init(&c, &m.cfg, T + P), IFK_OK);
+    cr_assert_eq(ifk_forward(&m, &s, &c, ids, pos, T, NULL, 0), IFK_OK);
+    float score[20], psum[5 * 25];
+    cr_assert_eq(ifk_score_infoflow(&m, &s, &c, T, prompt, P, 1, 2, psum, score), IFK_OK);
+    for (int k = 0; k < T; k++) {
+        int seen = 0;
+        for (int r = 0; r < P; r++) seen += k > T + r - w;
+        double want = sqrt((double)seen) / w;
+        cr_assert_float_eq(score[k], want, 1e-6, "score[%d] = %g, want %g", k, score[k], want);
+    }
+    cr_assert_eq(score[0], 0.0f);
+    ifk_kvcache_free(&c), ifk_state_free(&s), ifk_model_free(&m);
+}
+
+Test(window, prefill_decode_and_recompute_agree_and_differ_from_full_attention_past_w) {
+    /* stories260K with a window of 6: one prefill of 24 tokens, 24 one-token decode steps, and a
+     * recompute of every slot all give the same logits; positions < 6 equal full attention,
+     * later ones do not */
+    ifk_model m;
+    cr_assert_eq(ifk_model_load_llama2c(&m, STORIES_BIN), IFK_OK);
+    const int T = 24, V = m.cfg.vocab_size, w = 6;
+    int ids[24], pos[24];
+    for (int i = 0; i < T; i++) ids[i] = 1 + (i * 37) % (V - 1), pos[i] = i;
+    float *full = malloc(sizeof(float) * T * V), *pre = malloc(sizeof(float) * T * V), *dec = malloc(sizeof(float) * V);
+    ifk_kvcache c;
+    ifk_state s = {0};
+    cr_assert_eq(ifk_kvcache_init(&c, &m.cfg, T), IFK_OK);
+    cr_assert_eq(ifk_forward(&m, &s, &c, ids, pos, T, full, 1), IFK_OK);
+    windowed_(&m, w);
+    c.len = 0;
+    cr_assert_eq(ifk_forward(&m, &s, &c, ids, pos, T, pre, 1), IFK_OK);
+    for (int i = 0; i < T; i++) {
+        double d = tu_maxrel(pre + (size_t)i * V, full + (size_t)i * V, (size_t)V, 1e-3);
+        if (i < w) cr_assert_leq(d, 1e-5, "position %d", i);
+        else cr_assert_gt(d, 1e-3, "position %d", i);
+    }
+    c.len = 0;
+    for (int i = 0; i < T; i++) {
+        cr_assert_eq(ifk_forward(&m, &s, &c, ids + i, pos + i, 1, dec, 0), IFK_OK);
+        cr_assert_leq(tu_maxrel(dec, pre + (size_t)i * V, (size_t)V, 1e-3), 1e-4, "decode at %d", i);
+    }
+    int sel[24];
+    for (int i = 0; i < T; i++) sel[i] = i;
+    cr_assert_eq(ifk_recompute(&m, &s, &c, T, ids, sel, T), IFK_OK);
+    ifk_logits(&m, &s, 0, T, full);
+    cr_assert_leq(tu_maxrel(full, pre, (size_t)T * V, 1e-3), 1e-4, "recompute");
+    free(full), free(pre), free(dec);
+    ifk_kvcache_free(&c), ifk_state_free(&s), ifk_model_free(&m);
+}

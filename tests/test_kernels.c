@@ -171,7 +171,7 @@ Test(rope, llama3_scaling_keeps_high_and_divides_low_frequencies) {
 /* ---- attention ---------------------------------------------------------------------------------- */
 
 typedef struct {
-    int n, nk, H, Hkv, Dh, shuffled_keys, subset_queries;
+    int n, nk, H, Hkv, Dh, shuffled_keys, subset_queries, window;
 } att_case;
 
 static void check_attention_(att_case c) {
@@ -186,14 +186,14 @@ static void check_attention_(att_case c) {
     float *ps = calloc((size_t)c.n * c.nk, sizeof(float)), *pr = calloc((size_t)c.n * c.nk, sizeof(float));
     ifk_attn_args a = {.out = out, .ldo = ld, .q = q, .ldq = ld, .qpos = qpos, .n = c.n, .k = k, .v = v,
                        .kstride = (size_t)kstride, .kpos = c.shuffled_keys ? kpos : NULL, .nk = c.nk, .H = c.H,
-                       .Hkv = c.Hkv, .Dh = c.Dh, .psum = ps, .ldp = c.nk};
+                       .Hkv = c.Hkv, .Dh = c.Dh, .window = c.window, .psum = ps, .ldp = c.nk};
     float *scratch = malloc(sizeof(float) * ifk_attention_scratch(c.n, c.nk, c.H, c.Hkv, c.Dh));
     ifk_attention(&a, scratch);
     a.out = ref;
     a.psum = pr;
     ifk_ref_attention(&a);
-    cr_assert_leq(tu_maxrel(out, ref, (size_t)c.n * ld, 1e-2), 2e-5, "n=%d nk=%d H=%d/%d Dh=%d shuf=%d sub=%d", c.n,
-                  c.nk, c.H, c.Hkv, c.Dh, c.shuffled_keys, c.subset_queries);
+    cr_assert_leq(tu_maxrel(out, ref, (size_t)c.n * ld, 1e-2), 2e-5, "n=%d nk=%d H=%d/%d Dh=%d shuf=%d sub=%d w=%d", c.n,
+                  c.nk, c.H, c.Hkv, c.Dh, c.shuffled_keys, c.subset_queries, c.window);
     cr_assert_leq(tu_maxrel(ps, pr, (size_t)c.n * c.nk, 1e-2), 2e-5, "probability sums");
     /* each query row's probabilities sum to H (one per head) when it sees any key */
     for (int i = 0; i < c.n; i++) {
@@ -209,7 +209,7 @@ Test(attention, prefill_shapes_with_gqa_match_reference) {
     for (int a = 0; a < 3; a++)
         for (int b = 0; b < 2; b++)
             for (int h = 0; h < 3; h++)
-                check_attention_((att_case){ns[a], ns[a] + 40, heads[h][0], heads[h][1], Dhs[b], 0, 0});
+                check_attention_((att_case){ns[a], ns[a] + 40, heads[h][0], heads[h][1], Dhs[b], 0, 0, 0});
 }
 
 Test(attention, query_subset_over_all_keys_matches_reference) {
@@ -217,10 +217,57 @@ Test(attention, query_subset_over_all_keys_matches_reference) {
      * positions are not their slot order */
     const int Dhs[] = {8, 128};
     for (int b = 0; b < 2; b++) {
-        check_attention_((att_case){7, 300, 8, 4, Dhs[b], 0, 1});
-        check_attention_((att_case){65, 300, 8, 2, Dhs[b], 1, 1});
-        check_attention_((att_case){1, 65, 4, 4, Dhs[b], 1, 0});
+        check_attention_((att_case){7, 300, 8, 4, Dhs[b], 0, 1, 0});
+        check_attention_((att_case){65, 300, 8, 2, Dhs[b], 1, 1, 0});
+        check_attention_((att_case){1, 65, 4, 4, Dhs[b], 1, 0, 0});
     }
+}
+
+Test(attention, sliding_window_matches_reference) {
+    const int ws[] = {1, 5, 33, 1000};
+    for (int i = 0; i < 4; i++) {
+        check_attention_((att_case){65, 105, 8, 4, 16, 0, 0, ws[i]});       /* prefill */
+        check_attention_((att_case){7, 300, 8, 2, 8, 0, 1, ws[i]});         /* recompute rows */
+        check_attention_((att_case){65, 300, 4, 2, 128, 1, 1, ws[i]});      /* keys out of slot order */
+        check_attention_((att_case){1, 300, 4, 4, 8, 1, 0, ws[i]});         /* decode */
+    }
+}
+
+/* The window's meaning, from outside the kernel: query i under window w equals full causal
+ * attention over only the keys at positions (qpos - w, qpos], copied out; positions < w see every
+ * key, so they equal full attention exactly; keys out of the window get probability 0. */
+Test(attention, sliding_window_is_full_attention_over_the_window) {
+    const int T = 40, H = 4, Hkv = 2, Dh = 8, w = 9, ld = H * Dh;
+    float *q = tu_randvec((size_t)T * ld, 61, 1.5f), *k = tu_randvec((size_t)Hkv * T * Dh, 62, 1.5f),
+          *v = tu_randvec((size_t)Hkv * T * Dh, 63, 1.0f);
+    int pos[40];
+    for (int i = 0; i < T; i++) pos[i] = i;
+    float out[40 * 32], full[40 * 32], one[32], ps[40 * 40] = {0}, scratch[16384];
+    float ks[2 * 9 * 8], vs[2 * 9 * 8];
+    ifk_attn_args a = {.out = out, .ldo = ld, .q = q, .ldq = ld, .qpos = pos, .n = T, .k = k, .v = v, .kstride = T,
+                       .nk = T, .H = H, .Hkv = Hkv, .Dh = Dh, .window = w, .psum = ps, .ldp = T};
+    cr_assert_leq(ifk_attention_scratch(T, T, H, Hkv, Dh), 16384);
+    ifk_attention(&a, scratch);
+    ifk_attn_args f = a;
+    f.out = full, f.window = 0, f.psum = NULL;
+    ifk_ref_attention(&f);
+    for (int i = 0; i < T; i++) {
+        const int lo = i - w + 1 > 0 ? i - w + 1 : 0, n = i - lo + 1;
+        for (int g = 0; g < Hkv; g++) { /* the visible keys, compacted */
+            memcpy(ks + (size_t)g * w * Dh, k + ((size_t)g * T + lo) * Dh, sizeof(float) * n * Dh);
+            memcpy(vs + (size_t)g * w * Dh, v + ((size_t)g * T + lo) * Dh, sizeof(float) * n * Dh);
+        }
+        int qp = n - 1;
+        ifk_attn_args c = {.out = one, .ldo = ld, .q = q + (size_t)i * ld, .ldq = ld, .qpos = &qp, .n = 1, .k = ks,
+                           .v = vs, .kstride = w, .nk = n, .H = H, .Hkv = Hkv, .Dh = Dh};
+        ifk_ref_attention(&c);
+        cr_assert_leq(tu_maxrel(out + (size_t)i * ld, one, ld, 1e-2), 2e-5, "query %d", i);
+        if (i < w) cr_assert_leq(tu_maxrel(out + (size_t)i * ld, full + (size_t)i * ld, ld, 1e-2), 2e-5, "query %d", i);
+        else cr_assert_gt(tu_maxrel(out + (size_t)i * ld, full + (size_t)i * ld, ld, 1e-2), 1e-3, "query %d", i);
+        for (int j = 0; j < T; j++)
+            if (j < lo || j > i) cr_assert_eq(ps[(size_t)i * T + j], 0.0f, "query %d key %d", i, j);
+    }
+    free(q), free(k), free(v);
 }
 
 Test(attention, query_before_every_key_gets_zeros) {

@@ -49,6 +49,61 @@ Test(model, separate_classifier_checkpoint_loads) {
     unlink(path);
 }
 
+/* export.py --version 1 of stories260K, written here in its order (header of 256 bytes: magic,
+ * version, 7 ints, shared flag; the norms, the embedding, then each weight kind over the layers):
+ * it loads as the same model (bit-identical logits); a version 2 header is refused by name. */
+Test(model, llama2c_version1_checkpoint_loads_and_version2_is_refused) {
+    ifk_model a, b;
+    cr_assert_eq(ifk_model_load_llama2c(&a, STORIES_BIN), IFK_OK);
+    const ifk_config *c = &a.cfg;
+    char path[] = "/tmp/ifk_v1_XXXXXX";
+    int fd = mkstemp(path);
+    FILE *f = fdopen(fd, "wb");
+    unsigned char hdr[256] = {0};
+    int32_t head[9] = {0x616b3432, 1, c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->vocab_size,
+                       c->seq_len};
+    memcpy(hdr, head, sizeof head);
+    hdr[36] = 1;
+    fwrite(hdr, 1, 256, f);
+    const size_t D = c->dim, F = c->hidden_dim, q = D, kv = (size_t)c->n_kv_heads * c->head_dim;
+    for (int l = 0; l < c->n_layers; l++) fwrite(a.layers[l].rms_att, 4, D, f);
+    for (int l = 0; l < c->n_layers; l++) fwrite(a.layers[l].rms_ffn, 4, D, f);
+    fwrite(a.rms_final, 4, D, f);
+    fwrite(a.tok_emb, 4, (size_t)c->vocab_size * D, f);
+    for (int l = 0; l < c->n_layers; l++) fwrite(a.layers[l].wq, 4, q * D, f);
+    for (int l = 0; l < c->n_layers; l++) fwrite(a.layers[l].wk, 4, kv * D, f);
+    for (int l = 0; l < c->n_layers; l++) fwrite(a.layers[l].wv, 4, kv * D, f);
+    for (int l = 0; l < c->n_layers; l++) fwrite(a.layers[l].wo, 4, D * q, f);
+    for (int l = 0; l < c->n_layers; l++) fwrite(a.layers[l].w1, 4, F * D, f);
+    for (int l = 0; l < c->n_layers; l++) fwrite(a.layers[l].w2, 4, D * F, f);
+    for (int l = 0; l < c->n_layers; l++) fwrite(a.layers[l].w3, 4, F * D, f);
+    fclose(f);
+    cr_assert_eq(ifk_model_load_llama2c(&b, path), IFK_OK, "%s", ifk_errmsg());
+    cr_assert(b.cfg.dim == 64 && b.cfg.n_layers == 5 && b.cfg.shared_classifier && b.wcls == b.tok_emb);
+    int ids[12], pos[12];
+    for (int i = 0; i < 12; i++) ids[i] = 1 + i * 41 % 500, pos[i] = i;
+    float la[12 * 512], lb[12 * 512];
+    ifk_kvcache ca, cb;
+    ifk_state sa = {0}, sb = {0};
+    cr_assert_eq(ifk_kvcache_init(&ca, &a.cfg, 12), IFK_OK);
+    cr_assert_eq(ifk_kvcache_init(&cb, &b.cfg, 12), IFK_OK);
+    cr_assert_eq(ifk_forward(&a, &sa, &ca, ids, pos, 12, la, 1), IFK_OK);
+    cr_assert_eq(ifk_forward(&b, &sb, &cb, ids, pos, 12, lb, 1), IFK_OK);
+    cr_assert_arr_eq(la, lb, sizeof la);
+    ifk_model_free(&b);
+    /* version 2 (int8 groups) is refused naming the version, not read as an absurd dim */
+    f = fopen(path, "r+b");
+    int32_t two = 2;
+    fseek(f, 4, SEEK_SET);
+    fwrite(&two, 4, 1, f);
+    fclose(f);
+    cr_assert_neq(ifk_model_load_llama2c(&b, path), IFK_OK);
+    cr_assert(strstr(ifk_errmsg(), "version 2") && strstr(ifk_errmsg(), "int8"), "%s", ifk_errmsg());
+    ifk_kvcache_free(&ca), ifk_kvcache_free(&cb), ifk_state_free(&sa), ifk_state_free(&sb);
+    ifk_model_free(&a);
+    unlink(path);
+}
+
 typedef struct {
     char buf[4096];
     size_t len;
@@ -259,4 +314,34 @@ Test(chunk, paragraph_split_packs_whole_paragraphs) {
     for (int c = 0; c < ch.n_chunks; c++) cr_assert_leq(ch.len[c], 5);
     ifk_chunking_free(&ch);
     ifk_tokenizer_free(&tok);
+}
+
+/* transformers' TopKLogitsWarper: only the k most probable tokens are ever drawn, each of them is;
+ * RepetitionPenaltyLogitsProcessor: a seen token's logit l becomes l/p (l > 0) or l*p, by hand. */
+Test(sampler, top_k_and_repetition_penalty) {
+    float base[8] = {0.1f, 2.0f, -1.0f, 1.5f, 0.3f, 1.9f, -0.5f, 0.0f}, lg[8];
+    ifk_sampler smp;
+    cr_assert_eq(ifk_sampler_init(&smp, 8, 1.0f, 1.0f, 5), IFK_OK);
+    cr_assert_eq(ifk_sampler_set_hf(&smp, 3, 1.0f), IFK_OK);
+    int hits[8] = {0};
+    for (int i = 0; i < 3000; i++) {
+        memcpy(lg, base, sizeof lg);
+        hits[ifk_sample(&smp, lg)]++;
+    }
+    for (int t = 0; t < 8; t++) {
+        if (t == 1 || t == 5 || t == 3) cr_assert_gt(hits[t], 300, "token %d drawn %d times", t, hits[t]);
+        else cr_assert_eq(hits[t], 0, "token %d outside the top 3 drawn %d times", t, hits[t]);
+    }
+    ifk_sampler_free(&smp);
+    cr_assert_eq(ifk_sampler_init(&smp, 8, 0.0f, 1.0f, 5), IFK_OK);
+    cr_assert_eq(ifk_sampler_set_hf(&smp, 0, 2.0f), IFK_OK);
+    ifk_sampler_seen(&smp, 1);
+    ifk_sampler_seen(&smp, 2);
+    memcpy(lg, base, sizeof lg);
+    cr_assert_eq(ifk_sample(&smp, lg), 5, "2.0/2 = 1.0 falls below 1.9");
+    cr_assert_float_eq(lg[1], 1.0f, 0.0f);
+    cr_assert_float_eq(lg[2], -2.0f, 0.0f);
+    cr_assert_float_eq(lg[5], 1.9f, 0.0f);
+    cr_assert_neq(ifk_sampler_set_hf(&smp, -1, 1.0f), IFK_OK);
+    ifk_sampler_free(&smp);
 }
