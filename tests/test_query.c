@@ -47,7 +47,7 @@ static void setup_(void) {
     ifk_manifest *man = NULL;
     int lock = -1, removed;
     ifk_ingest g = {0};
-    cr_assert_eq(ifk_ingest_open_store(dir_, &sp, 0, 1, &man, &lock, &removed), IFK_OK, "%s", ifk_errmsg());
+    cr_assert_eq(ifk_ingest_open_store(dir_, &sp, 0, 0, 1, &man, &lock, &removed), IFK_OK, "%s", ifk_errmsg());
     cr_assert_eq(ifk_ingest_init(&g, &m_, NULL, dir_, &sp, "shard-test", 0), IFK_OK, "%s", ifk_errmsg());
     uint64_t r = 7;
     int tok[DOC_TOKENS];
