@@ -26,7 +26,7 @@ struct ifk_store {
     hid_t mtype;
     double *head_bytes; /* (Hkv) read accounting */
     /* the read-rate limit (INFOFLOW_READ_DELAY_MBPS, ifk_store_set_read_rate): bytes/s, 0 for none */
-    double read_bps, next_free, throttled;
+    double read_bps, next_free, last_req, throttled;
     pthread_mutex_t lock;
 };
 
@@ -289,13 +289,16 @@ fail:
     return st;
 }
 
-/* The read-rate limit (fault injection: a slow file system): the bytes arrive one slab after
- * another at rate read_bps; the caller sleeps until its slab has arrived. */
+/* The read-rate limit (fault injection: a slow file system): the slabs arrive one after another
+ * at rate read_bps, with one slab of read-ahead (slab i+1 is on its way while slab i is checked
+ * and converted, as a file system's read-ahead does); the caller sleeps until its slab has
+ * arrived. So the reader runs at the slower of the medium and its own pace, not their sum. */
 static void throttle_(ifk_store *store, size_t bytes) {
     pthread_mutex_lock(&store->lock);
-    const double now = ifk_now(), start = store->next_free > now ? store->next_free : now;
+    const double now = ifk_now(), start = store->next_free > store->last_req ? store->next_free : store->last_req;
+    store->last_req = now;
     const double until = store->next_free = start + (double)bytes / store->read_bps;
-    store->throttled += until - now;
+    store->throttled += until > now ? until - now : 0;
     pthread_mutex_unlock(&store->lock);
     for (double left = until - ifk_now(); left > 0; left = until - ifk_now()) {
         struct timespec ts = {(time_t)left, (long)((left - (double)(time_t)left) * 1e9)};
@@ -349,7 +352,7 @@ ifk_status ifk_store_read_chunk(ifk_store *store, int d, int c, int h0, int nh, 
 ifk_status ifk_store_set_read_rate(ifk_store *store, double mb_per_s) {
     IFK_CHECK_ARG(mb_per_s >= 0 && mb_per_s < 1e12, "read rate %g MB/s is not a non-negative number", mb_per_s);
     store->read_bps = mb_per_s * 1e6;
-    store->next_free = 0;
+    store->next_free = store->last_req = 0;
     return IFK_OK;
 }
 
