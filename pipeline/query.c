@@ -1,6 +1,7 @@
-/* query.c — one query in data-flow order (query.h): plan → gather → rotate → score → select →
- * recompute → answer. Each step is a function of the query's state (qrun_) run through step_,
- * which records its wall time and communication; ifk_query_run reads as the method does. */
+/* query.c — one query in data-flow order (query.h): plan → gather (+ rotate, on the loader's
+ * thread) → score → select → recompute → answer. Each step is a function of the query's state
+ * (qrun_) run through step_, which records its wall time and communication (and hands the time it
+ * waited for the loader to the load); ifk_query_run reads as the method does. */
 #include "query.h"
 
 #include <math.h>
@@ -480,7 +481,7 @@ static ifk_status run_full_(qrun_ *x) {
     return IFK_OK;
 }
 
-/* The cached methods: gather, rotate, score, select, recompute, answer. */
+/* The cached methods: gather (the loader rotates as it fills), score, select, recompute, answer. */
 static ifk_status run_cached_(qrun_ *x) {
     ifk_query_result *r = x->r;
     if (x->o->reorder && x->p.n > 1) {

@@ -1,5 +1,7 @@
 /* query.h — one query from a store to an answer, in data-flow order:
  *   plan → gather → rotate → score → select → recompute → answer (prompt prefill, decode)
+ * where gather and rotate are a loader thread's, overlapped with score and recompute layer by
+ * layer (docs/engine.md)
  * (../shared/docs/algorithm.md §3–§9; docs/method.md). Used by `infoflow query`, `infoflow eval`
  * and `infoflow bench ttft`. No MPI here: under tensor parallelism the collective steps go through
  * the engine's ifk_tp hooks, which the driver fills. */
