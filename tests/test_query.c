@@ -1,6 +1,7 @@
 /* test_query.c — the query pipeline's load (pipeline/query.c): the loader thread that fills the
  * cache layer by layer while the compute runs must give the query, bit for bit, what loading
- * everything first gives — also with the reader slowed (the read-rate limit), and the same as
+ * everything first gives — also with the reader slowed (the read-rate limit) or the shards dropped
+ * from the page cache (ifk_store_drop_cache), and the same as
  * the reference gather (whole chunks read, copied into the cache, rotated). A damaged slab fails
  * the query with the checksum message, from the loader's thread. Correctness only: timing is
  * `infoflow bench ttft --read-mbps`. */
@@ -95,7 +96,7 @@ static void same_(const ifk_query_result *a, const ifk_query_result *b, const ch
                  what);
 }
 
-/* Overlapped, serial, and slowed loads: the same query, bit for bit, for every cached method. */
+/* Overlapped, serial, slowed and cold loads: the same query, bit for bit, for every cached method. */
 Test(query, overlapped_serial_and_slowed_loads_agree) {
     ifk_store *s;
     cr_assert_eq(ifk_store_open(&s, dir_), IFK_OK, "%s", ifk_errmsg());
@@ -113,9 +114,13 @@ Test(query, overlapped_serial_and_slowed_loads_agree) {
             ifk_query_result c = run_(s, ms[i], reorder, 0);
             cr_assert_gt(ifk_store_throttled(s) - th0, 0.05, "%s: the slowed reader waited", what);
             cr_assert_gt(c.t_fill, 50.0, "%s: the loader's time includes the read-rate wait (%.1f ms)", what, c.t_fill);
+            cr_assert_eq(ifk_store_set_read_rate(s, 0), IFK_OK);
+            cr_assert_eq(ifk_store_drop_cache(s), IFK_OK, "%s", ifk_errmsg()); /* cold: shards reopened */
+            ifk_query_result d = run_(s, ms[i], reorder, 0);
             same_(&a, &b, what);
             same_(&a, &c, what);
-            ifk_query_result_free(&a), ifk_query_result_free(&b), ifk_query_result_free(&c);
+            same_(&a, &d, what);
+            ifk_query_result_free(&a), ifk_query_result_free(&b), ifk_query_result_free(&c), ifk_query_result_free(&d);
         }
     ifk_store_close(&s);
 }
