@@ -9,10 +9,10 @@ cd "$(dirname "$0")"
 
 # what building and the demo need
 PKGS=(build-essential cmake pkg-config libopenmpi-dev openmpi-bin libhdf5-openmpi-dev hdf5-tools
-      libopenblas-dev libcjson-dev libinih-dev libpcre2-dev gnuplot-nox ca-certificates curl)
+      libopenblas-dev libcjson-dev libinih-dev libpcre2-dev libutf8proc-dev libsentencepiece-dev gnuplot-nox ca-certificates curl)
 # what only the tests need: Criterion, the NumPy oracle and PyTorch references, SLURM, the fuzzers,
 # valgrind, and Node.js for the reference tokenizer
-TEST_PKGS=(libcriterion-dev python3 python3-numpy python3-torch slurm-wlm munge clang libclang-rt-14-dev valgrind)
+TEST_PKGS=(libcriterion-dev sentencepiece python3 python3-numpy python3-torch slurm-wlm munge clang libclang-rt-14-dev valgrind)
 MODEL_DIR=models/stories260K
 SHARED_MODEL=../shared/models/stories260K
 MODEL_URL=https://huggingface.co/karpathy/tinyllamas/resolve/main/stories260K

@@ -95,6 +95,7 @@ typedef struct {
     char methods[IFK_MAX_LIST][16];
     int n_methods;
     double budget_lo, budget_hi, ablation_budget;
+    double frontier_kl; /* the frontier table's target KL, drawn on the speed-accuracy plot; 0: none */
     int lengths[IFK_MAX_LIST], n_lengths, depths[IFK_MAX_LIST], n_depths;
 } plotspec_;
 
@@ -112,7 +113,12 @@ static void plots_(const char *out, const plotspec_ *j, int have_fid, int have_n
         fprintf(g, "set output '%s/speed_accuracy.png'\nset title 'Speed-accuracy: TTFT vs KL(full||method), budgets %.2f..%.2f'\n"
                    "set xlabel 'TTFT (ms)'\nset ylabel 'mean KL(full || method) at the first answer token'\nset logscale y\n",
                 out, j->budget_lo, j->budget_hi);
+        if (j->frontier_kl > 0) /* the frontier table's target: a method reaches it where its curve crosses */
+            fprintf(g, "set arrow 1 from graph 0, first %.9g to graph 1, first %.9g nohead dt 2 lc 'gray'\n"
+                       "set label 1 'frontier target KL %.5f' at graph 0.02, first %.9g offset 0,0.7 tc 'gray'\n",
+                    j->frontier_kl, j->frontier_kl, j->frontier_kl, j->frontier_kl);
         fprintf(g, "plot for [i=0:*] '%s/speed_accuracy.dat' index i using 2:3 with linespoints pt 7 title columnheader(1)\n", out);
+        fprintf(g, "unset arrow 1\nunset label 1\n");
         fprintf(g, "unset logscale y\n");
     }
     if (have_needle) {
@@ -275,6 +281,108 @@ static void add_method_(plotspec_ *ps, const char *m) {
     if (ps->n_methods < IFK_MAX_LIST) snprintf(ps->methods[ps->n_methods++], 16, "%s", m);
 }
 
+/* ---- the speed-accuracy frontier ------------------------------------------------------------ */
+
+/* One method's curve: mean TTFT and mean KL per budget (no reordering), ascending budgets. */
+typedef struct {
+    int n;
+    double budget[IFK_MAX_LIST], ttft[IFK_MAX_LIST], kl[IFK_MAX_LIST];
+} curve_;
+
+static void curve_of_(const rows_ *rs, const char *method, curve_ *c) {
+    c->n = 0;
+    for (int q = 0; q < rs->n; q++) {
+        const row_ *r = &rs->r[q];
+        if (strcmp(r->method, method) || r->reorder) continue;
+        int k = 0;
+        while (k < c->n && c->budget[k] != r->budget) k++;
+        if (k == c->n) {
+            if (c->n == IFK_MAX_LIST) continue;
+            c->budget[c->n] = r->budget, c->ttft[c->n] = c->kl[c->n] = 0, c->n++;
+        }
+    }
+    for (int a = 1; a < c->n; a++)
+        for (int k = a; k > 0 && c->budget[k] < c->budget[k - 1]; k--) {
+            double t = c->budget[k];
+            c->budget[k] = c->budget[k - 1], c->budget[k - 1] = t;
+        }
+    for (int k = 0; k < c->n; k++) {
+        int n = 0;
+        for (int q = 0; q < rs->n; q++) {
+            const row_ *r = &rs->r[q];
+            if (!strcmp(r->method, method) && !r->reorder && r->budget == c->budget[k])
+                c->ttft[k] += r->ttft, c->kl[k] += r->kl, n++;
+        }
+        c->ttft[k] /= n, c->kl[k] /= n;
+    }
+}
+
+/* The TTFT a method needs to reach KL <= target along its curve: at the first budget (ascending)
+ * whose mean KL reaches it, interpolated linearly in log KL from the previous budget's point (the
+ * curve between measured budgets is not known; the interpolation is stated in the table). Returns
+ * the index of that budget, -1 when no budget reaches it. */
+static int frontier_ttft_(const curve_ *c, double target, double *ttft) {
+    for (int k = 0; k < c->n; k++) {
+        if (c->kl[k] > target) continue;
+        *ttft = c->ttft[k];
+        if (k > 0 && c->kl[k - 1] > target && c->kl[k] > 0) {
+            const double a = log(c->kl[k - 1]), b = log(c->kl[k]), w = (a - log(target)) / (a - b);
+            *ttft = c->ttft[k - 1] + w * (c->ttft[k] - c->ttft[k - 1]);
+        }
+        return k;
+    }
+    return -1;
+}
+
+/* The frontier table: for every method the TTFT it needs to reach the KL InfoFlow reaches at the
+ * budget nearest 0.15 (without InfoFlow in the results: the first selective method's). Writes
+ * markdown to md and frontier.csv in dir; the target goes to ps->frontier_kl for the plot. */
+static void frontier_summary_(const rows_ *rs, plotspec_ *ps, const char *dir, FILE *md) {
+    curve_ ref = {0};
+    const char *ref_m = NULL;
+    for (int mi = 0; mi < ps->n_methods && !ref_m; mi++)
+        if (!strcmp(ps->methods[mi], "infoflow")) ref_m = ps->methods[mi];
+    for (int mi = 0; mi < ps->n_methods && !ref_m; mi++)
+        if (strcmp(ps->methods[mi], "full") && strcmp(ps->methods[mi], "none")) ref_m = ps->methods[mi];
+    if (!ref_m) return;
+    curve_of_(rs, ref_m, &ref);
+    int at = -1;
+    for (int k = 0; k < ref.n; k++)
+        if (at < 0 || fabs(ref.budget[k] - 0.15) < fabs(ref.budget[at] - 0.15)) at = k;
+    if (at < 0) return;
+    const double target = ref.kl[at];
+    ps->frontier_kl = target;
+    char path[2048];
+    snprintf(path, sizeof path, "%s/frontier.csv", dir);
+    FILE *csv = fopen(path, "w");
+    if (csv) fprintf(csv, "method,target_kl,reached,budget,ttft_ms,ttft_at_budget_ms\n");
+    fprintf(md, "\n### speed-accuracy frontier: the TTFT each method needs to reach KL ≤ %.5f (%s at R = %.2f)\n\n"
+                "Mean TTFT and mean KL per budget (no reordering). TTFT needed: at the first budget whose mean KL "
+                "reaches the target, interpolated in log KL from the budget before it.\n\n"
+                "| method | first budget reaching it | its mean KL | TTFT needed ms | TTFT at that budget ms |\n"
+                "|---|---|---|---|---|\n", target, ref_m, ref.budget[at]);
+    for (int mi = 0; mi < ps->n_methods; mi++) {
+        curve_ c;
+        curve_of_(rs, ps->methods[mi], &c);
+        double t = 0;
+        const int k = frontier_ttft_(&c, target, &t);
+        if (c.n == 0) { /* only reordered runs: no curve */
+            fprintf(md, "| %s | – | – | – | – |\n", ps->methods[mi]);
+            continue;
+        }
+        if (k < 0) {
+            double best = INFINITY;
+            for (int q = 0; q < c.n; q++) best = c.kl[q] < best ? c.kl[q] : best;
+            fprintf(md, "| %s | not reached (best %.5f) | – | – | – |\n", ps->methods[mi], best);
+            if (csv) fprintf(csv, "%s,%.9g,0,,,\n", ps->methods[mi], target);
+            continue;
+        }
+        fprintf(md, "| %s | %.2f | %.5f | %.1f | %.1f |\n", ps->methods[mi], c.budget[k], c.kl[k], t, c.ttft[k]);
+        if (csv) fprintf(csv, "%s,%.9g,1,%g,%.4f,%.4f\n", ps->methods[mi], target, c.budget[k], t, c.ttft[k]);
+    }
+    if (csv) fclose(csv);
+}
+
 ifk_status ifk_report_summarize(const char *dir, const char *title, int quiet) {
     char path[2048];
     collect_ fid = {0}, abl = {.layer_rows = 1};
@@ -318,6 +426,7 @@ ifk_status ifk_report_summarize(const char *dir, const char *title, int quiet) {
     fprintf(md, "# infoflow eval\n\n%s. Means ± 95%% CI (Student t) over items; KL in nats at the first answer token; "
                 "leading = answer tokens equal to full's.\n", title);
     if (fid.rows.n) summarize_(&fid.rows, csv, md, "fidelity");
+    if (fid.rows.n) frontier_summary_(&fid.rows, &ps, dir, md);
     if (abl.rows.n) summarize_(&abl.rows, csv, md, "scoring-layer ablation");
     if (nd.n) {
         fprintf(md, "\n### needle: p(name | method) / p(name | full), KL, and greedy recall\n\n"

@@ -94,6 +94,7 @@ typedef struct {
     const ifk_model *m;   /* this rank's model (a slice under tensor parallelism) */
     ifk_store *store;
     int steps;
+    ifk_dev_opts dev;     /* infoflow-dev's variant ([job] dev) */
     int *docs, *prompt;   /* (MAX_IDS_) the current run's documents and prompt */
     /* rank 0 */
     const ifk_jobspec *j;
@@ -118,7 +119,7 @@ static int exchange_(ctx_ *x, runspec_ *r) {
 
 static ifk_status query_(ctx_ *x, const runspec_ *r, ifk_query_result *res) {
     ifk_query_opts o = {.method = (ifk_method)r->method, .budget = r->budget, .reorder = r->reorder,
-                        .score_lo = r->lo, .score_hi = r->hi, .steps = x->steps, .seed = 0};
+                        .score_lo = r->lo, .score_hi = r->hi, .steps = x->steps, .seed = 0, .dev = x->dev};
     ifk_query_docs qd = {x->docs, r->n_docs};
     return ifk_query_run(x->m, x->store, &qd, x->prompt, r->n_prompt, &o, x->cm->size > 1 ? &x->tpm->tp : NULL, res);
 }
@@ -551,6 +552,12 @@ int ifk_cmd_eval(int argc, char **argv) {
     if (s_ == IFK_OK && !tok && (j.needle || j.queries[0]))
         s_ = IFK_FAIL(IFK_ERR_ARG, "%s: a random model has no tokenizer for text prompts", j.path);
     if (s_ == IFK_OK && cm.size > 1) s_ = ifk_model_slice(&full, cm.rank, cm.size, &local);
+    ifk_dev_opts_default(&x.dev);
+    if (s_ == IFK_OK && j.dev[0] && ifk_dev_opts_parse(j.dev, full.cfg.n_layers, &x.dev) != IFK_OK) {
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s", ifk_errmsg());
+        s_ = IFK_FAIL(IFK_ERR_ARG, "%s: [job] dev: %s", j.path, msg);
+    }
     if (ifk_comm_agree(&cm, s_) != IFK_OK) goto out;
 
     /* rank 0: the query set and what the store lacks */
@@ -595,8 +602,10 @@ int ifk_cmd_eval(int argc, char **argv) {
     if (j.needle) needle_(&x, n_hay);
     stop_(&x);
     char title[4400];
-    snprintf(title, sizeof title, "%s: model %s, store %s, %d ranks, %ld runs in %.1f s", j.path, full.source, j.store,
-             cm.size, x.runs, ifk_now() - x.t_start);
+    char devs[200];
+    ifk_dev_opts_format(&x.dev, devs, sizeof devs);
+    snprintf(title, sizeof title, "%s: model %s, store %s, %d ranks, %ld runs in %.1f s, infoflow-dev %s", j.path,
+             full.source, j.store, cm.size, x.runs, ifk_now() - x.t_start, devs);
     if (ifk_report_summarize(j.out, title, quiet) != IFK_OK) ifk_comm_abort(&cm);
     for (int i = 0; i < n_items; i++) free(ref_logits[i]);
     free(ref_logits);

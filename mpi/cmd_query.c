@@ -101,8 +101,16 @@ static void print_result_(const ifk_tokenizer *tok, const ifk_manifest *man, con
         free(answer);
         return;
     }
-    printf("{\"method\": \"%s\", \"budget\": %g, \"reorder\": %s, \"ranks\": %d, \"documents\": [",
+    printf("{\"method\": \"%s\", \"budget\": %g, \"reorder\": %s, \"ranks\": %d, ",
            ifk_method_name(o->method), o->budget, o->reorder ? "true" : "false", ranks);
+    if (o->method == IFK_METHOD_INFOFLOW_DEV) {
+        ifk_dev_opts dv = o->dev;
+        char spec[160];
+        if (dv.layer == 0) ifk_dev_opts_default(&dv);
+        ifk_dev_opts_format(&dv, spec, sizeof spec);
+        printf("\"dev\": \"%s\", ", spec);
+    }
+    printf("\"documents\": [");
     for (int i = 0; i < nd; i++) {
         if (i) printf(", ");
         ifk_json_str(stdout, man->docs[docs[i]].id, strlen(man->docs[docs[i]].id));
@@ -168,18 +176,20 @@ int ifk_cmd_query(int argc, char **argv) {
     if (ifk_comm_start(&cm, &argc, &argv) != IFK_OK) return 1;
     const char *model = NULL, *tokp = NULL, *dir = NULL, *docs_s = NULL, *retr_s = NULL, *prompt = NULL,
                *method_s = "infoflow", *budget_s = NULL, *layers_s = NULL, *steps_s = NULL, *seed_s = NULL,
-               *threads_s = NULL, *shape = NULL, *prompt_ids = NULL;
+               *threads_s = NULL, *shape = NULL, *prompt_ids = NULL, *dev_s = NULL;
     int reorder = 0, compare = 0, json = 0, help = 0, rc = 1, serial = 0;
     const ifk_opt opts[] = {
         {"model", "PATH", "checkpoint file or folder (required; must be the store's model)", &model, NULL},
         {"random-model", "SHAPE", "the random-weight model a store was cached with (tests, benchmarks)", &shape, NULL},
         {"tokenizer", "FILE", "tokenizer.bin (default: beside the checkpoint)", &tokp, NULL},
         {"store", "DIR", "the KV store (required)", &dir, NULL},
-        {"docs", "ID,ID,...", "the context: these documents, in this order", &docs_s, NULL},
+        {"docs", "ID,ID,...", "the context: these documents, in this order (ids never hold a comma: the corpus refuses one)", &docs_s, NULL},
         {"retrieve", "K", "the context: the BM25 top K documents for the prompt, best first", &retr_s, NULL},
         {"prompt", "TEXT", "the question (required, or --prompt-ids)", &prompt, NULL},
         {"prompt-ids", "ID,ID,...", "the question as token ids (no tokenizer needed)", &prompt_ids, NULL},
-        {"method", "M", "infoflow (default), full, none, cacheblend, epic, random", &method_s, NULL},
+        {"method", "M", "infoflow (default), infoflow-dev, full, none, cacheblend, epic, random", &method_s, NULL},
+        {"dev", "SPEC", "infoflow-dev's variant, key=value,...: source=v|k|kv layer=N combine=product|ranksum "
+                        "alpha=X attn=norm|sum estimate=exact|position (default: docs/method.md)", &dev_s, NULL},
         {"budget", "R", "fraction of context tokens to recompute, in [0, 1] (default 0.15)", &budget_s, NULL},
         {"reorder", NULL, "put the chunk with the most selected tokens next to the prompt (infoflow)", NULL, &reorder},
         {"score-layers", "A-B", "InfoFlow's scoring layers, 0-based (default: floor(0.55 L) to ceil(0.8 L) - 1)",
@@ -229,6 +239,8 @@ int ifk_cmd_query(int argc, char **argv) {
     }
     if (s_ == IFK_OK && reorder && o.method != IFK_METHOD_INFOFLOW)
         s_ = IFK_FAIL(IFK_ERR_ARG, "--reorder goes with --method infoflow");
+    if (s_ == IFK_OK && dev_s && o.method != IFK_METHOD_INFOFLOW_DEV)
+        s_ = IFK_FAIL(IFK_ERR_ARG, "--dev goes with --method infoflow-dev");
     if (s_ == IFK_OK && prompt && !*prompt) s_ = IFK_FAIL(IFK_ERR_ARG, "query: the prompt is empty");
     AGREE_OR_OUT(s_);
     o.steps = (int)steps;
@@ -251,6 +263,7 @@ int ifk_cmd_query(int argc, char **argv) {
             memcpy(full.fingerprint, local.fingerprint, sizeof full.fingerprint);
             snprintf(full.source, sizeof full.source, "%s", model);
             if (cm.rank == 0) s_ = ifk_engine_load_tokenizer(model, tokp, &full.cfg, &tok);
+            full.tok_identity = ifk_tokenizer_identity(tok); /* rank 0 alone checks the store */
         }
     } else {
         s_ = ifk_engine_load_any(model, tokp, shape, &full, &tok);
@@ -258,6 +271,7 @@ int ifk_cmd_query(int argc, char **argv) {
     AGREE_OR_OUT(s_);
     if (layers_s && (o.score_lo < 0 || o.score_hi < o.score_lo || o.score_hi >= full.cfg.n_layers))
         s_ = IFK_FAIL(IFK_ERR_ARG, "--score-layers %s is outside the model's layers 0-%d", layers_s, full.cfg.n_layers - 1);
+    if (s_ == IFK_OK && dev_s) s_ = ifk_dev_opts_parse(dev_s, full.cfg.n_layers, &o.dev);
     if (s_ == IFK_OK && cm.size > 1 && !hf_slices) s_ = ifk_model_slice(&full, cm.rank, cm.size, &local);
     if (s_ == IFK_OK) s_ = ifk_store_open(&store, dir);
     AGREE_OR_OUT(s_);

@@ -1,5 +1,6 @@
 /* cmd_tokenize.c — `infoflow tokenize`: a tokenizer's ids for each line of a text file (checks
  * against other implementations, and a look at how a prompt splits). */
+#include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,7 +13,7 @@
 int ifk_cmd_tokenize(int argc, char **argv) {
     const char *tokp = NULL, *file = NULL, *text = NULL;
     int help = 0, bos = 0, rc = 1;
-    const ifk_opt opts[] = {{"tokenizer", "FILE", "tokenizer.bin (llama2.c) or tokenizer.json (Hugging Face)", &tokp, NULL},
+    const ifk_opt opts[] = {{"tokenizer", "FILE", "tokenizer.bin (llama2.c), tokenizer.json (Hugging Face) or tokenizer.model (SentencePiece)", &tokp, NULL},
                             {"text", "TEXT", "one text to encode", &text, NULL},
                             {"text-file", "FILE", "encode each line of FILE", &file, NULL},
                             {"bos", NULL, "prepend BOS", NULL, &bos},
@@ -21,7 +22,7 @@ int ifk_cmd_tokenize(int argc, char **argv) {
     char *line = NULL;
     size_t cap = 0;
     if (ifk_cli_parse(argc, argv, opts, "usage: infoflow tokenize --tokenizer FILE (--text TEXT | --text-file FILE)\n"
-                      "Prints one JSON object per text: its ids and whether decoding gives the text back.", &help) != IFK_OK)
+                      "Prints one JSON object per text: its ids, whether decoding gives the text back, and the decoded text.", &help) != IFK_OK)
         goto out;
     if (help) return 0;
     if (!tokp || !text == !file) {
@@ -48,7 +49,10 @@ int ifk_cmd_tokenize(int argc, char **argv) {
         char *back = ifk_detokenize(t, bos ? ids[0] : -1, ids + (bos ? 1 : 0), n - (bos ? 1 : 0), NULL);
         printf("{\"ids\": [");
         for (int i = 0; i < n; i++) printf("%s%d", i ? ", " : "", ids[i]);
-        printf("], \"round_trip\": %s}\n", back && !strcmp(back, s) ? "true" : "false");
+        cJSON *js = cJSON_CreateString(back ? back : "");
+        char *jt = js ? cJSON_PrintUnformatted(js) : NULL;
+        printf("], \"round_trip\": %s, \"text\": %s}\n", back && !strcmp(back, s) ? "true" : "false", jt ? jt : "null");
+        cJSON_free(jt), cJSON_Delete(js);
         free(back), free(ids);
         if (!f) break;
     }

@@ -151,6 +151,11 @@ static ifk_status plan_chunks_(qrun_ *x) {
     return IFK_OK;
 }
 
+/* Methods that run rows over the whole context (full prefill; the deviation's exact layer 0). */
+static int dense_(ifk_method m) {
+    return m == IFK_METHOD_FULL || m == IFK_METHOD_CACHEBLEND || m == IFK_METHOD_INFOFLOW_DEV;
+}
+
 /* Refuses up front, with the estimate, a query that would not fit in memory rather than thrash. */
 static ifk_status plan_memory_(const qrun_ *x) {
     const ifk_config *cfg = &x->m->cfg;
@@ -159,11 +164,10 @@ static ifk_status plan_memory_(const qrun_ *x) {
     const double f = sizeof(float), L = cfg->n_layers, kvd = (double)cfg->n_kv_heads * cfg->head_dim,
                  qd = (double)cfg->n_heads * cfg->head_dim, D = cfg->dim, F = cfg->hidden_dim;
     const double slots = T + P + x->steps,
-                 rows = o->method == IFK_METHOD_FULL || o->method == IFK_METHOD_CACHEBLEND
-                            ? T + P : (ifk_budget(o->budget, T) > P ? ifk_budget(o->budget, T) : P);
+                 rows = dense_(o->method) ? T + P : (ifk_budget(o->budget, T) > P ? ifk_budget(o->budget, T) : P);
     const double kv = 2 * L * kvd * slots * f;
     const double act = rows * (2 * D + 2 * qd + 2 * kvd + 2 * F) * f + 256.0 * slots * f + (double)P * (T + P) * f +
-                       (o->method == IFK_METHOD_CACHEBLEND ? kvd * T * 2 * f : 0);
+                       (dense_(o->method) && o->method != IFK_METHOD_FULL ? kvd * T * 2 * f : 0);
     const double avail = ifk_mem_available();
     if (avail > 0 && kv + act > 0.9 * avail) {
         char a[32], b[32], c[32], d[32];
@@ -363,7 +367,7 @@ static ifk_status gather_(qrun_ *x) {
 
 /* ---- score and select ------------------------------------------------------------------------- */
 
-/* The method's score of every context slot (InfoFlow, CacheBlend; the others need none), and the
+/* The method's score of every context slot (InfoFlow, CacheBlend, infoflow-dev; the others need none), and the
  * first slot it may select: plain InfoFlow and random skip the first chunk, whose KV (with BOS)
  * is already exact; the reorder pipeline re-scores with no first-chunk exclusion (§8). */
 static ifk_status score_(qrun_ *x) {
@@ -376,6 +380,14 @@ static ifk_status score_(qrun_ *x) {
         x->from = 0;
         IFK_CHECK(loader_finish_(x));
         return ifk_score_cacheblend(x->m, &x->s, &x->c, x->p.ids, T, x->score);
+    case IFK_METHOD_INFOFLOW_DEV: { /* attention x deviation; no exclusion: the first chunk's deviation is 0 */
+        ifk_dev_opts dv = x->o->dev;
+        if (dv.layer == 0) ifk_dev_opts_default(&dv);
+        x->from = 0;
+        IFK_CHECK(loader_finish_(x)); /* the deviation reads its layer of the cache directly */
+        return ifk_score_infoflow_dev(x->m, &x->s, &x->c, x->p.ids, T, x->prompt, x->P, x->lo, x->hi, &dv, x->p.n,
+                                      x->sstart, x->slen, x->psum, x->score);
+    }
     case IFK_METHOD_RANDOM: x->from = x->slen[0]; return IFK_OK;
     default: x->from = 0; return IFK_OK;
     }
@@ -389,6 +401,7 @@ static ifk_status select_(qrun_ *x) {
     switch (x->o->method) {
     case IFK_METHOD_INFOFLOW:
     case IFK_METHOD_CACHEBLEND:
+    case IFK_METHOD_INFOFLOW_DEV:
         IFK_CHECK(ifk_select_top(x->score, T, x->from, n, sel));
         x->n_sel = n;
         break;

@@ -21,6 +21,7 @@ typedef struct {
     uint64_t seed;     /* for random */
     int compare_full;  /* also run full in the same process and compare */
     int serial_load;   /* load all of the context's K/V before computing (no overlap): times the load alone */
+    ifk_dev_opts dev;  /* infoflow-dev's variant; all zero: the defaults (ifk_dev_opts_default) */
 } ifk_query_opts;
 
 /* The communication phases of a query (tensor parallelism), as docs/scaling.md counts them. */

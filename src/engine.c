@@ -38,23 +38,32 @@ static ifk_status find_bin_(const char *dir, int tok, char *out, size_t outlen) 
     return IFK_OK;
 }
 
+/* An HF folder's tokenizer: tokenizer.json, else tokenizer.model (SentencePiece), else a single
+ * llama2.c tok*.bin. 0 if it has none. */
+static int folder_tokenizer_(const char *dir, char *out, size_t n) {
+    static const char *const names[] = {"tokenizer.json", "tokenizer.model"};
+    struct stat sb;
+    for (int i = 0; i < 2; i++) {
+        snprintf(out, n, "%s/%s", dir, names[i]);
+        if (stat(out, &sb) == 0) return 1;
+    }
+    if (find_bin_(dir, 1, out, n) == IFK_OK) return 1;
+    ifk_err_clear();
+    return 0;
+}
+
 ifk_status ifk_engine_load(const char *path, const char *tok_path, ifk_model *m, ifk_tokenizer **tok) {
     char ckpt[4096], tokf[4096];
     struct stat st;
     *tok = NULL;
     if (stat(path, &st) != 0) return IFK_FAIL(IFK_ERR_IO, "%s: cannot open model: %s", path, strerror(errno));
     if (S_ISDIR(st.st_mode) && ifk_hf_is_folder(path)) {
-        /* a Hugging Face folder; its tokenizer is a llama2.c tok*.bin beside config.json (or
-         * --tokenizer): tokenizer.json is not read yet (docs/models.md) */
+        /* a Hugging Face folder; its tokenizer is --tokenizer, else the folder's (folder_tokenizer_) */
         IFK_CHECK(ifk_hf_load(m, path));
-        snprintf(tokf, sizeof tokf, "%s/tokenizer.json", path);
-        if (!tok_path && stat(tokf, &st) != 0 && find_bin_(path, 1, tokf, sizeof tokf) != IFK_OK) {
-            ifk_err_clear();
-            return IFK_OK; /* no tokenizer: token-id interfaces only */
-        }
+        if (!tok_path && !folder_tokenizer_(path, tokf, sizeof tokf)) return IFK_OK; /* token-id interfaces only */
         ifk_status s = ifk_tokenizer_load(tok, tok_path ? tok_path : tokf, m->cfg.vocab_size);
         if (s != IFK_OK) ifk_model_free(m);
-        else ifk_tokenizer_set_special(*tok, m->cfg.bos_id, m->cfg.eos_id);
+        else ifk_tokenizer_set_special(*tok, m->cfg.bos_id, m->cfg.eos_id), m->tok_identity = ifk_tokenizer_identity(*tok);
         return s;
     }
     if (S_ISDIR(st.st_mode)) {
@@ -80,19 +89,15 @@ ifk_status ifk_engine_load(const char *path, const char *tok_path, ifk_model *m,
         ifk_model_free(m);
         return ifk_trace_at(s, __FILE__, __LINE__, __func__);
     }
+    m->tok_identity = ifk_tokenizer_identity(*tok);
     return IFK_OK;
 }
 
 ifk_status ifk_engine_load_tokenizer(const char *path, const char *tok_path, const ifk_config *cfg, ifk_tokenizer **tok) {
     char tokf[4096];
-    struct stat st;
     *tok = NULL;
     if (!tok_path) {
-        snprintf(tokf, sizeof tokf, "%s/tokenizer.json", path);
-        if (stat(tokf, &st) != 0 && find_bin_(path, 1, tokf, sizeof tokf) != IFK_OK) {
-            ifk_err_clear();
-            return IFK_OK;
-        }
+        if (!folder_tokenizer_(path, tokf, sizeof tokf)) return IFK_OK;
     }
     IFK_CHECK(ifk_tokenizer_load(tok, tok_path ? tok_path : tokf, cfg->vocab_size));
     ifk_tokenizer_set_special(*tok, cfg->bos_id, cfg->eos_id);

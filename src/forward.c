@@ -111,16 +111,11 @@ static void add_rows_(float *x, const float *b, int T, int n) {
     for (int t = 0; t < T; t++) add_(x + (size_t)t * n, b, (size_t)n);
 }
 
-ifk_status ifk_layer_forward(const ifk_model *m, ifk_state *s, ifk_kvcache *c, int l, int T, const int *pos,
-                             const int *slots, int nk, float *psum, int ldp) {
+void ifk_layer_qkv(const ifk_model *m, ifk_state *s, int l, int T) {
     const ifk_config *cfg = &m->cfg;
     const ifk_layer_weights *w = &m->layers[l];
-    const int D = cfg->dim, F = cfg->hidden_dim, H = cfg->n_heads, Hkv = cfg->n_kv_heads, Dh = cfg->head_dim;
+    const int D = cfg->dim, H = cfg->n_heads, Hkv = cfg->n_kv_heads, Dh = cfg->head_dim;
     const int qd = H * Dh, kvd = Hkv * Dh;
-    IFK_ASSERT(T <= s->cap_rows && nk <= s->cap_keys && nk <= c->capacity);
-    if (c->await_layer) IFK_CHECK(c->await_layer(c->await_ctx, l));
-
-    /* attention: norm, projections, RoPE, cache write, attend, output projection, residual */
     ifk_rmsnorm(s->xb, s->x, w->rms_att, T, D, cfg->norm_eps);
     ifk_matmul(s->q, s->xb, w->wq, T, D, qd);
     ifk_matmul(s->kb, s->xb, w->wk, T, D, kvd);
@@ -136,6 +131,19 @@ ifk_status ifk_layer_forward(const ifk_model *m, ifk_state *s, ifk_kvcache *c, i
     }
     ifk_rope_apply(s->q, qd, T, H, Dh, cfg->rope_style, s->rcos, s->rsin);
     ifk_rope_apply(s->kb, kvd, T, Hkv, Dh, cfg->rope_style, s->rcos, s->rsin);
+}
+
+ifk_status ifk_layer_forward(const ifk_model *m, ifk_state *s, ifk_kvcache *c, int l, int T, const int *pos,
+                             const int *slots, int nk, float *psum, int ldp) {
+    const ifk_config *cfg = &m->cfg;
+    const ifk_layer_weights *w = &m->layers[l];
+    const int D = cfg->dim, F = cfg->hidden_dim, H = cfg->n_heads, Hkv = cfg->n_kv_heads, Dh = cfg->head_dim;
+    const int qd = H * Dh, kvd = Hkv * Dh;
+    IFK_ASSERT(T <= s->cap_rows && nk <= s->cap_keys && nk <= c->capacity);
+    if (c->await_layer) IFK_CHECK(c->await_layer(c->await_ctx, l));
+
+    /* attention: norm, projections, RoPE, cache write, attend, output projection, residual */
+    ifk_layer_qkv(m, s, l, T);
     for (int t = 0; t < T; t++) {
         const int slot = slots ? slots[t] : c->len + t;
         IFK_ASSERT(slot >= 0 && slot < c->capacity);

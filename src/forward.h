@@ -77,6 +77,10 @@ void ifk_state_free(ifk_state *s);
 ifk_status ifk_layer_forward(const ifk_model *m, ifk_state *s, ifk_kvcache *c, int l, int T, const int *pos,
                              const int *slots, int nk, float *psum, int ldp);
 
+/* The attention inputs of layer l for the T rows of s->x: RMSNorm, q/k/v projections (+ biases,
+ * + Qwen3's q/k norms), RoPE at the positions of ifk_state_rope; into s->q (T, H*Dh), s->kb and
+ * s->vb (T, Hkv*Dh). s->xb is overwritten. The first step of ifk_layer_forward. */
+void ifk_layer_qkv(const ifk_model *m, ifk_state *s, int l, int T);
 /* Embeds ids[T] into s->x. */
 ifk_status ifk_embed(const ifk_model *m, ifk_state *s, const int *ids, int T);
 

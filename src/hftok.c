@@ -1,5 +1,6 @@
-/* hftok.c — byte-level BPE from tokenizer.json (hftok.h). */
+/* hftok.c — BPE from tokenizer.json, byte-level and SentencePiece kinds (hftok.h). */
 #include "hftok.h"
+#include "sys.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <cjson/cJSON.h>
@@ -9,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <utf8proc.h>
 
 /* ---- a string -> int map ------------------------------------------------------------------ */
 
@@ -65,24 +67,52 @@ static void smap_free_(smap_ *m) {
 
 /* ---- the tokenizer ------------------------------------------------------------------------- */
 
+#define MAX_STEPS 8
+#define MAX_RE 4
+enum { N_PREPEND, N_REPLACE, N_NFC };                      /* normalizer steps */
+enum { D_REPLACE, D_BYTEFALLBACK, D_STRIP, D_BYTELEVEL };  /* decoder steps, applied to each token */
+
+typedef struct {
+    int kind;
+    char *a, *b; /* Prepend: a; Replace: a -> b; Strip: a[0], n times */
+    int n;
+} step_;
+
 struct ifk_hftok {
     smap_ vocab, merges;
     char **id2tok;  /* (n_ids) mapped strings; added tokens' contents */
     int n_ids;
     char **added;   /* added tokens' contents, longest first */
     int *added_id, n_added;
-    pcre2_code *re; /* the pre-tokenizer's split pattern; NULL: none */
-    int ignore_merges;
-    uint32_t b2u[256];   /* byte -> code point */
-    int16_t u2b[512];    /* code point -> byte (or -1) */
-    char *dec;           /* decode buffer */
-    size_t dec_cap;
+    step_ norm[MAX_STEPS], dec[MAX_STEPS];
+    int n_norm, n_dec;
+    pcre2_code *re[MAX_RE]; /* the pre-tokenizer's split patterns, applied in turn */
+    int n_re;
+    int bytelevel;          /* a ByteLevel pre-tokenizer: bytes mapped to code points before BPE */
+    char *ms;               /* a Metaspace pre-tokenizer's replacement for " ", or NULL */
+    int ms_prepend;         /* ... and when it is prepended: 0 never, 1 first section, 2 always */
+    int ignore_merges, byte_fallback, fuse_unk, unk_id;
+    int byte_id[256];       /* id of the piece <0xNN>, or -1 */
+    int strip_first;        /* the decoder removes up to this many strip_c from the start of the text */
+    char strip_c;
+    uint32_t b2u[256];      /* byte -> code point */
+    int16_t u2b[512];       /* code point -> byte (or -1) */
+    char *buf[2];           /* decode buffers */
+    size_t buf_cap[2];
 };
 
 static int utf8_put_(char *o, uint32_t c) {
     if (c < 0x80) return o[0] = (char)c, 1;
     if (c < 0x800) return o[0] = (char)(0xC0 | c >> 6), o[1] = (char)(0x80 | (c & 63)), 2;
     return o[0] = (char)(0xE0 | c >> 12), o[1] = (char)(0x80 | ((c >> 6) & 63)), o[2] = (char)(0x80 | (c & 63)), 3;
+}
+
+/* Length of the UTF-8 character at s[0] (1 for a stray byte), within n bytes. */
+static size_t u8len_(const char *s, size_t n) {
+    unsigned char c = (unsigned char)s[0];
+    size_t want = c < 0xC0 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4, k = 1;
+    while (k < want && k < n && ((unsigned char)s[k] & 0xC0) == 0x80) k++;
+    return k;
 }
 
 void ifk_hftok_free(ifk_hftok **tp) {
@@ -93,8 +123,9 @@ void ifk_hftok_free(ifk_hftok **tp) {
         for (int i = 0; i < t->n_ids; i++) free(t->id2tok[i]);
     if (t->added)
         for (int i = 0; i < t->n_added; i++) free(t->added[i]);
-    free(t->id2tok), free(t->added), free(t->added_id), free(t->dec);
-    if (t->re) pcre2_code_free(t->re);
+    for (int i = 0; i < MAX_STEPS; i++) free(t->norm[i].a), free(t->norm[i].b), free(t->dec[i].a), free(t->dec[i].b);
+    for (int i = 0; i < t->n_re; i++) pcre2_code_free(t->re[i]);
+    free(t->id2tok), free(t->added), free(t->added_id), free(t->ms), free(t->buf[0]), free(t->buf[1]);
     free(t);
     *tp = NULL;
 }
@@ -103,57 +134,246 @@ int ifk_hftok_vocab(const ifk_hftok *t) { return t->n_ids; }
 
 int ifk_hftok_lookup(const ifk_hftok *t, const char *piece, size_t len) { return smap_get_(&t->vocab, piece, len); }
 
-/* Finds the Split pre-tokenizer's regex in a pre_tokenizer object (or a Sequence of them). */
-static const char *find_regex_(const cJSON *pt) {
-    if (!pt) return NULL;
-    const cJSON *ty = cJSON_GetObjectItemCaseSensitive(pt, "type");
-    if (cJSON_IsString(ty) && !strcmp(ty->valuestring, "Sequence")) {
-        for (const cJSON *e = cJSON_GetObjectItemCaseSensitive(pt, "pretokenizers") ? cJSON_GetObjectItemCaseSensitive(pt, "pretokenizers")->child : NULL; e; e = e->next) {
-            const char *r = find_regex_(e);
-            if (r) return r;
-        }
-        return NULL;
-    }
-    if (cJSON_IsString(ty) && !strcmp(ty->valuestring, "Split")) {
-        const cJSON *re = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(pt, "pattern"), "Regex");
-        return cJSON_IsString(re) ? re->valuestring : NULL;
-    }
-    return NULL;
+/* ---- reading the components: each is implemented or refused by name -------------------------- */
+
+static const cJSON *get_(const cJSON *o, const char *k) { return cJSON_GetObjectItemCaseSensitive(o, k); }
+static const char *str_(const cJSON *o, const char *k) {
+    const cJSON *v = get_(o, k);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+static int is_(const cJSON *o, const char *type) {
+    const char *ty = str_(o, "type");
+    return ty && !strcmp(ty, type);
 }
 
-static int by_len_desc_(const void *a, const void *b) {
-    size_t x = strlen(*(char *const *)a), y = strlen(*(char *const *)b);
-    return x > y ? -1 : x < y;
+/* "<path>: <field> <value as JSON> <why>" */
+static ifk_status refuse_(const char *path, const char *field, const cJSON *v, const char *why) {
+    char *j = v ? cJSON_PrintUnformatted(v) : NULL;
+    ifk_status st = IFK_FAIL(IFK_ERR_FORMAT, "%s: %s %.80s %s", path, field, j ? j : "(absent)", why);
+    free(j);
+    return st;
+}
+
+/* A {"String": s} pattern (non-empty) as a copy in *out. */
+static ifk_status pattern_(const cJSON *o, const char *path, const char *field, char **out) {
+    const cJSON *p = get_(o, "pattern");
+    const char *s = str_(p, "String");
+    if (!s || !s[0]) return refuse_(path, field, p, "is not supported (only a non-empty {\"String\": ...})");
+    *out = strdup(s);
+    return *out ? IFK_OK : IFK_FAIL(IFK_ERR_OOM, "%s: out of memory", path);
+}
+
+static ifk_status parse_norm_(ifk_hftok *t, const cJSON *n, const char *path, int depth) {
+    if (!n || cJSON_IsNull(n)) return IFK_OK;
+    if (is_(n, "Sequence") && !depth) {
+        const cJSON *l = get_(n, "normalizers");
+        if (!cJSON_IsArray(l)) return refuse_(path, "normalizer.normalizers", l, "is not a list");
+        for (const cJSON *e = l->child; e; e = e->next) IFK_CHECK(parse_norm_(t, e, path, 1));
+        return IFK_OK;
+    }
+    if (t->n_norm == MAX_STEPS) return IFK_FAIL(IFK_ERR_FORMAT, "%s: normalizer has more than %d steps", path, MAX_STEPS);
+    step_ *s = &t->norm[t->n_norm];
+    if (is_(n, "Prepend") && str_(n, "prepend")) {
+        s->kind = N_PREPEND;
+        if (!(s->a = strdup(str_(n, "prepend")))) return IFK_FAIL(IFK_ERR_OOM, "%s: out of memory", path);
+    } else if (is_(n, "Replace")) {
+        s->kind = N_REPLACE;
+        IFK_CHECK(pattern_(n, path, "normalizer Replace pattern", &s->a));
+        const char *c = str_(n, "content");
+        if (!(s->b = strdup(c ? c : ""))) return IFK_FAIL(IFK_ERR_OOM, "%s: out of memory", path);
+    } else if (is_(n, "NFC")) {
+        s->kind = N_NFC;
+    } else {
+        return refuse_(path, "normalizer type", get_(n, "type"),
+                       "is not supported (implemented: Sequence, Prepend, Replace with a String pattern, NFC)");
+    }
+    t->n_norm++;
+    return IFK_OK;
+}
+
+static ifk_status add_re_(ifk_hftok *t, const char *re, const char *path) {
+    if (t->n_re == MAX_RE) return IFK_FAIL(IFK_ERR_FORMAT, "%s: pre_tokenizer has more than %d split patterns", path, MAX_RE);
+    int err;
+    PCRE2_SIZE off;
+    t->re[t->n_re] = pcre2_compile((PCRE2_SPTR)re, PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF,
+                                   &err, &off, NULL);
+    if (!t->re[t->n_re]) {
+        PCRE2_UCHAR msg[256];
+        pcre2_get_error_message(err, msg, sizeof msg);
+        return IFK_FAIL(IFK_ERR_FORMAT, "%s: pre-tokenizer regex does not compile at %zu: %s", path, (size_t)off, msg);
+    }
+    t->n_re++;
+    return IFK_OK;
+}
+
+/* GPT-2's split, which a ByteLevel pre-tokenizer applies itself when use_regex is true */
+static const char gpt2_re_[] = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
+
+static ifk_status parse_pre_(ifk_hftok *t, const cJSON *p, const char *path, int depth) {
+    if (!p || cJSON_IsNull(p)) return IFK_OK;
+    if (is_(p, "Sequence") && !depth) {
+        const cJSON *l = get_(p, "pretokenizers");
+        if (!cJSON_IsArray(l)) return refuse_(path, "pre_tokenizer.pretokenizers", l, "is not a list");
+        for (const cJSON *e = l->child; e; e = e->next) IFK_CHECK(parse_pre_(t, e, path, 1));
+        return IFK_OK;
+    }
+    if (is_(p, "Split")) {
+        const cJSON *pat = get_(p, "pattern");
+        const char *re = str_(pat, "Regex"), *beh = str_(p, "behavior");
+        if (t->bytelevel) return refuse_(path, "pre_tokenizer Split", pat, "after a ByteLevel one is not supported");
+        if (!re) return refuse_(path, "pre_tokenizer Split pattern", pat, "is not supported (only {\"Regex\": ...})");
+        if (!beh || strcmp(beh, "Isolated"))
+            return refuse_(path, "pre_tokenizer Split behavior", get_(p, "behavior"), "is not supported (only \"Isolated\")");
+        if (cJSON_IsTrue(get_(p, "invert")))
+            return refuse_(path, "pre_tokenizer Split invert", get_(p, "invert"), "is not supported (only false)");
+        return add_re_(t, re, path);
+    }
+    if (is_(p, "ByteLevel")) {
+        if (cJSON_IsTrue(get_(p, "add_prefix_space")))
+            return refuse_(path, "pre_tokenizer ByteLevel add_prefix_space", get_(p, "add_prefix_space"),
+                           "is not supported (only false)");
+        t->bytelevel = 1;
+        const cJSON *ur = get_(p, "use_regex"); /* trim_offsets changes offsets only */
+        return ur && !cJSON_IsTrue(ur) ? IFK_OK : add_re_(t, gpt2_re_, path);
+    }
+    if (is_(p, "Metaspace")) {
+        if (depth) return refuse_(path, "pre_tokenizer", get_(p, "type"), "inside a Sequence is not supported");
+        const char *r = str_(p, "replacement"), *ps = str_(p, "prepend_scheme");
+        const cJSON *ap = get_(p, "add_prefix_space"), *sp = get_(p, "split");
+        if (!cJSON_IsFalse(sp)) /* absent means true to the Rust library, and is ignored by the JavaScript one */
+            return refuse_(path, "pre_tokenizer Metaspace split", sp, "is not supported (only false)");
+        if (ps && !strcmp(ps, "always")) t->ms_prepend = 2;
+        else if (ps && !strcmp(ps, "first")) t->ms_prepend = 1;
+        else if (ps && !strcmp(ps, "never")) t->ms_prepend = 0;
+        else if (ps) return refuse_(path, "pre_tokenizer Metaspace prepend_scheme", get_(p, "prepend_scheme"), "is not always, first or never");
+        else t->ms_prepend = cJSON_IsFalse(ap) ? 0 : 2; /* the older layout */
+        if (!(t->ms = strdup(r && r[0] ? r : "\xe2\x96\x81"))) return IFK_FAIL(IFK_ERR_OOM, "%s: out of memory", path);
+        return IFK_OK;
+    }
+    return refuse_(path, "pre_tokenizer type", get_(p, "type"), "is not supported (implemented: Sequence, Split, ByteLevel, Metaspace)");
+}
+
+static ifk_status parse_dec_(ifk_hftok *t, const cJSON *d, const char *path, int depth, int *fused) {
+    if (!d || cJSON_IsNull(d)) return refuse_(path, "decoder", d, "is not supported (a decoder is needed to turn ids into text)");
+    if (is_(d, "Sequence") && !depth) {
+        const cJSON *l = get_(d, "decoders");
+        if (!cJSON_IsArray(l)) return refuse_(path, "decoder.decoders", l, "is not a list");
+        for (const cJSON *e = l->child; e; e = e->next) IFK_CHECK(parse_dec_(t, e, path, 1, fused));
+        return IFK_OK;
+    }
+    if (t->n_dec == MAX_STEPS) return IFK_FAIL(IFK_ERR_FORMAT, "%s: decoder has more than %d steps", path, MAX_STEPS);
+    step_ *s = &t->dec[t->n_dec];
+    if (is_(d, "Fuse")) { /* tokens are joined anyway; it only matters to a Strip after it */
+        *fused = 1;
+        return IFK_OK;
+    }
+    if (is_(d, "Replace")) {
+        s->kind = D_REPLACE;
+        IFK_CHECK(pattern_(d, path, "decoder Replace pattern", &s->a));
+        const char *c = str_(d, "content");
+        if (!(s->b = strdup(c ? c : ""))) return IFK_FAIL(IFK_ERR_OOM, "%s: out of memory", path);
+    } else if (is_(d, "ByteFallback")) {
+        s->kind = D_BYTEFALLBACK;
+    } else if (is_(d, "ByteLevel")) {
+        s->kind = D_BYTELEVEL;
+    } else if (is_(d, "Strip")) {
+        const char *c = str_(d, "content");
+        const cJSON *a = get_(d, "start"), *b = get_(d, "stop");
+        if (!c || strlen(c) != 1) return refuse_(path, "decoder Strip content", get_(d, "content"), "is not supported (only one ASCII character)");
+        if (!cJSON_IsNumber(a) || a->valuedouble < 0 || a->valuedouble > 16 || a->valuedouble != (int)a->valuedouble)
+            return refuse_(path, "decoder Strip start", a, "is not an integer 0..16");
+        if (b && !(cJSON_IsNumber(b) && b->valuedouble == 0))
+            return refuse_(path, "decoder Strip stop", b, "is not supported (only 0: tokens are decoded one at a time)");
+        if (*fused) { /* after Fuse: the start of the whole text */
+            t->strip_first = (int)a->valuedouble, t->strip_c = c[0];
+            return IFK_OK;
+        }
+        s->kind = D_STRIP, s->n = (int)a->valuedouble;
+        if (!(s->a = strdup(c))) return IFK_FAIL(IFK_ERR_OOM, "%s: out of memory", path);
+    } else if (is_(d, "Metaspace")) {
+        const char *r = str_(d, "replacement"), *ps = str_(d, "prepend_scheme");
+        s->kind = D_REPLACE;
+        s->a = strdup(r && r[0] ? r : "\xe2\x96\x81"), s->b = strdup(" ");
+        if (!s->a || !s->b) return IFK_FAIL(IFK_ERR_OOM, "%s: out of memory", path);
+        int never = ps ? !strcmp(ps, "never") : cJSON_IsFalse(get_(d, "add_prefix_space"));
+        if (!never) t->strip_first = 1, t->strip_c = ' ';
+    } else {
+        return refuse_(path, "decoder type", get_(d, "type"),
+                       "is not supported (implemented: Sequence, Replace, ByteFallback, Fuse, Strip, ByteLevel, Metaspace)");
+    }
+    t->n_dec++;
+    return IFK_OK;
+}
+
+/* The BPE model's settings beyond vocab and merges. */
+static ifk_status parse_model_(ifk_hftok *t, const cJSON *model, const char *path) {
+    const cJSON *v = get_(model, "dropout");
+    if (v && !cJSON_IsNull(v) && !(cJSON_IsNumber(v) && v->valuedouble == 0))
+        return refuse_(path, "model.dropout", v, "is not supported (only null: dropout samples a random tokenization)");
+    static const char *const affix[] = {"continuing_subword_prefix", "end_of_word_suffix"};
+    for (int i = 0; i < 2; i++) {
+        v = get_(model, affix[i]);
+        char field[64];
+        snprintf(field, sizeof field, "model.%s", affix[i]);
+        if (v && !cJSON_IsNull(v) && !(cJSON_IsString(v) && !v->valuestring[0]))
+            return refuse_(path, field, v, "is not supported (only null or \"\")");
+    }
+    v = get_(model, "unk_token");
+    if (v && !cJSON_IsNull(v) && !cJSON_IsString(v)) return refuse_(path, "model.unk_token", v, "is not a string");
+    t->ignore_merges = cJSON_IsTrue(get_(model, "ignore_merges"));
+    t->byte_fallback = cJSON_IsTrue(get_(model, "byte_fallback"));
+    t->fuse_unk = cJSON_IsTrue(get_(model, "fuse_unk"));
+    return IFK_OK;
+}
+
+static ifk_status parse_added_(const cJSON *a, int i, const char *path, int has_norm) {
+    static const char *const flags[] = {"lstrip", "rstrip", "single_word"};
+    const char *c = str_(a, "content");
+    char field[160];
+    for (int k = 0; k < 3; k++) {
+        snprintf(field, sizeof field, "added token %d (%.40s) %s", i, c ? c : "?", flags[k]);
+        if (cJSON_IsTrue(get_(a, flags[k]))) return refuse_(path, field, get_(a, flags[k]), "is not supported (only false)");
+    }
+    const cJSON *nz = get_(a, "normalized");
+    int normalized = nz ? cJSON_IsTrue(nz) : !cJSON_IsTrue(get_(a, "special"));
+    snprintf(field, sizeof field, "added token %d (%.40s) normalized", i, c ? c : "?");
+    if (normalized && has_norm) return refuse_(path, field, nz, "is not supported with a normalizer (only false)");
+    return IFK_OK;
 }
 
 ifk_status ifk_hftok_load(ifk_hftok **tp, const char *path) {
     *tp = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) return IFK_FAIL(IFK_ERR_IO, "%s: cannot open tokenizer: %s", path, strerror(errno));
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = len > 0 ? malloc((size_t)len + 1) : NULL;
-    if (!buf || fread(buf, 1, (size_t)len, f) != (size_t)len) {
-        fclose(f);
-        free(buf);
-        return IFK_FAIL(IFK_ERR_IO, "%s: cannot read", path);
-    }
-    fclose(f);
-    buf[len] = '\0';
+    char *buf;
+    IFK_CHECK(ifk_read_file(path, 1u << 30, &buf, NULL));
     cJSON *o = cJSON_Parse(buf);
     free(buf);
     ifk_status st = IFK_OK;
     ifk_hftok *t = calloc(1, sizeof *t);
-    const cJSON *model = cJSON_GetObjectItemCaseSensitive(o, "model"), *mt = cJSON_GetObjectItemCaseSensitive(model, "type"),
-                *vocab = cJSON_GetObjectItemCaseSensitive(model, "vocab"), *merges = cJSON_GetObjectItemCaseSensitive(model, "merges"),
-                *added = cJSON_GetObjectItemCaseSensitive(o, "added_tokens");
-    if (!t || !cJSON_IsObject(o) || !cJSON_IsString(mt) || strcmp(mt->valuestring, "BPE") || !cJSON_IsObject(vocab) ||
-        !cJSON_IsArray(merges)) {
+    const cJSON *model = get_(o, "model"), *vocab = get_(model, "vocab"), *merges = get_(model, "merges"),
+                *added = get_(o, "added_tokens");
+    if (!t || !cJSON_IsObject(o) || !cJSON_IsObject(model)) {
+        st = IFK_FAIL(IFK_ERR_FORMAT, "%s: not a tokenizer.json (no \"model\" object)", path);
+        goto done;
+    }
+    if (!is_(model, "BPE")) {
+        st = refuse_(path, "model.type", get_(model, "type"), "is not supported (only BPE)");
+        goto done;
+    }
+    if (!cJSON_IsObject(vocab) || !cJSON_IsArray(merges)) {
         st = IFK_FAIL(IFK_ERR_FORMAT, "%s: not a tokenizer.json with a BPE model (vocab, merges)", path);
         goto done;
     }
-    t->ignore_merges = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(model, "ignore_merges"));
+    int fused = 0;
+    static const char *const per_call[] = {"truncation", "padding"}; /* tokenizers applies them to every encoding */
+    for (int i = 0; i < 2; i++)
+        if (get_(o, per_call[i]) && !cJSON_IsNull(get_(o, per_call[i]))) {
+            st = refuse_(path, per_call[i], get_(o, per_call[i]), "is not supported (only null)");
+            goto done;
+        }
+    IFK_CHECK_GOTO(st, parse_model_(t, model, path), done);
+    IFK_CHECK_GOTO(st, parse_norm_(t, get_(o, "normalizer"), path, 0), done);
+    IFK_CHECK_GOTO(st, parse_pre_(t, get_(o, "pre_tokenizer"), path, 0), done);
+    IFK_CHECK_GOTO(st, parse_dec_(t, get_(o, "decoder"), path, 0, &fused), done);
     int nv = cJSON_GetArraySize(vocab), na = cJSON_IsArray(added) ? cJSON_GetArraySize(added) : 0;
     if (!smap_init_(&t->vocab, (size_t)(nv + na)) || !smap_init_(&t->merges, (size_t)cJSON_GetArraySize(merges) + 1)) {
         st = IFK_FAIL(IFK_ERR_OOM, "%s: out of memory", path);
@@ -168,7 +388,8 @@ ifk_status ifk_hftok_load(ifk_hftok **tp, const char *path) {
         maxid = (int)e->valuedouble > maxid ? (int)e->valuedouble : maxid;
     }
     for (int i = 0; i < na; i++) {
-        const cJSON *id = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(added, i), "id");
+        const cJSON *a = cJSON_GetArrayItem(added, i), *id = get_(a, "id");
+        IFK_CHECK_GOTO(st, parse_added_(a, i, path, t->n_norm > 0), done);
         if (cJSON_IsNumber(id) && id->valuedouble >= 0 && id->valuedouble <= (1 << 24))
             maxid = (int)id->valuedouble > maxid ? (int)id->valuedouble : maxid;
     }
@@ -190,9 +411,16 @@ ifk_status ifk_hftok_load(ifk_hftok **tp, const char *path) {
         if (!t->id2tok[id]) t->id2tok[id] = strdup(e->string);
         smap_put_(&t->vocab, strdup(e->string), id);
     }
+    /* the model's own pieces: <0xNN> for byte fallback, and unk_token */
+    for (int b = 0; b < 256; b++) {
+        char k[8];
+        snprintf(k, sizeof k, "<0x%02X>", b);
+        t->byte_id[b] = smap_get_(&t->vocab, k, 6);
+    }
+    const char *unk = str_(model, "unk_token");
+    t->unk_id = unk ? smap_get_(&t->vocab, unk, strlen(unk)) : -1;
     for (int i = 0; i < na; i++) {
-        const cJSON *a = cJSON_GetArrayItem(added, i), *c = cJSON_GetObjectItemCaseSensitive(a, "content"),
-                    *id = cJSON_GetObjectItemCaseSensitive(a, "id");
+        const cJSON *a = cJSON_GetArrayItem(added, i), *c = get_(a, "content"), *id = get_(a, "id");
         if (!cJSON_IsString(c) || !cJSON_IsNumber(id) || !c->valuestring[0] || id->valuedouble < 0 ||
             id->valuedouble >= t->n_ids || id->valuedouble != (double)(int)id->valuedouble) {
             st = IFK_FAIL(IFK_ERR_FORMAT, "%s: added token %d has no content or no valid id", path, i);
@@ -210,7 +438,6 @@ ifk_status ifk_hftok_load(ifk_hftok **tp, const char *path) {
             char *s = t->added[j]; t->added[j] = t->added[j - 1]; t->added[j - 1] = s;
             int x = t->added_id[j]; t->added_id[j] = t->added_id[j - 1]; t->added_id[j - 1] = x;
         }
-    (void)by_len_desc_;
     int rank = 0;
     for (const cJSON *e = merges->child; e; e = e->next, rank++) {
         char *k = NULL;
@@ -227,19 +454,6 @@ ifk_status ifk_hftok_load(ifk_hftok **tp, const char *path) {
         }
         smap_put_(&t->merges, k, rank);
     }
-    const char *re = find_regex_(cJSON_GetObjectItemCaseSensitive(o, "pre_tokenizer"));
-    if (re) {
-        int err;
-        PCRE2_SIZE off;
-        t->re = pcre2_compile((PCRE2_SPTR)re, PCRE2_ZERO_TERMINATED, PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF, &err,
-                              &off, NULL);
-        if (!t->re) {
-            PCRE2_UCHAR msg[256];
-            pcre2_get_error_message(err, msg, sizeof msg);
-            st = IFK_FAIL(IFK_ERR_FORMAT, "%s: pre-tokenizer regex does not compile at %zu: %s", path, (size_t)off, msg);
-            goto done;
-        }
-    }
     /* GPT-2's byte <-> unicode table: printable bytes map to themselves, the rest to 256.. */
     int n = 0;
     for (int b = 0; b < 256; b++) {
@@ -255,6 +469,8 @@ done:
     return st;
 }
 
+/* ---- encoding ----------------------------------------------------------------------------------- */
+
 static ifk_status push_(int **ids, int *n, int *cap, int id) {
     if (*n == *cap) {
         *cap = *cap ? 2 * *cap : 64;
@@ -266,58 +482,123 @@ static ifk_status push_(int **ids, int *n, int *cap, int id) {
     return IFK_OK;
 }
 
-/* BPE over one pre-tokenized piece: bytes mapped to code points, then the lowest-ranked
- * adjacent merge (leftmost on ties) applied until none remains. */
+/* A merge candidate: symbols left and right (by their first character's index) with the lengths
+ * they had when it was made; stale once either has changed. */
+typedef struct {
+    int rank, left, right, ll, rl;
+} cand_;
+
+static int better_(const cand_ *a, const cand_ *b) { return a->rank < b->rank || (a->rank == b->rank && a->left < b->left); }
+
+static void heap_push_(cand_ *h, int *hn, cand_ c) {
+    int i = (*hn)++;
+    for (; i > 0 && better_(&c, &h[(i - 1) / 2]); i = (i - 1) / 2) h[i] = h[(i - 1) / 2];
+    h[i] = c;
+}
+
+static cand_ heap_pop_(cand_ *h, int *hn) {
+    cand_ top = h[0], last = h[--(*hn)];
+    int i = 0;
+    for (;;) {
+        int l = 2 * i + 1, r = l + 1, b = i;
+        const cand_ *bc = &last;
+        if (l < *hn && better_(&h[l], bc)) b = l, bc = &h[l];
+        if (r < *hn && better_(&h[r], bc)) b = r;
+        if (b == i) break;
+        h[i] = h[b];
+        i = b;
+    }
+    if (*hn > 0) h[i] = last;
+    return top;
+}
+
+static void cand_push_(const ifk_hftok *t, const char *m, const int *st, const int *ln, int i, int j, char *key, cand_ *h,
+                       int *hn) {
+    memcpy(key, m + st[i], (size_t)ln[i]);
+    key[ln[i]] = ' ';
+    memcpy(key + ln[i] + 1, m + st[j], (size_t)ln[j]);
+    int r = smap_get_(&t->merges, key, (size_t)(ln[i] + 1 + ln[j]));
+    if (r >= 0) heap_push_(h, hn, (cand_){r, i, j, ln[i], ln[j]});
+}
+
+/* BPE over one pre-tokenized piece: its characters (after the byte-level mapping, if any), then
+ * the lowest-ranked adjacent merge (leftmost on ties) applied until none remains, with a heap.
+ * A final symbol not in the vocabulary becomes its <0xNN> byte pieces (byte_fallback), or
+ * unk_token (fused with a preceding one under fuse_unk), or an error. */
 static ifk_status bpe_(const ifk_hftok *t, const char *p, size_t len, int **ids, int *n, int *cap) {
-    char *m = malloc(3 * len + 1);
-    int *st = malloc(sizeof(int) * (len + 1)), *ln = malloc(sizeof(int) * (len + 1));
-    char *key = malloc(6 * len + 2);
+    char *mm = t->bytelevel ? malloc(3 * len + 1) : NULL, *key = malloc(2 * (t->bytelevel ? 3 * len : len) + 2);
+    int *st = malloc(sizeof(int) * 4 * (len + 1)), *ln = st ? st + len + 1 : NULL, *nx = st ? ln + len + 1 : NULL,
+        *pv = st ? nx + len + 1 : NULL;
+    cand_ *h = malloc(sizeof(cand_) * (3 * len + 2));
     ifk_status s = IFK_OK;
-    if (!m || !st || !ln || !key) { s = IFK_FAIL(IFK_ERR_OOM, "out of memory tokenizing"); goto done; }
-    size_t ml = 0;
+    if ((t->bytelevel && !mm) || !key || !st || !h) {
+        s = IFK_FAIL(IFK_ERR_OOM, "out of memory tokenizing");
+        goto done;
+    }
+    const char *m = p;
+    size_t ml = len;
     int ns = 0;
-    for (size_t i = 0; i < len; i++) {
-        st[ns] = (int)ml;
-        ln[ns] = utf8_put_(m + ml, t->b2u[(unsigned char)p[i]]);
-        ml += (size_t)ln[ns++];
+    if (t->bytelevel) {
+        ml = 0;
+        for (size_t i = 0; i < len; i++) ml += (size_t)utf8_put_(mm + ml, t->b2u[(unsigned char)p[i]]);
+        m = mm;
+    }
+    for (size_t i = 0; i < ml; ns++) {
+        st[ns] = (int)i;
+        ln[ns] = (int)u8len_(m + i, ml - i);
+        i += (size_t)ln[ns];
     }
     int whole = t->ignore_merges ? smap_get_(&t->vocab, m, ml) : -1;
-    if (whole >= 0) { s = push_(ids, n, cap, whole); goto done; }
-    for (;;) {
-        int best = -1, bi = -1;
-        for (int i = 0; i + 1 < ns; i++) {
-            memcpy(key, m + st[i], (size_t)ln[i]);
-            key[ln[i]] = ' ';
-            memcpy(key + ln[i] + 1, m + st[i + 1], (size_t)ln[i + 1]);
-            int r = smap_get_(&t->merges, key, (size_t)(ln[i] + 1 + ln[i + 1]));
-            if (r >= 0 && (best < 0 || r < best)) best = r, bi = i;
-        }
-        if (bi < 0) break;
-        ln[bi] += ln[bi + 1]; /* adjacent in m: merging is extending the span */
-        memmove(st + bi + 1, st + bi + 2, sizeof(int) * (size_t)(ns - bi - 2));
-        memmove(ln + bi + 1, ln + bi + 2, sizeof(int) * (size_t)(ns - bi - 2));
-        ns--;
+    if (whole >= 0) {
+        s = push_(ids, n, cap, whole);
+        goto done;
     }
-    for (int i = 0; s == IFK_OK && i < ns; i++) {
-        int id = smap_get_(&t->vocab, m + st[i], (size_t)ln[i]);
-        if (id < 0) s = IFK_FAIL(IFK_ERR_FORMAT, "tokenizer.json: no vocabulary entry for a byte-level piece");
-        else s = push_(ids, n, cap, id);
+    int hn = 0;
+    for (int i = 0; i < ns; i++) nx[i] = i + 1 < ns ? i + 1 : -1, pv[i] = i - 1;
+    for (int i = 0; i + 1 < ns; i++) cand_push_(t, m, st, ln, i, i + 1, key, h, &hn);
+    while (hn > 0) {
+        cand_ c = heap_pop_(h, &hn);
+        if (nx[c.left] != c.right || ln[c.left] != c.ll || ln[c.right] != c.rl) continue;
+        ln[c.left] += ln[c.right]; /* adjacent in m: merging is extending the span */
+        ln[c.right] = 0;
+        nx[c.left] = nx[c.right];
+        if (nx[c.left] >= 0) pv[nx[c.left]] = c.left;
+        if (pv[c.left] >= 0) cand_push_(t, m, st, ln, pv[c.left], c.left, key, h, &hn);
+        if (nx[c.left] >= 0) cand_push_(t, m, st, ln, c.left, nx[c.left], key, h, &hn);
+    }
+    for (int i = ns ? 0 : -1; s == IFK_OK && i >= 0; i = nx[i]) {
+        int id = smap_get_(&t->vocab, m + st[i], (size_t)ln[i]), k = 0;
+        if (id >= 0) {
+            s = push_(ids, n, cap, id);
+            continue;
+        }
+        if (t->byte_fallback)
+            while (k < ln[i] && t->byte_id[(unsigned char)m[st[i] + k]] >= 0) k++;
+        if (t->byte_fallback && k == ln[i]) {
+            for (k = 0; s == IFK_OK && k < ln[i]; k++) s = push_(ids, n, cap, t->byte_id[(unsigned char)m[st[i] + k]]);
+        } else if (t->unk_id >= 0) {
+            if (!t->fuse_unk || !*n || (*ids)[*n - 1] != t->unk_id) s = push_(ids, n, cap, t->unk_id);
+        } else {
+            s = IFK_FAIL(IFK_ERR_FORMAT, "tokenizer.json: no vocabulary entry for the piece \"%.*s\" (and no byte fallback "
+                         "or unk_token)", ln[i] < 40 ? ln[i] : 40, m + st[i]);
+        }
     }
 done:
-    free(m), free(st), free(ln), free(key);
+    free(mm), free(key), free(st), free(h); /* st holds ln, nx, pv too */
     return s;
 }
 
-/* Splits text (no added tokens in it) with the regex, Isolated: matches and the gaps between them. */
-static ifk_status pretok_(const ifk_hftok *t, const char *text, size_t len, int **ids, int *n, int *cap) {
+/* Splits text with the k-th pattern, Isolated (matches and the gaps between them), then the next
+ * pattern on each part; BPE on what the last one gives. */
+static ifk_status pretok_(const ifk_hftok *t, int k, const char *text, size_t len, int **ids, int *n, int *cap) {
     if (!len) return IFK_OK;
-    if (!t->re) return bpe_(t, text, len, ids, n, cap);
-    pcre2_match_data *md = pcre2_match_data_create_from_pattern(t->re, NULL);
+    if (k >= t->n_re || k >= MAX_RE) return bpe_(t, text, len, ids, n, cap);
+    pcre2_match_data *md = pcre2_match_data_create_from_pattern(t->re[k], NULL);
     if (!md) return IFK_FAIL(IFK_ERR_OOM, "out of memory");
     size_t pos = 0, gap = 0;
     ifk_status s = IFK_OK;
     while (s == IFK_OK && pos <= len) {
-        int rc = pcre2_match(t->re, (PCRE2_SPTR)text, len, pos, 0, md, NULL);
+        int rc = pcre2_match(t->re[k], (PCRE2_SPTR)text, len, pos, 0, md, NULL);
         if (rc < 0) break;
         PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
         size_t b = ov[0], e = ov[1];
@@ -326,13 +607,72 @@ static ifk_status pretok_(const ifk_hftok *t, const char *text, size_t len, int 
             while (pos < len && ((unsigned char)text[pos] & 0xC0) == 0x80) pos++;
             continue;
         }
-        if (b > gap) s = bpe_(t, text + gap, b - gap, ids, n, cap);
-        if (s == IFK_OK) s = bpe_(t, text + b, e - b, ids, n, cap);
+        if (b > gap) s = pretok_(t, k + 1, text + gap, b - gap, ids, n, cap);
+        if (s == IFK_OK) s = pretok_(t, k + 1, text + b, e - b, ids, n, cap);
         gap = pos = e;
     }
-    if (s == IFK_OK && gap < len) s = bpe_(t, text + gap, len - gap, ids, n, cap);
+    if (s == IFK_OK && gap < len) s = pretok_(t, k + 1, text + gap, len - gap, ids, n, cap);
     pcre2_match_data_free(md);
     return s;
+}
+
+/* s[0..*n) with every a replaced by b, prefixed by pre (NULL: none); malloc'd, *n updated. */
+static char *replace_(const char *s, size_t *n, const char *a, const char *b, const char *pre) {
+    size_t la = a ? strlen(a) : 0, lb = b ? strlen(b) : 0, lp = pre ? strlen(pre) : 0, hits = 0;
+    for (size_t i = 0; la && i + la <= *n; i++)
+        if (!memcmp(s + i, a, la)) hits++, i += la - 1;
+    char *o = malloc(lp + *n + hits * lb + 1), *w = o;
+    if (!o) return NULL;
+    if (lp) memcpy(w, pre, lp), w += lp;
+    for (size_t i = 0; i < *n;)
+        if (la && i + la <= *n && !memcmp(s + i, a, la)) memcpy(w, b, lb), w += lb, i += la;
+        else *w++ = s[i++];
+    *w = '\0';
+    *n = (size_t)(w - o);
+    return o;
+}
+
+/* One section of text between added tokens: the normalizer, the Metaspace pre-tokenizer, then the
+ * split patterns and BPE. first: the section starts the text (Metaspace's prepend_scheme first). */
+static ifk_status section_(const ifk_hftok *t, const char *text, size_t len, int first, int **ids, int *n, int *cap) {
+    if (!len) return IFK_OK;
+    char *s = replace_(text, &len, NULL, NULL, NULL);
+    for (int i = 0; s && i < t->n_norm; i++) {
+        const step_ *st = &t->norm[i];
+        char *o = NULL;
+        if (st->kind == N_PREPEND) {
+            o = replace_(s, &len, NULL, NULL, st->a);
+        } else if (st->kind == N_REPLACE) {
+            o = replace_(s, &len, st->a, st->b, NULL);
+        } else {
+            utf8proc_uint8_t *u = NULL;
+            utf8proc_ssize_t r = utf8proc_map((const utf8proc_uint8_t *)s, (utf8proc_ssize_t)len, &u,
+                                              UTF8PROC_STABLE | UTF8PROC_COMPOSE);
+            if (r < 0) {
+                free(s);
+                return IFK_FAIL(IFK_ERR_ARG, "tokenizer.json: normalizer NFC: the text is not valid UTF-8 (%s)",
+                                utf8proc_errmsg(r));
+            }
+            o = (char *)u, len = (size_t)r;
+        }
+        free(s);
+        s = o;
+    }
+    if (s && t->ms) {
+        char *o = replace_(s, &len, " ", t->ms, NULL);
+        size_t lm = strlen(t->ms);
+        if (o && (len < lm || memcmp(o, t->ms, lm)) && (t->ms_prepend == 2 || (t->ms_prepend == 1 && first))) {
+            char *o2 = replace_(o, &len, NULL, NULL, t->ms);
+            free(o);
+            o = o2;
+        }
+        free(s);
+        s = o;
+    }
+    if (!s) return IFK_FAIL(IFK_ERR_OOM, "out of memory tokenizing");
+    ifk_status st = pretok_(t, 0, s, len, ids, n, cap);
+    free(s);
+    return st;
 }
 
 ifk_status ifk_hftok_encode(const ifk_hftok *t, const char *text, size_t len, int **ids, int *n, int *cap) {
@@ -352,7 +692,7 @@ ifk_status ifk_hftok_encode(const ifk_hftok *t, const char *text, size_t len, in
             if (hit && ((size_t)(hit - text) < best || ((size_t)(hit - text) == best && al > blen)))
                 best = (size_t)(hit - text), blen = al, bid = t->added_id[i];
         }
-        IFK_CHECK(pretok_(t, text + p, best - p, ids, n, cap));
+        IFK_CHECK(section_(t, text + p, best - p, p == 0, ids, n, cap));
         if (bid < 0) break;
         IFK_CHECK(push_(ids, n, cap, bid));
         p = best + blen;
@@ -360,20 +700,22 @@ ifk_status ifk_hftok_encode(const ifk_hftok *t, const char *text, size_t len, in
     return IFK_OK;
 }
 
-const char *ifk_hftok_decode(ifk_hftok *t, int id, size_t *len) {
-    *len = 0;
-    if (id < 0 || id >= t->n_ids || !t->id2tok[id]) return "";
-    const char *s = t->id2tok[id];
-    for (int i = 0; i < t->n_added; i++)
-        if (t->added_id[i] == id) return *len = strlen(s), s;
-    size_t sl = strlen(s);
-    if (sl + 1 > t->dec_cap) {
-        char *d = realloc(t->dec, sl + 1);
-        if (!d) return "";
-        t->dec = d, t->dec_cap = sl + 1;
+/* ---- decoding ----------------------------------------------------------------------------------- */
+
+/* Room for n bytes in decode buffer k. */
+static char *room_(ifk_hftok *t, int k, size_t n) {
+    if (n > t->buf_cap[k]) {
+        char *d = realloc(t->buf[k], n);
+        if (!d) return NULL;
+        t->buf[k] = d, t->buf_cap[k] = n;
     }
-    size_t o = 0;
-    for (size_t i = 0; i < sl;) { /* each code point back to its byte */
+    return t->buf[k];
+}
+
+/* The byte-level mapping undone: each code point of s back to its byte; other text kept. */
+static size_t unmap_bytes_(const ifk_hftok *t, const char *s, size_t sl, char *o) {
+    size_t n = 0;
+    for (size_t i = 0; i < sl;) {
         unsigned char c = (unsigned char)s[i];
         size_t k = c < 0x80 ? 1 : c < 0xC0 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
         if (i + k > sl) k = sl - i; /* a truncated sequence (vocab keys are not validated): raw */
@@ -382,14 +724,46 @@ const char *ifk_hftok_decode(ifk_hftok *t, int id, size_t *len) {
         else if (k == 2 && c >= 0xC0 && c < 0xE0) cp = (uint32_t)(c & 31) << 6 | ((unsigned char)s[i + 1] & 63);
         else if (k == 3 && c >= 0xE0 && c < 0xF0)
             cp = (uint32_t)(c & 15) << 12 | (uint32_t)((unsigned char)s[i + 1] & 63) << 6 | ((unsigned char)s[i + 2] & 63);
-        if (cp >= 512 || t->u2b[cp] < 0) { /* not a byte-level symbol: keep as is */
-            memcpy(t->dec + o, s + i, k);
-            o += k;
-        } else {
-            t->dec[o++] = (char)t->u2b[cp];
-        }
+        if (cp >= 512 || t->u2b[cp] < 0) memcpy(o + n, s + i, k), n += k; /* not a byte-level symbol */
+        else o[n++] = (char)t->u2b[cp];
         i += k;
     }
-    *len = o;
-    return t->dec;
+    return n;
+}
+
+const char *ifk_hftok_decode(ifk_hftok *t, int id, int first, size_t *len) {
+    *len = 0;
+    if (id < 0 || id >= t->n_ids || !t->id2tok[id]) return "";
+    const char *s = t->id2tok[id];
+    for (int i = 0; i < t->n_added; i++)
+        if (t->added_id[i] == id) return *len = strlen(s), s;
+    size_t sl = strlen(s);
+    for (int i = 0, k = 0; i < t->n_dec; i++, k ^= 1) {
+        const step_ *d = &t->dec[i];
+        unsigned int b;
+        char close;
+        if (d->kind == D_REPLACE) {
+            char *o = replace_(s, &sl, d->a, d->b, NULL); /* sl updated */
+            if (!o || !room_(t, k, sl + 1)) return free(o), *len = 0, "";
+            memcpy(t->buf[k], o, sl + 1);
+            free(o);
+        } else if (d->kind == D_BYTEFALLBACK && sl == 6 && sscanf(s, "<0x%02X%c", &b, &close) == 2 && close == '>') {
+            if (!room_(t, k, 2)) return "";
+            t->buf[k][0] = (char)b, t->buf[k][1] = '\0', sl = 1;
+        } else if (d->kind == D_BYTELEVEL) {
+            if (!room_(t, k, sl + 1)) return "";
+            sl = unmap_bytes_(t, s, sl, t->buf[k]);
+            t->buf[k][sl] = '\0';
+        } else {
+            size_t c = 0;
+            while (d->kind == D_STRIP && (int)c < d->n && c < sl && s[c] == d->a[0]) c++;
+            if (!room_(t, k, sl - c + 1)) return "";
+            memmove(t->buf[k], s + c, sl - c), sl -= c;
+            t->buf[k][sl] = '\0';
+        }
+        s = t->buf[k];
+    }
+    for (int c = 0; first && c < t->strip_first && sl && s[0] == t->strip_c; c++) s++, sl--;
+    *len = sl;
+    return s;
 }

@@ -17,7 +17,8 @@ typedef enum {
     IFK_METHOD_INFOFLOW,  /* attention-norm selection under global positions */
     IFK_METHOD_CACHEBLEND,/* layer-1 V deviation after an exact layer 0 */
     IFK_METHOD_EPIC,      /* the first R of every chunk */
-    IFK_METHOD_RANDOM     /* seeded uniform choice outside the first chunk */
+    IFK_METHOD_RANDOM,    /* seeded uniform choice outside the first chunk */
+    IFK_METHOD_INFOFLOW_DEV /* attention-weighted deviation: InfoFlow's score x CacheBlend's (ifk_dev_opts) */
 } ifk_method;
 
 const char *ifk_method_name(ifk_method m);
@@ -41,6 +42,63 @@ ifk_status ifk_score_infoflow(const ifk_model *m, ifk_state *s, ifk_kvcache *c, 
  * Tensor-parallel: collective; valid on rank 0 only. */
 ifk_status ifk_score_cacheblend(const ifk_model *m, ifk_state *s, const ifk_kvcache *c, const int *ids, int T,
                                 float *score);
+
+/* The variants of infoflow-dev (docs/method.md "Attention-weighted deviation"). The defaults: V
+ * deviation at layer 1, attention norm over prompt rows, product with the deviation squared
+ * (alpha 2; the oracle's method is alpha 1). */
+typedef enum { IFK_DEV_V = 0, IFK_DEV_K, IFK_DEV_KV } ifk_dev_source;   /* which cached tensor's error */
+typedef enum { IFK_DEV_PRODUCT = 0, IFK_DEV_RANKSUM } ifk_dev_combine;  /* how the two signals meet */
+typedef enum { IFK_DEV_ATTN_NORM = 0, IFK_DEV_ATTN_SUM } ifk_dev_attn;  /* L2 over prompt rows, or sum */
+typedef enum { IFK_DEV_EXACT = 0, IFK_DEV_POSITION } ifk_dev_estimate;  /* recomputed, or a position prior */
+typedef struct {
+    ifk_dev_source source;
+    int layer;               /* deviation layer, >= 1: layers 0..layer-1 are recomputed exactly for all T */
+    ifk_dev_combine combine;
+    double alpha;            /* product: attention * deviation^alpha (deviation = the L2 norm) */
+    ifk_dev_attn attn;
+    ifk_dev_estimate estimate;
+} ifk_dev_opts;
+
+/* The defaults (V, layer 1, product, alpha 2, norm, exact). */
+void ifk_dev_opts_default(ifk_dev_opts *o);
+/* Parses "key=value,..." over the defaults: source=v|k|kv, layer=N (1..L-1), combine=product|ranksum,
+ * alpha=X (0 < X <= 8), attn=norm|sum, estimate=exact|position. Unknown keys or values: IFK_ERR_ARG
+ * naming them. L: the model's layers. */
+ifk_status ifk_dev_opts_parse(const char *spec, int L, ifk_dev_opts *o);
+/* "source=v,layer=1,..." (all keys) into buf. */
+void ifk_dev_opts_format(const ifk_dev_opts *o, char *buf, size_t n);
+
+/* Each context token's squared deviation at `layer` (>= 1): layers 0..layer-1 run exactly over all
+ * T context tokens (ids, at the cache's positions), then layer `layer`'s fresh V (source V), K
+ * after RoPE at the same positions (K), or both (KV) are compared with the cached ones:
+ * dev2[t] = sum over KV heads and dims of (fresh - cached)^2. Layer 1, V is CacheBlend's score.
+ * Tensor-parallel: collective; each rank sums its own KV heads, the total is on rank 0 only. */
+ifk_status ifk_score_deviation(const ifk_model *m, ifk_state *s, const ifk_kvcache *c, const int *ids, int T,
+                               int layer, ifk_dev_source source, float *dev2);
+
+/* The attention signal of ifk_score_infoflow with a choice of reduction over prompt rows:
+ * sum_rows = 0: sqrt(sum_q A[q][k]^2) (InfoFlow's); 1: sum_q A[q][k] (the column sum: with a
+ * per-token deviation d_k, sum_q A[q][k] d_k = |sum_q A[q][k] dv_k|, the first-order error of the
+ * prompt rows' mean output). Same arguments, collectivity and validity as ifk_score_infoflow. */
+ifk_status ifk_score_attention(const ifk_model *m, ifk_state *s, ifk_kvcache *c, int T, const int *prompt, int P,
+                               int lo, int hi, int sum_rows, float *psum, float *score);
+
+/* infoflow-dev's combination, local: att[T] (>= 0) and dev2[T] (squared deviations, or the
+ * position prior's weights squared) into score[T] (may alias att). product: att * sqrt(dev2)^alpha;
+ * ranksum: -(rank of att + rank of dev), rank 0 the largest (ties: lower slot first). */
+ifk_status ifk_dev_combine_scores(const float *att, const float *dev2, int T, const ifk_dev_opts *o, float *score);
+
+/* The position prior of estimate=position, squared like a deviation: for every slot of chunk c >= 1
+ * (start[c], len[c]), 1 / (1 + j) at offset j; 0 in chunk 0 (exact already). No model run. */
+void ifk_dev_position_prior(int n_chunks, const int *start, const int *len, int T, float *dev2);
+
+/* infoflow-dev's score of every context slot: the attention signal (band lo..hi, over the prompt)
+ * combined with the deviation (exact, or the position prior over the chunk spans) per o. psum:
+ * P*(T+P) floats of scratch. No first-chunk exclusion (its deviation is 0). Tensor-parallel:
+ * collective; valid on rank 0 only. */
+ifk_status ifk_score_infoflow_dev(const ifk_model *m, ifk_state *s, ifk_kvcache *c, const int *ids, int T,
+                                  const int *prompt, int P, int lo, int hi, const ifk_dev_opts *o, int n_chunks,
+                                  const int *start, const int *len, float *psum, float *score);
 
 /* The n best slots of score[from..T) (higher first, lower slot on ties), returned ascending. */
 ifk_status ifk_select_top(const float *score, int T, int from, int n, int *sel);

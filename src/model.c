@@ -337,6 +337,7 @@ ifk_status ifk_model_slice(const ifk_model *full, int rank, int P, ifk_model *ou
     IFK_CHECK_ARG(Fl > 0, "%d ranks leave rank %d no MLP columns (hidden %d)", P, rank, c->hidden_dim);
     out->cfg = *c;
     memcpy(out->fingerprint, full->fingerprint, sizeof out->fingerprint);
+    out->tok_identity = full->tok_identity;
     out->cfg.n_kv_heads = kvl;
     out->cfg.n_heads = hl;
     out->cfg.hidden_dim = (int)Fl;
@@ -404,7 +405,17 @@ static uint64_t hash_floats_(uint64_t h, const float *p, size_t n) {
     return mix_(mix_(mix_(mix_(n, l[0]), l[1]), l[2]), l[3]);
 }
 
+static void fingerprint_(const ifk_model *m, char out[17]);
+
 void ifk_model_fingerprint(const ifk_model *m, char out[17]) {
+    fingerprint_(m, out);
+    if (!m->tok_identity) return;
+    /* bound to the tokenizer too: a store's tokens mean nothing under another one */
+    unsigned long long h = strtoull(out, NULL, 16);
+    snprintf(out, 17, "%016llx", (unsigned long long)mix_(mix_(h, 0x746F6B656E697A65ull), m->tok_identity));
+}
+
+static void fingerprint_(const ifk_model *m, char out[17]) {
     if (m->fingerprint[0]) { /* an HF folder: from its files (ifk_hf_fingerprint) */
         memcpy(out, m->fingerprint, 17);
         return;

@@ -93,6 +93,7 @@ typedef struct {
     double *inv_freq;          /* (Dh/2) RoPE frequencies, scaling applied */
     char source[512];          /* file path, or "random:<shape>" */
     char fingerprint[17];      /* set by loaders that fingerprint from the files (HF); else computed */
+    uint64_t tok_identity;     /* the tokenizer loaded with it (ifk_tokenizer_identity); 0: none */
     /* storage */
     void *map;
     size_t map_len;
@@ -133,7 +134,8 @@ size_t ifk_model_params(const ifk_config *cfg);
 
 /* A 64-bit hash of the config (dims, RoPE theta, style and scaling, norm eps, ids) and every
  * weight, as 16 hex digits: a store built with one model is never reused with another. Reads all
- * weights once (about 1 GB/s). */
+ * weights once (about 1 GB/s). When m->tok_identity is set (a tokenizer was loaded with the
+ * model), it is mixed in: a store is bound to its tokenizer as well. */
 void ifk_model_fingerprint(const ifk_model *m, char out[17]);
 
 void ifk_model_free(ifk_model *m);

@@ -2,7 +2,10 @@
 #include "tokenizer.h"
 
 #include "hftok.h"
+#include "spmodel.h"
+#include "sys.h"
 
+#include <cjson/cJSON.h>
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
@@ -10,10 +13,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 struct ifk_tokenizer {
     ifk_hftok *hf;       /* a tokenizer.json: everything below is unused */
-    int hf_bos, hf_eos;
+    ifk_spm *spm;        /* or a SentencePiece tokenizer.model */
+    struct { char *p; size_t cap; } *sbuf; /* its decode buffer */
+    int hf_bos, hf_eos;  /* BOS/EOS of either (from the model's config) */
+    uint64_t identity;   /* hash of the file's bytes */
     int n;               /* pieces */
     int max_len;         /* longest piece, from the file header */
     char **piece;        /* (n) NUL-terminated */
@@ -34,6 +41,7 @@ static uint64_t hash_(const char *s, size_t n) {
 
 int ifk_tokenizer_lookup(const ifk_tokenizer *t, const char *s, size_t n) {
     if (t->hf) return ifk_hftok_lookup(t->hf, s, n);
+    if (t->spm) return ifk_spm_lookup(t->spm, s, n);
     for (size_t i = hash_(s, n) & t->hmask;; i = (i + 1) & t->hmask) {
         int id = t->hash[i];
         if (id < 0) return -1;
@@ -45,6 +53,9 @@ void ifk_tokenizer_free(ifk_tokenizer **tp) {
     ifk_tokenizer *t = *tp;
     if (!t) return;
     ifk_hftok_free(&t->hf);
+    ifk_spm_free(&t->spm);
+    if (t->sbuf) free(t->sbuf->p);
+    free(t->sbuf);
     if (t->piece)
         for (int i = 0; i < t->n; i++) free(t->piece[i]);
     free(t->piece);
@@ -55,18 +66,86 @@ void ifk_tokenizer_free(ifk_tokenizer **tp) {
     *tp = NULL;
 }
 
-static int is_json_(const char *p) {
-    size_t n = strlen(p);
-    return n >= 5 && !strcmp(p + n - 5, ".json");
+/* FNV-1a over the file's bytes (0 if it cannot be read). */
+static uint64_t file_hash_(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    uint64_t h = 1469598103934665603ull;
+    unsigned char b[65536];
+    for (size_t n; (n = fread(b, 1, sizeof b, f)) > 0;)
+        for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 1099511628211ull;
+    fclose(f);
+    return h;
+}
+
+uint64_t ifk_tokenizer_identity(const ifk_tokenizer *t) { return t ? t->identity : 0; }
+
+/* tokenizer_config.json beside a tokenizer.json: the settings that would change the ids and are
+ * not implemented are refused by name (docs/models.md, "tokenizer.json fields"). */
+static ifk_status check_config_(const char *tok_path) {
+    char p[4096];
+    const char *slash = strrchr(tok_path, '/');
+    int dl = slash ? (int)(slash - tok_path) : 1;
+    snprintf(p, sizeof p, "%.*s/tokenizer_config.json", dl, slash ? tok_path : ".");
+    if (access(p, F_OK) != 0) return IFK_OK;
+    char *buf;
+    IFK_CHECK(ifk_read_file(p, 64u << 20, &buf, NULL));
+    cJSON *o = cJSON_Parse(buf);
+    free(buf);
+    if (!cJSON_IsObject(o)) {
+        cJSON_Delete(o);
+        return IFK_FAIL(IFK_ERR_FORMAT, "%s: not a JSON object", p);
+    }
+    static const char *const refused[][2] = {
+        {"add_eos_token", "EOS is added only where a command needs it"},
+        {"split_special_tokens", "special tokens in the text are always kept whole"},
+        {"add_prefix_space", "the tokenizer.json's own pre-tokenizer decides"},
+        {"do_lower_case", "no lowercasing is done"},
+    };
+    ifk_status st = IFK_OK;
+    for (size_t i = 0; st == IFK_OK && i < sizeof refused / sizeof *refused; i++)
+        if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, refused[i][0])))
+            st = IFK_FAIL(IFK_ERR_FORMAT, "%s: %s true is not supported (%s)", p, refused[i][0], refused[i][1]);
+    cJSON_Delete(o);
+    return st;
+}
+
+static int ends_(const char *p, const char *suffix) {
+    size_t n = strlen(p), k = strlen(suffix);
+    return n >= k && !strcmp(p + n - k, suffix);
+}
+
+/* A SentencePiece .model through libsentencepiece; BOS/EOS default to the model's own. */
+static ifk_status load_spm_(ifk_tokenizer **tp, const char *path, int expect_vocab) {
+    ifk_tokenizer *t = ifk_calloc(1, sizeof *t, "tokenizer");
+    if (!t || !(t->sbuf = ifk_calloc(1, sizeof *t->sbuf, "decode buffer"))) {
+        ifk_tokenizer_free(&t);
+        return IFK_ERR_OOM;
+    }
+    ifk_status st = ifk_spm_load(&t->spm, path);
+    if (st == IFK_OK && expect_vocab > 0 && ifk_spm_vocab(t->spm) > expect_vocab)
+        st = IFK_FAIL(IFK_ERR_FORMAT, "%s: tokenizer has %d pieces but the model's vocabulary is %d", path,
+                      ifk_spm_vocab(t->spm), expect_vocab);
+    if (st != IFK_OK) {
+        ifk_tokenizer_free(&t);
+        return st;
+    }
+    t->hf_bos = ifk_spm_bos(t->spm), t->hf_eos = ifk_spm_eos(t->spm);
+    for (int b = 0; b < 256; b++) t->bytes[2 * b] = (unsigned char)b, t->bytes[2 * b + 1] = 0;
+    t->identity = file_hash_(path);
+    *tp = t;
+    return IFK_OK;
 }
 
 ifk_status ifk_tokenizer_load(ifk_tokenizer **tp, const char *path, int expect_vocab) {
     *tp = NULL;
-    if (is_json_(path)) {
+    if (ends_(path, ".model")) return load_spm_(tp, path, expect_vocab);
+    if (ends_(path, ".json")) {
         ifk_tokenizer *t = ifk_calloc(1, sizeof *t, "tokenizer");
         if (!t) return IFK_ERR_OOM;
         t->hf_bos = 1, t->hf_eos = 2;
-        ifk_status st = ifk_hftok_load(&t->hf, path);
+        ifk_status st = check_config_(path);
+        if (st == IFK_OK) st = ifk_hftok_load(&t->hf, path);
         if (st == IFK_OK && expect_vocab > 0 && ifk_hftok_vocab(t->hf) > expect_vocab)
             st = IFK_FAIL(IFK_ERR_FORMAT, "%s: tokenizer has %d ids but the model's vocabulary is %d", path,
                           ifk_hftok_vocab(t->hf), expect_vocab);
@@ -74,6 +153,7 @@ ifk_status ifk_tokenizer_load(ifk_tokenizer **tp, const char *path, int expect_v
             ifk_tokenizer_free(&t);
             return st;
         }
+        t->identity = file_hash_(path);
         *tp = t;
         return IFK_OK;
     }
@@ -155,6 +235,7 @@ ifk_status ifk_tokenizer_load(ifk_tokenizer **tp, const char *path, int expect_v
     t->space = ifk_tokenizer_lookup(t, " ", 1);
     for (int b = 0; b < 256; b++) t->bytes[2 * b] = (unsigned char)b, t->bytes[2 * b + 1] = 0;
     fclose(f);
+    t->identity = file_hash_(path);
     *tp = t;
     return IFK_OK;
 fail:
@@ -163,7 +244,7 @@ fail:
     return st;
 }
 
-int ifk_tokenizer_vocab(const ifk_tokenizer *t) { return t->hf ? ifk_hftok_vocab(t->hf) : t->n; }
+int ifk_tokenizer_vocab(const ifk_tokenizer *t) { return t->hf ? ifk_hftok_vocab(t->hf) : t->spm ? ifk_spm_vocab(t->spm) : t->n; }
 
 void ifk_tokenizer_set_special(ifk_tokenizer *t, int bos, int eos) {
     t->hf_bos = bos;
@@ -171,7 +252,7 @@ void ifk_tokenizer_set_special(ifk_tokenizer *t, int bos, int eos) {
 }
 
 const char *ifk_tokenizer_piece(const ifk_tokenizer *t, int tok) {
-    if (t->hf) return "";
+    if (t->hf || t->spm) return "";
     return tok >= 0 && tok < t->n ? t->piece[tok] : "";
 }
 
@@ -222,7 +303,7 @@ static ifk_status finish_(int *ids, int n, int eos, int **out, int *nout) {
 
 ifk_status ifk_tokenizer_encode_naive(const ifk_tokenizer *t, const char *text, size_t len, int bos, int eos,
                                       int **out, int *nout) {
-    if (t->hf) return encode_hf_(t, text, len, bos, eos, out, nout);
+    if (t->hf || t->spm) return encode_hf_(t, text, len, bos, eos, out, nout);
     int *ids = ifk_malloc(sizeof(int) * (len + 3), "token ids");
     char *buf = ifk_malloc(2 * (size_t)t->max_len + 2, "merge buffer");
     if (!ids || !buf) { free(ids); free(buf); return IFK_ERR_OOM; }
@@ -282,7 +363,7 @@ static cand_ pop_(cand_ *h, int *hn) {
     return top;
 }
 
-/* tokenizer.json: optional BOS, the byte-level BPE ids, optional EOS (no dummy prefix) */
+/* tokenizer.json or .model: optional BOS, the file's own ids (its dummy prefix included), optional EOS */
 static ifk_status encode_hf_(const ifk_tokenizer *t, const char *text, size_t len, int bos, int eos, int **out, int *nout) {
     int *ids = NULL, n = 0, cap = 0;
     ifk_status st = IFK_OK;
@@ -292,7 +373,7 @@ static ifk_status encode_hf_(const ifk_tokenizer *t, const char *text, size_t le
         if (!ids) return IFK_FAIL(IFK_ERR_OOM, "out of memory");
         ids[n++] = t->hf_bos;
     }
-    st = ifk_hftok_encode(t->hf, text, len, &ids, &n, &cap);
+    st = t->hf ? ifk_hftok_encode(t->hf, text, len, &ids, &n, &cap) : ifk_spm_encode(t->spm, text, len, &ids, &n, &cap);
     if (st == IFK_OK && eos) {
         int *p = realloc(ids, sizeof(int) * (size_t)(n + 1));
         if (!p) st = IFK_FAIL(IFK_ERR_OOM, "out of memory");
@@ -307,7 +388,7 @@ static ifk_status encode_hf_(const ifk_tokenizer *t, const char *text, size_t le
 
 ifk_status ifk_tokenizer_encode(const ifk_tokenizer *t, const char *text, size_t len, int bos, int eos, int **out,
                                 int *nout) {
-    if (t->hf) return encode_hf_(t, text, len, bos, eos, out, nout);
+    if (t->hf || t->spm) return encode_hf_(t, text, len, bos, eos, out, nout);
     int *ids = ifk_malloc(sizeof(int) * (len + 3), "token ids");
     int *nx = ifk_malloc(sizeof(int) * (len + 3), "merge links");
     int *pv = ifk_malloc(sizeof(int) * (len + 3), "merge links");
@@ -344,8 +425,35 @@ ifk_status ifk_tokenizer_encode(const ifk_tokenizer *t, const char *text, size_t
 
 /* ---- decoding ----------------------------------------------------------------------------------- */
 
+/* A .model's piece: control pieces are nothing, the unknown piece is SentencePiece's " ⁇ ", a byte
+ * piece its byte, "▁" a space; the text's first space is dropped (its dummy prefix). */
+static const char *decode_spm_(const ifk_tokenizer *t, int prev, int tok, size_t *len) {
+    int kind;
+    const char *p = ifk_spm_piece(t->spm, tok, &kind);
+    unsigned int b;
+    char close;
+    *len = 0;
+    if (kind == 2) return "";
+    if (kind == 3) return *len = 5, " \xe2\x81\x87 ";
+    if (kind == 1 && sscanf(p, "<0x%02X%c", &b, &close) == 2 && close == '>' && b < 256)
+        return *len = 1, (const char *)t->bytes + 2 * b;
+    size_t n = strlen(p);
+    if (n + 1 > t->sbuf->cap) {
+        char *q = realloc(t->sbuf->p, n + 1);
+        if (!q) return "";
+        t->sbuf->p = q, t->sbuf->cap = n + 1;
+    }
+    char *o = t->sbuf->p;
+    for (size_t i = 0; i < n;)
+        if (!strncmp(p + i, "\xe2\x96\x81", 3)) o[(*len)++] = ' ', i += 3;
+        else o[(*len)++] = p[i++];
+    if ((prev < 0 || prev == t->hf_bos) && *len && o[0] == ' ') return (*len)--, o + 1;
+    return o;
+}
+
 const char *ifk_tokenizer_decode(const ifk_tokenizer *t, int prev, int tok, size_t *len) {
-    if (t->hf) return ifk_hftok_decode(t->hf, tok, len);
+    if (t->hf) return ifk_hftok_decode(t->hf, tok, prev < 0 || prev == t->hf_bos, len);
+    if (t->spm) return decode_spm_(t, prev, tok, len);
     if (tok < 0 || tok >= t->n) { *len = 0; return ""; }
     const char *p = t->piece[tok];
     size_t n = t->plen[tok];

@@ -10,6 +10,7 @@
 #define IFK_TOKENIZER_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "status.h"
@@ -19,10 +20,15 @@ typedef struct ifk_tokenizer ifk_tokenizer;
 /* Reads a tokenizer.bin. expect_vocab > 0 requires exactly that many pieces (the model's vocab). */
 ifk_status ifk_tokenizer_load(ifk_tokenizer **t, const char *path, int expect_vocab);
 void ifk_tokenizer_free(ifk_tokenizer **t);
-/* A .json path is read as a Hugging Face tokenizer.json (byte-level BPE, hftok.h): encoding adds
- * the BOS/EOS ids set here (from the model's config) and no dummy prefix. */
+/* A .json path is read as a Hugging Face tokenizer.json (BPE, byte-level or SentencePiece kind,
+ * hftok.h): encoding adds the BOS/EOS ids set here (from the model's config); the dummy prefix
+ * is the file's own business (its normalizer or Metaspace pre-tokenizer). Decoding drops the
+ * leading space of a SentencePiece-kind text at the start or right after that BOS. */
 void ifk_tokenizer_set_special(ifk_tokenizer *t, int bos, int eos);
 int ifk_tokenizer_vocab(const ifk_tokenizer *t);
+/* The tokenizer's identity: a 64-bit FNV-1a hash of its file's bytes (0 for NULL). A store's
+ * model fingerprint includes it (ifk_model.tok_identity), so a store is bound to its tokenizer. */
+uint64_t ifk_tokenizer_identity(const ifk_tokenizer *t);
 
 /* Encodes text[len] into *ids (malloc'd, caller frees), *n tokens. */
 ifk_status ifk_tokenizer_encode(const ifk_tokenizer *t, const char *text, size_t len, int bos, int eos, int **ids,

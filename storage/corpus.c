@@ -186,6 +186,10 @@ static ifk_status parse_line_(const char *s, size_t len, line_doc *d, char *why,
             snprintf(why, nwhy, "empty \"id\"");
             goto bad;
         }
+        if (strchr(d->id, ',')) { /* --docs A,B,... and the eval query sets name documents by id */
+            snprintf(why, nwhy, "\"id\" \"%.60s\" contains a comma (ids are listed as --docs A,B,...)", d->id);
+            goto bad;
+        }
     } else if (integral_(id, -9007199254740991.0, 9007199254740991.0, &num)) {
         snprintf(d->numid, sizeof d->numid, "%lld", (long long)num);
         d->id = d->numid;

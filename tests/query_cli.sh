@@ -65,6 +65,9 @@ err "score layers" "score-layers" --docs lily --prompt x --score-layers 3-9
 err "reorder with a baseline" "reorder" --docs lily,tom --prompt x --method epic --reorder
 err "unknown method" "not one of" --docs lily --prompt x --method magic
 err "docs and retrieve" "exactly one" --docs lily --retrieve 2 --prompt x
+err "--dev without infoflow-dev" "goes with --method infoflow-dev" --docs lily --prompt x --method infoflow --dev layer=2
+err "--dev bad layer" "layer '9' is not an integer in 1-4" --docs lily --prompt x --method infoflow-dev --dev layer=9
+err "--dev unknown key" "unknown key 'beta'" --docs lily --prompt x --method infoflow-dev --dev beta=1
 awk '{ print "{\"id\": \"t" NR "\", \"tokens\": [5, 6, 7, 8]}" }' "$DATA/stories_corpus.jsonl" > "$W/tok.jsonl"
 "$BIN" cache --random-model tiny --corpus "$W/tok.jsonl" --store "$W/other" --quiet
 out=$("$BIN" query --model "$MODEL" --store "$W/other" --docs t1 --prompt "x" 2>&1); rc=$?

@@ -211,6 +211,7 @@ static const bad_case BAD[] = {
     {"{\"id\": null, \"text\": \"t\"}", "\"id\" is not a string or an integer"},
     {"{\"id\": 9007199254740992, \"text\": \"t\"}", "\"id\" is not a string or an integer"},
     {"{\"id\": \"\", \"text\": \"t\"}", "empty \"id\""},
+    {"{\"id\": \"x,y\", \"text\": \"t\"}", "\"id\" \"x,y\" contains a comma"},
     {"{\"id\": \"x\"}", "missing \"text\" (a string) or \"tokens\" (an array of token ids)"},
     {"{\"id\": \"x\", \"body\": \"t\"}", "missing \"text\" (a string) or \"tokens\""},
     {"{\"id\": \"x\", \"text\": 12}", "\"text\" is not a string"},

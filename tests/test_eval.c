@@ -119,7 +119,9 @@ Test(queryset, items_longbench_and_errors) {
                             {"{\"id\": \"a\", \"prompt\": \"x\"}\n", ":1: give exactly one"},
                             {"\n{\"id\": \"a\", \"prompt\": \"x\", \"retrieve\": 0}\n", ":2: \"retrieve\""},
                             {"not json\n", ":1: not a JSON object"},
-                            {"{\"id\": \"a\", \"prompt\": \"x\", \"docs\": []}\n", ":1: \"docs\" is empty"}};
+                            {"{\"id\": \"a\", \"prompt\": \"x\", \"docs\": []}\n", ":1: \"docs\" is empty"},
+                            {"\n{\"id\": \"a\", \"prompt\": \"x\", \"docs\": [\"d1\", \"d,2\"]}\n", ":2: \"docs\"[1] \"d,2\" contains a comma"},
+                            {"{\"id\": \"q,1\", \"input\": \"x\", \"context\": \"a\"}\n", ":1: \"id\" \"q,1\" contains a comma"}};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         p = write_(bad[i][0]);
         cr_assert_neq(ifk_queryset_read(p, &it, &n), IFK_OK);

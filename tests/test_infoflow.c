@@ -224,3 +224,104 @@ Test(window, prefill_decode_and_recompute_agree_and_differ_from_full_attention_p
     free(full), free(pre), free(dec);
     ifk_kvcache_free(&c), ifk_state_free(&s), ifk_model_free(&m);
 }
+
+/* infoflow-dev on a hand-built case: a cache holding a plain prefill's exact K/V has deviation 0
+ * everywhere; adding a known offset e to one slot's layer-1 V (or K) gives dev2 = |e|^2 there and
+ * 0 elsewhere; with uniform attention (wq = wk = 0, the formula of the test above) the score is
+ * that attention times |e|, so the perturbed slot ranks first. */
+Test(dev, deviation_and_score_on_a_hand_built_cache) {
+    ifk_model m;
+    cr_assert_eq(ifk_model_random(&m, "dim=32,layers=3,heads=4,kv_heads=2,hidden=48,vocab=40,seq=128", 3), IFK_OK);
+    const size_t q = (size_t)m.cfg.n_heads * m.cfg.head_dim, kv = (size_t)m.cfg.n_kv_heads * m.cfg.head_dim;
+    for (int l = 0; l < 3; l++) {
+        memset((float *)m.layers[l].wq, 0, sizeof(float) * q * m.cfg.dim);
+        memset((float *)m.layers[l].wk, 0, sizeof(float) * kv * m.cfg.dim);
+    }
+    const int T = 20, P = 5, Dh = m.cfg.head_dim;
+    int ids[20], pos[20], prompt[5] = {7, 8, 9, 10, 11};
+    for (int i = 0; i < T; i++) ids[i] = 1 + i % 30, pos[i] = i;
+    ifk_kvcache c;
+    ifk_state s = {0};
+    cr_assert_eq(ifk_kvcache_init(&c, &m.cfg, T + P), IFK_OK);
+    cr_assert_eq(ifk_forward(&m, &s, &c, ids, pos, T, NULL, 0), IFK_OK);
+    float dev2[20], score[20], psum[5 * 25];
+    for (int src = IFK_DEV_V; src <= IFK_DEV_KV; src++) {
+        cr_assert_eq(ifk_score_deviation(&m, &s, &c, ids, T, 1, (ifk_dev_source)src, dev2), IFK_OK);
+        for (int t = 0; t < T; t++) cr_assert_lt(dev2[t], 1e-8, "exact cache, source %d: dev2[%d] = %g", src, t, dev2[t]);
+    }
+    /* slot 13: V of KV head 1 at layer 1 off by 0.5 in 3 dims, K of head 0 by 2 in one dim */
+    for (int d = 0; d < 3; d++) ifk_kv_v(&c, 1, 1)[13 * Dh + d] += 0.5f;
+    ifk_kv_k(&c, 1, 0)[13 * Dh + 4] -= 2.0f;
+    const double want[3] = {0.75, 4.0, 4.75}; /* V: 3 * 0.25; K: 4; both */
+    for (int src = IFK_DEV_V; src <= IFK_DEV_KV; src++) {
+        cr_assert_eq(ifk_score_deviation(&m, &s, &c, ids, T, 1, (ifk_dev_source)src, dev2), IFK_OK);
+        for (int t = 0; t < T; t++)
+            cr_assert_float_eq(dev2[t], t == 13 ? want[src] : 0.0, 1e-5, "source %d: dev2[%d] = %g", src, t, dev2[t]);
+    }
+    /* the deviation at layer 2 runs layers 0-1 exactly: the perturbed cache does not enter it */
+    cr_assert_eq(ifk_score_deviation(&m, &s, &c, ids, T, 2, IFK_DEV_V, dev2), IFK_OK);
+    for (int t = 0; t < T; t++) cr_assert_lt(dev2[t], 1e-8);
+    cr_assert_neq(ifk_score_deviation(&m, &s, &c, ids, T, 3, IFK_DEV_V, dev2), IFK_OK, "layer 3 of 3 refused");
+    ifk_dev_opts o;
+    ifk_dev_opts_default(&o);
+    o.alpha = 1; /* the oracle's plain product */
+    int start[2] = {0, 8}, len[2] = {8, 12};
+    cr_assert_eq(ifk_score_infoflow_dev(&m, &s, &c, ids, T, prompt, P, 1, 2, &o, 2, start, len, psum, score), IFK_OK);
+    double att = 0;
+    for (int r = 0; r < P; r++) att += 1.0 / ((T + r + 1.0) * (T + r + 1.0));
+    att = sqrt(att);
+    for (int t = 0; t < T; t++)
+        cr_assert_float_eq(score[t], t == 13 ? att * sqrt(0.75) : 0.0, 1e-6, "score[%d] = %g", t, score[t]);
+    int sel[1];
+    cr_assert_eq(ifk_select_top(score, T, 0, 1, sel), IFK_OK);
+    cr_assert_eq(sel[0], 13);
+    /* attn=sum: the column sum sum_q 1/(T+q+1) times |e| */
+    o.attn = IFK_DEV_ATTN_SUM;
+    cr_assert_eq(ifk_score_infoflow_dev(&m, &s, &c, ids, T, prompt, P, 1, 2, &o, 2, start, len, psum, score), IFK_OK);
+    double col = 0;
+    for (int r = 0; r < P; r++) col += 1.0 / (T + r + 1.0);
+    cr_assert_float_eq(score[13], col * sqrt(0.75), 1e-6);
+    ifk_dev_opts_default(&o); /* the default squares the deviation: attention * 0.75 */
+    cr_assert_eq(ifk_score_infoflow_dev(&m, &s, &c, ids, T, prompt, P, 1, 2, &o, 2, start, len, psum, score), IFK_OK);
+    cr_assert_float_eq(score[13], att * 0.75, 1e-6);
+    ifk_kvcache_free(&c), ifk_state_free(&s), ifk_model_free(&m);
+}
+
+Test(dev, combinations_position_prior_and_options) {
+    float att[5] = {0.5f, 0.1f, 0.4f, 0.0f, 0.2f}, dev2[5] = {0.0f, 4.0f, 1.0f, 9.0f, 0.25f}, sc[5];
+    ifk_dev_opts o;
+    ifk_dev_opts_default(&o);
+    o.alpha = 1;
+    cr_assert_eq(ifk_dev_combine_scores(att, dev2, 5, &o, sc), IFK_OK);
+    const float prod[5] = {0.0f, 0.2f, 0.4f, 0.0f, 0.1f}; /* att * sqrt(dev2) */
+    for (int i = 0; i < 5; i++) cr_assert_float_eq(sc[i], prod[i], 1e-7, "product %d: %g", i, sc[i]);
+    o.alpha = 2; /* att * dev2 */
+    cr_assert_eq(ifk_dev_combine_scores(att, dev2, 5, &o, sc), IFK_OK);
+    const float sq[5] = {0.0f, 0.4f, 0.4f, 0.0f, 0.05f};
+    for (int i = 0; i < 5; i++) cr_assert_float_eq(sc[i], sq[i], 1e-7, "alpha 2, %d: %g", i, sc[i]);
+    o.alpha = 1, o.combine = IFK_DEV_RANKSUM;
+    /* att ranks: 0,3,1,4,2; dev ranks (9,4,1,.25,0 -> slots 3,1,2,4,0): 4,1,2,0,3 */
+    cr_assert_eq(ifk_dev_combine_scores(att, dev2, 5, &o, sc), IFK_OK);
+    const float rs[5] = {-4, -4, -3, -4, -5};
+    for (int i = 0; i < 5; i++) cr_assert_float_eq(sc[i], rs[i], 0, "ranksum %d: %g", i, sc[i]);
+    int start[3] = {0, 4, 7}, len[3] = {4, 3, 2};
+    float pr[9];
+    ifk_dev_position_prior(3, start, len, 9, pr);
+    const float want[9] = {0, 0, 0, 0, 1, 0.5f, 1.0f / 3, 1, 0.5f};
+    for (int i = 0; i < 9; i++) cr_assert_float_eq(pr[i], want[i], 1e-7, "prior %d: %g", i, pr[i]);
+    /* options: parse, format, refuse what does not apply */
+    char buf[160];
+    cr_assert_eq(ifk_dev_opts_parse("source=kv,layer=2,alpha=0.5,attn=sum", 5, &o), IFK_OK);
+    ifk_dev_opts_format(&o, buf, sizeof buf);
+    cr_assert_str_eq(buf, "source=kv,layer=2,combine=product,alpha=0.5,attn=sum,estimate=exact");
+    cr_assert_eq(ifk_dev_opts_parse("", 5, &o), IFK_OK);
+    cr_assert(o.source == IFK_DEV_V && o.layer == 1 && o.alpha == 2.0 && o.combine == IFK_DEV_PRODUCT);
+    cr_assert_eq(ifk_dev_opts_parse("combine=ranksum", 5, &o), IFK_OK, "ranksum with the default alpha");
+    const char *bad[] = {"layer=5", "layer=0", "source=q", "alpha=0", "alpha=x", "combine=ranksum,alpha=2", "nope=1",
+                         "layer", "estimate=position,source=k"};
+    for (int i = 0; i < 9; i++) cr_assert_neq(ifk_dev_opts_parse(bad[i], 5, &o), IFK_OK, "'%s' refused", bad[i]);
+    ifk_method meth;
+    cr_assert_eq(ifk_method_parse("infoflow-dev", &meth), IFK_OK);
+    cr_assert_eq(meth, IFK_METHOD_INFOFLOW_DEV);
+    cr_assert_str_eq(ifk_method_name(meth), "infoflow-dev");
+}

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "testutil.h"
+#include "engine.h"
 #include "tokenizer.h"
 
 static ifk_tokenizer *tok;
@@ -176,4 +177,158 @@ Test(tokenizer_files, garbage_and_truncated_files_are_rejected_with_the_path) {
     cr_assert(strstr(ifk_errmsg(), "/nonexistent/tok.bin"));
     close(fd);
     unlink(path);
+}
+
+/* ---- tokenizer.json: the SentencePiece kind, and refusals --------------------------------------- */
+
+/* A tokenizer.json of the SentencePiece kind around a tiny vocabulary; the parts given replace the
+ * defaults (Llama-2's layout). */
+#define SP_VOCAB "{\"<unk>\":0,\"\\u2581\":1,\"a\":2,\"b\":3,\"\\u2581a\":4,\"ab\":5,\"<0xC3>\":6,\"<0xA9>\":7,\"<s>\":8}"
+#define SP_NORM "{\"type\":\"Sequence\",\"normalizers\":[{\"type\":\"Prepend\",\"prepend\":\"\\u2581\"},{\"type\":\"Replace\",\"pattern\":{\"String\":\" \"},\"content\":\"\\u2581\"}]}"
+#define SP_DEC "{\"type\":\"Sequence\",\"decoders\":[{\"type\":\"Replace\",\"pattern\":{\"String\":\"\\u2581\"},\"content\":\" \"},{\"type\":\"ByteFallback\"},{\"type\":\"Fuse\"},{\"type\":\"Strip\",\"content\":\" \",\"start\":1,\"stop\":0}]}"
+#define SP_ADDED "[{\"id\":8,\"content\":\"<s>\",\"special\":true,\"normalized\":false}]"
+#define SP_MODEL(extra) "{\"type\":\"BPE\",\"unk_token\":\"<unk>\",\"byte_fallback\":true" extra ",\"vocab\":" SP_VOCAB ",\"merges\":[[\"\\u2581\",\"a\"],[\"a\",\"b\"]]}"
+
+static char sp_path_[64];
+static const char *sp_config_; /* a tokenizer_config.json to put beside it, or NULL */
+
+static ifk_status sp_load_(ifk_tokenizer **t, const char *norm, const char *pre, const char *dec, const char *model,
+                           const char *added) {
+    char buf[4096], dir[] = "/tmp/ifk_sp_XXXXXX", cfg[64];
+    cr_assert(mkdtemp(dir));
+    int n = snprintf(buf, sizeof buf, "{\"added_tokens\":%s,\"normalizer\":%s,\"pre_tokenizer\":%s,\"decoder\":%s,\"model\":%s}",
+                     added, norm, pre, dec, model);
+    snprintf(sp_path_, sizeof sp_path_, "%s/tokenizer.json", dir);
+    snprintf(cfg, sizeof cfg, "%s/tokenizer_config.json", dir);
+    write_file_(sp_path_, buf, (size_t)n);
+    if (sp_config_) write_file_(cfg, sp_config_, strlen(sp_config_));
+    ifk_status st = ifk_tokenizer_load(t, sp_path_, 0);
+    unlink(sp_path_), unlink(cfg), rmdir(dir);
+    return st;
+}
+
+static void sp_expect_(ifk_tokenizer *t, const char *text, const int *want, int nwant, const char *back) {
+    int *ids, n;
+    cr_assert_eq(ifk_tokenizer_encode(t, text, strlen(text), 0, 0, &ids, &n), IFK_OK, "%s", ifk_errmsg());
+    cr_assert_eq(n, nwant, "'%s': %d ids, want %d", text, n, nwant);
+    for (int i = 0; i < n; i++) cr_assert_eq(ids[i], want[i], "'%s' id %d: %d, want %d", text, i, ids[i], want[i]);
+    if (back) {
+        char *s = ifk_detokenize(t, -1, ids, n, NULL);
+        cr_assert_str_eq(s, back);
+        free(s);
+    }
+    free(ids);
+}
+
+Test(tokenizer_json, sentencepiece_kind_merges_characters_and_falls_back_to_bytes) {
+    ifk_tokenizer *t;
+    cr_assert_eq(sp_load_(&t, SP_NORM, "null", SP_DEC, SP_MODEL(""), SP_ADDED), IFK_OK, "%s", ifk_errmsg());
+    /* "▁a▁ab▁é": (▁,a) ranks first, at 0 and 2 (leftmost first); then "▁a"+"b" is no merge, "é" is
+     * no piece: its bytes C3 A9. Decoding: "▁" is a space, the text's first space is dropped. */
+    sp_expect_(t, "a ab \xc3\xa9", (int[]){4, 4, 3, 1, 6, 7}, 6, "a ab \xc3\xa9");
+    /* an added token is kept whole; the normalizer's "▁" is prepended to each section */
+    sp_expect_(t, "ab<s>b", (int[]){4, 3, 8, 1, 3}, 5, NULL);
+    ifk_tokenizer_free(&t);
+    /* the newer layout: a Metaspace pre-tokenizer, prepend_scheme first (not after an added token) */
+    cr_assert_eq(sp_load_(&t, "null", "{\"type\":\"Metaspace\",\"replacement\":\"\\u2581\",\"prepend_scheme\":\"first\",\"split\":false}",
+                          SP_DEC, SP_MODEL(""), SP_ADDED), IFK_OK, "%s", ifk_errmsg());
+    sp_expect_(t, "ab<s>b", (int[]){4, 3, 8, 3}, 4, NULL);
+    sp_expect_(t, " a", (int[]){4}, 1, "a"); /* already starts with "▁": nothing prepended */
+    ifk_tokenizer_free(&t);
+}
+
+Test(tokenizer_json, unknown_pieces_become_unk_fused_or_are_an_error) {
+    ifk_tokenizer *t;
+    /* no byte fallback: "é" is unk_token, two in a row fuse into one */
+    cr_assert_eq(sp_load_(&t, SP_NORM, "null", SP_DEC,
+                          "{\"type\":\"BPE\",\"unk_token\":\"<unk>\",\"fuse_unk\":true,\"vocab\":" SP_VOCAB ",\"merges\":[]}", "[]"),
+                 IFK_OK, "%s", ifk_errmsg());
+    sp_expect_(t, "\xc3\xa9\xc3\xa9" "a", (int[]){1, 0, 2}, 3, NULL);
+    ifk_tokenizer_free(&t);
+    /* neither: encoding fails, naming the piece */
+    cr_assert_eq(sp_load_(&t, SP_NORM, "null", SP_DEC, "{\"type\":\"BPE\",\"vocab\":" SP_VOCAB ",\"merges\":[]}", "[]"), IFK_OK);
+    int *ids, n;
+    cr_assert_neq(ifk_tokenizer_encode(t, "\xc3\xa9", 2, 0, 0, &ids, &n), IFK_OK);
+    cr_assert(strstr(ifk_errmsg(), "\xc3\xa9"), "%s", ifk_errmsg());
+    ifk_tokenizer_free(&t);
+}
+
+/* Loading fails with the file, the field and the value in the message. */
+static void refused_(const char *norm, const char *pre, const char *dec, const char *model, const char *added,
+                     const char *field, const char *value) {
+    ifk_tokenizer *t = NULL;
+    cr_assert_eq(sp_load_(&t, norm, pre, dec, model, added), IFK_ERR_FORMAT, "%s %s is refused", field, value);
+    cr_assert_null(t);
+    const char *m = ifk_errmsg();
+    cr_assert(strstr(m, sp_path_) && strstr(m, field) && strstr(m, value), "message names file, %s, %s: %s", field, value, m);
+}
+
+Test(tokenizer_json, other_kinds_and_unknown_components_are_refused_by_name) {
+    const char *M = SP_MODEL(""), *A = SP_ADDED;
+    refused_(SP_NORM, "null", SP_DEC, "{\"type\":\"WordPiece\",\"vocab\":{\"a\":0}}", A, "model.type", "\"WordPiece\"");
+    refused_(SP_NORM, "null", SP_DEC, "{\"type\":\"Unigram\",\"vocab\":[[\"a\",0]]}", A, "model.type", "\"Unigram\"");
+    refused_(SP_NORM, "null", SP_DEC, SP_MODEL(",\"dropout\":0.1"), A, "model.dropout", "0.1");
+    refused_(SP_NORM, "null", SP_DEC, SP_MODEL(",\"continuing_subword_prefix\":\"##\""), A, "model.continuing_subword_prefix", "\"##\"");
+    refused_(SP_NORM, "null", SP_DEC, SP_MODEL(",\"end_of_word_suffix\":\"</w>\""), A, "model.end_of_word_suffix", "\"</w>\"");
+    refused_("{\"type\":\"Lowercase\"}", "null", SP_DEC, M, A, "normalizer type", "\"Lowercase\"");
+    refused_("{\"type\":\"Sequence\",\"normalizers\":[{\"type\":\"NFKC\"}]}", "null", SP_DEC, M, A, "normalizer type", "\"NFKC\"");
+    refused_("{\"type\":\"Replace\",\"pattern\":{\"Regex\":\" +\"},\"content\":\" \"}", "null", SP_DEC, M, A,
+             "normalizer Replace pattern", "{\"Regex\":\" +\"}");
+    refused_("null", "{\"type\":\"Whitespace\"}", SP_DEC, M, A, "pre_tokenizer type", "\"Whitespace\"");
+    refused_("null", "{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"Digits\",\"individual_digits\":true}]}", SP_DEC, M, A,
+             "pre_tokenizer type", "\"Digits\"");
+    refused_("null", "{\"type\":\"Metaspace\",\"replacement\":\"_\",\"prepend_scheme\":\"always\",\"split\":true}", SP_DEC, M, A,
+             "pre_tokenizer Metaspace split", "true");
+    refused_("null", "{\"type\":\"Metaspace\",\"replacement\":\"_\",\"add_prefix_space\":true}", SP_DEC, M, A,
+             "pre_tokenizer Metaspace split", "(absent)");
+    refused_("null", "{\"type\":\"ByteLevel\",\"add_prefix_space\":true}", "{\"type\":\"ByteLevel\"}", M, A,
+             "pre_tokenizer ByteLevel add_prefix_space", "true");
+    refused_("null", "{\"type\":\"Split\",\"pattern\":{\"Regex\":\"a\"},\"behavior\":\"Removed\",\"invert\":false}", SP_DEC, M, A,
+             "pre_tokenizer Split behavior", "\"Removed\"");
+    refused_("null", "{\"type\":\"Split\",\"pattern\":{\"String\":\" \"},\"behavior\":\"Isolated\"}", SP_DEC, M, A,
+             "pre_tokenizer Split pattern", "{\"String\":\" \"}");
+    refused_("null", "{\"type\":\"Split\",\"pattern\":{\"Regex\":\"a\"},\"behavior\":\"Isolated\",\"invert\":true}", SP_DEC, M, A,
+             "pre_tokenizer Split invert", "true");
+    refused_("null", "{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"ByteLevel\",\"use_regex\":false},"
+             "{\"type\":\"Split\",\"pattern\":{\"Regex\":\"a\"},\"behavior\":\"Isolated\"}]}", SP_DEC, M, A,
+             "pre_tokenizer Split", "after a ByteLevel");
+    refused_("null", "{\"type\":\"Sequence\",\"pretokenizers\":[{\"type\":\"Metaspace\",\"split\":false}]}", SP_DEC, M, A,
+             "pre_tokenizer", "inside a Sequence");
+    refused_(SP_NORM, "null", "{\"type\":\"WordPiece\",\"prefix\":\"##\"}", M, A, "decoder type", "\"WordPiece\"");
+    refused_(SP_NORM, "null", "null", M, A, "decoder", "null");
+    refused_(SP_NORM, "null", "{\"type\":\"Strip\",\"content\":\" \",\"start\":0,\"stop\":1}", M, A, "decoder Strip stop", "1");
+    refused_(SP_NORM, "null", SP_DEC, M, "[{\"id\":8,\"content\":\"<s>\",\"special\":true,\"normalized\":false,\"lstrip\":true}]",
+             "added token 0 (<s>) lstrip", "true");
+    refused_(SP_NORM, "null", SP_DEC, M, "[{\"id\":8,\"content\":\"<s>\",\"special\":false}]", "added token 0 (<s>) normalized",
+             "(absent)");
+}
+
+Test(tokenizer_json, tokenizer_config_settings_that_change_ids_are_refused) {
+    const char *M = SP_MODEL(""), *A = SP_ADDED;
+    ifk_tokenizer *t;
+    sp_config_ = "{\"add_bos_token\": true, \"add_eos_token\": false, \"clean_up_tokenization_spaces\": false, \"legacy\": true}";
+    cr_assert_eq(sp_load_(&t, SP_NORM, "null", SP_DEC, M, A), IFK_OK, "%s", ifk_errmsg());
+    ifk_tokenizer_free(&t);
+    static const char *const flags[] = {"add_eos_token", "split_special_tokens", "add_prefix_space", "do_lower_case"};
+    for (int i = 0; i < 4; i++) {
+        char cfg[128];
+        snprintf(cfg, sizeof cfg, "{\"%s\": true}", flags[i]);
+        sp_config_ = cfg;
+        cr_assert_eq(sp_load_(&t, SP_NORM, "null", SP_DEC, M, A), IFK_ERR_FORMAT, "%s true is refused", flags[i]);
+        cr_assert(strstr(ifk_errmsg(), "tokenizer_config.json") && strstr(ifk_errmsg(), flags[i]), "%s", ifk_errmsg());
+    }
+    sp_config_ = NULL;
+}
+
+Test(tokenizer_files, a_bad_sentencepiece_model_is_refused_with_the_path) {
+    char dir[] = "/tmp/ifk_spm_XXXXXX", path[64];
+    cr_assert(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/tokenizer.model", dir);
+    const char garbage[] = "not a protobuf at all";
+    write_file_(path, garbage, sizeof garbage);
+    ifk_tokenizer *t = NULL;
+    cr_assert_eq(ifk_tokenizer_load(&t, path, 0), IFK_ERR_FORMAT);
+    cr_assert_null(t);
+    cr_assert(strstr(ifk_errmsg(), path) && strstr(ifk_errmsg(), "not a SentencePiece model"), "%s", ifk_errmsg());
+    unlink(path), rmdir(dir);
 }

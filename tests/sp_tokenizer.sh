@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# sp_tokenizer.sh BIN MODEL_DIR DATA_DIR — the SentencePiece kind of tokenizer.json against the
+# llama2.c tokenizer it is written from (tests/tok_bin_to_json.py on the bundled tok512.bin):
+# the same ids for every line of the multilingual file and every corpus text ("Lily" is one id),
+# the same story from an HF folder with either file; and a store is bound to its tokenizer
+# (issue 13, items 1 and 6); and a SentencePiece tokenizer.model read through libsentencepiece
+# agrees with the tokenizer.json written from it and with SentencePiece's own command-line tools.
+set -u
+BIN=$1 MODEL=$2 DATA=$3
+HERE=$(dirname "$(readlink -f "$0")")
+W=$(mktemp -d); trap 'rm -rf "$W"' EXIT
+pass=0; fail=0
+expect() { local what=$1; shift; if "$@"; then pass=$((pass + 1)); else echo "FAIL: $what"; fail=$((fail + 1)); fi; }
+ids() { python3 -c "import json,sys; [print(json.loads(l)['ids']) for l in sys.stdin]"; }
+python3 "$HERE/tok_bin_to_json.py" "$MODEL/tok512.bin" "$W/sp" || { echo "FAIL: tok_bin_to_json.py"; exit 1; }
+TJ=$W/sp/tokenizer.json
+
+a=$("$BIN" tokenize --tokenizer "$MODEL/tok512.bin" --text Lily | ids)
+b=$("$BIN" tokenize --tokenizer "$TJ" --text Lily | ids)
+expect "\"Lily\" is one id, the llama2.c tokenizer's ($a, $b)" test "$a" = "$b" -a "$(tr -cd , <<<"$a")" = ""
+python3 -c "import json,sys; [print(json.loads(l)['text']) for l in open(sys.argv[1])]" "$DATA/stories_corpus.jsonl" > "$W/texts.txt"
+cat "$DATA/multilingual.txt" >> "$W/texts.txt"
+a=$("$BIN" tokenize --tokenizer "$MODEL/tok512.bin" --text-file "$W/texts.txt" | ids)
+b=$("$BIN" tokenize --tokenizer "$TJ" --text-file "$W/texts.txt" | ids)
+n=$(grep -c . <<<"$a")
+expect "the corpus and the multilingual file: $n lines, the same ids as tok512.bin" test "$a" = "$b" -a "$n" -gt 20
+rt=$("$BIN" tokenize --tokenizer "$TJ" --text-file "$W/texts.txt" | grep -c '"round_trip": true')
+expect "every line decodes back ($rt of $n)" test "$rt" = "$n"
+# decoding after BOS drops the leading space, as llama2.c does
+g1=$("$BIN" tokenize --tokenizer "$MODEL/tok512.bin" --bos --text "Once upon a time" | grep -c '"round_trip": true')
+g2=$("$BIN" tokenize --tokenizer "$TJ" --bos --text "Once upon a time" | grep -c '"round_trip": true')
+expect "after BOS both decode the text back" test "$g1$g2" = 11
+
+# an HF folder: its tok512.bin, then a tokenizer.json put beside it (read first): the same story
+"$BIN" convert --model "$MODEL" --out "$W/hf" > /dev/null || { echo "FAIL: convert"; exit 1; }
+s1=$("$BIN" generate --model "$W/hf" --prompt "Lily and Tom" --steps 48 --temperature 0 --quiet)
+"$BIN" cache --model "$W/hf" --corpus "$DATA/stories_corpus.jsonl" --store "$W/store" --quiet
+q1=$("$BIN" query --model "$W/hf" --store "$W/store" --docs lily,tom --prompt "Lily was sad because the ball" --json --steps 8)
+cp "$TJ" "$W/hf/tokenizer.json"
+s2=$("$BIN" generate --model "$W/hf" --prompt "Lily and Tom" --steps 48 --temperature 0 --quiet)
+expect "generate with tokenizer.json: the same story as with tok512.bin" test -n "$s1" -a "$s1" = "$s2"
+
+# the store was made with tok512.bin: with tokenizer.json in the folder it is refused, as for a model
+out=$("$BIN" cache --model "$W/hf" --corpus "$DATA/stories_corpus.jsonl" --store "$W/store" --quiet 2>&1); rc=$?
+expect "cache into a store of another tokenizer is refused ($rc: $out)" test "$rc" = 1
+expect "... naming the tokenizer" grep -q "another model or tokenizer" <<<"$out"
+out=$("$BIN" query --model "$W/hf" --store "$W/store" --docs lily,tom --prompt "Lily was sad because the ball" 2>&1); rc=$?
+expect "query on a store of another tokenizer is refused ($rc)" test "$rc" = 1 && grep -q "another model or tokenizer" <<<"$out"
+out=$("$BIN" cache --model "$W/hf" --corpus "$DATA/stories_corpus.jsonl" --store "$W/store" --quiet --force 2>&1); rc=$?
+expect "--force rebuilds it, as for another model ($rc: $out)" test "$rc" = 0
+q2=$("$BIN" query --model "$W/hf" --store "$W/store" --docs lily,tom --prompt "Lily was sad because the ball" --json --steps 8)
+f() { python3 -c "import json,sys; r=json.loads(sys.argv[1]); print(r['answer_ids'], r['selected'])" "$1"; }
+expect "... and queries give what they gave with tok512.bin (same ids)" test -n "$(f "$q1")" -a "$(f "$q1")" = "$(f "$q2")"
+
+# a SentencePiece tokenizer.model, read through libsentencepiece (--tokenizer X.model, or an HF
+# folder's tokenizer.model): a BPE model with byte fallback trained here by spm_train on the corpus,
+# and the tokenizer.json written from its vocabulary; both give spm_encode's ids, and decode to
+# spm_decode's text, on the corpus and the multilingual lines (whose CJK, emoji... are bytes here)
+python3 -c "import json,sys; [print(json.loads(l)['text']) for l in open(sys.argv[1])]" "$DATA/stories_corpus.jsonl" > "$W/train.txt"
+spm_train --input="$W/train.txt" --model_prefix="$W/spm" --vocab_size=300 --model_type=bpe --byte_fallback=true \
+  --normalization_rule_name=identity --remove_extra_whitespaces=false --character_coverage=1.0 \
+  --hard_vocab_limit=false --minloglevel=2 > /dev/null 2>&1 || { echo "FAIL: spm_train"; exit 1; }
+spm_export_vocab --model="$W/spm.model" --output="$W/spm.vocab" --output_format=vocab
+python3 "$HERE/tok_bin_to_json.py" "$W/spm.vocab" "$W/spmjson" || { echo "FAIL: tok_bin_to_json.py on spm.vocab"; exit 1; }
+ref=$(spm_encode --model="$W/spm.model" --output_format=id < "$W/texts.txt")
+viamodel=$("$BIN" tokenize --tokenizer "$W/spm.model" --text-file "$W/texts.txt")
+viajson=$("$BIN" tokenize --tokenizer "$W/spmjson/tokenizer.json" --text-file "$W/texts.txt")
+sp() { python3 -c "import json,sys; [print(' '.join(map(str, json.loads(l)['ids']))) for l in sys.stdin]"; }
+txt() { python3 -c "import json,sys; [print(json.loads(l)['text']) for l in sys.stdin]"; }
+n=$(grep -c . <<<"$ref")
+expect "tokenizer.model through libsentencepiece: spm_encode's ids on $n lines" test "$(sp <<<"$viamodel")" = "$ref" -a "$n" -gt 20
+expect "its tokenizer.json: the same ids" test "$(sp <<<"$viajson")" = "$ref"
+dref=$(spm_decode --model="$W/spm.model" --input_format=id <<<"$ref")
+expect "both decode to spm_decode's text" test "$(txt <<<"$viamodel")" = "$dref" -a "$(txt <<<"$viajson")" = "$dref"
+expect "... which is every line back" test "$dref" = "$(grep . "$W/texts.txt")"
+mkdir -p "$W/hf2" && cp "$W/hf/config.json" "$W/hf/model.safetensors" "$W/spm.model" "$W/hf2/" && mv "$W/hf2/spm.model" "$W/hf2/tokenizer.model"
+out=$("$BIN" query --model "$W/hf2" --store "$W/store" --docs lily --prompt "Lily" 2>&1); rc=$?
+expect "an HF folder's tokenizer.model is read (and is another tokenizer to the store: $rc)" test "$rc" = 1 && grep -q "another model or tokenizer" <<<"$out"
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
