@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # setup.sh — everything a fresh Debian 12 machine needs, then the demo or the tests.
 #   bash setup.sh demo    install packages, build, put the model in place, run the demo
-#   bash setup.sh test    the same set-up, then every test through ctest (release and ASan+UBSan builds)
+#   bash setup.sh test    the same set-up, then every test through ctest (release, OpenBLAS-only and ASan+UBSan builds)
 #   bash setup.sh build   set-up and build only
 # Idempotent: installed packages, builds and a verified model are reused.
 set -euo pipefail
@@ -9,7 +9,7 @@ cd "$(dirname "$0")"
 
 # what building and the demo need
 PKGS=(build-essential cmake pkg-config libopenmpi-dev openmpi-bin libhdf5-openmpi-dev hdf5-tools
-      libopenblas-dev libcjson-dev libinih-dev libpcre2-dev libutf8proc-dev libsentencepiece-dev gnuplot-nox ca-certificates curl)
+      libopenblas-dev libdnnl-dev libcjson-dev libinih-dev libpcre2-dev libutf8proc-dev libsentencepiece-dev gnuplot-nox ca-certificates curl)
 # what only the tests need: Criterion, the NumPy oracle and PyTorch references, SLURM, the fuzzers,
 # valgrind, and Node.js for the reference tokenizer
 TEST_PKGS=(libcriterion-dev sentencepiece python3 python3-numpy python3-torch slurm-wlm munge clang libclang-rt-14-dev valgrind)
@@ -90,6 +90,9 @@ case "${1:-demo}" in
     export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
     log "tests: release build"
     ctest --test-dir build --output-on-failure
+    log "tests: OpenBLAS-only build (-DINFOFLOW_ONEDNN=OFF): the unit tests and the query tests on the portable GEMM path"
+    build build-openblas -DCMAKE_BUILD_TYPE=Release -DINFOFLOW_ONEDNN=OFF
+    ctest --test-dir build-openblas --output-on-failure -R '^(test_|query_)'
     log "tests: ASan+UBSan build (every test but valgrind, which cannot run sanitized binaries, the fuzzers,"
     log "       which carry their own sanitizers, and the SLURM scripts, which the release pass covers)"
     build build-asan -DCMAKE_BUILD_TYPE=Debug -DINFOFLOW_SANITIZE=ON

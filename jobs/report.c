@@ -383,6 +383,64 @@ static void frontier_summary_(const rows_ *rs, plotspec_ *ps, const char *dir, F
     if (csv) fclose(csv);
 }
 
+/* The needle table (markdown) and each method's heat-map data (needle_METHOD.dat). */
+static void needle_summary_(const needles_ *nd, const plotspec_ *pn, const char *dir, FILE *md) {
+    char path[2048];
+    fprintf(md, "\n### needle: p(name | method) / p(name | full), KL, and greedy recall\n\n"
+                "| method | budget | cells | mean ratio | mean KL | greedy hits | full's hits |\n|---|---|---|---|---|---|---|\n");
+    for (int mi = 0; mi < pn->n_methods; mi++) {
+        double s = 0, kl = 0, b = 0;
+        int h = 0, fh = 0, c = 0;
+        for (int i = 0; i < nd->n; i++)
+            if (!strcmp(nd->r[i].method, pn->methods[mi]))
+                s += nd->r[i].ratio, kl += nd->r[i].kl, h += nd->r[i].hit, fh += nd->r[i].full_hit, b = nd->r[i].budget, c++;
+        fprintf(md, "| %s | %.2f | %d | %.3f | %.5f | %d | %d |\n", pn->methods[mi], b, c, s / c, kl / c, h, fh);
+        snprintf(path, sizeof path, "%s/needle_%s.dat", dir, pn->methods[mi]);
+        FILE *d = fopen(path, "w");
+        for (int li = 0; d && li < pn->n_lengths; li++) {
+            for (int di = 0; di < pn->n_depths; di++)
+                for (int i = 0; i < nd->n; i++)
+                    if (!strcmp(nd->r[i].method, pn->methods[mi]) && nd->r[i].target == pn->lengths[li] &&
+                        nd->r[i].depth == pn->depths[di])
+                        fprintf(d, "%d %d %.6g\n", pn->lengths[li], pn->depths[di], nd->r[i].ratio);
+            fprintf(d, "\n");
+        }
+        if (d) fclose(d);
+    }
+}
+
+/* speed_accuracy.dat: per method, (budget, mean TTFT, mean KL) without reordering (curve_of_). */
+static void speed_accuracy_dat_(const rows_ *rs, const plotspec_ *ps, const char *dir) {
+    char path[2048];
+    snprintf(path, sizeof path, "%s/speed_accuracy.dat", dir);
+    FILE *d = fopen(path, "w");
+    for (int mi = 0; d && mi < ps->n_methods; mi++) {
+        curve_ c;
+        curve_of_(rs, ps->methods[mi], &c);
+        fprintf(d, "\"%s\"\n", ps->methods[mi]);
+        for (int k = 0; k < c.n; k++) fprintf(d, "%g %.4f %.9g\n", c.budget[k], c.ttft[k], c.kl[k] > 1e-9 ? c.kl[k] : 1e-9);
+        fprintf(d, "\n\n");
+    }
+    if (d) fclose(d);
+}
+
+/* ablation.dat: per scoring layer, the mean KL and its 95% CI half-width. */
+static void ablation_dat_(const rows_ *rs, const char *dir) {
+    char path[2048];
+    snprintf(path, sizeof path, "%s/ablation.dat", dir);
+    FILE *d = fopen(path, "w");
+    double *v = malloc(sizeof(double) * (size_t)rs->n);
+    for (int l = 0; d && v && l < 1024; l++) {
+        int n = 0;
+        for (int q = 0; q < rs->n; q++)
+            if (rs->r[q].layer == l) v[n++] = rs->r[q].kl;
+        double mean, half;
+        if (n) ifk_mean_ci95(v, n, &mean, &half), fprintf(d, "%d %.9g %.9g\n", l, mean, half);
+    }
+    free(v);
+    if (d) fclose(d);
+}
+
 ifk_status ifk_report_summarize(const char *dir, const char *title, int quiet) {
     char path[2048];
     collect_ fid = {0}, abl = {.layer_rows = 1};
@@ -428,73 +486,11 @@ ifk_status ifk_report_summarize(const char *dir, const char *title, int quiet) {
     if (fid.rows.n) summarize_(&fid.rows, csv, md, "fidelity");
     if (fid.rows.n) frontier_summary_(&fid.rows, &ps, dir, md);
     if (abl.rows.n) summarize_(&abl.rows, csv, md, "scoring-layer ablation");
-    if (nd.n) {
-        fprintf(md, "\n### needle: p(name | method) / p(name | full), KL, and greedy recall\n\n"
-                    "| method | budget | cells | mean ratio | mean KL | greedy hits | full's hits |\n|---|---|---|---|---|---|---|\n");
-        for (int mi = 0; mi < pn.n_methods; mi++) {
-            double s = 0, kl = 0, b = 0;
-            int h = 0, fh = 0, c = 0;
-            for (int i = 0; i < nd.n; i++)
-                if (!strcmp(nd.r[i].method, pn.methods[mi]))
-                    s += nd.r[i].ratio, kl += nd.r[i].kl, h += nd.r[i].hit, fh += nd.r[i].full_hit, b = nd.r[i].budget, c++;
-            fprintf(md, "| %s | %.2f | %d | %.3f | %.5f | %d | %d |\n", pn.methods[mi], b, c, s / c, kl / c, h, fh);
-            snprintf(path, sizeof path, "%s/needle_%s.dat", dir, pn.methods[mi]);
-            FILE *d = fopen(path, "w");
-            for (int li = 0; d && li < pn.n_lengths; li++) {
-                for (int di = 0; di < pn.n_depths; di++)
-                    for (int i = 0; i < nd.n; i++)
-                        if (!strcmp(nd.r[i].method, pn.methods[mi]) && nd.r[i].target == pn.lengths[li] &&
-                            nd.r[i].depth == pn.depths[di])
-                            fprintf(d, "%d %d %.6g\n", pn.lengths[li], pn.depths[di], nd.r[i].ratio);
-                fprintf(d, "\n");
-            }
-            if (d) fclose(d);
-        }
-    }
+    if (nd.n) needle_summary_(&nd, &pn, dir, md);
     fclose(csv);
     fclose(md);
-    if (fid.rows.n) { /* speed-accuracy: per method, (budget, mean TTFT, mean KL) without reordering */
-        snprintf(path, sizeof path, "%s/speed_accuracy.dat", dir);
-        FILE *d = fopen(path, "w");
-        for (int mi = 0; d && mi < ps.n_methods; mi++) {
-            fprintf(d, "\"%s\"\n", ps.methods[mi]);
-            double bs[IFK_MAX_LIST];
-            int nb = 0;
-            for (int q = 0; q < fid.rows.n; q++) {
-                const row_ *r = &fid.rows.r[q];
-                int have = 0;
-                for (int k = 0; k < nb; k++) have |= bs[k] == r->budget;
-                if (!strcmp(r->method, ps.methods[mi]) && !r->reorder && !have && nb < IFK_MAX_LIST) bs[nb++] = r->budget;
-            }
-            for (int a = 1; a < nb; a++)
-                for (int k = a; k > 0 && bs[k] < bs[k - 1]; k--) { double t = bs[k]; bs[k] = bs[k - 1]; bs[k - 1] = t; }
-            for (int k = 0; k < nb; k++) {
-                double tt = 0, kl = 0;
-                int n = 0;
-                for (int q = 0; q < fid.rows.n; q++) {
-                    const row_ *r = &fid.rows.r[q];
-                    if (!strcmp(r->method, ps.methods[mi]) && !r->reorder && r->budget == bs[k]) tt += r->ttft, kl += r->kl, n++;
-                }
-                if (n) fprintf(d, "%g %.4f %.9g\n", bs[k], tt / n, kl / n > 1e-9 ? kl / n : 1e-9);
-            }
-            fprintf(d, "\n\n");
-        }
-        if (d) fclose(d);
-    }
-    if (abl.rows.n) {
-        snprintf(path, sizeof path, "%s/ablation.dat", dir);
-        FILE *d = fopen(path, "w");
-        double *v = malloc(sizeof(double) * (size_t)abl.rows.n);
-        for (int l = 0; d && v && l < 1024; l++) {
-            int n = 0;
-            for (int q = 0; q < abl.rows.n; q++)
-                if (abl.rows.r[q].layer == l) v[n++] = abl.rows.r[q].kl;
-            double mean, half;
-            if (n) ifk_mean_ci95(v, n, &mean, &half), fprintf(d, "%d %.9g %.9g\n", l, mean, half);
-        }
-        free(v);
-        if (d) fclose(d);
-    }
+    if (fid.rows.n) speed_accuracy_dat_(&fid.rows, &ps, dir);
+    if (abl.rows.n) ablation_dat_(&abl.rows, dir);
     plotspec_ all = ps;
     memcpy(all.lengths, pn.lengths, sizeof all.lengths), all.n_lengths = pn.n_lengths;
     memcpy(all.depths, pn.depths, sizeof all.depths), all.n_depths = pn.n_depths;

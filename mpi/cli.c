@@ -1,5 +1,6 @@
 /* cli.c — option parsing shared by every subcommand. */
 #include "cli.h"
+#include "model.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -82,4 +83,15 @@ void ifk_json_str(FILE *f, const char *s, size_t n) {
         else fputc(c, f);
     }
     fputc('"', f);
+}
+
+ifk_status ifk_cli_weights(const char *v) {
+    ifk_wdtype t;
+    if (!v || !strcmp(v, "auto")) {
+        ifk_weights_request(-1);
+        return IFK_OK;
+    }
+    if (ifk_wdtype_parse(v, &t) != 0) return IFK_FAIL(IFK_ERR_ARG, "--weights: '%s' is not one of f32, bf16, f16, auto", v);
+    ifk_weights_request((int)t);
+    return IFK_OK;
 }

@@ -16,6 +16,9 @@ typedef struct {
 /* Parses argv[1..] (argv[0] is the command name). Returns IFK_OK, or IFK_ERR_ARG with the message
  * set; *help is set when --help was given (usage already printed). */
 ifk_status ifk_cli_parse(int argc, char **argv, const ifk_opt *opts, const char *usage, int *help);
+/* --weights f32|bf16|f16|auto (NULL: auto): sets the precision later model loads keep (ifk_weights_request);
+ * an unknown name is an IFK_ERR_ARG naming the value. */
+ifk_status ifk_cli_weights(const char *v);
 void ifk_cli_usage(const char *usage, const ifk_opt *opts);
 /* Nonzero: --help is recognised but prints nothing (ranks other than 0). */
 void ifk_cli_set_quiet(int quiet);

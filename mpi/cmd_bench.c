@@ -1,5 +1,5 @@
-/* cmd_bench.c — `infoflow bench prefill`: batched prefill speed against the sgemm peak measured
- * in the same run, on the same thread count. */
+/* cmd_bench.c — `infoflow bench prefill|decode|store|ttft`: speeds against peaks measured in the same
+ * run, on the same thread count (GEMM peaks of OpenBLAS and oneDNN, read bandwidth). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,7 +19,8 @@
 #include <unistd.h>
 
 static int bench_prefill_(int argc, char **argv) {
-    const char *shape = NULL, *model = NULL, *tokens_s = NULL, *threads_s = NULL, *repeat_s = NULL, *seed_s = NULL;
+    const char *shape = NULL, *model = NULL, *tokens_s = NULL, *threads_s = NULL, *repeat_s = NULL, *seed_s = NULL,
+               *weights_s = NULL;
     int json = 0, help = 0, rc = 1;
     const ifk_opt opts[] = {
         {"random-model", "SHAPE", "random weights of a named shape (bench100m, bench1b, stories260K, tiny) or "
@@ -29,6 +30,7 @@ static int bench_prefill_(int argc, char **argv) {
         {"threads", "N", "BLAS threads for both the prefill and the peak (default: OpenBLAS's)", &threads_s, NULL},
         {"repeat", "R", "timed runs after one warm-up; the best counts (default 3)", &repeat_s, NULL},
         {"seed", "S", "weights and token seed (default 1)", &seed_s, NULL},
+        {"weights", "T", "weight precision: f32, bf16, f16 or auto (as stored; random models: f32)", &weights_s, NULL},
         {"json", NULL, "print one JSON line instead of text", NULL, &json},
         {NULL, NULL, NULL, NULL, NULL}};
     const char *usage = "usage: infoflow bench prefill (--random-model SHAPE | --model PATH) [--tokens N] [options]\n"
@@ -43,7 +45,8 @@ static int bench_prefill_(int argc, char **argv) {
     if (ifk_cli_parse(argc, argv, opts, usage, &help) != IFK_OK) goto out;
     if (help) return 0;
     if (ifk_cli_int("tokens", tokens_s, 1, 1 << 24, &T) || ifk_cli_int("threads", threads_s, 1, 1024, &threads) ||
-        ifk_cli_int("repeat", repeat_s, 1, 1000, &repeat) || ifk_cli_int("seed", seed_s, 0, INT32_MAX, &seed))
+        ifk_cli_int("repeat", repeat_s, 1, 1000, &repeat) || ifk_cli_int("seed", seed_s, 0, INT32_MAX, &seed) ||
+        ifk_cli_weights(weights_s))
         goto out;
     if (!shape == !model) {
         IFK_FAIL(IFK_ERR_ARG, "bench prefill: give exactly one of --random-model SHAPE or --model PATH");
@@ -75,19 +78,35 @@ static int bench_prefill_(int argc, char **argv) {
         best = dt < best ? dt : best;
         sum += dt;
     }
-    double peak = ifk_bench_sgemm_peak(2048, 1.0);
+    /* the peaks, same run, same threads: the model's largest GEMM at T rows, best library */
+    int gout = 0, gin = 0;
+    ifk_largest_gemm(&m.cfg, &gout, &gin);
+    const char *impl_b = NULL, *impl_d = NULL, *impl_h = NULL;
+    const int pm = (int)T;
+    double pk_blas = ifk_bench_gemm_peak(IFK_GEMM_OPENBLAS, IFK_W_F32, pm, gout, gin, 1.0, &impl_b);
+    double pk_dnnl = ifk_bench_gemm_peak(IFK_GEMM_ONEDNN, IFK_W_F32, pm, gout, gin, 1.0, &impl_d);
+    double pk_bf16 = ifk_bench_gemm_peak(IFK_GEMM_ONEDNN, IFK_W_BF16, pm, gout, gin, 1.0, &impl_h);
+    double peak = pk_blas > pk_dnnl ? pk_blas : pk_dnnl;
     double flops = ifk_prefill_flops(&m.cfg, (int)T), gf = flops / best / 1e9;
     int nt = ifk_blas_threads();
+    const char *wname = ifk_wdtype_name(m.wdtype), *gname = ifk_gemm_backend_name(ifk_gemm_get_backend());
     if (json)
-        printf("{\"impl\": \"infoflow\", \"model\": \"%s\", \"threads\": %d, \"tokens\": %ld, \"prefill_ms\": %.1f, "
-               "\"mean_ms\": %.1f, \"tokens_per_s\": %.1f, \"gflops\": %.1f, \"peak_gflops\": %.1f, \"ratio\": %.3f}\n",
-               m.source, nt, T, best * 1e3, sum / repeat * 1e3, T / best, gf, peak, gf / peak);
+        printf("{\"impl\": \"infoflow\", \"model\": \"%s\", \"weights\": \"%s\", \"gemm\": \"%s\", \"threads\": %d, "
+               "\"tokens\": %ld, \"prefill_ms\": %.1f, \"mean_ms\": %.1f, \"tokens_per_s\": %.1f, \"gflops\": %.5g, "
+               "\"peak_shape\": [%d, %d, %d], \"peak_openblas_f32\": %.5g, \"peak_onednn_f32\": %.5g, "
+               "\"peak_onednn_bf16\": %.5g, \"peak_gflops\": %.5g, \"ratio\": %.4f, \"ratio_bf16_peak\": %.4f}\n",
+               m.source, wname, gname, nt, T, best * 1e3, sum / repeat * 1e3, T / best, gf, pm, gout, gin, pk_blas,
+               pk_dnnl, pk_bf16, peak, gf / peak, pk_bf16 > 0 ? gf / pk_bf16 : 0.0);
     else
-        printf("model %s (dim %d, layers %d, heads %d/%d, hidden %d, vocab %d)\n"
+        printf("model %s (dim %d, layers %d, heads %d/%d, hidden %d, vocab %d), weights %s, GEMM backend %s\n"
                "threads %d, tokens %ld: prefill best %.1f ms (mean of %ld: %.1f ms), %.0f tokens/s\n"
-               "achieved %.1f GFLOP/s; sgemm 2048^3 peak %.1f GFLOP/s (same run, same threads); ratio %.3f\n",
+               "peaks at the largest GEMM %dx%dx%d (same run, same threads): OpenBLAS f32 %.1f (%s), oneDNN f32 %.1f (%s), "
+               "oneDNN bf16 %.1f GFLOP/s (%s)\n"
+               "achieved %.1f GFLOP/s; f32 peak %.1f GFLOP/s; ratio %.3f; against the bf16 peak %.3f\n",
                m.source, m.cfg.dim, m.cfg.n_layers, m.cfg.n_heads, m.cfg.n_kv_heads, m.cfg.hidden_dim,
-               m.cfg.vocab_size, nt, T, best * 1e3, repeat, sum / repeat * 1e3, T / best, gf, peak, gf / peak);
+               m.cfg.vocab_size, wname, gname, nt, T, best * 1e3, repeat, sum / repeat * 1e3, T / best, pm, gout, gin,
+               pk_blas, impl_b ? impl_b : "-", pk_dnnl, impl_d ? impl_d : "not built", pk_bf16,
+               impl_h ? impl_h : "not built", gf, peak, gf / peak, pk_bf16 > 0 ? gf / pk_bf16 : 0.0);
     rc = 0;
 out:
     if (rc) ifk_err_print();
@@ -189,7 +208,8 @@ static ifk_status record_(const char *shard, ifk_doc_rec *recs, int n, void *ctx
 
 static int bench_ttft_(int argc, char **argv) {
     const char *shape = "bench100m", *model = NULL, *ctx_s = NULL, *chunks_s = NULL, *prompt_s = NULL, *budget_s = NULL,
-               *threads_s = NULL, *repeat_s = NULL, *method_s = "infoflow", *dtype_s = "f16", *mbps_s = NULL;
+               *threads_s = NULL, *repeat_s = NULL, *method_s = "infoflow", *dtype_s = "f16", *mbps_s = NULL,
+               *weights_s = NULL;
     int json = 0, help = 0, rc = 1, cold = 0, no_full = 0;
     const ifk_opt opts[] = {
         {"random-model", "SHAPE", "random weights of this shape (default bench100m)", &shape, NULL},
@@ -200,6 +220,7 @@ static int bench_ttft_(int argc, char **argv) {
         {"budget", "R", "recompute budget (default 0.15)", &budget_s, NULL},
         {"method", "M", "the method timed against full (default infoflow)", &method_s, NULL},
         {"dtype", "T", "store dtype (default f16)", &dtype_s, NULL},
+        {"weights", "T", "weight precision: f32, bf16, f16 or auto (default: as stored)", &weights_s, NULL},
         {"threads", "N", "BLAS threads (default: OpenBLAS's)", &threads_s, NULL},
         {"repeat", "R", "timed runs of each after a warm-up; the best counts (default 2)", &repeat_s, NULL},
         {"read-mbps", "X", "slow the store reader to X MB/s (fault injection: a slow file system)", &mbps_s, NULL},
@@ -228,7 +249,7 @@ static int bench_ttft_(int argc, char **argv) {
         ifk_cli_int("prompt-tokens", prompt_s, 1, 1 << 20, &P) || ifk_cli_double("budget", budget_s, 0, 1, &budget) ||
         ifk_cli_int("threads", threads_s, 1, 1024, &threads) || ifk_cli_int("repeat", repeat_s, 1, 100, &repeat) ||
         ifk_cli_double("read-mbps", mbps_s, 0, 1e9, &mbps) || ifk_method_parse(method_s, &method) ||
-        ifk_dtype_parse(dtype_s, &dtype))
+        ifk_dtype_parse(dtype_s, &dtype) || ifk_cli_weights(weights_s))
         goto out;
     ifk_blas_set_threads((int)threads);
     if (ifk_engine_load_any(model, NULL, shape, &m, &tok)) goto out;
@@ -335,7 +356,7 @@ static int bench_ttft_(int argc, char **argv) {
     char slow[64] = "";
     if (mbps > 0) snprintf(slow, sizeof slow, ", reader slowed to %g MB/s", mbps);
     if (json)
-        printf("{\"model\": \"%s\", \"context\": %d, \"chunks\": %ld, \"prompt\": %ld, \"budget\": %g, \"method\": \"%s\", "
+        printf("{\"model\": \"%s\", \"weights\": \"%s\", \"context\": %d, \"chunks\": %ld, \"prompt\": %ld, \"budget\": %g, \"method\": \"%s\", "
                "\"n_selected\": %d, \"read_mbps\": %g, \"cold\": %d, \"full_ttft_ms\": %.1f, \"method_ttft_ms\": %.1f, "
                "\"load_ms\": %.1f, \"rotate_ms\": %.1f, \"score_ms\": %.1f, \"recompute_ms\": %.1f, \"prompt_ms\": %.1f, "
                "\"speedup\": %.2f, \"load_detail_ms\": {\"locate\": %.1f, \"bos\": %.1f, \"wait\": %.1f, \"fill\": %.1f, "
@@ -343,13 +364,13 @@ static int bench_ttft_(int argc, char **argv) {
                "\"locate_ms\": %.1f, \"bos_ms\": %.1f, \"fill_ms\": %.1f, \"rerotate_ms\": %.1f}, "
                "\"overlap_ratio\": %.3f, \"full_gflops\": %.1f, \"recompute_gflops\": %.1f, \"full_ms_per_token\": %.3f, "
                "\"recompute_ms_per_token\": %.3f, \"memory_pass_ms\": %.2f}\n",
-               m.source, keep.T, chunks, P, budget, ifk_method_name(method), keep.n_selected, mbps, cold, best_full, best_m,
+               m.source, ifk_wdtype_name(m.wdtype), keep.T, chunks, P, budget, ifk_method_name(method), keep.n_selected, mbps, cold, best_full, best_m,
                keep.t_load, keep.t_rotate, keep.t_score, keep.t_recompute, keep.t_prompt + keep.t_first, best_full / best_m,
                keep.t_locate, keep.t_bos, keep.t_wait, keep.t_fill, keep.t_rerotate, best_s, load_s, compute_s,
                keep_s.t_locate, keep_s.t_bos, keep_s.t_fill, keep_s.t_rerotate, best_m / bound, gf_full, gf_rec,
                best_full / (keep.T + P), keep.n_selected ? keep.t_recompute / keep.n_selected : 0.0, pass);
     else
-        printf("model %s, context %d tokens in %ld cached chunks, prompt %ld tokens, threads %d%s%s\n"
+        printf("model %s (weights %s), context %d tokens in %ld cached chunks, prompt %ld tokens, threads %d%s%s\n"
                "full prefill TTFT %.1f ms\n"
                "%s at R=%.2f TTFT %.1f ms (%d tokens recomputed): load %.1f, rotate %.1f, score %.1f, recompute %.1f, "
                "prompt %.1f ms\n"
@@ -362,7 +383,7 @@ static int bench_ttft_(int argc, char **argv) {
                "  recompute %.3f ms/token at %.1f GFLOP/s; full prefill %.3f ms/token at %.1f GFLOP/s (same FLOP count): "
                "ratio %.3f\n"
                "speed-up full / %s: %.2fx (ideal about 1/R = %.1fx)\n",
-               m.source, keep.T, chunks, P, ifk_blas_threads(), cold ? ", cold page cache" : "", slow, best_full, ifk_method_name(method), budget, best_m, keep.n_selected,
+               m.source, ifk_wdtype_name(m.wdtype), keep.T, chunks, P, ifk_blas_threads(), cold ? ", cold page cache" : "", slow, best_full, ifk_method_name(method), budget, best_m, keep.n_selected,
                keep.t_load, keep.t_rotate, keep.t_score, keep.t_recompute, keep.t_prompt + keep.t_first, keep.t_locate,
                keep.t_bos, keep.t_wait, keep.t_fill, keep.t_rerotate, best_s, load_s, keep_s.t_locate, keep_s.t_bos,
                keep_s.t_fill, keep_s.t_rerotate, compute_s, best_m / bound, kvb / 1e6, pass,
@@ -391,14 +412,113 @@ out:
     return rc;
 }
 
+/* The process's resident set in MB (VmRSS), 0 where /proc is not there. */
+static double resident_mb_(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    double kb = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "VmRSS:", 6)) kb = atof(line + 6);
+    if (f) fclose(f);
+    return kb / 1024.0;
+}
+
+/* Decode after a prompt: tokens/s, the weight bytes each token reads, and the read bandwidth measured in
+ * the same run (a vectorized sum over a buffer far larger than the caches, same threads). */
+static int bench_decode_(int argc, char **argv) {
+    const char *shape = NULL, *model = NULL, *prompt_s = NULL, *steps_s = NULL, *threads_s = NULL, *weights_s = NULL,
+               *repeat_s = NULL;
+    int json = 0, help = 0, rc = 1;
+    const ifk_opt opts[] = {
+        {"random-model", "SHAPE", "random weights of a named shape (bench100m, bench1b, ...)", &shape, NULL},
+        {"model", "PATH", "a real checkpoint instead", &model, NULL},
+        {"prompt-tokens", "P", "prompt prefilled before decoding (default 512)", &prompt_s, NULL},
+        {"steps", "N", "tokens decoded one at a time (default 64)", &steps_s, NULL},
+        {"repeat", "R", "timed decode runs after one warm-up; the best counts (default 2)", &repeat_s, NULL},
+        {"threads", "N", "threads for decode and the bandwidth probe (default: OpenBLAS's)", &threads_s, NULL},
+        {"weights", "T", "weight precision: f32, bf16, f16 or auto (as stored; random models: f32)", &weights_s, NULL},
+        {"json", NULL, "print one JSON line", NULL, &json},
+        {NULL, NULL, NULL, NULL, NULL}};
+    long P = 512, N = 64, threads = 0, repeat = 2;
+    ifk_model m = {0};
+    ifk_tokenizer *tok = NULL;
+    ifk_kvcache cache = {0};
+    ifk_state s = {0};
+    int *ids = NULL, *pos = NULL;
+    float *logits = NULL;
+    if (ifk_cli_parse(argc, argv, opts, "usage: infoflow bench decode (--random-model SHAPE | --model PATH) [options]\n"
+                      "Decode tokens/s after a prompt against the memory bandwidth measured in the same run.", &help) != IFK_OK)
+        goto out;
+    if (help) return 0;
+    if (ifk_cli_int("prompt-tokens", prompt_s, 1, 1 << 24, &P) || ifk_cli_int("steps", steps_s, 1, 1 << 20, &N) ||
+        ifk_cli_int("repeat", repeat_s, 1, 100, &repeat) || ifk_cli_int("threads", threads_s, 1, 1024, &threads) ||
+        ifk_cli_weights(weights_s))
+        goto out;
+    if (!shape == !model) {
+        IFK_FAIL(IFK_ERR_ARG, "bench decode: give exactly one of --random-model SHAPE or --model PATH");
+        goto out;
+    }
+    ifk_blas_set_threads((int)threads);
+    if (shape ? ifk_model_random(&m, shape, 1) : ifk_engine_load(model, NULL, &m, &tok)) goto out;
+    const double rss = resident_mb_(); /* after load, before the cache: the weights' footprint */
+    if (P + N > m.cfg.seq_len) {
+        IFK_FAIL(IFK_ERR_ARG, "bench decode: %ld prompt + %ld steps exceed the model's %d positions", P, N, m.cfg.seq_len);
+        goto out;
+    }
+    ids = malloc(sizeof(int) * (P + N)), pos = malloc(sizeof(int) * (P + N)), logits = malloc(sizeof(float) * m.cfg.vocab_size);
+    if (!ids || !pos || !logits) {
+        IFK_FAIL(IFK_ERR_OOM, "out of memory");
+        goto out;
+    }
+    uint64_t r = 7;
+    for (long i = 0; i < P + N; i++) r = r * 6364136223846793005ull + 1442695040888963407ull, ids[i] = (int)((r >> 33) % m.cfg.vocab_size), pos[i] = (int)i;
+    if (ifk_kvcache_init(&cache, &m.cfg, (int)(P + N)) != IFK_OK) goto out;
+    double best = 1e30;
+    for (long it = 0; it <= repeat; it++) {
+        cache.len = 0;
+        if (ifk_forward(&m, &s, &cache, ids, pos, (int)P, logits, 0) != IFK_OK) goto out;
+        double t0 = ifk_now();
+        for (long i = P; i < P + N; i++) /* fixed ids: the work per token does not depend on the sampled token */
+            if (ifk_forward(&m, &s, &cache, ids + i, pos + i, 1, logits, 0) != IFK_OK) goto out;
+        double dt = ifk_now() - t0;
+        if (it && dt < best) best = dt;
+    }
+    const size_t es = ifk_wdtype_size(m.wdtype), emb = (size_t)m.cfg.vocab_size * m.cfg.dim * es;
+    /* every matrix is read once per token; the embedding table only for one row unless it is the classifier */
+    const double bytes = (double)(ifk_model_bytes(&m) - (m.cfg.shared_classifier ? 0 : emb));
+    const double tps = N / best, bw = ifk_bench_read_bandwidth((size_t)1 << 30, 1.0);
+    const double got = bytes * tps / 1e9;
+    if (json)
+        printf("{\"model\": \"%s\", \"weights\": \"%s\", \"threads\": %d, \"prompt\": %ld, \"steps\": %ld, "
+               "\"tokens_per_s\": %.2f, \"weight_bytes_per_token\": %.0f, \"weight_gbs\": %.2f, \"read_bw_gbs\": %.2f, "
+               "\"ratio\": %.3f, \"resident_mb_after_load\": %.0f}\n",
+               m.source, ifk_wdtype_name(m.wdtype), ifk_blas_threads(), P, N, tps, bytes, got, bw, got / bw, rss);
+    else
+        printf("model %s, weights %s, threads %d: %ld tokens decoded after a %ld-token prompt\n"
+               "decode %.2f tokens/s (best of %ld), %.1f MB of weights per token = %.2f GB/s\n"
+               "read bandwidth (1 GiB vectorized sum, same run, same threads) %.2f GB/s; ratio %.3f\n"
+               "resident after loading the model %.0f MB\n",
+               m.source, ifk_wdtype_name(m.wdtype), ifk_blas_threads(), N, P, tps, repeat, bytes / 1e6, got, bw, got / bw, rss);
+    rc = 0;
+out:
+    if (rc) ifk_err_print();
+    free(ids), free(pos), free(logits);
+    ifk_state_free(&s);
+    ifk_kvcache_free(&cache);
+    ifk_tokenizer_free(&tok);
+    ifk_model_free(&m);
+    return rc;
+}
+
 int ifk_cmd_bench(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-        printf("usage: infoflow bench prefill|store|ttft [options]   (see infoflow bench prefill --help)\n");
+        printf("usage: infoflow bench prefill|decode|store|ttft [options]   (see infoflow bench prefill --help)\n");
         return argc < 2;
     }
     if (!strcmp(argv[1], "prefill")) return bench_prefill_(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "decode")) return bench_decode_(argc - 1, argv + 1);
     if (!strcmp(argv[1], "store")) return bench_store_(argc - 1, argv + 1);
     if (!strcmp(argv[1], "ttft")) return bench_ttft_(argc - 1, argv + 1);
-    fprintf(stderr, "infoflow: error: bench: unknown benchmark '%s' (available: prefill, store, ttft)\n", argv[1]);
+    fprintf(stderr, "infoflow: error: bench: unknown benchmark '%s' (available: prefill, decode, store, ttft)\n", argv[1]);
     return 2;
 }

@@ -30,7 +30,7 @@
 
 typedef struct {
     const char *model, *random_model, *tokenizer, *corpus, *store, *chunk_s, *split_s, *dtype_s, *commit_docs_s,
-        *commit_secs_s, *threads_s, *progress_s, *compress_s;
+        *commit_secs_s, *threads_s, *progress_s, *compress_s, *weights_s;
     int skip_bad, force, dedicated, no_lock, quiet, help;
     long chunk_tokens, commit_docs, threads, compress;
     double commit_secs, progress_secs;
@@ -409,6 +409,7 @@ static ifk_status parse_opts_(int argc, char **argv, opts_ *o) {
         {"commit-docs", "N", "commit a rank's shard after N documents (default 64)", &o->commit_docs_s, NULL},
         {"commit-seconds", "S", "... or after S seconds (default 60)", &o->commit_secs_s, NULL},
         {"threads", "N", "BLAS threads per rank (default: the node's cores shared by its ranks)", &o->threads_s, NULL},
+        {"weights", "T", "weight precision kept in memory: f32, bf16, f16 or auto (as stored, default)", &o->weights_s, NULL},
         {"progress-seconds", "S", "interval of the plain progress lines when stderr is not a terminal (default 10)",
          &o->progress_s, NULL},
         {"quiet", NULL, "no progress or summary", NULL, &o->quiet},
@@ -427,6 +428,7 @@ static ifk_status parse_opts_(int argc, char **argv, opts_ *o) {
     IFK_CHECK(ifk_cli_double("commit-seconds", o->commit_secs_s, 0, 1e9, &o->commit_secs));
     IFK_CHECK(ifk_cli_double("progress-seconds", o->progress_s, 0, 1e9, &o->progress_secs));
     IFK_CHECK(ifk_cli_int("threads", o->threads_s, 1, 1024, &o->threads));
+    IFK_CHECK(ifk_cli_weights(o->weights_s));
     IFK_CHECK(ifk_cli_int("compress", o->compress_s, 0, 9, &o->compress));
     if (!strcmp(o->split_s, "tokens")) o->split = IFK_SPLIT_TOKENS;
     else if (!strcmp(o->split_s, "paragraphs")) o->split = IFK_SPLIT_PARAGRAPHS;

@@ -22,7 +22,7 @@ static void print_cb_(int prev, int tok, void *ctx) {
 
 int ifk_cmd_generate(int argc, char **argv) {
     const char *model = NULL, *tokp = NULL, *prompt = "", *steps_s = NULL, *temp_s = NULL, *topp_s = NULL,
-               *seed_s = NULL, *threads_s = NULL;
+               *seed_s = NULL, *threads_s = NULL, *weights_s = NULL;
     int quiet = 0, help = 0;
     const ifk_opt opts[] = {
         {"model", "PATH", "checkpoint file, or a folder with one *.bin and one tok*.bin (required)", &model, NULL},
@@ -36,6 +36,7 @@ int ifk_cmd_generate(int argc, char **argv) {
          "config)", &topp_s, NULL},
         {"seed", "S", "random seed (default: the time; printed with the statistics)", &seed_s, NULL},
         {"threads", "N", "BLAS threads (default: OpenBLAS's own choice)", &threads_s, NULL},
+        {"weights", "T", "weight precision kept in memory: f32, bf16, f16 or auto (as stored, default)", &weights_s, NULL},
         {"quiet", NULL, "no statistics on stderr", NULL, &quiet},
         {NULL, NULL, NULL, NULL, NULL}};
     const char *usage = "usage: infoflow generate --model PATH --prompt TEXT [options]\n"
@@ -54,7 +55,7 @@ int ifk_cmd_generate(int argc, char **argv) {
     }
     if (ifk_cli_int("steps", steps_s, 1, 1L << 30, &steps) || ifk_cli_double("temperature", temp_s, 0, 1e6, &temp) ||
         ifk_cli_double("topp", topp_s, 0, 1, &topp) || ifk_cli_int("seed", seed_s, 0, INT64_MAX, &seed) ||
-        ifk_cli_int("threads", threads_s, 1, 1024, &threads))
+        ifk_cli_int("threads", threads_s, 1, 1024, &threads) || ifk_cli_weights(weights_s))
         goto out;
     ifk_blas_set_threads((int)threads);
     if (ifk_engine_load(model, tokp, &m, &tok) != IFK_OK) goto out;

@@ -51,10 +51,11 @@ out:
 }
 
 int ifk_cmd_logits(int argc, char **argv) {
-    const char *model = NULL, *ids_s = NULL;
+    const char *model = NULL, *ids_s = NULL, *weights_s = NULL;
     int help = 0, rc = 1;
     const ifk_opt opts[] = {{"model", "PATH", "checkpoint file or folder (llama2.c or Hugging Face)", &model, NULL},
                             {"ids", "ID,ID,...", "token ids, run as one prefill from position 0", &ids_s, NULL},
+                            {"weights", "T", "weight precision: f32, bf16, f16 or auto (as stored, default)", &weights_s, NULL},
                             {NULL, NULL, NULL, NULL, NULL}};
     ifk_model m = {0};
     ifk_tokenizer *tok = NULL;
@@ -70,7 +71,7 @@ int ifk_cmd_logits(int argc, char **argv) {
         IFK_FAIL(IFK_ERR_ARG, "logits: --model and --ids are required");
         goto out;
     }
-    if (ifk_engine_load(model, NULL, &m, &tok) != IFK_OK) goto out;
+    if (ifk_cli_weights(weights_s) != IFK_OK || ifk_engine_load(model, NULL, &m, &tok) != IFK_OK) goto out;
     ids = malloc(sizeof(int) * (strlen(ids_s) + 1));
     pos = malloc(sizeof(int) * (strlen(ids_s) + 1));
     for (const char *p = ids_s; *p;) {

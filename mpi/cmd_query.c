@@ -176,7 +176,7 @@ int ifk_cmd_query(int argc, char **argv) {
     if (ifk_comm_start(&cm, &argc, &argv) != IFK_OK) return 1;
     const char *model = NULL, *tokp = NULL, *dir = NULL, *docs_s = NULL, *retr_s = NULL, *prompt = NULL,
                *method_s = "infoflow", *budget_s = NULL, *layers_s = NULL, *steps_s = NULL, *seed_s = NULL,
-               *threads_s = NULL, *shape = NULL, *prompt_ids = NULL, *dev_s = NULL;
+               *threads_s = NULL, *shape = NULL, *prompt_ids = NULL, *dev_s = NULL, *weights_s = NULL;
     int reorder = 0, compare = 0, json = 0, help = 0, rc = 1, serial = 0;
     const ifk_opt opts[] = {
         {"model", "PATH", "checkpoint file or folder (required; must be the store's model)", &model, NULL},
@@ -197,6 +197,7 @@ int ifk_cmd_query(int argc, char **argv) {
         {"steps", "N", "answer tokens to generate, greedily (default 32)", &steps_s, NULL},
         {"seed", "S", "seed of --method random (default 0)", &seed_s, NULL},
         {"threads", "N", "BLAS threads per rank (default: the node's cores shared by its ranks)", &threads_s, NULL},
+        {"weights", "T", "weight precision kept in memory: f32, bf16, f16 or auto (as stored, default)", &weights_s, NULL},
         {"compare-full", NULL, "also run the full prefill and report KL, top-1 and answer agreement", NULL, &compare},
         {"serial-load", NULL, "load all K/V before computing (times the load alone; default: overlapped)", NULL, &serial},
         {"json", NULL, "print one JSON object instead of the answer text", NULL, &json},
@@ -230,7 +231,7 @@ int ifk_cmd_query(int argc, char **argv) {
              : ifk_cli_int("retrieve", retr_s, 1, 1 << 20, &retrieve) ? IFK_ERR_ARG
              : ifk_cli_int("steps", steps_s, 1, 1 << 20, &steps) ? IFK_ERR_ARG
              : ifk_cli_int("seed", seed_s, 0, INT64_MAX, &seed) ? IFK_ERR_ARG
-             : ifk_cli_int("threads", threads_s, 1, 1024, &threads) ? IFK_ERR_ARG : IFK_OK;
+             : ifk_cli_int("threads", threads_s, 1, 1024, &threads) ? IFK_ERR_ARG : ifk_cli_weights(weights_s);
     if (s_ == IFK_OK && layers_s) {
         int a, b, nc = 0;
         if (sscanf(layers_s, "%d-%d%n", &a, &b, &nc) != 2 || layers_s[nc])

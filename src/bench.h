@@ -1,12 +1,19 @@
-/* bench.h — measurement helpers for `infoflow bench`: the sgemm peak measured in the same run, and
- * FLOP counts of a prefill (the same formula as ../shared/bench/torch_prefill.py). Local. */
+/* bench.h — measurement helpers for `infoflow bench`: GEMM peaks and the memory read bandwidth measured
+ * in the same run, and FLOP counts of a prefill (the same formula as ../shared/bench/torch_prefill.py).
+ * Local. */
 #ifndef IFK_BENCH_H
 #define IFK_BENCH_H
 
 #include "model.h"
 
-/* Best GFLOP/s of an n x n x n sgemm through ifk_gemm over at least min_seconds. */
-double ifk_bench_sgemm_peak(int n, double min_seconds);
+/* Best GFLOP/s (2 M N K / s) of the projection Y(M,N) = X(M,K) W(N,K)^T with W in dtype wdt, through
+ * backend, over at least min_seconds after a warm-up. *impl (optional) gets the implementation that ran.
+ * 0 when the backend is not built in or memory runs out. Restores the previous backend. */
+double ifk_bench_gemm_peak(ifk_gemm_backend backend, ifk_wdtype wdt, int M, int N, int K, double min_seconds,
+                           const char **impl);
+/* STREAM-like read bandwidth in GB/s: best pass of a vectorized sum over a buffer of `bytes` (take it
+ * well above the last-level cache), with the threads ifk_blas_set_threads set. */
+double ifk_bench_read_bandwidth(size_t bytes, double min_seconds);
 /* FLOPs of a T-token prefill: projections and MLP for every row, causal attention counted as half
  * of the T x T products, and the classifier for the last row. */
 double ifk_prefill_flops(const ifk_config *c, int T);
@@ -15,5 +22,7 @@ double ifk_prefill_flops(const ifk_config *c, int T);
  * for every row, and 4 H Dh (pos + 1) per row and layer for the attention; no classifier. The
  * same count for both, so that their GFLOP/s compare. */
 double ifk_rows_flops(const ifk_config *c, const int *pos, int n);
+/* The (out, in) shape of the model's largest per-layer weight matrix (the MLP's, for Llama shapes). */
+void ifk_largest_gemm(const ifk_config *c, int *out, int *in);
 
 #endif

@@ -94,7 +94,7 @@ ifk_status ifk_embed(const ifk_model *m, ifk_state *s, const int *ids, int T) {
     for (int t = 0; t < T; t++) {
         IFK_CHECK_ARG(ids[t] >= 0 && ids[t] < m->cfg.vocab_size, "token id %d is outside the vocabulary (0..%d)",
                       ids[t], m->cfg.vocab_size - 1);
-        memcpy(s->x + (size_t)t * D, m->tok_emb + (size_t)ids[t] * D, sizeof(float) * D);
+        ifk_weights_to_f32(s->x + (size_t)t * D, m->wdtype, ifk_wat(m->tok_emb, m->wdtype, (size_t)ids[t] * D), (size_t)D);
     }
     return IFK_OK;
 }
@@ -117,9 +117,9 @@ void ifk_layer_qkv(const ifk_model *m, ifk_state *s, int l, int T) {
     const int D = cfg->dim, H = cfg->n_heads, Hkv = cfg->n_kv_heads, Dh = cfg->head_dim;
     const int qd = H * Dh, kvd = Hkv * Dh;
     ifk_rmsnorm(s->xb, s->x, w->rms_att, T, D, cfg->norm_eps);
-    ifk_matmul(s->q, s->xb, w->wq, T, D, qd);
-    ifk_matmul(s->kb, s->xb, w->wk, T, D, kvd);
-    ifk_matmul(s->vb, s->xb, w->wv, T, D, kvd);
+    ifk_matmul_w(s->q, s->xb, w->wq, m->wdtype, T, D, qd);
+    ifk_matmul_w(s->kb, s->xb, w->wk, m->wdtype, T, D, kvd);
+    ifk_matmul_w(s->vb, s->xb, w->wv, m->wdtype, T, D, kvd);
     if (w->bq) {
         add_rows_(s->q, w->bq, T, qd);
         add_rows_(s->kb, w->bk, T, kvd);
@@ -161,21 +161,21 @@ ifk_status ifk_layer_forward(const ifk_model *m, ifk_state *s, ifk_kvcache *c, i
                        .kpos = identity ? NULL : c->pos, .nk = nk, .H = H, .Hkv = Hkv, .Dh = Dh,
                        .window = ifk_layer_window(cfg, l), .psum = psum, .ldp = ldp};
     ifk_attention(&a, s->scratch);
-    ifk_matmul(s->xb, s->att, w->wo, T, qd, D);
+    ifk_matmul_w(s->xb, s->att, w->wo, m->wdtype, T, qd, D);
     if (s->tp) IFK_CHECK(s->tp->allreduce(s->xb, (size_t)T * D, s->tp->ctx));
     if (w->bo) add_rows_(s->xb, w->bo, T, D); /* after the sum: every rank holds the whole bias */
     add_(s->x, s->xb, (size_t)T * D);
 
     /* MLP: norm, SwiGLU, down projection, residual */
     ifk_rmsnorm(s->xb, s->x, w->rms_ffn, T, D, cfg->norm_eps);
-    ifk_matmul(s->hb, s->xb, w->w1, T, D, F);
-    ifk_matmul(s->hb2, s->xb, w->w3, T, D, F);
+    ifk_matmul_w(s->hb, s->xb, w->w1, m->wdtype, T, D, F);
+    ifk_matmul_w(s->hb2, s->xb, w->w3, m->wdtype, T, D, F);
     if (w->b1) {
         add_rows_(s->hb, w->b1, T, F);
         add_rows_(s->hb2, w->b3, T, F);
     }
     ifk_swiglu(s->hb, s->hb2, (size_t)T * F);
-    ifk_matmul(s->xb, s->hb, w->w2, T, F, D);
+    ifk_matmul_w(s->xb, s->hb, w->w2, m->wdtype, T, F, D);
     if (s->tp) IFK_CHECK(s->tp->allreduce(s->xb, (size_t)T * D, s->tp->ctx));
     if (w->b2) add_rows_(s->xb, w->b2, T, D);
     add_(s->x, s->xb, (size_t)T * D);
@@ -185,7 +185,7 @@ ifk_status ifk_layer_forward(const ifk_model *m, ifk_state *s, ifk_kvcache *c, i
 void ifk_logits(const ifk_model *m, ifk_state *s, int r0, int n, float *logits) {
     const int D = m->cfg.dim;
     ifk_rmsnorm(s->xb, s->x + (size_t)r0 * D, m->rms_final, n, D, m->cfg.norm_eps);
-    ifk_matmul(logits, s->xb, m->wcls, n, D, m->cfg.vocab_size);
+    ifk_matmul_w(logits, s->xb, m->wcls, m->wdtype, n, D, m->cfg.vocab_size);
 }
 
 ifk_status ifk_forward(const ifk_model *m, ifk_state *s, ifk_kvcache *c, const int *ids, const int *pos, int T,

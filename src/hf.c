@@ -500,14 +500,27 @@ static ifk_status st_open_(st_file_ *f, const char *path) {
 /* Copies rows [ra, ra+nr) x columns [ca, ca+nc) of tensor name (whose shape must be rows x cols;
  * cols 0 for 1-D, then elements [ra, ra+nr)) into dst as f32: a rank reads only its slice. */
 static ifk_status st_block_(st_file_ *fs, int nf, const char *name, long rows, long cols, long ra, long nr, long ca,
-                            long nc, float *dst);
+                            long nc, ifk_wdtype tgt, void *dst);
 
-static ifk_status st_take_(st_file_ *fs, int nf, const char *name, long rows, long cols, float *dst) {
-    return st_block_(fs, nf, name, rows, cols, 0, rows, 0, cols, dst);
+static ifk_status st_take_(st_file_ *fs, int nf, const char *name, long rows, long cols, ifk_wdtype tgt, void *dst) {
+    return st_block_(fs, nf, name, rows, cols, 0, rows, 0, cols, tgt, dst);
+}
+
+static ifk_wdtype st_wdtype_(const char *dt) {
+    return !strcmp(dt, "F32") ? IFK_W_F32 : !strcmp(dt, "F16") ? IFK_W_F16 : IFK_W_BF16;
+}
+
+/* The dtype a tensor is stored in (IFK_W_F32 when no file has it: the load then reports it missing). */
+static ifk_wdtype st_stored_(st_file_ *fs, int nf, const char *name) {
+    for (int i = 0; i < nf; i++) {
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(fs[i].hdr, name);
+        if (t) return st_wdtype_(cJSON_GetObjectItemCaseSensitive(t, "dtype")->valuestring);
+    }
+    return IFK_W_F32;
 }
 
 static ifk_status st_block_(st_file_ *fs, int nf, const char *name, long rows, long cols, long ra, long nr, long ca,
-                            long nc, float *dst) {
+                            long nc, ifk_wdtype tgt, void *dst) {
     for (int i = 0; i < nf; i++) {
         const cJSON *t = cJSON_GetObjectItemCaseSensitive(fs[i].hdr, name);
         if (!t) continue;
@@ -520,14 +533,25 @@ static ifk_status st_block_(st_file_ *fs, int nf, const char *name, long rows, l
         const unsigned char *src = fs[i].map + fs[i].data0 + (size_t)cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(t, "data_offsets"), 0)->valuedouble;
         const size_t es = !strcmp(dt->valuestring, "F32") ? 4 : 2, width = (size_t)(cols ? cols : 1);
         const size_t seg = cols ? (size_t)nc : (size_t)nr, nseg = cols ? (size_t)nr : 1;
+        const ifk_wdtype sdt = st_wdtype_(dt->valuestring);
+        const size_t tes = ifk_wdtype_size(tgt);
+        float *tmp = NULL;
+        if (sdt != tgt && tgt != IFK_W_F32 && !(tmp = ifk_malloc(sizeof(float) * seg, "conversion row")))
+            return IFK_ERR_OOM;
         for (size_t r = 0; r < nseg; r++) { /* one contiguous run per row of the block */
-            const unsigned char *p = src + (((size_t)ra + r) * width + (cols ? (size_t)ca : 0) + (cols ? 0 : 0)) * es;
+            const unsigned char *p = src + (((size_t)ra + r) * width + (cols ? (size_t)ca : 0)) * es;
             if (!cols) p = src + (size_t)ra * es;
-            float *d = dst + r * seg;
-            if (es == 4) memcpy(d, p, seg * 4);
-            else if (!strcmp(dt->valuestring, "F16")) ifk_f16_to_f32(d, p, seg);
-            else ifk_bf16_to_f32(d, p, seg);
+            unsigned char *d = (unsigned char *)dst + r * seg * tes;
+            if (sdt == tgt) {
+                memcpy(d, p, seg * es); /* kept as stored */
+            } else if (tgt == IFK_W_F32) {
+                ifk_weights_to_f32((float *)d, sdt, p, seg);
+            } else {
+                ifk_weights_to_f32(tmp, sdt, p, seg);
+                ifk_weights_from_f32(d, tgt, tmp, seg);
+            }
         }
+        free(tmp);
         return IFK_OK;
     }
     return IFK_FAIL(IFK_ERR_FORMAT, "%s: tensor %s is missing", fs[0].path, name);
@@ -587,26 +611,31 @@ ifk_status ifk_hf_load_slice(ifk_model *m, const char *dir, int rank, int P) {
     if (st != IFK_OK) goto done;
     const long D = c->dim, F = c->hidden_dim, L = c->n_layers, q = (long)c->n_heads * c->head_dim,
                kv = (long)c->n_kv_heads * c->head_dim, V = c->vocab_size, Dh = c->head_dim;
-    size_t per = (size_t)(D + q * D + 2 * kv * D + D * q + D + 3 * F * D + (c->qkv_bias ? q + 2 * kv : 0) + (c->qk_norm ? 2 * Dh : 0) +
-                                (c->o_bias ? D : 0) + (c->mlp_bias ? 2 * F + D : 0));
-    size_t total = (size_t)V * D * (c->shared_classifier ? 1 : 2) + (size_t)L * per + (size_t)D;
-    m->owned = ifk_malloc(sizeof(float) * total, "model weights (f32)");
+    /* matrices as stored (--weights auto) or as requested; norms and biases f32 */
+    const ifk_wdtype tgt = ifk_weights_requested() >= 0 ? (ifk_wdtype)ifk_weights_requested()
+                                                        : st_stored_(fs, nf, "model.layers.0.self_attn.q_proj.weight");
+    const size_t tes = ifk_wdtype_size(tgt);
+    m->wdtype = tgt;
+    size_t mats = (size_t)V * D * (c->shared_classifier ? 1 : 2) + (size_t)L * (q * D + 2 * kv * D + D * q + 3 * F * D);
+    size_t vecs = (size_t)L * (2 * D + (c->qkv_bias ? q + 2 * kv : 0) + (c->qk_norm ? 2 * Dh : 0) +
+                                 (c->o_bias ? D : 0) + (c->mlp_bias ? 2 * F + D : 0)) + (size_t)D;
+    m->owned = ifk_malloc(tes * mats + 4 * vecs, "model weights");
     m->layers = ifk_calloc((size_t)L, sizeof *m->layers, "layer table");
     m->inv_freq = ifk_malloc(sizeof(double) * (size_t)(Dh / 2), "RoPE frequencies");
     if (!m->owned || !m->layers || !m->inv_freq) { st = IFK_ERR_OOM; goto done; }
     ifk_rope_inv_freq(c, m->inv_freq);
-    float *p = m->owned;
-#define TAKE_(name, rows, cols, field)                                                \
-    do {                                                                              \
-        IFK_CHECK_GOTO(st, st_take_(fs, nf, name, rows, cols, p), done);              \
-        field = p;                                                                    \
-        p += (size_t)(rows) * (size_t)((cols) ? (cols) : 1);                          \
+    unsigned char *p = m->owned; /* matrices (cols > 0) in tgt, vectors in f32 */
+#define TAKE_(name, rows, cols, field)                                                                  \
+    do {                                                                                                \
+        IFK_CHECK_GOTO(st, st_take_(fs, nf, name, rows, cols, (cols) ? tgt : IFK_W_F32, p), done);      \
+        field = (void *)p;                                                                              \
+        p += (size_t)(rows) * (size_t)((cols) ? (cols) : 1) * ((cols) ? tes : 4);                       \
     } while (0)
-#define PART_(name, rows, cols, ra, nr, ca, nc, field)                                            \
-    do {                                                                                          \
-        IFK_CHECK_GOTO(st, st_block_(fs, nf, name, rows, cols, ra, nr, ca, nc, p), done);         \
-        field = p;                                                                                \
-        p += (size_t)(nr) * (size_t)((cols) ? (nc) : 1);                                          \
+#define PART_(name, rows, cols, ra, nr, ca, nc, field)                                                            \
+    do {                                                                                                          \
+        IFK_CHECK_GOTO(st, st_block_(fs, nf, name, rows, cols, ra, nr, ca, nc, (cols) ? tgt : IFK_W_F32, p), done); \
+        field = (void *)p;                                                                                        \
+        p += (size_t)(nr) * (size_t)((cols) ? (nc) : 1) * ((cols) ? tes : 4);                                     \
     } while (0)
     TAKE_("model.embed_tokens.weight", V, D, m->tok_emb);
     for (long l = 0; l < L; l++) {
@@ -730,12 +759,15 @@ ifk_status ifk_hf_write_llama(const ifk_model *m, const char *dir) {
             c->rope_theta, c->norm_eps, c->shared_classifier ? "true" : "false", c->bos_id, c->eos_id);
     fclose(f);
     /* tensors: name, data, rows, cols, permute (heads) */
+    if (m->wdtype != IFK_W_F32)
+        return IFK_FAIL(IFK_ERR_ARG, "%s: the HF writer takes f32 weights; this model holds %s (load it with --weights f32)",
+                        dir, ifk_wdtype_name(m->wdtype));
     typedef struct { char name[96]; const float *data; long rows, cols; int perm_heads; } t_;
     const long D = c->dim, F = c->hidden_dim, q = (long)c->n_heads * c->head_dim, kv = (long)c->n_kv_heads * c->head_dim;
     int nt = 0, cap = 8 + 9 * c->n_layers;
     t_ *ts = calloc((size_t)cap, sizeof *ts);
     if (!ts) return IFK_FAIL(IFK_ERR_OOM, "out of memory");
-#define ADD_(nm, d, r, cc, ph) do { snprintf(ts[nt].name, 96, "%s", nm); ts[nt].data = d; ts[nt].rows = r; ts[nt].cols = cc; ts[nt].perm_heads = ph; nt++; } while (0)
+#define ADD_(nm, d, r, cc, ph) do { snprintf(ts[nt].name, 96, "%s", nm); ts[nt].data = (const float *)(d); ts[nt].rows = r; ts[nt].cols = cc; ts[nt].perm_heads = ph; nt++; } while (0)
     ADD_("model.embed_tokens.weight", m->tok_emb, (long)c->vocab_size, D, 0);
     char n[96];
     for (int l = 0; l < c->n_layers; l++) {

@@ -1,5 +1,6 @@
 /* hftok.c — BPE from tokenizer.json, byte-level and SentencePiece kinds (hftok.h). */
 #include "hftok.h"
+#include "strmap.h"
 #include "sys.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
@@ -12,57 +13,19 @@
 #include <string.h>
 #include <utf8proc.h>
 
-/* ---- a string -> int map ------------------------------------------------------------------ */
+/* ---- vocabulary and merges: the one string map (strmap.h) ------------------------------------- */
 
-typedef struct {
-    char **key;
-    int *val;
-    size_t mask, n;
-} smap_;
-
-static uint64_t h_(const char *s, size_t n) {
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
-    return h;
+static int smap_get_(const ifk_strmap *m, const char *k, size_t n) {
+    int v;
+    return ifk_strmap_get(m, k, n, &v) ? v : -1;
 }
 
-static int smap_init_(smap_ *m, size_t want) {
-    size_t cap = 16;
-    while (cap < 2 * want) cap <<= 1;
-    m->key = calloc(cap, sizeof(char *));
-    m->val = malloc(sizeof(int) * cap);
-    m->mask = cap - 1;
-    m->n = 0;
-    return m->key && m->val;
-}
-
-static int smap_get_(const smap_ *m, const char *k, size_t n) {
-    for (size_t i = h_(k, n) & m->mask;; i = (i + 1) & m->mask) {
-        if (!m->key[i]) return -1;
-        if (strlen(m->key[i]) == n && !memcmp(m->key[i], k, n)) return m->val[i];
-    }
-}
-
-/* Takes ownership of k. The first value of a repeated key wins. */
-static void smap_put_(smap_ *m, char *k, int v) {
-    size_t n = strlen(k);
-    for (size_t i = h_(k, n) & m->mask;; i = (i + 1) & m->mask) {
-        if (!m->key[i]) {
-            m->key[i] = k, m->val[i] = v, m->n++;
-            return;
-        }
-        if (!strcmp(m->key[i], k)) {
-            free(k);
-            return;
-        }
-    }
-}
-
-static void smap_free_(smap_ *m) {
-    if (m->key)
-        for (size_t i = 0; i <= m->mask; i++) free(m->key[i]);
-    free(m->key), free(m->val);
-    memset(m, 0, sizeof *m);
+/* Frees k; the first value of a repeated key wins (the map keeps its own copy of the key). */
+static ifk_status smap_put_(ifk_strmap *m, char *k, int v) {
+    if (!k) return IFK_FAIL(IFK_ERR_OOM, "out of memory");
+    ifk_status st = smap_get_(m, k, strlen(k)) >= 0 ? IFK_OK : ifk_strmap_put(m, k, strlen(k), v);
+    free(k);
+    return st;
 }
 
 /* ---- the tokenizer ------------------------------------------------------------------------- */
@@ -79,7 +42,7 @@ typedef struct {
 } step_;
 
 struct ifk_hftok {
-    smap_ vocab, merges;
+    ifk_strmap *vocab, *merges;
     char **id2tok;  /* (n_ids) mapped strings; added tokens' contents */
     int n_ids;
     char **added;   /* added tokens' contents, longest first */
@@ -118,7 +81,7 @@ static size_t u8len_(const char *s, size_t n) {
 void ifk_hftok_free(ifk_hftok **tp) {
     ifk_hftok *t = *tp;
     if (!t) return;
-    smap_free_(&t->vocab), smap_free_(&t->merges);
+    ifk_strmap_free(&t->vocab), ifk_strmap_free(&t->merges);
     if (t->id2tok)
         for (int i = 0; i < t->n_ids; i++) free(t->id2tok[i]);
     if (t->added)
@@ -132,7 +95,7 @@ void ifk_hftok_free(ifk_hftok **tp) {
 
 int ifk_hftok_vocab(const ifk_hftok *t) { return t->n_ids; }
 
-int ifk_hftok_lookup(const ifk_hftok *t, const char *piece, size_t len) { return smap_get_(&t->vocab, piece, len); }
+int ifk_hftok_lookup(const ifk_hftok *t, const char *piece, size_t len) { return smap_get_(t->vocab, piece, len); }
 
 /* ---- reading the components: each is implemented or refused by name -------------------------- */
 
@@ -375,10 +338,8 @@ ifk_status ifk_hftok_load(ifk_hftok **tp, const char *path) {
     IFK_CHECK_GOTO(st, parse_pre_(t, get_(o, "pre_tokenizer"), path, 0), done);
     IFK_CHECK_GOTO(st, parse_dec_(t, get_(o, "decoder"), path, 0, &fused), done);
     int nv = cJSON_GetArraySize(vocab), na = cJSON_IsArray(added) ? cJSON_GetArraySize(added) : 0;
-    if (!smap_init_(&t->vocab, (size_t)(nv + na)) || !smap_init_(&t->merges, (size_t)cJSON_GetArraySize(merges) + 1)) {
-        st = IFK_FAIL(IFK_ERR_OOM, "%s: out of memory", path);
-        goto done;
-    }
+    IFK_CHECK_GOTO(st, ifk_strmap_create(&t->vocab, (size_t)(nv + na)), done);
+    IFK_CHECK_GOTO(st, ifk_strmap_create(&t->merges, (size_t)cJSON_GetArraySize(merges) + 1), done);
     int maxid = -1;
     for (const cJSON *e = vocab->child; e; e = e->next) {
         if (!cJSON_IsNumber(e) || e->valuedouble < 0 || e->valuedouble > (1 << 24)) {
@@ -409,16 +370,16 @@ ifk_status ifk_hftok_load(ifk_hftok **tp, const char *path) {
     for (const cJSON *e = vocab->child; e; e = e->next) {
         int id = (int)e->valuedouble;
         if (!t->id2tok[id]) t->id2tok[id] = strdup(e->string);
-        smap_put_(&t->vocab, strdup(e->string), id);
+        IFK_CHECK_GOTO(st, smap_put_(t->vocab, strdup(e->string), id), done);
     }
     /* the model's own pieces: <0xNN> for byte fallback, and unk_token */
     for (int b = 0; b < 256; b++) {
         char k[8];
         snprintf(k, sizeof k, "<0x%02X>", b);
-        t->byte_id[b] = smap_get_(&t->vocab, k, 6);
+        t->byte_id[b] = smap_get_(t->vocab, k, 6);
     }
     const char *unk = str_(model, "unk_token");
-    t->unk_id = unk ? smap_get_(&t->vocab, unk, strlen(unk)) : -1;
+    t->unk_id = unk ? smap_get_(t->vocab, unk, strlen(unk)) : -1;
     for (int i = 0; i < na; i++) {
         const cJSON *a = cJSON_GetArrayItem(added, i), *c = get_(a, "content"), *id = get_(a, "id");
         if (!cJSON_IsString(c) || !cJSON_IsNumber(id) || !c->valuestring[0] || id->valuedouble < 0 ||
@@ -430,7 +391,7 @@ ifk_status ifk_hftok_load(ifk_hftok **tp, const char *path) {
         t->added_id[t->n_added++] = (int)id->valuedouble;
         free(t->id2tok[(int)id->valuedouble]);
         t->id2tok[(int)id->valuedouble] = strdup(c->valuestring);
-        smap_put_(&t->vocab, strdup(c->valuestring), (int)id->valuedouble);
+        IFK_CHECK_GOTO(st, smap_put_(t->vocab, strdup(c->valuestring), (int)id->valuedouble), done);
     }
     /* longest first, so that a token that contains another wins: keep ids aligned */
     for (int i = 1; i < t->n_added; i++)
@@ -452,7 +413,7 @@ ifk_status ifk_hftok_load(ifk_hftok **tp, const char *path) {
             st = IFK_FAIL(IFK_ERR_FORMAT, "%s: merge %d is not \"a b\" or [a, b]", path, rank);
             goto done;
         }
-        smap_put_(&t->merges, k, rank);
+        IFK_CHECK_GOTO(st, smap_put_(t->merges, k, rank), done);
     }
     /* GPT-2's byte <-> unicode table: printable bytes map to themselves, the rest to 256.. */
     int n = 0;
@@ -517,7 +478,7 @@ static void cand_push_(const ifk_hftok *t, const char *m, const int *st, const i
     memcpy(key, m + st[i], (size_t)ln[i]);
     key[ln[i]] = ' ';
     memcpy(key + ln[i] + 1, m + st[j], (size_t)ln[j]);
-    int r = smap_get_(&t->merges, key, (size_t)(ln[i] + 1 + ln[j]));
+    int r = smap_get_(t->merges, key, (size_t)(ln[i] + 1 + ln[j]));
     if (r >= 0) heap_push_(h, hn, (cand_){r, i, j, ln[i], ln[j]});
 }
 
@@ -548,7 +509,7 @@ static ifk_status bpe_(const ifk_hftok *t, const char *p, size_t len, int **ids,
         ln[ns] = (int)u8len_(m + i, ml - i);
         i += (size_t)ln[ns];
     }
-    int whole = t->ignore_merges ? smap_get_(&t->vocab, m, ml) : -1;
+    int whole = t->ignore_merges ? smap_get_(t->vocab, m, ml) : -1;
     if (whole >= 0) {
         s = push_(ids, n, cap, whole);
         goto done;
@@ -567,7 +528,7 @@ static ifk_status bpe_(const ifk_hftok *t, const char *p, size_t len, int **ids,
         if (nx[c.left] >= 0) cand_push_(t, m, st, ln, c.left, nx[c.left], key, h, &hn);
     }
     for (int i = ns ? 0 : -1; s == IFK_OK && i >= 0; i = nx[i]) {
-        int id = smap_get_(&t->vocab, m + st[i], (size_t)ln[i]), k = 0;
+        int id = smap_get_(t->vocab, m + st[i], (size_t)ln[i]), k = 0;
         if (id >= 0) {
             s = push_(ids, n, cap, id);
             continue;

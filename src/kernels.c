@@ -175,7 +175,7 @@ void ifk_attention(const ifk_attn_args *a, float *scratch) {
                 for (int r = 0; r < tq; r++)
                     memcpy(Qg + ((size_t)hh * tq + r) * Dh, a->q + (size_t)(i0 + r) * a->ldq + (size_t)(g * G + hh) * Dh,
                            sizeof(float) * Dh);
-            ifk_gemm(0, 1, G * tq, nke, Dh, scale, Qg, Dh, Kg, Dh, 0.0f, S, nke);
+            ifk_gemm_once(0, 1, G * tq, nke, Dh, scale, Qg, Dh, Kg, Dh, 0.0f, S, nke);
             for (int hh = 0; hh < G; hh++) {
                 for (int r = 0; r < tq; r++) {
                     float *row = S + ((size_t)hh * tq + r) * nke;
@@ -199,11 +199,86 @@ void ifk_attention(const ifk_attn_args *a, float *scratch) {
                     }
                 }
             }
-            ifk_gemm(0, 0, G * tq, Dh, nke, 1.0f, S, nke, Vg, Dh, 0.0f, Og, Dh);
+            ifk_gemm_once(0, 0, G * tq, Dh, nke, 1.0f, S, nke, Vg, Dh, 0.0f, Og, Dh);
             for (int hh = 0; hh < G; hh++)
                 for (int r = 0; r < tq; r++)
                     memcpy(a->out + (size_t)(i0 + r) * a->ldo + (size_t)(g * G + hh) * Dh, Og + ((size_t)hh * tq + r) * Dh,
                            sizeof(float) * Dh);
         }
     }
+}
+
+/* ---- weights in 2-byte dtypes: the decode GEMV and the bandwidth probe ------------------------- */
+
+/* dot of x[n] with n bf16 weights: the widening (a 16-bit shift) is inlined so that the loop becomes
+ * load-widen-FMA over 16 lanes */
+IFK_CLONES static float dot_bf16_(const float *x, const unsigned char *w, int n) {
+    float acc[16] = {0};
+    int i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int j = 0; j < 16; j++) {
+            uint16_t h;
+            memcpy(&h, w + 2 * (size_t)(i + j), 2);
+            uint32_t u = (uint32_t)h << 16;
+            float f;
+            memcpy(&f, &u, 4);
+            acc[j] += x[i + j] * f;
+        }
+    float s = 0;
+    for (int j = 0; j < 16; j++) s += acc[j];
+    for (; i < n; i++) {
+        uint16_t h;
+        memcpy(&h, w + 2 * (size_t)i, 2);
+        uint32_t u = (uint32_t)h << 16;
+        float f;
+        memcpy(&f, &u, 4);
+        s += x[i] * f;
+    }
+    return s;
+}
+
+/* f16: widened 256 at a time into a buffer that stays in L1 (F16C in the v3/v4 clones) */
+IFK_CLONES static float dot_f16_(const float *x, const unsigned char *w, int n) {
+    float buf[256], acc[16] = {0};
+    for (int i0 = 0; i0 < n; i0 += 256) {
+        const int m = n - i0 < 256 ? n - i0 : 256;
+        ifk_f16_to_f32(buf, w + 2 * (size_t)i0, (size_t)m);
+        int i = 0;
+        for (; i + 16 <= m; i += 16)
+            for (int j = 0; j < 16; j++) acc[j] += x[i0 + i + j] * buf[i + j];
+        for (; i < m; i++) acc[i & 15] += x[i0 + i] * buf[i];
+    }
+    float s = 0;
+    for (int j = 0; j < 16; j++) s += acc[j];
+    return s;
+}
+
+void ifk_gemv_w(float *y, const float *x, const void *W, ifk_wdtype t, int in, int out) {
+    const unsigned char *w = W;
+    if (t == IFK_W_F32) {
+        ifk_matmul(y, x, W, 1, in, out);
+        return;
+    }
+#pragma omp parallel for schedule(static)
+    for (int o = 0; o < out; o++)
+        y[o] = t == IFK_W_BF16 ? dot_bf16_(x, w + 2 * (size_t)o * in, in) : dot_f16_(x, w + 2 * (size_t)o * in, in);
+}
+
+IFK_CLONES static double sum_block_(const float *x, size_t n) {
+    float acc[16] = {0};
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int j = 0; j < 16; j++) acc[j] += x[i + j];
+    for (; i < n; i++) acc[i & 15] += x[i];
+    double s = 0;
+    for (int j = 0; j < 16; j++) s += acc[j];
+    return s;
+}
+
+double ifk_read_sum(const float *x, size_t n) {
+    double s = 0;
+    const size_t blk = 1 << 16;
+#pragma omp parallel for schedule(static) reduction(+ : s)
+    for (size_t b = 0; b < (n + blk - 1) / blk; b++) s += sum_block_(x + b * blk, n - b * blk < blk ? n - b * blk : blk);
+    return s;
 }

@@ -5,22 +5,68 @@
  *   H   query heads    Hkv KV heads       Dh  head dim            V   vocab size
  *   L   layers         Nk  keys (cache slots) visible to a batch
  * Matrices are row-major. Weights are stored (out, in), so a projection is Y(T,out) = X(T,in) W^T.
- * All matrix work goes through ifk_gemm (gemm.c), the only file that includes cblas.h.
+ * All matrix work goes through ifk_gemm (gemm.c), the only file that includes cblas.h or dnnl.h.
  * All kernels are Local (no MPI) and allocation-free; scratch comes from the caller. */
 #ifndef IFK_KERNELS_H
 #define IFK_KERNELS_H
 
 #include <stddef.h>
 
+#include "dtype.h"
+
 /* ---- GEMM wrapper (gemm.c) ---------------------------------------------------------------- */
 
 /* C(M,N) = alpha * op(A) op(B) + beta * C, row-major, op = transpose when ta/tb is nonzero.
- * M == 1 goes to cblas_sgemv, which OpenBLAS 0.3.21 does not do by itself (4-10x faster). */
+ * Backend: oneDNN matmul (one primitive per call shape, cached) when built with INFOFLOW_ONEDNN,
+ * else OpenBLAS. M == 1 always goes to cblas_sgemv, which OpenBLAS 0.3.21 does not do by itself
+ * (4-10x faster than its sgemm). Not thread-safe (the primitive cache): call from one thread. */
 void ifk_gemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
               float beta, float *C, int ldc);
+/* ifk_gemm for a product whose shape rarely repeats (attention over a key count that grows every
+ * decode step): OpenBLAS on every backend, so that no oneDNN primitive is built for one call. */
+void ifk_gemm_once(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
+                   float beta, float *C, int ldc);
 /* Y(T,out) = X(T,in) W(out,in)^T: the projection every layer makes. */
 void ifk_matmul(float *Y, const float *X, const float *W, int T, int in, int out);
-void ifk_blas_set_threads(int n);   /* 0 leaves OpenBLAS's default */
+typedef enum { IFK_GEMM_OPENBLAS = 0, IFK_GEMM_ONEDNN = 1 } ifk_gemm_backend;
+/* Selects the backend of every later ifk_gemm; -1 when it was not built in (the default is oneDNN
+ * when built in). Tests and `bench` switch it to measure both in one run. */
+int ifk_gemm_set_backend(ifk_gemm_backend b);
+ifk_gemm_backend ifk_gemm_get_backend(void);
+const char *ifk_gemm_backend_name(ifk_gemm_backend b);
+/* The implementation a dense call of this shape runs ("brg:avx512_core", "openblas:sgemm"...). */
+const char *ifk_gemm_impl(int ta, int tb, int M, int N, int K);
+/* Products with M*N*K below mnk (default 32768, e.g. 32x32x32) run on OpenBLAS whatever the backend:
+ * for them oneDNN's thread fork-join costs more than the product. Tests set 0. */
+void ifk_gemm_set_small(double mnk);
+/* oneDNN primitives created so far (each is created once per shape, then reused); 0 without oneDNN. */
+long ifk_gemm_primitives_created(void);
+
+/* ---- weights in their stored precision ------------------------------------------------------- */
+
+/* Weight matrices may be kept in f32, bf16 or f16 (2 bytes per parameter: as HF checkpoints store them). */
+typedef enum { IFK_W_F32 = 0, IFK_W_BF16 = 1, IFK_W_F16 = 2 } ifk_wdtype;
+size_t ifk_wdtype_size(ifk_wdtype t);         /* bytes per element: 4 or 2 */
+const char *ifk_wdtype_name(ifk_wdtype t);    /* "f32", "bf16", "f16" */
+int ifk_wdtype_parse(const char *s, ifk_wdtype *t); /* 0, or -1 for an unknown name */
+/* dst (n elements of t) = src rounded to nearest even; and back (exact). */
+void ifk_weights_from_f32(void *dst, ifk_wdtype t, const float *src, size_t n);
+void ifk_weights_to_f32(float *dst, ifk_wdtype t, const void *src, size_t n);
+/* Y(T,out) = X(T,in) W(out,in)^T with W in dtype t, f32 accumulation. Formula (ifk_ref_matmul_w):
+ * for bf16 weights X is rounded to bf16 first (the GEMM input, as oneDNN's bf16 matmul and PyTorch
+ * bf16 do); for f16 weights X stays f32. Paths: f32 -> ifk_matmul; T == 1 -> ifk_gemv_w (reads 2
+ * bytes per weight); bf16 with oneDNN -> its bf16 matmul (cached primitive); otherwise the weights are
+ * widened block by block into scratch and go through ifk_gemm. Not thread-safe (scratch, cache). */
+void ifk_matmul_w(float *Y, const float *X, const void *W, ifk_wdtype t, int T, int in, int out);
+/* The implementation ifk_matmul_w runs for this shape (for the benchmarks' reports). */
+const char *ifk_matmul_w_impl(ifk_wdtype t, int T, int in, int out);
+/* y(out) = W(out,in) x(in), W in dtype t read once (memory bound), rows split over the OpenMP
+ * threads; x used as given (ifk_matmul_w rounds it first for bf16). */
+void ifk_gemv_w(float *y, const float *x, const void *W, ifk_wdtype t, int in, int out);
+/* Sum of x[n] over the OpenMP threads: the STREAM-like read of the decode benchmark. */
+double ifk_read_sum(const float *x, size_t n);
+
+void ifk_blas_set_threads(int n);   /* 0 leaves OpenBLAS's default; also sets OpenMP's (oneDNN's) */
 int ifk_blas_threads(void);
 const char *ifk_blas_config(void);
 
@@ -82,6 +128,8 @@ void ifk_attention(const ifk_attn_args *a, float *scratch);
 /* ---- naive references (kernels_ref.c): the truth the fast kernels are tested against ------- */
 
 void ifk_ref_matmul(float *Y, const float *X, const float *W, int T, int in, int out);
+/* ifk_matmul_w's formula in double, from the bit-level conversions */
+void ifk_ref_matmul_w(float *Y, const float *X, const void *W, ifk_wdtype t, int T, int in, int out);
 void ifk_ref_rmsnorm(float *out, const float *x, const float *w, int T, int D, float eps);
 void ifk_ref_softmax(float *x, int n);
 void ifk_ref_swiglu(float *a, const float *b, size_t n);

@@ -15,6 +15,35 @@ void ifk_ref_matmul(float *Y, const float *X, const float *W, int T, int in, int
         }
 }
 
+static double ref_weight_(const void *W, ifk_wdtype t, size_t i) {
+    uint16_t h;
+    if (t == IFK_W_F32) return ((const float *)W)[i];
+    memcpy(&h, (const unsigned char *)W + 2 * i, 2);
+    if (t == IFK_W_F16) return ifk_ref_f16_to_f32(h);
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+void ifk_ref_matmul_w(float *Y, const float *X, const void *W, ifk_wdtype t, int T, int in, int out) {
+    for (int r = 0; r < T; r++)
+        for (int o = 0; o < out; o++) {
+            double s = 0.0;
+            for (int i = 0; i < in; i++) {
+                double x = X[(size_t)r * in + i];
+                if (t == IFK_W_BF16) { /* the GEMM input rounded to bf16 */
+                    uint32_t u = (uint32_t)ifk_ref_f32_to_bf16((float)x) << 16;
+                    float f;
+                    memcpy(&f, &u, 4);
+                    x = f;
+                }
+                s += x * ref_weight_(W, t, (size_t)o * in + i);
+            }
+            Y[(size_t)r * out + o] = (float)s;
+        }
+}
+
 void ifk_ref_rmsnorm(float *out, const float *x, const float *w, int T, int D, float eps) {
     for (int t = 0; t < T; t++) {
         double ss = 0.0;

@@ -93,25 +93,25 @@ static float *carve_(ifk_model *m, float *p) {
     const ifk_config *c = &m->cfg;
     const size_t D = c->dim, F = c->hidden_dim, L = c->n_layers, q = (size_t)c->n_heads * c->head_dim,
                  kv = (size_t)c->n_kv_heads * c->head_dim;
-    m->tok_emb = p;
+    m->tok_emb = (const ifk_wbuf *)p;
     p += (size_t)c->vocab_size * D;
     for (size_t l = 0; l < L; l++) m->layers[l].rms_att = p + l * D;
     p += L * D;
-    for (size_t l = 0; l < L; l++) m->layers[l].wq = p + l * q * D;
+    for (size_t l = 0; l < L; l++) m->layers[l].wq = (const ifk_wbuf *)(p + l * q * D);
     p += L * q * D;
-    for (size_t l = 0; l < L; l++) m->layers[l].wk = p + l * kv * D;
+    for (size_t l = 0; l < L; l++) m->layers[l].wk = (const ifk_wbuf *)(p + l * kv * D);
     p += L * kv * D;
-    for (size_t l = 0; l < L; l++) m->layers[l].wv = p + l * kv * D;
+    for (size_t l = 0; l < L; l++) m->layers[l].wv = (const ifk_wbuf *)(p + l * kv * D);
     p += L * kv * D;
-    for (size_t l = 0; l < L; l++) m->layers[l].wo = p + l * D * q;
+    for (size_t l = 0; l < L; l++) m->layers[l].wo = (const ifk_wbuf *)(p + l * D * q);
     p += L * D * q;
     for (size_t l = 0; l < L; l++) m->layers[l].rms_ffn = p + l * D;
     p += L * D;
-    for (size_t l = 0; l < L; l++) m->layers[l].w1 = p + l * F * D;
+    for (size_t l = 0; l < L; l++) m->layers[l].w1 = (const ifk_wbuf *)(p + l * F * D);
     p += L * F * D;
-    for (size_t l = 0; l < L; l++) m->layers[l].w2 = p + l * D * F;
+    for (size_t l = 0; l < L; l++) m->layers[l].w2 = (const ifk_wbuf *)(p + l * D * F);
     p += L * D * F;
-    for (size_t l = 0; l < L; l++) m->layers[l].w3 = p + l * F * D;
+    for (size_t l = 0; l < L; l++) m->layers[l].w3 = (const ifk_wbuf *)(p + l * F * D);
     p += L * F * D;
     m->rms_final = p;
     p += D;
@@ -124,18 +124,22 @@ static void carve_v1_(ifk_model *m, float *p) {
     const ifk_config *c = &m->cfg;
     const size_t D = c->dim, F = c->hidden_dim, L = c->n_layers, q = (size_t)c->n_heads * c->head_dim,
                  kv = (size_t)c->n_kv_heads * c->head_dim;
-    const struct { const float **first; size_t n; } order[] = {
-        {&m->layers[0].rms_att, D}, {&m->layers[0].rms_ffn, D}, {NULL, D}, {NULL, 0},
-        {&m->layers[0].wq, q * D}, {&m->layers[0].wk, kv * D}, {&m->layers[0].wv, kv * D}, {&m->layers[0].wo, D * q},
-        {&m->layers[0].w1, F * D}, {&m->layers[0].w2, D * F}, {&m->layers[0].w3, F * D}};
+#define OFF_(f) offsetof(ifk_layer_weights, f)
+    const struct { size_t off; size_t n; } order[] = {
+        {OFF_(rms_att), D}, {OFF_(rms_ffn), D}, {0, D}, {0, 0},
+        {OFF_(wq), q * D}, {OFF_(wk), kv * D}, {OFF_(wv), kv * D}, {OFF_(wo), D * q},
+        {OFF_(w1), F * D}, {OFF_(w2), D * F}, {OFF_(w3), F * D}};
+#undef OFF_
     for (size_t k = 0; k < sizeof order / sizeof *order; k++) {
         if (k == 2) { m->rms_final = p; p += D; continue; }
-        if (k == 3) { m->tok_emb = p; p += (size_t)c->vocab_size * D; continue; }
-        const size_t off = (size_t)((const char *)order[k].first - (const char *)&m->layers[0]);
-        for (size_t l = 0; l < L; l++) *(const float **)((char *)&m->layers[l] + off) = p + l * order[k].n;
+        if (k == 3) { m->tok_emb = (const ifk_wbuf *)p; p += (size_t)c->vocab_size * D; continue; }
+        for (size_t l = 0; l < L; l++) { /* a norm (float) or a matrix (ifk_wbuf) slot: same pointer bits */
+            const void *v = p + l * order[k].n;
+            memcpy((char *)&m->layers[l] + order[k].off, &v, sizeof v);
+        }
         p += L * order[k].n;
     }
-    m->wcls = c->shared_classifier ? m->tok_emb : p;
+    m->wcls = c->shared_classifier ? m->tok_emb : (const ifk_wbuf *)p;
 }
 
 static ifk_status alloc_tables_(ifk_model *m) {
@@ -147,6 +151,8 @@ static ifk_status alloc_tables_(ifk_model *m) {
 }
 
 /* ---- llama2.c checkpoints -------------------------------------------------------------------- */
+
+static int weights_request_ = -1; /* --weights: -1 as stored, else an ifk_wdtype */
 
 ifk_status ifk_model_load_llama2c(ifk_model *m, const char *path) {
     memset(m, 0, sizeof *m);
@@ -218,11 +224,12 @@ ifk_status ifk_model_load_llama2c(ifk_model *m, const char *path) {
     if ((st_ = alloc_tables_(m)) != IFK_OK) goto fail;
     if (version == 1) {
         carve_v1_(m, (float *)((char *)map + 256));
-        return IFK_OK;
+    } else {
+        float *p = carve_(m, (float *)((char *)map + 28));
+        p += (size_t)c->seq_len * c->head_dim; /* skip freq_cis_real, freq_cis_imag */
+        m->wcls = c->shared_classifier ? m->tok_emb : (const ifk_wbuf *)p;
     }
-    float *p = carve_(m, (float *)((char *)map + 28));
-    p += (size_t)c->seq_len * c->head_dim; /* skip freq_cis_real, freq_cis_imag */
-    m->wcls = c->shared_classifier ? m->tok_emb : p;
+    if (weights_request_ > 0 && (st_ = ifk_model_convert(m, (ifk_wdtype)weights_request_)) != IFK_OK) goto fail;
     return IFK_OK;
 fail:
     ifk_model_free(m);
@@ -311,7 +318,8 @@ ifk_status ifk_model_random(ifk_model *m, const char *shape, uint64_t seed) {
             ((float *)m->layers[l].rms_ffn)[i] = 1.0f;
         }
     for (size_t i = 0; i < D; i++) ((float *)m->rms_final)[i] = 1.0f;
-    return IFK_OK;
+    if (weights_request_ > 0 && (st = ifk_model_convert(m, (ifk_wdtype)weights_request_)) != IFK_OK) ifk_model_free(m);
+    return st;
 }
 
 /* ---- tensor-parallel slices -------------------------------------------------------------------- */
@@ -347,23 +355,26 @@ ifk_status ifk_model_slice(const ifk_model *full, int rank, int P, ifk_model *ou
     out->wcls = full->wcls;
     out->layers = ifk_calloc((size_t)c->n_layers, sizeof *out->layers, "layer table");
     out->inv_freq = ifk_malloc(sizeof(double) * (size_t)(Dh / 2), "RoPE frequencies");
-    out->owned = ifk_malloc(sizeof(float) * (size_t)c->n_layers * (D * ql + D * Fl), "weight slices");
+    const ifk_wdtype t = full->wdtype;
+    const size_t es = ifk_wdtype_size(t);
+    out->wdtype = t;
+    out->owned = ifk_malloc(es * (size_t)c->n_layers * (D * ql + D * Fl), "weight slices");
     if (!out->layers || !out->inv_freq || !out->owned) {
         ifk_model_free(out);
         return IFK_ERR_OOM;
     }
     memcpy(out->inv_freq, full->inv_freq, sizeof(double) * (size_t)(Dh / 2));
-    float *p = out->owned;
+    char *p = out->owned;
     const size_t qfull = (size_t)c->n_heads * Dh;
     for (int l = 0; l < c->n_layers; l++) {
         const ifk_layer_weights *w = &full->layers[l];
         ifk_layer_weights *o = &out->layers[l];
         *o = *w;
-        o->wq = w->wq + (size_t)rank * ql * D;
-        o->wk = w->wk + (size_t)rank * kvl * Dh * D;
-        o->wv = w->wv + (size_t)rank * kvl * Dh * D;
-        o->w1 = w->w1 + (size_t)f0 * D;
-        o->w3 = w->w3 + (size_t)f0 * D;
+        o->wq = ifk_wat(w->wq, t, (size_t)rank * ql * D);
+        o->wk = ifk_wat(w->wk, t, (size_t)rank * kvl * Dh * D);
+        o->wv = ifk_wat(w->wv, t, (size_t)rank * kvl * Dh * D);
+        o->w1 = ifk_wat(w->w1, t, (size_t)f0 * D);
+        o->w3 = ifk_wat(w->w3, t, (size_t)f0 * D);
         if (w->bq) {
             o->bq = w->bq + (size_t)rank * ql;
             o->bk = w->bk + (size_t)rank * kvl * Dh;
@@ -373,14 +384,14 @@ ifk_status ifk_model_slice(const ifk_model *full, int rank, int P, ifk_model *ou
             o->b1 = w->b1 + f0;
             o->b3 = w->b3 + f0;
         }
-        float *wo = p, *w2 = p + D * ql; /* (D, ql) and (D, Fl): the columns this rank owns */
+        char *wo = p, *w2 = p + es * D * ql; /* (D, ql) and (D, Fl): the columns this rank owns */
         for (size_t i = 0; i < D; i++) {
-            memcpy(wo + i * ql, w->wo + i * qfull + (size_t)rank * ql, sizeof(float) * ql);
-            memcpy(w2 + i * Fl, w->w2 + i * F + f0, sizeof(float) * Fl);
+            memcpy(wo + es * i * ql, ifk_wat(w->wo, t, i * qfull + (size_t)rank * ql), es * ql);
+            memcpy(w2 + es * i * Fl, ifk_wat(w->w2, t, i * F + f0), es * Fl);
         }
-        o->wo = wo;
-        o->w2 = w2;
-        p += D * ql + D * Fl;
+        o->wo = (const ifk_wbuf *)wo;
+        o->w2 = (const ifk_wbuf *)w2;
+        p += es * (D * ql + D * Fl);
     }
     return IFK_OK;
 }
@@ -403,6 +414,18 @@ static uint64_t hash_floats_(uint64_t h, const float *p, size_t n) {
     for (; i < nw; i++) l[0] = mix_(l[0], (uint64_t)u[2 * i] | (uint64_t)u[2 * i + 1] << 32);
     if (n & 1) l[1] = mix_(l[1], u[n - 1]);
     return mix_(mix_(mix_(mix_(n, l[0]), l[1]), l[2]), l[3]);
+}
+
+/* f32 matrices hash as before; 2-byte ones hash their widened values (a bf16 model is another model) */
+static uint64_t hash_w_(uint64_t h, const ifk_wbuf *p, ifk_wdtype t, size_t n) {
+    if (t == IFK_W_F32) return hash_floats_(h, (const float *)p, n);
+    float buf[4096];
+    for (size_t i = 0; i < n; i += 4096) {
+        const size_t k = n - i < 4096 ? n - i : 4096;
+        ifk_weights_to_f32(buf, t, ifk_wat(p, t, i), k);
+        h = hash_floats_(h, buf, k);
+    }
+    return h;
 }
 
 static void fingerprint_(const ifk_model *m, char out[17]);
@@ -435,25 +458,25 @@ static void fingerprint_(const ifk_model *m, char out[17]) {
         memcpy(&w, &dbl[i], 8);
         h = mix_(h, w);
     }
-    h = hash_floats_(h, m->tok_emb, (size_t)c->vocab_size * D);
+    h = hash_w_(h, m->tok_emb, m->wdtype, (size_t)c->vocab_size * D);
     for (int l = 0; l < c->n_layers; l++) {
         const ifk_layer_weights *w = &m->layers[l];
         h = hash_floats_(h, w->rms_att, D);
-        h = hash_floats_(h, w->wq, q * D);
-        h = hash_floats_(h, w->wk, kv * D);
-        h = hash_floats_(h, w->wv, kv * D);
-        h = hash_floats_(h, w->wo, D * q);
+        h = hash_w_(h, w->wq, m->wdtype, q * D);
+        h = hash_w_(h, w->wk, m->wdtype, kv * D);
+        h = hash_w_(h, w->wv, m->wdtype, kv * D);
+        h = hash_w_(h, w->wo, m->wdtype, D * q);
         h = hash_floats_(h, w->rms_ffn, D);
-        h = hash_floats_(h, w->w1, F * D);
-        h = hash_floats_(h, w->w2, D * F);
-        h = hash_floats_(h, w->w3, F * D);
+        h = hash_w_(h, w->w1, m->wdtype, F * D);
+        h = hash_w_(h, w->w2, m->wdtype, D * F);
+        h = hash_w_(h, w->w3, m->wdtype, F * D);
         if (w->bq) h = hash_floats_(hash_floats_(hash_floats_(h, w->bq, q), w->bk, kv), w->bv, kv);
         if (w->bo) h = hash_floats_(h, w->bo, D);
         if (w->b1) h = hash_floats_(hash_floats_(hash_floats_(h, w->b1, F), w->b2, D), w->b3, F);
         if (w->q_norm) h = hash_floats_(hash_floats_(h, w->q_norm, c->head_dim), w->k_norm, c->head_dim);
     }
     h = hash_floats_(h, m->rms_final, D);
-    if (!c->shared_classifier) h = hash_floats_(h, m->wcls, (size_t)c->vocab_size * D);
+    if (!c->shared_classifier) h = hash_w_(h, m->wcls, m->wdtype, (size_t)c->vocab_size * D);
     snprintf(out, 17, "%016llx", (unsigned long long)h);
 }
 
@@ -466,4 +489,93 @@ void ifk_model_free(ifk_model *m) {
     m->owned = NULL;
     m->layers = NULL;
     m->inv_freq = NULL;
+}
+
+/* ---- weight precision ----------------------------------------------------------------------------- */
+
+void ifk_weights_request(int t) { weights_request_ = t; }
+int ifk_weights_requested(void) { return weights_request_; }
+
+typedef struct {
+    void *slot;  /* address of the model's pointer to this tensor */
+    size_t n;    /* elements */
+    int mat;     /* 1: a matrix in wdtype; 0: an f32 vector */
+} tensor_ref_;
+
+/* Every tensor the model owns, the shared classifier once (as tok_emb). */
+static int tensor_refs_(ifk_model *m, tensor_ref_ *r) {
+    const ifk_config *c = &m->cfg;
+    const size_t D = c->dim, F = c->hidden_dim, q = (size_t)c->n_heads * c->head_dim,
+                 kv = (size_t)c->n_kv_heads * c->head_dim, V = c->vocab_size, Dh = c->head_dim;
+    int k = 0;
+#define REF_(field, count, is_mat) r[k++] = (tensor_ref_){(void *)&(field), (count), (is_mat)}
+    REF_(m->tok_emb, V * D, 1);
+    if (!c->shared_classifier) REF_(m->wcls, V * D, 1);
+    REF_(m->rms_final, D, 0);
+    for (int l = 0; l < c->n_layers; l++) {
+        ifk_layer_weights *w = &m->layers[l];
+        REF_(w->rms_att, D, 0);
+        REF_(w->rms_ffn, D, 0);
+        REF_(w->wq, q * D, 1);
+        REF_(w->wk, kv * D, 1);
+        REF_(w->wv, kv * D, 1);
+        REF_(w->wo, D * q, 1);
+        REF_(w->w1, F * D, 1);
+        REF_(w->w2, D * F, 1);
+        REF_(w->w3, F * D, 1);
+        if (w->bq) REF_(w->bq, q, 0), REF_(w->bk, kv, 0), REF_(w->bv, kv, 0);
+        if (w->q_norm) REF_(w->q_norm, Dh, 0), REF_(w->k_norm, Dh, 0);
+        if (w->bo) REF_(w->bo, D, 0);
+        if (w->b1) REF_(w->b1, F, 0), REF_(w->b2, D, 0), REF_(w->b3, F, 0);
+    }
+#undef REF_
+    return k;
+}
+
+size_t ifk_model_bytes(const ifk_model *m) {
+    tensor_ref_ *r = malloc(sizeof *r * (3 + 18 * (size_t)m->cfg.n_layers));
+    if (!r) return 0;
+    int k = tensor_refs_((ifk_model *)m, r);
+    size_t b = 0;
+    for (int i = 0; i < k; i++) b += r[i].n * (r[i].mat ? ifk_wdtype_size(m->wdtype) : 4);
+    free(r);
+    return b;
+}
+
+ifk_status ifk_model_convert(ifk_model *m, ifk_wdtype t) {
+    if (m->wdtype == t) return IFK_OK;
+    tensor_ref_ *r = ifk_malloc(sizeof *r * (3 + 18 * (size_t)m->cfg.n_layers), "tensor table");
+    if (!r) return IFK_ERR_OOM;
+    const int k = tensor_refs_(m, r);
+    size_t bytes = 0;
+    for (int i = 0; i < k; i++) bytes += r[i].n * (r[i].mat ? ifk_wdtype_size(t) : 4);
+    char *blk = ifk_malloc(bytes, "converted weights"), *p = blk;
+    float *buf = ifk_malloc(sizeof(float) * 4096, "conversion buffer");
+    if (!blk || !buf) {
+        free(r), free(blk), free(buf);
+        return IFK_ERR_OOM;
+    }
+    for (int i = 0; i < k; i++) {
+        const char *src;
+        memcpy(&src, r[i].slot, sizeof src);
+        if (!r[i].mat) {
+            memcpy(p, src, 4 * r[i].n);
+        } else {
+            for (size_t j = 0; j < r[i].n; j += 4096) {
+                const size_t n = r[i].n - j < 4096 ? r[i].n - j : 4096;
+                ifk_weights_to_f32(buf, m->wdtype, src + j * ifk_wdtype_size(m->wdtype), n);
+                ifk_weights_from_f32(p + j * ifk_wdtype_size(t), t, buf, n);
+            }
+        }
+        memcpy(r[i].slot, &p, sizeof p);
+        p += r[i].n * (r[i].mat ? ifk_wdtype_size(t) : 4);
+    }
+    if (m->cfg.shared_classifier) m->wcls = m->tok_emb;
+    free(r), free(buf);
+    if (m->map) munmap(m->map, m->map_len);
+    free(m->owned);
+    m->map = NULL, m->map_len = 0;
+    m->owned = blk;
+    m->wdtype = t;
+    return IFK_OK;
 }

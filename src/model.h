@@ -61,6 +61,12 @@ typedef struct {
     ifk_gen_config gen;
 } ifk_config;
 
+/* A weight matrix in the model's wdtype (f32, bf16 or f16): opaque, so that indexing it as floats does
+ * not compile; ifk_wat gives element offsets, ifk_matmul_w multiplies by it. */
+typedef struct ifk_wbuf_ ifk_wbuf;
+static inline const ifk_wbuf *ifk_wat(const ifk_wbuf *p, ifk_wdtype t, size_t i) {
+    return (const ifk_wbuf *)((const char *)p + i * ifk_wdtype_size(t));
+}
 /* The attention window of layer l: 0 (full causal attention) or w. */
 static inline int ifk_layer_window(const ifk_config *c, int l) {
     return c->sliding_window > 0 && (c->window_layers[l / 64] >> (l % 64) & 1) ? c->sliding_window : 0;
@@ -70,14 +76,14 @@ int ifk_config_is_stop(const ifk_config *c, int id);
 
 typedef struct {
     const float *rms_att; /* (D) */
-    const float *wq;      /* (H*Dh, D) */
-    const float *wk;      /* (Hkv*Dh, D) */
-    const float *wv;      /* (Hkv*Dh, D) */
-    const float *wo;      /* (D, H*Dh) */
+    const ifk_wbuf *wq;   /* (H*Dh, D) */
+    const ifk_wbuf *wk;   /* (Hkv*Dh, D) */
+    const ifk_wbuf *wv;   /* (Hkv*Dh, D) */
+    const ifk_wbuf *wo;   /* (D, H*Dh) */
     const float *rms_ffn; /* (D) */
-    const float *w1;      /* (F, D) gate */
-    const float *w2;      /* (D, F) down */
-    const float *w3;      /* (F, D) up */
+    const ifk_wbuf *w1;   /* (F, D) gate */
+    const ifk_wbuf *w2;   /* (D, F) down */
+    const ifk_wbuf *w3;   /* (F, D) up */
     const float *bq, *bk, *bv; /* (H*Dh), (Hkv*Dh), (Hkv*Dh) when cfg.qkv_bias, else NULL */
     const float *bo;           /* (D) when cfg.o_bias, else NULL */
     const float *b1, *b2, *b3; /* (F), (D), (F) when cfg.mlp_bias, else NULL */
@@ -86,9 +92,10 @@ typedef struct {
 
 typedef struct {
     ifk_config cfg;
-    const float *tok_emb;      /* (V, D) */
+    ifk_wdtype wdtype;         /* of tok_emb, wcls and every layer matrix; norms and biases are f32 */
+    const ifk_wbuf *tok_emb;   /* (V, D) */
     const float *rms_final;    /* (D) */
-    const float *wcls;         /* (V, D); == tok_emb when shared */
+    const ifk_wbuf *wcls;      /* (V, D); == tok_emb when shared */
     ifk_layer_weights *layers; /* (L) */
     double *inv_freq;          /* (Dh/2) RoPE frequencies, scaling applied */
     char source[512];          /* file path, or "random:<shape>" */
@@ -97,7 +104,7 @@ typedef struct {
     /* storage */
     void *map;
     size_t map_len;
-    float *owned;
+    void *owned;
 } ifk_model;
 
 /* Loads a llama2.c checkpoint: legacy version 0 (7 int32 header, float32 tensors, RoPE tables) or
@@ -119,6 +126,17 @@ ifk_status ifk_model_random(ifk_model *m, const char *shape, uint64_t seed);
 ifk_status ifk_model_slice(const ifk_model *full, int rank, int P, ifk_model *out);
 /* IFK_OK if P ranks can split n_kv_heads KV heads; otherwise the error listing the valid P. */
 ifk_status ifk_check_ranks(int n_kv_heads, int P);
+
+/* Keeps the model's matrices in dtype t (rounded to nearest even from f32; exact towards f32): builds a
+ * new owned block and releases the old storage (a mapping or a block). No-op when already in t. Errors:
+ * IFK_ERR_OOM. A slice (ifk_model_slice) is converted by converting its full model first. */
+ifk_status ifk_model_convert(ifk_model *m, ifk_wdtype t);
+/* Bytes the model's weights take in memory (matrices in wdtype, vectors in f32). */
+size_t ifk_model_bytes(const ifk_model *m);
+/* The process-wide --weights request that ifk_engine_load and the HF loader follow: -1 keeps every
+ * checkpoint as stored (auto, the default), else an ifk_wdtype. */
+void ifk_weights_request(int t);
+int ifk_weights_requested(void);
 
 /* Parses a shape as above into cfg without allocating weights. */
 ifk_status ifk_config_parse_shape(ifk_config *cfg, const char *shape);

@@ -2,6 +2,8 @@
 #include "tokenizer.h"
 
 #include "hftok.h"
+#include "strmap.h"
+#include "sys.h"
 #include "spmodel.h"
 #include "sys.h"
 
@@ -26,27 +28,17 @@ struct ifk_tokenizer {
     char **piece;        /* (n) NUL-terminated */
     int *plen;           /* (n) C-string length, as llama2.c sees the piece */
     float *score;        /* (n) */
-    int *hash;           /* open addressing: piece id or -1, size hmask+1 */
-    size_t hmask;
+    ifk_strmap *ids;     /* piece -> its first id */
     int byte0;           /* id of <0x00>; byte b falls back to byte0 + b */
     int space;           /* id of " " or -1 */
     unsigned char bytes[512]; /* decoded byte pieces, 2 per byte: b, NUL */
 };
 
-static uint64_t hash_(const char *s, size_t n) {
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
-    return h;
-}
-
 int ifk_tokenizer_lookup(const ifk_tokenizer *t, const char *s, size_t n) {
     if (t->hf) return ifk_hftok_lookup(t->hf, s, n);
     if (t->spm) return ifk_spm_lookup(t->spm, s, n);
-    for (size_t i = hash_(s, n) & t->hmask;; i = (i + 1) & t->hmask) {
-        int id = t->hash[i];
-        if (id < 0) return -1;
-        if ((size_t)t->plen[id] == n && !memcmp(t->piece[id], s, n)) return id;
-    }
+    int id;
+    return ifk_strmap_get(t->ids, s, n, &id) ? id : -1;
 }
 
 void ifk_tokenizer_free(ifk_tokenizer **tp) {
@@ -61,20 +53,21 @@ void ifk_tokenizer_free(ifk_tokenizer **tp) {
     free(t->piece);
     free(t->plen);
     free(t->score);
-    free(t->hash);
+    ifk_strmap_free(&t->ids);
     free(t);
     *tp = NULL;
 }
 
 /* FNV-1a over the file's bytes (0 if it cannot be read). */
 static uint64_t file_hash_(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return 0;
-    uint64_t h = 1469598103934665603ull;
-    unsigned char b[65536];
-    for (size_t n; (n = fread(b, 1, sizeof b, f)) > 0;)
-        for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 1099511628211ull;
-    fclose(f);
+    char *b;
+    size_t n;
+    if (ifk_read_file(path, (size_t)1 << 30, &b, &n) != IFK_OK) {
+        ifk_err_clear();
+        return 0;
+    }
+    uint64_t h = ifk_fnv1a(b, n);
+    free(b);
     return h;
 }
 
@@ -218,17 +211,10 @@ ifk_status ifk_tokenizer_load(ifk_tokenizer **tp, const char *path, int expect_v
         st = IFK_FAIL(IFK_ERR_FORMAT, "%s: tokenizer holds %d pieces but the model's vocabulary is %d", path, t->n, expect_vocab);
         goto fail;
     }
-    size_t hs = 1;
-    while (hs < 2 * (size_t)t->n) hs <<= 1;
-    t->hash = malloc(sizeof(int) * hs);
-    if (!t->hash) { st = IFK_FAIL(IFK_ERR_OOM, "%s: out of memory", path); goto fail; }
-    memset(t->hash, 0xff, sizeof(int) * hs);
-    t->hmask = hs - 1;
+    IFK_CHECK_GOTO(st, ifk_strmap_create(&t->ids, (size_t)t->n), fail);
     for (int id = 0; id < t->n; id++) {
         if (ifk_tokenizer_lookup(t, t->piece[id], t->plen[id]) >= 0) continue; /* first id of a duplicate wins */
-        size_t i = hash_(t->piece[id], t->plen[id]) & t->hmask;
-        while (t->hash[i] >= 0) i = (i + 1) & t->hmask;
-        t->hash[i] = id;
+        IFK_CHECK_GOTO(st, ifk_strmap_put(t->ids, t->piece[id], (size_t)t->plen[id], id), fail);
     }
     t->byte0 = ifk_tokenizer_lookup(t, "<0x00>", 6);
     if (t->byte0 < 0 || t->byte0 + 255 >= t->n) t->byte0 = 3; /* llama2.c's fixed offset */

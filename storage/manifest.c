@@ -20,6 +20,7 @@ void ifk_store_params_from_model(ifk_store_params *p, const ifk_model *m, const 
     memset(p, 0, sizeof *p);
     snprintf(p->fingerprint, sizeof p->fingerprint, "%s", fingerprint);
     snprintf(p->model_source, sizeof p->model_source, "%s", m->source);
+    p->weights = m->wdtype;
     p->n_layers = m->cfg.n_layers;
     p->n_kv_heads = m->cfg.n_kv_heads;
     p->head_dim = m->cfg.head_dim;
@@ -32,6 +33,11 @@ void ifk_store_params_from_model(ifk_store_params *p, const ifk_model *m, const 
 }
 
 ifk_status ifk_store_params_check(const ifk_store_params *h, const ifk_store_params *w, const char *dir, int layout) {
+    if (h->weights != w->weights) /* K/V of bf16 weights are not those of f32 weights: another model */
+        return IFK_FAIL(IFK_ERR_ARG,
+                        "%s: store's K/V were computed with %s weights; this model holds %s weights (load it with "
+                        "--weights %s, or use --force to rebuild the store, or another --store)",
+                        dir, ifk_wdtype_name(h->weights), ifk_wdtype_name(w->weights), ifk_wdtype_name(h->weights));
     if (strcmp(h->fingerprint, w->fingerprint))
         return IFK_FAIL(IFK_ERR_ARG,
                         "%s: store was built with another model or tokenizer (fingerprint %s, from %s); this model's "
@@ -233,6 +239,7 @@ ifk_status ifk_manifest_save(const ifk_manifest *m) {
     cJSON_AddNumberToObject(o, "format_version", IFK_STORE_FORMAT_VERSION);
     cJSON_AddStringToObject(model, "fingerprint", p->fingerprint);
     cJSON_AddStringToObject(model, "source", p->model_source);
+    cJSON_AddStringToObject(model, "weights", ifk_wdtype_name(p->weights));
     cJSON_AddNumberToObject(model, "n_layers", p->n_layers);
     cJSON_AddNumberToObject(model, "n_kv_heads", p->n_kv_heads);
     cJSON_AddNumberToObject(model, "head_dim", p->head_dim);
@@ -286,6 +293,11 @@ static ifk_status parse_params_(const cJSON *o, const char *path, ifk_store_para
         return IFK_FAIL(IFK_ERR_FORMAT, "%s: model, dtype or split fields missing or of the wrong type", path);
     snprintf(p->fingerprint, sizeof p->fingerprint, "%s", fp->valuestring);
     snprintf(p->model_source, sizeof p->model_source, "%s", src->valuestring);
+    /* absent in stores written before weights had a precision: those were all computed in f32 */
+    const cJSON *wp = cJSON_GetObjectItemCaseSensitive(model, "weights");
+    p->weights = IFK_W_F32;
+    if (wp && (!cJSON_IsString(wp) || ifk_wdtype_parse(wp->valuestring, &p->weights) != 0))
+        return IFK_FAIL(IFK_ERR_FORMAT, "%s: model.weights is not f32, bf16 or f16", path);
     p->rope_theta = th->valuedouble;
     p->rope_style = !strcmp(sty->valuestring, "half") ? IFK_ROPE_HALF : IFK_ROPE_INTERLEAVED;
     p->rope_scaling.type = !strcmp(sct->valuestring, "llama3") ? IFK_ROPE_SCALING_LLAMA3 : IFK_ROPE_SCALING_NONE;

@@ -20,6 +20,7 @@
 typedef struct {
     char fingerprint[17];
     char model_source[512];
+    ifk_wdtype weights;      /* precision of the weights the K/V were computed with (manifest model.weights) */
     int n_layers, n_kv_heads, head_dim, vocab_size, bos_id;
     double rope_theta;
     ifk_rope_style rope_style;
@@ -32,8 +33,8 @@ typedef struct {
 } ifk_store_params;
 
 void ifk_store_params_from_model(ifk_store_params *p, const ifk_model *m, const char fingerprint[17]);
-/* Fails with a message naming dir if `have` was made with another model (fingerprint, shape,
- * RoPE) or, when layout is set, another dtype or chunking. */
+/* Fails with a message naming dir if `have` was made with another model (weight precision,
+ * fingerprint, shape, RoPE) or, when layout is set, another dtype or chunking. */
 ifk_status ifk_store_params_check(const ifk_store_params *have, const ifk_store_params *want, const char *dir,
                                   int layout);
 /* "interleaved"/"half" and "tokens"/"paragraphs", as the manifest and the shards spell them. */

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # mpi_cache.sh BIN MODEL_DIR SCENARIO — the cache job under mpirun, as users run it.
-#   ranks N   a store built with N ranks is bitwise identical to one built with 1 rank (f32 and f16)
+#   ranks N   a store built with N ranks is bitwise identical to one built with 1 rank, same threads
+#             per rank (f32 and f16)
 #   resume    kill -9 of a rank at several points, then a rerun: verify passes and the store equals
 #             an uninterrupted run's
 #   errors    bad corpus lines (file:line, --skip-bad), another model's store, a locked store,
@@ -25,8 +26,10 @@ corpus() {
 }
 cache() { # ranks store [extra options...]
   local n=$1 s=$2; shift 2
+  # one thread per rank in every run: stores are compared bitwise, and the rank split must not change a
+  # bit, while a GEMM library (oneDNN) may sum in another order with another thread count
   timeout 300 mpirun -n "$n" "$BIN" cache --model "$MODEL" --corpus "$W/c.jsonl" --store "$s" --chunk-tokens 64 \
-    --commit-docs 3 --quiet "$@"
+    --commit-docs 3 --threads 1 --quiet "$@"
 }
 
 cache_1t() { OPENBLAS_NUM_THREADS=1 cache "$@"; } # ranks >= cores: one BLAS thread each

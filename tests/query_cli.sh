@@ -73,5 +73,14 @@ awk '{ print "{\"id\": \"t" NR "\", \"tokens\": [5, 6, 7, 8]}" }' "$DATA/stories
 out=$("$BIN" query --model "$MODEL" --store "$W/other" --docs t1 --prompt "x" 2>&1); rc=$?
 expect "another model's store is refused ($out)" sh -c "[ $rc -eq 1 ]"
 expect "... saying so" grep -q "another model" <<<"$out"
+# the same model held in bf16 computes other K/V: its queries and its cache jobs refuse the f32 store
+out=$("$BIN" query --model "$MODEL" --store "$W/s" --docs lily --prompt "x" --weights bf16 2>&1); rc=$?
+expect "bf16 weights on an f32 store are refused ($out)" sh -c "[ $rc -eq 1 ]"
+expect "... naming both precisions" grep -q "computed with f32 weights; this model holds bf16" <<<"$out"
+out=$("$BIN" cache --model "$MODEL" --corpus "$DATA/stories_corpus.jsonl" --store "$W/s" --dtype f32 --weights bf16 --quiet 2>&1); rc=$?
+expect "cache --weights bf16 into the f32 store is refused ($out)" sh -c "[ $rc -ne 0 ]"
+expect "... naming both precisions" grep -q "computed with f32 weights; this model holds bf16" <<<"$out"
+python3 -c "import json,sys; sys.exit(json.load(open(sys.argv[1]))['model']['weights'] != 'f32')" "$W/s/manifest.json"; expect "the manifest records the weight precision" test $? -eq 0
+err "unknown weight precision" "is not one of f32, bf16, f16, auto" --docs lily --prompt x --weights f8
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -1,6 +1,7 @@
 /* test_kernels.c — every fast kernel against its naive reference, at ragged sizes. */
 #include <criterion/criterion.h>
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "kernels.h"
@@ -10,41 +11,133 @@
 
 static const int Ts[] = {1, 7, 65};
 
+/* Every GEMM test runs on each backend built in (OpenBLAS always; oneDNN with INFOFLOW_ONEDNN). */
+static const ifk_gemm_backend backends[] = {IFK_GEMM_OPENBLAS, IFK_GEMM_ONEDNN};
+#define FOR_EACH_BACKEND(bi)                                                                                  \
+    ifk_gemm_set_small(0); /* every size to the backend under test */                                      \
+    for (int bi = 0; bi < 2; bi++)                                                                             \
+        if (ifk_gemm_set_backend(backends[bi]) == 0)
+
 Test(gemm, matmul_matches_reference_at_ragged_sizes) {
-    const int ins[] = {8, 33, 128}, outs[] = {1, 9, 130};
-    for (int a = 0; a < 3; a++)
-        for (int b = 0; b < 3; b++)
-            for (int c = 0; c < 3; c++) {
-                int T = Ts[a], in = ins[b], out = outs[c];
-                float *X = tu_randvec((size_t)T * in, 1, 1), *W = tu_randvec((size_t)out * in, 2, 1);
-                float *Y = malloc(sizeof(float) * T * out), *R = malloc(sizeof(float) * T * out);
-                ifk_matmul(Y, X, W, T, in, out);
-                ifk_ref_matmul(R, X, W, T, in, out);
-                cr_assert_leq(tu_maxrel(Y, R, (size_t)T * out, 1e-3), 1e-5, "T=%d in=%d out=%d", T, in, out);
-                free(X), free(W), free(Y), free(R);
-            }
+    const int ins[] = {8, 33, 128, 257}, outs[] = {1, 9, 130};
+    FOR_EACH_BACKEND(bi) {
+        for (int a = 0; a < 3; a++)
+            for (int b = 0; b < 4; b++)
+                for (int c = 0; c < 3; c++) {
+                    int T = Ts[a], in = ins[b], out = outs[c];
+                    float *X = tu_randvec((size_t)T * in, 1, 1), *W = tu_randvec((size_t)out * in, 2, 1);
+                    float *Y = malloc(sizeof(float) * T * out), *R = malloc(sizeof(float) * T * out);
+                    ifk_matmul(Y, X, W, T, in, out);
+                    ifk_ref_matmul(R, X, W, T, in, out);
+                    cr_assert_leq(tu_maxrel(Y, R, (size_t)T * out, 1e-3), 1e-5, "%s T=%d in=%d out=%d",
+                                  ifk_gemm_backend_name(backends[bi]), T, in, out);
+                    free(X), free(W), free(Y), free(R);
+                }
+    }
+    ifk_gemm_set_backend(IFK_GEMM_ONEDNN);
 }
 
-/* ifk_gemm's four transpose cases (and its M == 1 gemv path) against explicit loops */
+/* ifk_gemm's four transpose cases (and its M == 1 gemv path), with leading dimensions wider than the
+ * rows (as attention uses them), beta 0 and not, against explicit loops, on both backends */
 Test(gemm, all_transpose_cases) {
-    const int Ms[] = {1, 5, 40};
-    for (int mi = 0; mi < 3; mi++)
-        for (int ta = 0; ta < 2; ta++)
-            for (int tb = 0; tb < 2; tb++) {
-                int M = Ms[mi], N = 13, K = 21;
-                float *A = tu_randvec((size_t)M * K, 3, 1), *B = tu_randvec((size_t)K * N, 4, 1);
-                float *C = tu_randvec((size_t)M * N, 5, 1), *R = malloc(sizeof(float) * M * N);
-                for (int i = 0; i < M; i++)
-                    for (int j = 0; j < N; j++) {
-                        double s = 0;
-                        for (int k = 0; k < K; k++)
-                            s += (double)(ta ? A[k * M + i] : A[i * K + k]) * (tb ? B[j * K + k] : B[k * N + j]);
-                        R[i * N + j] = (float)(0.5 * s + 2.0 * C[i * N + j]);
+    const int Ms[] = {1, 5, 40, 67};
+    FOR_EACH_BACKEND(bi) {
+        for (int mi = 0; mi < 4; mi++)
+            for (int ta = 0; ta < 2; ta++)
+                for (int tb = 0; tb < 2; tb++)
+                    for (int pad = 0; pad < 4; pad += 3)
+                        for (int bz = 0; bz < 2; bz++) {
+                            const int M = Ms[mi], N = 13 + 4 * mi, K = 21 + mi;
+                            const int lda = (ta ? M : K) + pad, ldb = (tb ? K : N) + pad, ldc = N + pad;
+                            const float beta = bz ? 2.0f : 0.0f;
+                            float *A = tu_randvec((size_t)(ta ? K : M) * lda, 3, 1);
+                            float *B = tu_randvec((size_t)(tb ? N : K) * ldb, 4, 1);
+                            float *C = tu_randvec((size_t)M * ldc, 5, 1), *R = malloc(sizeof(float) * M * ldc);
+                            memcpy(R, C, sizeof(float) * M * ldc);
+                            for (int i = 0; i < M; i++)
+                                for (int j = 0; j < N; j++) {
+                                    double s = 0;
+                                    for (int k = 0; k < K; k++)
+                                        s += (double)(ta ? A[k * lda + i] : A[i * lda + k]) *
+                                             (tb ? B[j * ldb + k] : B[k * ldb + j]);
+                                    R[i * ldc + j] = (float)(0.5 * s + beta * C[i * ldc + j]);
+                                }
+                            ifk_gemm(ta, tb, M, N, K, 0.5f, A, lda, B, ldb, beta, C, ldc);
+                            /* the padding columns of C are never written */
+                            cr_assert_leq(tu_maxrel(C, R, (size_t)M * ldc, 1e-3), 1e-5, "%s M=%d ta=%d tb=%d pad=%d beta=%g",
+                                          ifk_gemm_backend_name(backends[bi]), M, ta, tb, pad, beta);
+                            free(A), free(B), free(C), free(R);
+                        }
+    }
+    ifk_gemm_set_backend(IFK_GEMM_ONEDNN);
+}
+
+/* a oneDNN primitive is created once per shape and reused: a second pass over the same shapes creates none */
+Test(gemm, primitives_are_created_once_per_shape) {
+    ifk_gemm_set_small(0);
+    if (ifk_gemm_set_backend(IFK_GEMM_ONEDNN) != 0) {
+        cr_assert_eq(ifk_gemm_primitives_created(), 0); /* OpenBLAS-only build: nothing to cache */
+        return;
+    }
+    float *X = tu_randvec(64 * 96, 6, 1), *W = tu_randvec(96 * 80, 7, 1), *Y = malloc(sizeof(float) * 64 * 80);
+    for (int T = 2; T <= 64; T += 31) ifk_matmul(Y, X, W, T, 96, 80);
+    long n = ifk_gemm_primitives_created();
+    for (int rep = 0; rep < 3; rep++)
+        for (int T = 2; T <= 64; T += 31) ifk_matmul(Y, X, W, T, 96, 80);
+    cr_assert_eq(ifk_gemm_primitives_created(), n);
+    free(X), free(W), free(Y);
+}
+
+/* weights kept as bf16/f16: the decode GEMV (T = 1) and the GEMM paths against ifk_ref_matmul_w, which
+ * rounds the input to bf16 for bf16 weights; the only difference left is f32 accumulation order */
+Test(gemm, matmul_w_2byte_weights_match_reference) {
+    const int Tw[] = {1, 3, 65}, ins[] = {7, 64, 300}, outs[] = {1, 17, 129};
+    FOR_EACH_BACKEND(bi) {
+        for (int wt = IFK_W_BF16; wt <= IFK_W_F16; wt++)
+            for (int a = 0; a < 3; a++)
+                for (int b = 0; b < 3; b++)
+                    for (int c = 0; c < 3; c++) {
+                        const int T = Tw[a], in = ins[b], out = outs[c];
+                        float *X = tu_randvec((size_t)T * in, 11, 1), *Wf = tu_randvec((size_t)out * in, 12, 1);
+                        void *W = malloc(2 * (size_t)out * in);
+                        ifk_weights_from_f32(W, (ifk_wdtype)wt, Wf, (size_t)out * in);
+                        float *Y = malloc(sizeof(float) * T * out), *R = malloc(sizeof(float) * T * out);
+                        ifk_matmul_w(Y, X, W, (ifk_wdtype)wt, T, in, out);
+                        ifk_ref_matmul_w(R, X, W, (ifk_wdtype)wt, T, in, out);
+/* floor: the typical size sqrt(in)/3 of a sum of in products of uniform [-1, 1] values
+                         * (a single output can cancel to near 0, where f32 accumulation order shows) */
+                        cr_assert_leq(tu_maxrel(Y, R, (size_t)T * out, sqrt(in) / 3), 1e-5, "%s %s T=%d in=%d out=%d (%s) y0 %.9g ref %.9g",
+                                      ifk_gemm_backend_name(backends[bi]), ifk_wdtype_name((ifk_wdtype)wt), T, in, out,
+                                      ifk_matmul_w_impl((ifk_wdtype)wt, T, in, out), Y[0], R[0]);
+                        free(X), free(Wf), free(W), free(Y), free(R);
                     }
-                ifk_gemm(ta, tb, M, N, K, 0.5f, A, ta ? M : K, B, tb ? K : N, 2.0f, C, N);
-                cr_assert_leq(tu_maxrel(C, R, (size_t)M * N, 1e-3), 1e-5, "M=%d ta=%d tb=%d", M, ta, tb);
-                free(A), free(B), free(C), free(R);
-            }
+    }
+    ifk_gemm_set_backend(IFK_GEMM_ONEDNN);
+}
+
+/* the bf16 formula itself: the input is rounded, so a value that bf16 cannot hold changes the result */
+Test(gemm, bf16_rounds_the_gemm_input) {
+    const float x[2] = {1.0f + 1.0f / 512.0f, 1.0f}, w = 1.0f; /* 1 + 2^-9 rounds to 1 in bf16 (8 bits) */
+    uint16_t wb;
+    ifk_weights_from_f32(&wb, IFK_W_BF16, &w, 1);
+    float y[2];
+    ifk_matmul_w(y, x, &wb, IFK_W_BF16, 2, 1, 1);
+    cr_assert_eq(y[0], 1.0f);
+    ifk_ref_matmul_w(y, x, &wb, IFK_W_BF16, 1, 1, 1);
+    cr_assert_eq(y[0], 1.0f);
+    uint16_t wh;
+    ifk_weights_from_f32(&wh, IFK_W_F16, &w, 1);
+    ifk_matmul_w(y, x, &wh, IFK_W_F16, 1, 1, 1); /* f16 weights keep the f32 input */
+    cr_assert_eq(y[0], x[0]);
+}
+
+Test(kernels, read_sum_adds_every_element) {
+    const size_t n = 300007;
+    float *x = malloc(sizeof(float) * n);
+    double want = 0;
+    for (size_t i = 0; i < n; i++) x[i] = (float)(i % 9), want += (double)(i % 9);
+    cr_assert_leq(fabs(ifk_read_sum(x, n) - want), 1e-6 * want);
+    free(x);
 }
 
 Test(kernels, rmsnorm_matches_reference) {
