@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
 """scaling_model.py — the communication and TTFT model of docs/scaling.md.
 
-  python3 jobs/scaling_model.py check BIN MODEL_DIR DATA_DIR   # measured bytes vs the model, P = 2, 4
+  python3 jobs/scaling_model.py check BIN MODEL_DIR DATA_DIR   # measured bytes vs the model: queries at P = 2, 4;
+                                                                # caching groups at -n 2 and -n 4 with --tp 2
   python3 jobs/scaling_model.py project                         # TTFT vs P, Llama-3.1-8B at 32K, R = 0.15
+  python3 jobs/scaling_model.py grid                            # a grid of nodes x ranks, TP groups: caching
+                                                                # and evaluation throughput, memory per rank
 
 Bytes are the payload each rank hands to MPI (float32 = 4 bytes), per phase, as `infoflow query
---json` reports them under "comm"."""
+--json` reports them under "comm" and `infoflow cache --tp N` on its last line."""
 import json, math, os, subprocess, sys, tempfile
 
 
@@ -20,6 +23,36 @@ def model_bytes(L, D, T, Pq, n, steps, lo, hi, method="infoflow"):
     b["prompt_prefill"] = 2 * 4 * Pq * D * L
     b["decode"] = steps * 4 + (steps - 1) * 2 * 4 * D * L       # a token broadcast each, a forward between
     return b
+
+
+def cache_group_bytes(L, D, Hkv, Dh, tp, chunks, tokens):
+    """payload bytes of one rank of a caching group: per chunk of n tokens, the [BOS] + n rows go
+    through 2 all-reduces of (n + 1) x D per layer, the n + 1 token ids are broadcast, and every
+    rank's K and V heads (L x Hkv/tp x n x Dh each) go to the group's rank 0"""
+    return {"all-reduce": 2 * 4 * D * L * (tokens + chunks), "gather": 2 * 4 * L * (Hkv // tp) * Dh * tokens,
+            "tokens": 4 * (tokens + chunks)}
+
+
+def check_cache(BIN, MODEL, DATA, env, W):
+    import re
+    L, D, Hkv, Dh = 5, 64, 4, 8
+    ok = True
+    print("\n| ranks x tp | phase | measured bytes (rank 0) | model bytes |\n|---|---|---|---|")
+    for n in (2, 4):
+        r = subprocess.run(["mpirun", "-n", str(n), BIN, "cache", "--model", MODEL, "--corpus",
+                            f"{DATA}/stories_corpus.jsonl", "--store", f"{W}/g{n}", "--chunk-tokens", "32", "--tp", "2"],
+                           capture_output=True, text=True, env=env, check=True)
+        m = re.search(r"(\d+) chunks, (\d+) tokens; all-reduce (\d+) bytes, gather (\d+) bytes, tokens (\d+) bytes",
+                      r.stderr)
+        if not m:
+            print("no communication line from cache --tp 2:", r.stderr[-300:])
+            return False
+        chunks, tokens = int(m.group(1)), int(m.group(2))
+        got = {"all-reduce": int(m.group(3)), "gather": int(m.group(4)), "tokens": int(m.group(5))}
+        for ph, w in cache_group_bytes(L, D, Hkv, Dh, 2, chunks, tokens).items():
+            ok &= got[ph] == w
+            print(f"| {n} x 2 ({chunks} chunks, {tokens} tokens) | {ph} | {got[ph]} | {w} |")
+    return ok
 
 
 def check(BIN, MODEL, DATA):
@@ -44,6 +77,7 @@ def check(BIN, MODEL, DATA):
             got = q["comm"][ph]["bytes"]
             ok &= abs(got - w) < 0.5
             print(f"| {P} | {ph} | {got:.0f} | {w:.0f} |")
+    ok &= check_cache(BIN, MODEL, DATA, env, W)
     subprocess.run(["rm", "-rf", W])
     print("model matches the instrumented runs" if ok else "MISMATCH")
     return ok
@@ -67,6 +101,10 @@ def allreduce(bytes_, P):
     return 2 * (P - 1) / P * bytes_ / NET_BW + 2 * (P - 1) * NET_LAT   # ring
 
 
+def allreduce_on(bytes_, P, bw, lat):
+    return 0.0 if P == 1 else 2 * (P - 1) / P * bytes_ / bw + 2 * (P - 1) * lat
+
+
 def proj_flops(rows):
     return 2 * rows * (D * H * DH + 2 * D * HKV * DH + H * DH * D + 3 * D * F)
 
@@ -78,16 +116,20 @@ def ttft_full(P):
     return comp + comm, comm
 
 
-def ttft_infoflow(P, lo=17, hi=25):
+def ttft_infoflow(P, lo=17, hi=25, flops=None, bw=NET_BW, lat=NET_LAT, store_bw=None):
+    """P ranks; flops: their sustained rate together (default: P nodes); bw, lat: their links
+    (default: the network); store_bw: their KV read rate together (default: P nodes')"""
+    flops = flops or P * NODE_FLOPS
+    store_bw = store_bw or P * STORE_BW
     n = math.floor(R * T)
-    load = T * L * (HKV / P) * DH * 2 * 2 / STORE_BW
-    score = proj_flops(PQ) * (hi + 1) / (P * NODE_FLOPS) + 4 * H * DH * PQ * T * (hi + 1) / (P * NODE_FLOPS * NODE_ATTN)
-    score_comm = 2 * (hi + 1) * allreduce(4 * PQ * D, P) + (hi - lo + 1) * (
-        0 if P == 1 else (P - 1) / P * 4 * PQ * T / NET_BW + math.log2(P) * NET_LAT)
-    rec = proj_flops(n) * L / (P * NODE_FLOPS) + 4 * H * DH * n * (T / 2) * L / (P * NODE_FLOPS * NODE_ATTN)
-    rec_comm = 2 * L * allreduce(4 * n * D, P)
-    prompt = proj_flops(PQ) * L / (P * NODE_FLOPS) + 4 * H * DH * PQ * T * L / (P * NODE_FLOPS * NODE_ATTN)
-    prompt_comm = 2 * L * allreduce(4 * PQ * D, P)
+    load = T * L * HKV * DH * 2 * 2 / store_bw
+    score = proj_flops(PQ) * (hi + 1) / flops + 4 * H * DH * PQ * T * (hi + 1) / (flops * NODE_ATTN)
+    score_comm = 2 * (hi + 1) * allreduce_on(4 * PQ * D, P, bw, lat) + (hi - lo + 1) * (
+        0 if P == 1 else (P - 1) / P * 4 * PQ * T / bw + math.log2(P) * lat)
+    rec = proj_flops(n) * L / flops + 4 * H * DH * n * (T / 2) * L / (flops * NODE_ATTN)
+    rec_comm = 2 * L * allreduce_on(4 * n * D, P, bw, lat)
+    prompt = proj_flops(PQ) * L / flops + 4 * H * DH * PQ * T * L / (flops * NODE_ATTN)
+    prompt_comm = 2 * L * allreduce_on(4 * PQ * D, P, bw, lat)
     comm = score_comm + rec_comm + prompt_comm
     return load + score + rec + prompt + comm, comm, load
 
@@ -101,7 +143,55 @@ def project():
         print(f"| {P} | {f:.2f} s | {fc * 1e3:.0f} ms | {i:.3f} s | {ic * 1e3:.1f} ms | {il * 1e3:.1f} ms | {f / i:.1f}x |")
 
 
+# ---- the grid: nodes x ranks per node, groups of TP consecutive ranks (one node each) ----------------
+NODES, RANKS_PER_NODE = 64, 8
+NODE_BW = 20e9           # bytes/s between ranks of a node (shared memory), stated
+NODE_LAT = 1e-6          # s per message step inside a node, stated
+STORE_WRITE_BW = 2e9     # bytes/s per node writing f16 KV to the store, stated
+CHUNK = 128              # tokens per chunk when caching
+STEPS = 32               # answer tokens per eval run
+PARAMS_SLICED = L * (D * H * DH + 2 * D * HKV * DH + H * DH * D + 3 * D * F)  # split by TP
+PARAMS_REPL = 2 * V * D + (2 * L + 1) * D                                   # embedding, classifier, norms
+
+
+def cache_chunk_seconds(tp):
+    """one chunk of CHUNK tokens on a group of tp ranks of one node (each rank 1/RANKS_PER_NODE of it)"""
+    rows = CHUNK + 1
+    flops = NODE_FLOPS * tp / RANKS_PER_NODE
+    comp = proj_flops(rows) * L / flops + 4 * H * DH * rows * rows / 2 * L / (flops * NODE_ATTN)
+    kv = 2 * 4 * L * HKV * DH * CHUNK                           # f32 K and V of the chunk, gathered
+    comm = 2 * L * allreduce_on(4 * rows * D, tp, NODE_BW, NODE_LAT) + (
+        0 if tp == 1 else (tp - 1) / tp * kv / NODE_BW + math.log2(tp) * NODE_LAT)
+    return comp + comm, comm
+
+
+def run_seconds(tp):
+    """one eval run (InfoFlow at T, R, then STEPS answer tokens) on a group of tp ranks of one node"""
+    flops = NODE_FLOPS * tp / RANKS_PER_NODE
+    ttft, comm, load = ttft_infoflow(tp, flops=flops, bw=NODE_BW, lat=NODE_LAT, store_bw=STORE_BW * tp / RANKS_PER_NODE)
+    dec = STEPS * (proj_flops(1) * L / flops + 2 * V * D / flops + 4 * H * DH * T * L / (flops * NODE_ATTN))
+    dec_comm = STEPS * 2 * L * allreduce_on(4 * D, tp, NODE_BW, NODE_LAT)
+    return ttft + dec + dec_comm, comm + dec_comm
+
+
+def grid():
+    print(f"{NODES} nodes x {RANKS_PER_NODE} ranks, Llama-3.1-8B shape, f32 weights; caching in chunks of {CHUNK} "
+          f"tokens; eval runs: InfoFlow at T = {T}, R = {R}, {STEPS} answer tokens\n")
+    print("| TP | groups | weights per rank | weights per node | caching tokens/s | of which comm | eval runs/s | "
+          "of which comm |")
+    print("|---|---|---|---|---|---|---|---|")
+    for tp in (1, 2, 4, 8):
+        g = NODES * RANKS_PER_NODE // tp
+        w = 4 * (PARAMS_SLICED / tp + PARAMS_REPL)
+        c, cc = cache_chunk_seconds(tp)
+        kv_tok = 2 * 2 * L * HKV * DH                              # f16 bytes per cached token
+        tok_s = min(g * CHUNK / c, NODES * STORE_WRITE_BW / kv_tok)
+        r, rc = run_seconds(tp)
+        print(f"| {tp} | {g} | {w / 2**30:.1f} GiB | {w * RANKS_PER_NODE / 2**30:.0f} GiB | {tok_s:,.0f} | "
+              f"{cc / c * 100:.2f}% | {g / r:.2f} | {rc / r * 100:.2f}% |")
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "check":
         sys.exit(0 if check(*sys.argv[2:5]) else 1)
-    project()
+    grid() if sys.argv[1] == "grid" else project()

@@ -1,8 +1,11 @@
 /* cmd_cache.c — `infoflow cache`: the offline phase. Rank 0 coordinates: it indexes the corpus,
  * hands documents out longest first, one at a time with two in flight per worker, and records
- * each committed shard in the manifest. Every rank (rank 0 too, unless --dedicated-coordinator)
- * prefills chunks on its own and writes its own shards. A rank failure ends the job (MPI_Abort);
- * rerunning the same command resumes. */
+ * each committed shard in the manifest. The ranks form groups of --tp consecutive ranks (grid.h);
+ * a group's rank 0 is a worker (rank 0 too, unless --dedicated-coordinator): it chunks its
+ * documents, prefills each chunk together with its group (each rank its slice of the heads, the
+ * ifk_tp hooks on the group's communicator), gathers the chunk's K/V of every head and writes its
+ * own shards; at --tp 1 every rank prefills alone, as a one-rank job does (bitwise identical
+ * stores). A rank failure ends the job (MPI_Abort); rerunning the same command resumes. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -25,14 +28,16 @@
 #include "shard_writer.h"
 #include "store_maint.h"
 #include "sys.h"
+#include "grid.h"
+#include "tp.h"
 
 #define PREFETCH 2 /* documents in flight per worker: one being cached, one waiting */
 
 typedef struct {
     const char *model, *random_model, *tokenizer, *corpus, *store, *chunk_s, *split_s, *dtype_s, *commit_docs_s,
-        *commit_secs_s, *threads_s, *progress_s, *compress_s, *weights_s;
+        *commit_secs_s, *threads_s, *progress_s, *compress_s, *tp_s, *weights_s;
     int skip_bad, force, dedicated, no_lock, quiet, help;
-    long chunk_tokens, commit_docs, threads, compress;
+    long chunk_tokens, commit_docs, threads, compress, tp;
     double commit_secs, progress_secs;
     ifk_split split;
     ifk_dtype dtype;
@@ -40,9 +45,28 @@ typedef struct {
 
 /* What a rank needs to cache documents: the model and its ingester (pipeline/ingest.h); rank 0
  * also holds the store's manifest and lock. */
+/* A group's prefill of one chunk (tp > 1): every rank its slice; the group's rank 0 broadcasts
+ * the chunk's tokens first and gathers every rank's KV heads after. */
+typedef struct {
+    const ifk_grid *grid;
+    ifk_model slice;
+    ifk_state s;
+    ifk_kvcache cache;
+    ifk_tp_mpi tpm;
+    float *kl, *vl;       /* (L, Hkv/tp, chunk, Dh) this rank's heads */
+    float *gk, *gv;       /* (tp, L, Hkv/tp, n, Dh) gathered, the group's rank 0 */
+    int chunk_tokens;
+    /* what this rank handed to MPI (docs/scaling.md): chunks, their tokens, payload bytes of the
+     * tokens' broadcast and of the gathers (the all-reduces: tpm.tp.comm_bytes), seconds in all */
+    long chunks, tokens;
+    double bcast_bytes, gather_bytes, seconds;
+} gprefill_;
+
 typedef struct {
     const ifk_comm *comm;
     const opts_ *o;
+    const ifk_grid *grid;
+    gprefill_ gp;
     ifk_model m;
     ifk_tokenizer *tok;
     ifk_store_params sp;
@@ -291,10 +315,11 @@ static void coordinate_(worker_ *w) {
     c.t0 = c.last_print = ifk_now();
     c.tty = isatty(2);
     if (!o->quiet)
-        fprintf(stderr, "cache: %d documents in %s, %d already in the store, %d to cache on %d rank%s%s\n", c.corpus.n,
-                o->corpus, skipped, c.n_queue, cm->size, cm->size > 1 ? "s" : "",
-                o->dedicated && cm->size > 1 ? " (rank 0 only coordinates)" : "");
-    for (int r = 1; r < cm->size; r++)
+        fprintf(stderr, "cache: %d documents in %s, %d already in the store, %d to cache on %d rank%s%s%s\n",
+                c.corpus.n, o->corpus, skipped, c.n_queue, cm->size, cm->size > 1 ? "s" : "",
+                o->dedicated && cm->size > 1 ? " (rank 0 only coordinates)" : "", w->grid->tp > 1 ? ", groups of --tp ranks" : "");
+    const int tp = w->grid->tp;
+    for (int r = tp; r < cm->size; r += tp) /* the other groups' rank 0 */
         for (int k = 0; k < PREFETCH; k++) send_next_(&c, r);
     const int self = !(o->dedicated && cm->size > 1);
     for (;;) {
@@ -316,7 +341,7 @@ static void coordinate_(worker_ *w) {
             continue;
         }
         if (commit_due_(w, 1) && commit_(w) != IFK_OK) ifk_comm_abort(cm);
-        if (c.next >= c.n_queue && c.done_workers == cm->size - 1) break;
+        if (c.next >= c.n_queue && c.done_workers == w->grid->n_groups - 1) break;
         MPI_Status s; /* nothing of our own to do: wait for a worker */
         MPI_Probe(MPI_ANY_SOURCE, MPI_ANY_TAG, cm->comm, &s);
         handle_(&c, &s);
@@ -375,6 +400,99 @@ static void work_(worker_ *w) {
     MPI_Send(NULL, 0, MPI_CHAR, 0, IFK_TAG_DONE, cm->comm);
 }
 
+/* ---- a group's prefill (--tp > 1) ------------------------------------------------------------------ */
+
+/* Every rank of the group: the chunk's tokens from the group's rank 0 (n < 0: the end), its slice
+ * prefilled, its heads gathered to rank 0. Returns n. */
+static int gprefill_step_(gprefill_ *g, int n, const int *tokens, int *tbuf) {
+    const ifk_comm *gc = &g->grid->group;
+    double t0 = MPI_Wtime();
+    MPI_Bcast(&n, 1, MPI_INT, 0, gc->comm);
+    if (n < 0) return n;
+    if (gc->rank == 0) memcpy(tbuf, tokens, sizeof(int) * (size_t)n);
+    MPI_Bcast(tbuf, n, MPI_INT, 0, gc->comm);
+    g->seconds += MPI_Wtime() - t0;
+    ifk_status st = ifk_fault("group.chunk") /* a rank of a group failing (tests) */
+                        ? IFK_FAIL(IFK_ERR_INTERNAL, "injected failure in a group's chunk prefill")
+                        : ifk_prefill_chunk(&g->slice, &g->s, &g->cache, tbuf, n, g->kl, g->vl);
+    if (st != IFK_OK) ifk_comm_abort(gc);
+    const ifk_config *c = &g->slice.cfg;
+    const int cnt = c->n_layers * c->n_kv_heads * n * c->head_dim;
+    t0 = MPI_Wtime();
+    MPI_Gather(g->kl, cnt, MPI_FLOAT, g->gk, cnt, MPI_FLOAT, 0, gc->comm);
+    MPI_Gather(g->vl, cnt, MPI_FLOAT, g->gv, cnt, MPI_FLOAT, 0, gc->comm);
+    g->seconds += MPI_Wtime() - t0;
+    g->chunks++, g->tokens += n;
+    g->bcast_bytes += 4.0 * (1 + n);
+    g->gather_bytes += 2.0 * 4 * cnt;
+    return n;
+}
+
+/* The group's rank 0, as the ingester's prefill: rank r's heads [r kvl, (r+1) kvl) into place. */
+static ifk_status gprefill_lead_(const int *tokens, int n, float *k, float *v, void *ctx) {
+    gprefill_ *g = ctx;
+    int tbuf_[1];
+    int *tbuf = n <= 1 ? tbuf_ : malloc(sizeof(int) * (size_t)n);
+    if (!tbuf) return IFK_FAIL(IFK_ERR_OOM, "out of memory");
+    gprefill_step_(g, n, tokens, tbuf);
+    if (tbuf != tbuf_) free(tbuf);
+    const ifk_config *c = &g->slice.cfg;
+    const int tp = g->grid->tp, kvl = c->n_kv_heads, L = c->n_layers;
+    const size_t blk = (size_t)n * c->head_dim;
+    for (int r = 0; r < tp; r++)
+        for (int l = 0; l < L; l++)
+            for (int h = 0; h < kvl; h++) {
+                const size_t from = (((size_t)r * L + l) * kvl + h) * blk, to = ((size_t)l * kvl * tp + r * kvl + h) * blk;
+                memcpy(k + to, g->gk + from, sizeof(float) * blk);
+                memcpy(v + to, g->gv + from, sizeof(float) * blk);
+            }
+    return IFK_OK;
+}
+
+/* Every other rank of a group: prefill what the group's rank 0 sends until the end. */
+static void gprefill_serve_(gprefill_ *g) {
+    int *tbuf = malloc(sizeof(int) * (size_t)g->chunk_tokens);
+    if (!tbuf) {
+        IFK_FAIL(IFK_ERR_OOM, "out of memory");
+        ifk_comm_abort(&g->grid->group);
+    }
+    while (gprefill_step_(g, 0, NULL, tbuf) >= 0) {}
+    free(tbuf);
+}
+
+static void gprefill_end_(gprefill_ *g) {
+    if (g->grid) gprefill_step_(g, -1, NULL, NULL); /* set up only at --tp > 1 */
+}
+
+/* g->slice is loaded already (ifk_grid_load_model); the rest of g is zero. */
+static ifk_status gprefill_init_(gprefill_ *g, const ifk_grid *grid, ifk_model *full, int chunk_tokens) {
+    g->grid = grid;
+    g->chunk_tokens = chunk_tokens;
+    ifk_model_release_unsliced(full, &g->slice, grid->group.rank, grid->tp); /* no-op for a sliced HF folder */
+    const ifk_config *c = &g->slice.cfg;
+    IFK_CHECK(ifk_kvcache_init(&g->cache, c, chunk_tokens + IFK_CHUNK_PREFIX));
+    ifk_tp_mpi_init(&g->tpm, &grid->group, full->cfg.n_heads);
+    g->s.tp = &g->tpm.tp;
+    const size_t nel = (size_t)c->n_layers * c->n_kv_heads * chunk_tokens * c->head_dim;
+    g->kl = ifk_malloc(nel * sizeof(float), "chunk K slice");
+    g->vl = ifk_malloc(nel * sizeof(float), "chunk V slice");
+    if (grid->group.rank == 0) {
+        g->gk = ifk_malloc(nel * grid->tp * sizeof(float), "gathered chunk K");
+        g->gv = ifk_malloc(nel * grid->tp * sizeof(float), "gathered chunk V");
+        if (!g->gk || !g->gv) return IFK_ERR_OOM;
+    }
+    return g->kl && g->vl ? IFK_OK : IFK_ERR_OOM;
+}
+
+static void gprefill_free_(gprefill_ *g) {
+    free(g->kl), free(g->vl), free(g->gk), free(g->gv);
+    ifk_kvcache_free(&g->cache);
+    g->s.tp = NULL;
+    ifk_state_free(&g->s);
+    ifk_model_free(&g->slice);
+    memset(g, 0, sizeof *g);
+}
+
 /* ---- set-up ------------------------------------------------------------------------------------ */
 
 static ifk_status parse_opts_(int argc, char **argv, opts_ *o) {
@@ -385,6 +503,7 @@ static ifk_status parse_opts_(int argc, char **argv, opts_ *o) {
     o->progress_secs = 10;
     o->split_s = "tokens";
     o->dtype_s = "f16";
+    o->tp = 1;
     const ifk_opt opts[] = {
         {"model", "PATH", "checkpoint file or folder (as for generate)", &o->model, NULL},
         {"random-model", "SHAPE", "random weights of a shape instead (benchmarks; the corpus must give \"tokens\")",
@@ -412,6 +531,8 @@ static ifk_status parse_opts_(int argc, char **argv, opts_ *o) {
         {"weights", "T", "weight precision kept in memory: f32, bf16, f16 or auto (as stored, default)", &o->weights_s, NULL},
         {"progress-seconds", "S", "interval of the plain progress lines when stderr is not a terminal (default 10)",
          &o->progress_s, NULL},
+        {"tp", "N", "ranks per tensor-parallel group (default 1): a group prefills each chunk together, each rank "
+                    "its slice of the heads", &o->tp_s, NULL},
         {"quiet", NULL, "no progress or summary", NULL, &o->quiet},
         {NULL, NULL, NULL, NULL, NULL}};
     const char *usage =
@@ -434,6 +555,9 @@ static ifk_status parse_opts_(int argc, char **argv, opts_ *o) {
     else if (!strcmp(o->split_s, "paragraphs")) o->split = IFK_SPLIT_PARAGRAPHS;
     else return IFK_FAIL(IFK_ERR_ARG, "--split '%s' is not tokens or paragraphs", o->split_s);
     IFK_CHECK(ifk_dtype_parse(o->dtype_s, &o->dtype));
+    IFK_CHECK(ifk_cli_int("tp", o->tp_s, 1, 1 << 20, &o->tp));
+    IFK_CHECK_ARG(!(o->dedicated && o->tp > 1), "cache: --dedicated-coordinator goes with --tp 1 (rank 0 leads a "
+                  "group)");
     return IFK_OK;
 }
 
@@ -441,7 +565,9 @@ int ifk_cmd_cache(int argc, char **argv) {
     ifk_comm cm;
     if (ifk_comm_start(&cm, &argc, &argv) != IFK_OK) return 1;
     opts_ o;
-    worker_ w = {.comm = &cm, .o = &o, .lock_fd = -1};
+    ifk_grid grid = {0};
+    grid.group.comm = MPI_COMM_NULL;
+    worker_ w = {.comm = &cm, .o = &o, .grid = &grid, .lock_fd = -1};
     int rc = 1;
     /* every rank parses the same argv, so every rank reaches the same verdict */
     if (parse_opts_(argc, argv, &o) != IFK_OK) {
@@ -456,12 +582,18 @@ int ifk_cmd_cache(int argc, char **argv) {
     int threads = o.threads ? (int)o.threads : ifk_comm_blas_threads(&cm, compute_here);
     ifk_blas_set_threads(threads);
 
-    /* every rank loads the model; rank 0 fingerprints it and opens the store */
-    ifk_status st = ifk_engine_load_any(o.model, o.tokenizer, o.random_model, &w.m, &w.tok);
+    /* every rank loads the model (at --tp > 1 its slice; an HF folder: only the slice is read);
+     * rank 0 fingerprints it and opens the store */
+    const int tp = (int)o.tp;
+    ifk_status st = ifk_grid_load_model(o.model, o.tokenizer, o.random_model, cm.rank % tp, tp, cm.rank % tp == 0,
+                                        ifk_grid_check_cfg, (int[2]){cm.size, tp}, &w.m, &w.gp.slice, &w.tok);
     if (st == IFK_OK && o.chunk_tokens + IFK_CHUNK_PREFIX > w.m.cfg.seq_len)
         st = IFK_FAIL(IFK_ERR_ARG, "--chunk-tokens %ld plus the BOS prefix exceeds the model's %d positions",
                       o.chunk_tokens, w.m.cfg.seq_len);
     if (ifk_comm_agree(&cm, st) != IFK_OK) goto out;
+    ifk_grid_init(&grid, &cm, (int)o.tp);
+    if (ifk_comm_agree(&cm, o.tp > 1 ? gprefill_init_(&w.gp, &grid, &w.m, (int)o.chunk_tokens) : IFK_OK) != IFK_OK)
+        goto out;
     if (cm.rank == 0) {
         char fp[17];
         ifk_model_fingerprint(&w.m, fp);
@@ -485,10 +617,19 @@ int ifk_cmd_cache(int argc, char **argv) {
     MPI_Bcast(w.run_id, (int)sizeof w.run_id, MPI_CHAR, 0, cm.comm);
     char prefix[160];
     snprintf(prefix, sizeof prefix, "shard-%s-r%04d", w.run_id, cm.rank);
-    if (ifk_comm_agree(&cm, ifk_ingest_init(&w.g, &w.m, w.tok, o.store, &w.sp, prefix, cm.rank)) != IFK_OK) goto out;
+    /* a group's rank 0 ingests; at --tp > 1 its prefill is the group's */
+    st = grid.group.rank == 0 ? ifk_ingest_init(&w.g, &w.m, w.tok, o.store, &w.sp, prefix, cm.rank) : IFK_OK;
+    if (o.tp > 1) w.g.prefill = gprefill_lead_, w.g.prefill_ctx = &w.gp;
+    if (ifk_comm_agree(&cm, st) != IFK_OK) goto out;
 
     if (cm.rank == 0) coordinate_(&w);
-    else work_(&w);
+    else if (grid.group.rank == 0) work_(&w);
+    else gprefill_serve_(&w.gp);
+    if (grid.group.rank == 0) gprefill_end_(&w.gp);
+    if (cm.rank == 0 && o.tp > 1 && !o.quiet) /* jobs/scaling_model.py checks these against its model */
+        fprintf(stderr, "cache: rank 0's group communication: %ld chunks, %ld tokens; all-reduce %.0f bytes, gather "
+                "%.0f bytes, tokens %.0f bytes; %.3f s\n", w.gp.chunks, w.gp.tokens, w.gp.tpm.tp.comm_bytes,
+                w.gp.gather_bytes, w.gp.bcast_bytes, w.gp.seconds + w.gp.tpm.tp.comm_seconds);
 
     if (cm.rank == 0) {
         if (ifk_ingest_index(o.store) != IFK_OK) ifk_comm_abort(&cm);
@@ -496,6 +637,8 @@ int ifk_cmd_cache(int argc, char **argv) {
     rc = 0;
 out:
     ifk_ingest_free(&w.g);
+    gprefill_free_(&w.gp);
+    ifk_grid_free(&grid);
     ifk_ingest_close_store(&w.man, &w.lock_fd);
     ifk_tokenizer_free(&w.tok);
     ifk_model_free(&w.m);

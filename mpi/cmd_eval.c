@@ -1,7 +1,9 @@
 /* cmd_eval.c — `infoflow eval --job FILE`: fidelity of every method against full prefill on a
  * query set, a needle-in-a-haystack grid, a scoring-layer ablation, summaries with 95% CIs and
- * gnuplot plots (docs/eval.md). Under mpirun every query runs tensor-parallel over all ranks:
- * rank 0 plans each run, broadcasts it, writes the results. */
+ * gnuplot plots (docs/eval.md). Under mpirun the ranks form groups of --tp ranks (grid.h): each
+ * group runs a query tensor-parallel, the groups share the runs. Rank 0 plans every run first (the
+ * phases' loops with no output), hands the runs out, collects their results, then walks the same
+ * loops again writing the result files from them: the files do not depend on the layout. */
 #include <errno.h>
 #include <math.h>
 #include <stdint.h>
@@ -32,6 +34,7 @@
 #include "shard_writer.h"
 #include "store_maint.h"
 #include "tp.h"
+#include "grid.h"
 
 /* ---- caching documents from rank 0 (LongBench passages, needle haystacks) ---------------------- */
 
@@ -82,15 +85,17 @@ static ifk_status cache_texts_(const ifk_model *m, const ifk_tokenizer *tok, con
 
 #define MAX_IDS_ 65536 /* documents or prompt tokens of one run */
 
-/* One query run, as rank 0 broadcasts it: kind 0 fidelity, 1 needle, 2 ablation, -1 the end. */
+/* One query run as rank 0 plans it: kind 0 fidelity, 1 needle, 2 ablation. */
 typedef struct {
     int32_t kind, item, method, reorder, lo, hi, n_docs, n_prompt;
     double budget;
 } runspec_;
 
+#define SPEC_INTS_ ((int)(sizeof(runspec_) / sizeof(int)))
+
 typedef struct {
     const ifk_comm *cm;
-    ifk_tp_mpi *tpm;
+    ifk_tp *tp;           /* the group's hooks, NULL at --tp 1 */
     const ifk_model *m;   /* this rank's model (a slice under tensor parallelism) */
     ifk_store *store;
     int steps;
@@ -104,47 +109,75 @@ typedef struct {
     int quiet;
     long runs;
     double t_start;
+    int planning;         /* 1: the first walk, which only records runs (tasks) */
+    int **tasks, *task_n, n_tasks, cap_tasks;
+    ifk_query_result *results; /* (n_tasks) by task, filled by the farm */
+    int next_result;      /* the second walk takes them in the same order */
 } ctx_;
 
-/* Rank 0's run (header, documents, prompt) to every rank; 0 when the header says the end. */
-static int exchange_(ctx_ *x, runspec_ *r) {
-    if (x->cm->size > 1) {
-        MPI_Bcast(r, (int)sizeof *r, MPI_BYTE, 0, x->cm->comm);
-        if (r->kind < 0) return 0;
-        MPI_Bcast(x->docs, r->n_docs, MPI_INT, 0, x->cm->comm);
-        MPI_Bcast(x->prompt, r->n_prompt, MPI_INT, 0, x->cm->comm);
-    }
-    return r->kind >= 0;
-}
-
-static ifk_status query_(ctx_ *x, const runspec_ *r, ifk_query_result *res) {
-    ifk_query_opts o = {.method = (ifk_method)r->method, .budget = r->budget, .reorder = r->reorder,
-                        .score_lo = r->lo, .score_hi = r->hi, .steps = x->steps, .seed = 0, .dev = x->dev};
-    ifk_query_docs qd = {x->docs, r->n_docs};
-    return ifk_query_run(x->m, x->store, &qd, x->prompt, r->n_prompt, &o, x->cm->size > 1 ? &x->tpm->tp : NULL, res);
-}
-
-/* Rank 0: runs r on every rank (a failure anywhere ends the job). */
+/* The first walk records r (with x->docs, x->prompt) as a task and gives a placeholder result of
+ * zero logits; the second walk hands out the task's result in the same order. */
 static void run_(ctx_ *x, runspec_ *r, ifk_query_result *res) {
-    if (!exchange_(x, r) || query_(x, r, res) != IFK_OK) ifk_comm_abort(x->cm);
+    if (!x->planning) {
+        if (x->next_result >= x->n_tasks) {
+            IFK_FAIL(IFK_ERR_INTERNAL, "eval: the second walk asks for more runs than the first planned");
+            ifk_comm_abort(x->cm);
+        }
+        *res = x->results[x->next_result];
+        memset(&x->results[x->next_result++], 0, sizeof *res);
+        return;
+    }
+    const int n = SPEC_INTS_ + r->n_docs + r->n_prompt;
+    if (x->n_tasks == x->cap_tasks) {
+        x->cap_tasks = x->cap_tasks ? 2 * x->cap_tasks : 256;
+        x->tasks = realloc(x->tasks, sizeof *x->tasks * (size_t)x->cap_tasks);
+        x->task_n = realloc(x->task_n, sizeof *x->task_n * (size_t)x->cap_tasks);
+        IFK_ASSERT(x->tasks && x->task_n);
+    }
+    int *t = malloc(sizeof(int) * (size_t)n);
+    IFK_ASSERT(t);
+    memcpy(t, r, sizeof *r);
+    memcpy(t + SPEC_INTS_, x->docs, sizeof(int) * (size_t)r->n_docs);
+    memcpy(t + SPEC_INTS_ + r->n_docs, x->prompt, sizeof(int) * (size_t)r->n_prompt);
+    x->tasks[x->n_tasks] = t;
+    x->task_n[x->n_tasks++] = n;
+    memset(res, 0, sizeof *res);
+    res->vocab = x->full->cfg.vocab_size;
+    res->first_logits = calloc((size_t)res->vocab, sizeof(float));
+    IFK_ASSERT(res->first_logits);
+}
+
+/* ---- the runs as tasks of the grid ------------------------------------------------------------- */
+
+static int task_get_(int i, int **ints, void *ctx) {
+    ctx_ *x = ctx;
+    *ints = x->tasks[i];
+    x->tasks[i] = NULL; /* the farm frees it */
+    return x->task_n[i];
+}
+
+static ifk_status task_run_(const int *t, int n, char **res, size_t *len, void *ctx) {
+    ctx_ *x = ctx;
+    runspec_ r;
+    IFK_CHECK_ARG(n >= SPEC_INTS_, "eval: a run of %d ints is malformed", n);
+    memcpy(&r, t, sizeof r);
+    IFK_CHECK_ARG(n == SPEC_INTS_ + r.n_docs + r.n_prompt, "eval: a run of %d ints is malformed", n);
+    ifk_query_opts o = {.method = (ifk_method)r.method, .budget = r.budget, .reorder = r.reorder, .score_lo = r.lo,
+                        .score_hi = r.hi, .steps = x->steps, .seed = 0, .dev = x->dev};
+    ifk_query_docs qd = {t + SPEC_INTS_, r.n_docs};
+    ifk_query_result q;
+    IFK_CHECK(ifk_query_run(x->m, x->store, &qd, t + SPEC_INTS_ + r.n_docs, r.n_prompt, &o, x->tp, &q));
+    ifk_status st = IFK_OK;
+    if (!x->tp || x->tp->rank == 0) st = ifk_query_result_pack(&q, res, len);
+    ifk_query_result_free(&q);
+    return st;
+}
+
+static void task_done_(int i, const char *buf, size_t len, void *ctx) {
+    ctx_ *x = ctx;
+    if (ifk_query_result_unpack(buf, len, &x->results[i]) != IFK_OK) ifk_comm_abort(x->cm);
     x->runs++;
     if (!x->quiet && x->runs % 25 == 0) fprintf(stderr, "eval: %ld runs, %.1f s\n", x->runs, ifk_now() - x->t_start);
-}
-
-/* Workers: run what rank 0 broadcasts until it says stop. */
-static void serve_(ctx_ *x) {
-    for (;;) {
-        runspec_ r;
-        ifk_query_result res;
-        if (!exchange_(x, &r)) break;
-        if (query_(x, &r, &res) != IFK_OK) ifk_comm_abort(x->cm);
-        ifk_query_result_free(&res);
-    }
-}
-
-static void stop_(ctx_ *x) {
-    runspec_ stop = {.kind = -1};
-    if (x->cm->size > 1) MPI_Bcast(&stop, (int)sizeof stop, MPI_BYTE, 0, x->cm->comm);
 }
 
 static double softmax_at_(const float *l, int V, int i) {
@@ -155,6 +188,7 @@ static double softmax_at_(const float *l, int V, int i) {
 }
 
 static FILE *open_out_(const ctx_ *x, const char *name) {
+    if (x->planning) return NULL; /* the first walk writes nothing */
     char path[4400];
     snprintf(path, sizeof path, "%s/%s", x->j->out, name);
     FILE *f = fopen(path, "w");
@@ -218,6 +252,7 @@ static int item_(ctx_ *x, const ifk_qitem *it, int *P) {
 /* One fidelity result line: the method's run against the full-prefill reference. */
 static void fid_line_(FILE *f, const ctx_ *x, const ifk_qitem *it, const char *method, double budget, int reorder,
                       const ifk_query_result *res, const ifk_query_result *ref, const char *ref_text, int P) {
+    if (!f) return;
     const int V = x->full->cfg.vocab_size;
     const double kl = ifk_kl_logits(ref->first_logits, res->first_logits, V);
     const int top1 = ifk_argmax(ref->first_logits, V) == ifk_argmax(res->first_logits, V);
@@ -261,6 +296,7 @@ static void fidelity_(ctx_ *x, const ifk_qitem *items, int n_items, float **ref_
                   .n_docs = nd, .n_prompt = P};
         ifk_query_result ref;
         run_(x, &r, &ref);
+        free(ref_logits[i]);
         ref_logits[i] = malloc(sizeof(float) * V);
         IFK_ASSERT(ref_logits[i]);
         memcpy(ref_logits[i], ref.first_logits, sizeof(float) * V);
@@ -289,7 +325,7 @@ static void fidelity_(ctx_ *x, const ifk_qitem *items, int n_items, float **ref_
         free(ref_text);
         ifk_query_result_free(&ref);
     }
-    fclose(f);
+    if (f) fclose(f);
 }
 
 /* ---- the scoring-layer ablation: InfoFlow with one scoring layer at a time ------------------------ */
@@ -317,13 +353,15 @@ static void ablation_(ctx_ *x, const ifk_qitem *items, int n_items, float *const
             run_(x, &r, &res);
             const double kl = ifk_kl_logits(ref_logits[i], res.first_logits, V);
             const int top1 = ifk_argmax(ref_logits[i], V) == ifk_argmax(res.first_logits, V);
-            fprintf(f, "{\"item\": ");
-            ifk_json_str(f, it->id, strlen(it->id));
-            fprintf(f, ", \"score_layer\": %d, \"budget\": %g, \"kl\": %.9g, \"top1_agree\": %s}\n", l, r.budget, kl,
-                    top1 ? "true" : "false");
+            if (f) {
+                fprintf(f, "{\"item\": ");
+                ifk_json_str(f, it->id, strlen(it->id));
+                fprintf(f, ", \"score_layer\": %d, \"budget\": %g, \"kl\": %.9g, \"top1_agree\": %s}\n", l, r.budget,
+                        kl, top1 ? "true" : "false");
+            }
             ifk_query_result_free(&res);
         }
-    fclose(f);
+    if (f) fclose(f);
 }
 
 /* ---- the needle grid ------------------------------------------------------------------------------ */
@@ -378,12 +416,13 @@ static void needle_cell_(ctx_ *x, FILE *f, const int *hay, int nh, int li, int d
         }
         const double pm = softmax_at_(res.first_logits, V, name_tok);
         const int hit = ifk_argmax(res.first_logits, V) == name_tok;
-        fprintf(f, "{\"method\": \"%s\", \"budget\": %g, \"target_tokens\": %d, \"context_tokens\": %d, \"depth\": %d, "
-                   "\"needle\": \"%s named %s\", \"p_name\": %.6g, \"p_name_full\": %.6g, \"ratio\": %.6g, "
-                   "\"greedy_hit\": %s, \"full_hit\": %s, \"kl\": %.9g}\n",
-                j->methods[mi], meth == IFK_METHOD_FULL ? 1.0 : r.budget, target, res.T, j->needle_depths[di],
-                animals_[k], names_[k], pm, pf, pf > 0 ? pm / pf : 0, hit ? "true" : "false",
-                full_hit ? "true" : "false", ifk_kl_logits(ref.first_logits, res.first_logits, V));
+        if (f)
+            fprintf(f, "{\"method\": \"%s\", \"budget\": %g, \"target_tokens\": %d, \"context_tokens\": %d, "
+                       "\"depth\": %d, \"needle\": \"%s named %s\", \"p_name\": %.6g, \"p_name_full\": %.6g, "
+                       "\"ratio\": %.6g, \"greedy_hit\": %s, \"full_hit\": %s, \"kl\": %.9g}\n",
+                    j->methods[mi], meth == IFK_METHOD_FULL ? 1.0 : r.budget, target, res.T, j->needle_depths[di],
+                    animals_[k], names_[k], pm, pf, pf > 0 ? pm / pf : 0, hit ? "true" : "false",
+                    full_hit ? "true" : "false", ifk_kl_logits(ref.first_logits, res.first_logits, V));
         if (meth != IFK_METHOD_FULL) ifk_query_result_free(&res);
     }
     ifk_query_result_free(&ref);
@@ -401,7 +440,7 @@ static void needle_(ctx_ *x, int n_hay) {
     }
     for (int li = 0; li < j->n_needle_lengths; li++)
         for (int di = 0; di < j->n_needle_depths; di++) needle_cell_(x, f, hay, nh, li, di);
-    fclose(f);
+    if (f) fclose(f);
 }
 
 /* ---- what eval caches (rank 0): LongBench passages, needle haystacks -------------------------------- */
@@ -488,8 +527,8 @@ static void mkdirs_(const char *dir) {
 }
 
 /* The job spec with the command line's overrides; every rank parses the same argv. */
-static ifk_status parse_(int argc, char **argv, ifk_jobspec *j, const char **summ, long *threads, int *quiet,
-                         int *help) {
+static ifk_status parse_(int argc, char **argv, ifk_jobspec *j, const char **summ, long *threads, const char **tp_s,
+                         int *quiet, int *help) {
     const char *job_s = NULL, *out_s = NULL, *store_s = NULL, *queries_s = NULL, *methods_s = NULL, *budgets_s = NULL,
                *steps_s = NULL, *threads_s = NULL;
     const ifk_opt opts[] = {{"job", "FILE", "job spec (INI; see docs/eval.md) (required)", &job_s, NULL},
@@ -500,6 +539,8 @@ static ifk_status parse_(int argc, char **argv, ifk_jobspec *j, const char **sum
                             {"budgets", "LIST", "override [job] budgets", &budgets_s, NULL},
                             {"steps", "N", "override [job] steps", &steps_s, NULL},
                             {"threads", "N", "BLAS threads per rank", &threads_s, NULL},
+                            {"tp", "N", "ranks per tensor-parallel group (default 1); the groups share the runs",
+                             tp_s, NULL},
                             {"summarize", "DIR", "only summarise and plot the result files in DIR (merged array "
                                                   "tasks, see slurm/collect.sh)", summ, NULL},
                             {"quiet", NULL, "no progress lines", NULL, quiet},
@@ -525,8 +566,8 @@ static ifk_status parse_(int argc, char **argv, ifk_jobspec *j, const char **sum
 int ifk_cmd_eval(int argc, char **argv) {
     ifk_comm cm;
     if (ifk_comm_start(&cm, &argc, &argv) != IFK_OK) return 1;
-    const char *summ = NULL;
-    int quiet = 0, help = 0, rc = 1, n_items = 0, n_hay = 0;
+    const char *summ = NULL, *tp_s = NULL;
+    int quiet = 0, help = 0, rc = 1, n_items = 0, n_hay = 0, tp = 1;
     long threads = 0;
     ifk_jobspec j;
     ifk_model full = {0}, local = {0};
@@ -534,8 +575,10 @@ int ifk_cmd_eval(int argc, char **argv) {
     ifk_store *store = NULL;
     ifk_qitem *items = NULL;
     ifk_tp_mpi tpm;
-    ctx_ x = {.cm = &cm, .tpm = &tpm, .j = &j, .quiet = quiet};
-    ifk_status s_ = parse_(argc, argv, &j, &summ, &threads, &quiet, &help);
+    ifk_grid grid = {0};
+    grid.group.comm = MPI_COMM_NULL;
+    ctx_ x = {.cm = &cm, .j = &j, .quiet = quiet};
+    ifk_status s_ = parse_(argc, argv, &j, &summ, &threads, &tp_s, &quiet, &help);
     if (s_ == IFK_OK && help) {
         rc = 0;
         goto out;
@@ -545,13 +588,15 @@ int ifk_cmd_eval(int argc, char **argv) {
         if (ifk_comm_agree(&cm, s_) == IFK_OK) rc = 0;
         goto out;
     }
+    if (s_ == IFK_OK) s_ = ifk_grid_parse_tp(tp_s, 1, cm.size, &tp);
     if (ifk_comm_agree(&cm, s_) != IFK_OK) goto out;
     ifk_blas_set_threads(threads ? (int)threads : ifk_comm_blas_threads(&cm, 0));
     s_ = ifk_engine_load_any(j.model[0] ? j.model : NULL, j.tokenizer[0] ? j.tokenizer : NULL, j.random_model, &full,
                              &tok);
     if (s_ == IFK_OK && !tok && (j.needle || j.queries[0]))
         s_ = IFK_FAIL(IFK_ERR_ARG, "%s: a random model has no tokenizer for text prompts", j.path);
-    if (s_ == IFK_OK && cm.size > 1) s_ = ifk_model_slice(&full, cm.rank, cm.size, &local);
+    if (s_ == IFK_OK) s_ = ifk_grid_check(cm.size, tp, full.cfg.n_kv_heads);
+    if (s_ == IFK_OK && tp > 1) s_ = ifk_model_slice(&full, cm.rank % tp, tp, &local);
     ifk_dev_opts_default(&x.dev);
     if (s_ == IFK_OK && j.dev[0] && ifk_dev_opts_parse(j.dev, full.cfg.n_layers, &x.dev) != IFK_OK) {
         char msg[512];
@@ -567,6 +612,7 @@ int ifk_cmd_eval(int argc, char **argv) {
     }
     MPI_Bcast(&n_hay, 1, MPI_INT, 0, cm.comm);
     if (ifk_comm_agree(&cm, s_) != IFK_OK) goto out;
+    if (tp > 1) ifk_model_release_unsliced(&full, &local, cm.rank % tp, tp); /* eval_docs_ used the whole model */
     s_ = ifk_store_open(&store, j.store);
     if (s_ == IFK_OK) {
         char fp[17];
@@ -578,40 +624,56 @@ int ifk_cmd_eval(int argc, char **argv) {
     x.docs = malloc(sizeof(int) * MAX_IDS_), x.prompt = malloc(sizeof(int) * MAX_IDS_);
     if (s_ == IFK_OK && (!x.docs || !x.prompt)) s_ = IFK_FAIL(IFK_ERR_OOM, "out of memory");
     if (ifk_comm_agree(&cm, s_) != IFK_OK) goto out;
-    if (cm.size > 1) ifk_tp_mpi_init(&tpm, &cm, full.cfg.n_heads);
-    x.m = cm.size > 1 ? &local : &full;
+    ifk_grid_init(&grid, &cm, tp);
+    if (tp > 1) ifk_tp_mpi_init(&tpm, &grid.group, full.cfg.n_heads);
+    x.tp = tp > 1 ? &tpm.tp : NULL;
+    x.m = tp > 1 ? &local : &full;
     x.store = store;
     x.steps = j.steps;
     x.full = &full;
     x.tok = tok;
     x.man = ifk_store_manifest(store);
     x.quiet = quiet;
+    const ifk_farm farm = {task_get_, task_run_, task_done_, &x};
     if (cm.rank != 0) {
-        serve_(&x);
+        ifk_grid_farm(&grid, 0, &farm);
         rc = 0;
         goto out;
     }
 
-    /* ---- rank 0: plan, run, record; then summaries and plots from the result files ---- */
+    /* ---- rank 0: plan every run, have the groups run them, write the results in plan order; then
+     * summaries and plots from the result files ---- */
     mkdirs_(j.out);
     x.t_start = ifk_now();
     float **ref_logits = calloc((size_t)(n_items ? n_items : 1), sizeof(float *));
     IFK_ASSERT(ref_logits);
-    if (n_items) fidelity_(&x, items, n_items, ref_logits);
-    if (j.ablation && n_items) ablation_(&x, items, n_items, ref_logits);
-    if (j.needle) needle_(&x, n_hay);
-    stop_(&x);
+    for (x.planning = 1;; x.planning = 0) {
+        if (n_items) fidelity_(&x, items, n_items, ref_logits);
+        if (j.ablation && n_items) ablation_(&x, items, n_items, ref_logits);
+        if (j.needle) needle_(&x, n_hay);
+        if (!x.planning) break;
+        x.results = calloc((size_t)x.n_tasks + 1, sizeof *x.results);
+        IFK_ASSERT(x.results);
+        if (!quiet)
+            fprintf(stderr, "eval: %d runs on %d group%s of %d rank%s\n", x.n_tasks, grid.n_groups,
+                    grid.n_groups > 1 ? "s" : "", tp, tp > 1 ? "s" : "");
+        ifk_grid_farm(&grid, x.n_tasks, &farm);
+    }
     char title[4400];
-    char devs[200];
-    ifk_dev_opts_format(&x.dev, devs, sizeof devs);
-    snprintf(title, sizeof title, "%s: model %s, store %s, %d ranks, %ld runs in %.1f s, infoflow-dev %s", j.path,
-             full.source, j.store, cm.size, x.runs, ifk_now() - x.t_start, devs);
+    snprintf(title, sizeof title, "%s: model %s, store %s, %d ranks (%d group%s of %d), %ld runs in %.1f s", j.path,
+             full.source, j.store, cm.size, grid.n_groups, grid.n_groups > 1 ? "s" : "", tp, x.runs, ifk_now() - x.t_start);
     if (ifk_report_summarize(j.out, title, quiet) != IFK_OK) ifk_comm_abort(&cm);
     for (int i = 0; i < n_items; i++) free(ref_logits[i]);
     free(ref_logits);
     rc = 0;
 out:
     free(x.docs), free(x.prompt);
+    for (int i = 0; i < x.n_tasks; i++) {
+        if (x.tasks) free(x.tasks[i]);
+        if (x.results) ifk_query_result_free(&x.results[i]);
+    }
+    free(x.tasks), free(x.task_n), free(x.results);
+    ifk_grid_free(&grid);
     ifk_queryset_free(items, n_items);
     ifk_store_close(&store);
     ifk_tokenizer_free(&tok);

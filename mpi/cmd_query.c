@@ -1,9 +1,15 @@
-/* cmd_query.c — `infoflow query`: one question over cached documents, by any method. */
+/* cmd_query.c — `infoflow query`: one question over cached documents, by any method, on all ranks
+ * (tensor-parallel); or many (--queries FILE --out FILE), shared by groups of --tp ranks through
+ * the grid's farm (grid.h), the answers written by rank 0 in input order. */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <cjson/cJSON.h>
 
 #include "bm25.h"
 #include "cli.h"
@@ -16,6 +22,7 @@
 #include "fault.h"
 #include "tp.h"
 #include "hf.h"
+#include "grid.h"
 
 /* Resolves --docs ID,ID,... (in that order) or --retrieve K (BM25 order) into manifest indices. */
 static ifk_status resolve_docs_(const char *dir, const ifk_manifest *man, const char *ids, long k, const char *prompt,
@@ -86,14 +93,40 @@ static ifk_status parse_ids_(const char *s, int vocab, int **ids, int *n) {
     return IFK_OK;
 }
 
-static void print_result_(const ifk_tokenizer *tok, const ifk_manifest *man, const int *docs, int nd, const int *ids,
-                          int P, const ifk_query_opts *o, const ifk_query_result *r, int json, int ranks) {
+/* Every failure before the query's collectives is one all ranks see alike or can agree on: the
+ * lowest failing rank prints, all exit 1. */
+#define AGREE_OR_OUT(st)                                                   \
+    do {                                                                   \
+        if (ifk_comm_agree(&cm, (st)) != IFK_OK) goto out;                 \
+    } while (0)
+
+/* The job's communicator, for failures inside the farm's callbacks. */
+static const ifk_comm *cm_current_;
+static void abort_current_(void) { ifk_comm_abort(cm_current_); }
+
+/* One question: its context (manifest indices) and prompt tokens; id names it in --out. */
+typedef struct {
+    char *id;
+    long line; /* in --queries, 0 for the command line's */
+    int *docs, nd, *ids, P;
+} question_;
+
+static void question_free_(question_ *q) {
+    free(q->id), free(q->docs), free(q->ids);
+    memset(q, 0, sizeof *q);
+}
+
+/* Writes one result: the answer text (and the comparison on stderr), or one JSON line (id first
+ * when given). */
+static void print_result_(FILE *f, const ifk_tokenizer *tok, const ifk_manifest *man, const question_ *q,
+                          const ifk_query_opts *o, const ifk_query_result *r, int json, int ranks) {
     size_t alen;
+    const int P = q->P, *ids = q->ids;
     char *answer = ifk_detokenize(tok, ids[P - 1], r->answer, r->n_answer, &alen);
     if (!json) {
-        fwrite(answer ? answer : "", 1, alen, stdout);
-        printf("\n");
-        fflush(stdout);
+        fwrite(answer ? answer : "", 1, alen, f);
+        fprintf(f, "\n");
+        fflush(f);
         if (r->compared)
             fprintf(stderr, "%s at R=%.2f: KL(full||%s) %.5f, top-1 %s, %d leading tokens as full; ttft %.1f ms "
                     "(full %.1f ms)\n", ifk_method_name(o->method), o->budget, ifk_method_name(o->method), r->kl,
@@ -101,30 +134,36 @@ static void print_result_(const ifk_tokenizer *tok, const ifk_manifest *man, con
         free(answer);
         return;
     }
-    printf("{\"method\": \"%s\", \"budget\": %g, \"reorder\": %s, \"ranks\": %d, ",
-           ifk_method_name(o->method), o->budget, o->reorder ? "true" : "false", ranks);
+    fprintf(f, "{");
+    if (q->id) {
+        fprintf(f, "\"id\": ");
+        ifk_json_str(f, q->id, strlen(q->id));
+        fprintf(f, ", ");
+    }
+    fprintf(f, "\"method\": \"%s\", \"budget\": %g, \"reorder\": %s, \"ranks\": %d, ",
+            ifk_method_name(o->method), o->budget, o->reorder ? "true" : "false", ranks);
     if (o->method == IFK_METHOD_INFOFLOW_DEV) {
         ifk_dev_opts dv = o->dev;
         char spec[160];
         if (dv.layer == 0) ifk_dev_opts_default(&dv);
         ifk_dev_opts_format(&dv, spec, sizeof spec);
-        printf("\"dev\": \"%s\", ", spec);
+        fprintf(f, "\"dev\": \"%s\", ", spec);
     }
-    printf("\"documents\": [");
-    for (int i = 0; i < nd; i++) {
-        if (i) printf(", ");
-        ifk_json_str(stdout, man->docs[docs[i]].id, strlen(man->docs[docs[i]].id));
+    fprintf(f, "\"documents\": [");
+    for (int i = 0; i < q->nd; i++) {
+        if (i) fprintf(f, ", ");
+        ifk_json_str(f, man->docs[q->docs[i]].id, strlen(man->docs[q->docs[i]].id));
     }
-    printf("], \"chunk_order\": [");
-    for (int i = 0; i < r->n_chunks; i++) printf("%s%d", i ? ", " : "", r->order[i]);
-    printf("], \"n_context_tokens\": %d, \"n_prompt_tokens\": %d, \"n_selected\": %d, \"selected\": [", r->T,
-           r->n_prompt, r->n_selected);
-    for (int i = 0; i < r->n_selected; i++) printf("%s%d", i ? ", " : "", r->selected[i]);
-    printf("], \"answer_ids\": [");
-    for (int i = 0; i < r->n_answer; i++) printf("%s%d", i ? ", " : "", r->answer[i]);
-    printf("], \"answer\": ");
-    ifk_json_str(stdout, answer ? answer : "", alen);
-    printf(", \"first_logits_top\": [");
+    fprintf(f, "], \"chunk_order\": [");
+    for (int i = 0; i < r->n_chunks; i++) fprintf(f, "%s%d", i ? ", " : "", r->order[i]);
+    fprintf(f, "], \"n_context_tokens\": %d, \"n_prompt_tokens\": %d, \"n_selected\": %d, \"selected\": [", r->T,
+            r->n_prompt, r->n_selected);
+    for (int i = 0; i < r->n_selected; i++) fprintf(f, "%s%d", i ? ", " : "", r->selected[i]);
+    fprintf(f, "], \"answer_ids\": [");
+    for (int i = 0; i < r->n_answer; i++) fprintf(f, "%s%d", i ? ", " : "", r->answer[i]);
+    fprintf(f, "], \"answer\": ");
+    ifk_json_str(f, answer ? answer : "", alen);
+    fprintf(f, ", \"first_logits_top\": [");
     {   /* the five largest next-token logits, for cross-rank comparisons */
         int best[5] = {-1, -1, -1, -1, -1};
         const int V = r->vocab;
@@ -134,59 +173,322 @@ static void print_result_(const ifk_tokenizer *tok, const ifk_manifest *man, con
                 for (int j = 0; j < k; j++) used |= best[j] == i;
                 if (!used && (best[k] < 0 || r->first_logits[i] > r->first_logits[best[k]])) best[k] = i;
             }
-            printf("%s[%d, %.6f]", k ? ", " : "", best[k], r->first_logits[best[k]]);
+            fprintf(f, "%s[%d, %.6f]", k ? ", " : "", best[k], r->first_logits[best[k]]);
         }
     }
-    printf("], \"timings_ms\": {\"load\": %.3f, \"rotate\": %.3f, \"score\": %.3f, \"recompute\": %.3f, "
-           "\"prompt_prefill\": %.3f, \"first_token\": %.3f, \"ttft\": %.3f}",
-           r->t_load, r->t_rotate, r->t_score, r->t_recompute, r->t_prompt, r->t_first, r->ttft);
+    fprintf(f, "], \"timings_ms\": {\"load\": %.3f, \"rotate\": %.3f, \"score\": %.3f, \"recompute\": %.3f, "
+            "\"prompt_prefill\": %.3f, \"first_token\": %.3f, \"ttft\": %.3f}",
+            r->t_load, r->t_rotate, r->t_score, r->t_recompute, r->t_prompt, r->t_first, r->ttft);
     /* the load apart (query.h): on the critical path (locate, bos, wait: within load) and on the
      * loader's thread (fill, rerotate: overlapped) */
-    printf(", \"load_detail_ms\": {\"locate\": %.3f, \"bos\": %.3f, \"wait\": %.3f, \"fill\": %.3f, \"rerotate\": %.3f}",
-           r->t_locate, r->t_bos, r->t_wait, r->t_fill, r->t_rerotate);
+    fprintf(f, ", \"load_detail_ms\": {\"locate\": %.3f, \"bos\": %.3f, \"wait\": %.3f, \"fill\": %.3f, "
+            "\"rerotate\": %.3f}", r->t_locate, r->t_bos, r->t_wait, r->t_fill, r->t_rerotate);
     if (ranks > 1) {
         static const char *ph[5] = {"load", "score", "recompute", "prompt_prefill", "decode"};
-        printf(", \"comm\": {");
+        fprintf(f, ", \"comm\": {");
         for (int i = 0; i < 5; i++)
-            printf("%s\"%s\": {\"ms\": %.3f, \"bytes\": %.0f}", i ? ", " : "", ph[i], r->comm_ms[i], r->comm_bytes[i]);
-        printf("}");
+            fprintf(f, "%s\"%s\": {\"ms\": %.3f, \"bytes\": %.0f}", i ? ", " : "", ph[i], r->comm_ms[i], r->comm_bytes[i]);
+        fprintf(f, "}");
     }
     if (r->compared) {
         size_t fl;
         char *fa = ifk_detokenize(tok, ids[P - 1], r->full_answer, r->n_full_answer, &fl);
-        printf(", \"compare_full\": {\"kl\": %.9g, \"top1_agree\": %s, \"leading_agree\": %d, \"full_ttft_ms\": %.3f, "
-               "\"full_answer\": ", r->kl, r->top1_agree ? "true" : "false", r->leading_agree, r->full_ttft);
-        ifk_json_str(stdout, fa ? fa : "", fl);
-        printf("}");
+        fprintf(f, ", \"compare_full\": {\"kl\": %.9g, \"top1_agree\": %s, \"leading_agree\": %d, \"full_ttft_ms\": %.3f, "
+                "\"full_answer\": ", r->kl, r->top1_agree ? "true" : "false", r->leading_agree, r->full_ttft);
+        ifk_json_str(f, fa ? fa : "", fl);
+        fprintf(f, "}");
         free(fa);
     }
-    printf("}\n");
+    fprintf(f, "}\n");
     free(answer);
 }
 
-/* Every failure before the query's collectives is one all ranks see alike or can agree on: the
- * lowest failing rank prints, all exit 1. */
-#define AGREE_OR_OUT(st)                                                   \
-    do {                                                                   \
-        if (ifk_comm_agree(&cm, (st)) != IFK_OK) goto out;                 \
-    } while (0)
+/* ---- --queries FILE: the questions, and what --out already holds --------------------------------- */
+
+/* The context's length against the model's positions. */
+static ifk_status check_fits_(const ifk_manifest *man, const question_ *q, const ifk_query_opts *o, int seq_len,
+                              const char *where) {
+    long T = 1;
+    for (int i = 0; i < q->nd; i++) T += man->docs[q->docs[i]].n_tokens;
+    if (T + q->P + o->steps > seq_len)
+        return IFK_FAIL(IFK_ERR_ARG, "%scontext of %ld tokens + prompt of %d + %d answer tokens exceed the model's "
+                        "%d positions", where, T, q->P, o->steps, seq_len);
+    return IFK_OK;
+}
+
+/* One line of --queries: {"id": ..., "prompt": TEXT | "prompt_ids": [...], "docs": [ID, ...] |
+ * "retrieve": K}; id defaults to the line number. */
+static ifk_status parse_question_(const char *path, long line, const char *text, const char *dir,
+                                  const ifk_manifest *man, const ifk_tokenizer *tok, int vocab, question_ *q) {
+    memset(q, 0, sizeof *q);
+    q->line = line;
+    cJSON *js = cJSON_Parse(text);
+    ifk_status st = IFK_OK;
+    if (!js || !cJSON_IsObject(js)) {
+        cJSON_Delete(js);
+        return IFK_FAIL(IFK_ERR_FORMAT, "%s:%ld: not a JSON object", path, line);
+    }
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(js, "id"), *pr = cJSON_GetObjectItemCaseSensitive(js, "prompt"),
+                *pi = cJSON_GetObjectItemCaseSensitive(js, "prompt_ids"),
+                *dc = cJSON_GetObjectItemCaseSensitive(js, "docs"), *rt = cJSON_GetObjectItemCaseSensitive(js, "retrieve");
+    char num[32];
+    snprintf(num, sizeof num, "%ld", line);
+    if (id && !cJSON_IsString(id)) st = IFK_FAIL(IFK_ERR_FORMAT, "%s:%ld: \"id\" is not a string", path, line);
+    if (st == IFK_OK) q->id = strdup(id ? id->valuestring : num);
+    if (st == IFK_OK && !pr == !pi)
+        st = IFK_FAIL(IFK_ERR_FORMAT, "%s:%ld: give exactly one of \"prompt\" (text) or \"prompt_ids\"", path, line);
+    if (st == IFK_OK && !dc == !rt)
+        st = IFK_FAIL(IFK_ERR_FORMAT, "%s:%ld: give exactly one of \"docs\" (ids) or \"retrieve\" (K)", path, line);
+    if (st == IFK_OK && pr && (!cJSON_IsString(pr) || !*pr->valuestring))
+        st = IFK_FAIL(IFK_ERR_FORMAT, "%s:%ld: \"prompt\" is not a non-empty string", path, line);
+    if (st == IFK_OK && pr && !tok)
+        st = IFK_FAIL(IFK_ERR_FORMAT, "%s:%ld: a random model has no tokenizer: use \"prompt_ids\"", path, line);
+    if (st == IFK_OK && rt && (!cJSON_IsNumber(rt) || rt->valuedouble < 1 || rt->valuedouble > 1 << 20 || !pr))
+        st = IFK_FAIL(IFK_ERR_FORMAT, "%s:%ld: \"retrieve\" must be a count >= 1 with a text \"prompt\"", path, line);
+    if (st == IFK_OK && pi) {
+        int n = cJSON_IsArray(pi) ? cJSON_GetArraySize(pi) : 0, k = 0;
+        q->ids = malloc(sizeof(int) * (size_t)(n ? n : 1));
+        const cJSON *e;
+        cJSON_ArrayForEach(e, pi) {
+            if (!cJSON_IsNumber(e) || e->valuedouble < 0 || e->valuedouble >= vocab || e->valuedouble != (int)e->valuedouble) {
+                st = IFK_FAIL(IFK_ERR_FORMAT, "%s:%ld: \"prompt_ids\" holds a value that is not a token id below %d",
+                              path, line, vocab);
+                break;
+            }
+            q->ids[k++] = (int)e->valuedouble;
+        }
+        q->P = k;
+        if (st == IFK_OK && k == 0) st = IFK_FAIL(IFK_ERR_FORMAT, "%s:%ld: \"prompt_ids\" is empty or not a list", path, line);
+    }
+    if (st == IFK_OK && pr) st = ifk_tokenizer_encode(tok, pr->valuestring, strlen(pr->valuestring), 0, 0, &q->ids, &q->P);
+    if (st == IFK_OK && dc) {
+        int n = cJSON_IsArray(dc) ? cJSON_GetArraySize(dc) : 0;
+        q->docs = malloc(sizeof(int) * (size_t)(n ? n : 1));
+        const cJSON *e;
+        cJSON_ArrayForEach(e, dc) {
+            int d = cJSON_IsString(e) ? ifk_manifest_find(man, e->valuestring) : -1;
+            if (d < 0) {
+                st = IFK_FAIL(IFK_ERR_ARG, "%s:%ld: no document %s%s%s in the store %s", path, line,
+                              cJSON_IsString(e) ? "\"" : "", cJSON_IsString(e) ? e->valuestring : "(not a string)",
+                              cJSON_IsString(e) ? "\"" : "", dir);
+                break;
+            }
+            q->docs[q->nd++] = d;
+        }
+        if (st == IFK_OK && q->nd == 0) st = IFK_FAIL(IFK_ERR_FORMAT, "%s:%ld: \"docs\" is empty or not a list", path, line);
+    }
+    if (st == IFK_OK && rt) {
+        st = resolve_docs_(dir, man, NULL, (long)rt->valuedouble, pr->valuestring, &q->docs, &q->nd);
+        if (st != IFK_OK) {
+            char m[1024];
+            snprintf(m, sizeof m, "%s", ifk_errmsg());
+            st = IFK_FAIL(st, "%s:%ld: %s", path, line, m);
+        }
+    }
+    cJSON_Delete(js);
+    return st;
+}
+
+/* Reads --queries; skips questions whose id --out already holds (*n_done). */
+static ifk_status read_questions_(const char *path, const char *dir, const ifk_manifest *man, const ifk_tokenizer *tok,
+                                  const ifk_query_opts *o, const ifk_config *cfg, char **done_ids, int n_done_ids,
+                                  question_ **qs, int *n, int *n_done) {
+    *qs = NULL, *n = 0, *n_done = 0;
+    FILE *f = fopen(path, "r");
+    if (!f) return IFK_FAIL(IFK_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    char *buf = NULL;
+    size_t cap = 0;
+    long line = 0;
+    int qcap = 0;
+    ifk_status st = IFK_OK;
+    ssize_t len;
+    while (st == IFK_OK && (len = getline(&buf, &cap, f)) >= 0) {
+        line++;
+        while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r' || buf[len - 1] == ' ')) buf[--len] = '\0';
+        if (len == 0) continue;
+        question_ q;
+        st = parse_question_(path, line, buf, dir, man, tok, cfg->vocab_size, &q);
+        char where[1100];
+        snprintf(where, sizeof where, "%s:%ld: ", path, line);
+        if (st == IFK_OK) st = check_fits_(man, &q, o, cfg->seq_len, where);
+        for (int i = 0; st == IFK_OK && i < *n; i++)
+            if (!strcmp((*qs)[i].id, q.id))
+                st = IFK_FAIL(IFK_ERR_FORMAT, "%s:%ld: id \"%s\" repeats line %ld (ids name the answers in --out)", path,
+                              line, q.id, (*qs)[i].line);
+        int skip = 0;
+        for (int i = 0; st == IFK_OK && i < n_done_ids && !skip; i++) skip = !strcmp(done_ids[i], q.id);
+        if (st != IFK_OK || skip) {
+            *n_done += skip;
+            question_free_(&q);
+            continue;
+        }
+        if (*n == qcap) {
+            qcap = qcap ? 2 * qcap : 64;
+            question_ *p = realloc(*qs, sizeof *p * (size_t)qcap);
+            if (!p) {
+                question_free_(&q);
+                st = IFK_FAIL(IFK_ERR_OOM, "out of memory");
+                break;
+            }
+            *qs = p;
+        }
+        (*qs)[(*n)++] = q;
+    }
+    free(buf);
+    fclose(f);
+    return st;
+}
+
+/* Opens --out for appending: the ids of its complete lines are answered already; a last line
+ * without its newline (a job killed while writing it) is cut off. */
+static ifk_status open_out_(const char *path, int *fd, char ***ids, int *n) {
+    *ids = NULL, *n = 0;
+    *fd = open(path, O_RDWR | O_CREAT, 0644);
+    if (*fd < 0) return IFK_FAIL(IFK_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    FILE *f = fdopen(dup(*fd), "r");
+    if (!f) return IFK_FAIL(IFK_ERR_IO, "%s: cannot read: %s", path, strerror(errno));
+    char *buf = NULL;
+    size_t cap = 0;
+    off_t good = 0;
+    long line = 0;
+    int icap = 0;
+    ifk_status st = IFK_OK;
+    ssize_t len;
+    while (st == IFK_OK && (len = getline(&buf, &cap, f)) >= 0) {
+        line++;
+        if (buf[len - 1] != '\n') break; /* incomplete */
+        cJSON *js = cJSON_Parse(buf);
+        const cJSON *id = js ? cJSON_GetObjectItemCaseSensitive(js, "id") : NULL;
+        if (!cJSON_IsString(id)) {
+            st = IFK_FAIL(IFK_ERR_FORMAT, "%s:%ld: not an answer line with an \"id\" (is --out another file?)", path, line);
+        } else {
+            if (*n == icap) {
+                icap = icap ? 2 * icap : 64;
+                char **p = realloc(*ids, sizeof *p * (size_t)icap);
+                if (p) *ids = p;
+                else st = IFK_FAIL(IFK_ERR_OOM, "out of memory");
+            }
+            if (st == IFK_OK) (*ids)[(*n)++] = strdup(id->valuestring);
+        }
+        cJSON_Delete(js);
+        good += len;
+    }
+    free(buf);
+    fclose(f);
+    if (st == IFK_OK && ftruncate(*fd, good) != 0) st = IFK_FAIL(IFK_ERR_IO, "%s: cannot truncate: %s", path, strerror(errno));
+    if (st == IFK_OK && lseek(*fd, 0, SEEK_END) < 0) st = IFK_FAIL(IFK_ERR_IO, "%s: cannot seek: %s", path, strerror(errno));
+    return st;
+}
+
+/* ---- the questions as tasks of the grid ----------------------------------------------------------- */
+
+typedef struct {
+    /* every rank */
+    const ifk_model *m; /* this rank's model: the slice under tensor parallelism */
+    ifk_store *store;
+    ifk_query_opts o;
+    ifk_tp *tp;
+    /* the coordinator */
+    const question_ *qs;
+    int n_qs;
+    const ifk_tokenizer *tok;
+    int json, ranks, out_fd;
+    const char *out_path;
+    ifk_query_result *res; /* (n_qs) results waiting for their turn */
+    char *have;
+    int next_out;
+    long answered;
+} batch_;
+
+static int get_(int i, int **ints, void *ctx) {
+    const question_ *q = &((batch_ *)ctx)->qs[i];
+    int n = 2 + q->nd + q->P;
+    *ints = malloc(sizeof(int) * (size_t)n);
+    if (!*ints) return 0; /* run_ refuses the empty task */
+    (*ints)[0] = q->nd, (*ints)[1] = q->P;
+    memcpy(*ints + 2, q->docs, sizeof(int) * (size_t)q->nd);
+    memcpy(*ints + 2 + q->nd, q->ids, sizeof(int) * (size_t)q->P);
+    return n;
+}
+
+static ifk_status run_(const int *t, int n, char **res, size_t *len, void *ctx) {
+    batch_ *b = ctx;
+    IFK_CHECK_ARG(n >= 2 && n == 2 + t[0] + t[1], "a question of %d ints is malformed (out of memory?)", n);
+    ifk_query_docs qd = {t + 2, t[0]};
+    ifk_query_result r;
+    IFK_CHECK(ifk_query_run(b->m, b->store, &qd, t + 2 + t[0], t[1], &b->o, b->tp, &r));
+    ifk_status st = IFK_OK;
+    if (!b->tp || b->tp->rank == 0) st = ifk_query_result_pack(&r, res, len);
+    ifk_query_result_free(&r);
+    return st;
+}
+
+/* The coordinator: results go out in input order, each --out line with one write(2), so the
+ * file only ever holds complete lines. */
+static void done_(int i, const char *buf, size_t len, void *ctx) {
+    batch_ *b = ctx;
+    if (ifk_query_result_unpack(buf, len, &b->res[i]) != IFK_OK) abort_current_();
+    b->have[i] = 1;
+    while (b->next_out < b->n_qs && b->have[b->next_out]) {
+        const int k = b->next_out++;
+        const ifk_manifest *man = ifk_store_manifest(b->store);
+        if (b->out_fd < 0) {
+            print_result_(stdout, b->tok, man, &b->qs[k], &b->o, &b->res[k], b->json, b->ranks);
+        } else {
+            char *line = NULL;
+            size_t ll = 0;
+            FILE *mf = open_memstream(&line, &ll);
+            if (!mf) {
+                IFK_FAIL(IFK_ERR_OOM, "out of memory");
+                abort_current_();
+            }
+            print_result_(mf, b->tok, man, &b->qs[k], &b->o, &b->res[k], 1, b->ranks);
+            fclose(mf);
+            if (write(b->out_fd, line, ll) != (ssize_t)ll) {
+                IFK_FAIL(IFK_ERR_IO, "%s: cannot write: %s", b->out_path, strerror(errno));
+                abort_current_();
+            }
+            free(line);
+        }
+        ifk_query_result_free(&b->res[k]);
+        b->answered++;
+    }
+}
+
+/* One question runs on every rank: the rank count must split the KV heads; otherwise the groups'. */
+typedef struct {
+    int one, ranks, tp;
+} layout_;
+
+static ifk_status check_layout_(const ifk_config *cfg, void *ctx) {
+    const layout_ *l = ctx;
+    return l->one ? ifk_check_ranks(cfg->n_kv_heads, l->ranks) : ifk_grid_check(l->ranks, l->tp, cfg->n_kv_heads);
+}
 
 int ifk_cmd_query(int argc, char **argv) {
     ifk_comm cm;
     if (ifk_comm_start(&cm, &argc, &argv) != IFK_OK) return 1;
+    cm_current_ = &cm;
     const char *model = NULL, *tokp = NULL, *dir = NULL, *docs_s = NULL, *retr_s = NULL, *prompt = NULL,
                *method_s = "infoflow", *budget_s = NULL, *layers_s = NULL, *steps_s = NULL, *seed_s = NULL,
-               *threads_s = NULL, *shape = NULL, *prompt_ids = NULL, *dev_s = NULL, *weights_s = NULL;
+               *threads_s = NULL, *shape = NULL, *prompt_ids = NULL, *tp_s = NULL, *queries = NULL, *out_p = NULL,
+               *dev_s = NULL, *weights_s = NULL;
     int reorder = 0, compare = 0, json = 0, help = 0, rc = 1, serial = 0;
     const ifk_opt opts[] = {
         {"model", "PATH", "checkpoint file or folder (required; must be the store's model)", &model, NULL},
         {"random-model", "SHAPE", "the random-weight model a store was cached with (tests, benchmarks)", &shape, NULL},
         {"tokenizer", "FILE", "tokenizer.bin (default: beside the checkpoint)", &tokp, NULL},
         {"store", "DIR", "the KV store (required)", &dir, NULL},
-        {"docs", "ID,ID,...", "the context: these documents, in this order (ids never hold a comma: the corpus refuses one)", &docs_s, NULL},
+        {"docs", "ID,ID,...", "the context: these documents, in this order", &docs_s, NULL},
         {"retrieve", "K", "the context: the BM25 top K documents for the prompt, best first", &retr_s, NULL},
-        {"prompt", "TEXT", "the question (required, or --prompt-ids)", &prompt, NULL},
+        {"prompt", "TEXT", "the question (required, or --prompt-ids, or --queries)", &prompt, NULL},
         {"prompt-ids", "ID,ID,...", "the question as token ids (no tokenizer needed)", &prompt_ids, NULL},
+        {"queries", "FILE", "many questions, one JSON line each: {\"id\", \"prompt\" | \"prompt_ids\", \"docs\" | "
+                            "\"retrieve\"} (needs --out)", &queries, NULL},
+        {"out", "FILE", "--queries' answers, one --json line per question in input order; a rerun skips the ids it "
+                        "holds", &out_p, NULL},
+        {"tp", "N", "ranks per tensor-parallel group (default: all ranks for one question, 1 for --queries); the "
+                    "groups share the questions", &tp_s, NULL},
         {"method", "M", "infoflow (default), infoflow-dev, full, none, cacheblend, epic, random", &method_s, NULL},
         {"dev", "SPEC", "infoflow-dev's variant, key=value,...: source=v|k|kv layer=N combine=product|ranksum "
                         "alpha=X attn=norm|sum estimate=exact|position (default: docs/method.md)", &dev_s, NULL},
@@ -204,13 +506,20 @@ int ifk_cmd_query(int argc, char **argv) {
         {NULL, NULL, NULL, NULL, NULL}};
     const char *usage = "usage: [mpirun -n P] infoflow query --model M --store DIR (--docs ID,... | --retrieve K) "
                         "--prompt TEXT [--method M] [--budget R] [options]\n"
-                        "Answers a prompt over cached documents, recomputing a fraction of the context's tokens.\n"
-                        "Under mpirun the model's KV heads are split over the ranks (tensor parallelism).";
+                        "       [mpirun -n P] infoflow query --model M --store DIR --queries FILE.jsonl --out "
+                        "FILE.jsonl [--tp N] [options]\n"
+                        "Answers prompts over cached documents, recomputing a fraction of the context's tokens.\n"
+                        "Under mpirun the ranks form groups of --tp ranks; each group splits the model's KV heads "
+                        "(tensor parallelism) and the groups share the questions.";
     ifk_model full = {0}, local = {0};
     ifk_tokenizer *tok = NULL;
     ifk_store *store = NULL;
-    int *docs = NULL, nd = 0, *ids = NULL, P = 0;
-    ifk_query_result r = {0};
+    question_ *qs = NULL;
+    int nq = 0, n_done = 0, out_fd = -1, n_done_ids = 0, tp = 0;
+    char **done_ids = NULL;
+    ifk_grid grid = {0};
+    grid.group.comm = MPI_COMM_NULL;
+    batch_ b = {0};
     ifk_query_opts o = {.method = IFK_METHOD_INFOFLOW, .budget = 0.15, .score_lo = -1, .score_hi = -1, .steps = 32};
     long retrieve = 0, steps = 32, seed = 0, threads = 0;
     ifk_tp_mpi tpm;
@@ -219,24 +528,36 @@ int ifk_cmd_query(int argc, char **argv) {
         rc = 0;
         goto out;
     }
-    if (s_ == IFK_OK && (!model == !shape || !dir || !prompt == !prompt_ids))
-        s_ = IFK_FAIL(IFK_ERR_ARG, "query: --model (or --random-model), --store and --prompt (or --prompt-ids) are "
-                      "required (see --help)");
-    if (s_ == IFK_OK && !prompt_ids && shape) s_ = IFK_FAIL(IFK_ERR_ARG, "query: a random model has no tokenizer: use --prompt-ids");
+    const int one = !queries;
+    if (s_ == IFK_OK && (!model == !shape || !dir))
+        s_ = IFK_FAIL(IFK_ERR_ARG, "query: --model (or --random-model) and --store are required (see --help)");
+    if (s_ == IFK_OK && one && !prompt == !prompt_ids)
+        s_ = IFK_FAIL(IFK_ERR_ARG, "query: --prompt (or --prompt-ids, or --queries FILE) is required (see --help)");
+    if (s_ == IFK_OK && !one && (prompt || prompt_ids || docs_s || retr_s))
+        s_ = IFK_FAIL(IFK_ERR_ARG, "query: --queries takes the prompts and documents from its lines: drop --prompt, "
+                      "--prompt-ids, --docs and --retrieve");
+    if (s_ == IFK_OK && !queries != !out_p) s_ = IFK_FAIL(IFK_ERR_ARG, "query: --queries and --out go together");
+    if (s_ == IFK_OK && !one && json) s_ = IFK_FAIL(IFK_ERR_ARG, "query: --out is always JSON lines: drop --json");
+    if (s_ == IFK_OK && one && !prompt_ids && shape) s_ = IFK_FAIL(IFK_ERR_ARG, "query: a random model has no tokenizer: use --prompt-ids");
     if (s_ == IFK_OK && retr_s && !prompt) s_ = IFK_FAIL(IFK_ERR_ARG, "query: --retrieve needs a text --prompt");
-    if (s_ == IFK_OK && !docs_s == !retr_s) s_ = IFK_FAIL(IFK_ERR_ARG, "query: give exactly one of --docs ID,... or --retrieve K");
+    if (s_ == IFK_OK && one && !docs_s == !retr_s) s_ = IFK_FAIL(IFK_ERR_ARG, "query: give exactly one of --docs ID,... or --retrieve K");
     if (s_ == IFK_OK)
         s_ = ifk_method_parse(method_s, &o.method) ? IFK_ERR_ARG
              : ifk_cli_double("budget", budget_s, 0, 1, &o.budget) ? IFK_ERR_ARG
              : ifk_cli_int("retrieve", retr_s, 1, 1 << 20, &retrieve) ? IFK_ERR_ARG
              : ifk_cli_int("steps", steps_s, 1, 1 << 20, &steps) ? IFK_ERR_ARG
              : ifk_cli_int("seed", seed_s, 0, INT64_MAX, &seed) ? IFK_ERR_ARG
-             : ifk_cli_int("threads", threads_s, 1, 1024, &threads) ? IFK_ERR_ARG : ifk_cli_weights(weights_s);
+             : ifk_cli_int("threads", threads_s, 1, 1024, &threads) ? IFK_ERR_ARG
+             : ifk_cli_weights(weights_s) ? IFK_ERR_ARG
+             : ifk_grid_parse_tp(tp_s, one ? 0 : 1, cm.size, &tp);
+    if (s_ == IFK_OK && one && tp != cm.size)
+        s_ = IFK_FAIL(IFK_ERR_ARG, "query: one question runs on all %d ranks (--tp %d would leave groups idle): give "
+                      "--queries FILE for many, or drop --tp", cm.size, tp);
     if (s_ == IFK_OK && layers_s) {
-        int a, b, nc = 0;
-        if (sscanf(layers_s, "%d-%d%n", &a, &b, &nc) != 2 || layers_s[nc])
+        int a, b2, nc = 0;
+        if (sscanf(layers_s, "%d-%d%n", &a, &b2, &nc) != 2 || layers_s[nc])
             s_ = IFK_FAIL(IFK_ERR_ARG, "--score-layers '%s' is not A-B", layers_s);
-        o.score_lo = a, o.score_hi = b;
+        o.score_lo = a, o.score_hi = b2;
     }
     if (s_ == IFK_OK && reorder && o.method != IFK_METHOD_INFOFLOW)
         s_ = IFK_FAIL(IFK_ERR_ARG, "--reorder goes with --method infoflow");
@@ -251,73 +572,70 @@ int ifk_cmd_query(int argc, char **argv) {
     o.serial_load = serial;
     ifk_blas_set_threads(threads ? (int)threads : ifk_comm_blas_threads(&cm, 0));
 
-    /* every rank maps the checkpoint; with P ranks each keeps its slice of heads and MLP */
-    const int hf_slices = cm.size > 1 && model && ifk_hf_is_folder(model);
-    if (hf_slices) {
-        /* an HF folder under tensor parallelism: each rank reads only its slice from the files;
-         * `full` keeps just the config and the file-based fingerprint */
-        char cp[2048];
-        snprintf(cp, sizeof cp, "%s/config.json", model);
-        s_ = ifk_hf_config(&full.cfg, cp);
-        if (s_ == IFK_OK) s_ = ifk_hf_load_slice(&local, model, cm.rank, cm.size);
-        if (s_ == IFK_OK) {
-            memcpy(full.fingerprint, local.fingerprint, sizeof full.fingerprint);
-            snprintf(full.source, sizeof full.source, "%s", model);
-            if (cm.rank == 0) s_ = ifk_engine_load_tokenizer(model, tokp, &full.cfg, &tok);
-            full.tok_identity = ifk_tokenizer_identity(tok); /* rank 0 alone checks the store */
-        }
-    } else {
-        s_ = ifk_engine_load_any(model, tokp, shape, &full, &tok);
-    }
+    /* every rank maps the checkpoint; in a group of tp ranks each keeps its slice of heads and MLP
+     * (an HF folder: each rank reads only its slice from the files) */
+    layout_ lay = {one, cm.size, tp};
+    s_ = ifk_grid_load_model(model, tokp, shape, cm.rank % tp, tp, cm.rank == 0, check_layout_, &lay, &full, &local,
+                             &tok);
     AGREE_OR_OUT(s_);
     if (layers_s && (o.score_lo < 0 || o.score_hi < o.score_lo || o.score_hi >= full.cfg.n_layers))
         s_ = IFK_FAIL(IFK_ERR_ARG, "--score-layers %s is outside the model's layers 0-%d", layers_s, full.cfg.n_layers - 1);
     if (s_ == IFK_OK && dev_s) s_ = ifk_dev_opts_parse(dev_s, full.cfg.n_layers, &o.dev);
-    if (s_ == IFK_OK && cm.size > 1 && !hf_slices) s_ = ifk_model_slice(&full, cm.rank, cm.size, &local);
+    if (s_ == IFK_OK && tp > 1) ifk_model_release_unsliced(&full, &local, cm.rank % tp, tp);
     if (s_ == IFK_OK) s_ = ifk_store_open(&store, dir);
     AGREE_OR_OUT(s_);
     if (cm.rank == 0) {
-        /* the coordinator checks the store against the model, resolves the documents and the prompt */
+        /* the coordinator checks the store against the model, resolves the documents and prompts */
         char fp[17];
         ifk_model_fingerprint(&full, fp);
         ifk_store_params want;
         ifk_store_params_from_model(&want, &full, fp);
         const ifk_manifest *man = ifk_store_manifest(store);
         s_ = ifk_store_params_check(&man->p, &want, dir, 0);
-        if (s_ == IFK_OK) s_ = resolve_docs_(dir, man, docs_s, retrieve, prompt ? prompt : "", &docs, &nd);
-        if (s_ == IFK_OK && prompt) s_ = ifk_tokenizer_encode(tok, prompt, strlen(prompt), 0, 0, &ids, &P);
-        if (s_ == IFK_OK && prompt_ids) s_ = parse_ids_(prompt_ids, full.cfg.vocab_size, &ids, &P);
-        if (s_ == IFK_OK) {
-            long T = 1;
-            for (int i = 0; i < nd; i++) T += man->docs[docs[i]].n_tokens;
-            if (T + P + o.steps > full.cfg.seq_len)
-                s_ = IFK_FAIL(IFK_ERR_ARG, "context of %ld tokens + prompt of %d + %d answer tokens exceed the model's "
-                              "%d positions", T, P, o.steps, full.cfg.seq_len);
+        if (s_ == IFK_OK && one) {
+            qs = calloc(1, sizeof *qs);
+            nq = 1;
+            question_ *q = qs;
+            if (!qs) s_ = IFK_FAIL(IFK_ERR_OOM, "out of memory");
+            if (s_ == IFK_OK) s_ = resolve_docs_(dir, man, docs_s, retrieve, prompt ? prompt : "", &q->docs, &q->nd);
+            if (s_ == IFK_OK && prompt) s_ = ifk_tokenizer_encode(tok, prompt, strlen(prompt), 0, 0, &q->ids, &q->P);
+            if (s_ == IFK_OK && prompt_ids) s_ = parse_ids_(prompt_ids, full.cfg.vocab_size, &q->ids, &q->P);
+            if (s_ == IFK_OK) s_ = check_fits_(man, q, &o, full.cfg.seq_len, "");
+        } else if (s_ == IFK_OK) {
+            s_ = open_out_(out_p, &out_fd, &done_ids, &n_done_ids);
+            if (s_ == IFK_OK)
+                s_ = read_questions_(queries, dir, man, tok, &o, &full.cfg, done_ids, n_done_ids, &qs, &nq, &n_done);
         }
     }
     AGREE_OR_OUT(s_);
-    if (cm.size > 1) {
-        int hdr[2] = {nd, P};
-        MPI_Bcast(hdr, 2, MPI_INT, 0, cm.comm);
-        if (cm.rank != 0) {
-            nd = hdr[0], P = hdr[1];
-            docs = malloc(sizeof(int) * (size_t)nd), ids = malloc(sizeof(int) * (size_t)P);
-            if (!docs || !ids) {
-                IFK_FAIL(IFK_ERR_OOM, "out of memory");
-                ifk_comm_abort(&cm);
-            }
+    ifk_grid_init(&grid, &cm, tp);
+    if (tp > 1) ifk_tp_mpi_init(&tpm, &grid.group, full.cfg.n_heads);
+    b = (batch_){.m = tp > 1 ? &local : &full, .store = store, .o = o, .tp = tp > 1 ? &tpm.tp : NULL, .qs = qs, .n_qs = nq,
+                 .tok = tok, .json = json, .ranks = tp, .out_fd = out_fd, .out_path = out_p};
+    if (cm.rank == 0) {
+        b.res = calloc((size_t)nq + 1, sizeof *b.res);
+        b.have = calloc((size_t)nq + 1, 1);
+        if (!b.res || !b.have) {
+            IFK_FAIL(IFK_ERR_OOM, "out of memory");
+            ifk_comm_abort(&cm);
         }
-        MPI_Bcast(docs, nd, MPI_INT, 0, cm.comm);
-        MPI_Bcast(ids, P, MPI_INT, 0, cm.comm);
-        ifk_tp_mpi_init(&tpm, &cm, full.cfg.n_heads);
+        if (!one)
+            fprintf(stderr, "query: %d questions to answer, %d already in %s; %d group%s of %d rank%s\n", nq, n_done,
+                    out_p, grid.n_groups, grid.n_groups > 1 ? "s" : "", tp, tp > 1 ? "s" : "");
     }
-    ifk_query_docs qd = {docs, nd};
-    if (ifk_query_run(cm.size > 1 ? &local : &full, store, &qd, ids, P, &o, cm.size > 1 ? &tpm.tp : NULL, &r) != IFK_OK) {
-        if (cm.size > 1) ifk_comm_abort(&cm); /* the others may wait in a collective */
-        ifk_err_print();
-        goto out;
+    const double t0 = ifk_now();
+    ifk_farm farm = {get_, run_, done_, &b};
+    ifk_grid_farm(&grid, nq, &farm);
+    if (cm.rank == 0 && !one) {
+        const double el = ifk_now() - t0;
+        if (out_fd >= 0 && fsync(out_fd) != 0) {
+            IFK_FAIL(IFK_ERR_IO, "%s: cannot fsync: %s", out_p, strerror(errno));
+            ifk_comm_abort(&cm);
+        }
+        fprintf(stderr, "query: answered %ld questions in %.2f s, %.2f questions/s (%d group%s of %d)\n", b.answered, el,
+                el > 0 ? b.answered / el : 0.0, grid.n_groups, grid.n_groups > 1 ? "s" : "", tp);
     }
-    if (cm.rank == 0) print_result_(tok, ifk_store_manifest(store), docs, nd, ids, P, &o, &r, json, cm.size);
+    if (!one) ifk_grid_report_memory(&cm, "query");
     if (getenv("INFOFLOW_READ_STATS")) { /* which KV heads this rank read from the store: tests use it */
         const ifk_manifest *man = ifk_store_manifest(store);
         char line[4096];
@@ -329,8 +647,13 @@ int ifk_cmd_query(int argc, char **argv) {
     }
     rc = 0;
 out:
-    ifk_query_result_free(&r);
-    free(docs), free(ids);
+    free(b.res), free(b.have);
+    for (int i = 0; i < nq; i++) question_free_(&qs[i]);
+    free(qs);
+    for (int i = 0; i < n_done_ids; i++) free(done_ids[i]);
+    free(done_ids);
+    if (out_fd >= 0) close(out_fd);
+    ifk_grid_free(&grid);
     ifk_store_close(&store);
     ifk_tokenizer_free(&tok);
     ifk_model_free(&local);

@@ -1,5 +1,6 @@
 /* cmd_store.c — `infoflow inspect` and `infoflow verify`: looking at a store from one process. */
 #include <dirent.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,8 +80,21 @@ static void report_(const char *msg, void *ctx) {
     printf("DAMAGED: %s\n", msg);
 }
 
-/* Compares K/V of every document of a with b's (same ids): bitwise. */
-static ifk_status compare_(const char *a, const char *b, int subset, int *diffs) {
+/* Whether n floats agree: bitwise (tol 0), or every |x - y| <= tol (1 + |y|); the largest
+ * |x - y| / (1 + |y|) seen goes to *worst. */
+static int close_(const float *x, const float *y, size_t n, double tol, double *worst) {
+    if (tol <= 0) return !memcmp(x, y, 4 * n);
+    int ok = 1;
+    for (size_t i = 0; i < n; i++) {
+        const double e = fabs((double)x[i] - y[i]) / (1 + fabs((double)y[i]));
+        if (!(e <= tol)) ok = 0; /* NaN fails too */
+        if (e > *worst || e != e) *worst = e;
+    }
+    return ok;
+}
+
+/* Compares K/V of every document of a with b's (same ids): bitwise, or within tol (close_). */
+static ifk_status compare_(const char *a, const char *b, int subset, double tol, double *worst, int *diffs) {
     ifk_store *sa = NULL, *sb = NULL;
     *diffs = 0;
     IFK_CHECK(ifk_store_open(&sa, a));
@@ -114,7 +128,8 @@ static ifk_status compare_(const char *a, const char *b, int subset, int *diffs)
             IFK_CHECK_GOTO(st, ifk_store_read_chunk(sa, d, c, 0, p->n_kv_heads, k1, v1, t1), done);
             IFK_CHECK_GOTO(st, ifk_store_read_chunk(sb, e, c, 0, p->n_kv_heads, k2, v2, t2), done);
             size_t n = (size_t)p->n_layers * p->n_kv_heads * ra->chunk_len[c] * p->head_dim;
-            if (memcmp(k1, k2, 4 * n) || memcmp(v1, v2, 4 * n) || memcmp(t1, t2, 4 * (size_t)ra->chunk_len[c]))
+            const int kc = close_(k1, k2, n, tol, worst), vc = close_(v1, v2, n, tol, worst);
+            if (!kc || !vc || memcmp(t1, t2, 4 * (size_t)ra->chunk_len[c]))
                 printf("DIFFERENT: document \"%s\" chunk %d\n", ra->id, c), (*diffs)++;
         }
     }
@@ -126,13 +141,16 @@ done:
 }
 
 int ifk_cmd_verify(int argc, char **argv) {
-    const char *dir = NULL, *against = NULL;
+    const char *dir = NULL, *against = NULL, *tol_s = NULL;
     int help = 0, subset = 0;
+    double tol = 0, worst = 0;
     const ifk_opt opts[] = {{"store", "DIR", "the store (required)", &dir, NULL},
                             {"against", "DIR", "also compare every chunk's K/V and tokens bitwise with another store",
                              &against, NULL},
                             {"subset", NULL, "with --against: this store may hold fewer documents; those it holds "
                                              "must be identical", NULL, &subset},
+                            {"tolerance", "T", "with --against: K/V may differ by |a - b| <= T (1 + |b|) (stores of "
+                                               "other --tp layouts; default 0: bitwise)", &tol_s, NULL},
                             {NULL, NULL, NULL, NULL, NULL}};
     if (ifk_cli_parse(argc, argv, opts, "usage: infoflow verify --store DIR [--against DIR]\n"
                       "Re-reads every dataset (checksums, shapes, attributes); exit 1 if anything is damaged.", &help) != IFK_OK) {
@@ -140,6 +158,10 @@ int ifk_cmd_verify(int argc, char **argv) {
         return 1;
     }
     if (help) return 0;
+    if (ifk_cli_double("tolerance", tol_s, 0, 1, &tol) != IFK_OK) {
+        ifk_err_print();
+        return 1;
+    }
     if (!dir) {
         IFK_FAIL(IFK_ERR_ARG, "verify: --store DIR is required");
         ifk_err_print();
@@ -150,7 +172,7 @@ int ifk_cmd_verify(int argc, char **argv) {
         ifk_err_print();
         return 1;
     }
-    if (against && compare_(dir, against, subset, &diffs) != IFK_OK) {
+    if (against && compare_(dir, against, subset, tol, &worst, &diffs) != IFK_OK) {
         ifk_err_print();
         return 1;
     }
@@ -167,7 +189,11 @@ int ifk_cmd_verify(int argc, char **argv) {
                 diffs ? ", and differences from the other store" : "");
         return 1;
     }
-    printf("verify: %s: %d documents, %lld chunks: every dataset reads back with valid checksums%s\n", dir, nd, nc,
-           against ? "; identical to the other store" : "");
+    if (against && tol > 0)
+        printf("verify: %s: %d documents, %lld chunks: every dataset reads back with valid checksums; K/V within %g "
+               "of the other store (largest |a - b| / (1 + |b|): %.3g), tokens identical\n", dir, nd, nc, tol, worst);
+    else
+        printf("verify: %s: %d documents, %lld chunks: every dataset reads back with valid checksums%s\n", dir, nd, nc,
+               against ? "; identical to the other store" : "");
     return 0;
 }

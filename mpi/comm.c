@@ -55,14 +55,18 @@ ifk_status ifk_comm_agree(const ifk_comm *c, ifk_status mine) {
 }
 
 void ifk_comm_abort(const ifk_comm *c) {
-    if (c->size > 1) fprintf(stderr, "infoflow: error: rank %d: %s\n", c->rank, ifk_errmsg());
+    (void)c;
+    int wrank = 0, wsize = 1;
+    MPI_Comm_rank(MPI_COMM_WORLD, &wrank);
+    MPI_Comm_size(MPI_COMM_WORLD, &wsize);
+    if (wsize > 1) fprintf(stderr, "infoflow: error: rank %d: %s\n", wrank, ifk_errmsg());
     else ifk_err_print();
     fflush(stderr);
-    if (c->size == 1) { /* nobody to stop: the one-line message and exit 1, without MPI_Abort's banner */
+    if (wsize == 1) { /* nobody to stop: the one-line message and exit 1, without MPI_Abort's banner */
         MPI_Finalize();
         exit(1);
     }
-    MPI_Abort(c->comm != MPI_COMM_NULL ? c->comm : MPI_COMM_WORLD, 1);
+    MPI_Abort(MPI_COMM_WORLD, 1);
     exit(1); /* not reached */
 }
 

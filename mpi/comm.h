@@ -27,7 +27,9 @@ enum {
     IFK_TAG_DOC = 101,    /* coordinator -> worker: a document to cache, or the end */
     IFK_TAG_REQ = 102,    /* worker -> coordinator: one document finished, send another */
     IFK_TAG_COMMIT = 103, /* worker -> coordinator: a committed shard and its documents */
-    IFK_TAG_DONE = 104    /* worker -> coordinator: no more commits will come */
+    IFK_TAG_DONE = 104,   /* worker -> coordinator: no more commits will come */
+    IFK_TAG_TASK = 105,   /* coordinator -> a group's rank 0: a task of the farm, or the end (grid.h) */
+    IFK_TAG_RESULT = 106  /* a group's rank 0 -> coordinator: a task's result */
 };
 
 ifk_status ifk_comm_init(ifk_comm *c, int *argc, char ***argv);
@@ -42,8 +44,9 @@ ifk_status ifk_comm_start(ifk_comm *c, int *argc, char ***argv);
  * model), so that one message is printed and nobody waits. */
 ifk_status ifk_comm_agree(const ifk_comm *c, ifk_status mine);
 
-/* Prints this rank's error and ends the whole job with MPI_Abort (exit code 1); a one-rank job
- * finalizes and exits 1 instead, so a user error prints the one-line message alone. */
+/* Prints this rank's error and ends the whole job with MPI_Abort on MPI_COMM_WORLD (exit code 1),
+ * whichever communicator c is (a group's too, grid.h); a one-rank job finalizes and exits 1
+ * instead, so a user error prints the one-line message alone. The message names the world rank. */
 void ifk_comm_abort(const ifk_comm *c) __attribute__((noreturn));
 
 /* A sane OpenBLAS thread count for this rank: the node's cores shared by its ranks (at least 1);

@@ -147,8 +147,9 @@ ifk_status ifk_ingest_doc(ifk_ingest *g, const ifk_ingest_doc_in *d, const char 
     if (!g->w) IFK_CHECK_GOTO(st, open_shard_(g), done);
     IFK_CHECK_GOTO(st, ifk_shard_begin_doc(g->w, d->id, d->text ? d->text : "", d->text ? d->text_len : 0), done);
     for (int i = 0; i < ch.n_chunks; i++) {
-        IFK_CHECK_GOTO(st, ifk_prefill_chunk(g->m, &g->s, &g->cache, ch.tokens + ch.start[i], ch.len[i], g->k, g->v),
-                       done);
+        const int *t = ch.tokens + ch.start[i];
+        IFK_CHECK_GOTO(st, g->prefill ? g->prefill(t, ch.len[i], g->k, g->v, g->prefill_ctx)
+                                      : ifk_prefill_chunk(g->m, &g->s, &g->cache, t, ch.len[i], g->k, g->v), done);
         IFK_CHECK_GOTO(st, ifk_shard_put_chunk(g->w, ch.tokens + ch.start[i], ch.len[i], g->k, g->v), done);
         if (between) between(ctx);
     }

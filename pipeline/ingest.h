@@ -52,6 +52,11 @@ typedef struct {
     double opened_at;         /* when the open shard got its first document (ifk_now) */
     ifk_doc_rec *pending;     /* (n_pending) documents in the open shard */
     int n_pending, cap_pending;
+    /* Optional (NULL: ifk_prefill_chunk with m): prefills one chunk of n tokens and leaves its K/V
+     * for every KV head in k, v, (L, Hkv, n, Dh) as ifk_prefill_chunk does. A tensor-parallel
+     * group's writer sets it to prefill together with its group and gather the heads (mpi/). */
+    ifk_status (*prefill)(const int *tokens, int n, float *k, float *v, void *ctx);
+    void *prefill_ctx;
 } ifk_ingest;
 
 /* Prepares g to write shards named PREFIX-NNNNNN.h5 into dir with the store's parameters p.

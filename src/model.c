@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -394,6 +395,42 @@ ifk_status ifk_model_slice(const ifk_model *full, int rank, int P, ifk_model *ou
         p += es * (D * ql + D * Fl);
     }
     return IFK_OK;
+}
+
+/* madvise(DONTNEED) the whole pages inside [a, b). */
+static void drop_pages_(const char *a, const char *b) {
+    const uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
+    const uintptr_t lo = ((uintptr_t)a + pg - 1) / pg * pg, hi = (uintptr_t)b / pg * pg;
+    if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED); /* advice: a failure only keeps the pages */
+}
+
+/* Drops elements [0, n) of base (es bytes each) except [off, off + len). */
+static void drop_outside_(const ifk_wbuf *base, size_t es, size_t n, size_t off, size_t len) {
+    const char *b = (const char *)base;
+    drop_pages_(b, b + es * off);
+    drop_pages_(b + es * (off + len), b + es * n);
+}
+
+static void fingerprint_(const ifk_model *m, char out[17]);
+
+void ifk_model_release_unsliced(ifk_model *full, const ifk_model *slice, int rank, int P) {
+    if (!full->layers || P <= 1) return;
+    /* the weights' own fingerprint, kept before the pages go (the tokenizer's part is mixed in on use) */
+    if (!full->fingerprint[0]) fingerprint_(full, full->fingerprint);
+    const ifk_config *c = &full->cfg;
+    const size_t D = c->dim, F = c->hidden_dim, Dh = c->head_dim, q = (size_t)c->n_heads * Dh,
+                 kv = (size_t)c->n_kv_heads * Dh, ql = q / P, kvl = kv / P, f0 = (size_t)((long)F * rank / P),
+                 Fl = (size_t)slice->cfg.hidden_dim, es = ifk_wdtype_size(full->wdtype);
+    for (int l = 0; l < c->n_layers; l++) {
+        const ifk_layer_weights *w = &full->layers[l];
+        drop_outside_(w->wq, es, q * D, rank * ql * D, ql * D);
+        drop_outside_(w->wk, es, kv * D, rank * kvl * D, kvl * D);
+        drop_outside_(w->wv, es, kv * D, rank * kvl * D, kvl * D);
+        drop_outside_(w->w1, es, F * D, f0 * D, Fl * D);
+        drop_outside_(w->w3, es, F * D, f0 * D, Fl * D);
+        drop_outside_(w->wo, es, D * q, 0, 0);
+        drop_outside_(w->w2, es, D * F, 0, 0);
+    }
 }
 
 /* ---- fingerprint ------------------------------------------------------------------------------ */

@@ -124,6 +124,13 @@ ifk_status ifk_model_random(ifk_model *m, const char *shape, uint64_t seed);
  * wo's and w2's columns are strided, so their slices are copied. Embedding, norms and classifier
  * are shared (replicated). P must divide Hkv: otherwise an error listing the valid P. */
 ifk_status ifk_model_slice(const ifk_model *full, int rank, int P, ifk_model *out);
+/* Hands back to the OS the pages of full's layer weights that slice (ifk_model_slice(full, rank,
+ * P)) does not use: the other ranks' rows of wq/wk/wv/w1/w3 and all of wo/w2 (the slice copied its
+ * columns). Remembers full's fingerprint first. Afterwards full serves only its config,
+ * fingerprint, embedding, norms and classifier: its released layer pages read back as zeros
+ * (random weights) or from the file again (a mapped checkpoint). This is what makes a rank's
+ * resident weights shrink with P. No-op for a config-only full (HF slices are read directly). */
+void ifk_model_release_unsliced(ifk_model *full, const ifk_model *slice, int rank, int P);
 /* IFK_OK if P ranks can split n_kv_heads KV heads; otherwise the error listing the valid P. */
 ifk_status ifk_check_ranks(int n_kv_heads, int P);
 

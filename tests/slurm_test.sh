@@ -136,5 +136,17 @@ expect "query-tp.sbatch completes ($rc): $(tail -n 3 "$S/query.out")" test "$rc"
 expect "it ran on 2 ranks" grep -q '"ranks": 2' "$S/q.json"
 expect "and compared with full" grep -q '"compare_full"' "$S/q.json"
 
+# 6. batch answering on 2 ranks as one group of TP=2, then caching as a group (TP=2)
+head -n 4 jobs/data/demo_queries.jsonl > "$S/bq.jsonl"
+STORE=$S/store QUERIES=$S/bq.jsonl OUT=$S/answers.jsonl TP=2 sbatch --wait -o "$S/batch.out" slurm/query-tp.sbatch \
+  > /dev/null; rc=$?
+expect "query-tp.sbatch QUERIES=... TP=2 completes ($rc): $(tail -n 3 "$S/batch.out")" test "$rc" -eq 0
+expect "one answer per question" test "$(wc -l < "$S/answers.jsonl")" -eq 4
+expect "answered by a group of 2" grep -q '"ranks": 2' "$S/answers.jsonl"
+STORE=$S/store-tp2 TP=2 sbatch --wait -o "$S/cache-tp2.out" slurm/cache.sbatch > /dev/null; rc=$?
+expect "cache.sbatch TP=2 completes ($rc): $(tail -n 3 "$S/cache-tp2.out")" test "$rc" -eq 0
+expect "its store agrees with the TP=1 store within 2e-3" "$BIN" verify --store "$S/store-tp2" --against "$S/store" \
+  --tolerance 2e-3
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

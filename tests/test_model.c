@@ -1,6 +1,8 @@
 /* test_model.c — the forward pass end to end: the golden story, batched prefill against one-token
  * decode, the query-subset entry point against a full prefill, and K re-rotation. */
 #include <criterion/criterion.h>
+#include <math.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -256,6 +258,42 @@ Test(model, random_shapes_parse_and_reject) {
     cr_assert_neq(ifk_config_parse_shape(&c, "dim=128,layers=x"), IFK_OK);
     cr_assert_neq(ifk_config_parse_shape(&c, "nonsense"), IFK_OK);
     cr_assert_neq(ifk_config_parse_shape(&c, "dim=128,layers=2,heads=4,colour=2,hidden=8,vocab=9"), IFK_OK);
+}
+
+/* A tensor-parallel rank hands back the pages of the weights its slice does not use: the slice's
+ * own rows and columns are untouched, the others read back as zeros (released anonymous pages),
+ * and the fingerprint is the one computed before. */
+Test(model, releasing_the_unsliced_weights_keeps_the_slice) {
+    ifk_model full, slice;
+    const int P = 2, rank = 1;
+    cr_assert_eq(ifk_model_random(&full, "dim=256,layers=2,heads=4,kv_heads=2,hidden=1024,vocab=64,seq=32", 5), IFK_OK);
+    cr_assert_eq(ifk_model_slice(&full, rank, P, &slice), IFK_OK);
+    char fp[17], fp2[17];
+    ifk_model_fingerprint(&full, fp);
+    const ifk_config *c = &full.cfg;
+    const size_t D = c->dim, ql = (size_t)c->n_heads * c->head_dim / P, Fl = (size_t)c->hidden_dim / P;
+    float *wq = malloc(sizeof(float) * ql * D), *w1 = malloc(sizeof(float) * Fl * D),
+          *wo = malloc(sizeof(float) * D * ql);
+    cr_assert(wq && w1 && wo);
+    memcpy(wq, slice.layers[1].wq, sizeof(float) * ql * D);
+    memcpy(w1, slice.layers[1].w1, sizeof(float) * Fl * D);
+    memcpy(wo, slice.layers[1].wo, sizeof(float) * D * ql);
+    ifk_model_release_unsliced(&full, &slice, rank, P);
+    cr_assert(!memcmp(wq, slice.layers[1].wq, sizeof(float) * ql * D), "the slice's wq rows changed");
+    cr_assert(!memcmp(w1, slice.layers[1].w1, sizeof(float) * Fl * D), "the slice's w1 rows changed");
+    cr_assert(!memcmp(wo, slice.layers[1].wo, sizeof(float) * D * ql), "the slice's copied wo changed");
+    /* the middle of rank 0's wq rows (a 128 KiB block; its edges may share a page with kept data)
+     * and the middle of wo were handed back */
+    double other = 0, wo_mid = 0;
+    const float *fwq = (const float *)full.layers[1].wq, *fwo = (const float *)full.layers[1].wo; /* f32 weights */
+    for (size_t i = ql * D / 2; i < ql * D / 2 + 1024; i++) other += fabsf(fwq[i]);
+    for (size_t i = D * ql / 2; i < D * ql / 2 + 1024; i++) wo_mid += fabsf(fwo[i]);
+    cr_assert(other == 0 && wo_mid == 0, "the other rank's rows were kept (%g, %g)", other, wo_mid);
+    ifk_model_fingerprint(&full, fp2);
+    cr_assert_str_eq(fp, fp2);
+    free(wq), free(w1), free(wo);
+    ifk_model_free(&slice);
+    ifk_model_free(&full);
 }
 
 /* ---- chunking --------------------------------------------------------------------------------- */

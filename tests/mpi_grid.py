@@ -1,0 +1,256 @@
+#!/usr/bin/env python3
+"""mpi_grid.py BIN MODEL_DIR DATA_DIR — ranks as tensor x data groups (--tp, mpi/grid.c), under
+mpirun at 1 rank, 2 ranks as 2x1 and 1x2, and 4 ranks as 2x2 (oversubscribing 2 cores):
+  - cache: -n 1 and -n 2 --tp 1 stores are bitwise identical; -n 2 --tp 2 and -n 4 --tp 2 stores
+    agree with them within the stated tolerance (1e-4 of 1 + |K|, f32; 2e-3, about one f16 ulp,
+    f16) and are identical to each other; the same questions over each give the same selections
+    and answers (logits within 1e-4 over f32 stores, 1e-3 over f16 ones)
+  - batch answers (--queries/--out) and eval results: same selections, chunk orders and answers
+    for every layout, logits (and eval's KL, probabilities) within 1e-4, lines in input order
+  - resume: a batch output cut mid-line is completed by a rerun into the uninterrupted output
+  - refusals: a rank count not divisible by --tp, a --tp not dividing the KV heads (valid choices
+    listed), --tp below the ranks for one question
+  - a rank failing inside a group ends the job promptly with its message; the batch output holds
+    only complete lines, the store verifies and a rerun completes it."""
+import json, os, subprocess, sys, tempfile
+
+BIN, MODEL, DATA = sys.argv[1:4]
+env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
+           OMPI_MCA_rmaps_base_oversubscribe="1", OPENBLAS_NUM_THREADS="1")
+passed = failed = 0
+LAYOUTS = [(1, 1), (2, 1), (2, 2), (4, 2)]  # (ranks, tp)
+
+
+def check(cond, what):
+    global passed, failed
+    if cond:
+        passed += 1
+    else:
+        failed += 1
+        print("FAIL:", what, flush=True)
+
+
+def run(n, args, extra_env=None, timeout=300):
+    e = dict(env, **(extra_env or {}))
+    r = subprocess.run(["mpirun", "-n", str(n), BIN] + args, capture_output=True, text=True, env=e, timeout=timeout)
+    r.stderr = "\n".join(l for l in r.stderr.splitlines() if not l.startswith(("---", "  ", "mpirun", "Primary", "a non-zero",
+                                                                         "the job", "Per user"))) # infoflow's lines
+    return r
+
+
+def lines(path):
+    return [json.loads(l) for l in open(path)]
+
+
+def same_answers(a, b, what, tol=1e-4,
+                 keys=("id", "documents", "chunk_order", "selected", "answer_ids", "n_context_tokens")):
+    check(len(a) == len(b) and len(a) > 0, f"{what}: {len(a)} and {len(b)} answers")
+    for x, y in zip(a, b):
+        for k in keys:
+            check(x[k] == y[k], f"{what}: {x['id']} same {k}")
+        d = max(abs(p[1] - q[1]) for p, q in zip(x["first_logits_top"], y["first_logits_top"]))
+        check([p[0] for p in x["first_logits_top"]] == [q[0] for q in y["first_logits_top"]] and d < tol,
+              f"{what}: {x['id']} top logits within {tol:g} (max diff {d:g})")
+
+
+W = tempfile.mkdtemp()
+# a corpus of 24 documents, some longer than a chunk
+words = "the cat dog ran to park with a ball and big red little girl boy was happy sad tree sun day".split()
+s = 7
+with open(f"{W}/c.jsonl", "w") as f:
+    for i in range(24):
+        t = []
+        for _ in range(10 + (i * 37) % 190):
+            s = (s * 1103515245 + 12345) % 2147483648
+            t.append(words[s % len(words)])
+        f.write(json.dumps({"id": f"doc{i:03d}", "text": " ".join(t) + "."}) + "\n")
+Q = [("a", ["doc001", "doc003"], "the cat ran to the"), ("b", ["doc012", "doc002"], "a big red ball"),
+     ("c", ["doc000", "doc006", "doc021"], "the sun"), ("d", ["doc004"], "the dog was"),
+     ("e", ["doc020", "doc001"], "little girl"), ("f", ["doc013", "doc016", "doc011"], "the tree")]
+with open(f"{W}/q.jsonl", "w") as f:
+    for i, d, p in Q:
+        f.write(json.dumps({"id": i, "docs": d, "prompt": p}) + "\n")
+    f.write(json.dumps({"id": "g", "retrieve": 1, "prompt": "the happy boy ran"}) + "\n")
+ids = [q[0] for q in Q] + ["g"]
+
+
+def cache(n, tp, store, dtype, extra_env=None):
+    return run(n, ["cache", "--model", MODEL, "--corpus", f"{W}/c.jsonl", "--store", store, "--chunk-tokens", "64",
+                   "--commit-docs", "3", "--dtype", dtype, "--tp", str(tp), "--quiet"], extra_env)
+
+
+def verify(store, against, tol=None, subset=False):
+    a = [BIN, "verify", "--store", store, "--against", against] + (["--tolerance", str(tol)] if tol else []) + \
+        (["--subset"] if subset else [])
+    return subprocess.run(a, capture_output=True, text=True, env=env)
+
+
+# ---- caching over groups ----
+TOL = {"f32": 1e-4, "f16": 2e-3}
+for dt in ("f32", "f16"):
+    for n, tp in LAYOUTS:
+        r = cache(n, tp, f"{W}/s-{dt}-{n}x{tp}", dt)
+        check(r.returncode == 0, f"cache -n {n} --tp {tp} {dt}: {r.stderr[-300:]}")
+    one = f"{W}/s-{dt}-1x1"
+    r = verify(f"{W}/s-{dt}-2x1", one)
+    check(r.returncode == 0, f"{dt}: -n 2 --tp 1 store bitwise identical to -n 1: {r.stdout[-300:]}")
+    for n in (2, 4):
+        r = verify(f"{W}/s-{dt}-{n}x2", one, TOL[dt])
+        check(r.returncode == 0, f"{dt}: -n {n} --tp 2 store within {TOL[dt]} of -n 1: {r.stdout[-300:]}")
+    r = verify(f"{W}/s-{dt}-4x2", f"{W}/s-{dt}-2x2")
+    check(r.returncode == 0, f"{dt}: -n 4 --tp 2 store bitwise identical to -n 2 --tp 2: {r.stdout[-300:]}")
+    check(verify(f"{W}/s-{dt}-2x2", one).returncode != 0, f"{dt}: a --tp 2 store is not bitwise the -n 1 store "
+          "(the check above can fail)")
+
+# an HF folder: at --tp 2 every rank reads only its slice from the files; the store agrees with the
+# one-rank store of the same folder
+hf = f"{W}/hf"
+r = subprocess.run([BIN, "convert", "--model", MODEL, "--out", hf], capture_output=True, text=True, env=env)
+check(r.returncode == 0, f"convert to an HF folder: {r.stderr[-300:]}")
+hf_store = {}
+for n, tp in ((1, 1), (2, 2)):
+    r = run(n, ["cache", "--model", hf, "--corpus", f"{W}/c.jsonl", "--store", f"{W}/hf-{n}x{tp}", "--chunk-tokens", "64",
+                "--dtype", "f32", "--tp", str(tp), "--quiet"])
+    check(r.returncode == 0, f"cache an HF folder -n {n} --tp {tp}: {r.stderr[-300:]}")
+r = verify(f"{W}/hf-2x2", f"{W}/hf-1x1", 1e-4)
+check(r.returncode == 0, f"HF folder: the --tp 2 store within 1e-4 of the one-rank store: {r.stdout[-300:]}")
+
+# the same questions over every store give the same answers; logits within 1e-4 over f32 stores,
+# within 1e-3 over f16 ones (where a reduction's rounding can move a stored value by one f16 ulp)
+ans = {}
+for dt in ("f32", "f16"):
+    for n, tp in LAYOUTS:
+        out = f"{W}/over-{dt}-{n}x{tp}.jsonl"
+        r = run(1, ["query", "--model", MODEL, "--store", f"{W}/s-{dt}-{n}x{tp}", "--queries", f"{W}/q.jsonl", "--out",
+                    out, "--steps", "8"])
+        check(r.returncode == 0, f"answers over the {dt} -n {n} --tp {tp} store: {r.stderr[-300:]}")
+        ans[n, tp] = lines(out) if r.returncode == 0 else []
+    for k in LAYOUTS[1:]:
+        same_answers(ans[1, 1], ans[k], f"answers over the {dt} store of -n {k[0]} --tp {k[1]}",
+                     1e-4 if dt == "f32" else 1e-3)
+
+# ---- batch answering over groups ----
+store = f"{W}/s-f16-1x1"
+batch = {}
+for n, tp in LAYOUTS:
+    out = f"{W}/b-{n}x{tp}.jsonl"
+    r = run(n, ["query", "--model", MODEL, "--store", store, "--queries", f"{W}/q.jsonl", "--out", out, "--steps", "8",
+                "--tp", str(tp), "--method", "infoflow", "--reorder"])
+    check(r.returncode == 0, f"batch -n {n} --tp {tp}: {r.stderr[-300:]}")
+    batch[n, tp] = lines(out) if r.returncode == 0 else []
+    check([x["id"] for x in batch[n, tp]] == ids, f"batch -n {n} --tp {tp}: answers in input order")
+for k in LAYOUTS[1:]:
+    same_answers(batch[1, 1], batch[k], f"batch -n {k[0]} --tp {k[1]}")
+
+# resume: two complete lines and half of the third, as a killed job could not leave but a copy might
+full = open(f"{W}/b-1x1.jsonl").read().splitlines(keepends=True)
+with open(f"{W}/resume.jsonl", "w") as f:
+    f.write(full[0] + full[1] + full[2][: len(full[2]) // 2])
+r = run(2, ["query", "--model", MODEL, "--store", store, "--queries", f"{W}/q.jsonl", "--out", f"{W}/resume.jsonl",
+            "--steps", "8", "--method", "infoflow", "--reorder"])
+check(r.returncode == 0 and "2 already in" in r.stderr, f"resume: skips the two complete answers: {r.stderr[-300:]}")
+got = lines(f"{W}/resume.jsonl") if r.returncode == 0 else []
+check([x["id"] for x in got] == ids, f"resume: every answer once, in input order: {[x['id'] for x in got]}")
+same_answers(batch[1, 1], got, "resume")
+r = run(2, ["query", "--model", MODEL, "--store", store, "--queries", f"{W}/q.jsonl", "--out", f"{W}/resume.jsonl"])
+check(r.returncode == 0 and "0 questions to answer, 7 already" in r.stderr, f"a complete output: nothing to do: {r.stderr[-200:]}")
+
+# ---- refusals ----
+base = ["query", "--model", MODEL, "--store", store, "--queries", f"{W}/q.jsonl", "--out", f"{W}/x.jsonl"]
+r = run(4, base + ["--tp", "3"])
+check(r.returncode == 1 and "valid --tp on 4 ranks" in r.stderr and ": 1, 2, 4" in r.stderr,
+      f"-n 4 --tp 3 refused with the valid choices: {r.stderr[-300:]}")
+r = run(3, base + ["--tp", "3"])  # stories260K has 4 KV heads
+check(r.returncode == 1 and "does not divide the model's 4 KV heads" in r.stderr and "valid --tp on 3 ranks: 1" in r.stderr,
+      f"-n 3 --tp 3 refused (4 KV heads): {r.stderr[-300:]}")
+r = run(2, ["query", "--model", MODEL, "--store", store, "--docs", "doc001", "--prompt", "the", "--tp", "1"])
+check(r.returncode == 1 and "--queries" in r.stderr, f"one question with --tp 1 on 2 ranks refused: {r.stderr[-300:]}")
+r = run(4, ["cache", "--model", MODEL, "--corpus", f"{W}/c.jsonl", "--store", f"{W}/x", "--tp", "8"])
+check(r.returncode == 1 and "valid --tp on 4 ranks" in r.stderr, f"cache -n 4 --tp 8 refused: {r.stderr[-300:]}")
+r = run(2, ["cache", "--model", MODEL, "--corpus", f"{W}/c.jsonl", "--store", f"{W}/x", "--tp", "2",
+            "--dedicated-coordinator"])
+check(r.returncode == 1 and "--dedicated-coordinator" in r.stderr, f"cache --tp 2 --dedicated-coordinator refused")
+
+# ---- eval over groups ----
+with open(f"{W}/eq.jsonl", "w") as f:
+    for i, d, p in Q[:3]:
+        f.write(json.dumps({"id": i, "docs": d, "prompt": p}) + "\n")
+with open(f"{W}/job.ini", "w") as f:
+    f.write(f"""[job]
+model = {MODEL}
+store = {W}/s-f16-1x1
+queries = {W}/eq.jsonl
+methods = full,none,infoflow,epic
+budgets = 0.15,0.5
+reorder = both
+steps = 4
+[needle]
+lengths = 128,200
+depths = 0,100
+haystack_docs = 4
+haystack_tokens = 60
+[ablation]
+layers = 1-2
+""")
+ev = {}
+for n, tp in LAYOUTS:
+    r = run(n, ["eval", "--job", f"{W}/job.ini", "--out", f"{W}/e-{n}x{tp}", "--tp", str(tp), "--quiet"], timeout=600)
+    check(r.returncode == 0, f"eval -n {n} --tp {tp}: {r.stderr[-300:]}")
+    ev[n, tp] = {f: lines(f"{W}/e-{n}x{tp}/{f}.jsonl") if r.returncode == 0 else [] for f in ("fidelity", "needle", "ablation")}
+for k in LAYOUTS[1:]:
+    for f in ("fidelity", "needle", "ablation"):
+        a, b = ev[1, 1][f], ev[k][f]
+        check(len(a) == len(b) and len(a) > 0, f"eval -n {k[0]} --tp {k[1]} {f}: {len(b)} lines, {len(a)} at -n 1")
+        worst, same = 0.0, True
+        for x, y in zip(a, b):
+            for key in x:
+                if key.endswith("_ms"):
+                    continue
+                if isinstance(x[key], float):
+                    worst = max(worst, abs(x[key] - y[key]))
+                else:
+                    same = same and x[key] == y[key]
+        check(same, f"eval -n {k[0]} --tp {k[1]} {f}: same items, methods, selections, answers")
+        check(worst < 1e-4, f"eval -n {k[0]} --tp {k[1]} {f}: numbers within 1e-4 (max diff {worst:g})")
+
+# ---- a rank failing inside a group ----
+for action in ("fail", "kill"):
+    out = f"{W}/fault-{action}.jsonl"
+    try:
+        r = run(4, ["query", "--model", MODEL, "--store", store, "--queries", f"{W}/q.jsonl", "--out", out, "--steps", "8",
+                    "--tp", "2"], {"INFOFLOW_FAULT": "recompute.layer:4", "INFOFLOW_FAULT_RANK": "3",
+                                   "INFOFLOW_FAULT_ACTION": action}, timeout=60)
+        check(r.returncode != 0, f"batch, {action} on rank 3 (group 1): non-zero exit")
+        if action == "fail":
+            check("rank 3: injected failure in recompute" in r.stderr, f"... the failing rank's message: {r.stderr[-300:]}")
+        text = open(out).read() if os.path.exists(out) else ""
+        check(text == "" or text.endswith("\n"), f"batch, {action}: the output ends with a complete line")
+        check(all(json.loads(l)["id"] in ids for l in text.splitlines()), f"batch, {action}: every line is an answer")
+        r = run(2, ["query", "--model", MODEL, "--store", store, "--queries", f"{W}/q.jsonl", "--out", out, "--steps", "8"])
+        got = lines(out) if r.returncode == 0 else []
+        check([x["id"] for x in got] == ids, f"batch, {action}: a rerun completes the output in input order")
+    except subprocess.TimeoutExpired:
+        check(False, f"batch, {action} on rank 3: the job hung")
+# rank 1 never writes (group 0's second rank); rank 2 is group 1's writer, killed with a complete
+# shard not yet renamed
+for point, rank, action in (("group.chunk:5", 1, "fail"), ("group.chunk:5", 1, "kill"), ("shard.rename:1", 2, "kill")):
+    st = f"{W}/cfault-{point}-{action}"
+    try:
+        r = cache(4, 2, st, "f16", {"INFOFLOW_FAULT": point, "INFOFLOW_FAULT_RANK": str(rank),
+                                    "INFOFLOW_FAULT_ACTION": action})
+        check(r.returncode != 0, f"cache --tp 2, {point} {action} on rank {rank}: non-zero exit")
+        if action == "fail":
+            check("rank 1: injected failure in a group's chunk prefill" in r.stderr, f"... its message: {r.stderr[-300:]}")
+        if os.path.exists(f"{st}/manifest.json"):
+            v = verify(st, f"{W}/s-f16-2x2", subset=True)
+            check(v.returncode == 0, f"cache, {point} {action}: what the store holds verifies and equals the "
+                  f"uninterrupted --tp 2 store: {v.stdout[-300:]}")
+        r = cache(4, 2, st, "f16")
+        check(r.returncode == 0 and verify(st, f"{W}/s-f16-2x2").returncode == 0,
+              f"cache, {point} {action}: a rerun completes the store as the uninterrupted run: {r.stderr[-300:]}")
+    except subprocess.TimeoutExpired:
+        check(False, f"cache --tp 2, {point} {action} on rank {rank}: the job hung")
+
+subprocess.run(["rm", "-rf", W])
+print(f"{passed} passed, {failed} failed")
+sys.exit(1 if failed else 0)
