@@ -212,8 +212,9 @@ static ifk_status record_(const char *shard, ifk_doc_rec *recs, int n, void *ctx
 
 static int bench_ttft_(int argc, char **argv) {
     const char *shape = "bench100m", *model = NULL, *ctx_s = NULL, *chunks_s = NULL, *prompt_s = NULL, *budget_s = NULL,
-               *threads_s = NULL, *repeat_s = NULL, *method_s = "infoflow", *dtype_s = "f16", *weights_s = NULL;
-    int json = 0, help = 0, rc = 1;
+               *threads_s = NULL, *repeat_s = NULL, *method_s = "infoflow", *dtype_s = "f16", *mbps_s = NULL,
+               *weights_s = NULL;
+    int json = 0, help = 0, rc = 1, cold = 0, no_full = 0;
     const ifk_opt opts[] = {
         {"random-model", "SHAPE", "random weights of this shape (default bench100m)", &shape, NULL},
         {"model", "PATH", "a real checkpoint instead", &model, NULL},
@@ -226,10 +227,13 @@ static int bench_ttft_(int argc, char **argv) {
         {"weights", "T", "weight precision: f32, bf16, f16 or auto (default: as stored)", &weights_s, NULL},
         {"threads", "N", "BLAS threads (default: OpenBLAS's)", &threads_s, NULL},
         {"repeat", "R", "timed runs of each after a warm-up; the best counts (default 2)", &repeat_s, NULL},
+        {"read-mbps", "X", "slow the store reader to X MB/s (fault injection: a slow file system)", &mbps_s, NULL},
+        {"cold", NULL, "drop the shards from the page cache before each cached run (posix_fadvise)", NULL, &cold},
+        {"no-full", NULL, "skip the full prefill (the method's phases and overlap only; full's figures print as 0)", NULL, &no_full},
         {"json", NULL, "one JSON line", NULL, &json},
         {NULL, NULL, NULL, NULL, NULL}};
     long ctx = 4096, chunks = 8, P = 16, threads = 0, repeat = 2;
-    double budget = 0.15;
+    double budget = 0.15, mbps = 0;
     ifk_method method;
     ifk_dtype dtype;
     ifk_model m = {0};
@@ -248,7 +252,8 @@ static int bench_ttft_(int argc, char **argv) {
     if (ifk_cli_int("context", ctx_s, 2, 1 << 24, &ctx) || ifk_cli_int("chunks", chunks_s, 1, 1 << 20, &chunks) ||
         ifk_cli_int("prompt-tokens", prompt_s, 1, 1 << 20, &P) || ifk_cli_double("budget", budget_s, 0, 1, &budget) ||
         ifk_cli_int("threads", threads_s, 1, 1024, &threads) || ifk_cli_int("repeat", repeat_s, 1, 100, &repeat) ||
-        ifk_method_parse(method_s, &method) || ifk_dtype_parse(dtype_s, &dtype) || ifk_cli_weights(weights_s))
+        ifk_cli_double("read-mbps", mbps_s, 0, 1e9, &mbps) || ifk_method_parse(method_s, &method) ||
+        ifk_dtype_parse(dtype_s, &dtype) || ifk_cli_weights(weights_s))
         goto out;
     ifk_blas_set_threads((int)threads);
     if (ifk_engine_load_any(model, NULL, shape, &m, &tok)) goto out;
@@ -294,39 +299,103 @@ static int bench_ttft_(int argc, char **argv) {
     /* documents are numbered in commit order */
     ifk_query_docs qd = {docs, (int)chunks};
     ifk_query_opts qo = {.method = IFK_METHOD_FULL, .budget = budget, .score_lo = -1, .score_hi = -1, .steps = 1};
-    ifk_query_result res;
-    double best_full = 1e30, best_m = 1e30;
-    ifk_query_result keep = {0};
+    if (mbps > 0 && ifk_store_set_read_rate(store, mbps) != IFK_OK) goto out;
+    /* each repeat: full; the method with its load first and alone (serial: the load's and the
+     * compute's times apart); the method with the load overlapped, as queries run */
+    ifk_query_result res, keep = {0}, keep_s = {0};
+    double best_full = 1e30, best_m = 1e30, best_s = 1e30;
     for (long it = 0; it <= repeat; it++) {
         qo.method = IFK_METHOD_FULL;
-        if (ifk_query_run(&m, store, &qd, prompt, (int)P, &qo, NULL, &res) != IFK_OK) goto out;
-        if (it) best_full = res.ttft < best_full ? res.ttft : best_full;
-        ifk_query_result_free(&res);
-        qo.method = method;
-        if (ifk_query_run(&m, store, &qd, prompt, (int)P, &qo, NULL, &res) != IFK_OK) goto out;
-        if (it && res.ttft < best_m) {
-            best_m = res.ttft;
-            ifk_query_result_free(&keep);
-            keep = res;
-        } else {
+        if (!no_full) {
+            if (ifk_query_run(&m, store, &qd, prompt, (int)P, &qo, NULL, &res) != IFK_OK) goto out;
+            if (it) best_full = res.ttft < best_full ? res.ttft : best_full;
             ifk_query_result_free(&res);
         }
+        qo.method = method;
+        for (int serial = 1; serial >= 0; serial--) {
+            qo.serial_load = serial;
+            if (cold && ifk_store_drop_cache(store) != IFK_OK) goto out;
+            if (ifk_query_run(&m, store, &qd, prompt, (int)P, &qo, NULL, &res) != IFK_OK) goto out;
+            double *best = serial ? &best_s : &best_m;
+            ifk_query_result *kp = serial ? &keep_s : &keep;
+            if (it && res.ttft < *best) {
+                *best = res.ttft;
+                ifk_query_result_free(kp);
+                *kp = res;
+            } else {
+                ifk_query_result_free(&res);
+            }
+        }
     }
+    /* the recompute's rate against the full prefill's, same FLOP count (selected slots are their
+     * positions: the context sits at positions 0..T-1 once rotated) */
+    const double fl_full = ifk_rows_flops(&m.cfg, NULL, keep.T + (int)P),
+                 fl_rec = ifk_rows_flops(&m.cfg, keep.selected, keep.n_selected);
+    if (no_full) best_full = 0; /* printed as 0: not run */
+    const double gf_full = best_full > 0 ? fl_full / best_full / 1e6 : 0, gf_rec = keep.t_recompute > 0 ? fl_rec / keep.t_recompute / 1e6 : 0;
+    /* one memory pass over the bytes the load writes (the context's f32 K and V, this run's cache
+     * size), best of 3 memcpys: the unit the load is counted in */
+    const size_t kvb = 2 * (size_t)m.cfg.n_layers * m.cfg.n_kv_heads * keep.T * m.cfg.head_dim * sizeof(float);
+    double pass = 1e30;
+    {
+        char *a = malloc(kvb), *b = malloc(kvb);
+        if (!a || !b) {
+            free(a), free(b);
+            IFK_FAIL(IFK_ERR_OOM, "out of memory");
+            goto out;
+        }
+        memset(a, 1, kvb), memset(b, 2, kvb);
+        for (int i = 0; i < 3; i++) {
+            const double t0 = ifk_now();
+            memcpy(b, a, kvb);
+            __asm__ volatile("" : : "r"(b) : "memory"); /* the copy is not dead */
+            pass = ifk_now() - t0 < pass ? ifk_now() - t0 : pass;
+        }
+        free(a), free(b);
+        pass *= 1e3;
+    }
+    /* load alone and compute alone, from the serial run */
+    const double load_s = keep_s.t_load, compute_s = keep_s.ttft - keep_s.t_load,
+                 bound = load_s > compute_s ? load_s : compute_s;
+    char slow[64] = "";
+    if (mbps > 0) snprintf(slow, sizeof slow, ", reader slowed to %g MB/s", mbps);
     if (json)
         printf("{\"model\": \"%s\", \"weights\": \"%s\", \"context\": %d, \"chunks\": %ld, \"prompt\": %ld, \"budget\": %g, \"method\": \"%s\", "
-               "\"n_selected\": %d, \"full_ttft_ms\": %.1f, \"method_ttft_ms\": %.1f, \"load_ms\": %.1f, \"rotate_ms\": %.1f, "
-               "\"score_ms\": %.1f, \"recompute_ms\": %.1f, \"prompt_ms\": %.1f, \"speedup\": %.2f}\n",
-               m.source, ifk_wdtype_name(m.wdtype), keep.T, chunks, P, budget, ifk_method_name(method), keep.n_selected, best_full, best_m, keep.t_load,
-               keep.t_rotate, keep.t_score, keep.t_recompute, keep.t_prompt + keep.t_first, best_full / best_m);
+               "\"n_selected\": %d, \"read_mbps\": %g, \"cold\": %d, \"full_ttft_ms\": %.1f, \"method_ttft_ms\": %.1f, "
+               "\"load_ms\": %.1f, \"rotate_ms\": %.1f, \"score_ms\": %.1f, \"recompute_ms\": %.1f, \"prompt_ms\": %.1f, "
+               "\"speedup\": %.2f, \"load_detail_ms\": {\"locate\": %.1f, \"bos\": %.1f, \"wait\": %.1f, \"fill\": %.1f, "
+               "\"rerotate\": %.1f}, \"serial\": {\"ttft_ms\": %.1f, \"load_ms\": %.1f, \"compute_ms\": %.1f, "
+               "\"locate_ms\": %.1f, \"bos_ms\": %.1f, \"fill_ms\": %.1f, \"rerotate_ms\": %.1f}, "
+               "\"overlap_ratio\": %.3f, \"full_gflops\": %.1f, \"recompute_gflops\": %.1f, \"full_ms_per_token\": %.3f, "
+               "\"recompute_ms_per_token\": %.3f, \"memory_pass_ms\": %.2f}\n",
+               m.source, ifk_wdtype_name(m.wdtype), keep.T, chunks, P, budget, ifk_method_name(method), keep.n_selected, mbps, cold, best_full, best_m,
+               keep.t_load, keep.t_rotate, keep.t_score, keep.t_recompute, keep.t_prompt + keep.t_first, best_full / best_m,
+               keep.t_locate, keep.t_bos, keep.t_wait, keep.t_fill, keep.t_rerotate, best_s, load_s, compute_s,
+               keep_s.t_locate, keep_s.t_bos, keep_s.t_fill, keep_s.t_rerotate, best_m / bound, gf_full, gf_rec,
+               best_full / (keep.T + P), keep.n_selected ? keep.t_recompute / keep.n_selected : 0.0, pass);
     else
-        printf("model %s (weights %s), context %d tokens in %ld cached chunks, prompt %ld tokens, threads %d\n"
+        printf("model %s (weights %s), context %d tokens in %ld cached chunks, prompt %ld tokens, threads %d%s%s\n"
                "full prefill TTFT %.1f ms\n"
                "%s at R=%.2f TTFT %.1f ms (%d tokens recomputed): load %.1f, rotate %.1f, score %.1f, recompute %.1f, "
                "prompt %.1f ms\n"
+               "  load on the critical path: locate (HDF5) %.1f, BOS forward %.1f, waiting for the loader %.1f ms; "
+               "loader thread (overlapped): checksum+convert %.1f, rotate %.1f ms\n"
+               "  load first, alone (serial): TTFT %.1f ms = load %.1f (locate %.1f, BOS %.1f, checksum+convert %.1f, "
+               "rotate %.1f) + compute %.1f; overlapped / max(load, compute) = %.3f\n"
+               "  a memory pass over the %.1f MB of f32 K/V (memcpy, same run): %.2f ms; the serial load's checksum+convert"
+               "+rotate = %.2f passes\n"
+               "  recompute %.3f ms/token at %.1f GFLOP/s; full prefill %.3f ms/token at %.1f GFLOP/s (same FLOP count): "
+               "ratio %.3f\n"
                "speed-up full / %s: %.2fx (ideal about 1/R = %.1fx)\n",
-               m.source, ifk_wdtype_name(m.wdtype), keep.T, chunks, P, ifk_blas_threads(), best_full, ifk_method_name(method), budget, best_m,
-               keep.n_selected, keep.t_load, keep.t_rotate, keep.t_score, keep.t_recompute, keep.t_prompt + keep.t_first,
-               ifk_method_name(method), best_full / best_m, budget > 0 ? 1.0 / budget : 0.0);
+               m.source, ifk_wdtype_name(m.wdtype), keep.T, chunks, P, ifk_blas_threads(), cold ? ", cold page cache" : "", slow, best_full, ifk_method_name(method), budget, best_m, keep.n_selected,
+               keep.t_load, keep.t_rotate, keep.t_score, keep.t_recompute, keep.t_prompt + keep.t_first, keep.t_locate,
+               keep.t_bos, keep.t_wait, keep.t_fill, keep.t_rerotate, best_s, load_s, keep_s.t_locate, keep_s.t_bos,
+               keep_s.t_fill, keep_s.t_rerotate, compute_s, best_m / bound, kvb / 1e6, pass,
+               (keep_s.t_fill + keep_s.t_rerotate) / pass,
+               keep.n_selected ? keep.t_recompute / keep.n_selected : 0.0, gf_rec, best_full / (keep.T + P), gf_full,
+               gf_full > 0 ? gf_rec / gf_full : 0.0, ifk_method_name(method), best_full / best_m,
+               budget > 0 ? 1.0 / budget : 0.0);
+    ifk_query_result_free(&keep_s);
     ifk_query_result_free(&keep);
     rc = 0;
 out:

@@ -179,6 +179,10 @@ static void print_result_(FILE *f, const ifk_tokenizer *tok, ifk_store *store, c
     fprintf(f, "], \"timings_ms\": {\"load\": %.3f, \"rotate\": %.3f, \"score\": %.3f, \"recompute\": %.3f, "
             "\"prompt_prefill\": %.3f, \"first_token\": %.3f, \"ttft\": %.3f}",
             r->t_load, r->t_rotate, r->t_score, r->t_recompute, r->t_prompt, r->t_first, r->ttft);
+    /* the load apart (query.h): on the critical path (locate, bos, wait: within load) and on the
+     * loader's thread (fill, rerotate: overlapped) */
+    fprintf(f, ", \"load_detail_ms\": {\"locate\": %.3f, \"bos\": %.3f, \"wait\": %.3f, \"fill\": %.3f, "
+            "\"rerotate\": %.3f}", r->t_locate, r->t_bos, r->t_wait, r->t_fill, r->t_rerotate);
     if (ranks > 1) {
         static const char *ph[5] = {"load", "score", "recompute", "prompt_prefill", "decode"};
         fprintf(f, ", \"comm\": {");
@@ -472,7 +476,7 @@ int ifk_cmd_query(int argc, char **argv) {
                *method_s = "infoflow", *budget_s = NULL, *layers_s = NULL, *steps_s = NULL, *seed_s = NULL,
                *threads_s = NULL, *shape = NULL, *prompt_ids = NULL, *tp_s = NULL, *queries = NULL, *out_p = NULL,
                *dev_s = NULL, *weights_s = NULL;
-    int reorder = 0, compare = 0, json = 0, help = 0, rc = 1;
+    int reorder = 0, compare = 0, json = 0, help = 0, rc = 1, serial = 0;
     const ifk_opt opts[] = {
         {"model", "PATH", "checkpoint file or folder (required; must be the store's model)", &model, NULL},
         {"random-model", "SHAPE", "the random-weight model a store was cached with (tests, benchmarks)", &shape, NULL},
@@ -500,6 +504,7 @@ int ifk_cmd_query(int argc, char **argv) {
         {"threads", "N", "BLAS threads per rank (default: the node's cores shared by its ranks)", &threads_s, NULL},
         {"weights", "T", "weight precision kept in memory: f32, bf16, f16 or auto (as stored, default)", &weights_s, NULL},
         {"compare-full", NULL, "also run the full prefill and report KL, top-1 and answer agreement", NULL, &compare},
+        {"serial-load", NULL, "load all K/V before computing (times the load alone; default: overlapped)", NULL, &serial},
         {"json", NULL, "print one JSON object instead of the answer text", NULL, &json},
         {NULL, NULL, NULL, NULL, NULL}};
     const char *usage = "usage: [mpirun -n P] infoflow query --model M --store DIR (--docs ID,... | --retrieve K) "
@@ -567,6 +572,7 @@ int ifk_cmd_query(int argc, char **argv) {
     o.seed = (uint64_t)seed;
     o.reorder = reorder;
     o.compare_full = compare;
+    o.serial_load = serial;
     ifk_blas_set_threads(threads ? (int)threads : ifk_comm_blas_threads(&cm, 0));
 
     /* every rank maps the checkpoint; in a group of tp ranks each keeps its slice of heads and MLP

@@ -1,9 +1,11 @@
-/* query.c — one query in data-flow order (query.h): plan → gather → rotate → score → select →
- * recompute → answer. Each step is a function of the query's state (qrun_) run through step_,
- * which records its wall time and communication; ifk_query_run reads as the method does. */
+/* query.c — one query in data-flow order (query.h): plan → gather (+ rotate, on the loader's
+ * thread) → score → select → recompute → answer. Each step is a function of the query's state
+ * (qrun_) run through step_, which records its wall time and communication (and hands the time it
+ * waited for the loader to the load); ifk_query_run reads as the method does. */
 #include "query.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +26,25 @@ typedef struct {
     int *ids0;        /* (T) token ids in the original order: what a full prefill reads */
 } plan_;
 
+/* The loader: a thread that fills the cache from the store layer by layer (every chunk's K/V of
+ * layer l, each K slab rotated to its global positions as it lands), while the compute runs
+ * layer l-1: ifk_layer_forward awaits each layer through the cache's await_layer hook. */
+typedef struct {
+    int n;                /* chunks, in placement order */
+    ifk_chunk_src *src;   /* (n) located by gather_ (every HDF5 call is on the calling thread) */
+    int *slot;            /* (n) each chunk's first cache slot */
+    float *cs, *sn;       /* (n, Dh/2) each chunk's rotation from local to global positions */
+    int *rot;             /* (n) 1 when chunk i is rotated (not --reorder's local pass, not delta 0) */
+    pthread_t th;
+    int inited, running, stop; /* mu and cv made; the thread not yet joined; asked to stop */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int done;             /* layers complete */
+    ifk_status st;        /* the loader's failure, its message in msg */
+    char msg[1024];
+    double fill_s, rot_s; /* the loader's own time: checksum and conversion (with any read-rate wait), rotation */
+} loader_;
+
 typedef struct {
     /* the call's arguments */
     const ifk_model *m;
@@ -39,7 +60,8 @@ typedef struct {
     plan_ p;
     ifk_state s;
     ifk_kvcache c;
-    float *kbuf, *vbuf; /* (L, Hkv, chunk_tokens, Dh) one chunk as read */
+    loader_ ld;
+    double wait_ms;     /* the compute's time blocked on the loader */
     float *score;       /* (T) the selection score of every context slot */
     float *psum;        /* (P, T + P) scoring scratch */
     int *order;         /* (n) chunk order: original index of the chunk placed i-th */
@@ -52,11 +74,15 @@ typedef struct {
 
 typedef ifk_status (*step_fn_)(qrun_ *x);
 
-/* Runs one step: adds its wall time to *ms and this rank's communication during it to phase. */
+/* Runs one step: adds its wall time to *ms and this rank's communication during it to phase. The
+ * time it spent waiting for the loader is the load's: it goes to t_load instead. */
 static ifk_status step_(qrun_ *x, step_fn_ fn, double *ms, int phase) {
-    const double t0 = ifk_now();
+    const double t0 = ifk_now(), w0 = x->wait_ms;
     ifk_status st = fn(x);
-    *ms += (ifk_now() - t0) * 1e3;
+    const double waited = x->wait_ms - w0;
+    *ms += (ifk_now() - t0) * 1e3 - waited;
+    x->r->t_load += waited;
+    x->r->t_wait += waited;
     if (x->tp) {
         x->r->comm_ms[phase] += (x->tp->comm_seconds - x->csec) * 1e3;
         x->r->comm_bytes[phase] += x->tp->comm_bytes - x->cbytes;
@@ -72,9 +98,12 @@ static void plan_free_(plan_ *p) {
     memset(p, 0, sizeof *p);
 }
 
+static void loader_free_(qrun_ *x);
+
 static void qrun_free_(qrun_ *x) {
+    loader_free_(x);
     plan_free_(&x->p);
-    free(x->kbuf), free(x->vbuf), free(x->score), free(x->psum), free(x->order), free(x->sstart), free(x->slen);
+    free(x->score), free(x->psum), free(x->order), free(x->sstart), free(x->slen);
     ifk_state_free(&x->s);
     ifk_kvcache_free(&x->c);
 }
@@ -162,21 +191,24 @@ static ifk_status plan_query_(qrun_ *x) {
                   "context of %d tokens + prompt of %d + %d answer tokens exceed the model's %d positions", T, P, steps,
                   cfg->seq_len);
     IFK_CHECK(plan_memory_(x));
-    const int n = x->p.n, V = cfg->vocab_size, maxn = ifk_store_manifest(x->store)->p.chunk_tokens;
-    const size_t nel = (size_t)cfg->n_layers * cfg->n_kv_heads * maxn * cfg->head_dim;
+    const int n = x->p.n, V = cfg->vocab_size;
     r->n_chunks = n;
     r->vocab = V;
     r->T = T;
     r->n_prompt = P;
-    x->kbuf = malloc(sizeof(float) * nel), x->vbuf = malloc(sizeof(float) * nel);
     x->score = malloc(sizeof(float) * (size_t)T), x->psum = malloc(sizeof(float) * (size_t)P * (T + P));
     x->order = malloc(sizeof(int) * n), x->sstart = malloc(sizeof(int) * n), x->slen = malloc(sizeof(int) * n);
     r->order = malloc(sizeof(int) * n), r->selected = malloc(sizeof(int) * (size_t)T);
     r->answer = malloc(sizeof(int) * (size_t)steps), r->first_logits = malloc(sizeof(float) * V);
-    if (!x->kbuf || !x->vbuf || !x->score || !x->psum || !x->order || !x->sstart || !x->slen || !r->order ||
+    if (!x->score || !x->psum || !x->order || !x->sstart || !x->slen || !r->order ||
         !r->selected || !r->answer || !r->first_logits)
         return IFK_FAIL(IFK_ERR_OOM, "out of memory for a context of %d tokens", T);
     IFK_CHECK(ifk_kvcache_init(&x->c, cfg, T + P + steps));
+    /* fault the cache's pages in now (a pool a server keeps), not one by one inside the load or the
+     * prefill: a hint, ignored where the kernel lacks it (before 5.14) */
+    const size_t kvb = (size_t)cfg->n_layers * cfg->n_kv_heads * (size_t)x->c.capacity * cfg->head_dim * sizeof(float);
+    ifk_prefault(x->c.k, kvb);
+    ifk_prefault(x->c.v, kvb);
     for (int i = 0; i < n; i++) x->order[i] = i;
     x->n_budget = ifk_budget(o->budget, T);
     return IFK_OK;
@@ -192,51 +224,148 @@ static void spans_(qrun_ *x) {
     }
 }
 
-/* ---- gather and rotate ------------------------------------------------------------------------ */
+/* ---- gather: the loader ---------------------------------------------------------------------- */
 
-/* Loads the chunks into the cache in x->order: BOS at slot 0 (computed: at position 0 it sees only
- * itself, so every chunk's dropped prefix had exactly this K/V), then each chunk's K/V and tokens
- * at the next slots with their local positions (prefix_len + j). Under tensor parallelism this
- * rank's KV heads, and only those, are read. */
-static ifk_status gather_(qrun_ *x) {
-    const ifk_config *cfg = &x->m->cfg;
-    ifk_kvcache *c = &x->c;
-    const int L = cfg->n_layers, Hkv = cfg->n_kv_heads, Dh = cfg->head_dim;
-    const int pre = ifk_store_manifest(x->store)->p.prefix_len, h0 = x->tp ? x->tp->rank * Hkv : 0;
-    c->len = 0;
-    int bos = cfg->bos_id, zero = 0;
-    IFK_CHECK(ifk_forward(x->m, &x->s, c, &bos, &zero, 1, NULL, 0));
-    x->p.ids[0] = bos;
-    int slot = 1;
-    for (int i = 0; i < x->p.n; i++) {
-        const int k = x->order[i], n = x->p.len[k] - (k == 0);
-        IFK_CHECK(ifk_store_read_chunk(x->store, x->p.doc[k], x->p.chunk[k], h0, Hkv, x->kbuf, x->vbuf,
-                                       x->p.ids + slot));
-        for (int l = 0; l < L; l++)
-            for (int h = 0; h < Hkv; h++) {
-                const size_t src = ((size_t)l * Hkv + h) * (size_t)n * Dh;
-                memcpy(ifk_kv_k(c, l, h) + (size_t)slot * Dh, x->kbuf + src, sizeof(float) * (size_t)n * Dh);
-                memcpy(ifk_kv_v(c, l, h) + (size_t)slot * Dh, x->vbuf + src, sizeof(float) * (size_t)n * Dh);
-            }
-        for (int j = 0; j < n; j++) c->pos[slot + j] = pre + j;
-        slot += n;
-    }
-    c->len = slot;
-    spans_(x);
+/* Fills layer l of the cache: every chunk's K and V slabs checked and converted straight into
+ * their slots (ifk_store_load_slab), each K slab rotated while it is still in cache. */
+static ifk_status fill_layer_(qrun_ *x, int l) {
+    loader_ *ld = &x->ld;
+    const ifk_kvcache *c = &x->c;
+    const int Hkv = c->n_kv_heads, Dh = c->head_dim, half = Dh / 2;
+    for (int i = 0; i < ld->n; i++)
+        for (int h = 0; h < Hkv; h++) {
+            const ifk_chunk_src *src = &ld->src[i];
+            float *k = ifk_kv_k(c, l, h) + (size_t)ld->slot[i] * Dh, *v = ifk_kv_v(c, l, h) + (size_t)ld->slot[i] * Dh;
+            const double t0 = ifk_now();
+            IFK_CHECK(ifk_store_load_slab(src, 0, l, h, k));
+            IFK_CHECK(ifk_store_load_slab(src, 1, l, h, v));
+            const double t1 = ifk_now();
+            /* as ifk_kvcache_rerotate: the n rows of the slab as the n "heads" of one row */
+            if (ld->rot[i])
+                ifk_rope_apply(k, 0, 1, src->n, Dh, x->m->cfg.rope_style, ld->cs + (size_t)i * half,
+                               ld->sn + (size_t)i * half);
+            ld->fill_s += t1 - t0;
+            ld->rot_s += ifk_now() - t1;
+        }
     return IFK_OK;
 }
 
-/* Rotates each chunk from its local positions (pre + j) to its contiguous global ones (slot + j),
- * one fused rotation per chunk; nothing for --reorder's first, local, scoring. */
-static ifk_status rotate_(qrun_ *x) {
-    if (x->local) return IFK_OK;
-    const int pre = ifk_store_manifest(x->store)->p.prefix_len;
-    for (int i = 0, slot = 1; i < x->p.n; i++) {
-        const int k = x->order[i], n = x->p.len[k] - (k == 0);
-        ifk_kvcache_rerotate(&x->c, x->m->inv_freq, x->m->cfg.rope_style, slot, n, slot - pre);
-        slot += n;
+static void *loader_main_(void *arg) {
+    qrun_ *x = arg;
+    loader_ *ld = &x->ld;
+    for (int l = 0; l < x->c.n_layers; l++) {
+        pthread_mutex_lock(&ld->mu);
+        const int stop = ld->stop;
+        pthread_mutex_unlock(&ld->mu);
+        if (stop) break;
+        ifk_status st = fill_layer_(x, l);
+        pthread_mutex_lock(&ld->mu);
+        if (st != IFK_OK) {
+            ld->st = st;
+            snprintf(ld->msg, sizeof ld->msg, "%s", ifk_errmsg());
+        } else {
+            ld->done = l + 1;
+        }
+        pthread_cond_broadcast(&ld->cv);
+        pthread_mutex_unlock(&ld->mu);
+        if (st != IFK_OK) break;
     }
-    return IFK_OK;
+    return NULL;
+}
+
+/* The cache's await_layer hook: blocks until the loader has filled layer l (or failed). */
+static ifk_status await_layer_(void *ctx, int l) {
+    qrun_ *x = ctx;
+    loader_ *ld = &x->ld;
+    const double t0 = ifk_now();
+    pthread_mutex_lock(&ld->mu);
+    while (ld->done <= l && ld->st == IFK_OK) pthread_cond_wait(&ld->cv, &ld->mu);
+    const ifk_status st = ld->done > l ? IFK_OK : ld->st;
+    pthread_mutex_unlock(&ld->mu);
+    x->wait_ms += (ifk_now() - t0) * 1e3;
+    return st == IFK_OK ? IFK_OK : IFK_FAIL(st, "%s", ld->msg);
+}
+
+/* Waits for the whole load (its status), joins the loader and unhooks the cache. */
+static ifk_status loader_finish_(qrun_ *x) {
+    loader_ *ld = &x->ld;
+    if (!ld->running) return IFK_OK;
+    ifk_status st = await_layer_(x, x->c.n_layers - 1);
+    pthread_join(ld->th, NULL);
+    ld->running = 0;
+    x->c.await_layer = NULL;
+    x->c.await_ctx = NULL;
+    x->r->t_fill += ld->fill_s * 1e3;
+    x->r->t_rerotate += ld->rot_s * 1e3;
+    return st;
+}
+
+static void loader_free_(qrun_ *x) {
+    loader_ *ld = &x->ld;
+    if (ld->running) { /* the query failed: stop at the next layer */
+        pthread_mutex_lock(&ld->mu);
+        ld->stop = 1;
+        pthread_mutex_unlock(&ld->mu);
+        pthread_join(ld->th, NULL);
+        ld->running = 0;
+        x->c.await_layer = NULL;
+    }
+    if (ld->inited) {
+        pthread_mutex_destroy(&ld->mu);
+        pthread_cond_destroy(&ld->cv);
+    }
+    for (int i = 0; i < ld->n && ld->src; i++) ifk_chunk_src_free(&ld->src[i]);
+    free(ld->src), free(ld->slot), free(ld->cs), free(ld->sn), free(ld->rot);
+    memset(ld, 0, sizeof *ld);
+}
+
+/* Places the chunks in x->order: BOS at slot 0 (computed: at position 0 it sees only itself, so
+ * every chunk's dropped prefix had exactly this K/V), then each chunk at the next slots, at its
+ * global positions (slot + j; --reorder's first scoring: its local ones, prefix_len + j). The
+ * HDF5 look-ups and token reads happen here; the K/V is the loader's, on its own thread while
+ * the BOS forward and then the compute run (with opts.serial_load: before this step returns).
+ * Under tensor parallelism this rank's KV heads, and only those, are read. */
+static ifk_status gather_(qrun_ *x) {
+    IFK_CHECK(loader_finish_(x)); /* --reorder's first pass */
+    loader_free_(x);
+    const ifk_config *cfg = &x->m->cfg;
+    ifk_kvcache *c = &x->c;
+    loader_ *ld = &x->ld;
+    const int n = x->p.n, Hkv = cfg->n_kv_heads, half = cfg->head_dim / 2;
+    const int pre = ifk_store_manifest(x->store)->p.prefix_len, h0 = x->tp ? x->tp->rank * Hkv : 0;
+    const double t0 = ifk_now();
+    ld->src = calloc((size_t)n, sizeof *ld->src), ld->slot = malloc(sizeof(int) * n), ld->rot = malloc(sizeof(int) * n);
+    ld->cs = malloc(sizeof(float) * (size_t)n * half), ld->sn = malloc(sizeof(float) * (size_t)n * half);
+    if (!ld->src || !ld->slot || !ld->rot || !ld->cs || !ld->sn) return IFK_FAIL(IFK_ERR_OOM, "out of memory");
+    x->p.ids[0] = cfg->bos_id;
+    int slot = 1;
+    for (int i = 0; i < n; i++, ld->n++) {
+        const int k = x->order[i], len = x->p.len[k] - (k == 0), delta = slot - pre;
+        IFK_CHECK(ifk_store_locate(x->store, x->p.doc[k], x->p.chunk[k], h0, Hkv, &ld->src[i], x->p.ids + slot));
+        ld->slot[i] = slot;
+        ld->rot[i] = !x->local && delta != 0;
+        if (ld->rot[i]) ifk_rope_table(ld->cs + (size_t)i * half, ld->sn + (size_t)i * half, NULL, 1, delta, x->m->inv_freq, half);
+        for (int j = 0; j < len; j++) c->pos[slot + j] = pre + j + (x->local ? 0 : delta);
+        slot += len;
+    }
+    const double t1 = ifk_now();
+    x->r->t_locate += (t1 - t0) * 1e3;
+    /* the loader writes slots 1.., the BOS forward slot 0: they run side by side */
+    pthread_mutex_init(&ld->mu, NULL);
+    pthread_cond_init(&ld->cv, NULL);
+    ld->inited = 1;
+    if (pthread_create(&ld->th, NULL, loader_main_, x) != 0)
+        return IFK_FAIL(IFK_ERR_INTERNAL, "cannot start the KV loader thread");
+    ld->running = 1;
+    c->len = 0;
+    int bos = cfg->bos_id, zero = 0;
+    IFK_CHECK(ifk_forward(x->m, &x->s, c, &bos, &zero, 1, NULL, 0));
+    x->r->t_bos += (ifk_now() - t1) * 1e3;
+    c->len = slot;
+    c->await_layer = await_layer_;
+    c->await_ctx = x;
+    spans_(x);
+    return x->o->serial_load ? loader_finish_(x) : IFK_OK;
 }
 
 /* ---- score and select ------------------------------------------------------------------------- */
@@ -250,11 +379,15 @@ static ifk_status score_(qrun_ *x) {
     case IFK_METHOD_INFOFLOW:
         x->from = x->o->reorder ? 0 : x->slen[0];
         return ifk_score_infoflow(x->m, &x->s, &x->c, T, x->prompt, x->P, x->lo, x->hi, x->psum, x->score);
-    case IFK_METHOD_CACHEBLEND: x->from = 0; return ifk_score_cacheblend(x->m, &x->s, &x->c, x->p.ids, T, x->score);
+    case IFK_METHOD_CACHEBLEND: /* reads layer 1 of the cache directly */
+        x->from = 0;
+        IFK_CHECK(loader_finish_(x));
+        return ifk_score_cacheblend(x->m, &x->s, &x->c, x->p.ids, T, x->score);
     case IFK_METHOD_INFOFLOW_DEV: { /* attention x deviation; no exclusion: the first chunk's deviation is 0 */
         ifk_dev_opts dv = x->o->dev;
         if (dv.layer == 0) ifk_dev_opts_default(&dv);
         x->from = 0;
+        IFK_CHECK(loader_finish_(x)); /* the deviation reads its layer of the cache directly */
         return ifk_score_infoflow_dev(x->m, &x->s, &x->c, x->p.ids, T, x->prompt, x->P, x->lo, x->hi, &dv, x->p.n,
                                       x->sstart, x->slen, x->psum, x->score);
     }
@@ -328,6 +461,7 @@ static ifk_status prefill_context_(qrun_ *x) {
 
 /* The prompt at slots and positions T..T+P-1; its last row's logits are the first answer's. */
 static ifk_status prompt_(qrun_ *x) {
+    IFK_CHECK(loader_finish_(x));
     int *pos = malloc(sizeof(int) * (size_t)x->P);
     if (!pos) return IFK_FAIL(IFK_ERR_OOM, "out of memory");
     for (int i = 0; i < x->P; i++) pos[i] = x->c.len + i;
@@ -363,7 +497,7 @@ static ifk_status run_full_(qrun_ *x) {
     return IFK_OK;
 }
 
-/* The cached methods: gather, rotate, score, select, recompute, answer. */
+/* The cached methods: gather (the loader rotates as it fills), score, select, recompute, answer. */
 static ifk_status run_cached_(qrun_ *x) {
     ifk_query_result *r = x->r;
     if (x->o->reorder && x->p.n > 1) {
@@ -375,7 +509,6 @@ static ifk_status run_cached_(qrun_ *x) {
         x->local = 0;
     }
     STEP(x, gather_, t_load, IFK_PHASE_LOAD);
-    STEP(x, rotate_, t_rotate, IFK_PHASE_LOAD);
     memcpy(r->order, x->order, sizeof(int) * x->p.n);
     STEP(x, score_, t_score, IFK_PHASE_SCORE);
     STEP(x, select_, t_score, IFK_PHASE_SCORE);

@@ -1,5 +1,7 @@
 /* query.h — one query from a store to an answer, in data-flow order:
  *   plan → gather → rotate → score → select → recompute → answer (prompt prefill, decode)
+ * where gather and rotate are a loader thread's, overlapped with score and recompute layer by
+ * layer (docs/engine.md)
  * (../shared/docs/algorithm.md §3–§9; docs/method.md). Used by `infoflow query`, `infoflow eval`
  * and `infoflow bench ttft`. No MPI here: under tensor parallelism the collective steps go through
  * the engine's ifk_tp hooks, which the driver fills. */
@@ -18,6 +20,7 @@ typedef struct {
     int steps;         /* tokens to generate */
     uint64_t seed;     /* for random */
     int compare_full;  /* also run full in the same process and compare */
+    int serial_load;   /* load all of the context's K/V before computing (no overlap): times the load alone */
     ifk_dev_opts dev;  /* infoflow-dev's variant; all zero: the defaults (ifk_dev_opts_default) */
 } ifk_query_opts;
 
@@ -36,6 +39,12 @@ typedef struct {
     /* wall time of each step, ms: plan; gather (load); rotate; score and select; recompute; prompt
      * prefill; first answer token after the prompt; the whole answer. ttft = gather to first token */
     double t_plan, t_load, t_rotate, t_score, t_recompute, t_prompt, t_first, t_decode, ttft;
+    /* the load apart, ms. On the calling thread, within t_load: the HDF5 look-ups and token reads
+     * (locate), the BOS forward, and the compute's waits for the loader (wait). On the loader's
+     * thread, overlapped with the compute unless serial_load: checksum and conversion into the
+     * cache's slots with any read-rate wait (fill), and the rotation of each chunk to its global
+     * positions (rerotate; t_rotate is 0: nothing rotates on the critical path) */
+    double t_locate, t_bos, t_wait, t_fill, t_rerotate;
     /* --compare-full */
     int compared;
     double kl;

@@ -35,6 +35,13 @@ out:
     return best;
 }
 
+double ifk_rows_flops(const ifk_config *c, const int *pos, int n) {
+    double D = c->dim, L = c->n_layers, q = (double)c->n_heads * c->head_dim, kv = (double)c->n_kv_heads * c->head_dim;
+    double keys = 0;
+    for (int i = 0; i < n; i++) keys += (pos ? pos[i] : i) + 1.0;
+    return 2.0 * n * L * (D * q + 2 * D * kv + q * D + 3 * D * c->hidden_dim) + 4.0 * L * q * keys;
+}
+
 double ifk_bench_read_bandwidth(size_t bytes, double min_seconds) {
     size_t n = bytes / sizeof(float);
     float *x = malloc(n * sizeof(float));

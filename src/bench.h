@@ -17,6 +17,11 @@ double ifk_bench_read_bandwidth(size_t bytes, double min_seconds);
 /* FLOPs of a T-token prefill: projections and MLP for every row, causal attention counted as half
  * of the T x T products, and the classifier for the last row. */
 double ifk_prefill_flops(const ifk_config *c, int T);
+/* FLOPs of n rows at positions pos[n] (pos NULL: 0..n-1) attending causally to every key at or
+ * before their position, as a prefill or a selective recompute runs them: projections and MLP
+ * for every row, and 4 H Dh (pos + 1) per row and layer for the attention; no classifier. The
+ * same count for both, so that their GFLOP/s compare. */
+double ifk_rows_flops(const ifk_config *c, const int *pos, int n);
 /* The (out, in) shape of the model's largest per-layer weight matrix (the MLP's, for Llama shapes). */
 void ifk_largest_gemm(const ifk_config *c, int *out, int *in);
 

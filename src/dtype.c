@@ -48,13 +48,35 @@ IFK_CLONES void ifk_f32_to_f16(void *dst, const float *src, size_t n) {
     }
 }
 
-IFK_CLONES void ifk_f16_to_f32(float *dst, const void *src, size_t n) {
-    const unsigned char *s = src;
+IFK_CLONES static void f16_to_f32_(float *dst, const unsigned char *s, size_t n) {
     for (size_t i = 0; i < n; i++) {
         _Float16 h;
         memcpy(&h, s + 2 * i, 2);
         dst[i] = (float)h;
     }
+}
+
+#if defined(__x86_64__) && !defined(IFK_NO_CLONES)
+#include <immintrin.h>
+/* gcc 12 does not vectorize the _Float16 casts above (one scalar vcvtph2ps per element): F16C's
+ * eight at a time. vcvtph2ps is exact, and quiets NaNs as the cast does: the same bits. */
+__attribute__((target("avx,f16c"))) static void f16_to_f32_f16c_(float *dst, const unsigned char *s, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(s + 2 * i))));
+    f16_to_f32_(dst + i, s + 2 * i, n - i);
+}
+#endif
+
+void ifk_f16_to_f32(float *dst, const void *src, size_t n) {
+#if defined(__x86_64__) && !defined(IFK_NO_CLONES)
+    static int f16c = -1; /* a benign race: every thread computes the same value */
+    if (f16c < 0) f16c = __builtin_cpu_supports("avx") && __builtin_cpu_supports("f16c");
+    if (f16c) {
+        f16_to_f32_f16c_(dst, src, n);
+        return;
+    }
+#endif
+    f16_to_f32_(dst, src, n);
 }
 #endif
 

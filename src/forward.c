@@ -140,6 +140,7 @@ ifk_status ifk_layer_forward(const ifk_model *m, ifk_state *s, ifk_kvcache *c, i
     const int D = cfg->dim, F = cfg->hidden_dim, H = cfg->n_heads, Hkv = cfg->n_kv_heads, Dh = cfg->head_dim;
     const int qd = H * Dh, kvd = Hkv * Dh;
     IFK_ASSERT(T <= s->cap_rows && nk <= s->cap_keys && nk <= c->capacity);
+    if (c->await_layer) IFK_CHECK(c->await_layer(c->await_ctx, l));
 
     /* attention: norm, projections, RoPE, cache write, attend, output projection, residual */
     ifk_layer_qkv(m, s, l, T);

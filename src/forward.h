@@ -18,6 +18,10 @@ typedef struct {
     float *k;     /* (L, Hkv, capacity, Dh) */
     float *v;     /* (L, Hkv, capacity, Dh) */
     int *pos;     /* (capacity) position of each slot */
+    /* optional, for a cache being filled layer by layer by another thread: ifk_layer_forward calls
+     * await_layer(await_ctx, l) before it touches layer l and fails with its error */
+    ifk_status (*await_layer)(void *ctx, int l);
+    void *await_ctx;
 } ifk_kvcache;
 
 ifk_status ifk_kvcache_init(ifk_kvcache *c, const ifk_config *cfg, int capacity);

@@ -5,8 +5,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdint.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 double ifk_now(void) {
     struct timespec ts;
@@ -59,4 +62,14 @@ ifk_status ifk_read_file(const char *path, size_t max_len, char **buf, size_t *l
     *buf = b;
     if (len) *len = n;
     return IFK_OK;
+}
+
+void ifk_prefault(void *p, size_t n) {
+#ifdef MADV_POPULATE_WRITE
+    const uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE), a = ((uintptr_t)p + pg - 1) / pg * pg,
+                    b = ((uintptr_t)p + n) / pg * pg;
+    if (b > a) (void)madvise((void *)a, b - a, MADV_POPULATE_WRITE);
+#else
+    (void)p, (void)n;
+#endif
 }

@@ -13,6 +13,9 @@ double ifk_now(void);
 /* Bytes of memory this process may still use: MemAvailable from /proc/meminfo, or the
  * INFOFLOW_MEM_LIMIT environment variable (bytes) when set (tests). 0 if unknown. */
 double ifk_mem_available(void);
+/* Asks the kernel to fault in the pages of p[0..n) writable now (madvise MADV_POPULATE_WRITE,
+ * whole pages inside the range); a hint: nothing happens where the kernel lacks it. */
+void ifk_prefault(void *p, size_t n);
 
 /* Reads the whole file at path into a malloc'd buffer with a NUL after the last byte (so text
  * parsers can take it as a string; *len excludes the NUL). Files above max_len bytes are refused.

@@ -3,11 +3,13 @@
 #include "store.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -15,6 +17,7 @@
 #include "fletcher32.h"
 #include "h5util.h"
 #include "strmap.h"
+#include "sys.h"
 
 struct ifk_store {
     ifk_manifest m;
@@ -24,14 +27,16 @@ struct ifk_store {
     hid_t *files; /* opened on first use */
     const uint8_t **maps; /* read-only mappings for the direct chunk path, on first use */
     size_t *map_len;
-    int n_open;         /* shard files open now (at most IFK_STORE_MAX_OPEN) */
+    int n_open;         /* shard files open now (at most IFK_STORE_MAX_OPEN while none is pinned) */
+    int pinned;         /* located chunk sources not yet freed: their mappings must stay */
     ifk_strmap *cached; /* document number (decimal) -> index into recs: the records touched */
     ifk_doc_rec **recs;
     int n_recs, cap_recs;
     hid_t mtype;
-    uint16_t *conv;
-    size_t conv_cap;
     double *head_bytes; /* (Hkv) read accounting */
+    /* the read-rate limit (INFOFLOW_READ_DELAY_MBPS, ifk_store_set_read_rate): bytes/s, 0 for none */
+    double read_bps, next_free, last_req, throttled;
+    pthread_mutex_t lock;
 };
 
 double ifk_store_head_bytes(const ifk_store *store, int h) {
@@ -43,6 +48,7 @@ ifk_status ifk_store_open(ifk_store **out, const char *dir) {
     *out = NULL;
     ifk_store *store = ifk_calloc(1, sizeof *store, "store");
     if (!store) return IFK_ERR_OOM;
+    pthread_mutex_init(&store->lock, NULL);
     ifk_status st = ifk_manifest_open(&store->m, dir, 0);
     if (st != IFK_OK) {
         free(store);
@@ -53,6 +59,16 @@ ifk_status ifk_store_open(ifk_store **out, const char *dir) {
     if (!store->head_bytes || store->mtype < 0 || ifk_strmap_create(&store->cached, 64) != IFK_OK) {
         ifk_store_close(&store);
         return IFK_FAIL(IFK_ERR_OOM, "out of memory opening %s", dir);
+    }
+    const char *rate = getenv("INFOFLOW_READ_DELAY_MBPS");
+    if (rate && *rate) {
+        char *end;
+        double mbps = strtod(rate, &end);
+        if (*end || !(mbps > 0 && mbps < 1e12)) {
+            ifk_store_close(&store);
+            return IFK_FAIL(IFK_ERR_ARG, "INFOFLOW_READ_DELAY_MBPS: '%s' is not a positive rate in MB/s", rate);
+        }
+        store->read_bps = mbps * 1e6;
     }
     *out = store;
     return IFK_OK;
@@ -103,10 +119,10 @@ void ifk_store_close(ifk_store **pstore) {
     free(store->maps);
     free(store->map_len);
     free(store->head_bytes);
-    free(store->conv);
     for (int i = 0; i < store->n_recs; i++) ifk_doc_rec_free(store->recs[i]), free(store->recs[i]);
     free(store->recs);
     ifk_strmap_free(&store->cached);
+    pthread_mutex_destroy(&store->lock);
     ifk_manifest_free(&store->m);
     free(store);
     *pstore = NULL;
@@ -157,7 +173,11 @@ static ifk_status shard_file_(ifk_store *store, int i, hid_t *f) {
         *f = store->files[i];
         return IFK_OK;
     }
-    if (store->n_open >= IFK_STORE_MAX_OPEN) close_shards_(store);
+    /* a located source (ifk_store_locate) reads through pointers into the mappings, perhaps from a
+     * loader thread: while any is alive nothing is closed, so a query over many shards keeps them all */
+    pthread_mutex_lock(&store->lock);
+    if (store->n_open >= IFK_STORE_MAX_OPEN && store->pinned == 0) close_shards_(store);
+    pthread_mutex_unlock(&store->lock);
     char path[2048], fp[64] = "", dt[16] = "";
     snprintf(path, sizeof path, "%s/%s", store->m.dir, store->names[i]);
     struct stat sb;
@@ -209,13 +229,13 @@ static const uint8_t *shard_map_(ifk_store *store, int i, size_t *len) {
     return store->maps[i];
 }
 
-/* Reads heads [h0, h0+nh) of every layer of a k or v dataset straight from the mapped file: each
- * (layer, head) is one HDF5 chunk of n*Dh elements followed by its Fletcher32 (little-endian), as
- * the writer lays it out. Verifies the checksum and converts to f32. Returns 1 if done, 0 if the
- * dataset is not laid out that way (compressed, foreign) so the caller reads it through HDF5, -1
- * on a checksum or bounds failure (message set). */
-static int read_direct_(ifk_store *store, int shard, hid_t ds, int n, int h0, int nh, float *out, const char *where,
-                        const char *name) {
+/* Finds heads [h0, h0+nh) of every layer of a k or v dataset in the mapped file: each (layer, head)
+ * is one HDF5 chunk of n*Dh elements followed by its Fletcher32 (little-endian), as the writer lays
+ * it out; slab[l*nh + h] receives its address. Returns 1 if found, 0 if the dataset is not laid
+ * out that way (compressed, foreign) so the caller reads it through HDF5, -1 on a bounds failure
+ * (message set). Only addresses are asked of HDF5: checking and converting are ifk_store_load_slab's. */
+static int locate_direct_(ifk_store *store, int shard, hid_t ds, int n, int h0, int nh, const unsigned char **slab,
+                          const char *where, const char *name) {
     const ifk_store_params *p = &store->m.p;
     hid_t dcpl = H5Dget_create_plist(ds);
     unsigned flags;
@@ -227,58 +247,41 @@ static int read_direct_(ifk_store *store, int shard, hid_t ds, int n, int h0, in
     size_t mlen;
     const uint8_t *map = only_fletcher ? shard_map_(store, shard, &mlen) : NULL;
     if (!map) return 0;
-    const size_t es = ifk_dtype_size(p->dtype), row = (size_t)n * p->head_dim, bytes = row * es;
-    const int nc = p->n_layers * nh;
-    haddr_t addrs[4096], *addr = nc <= 4096 ? addrs : malloc(sizeof(haddr_t) * (size_t)nc);
-    if (!addr) return 0;
-    int ret = 1;
-    /* HDF5 is not thread-safe: look every chunk up first, then check and convert them in parallel */
-    for (int i = 0; i < nc && ret == 1; i++) {
+    const size_t bytes = (size_t)n * p->head_dim * ifk_dtype_size(p->dtype);
+    for (int i = 0; i < p->n_layers * nh; i++) {
         int l = i / nh, h = h0 + i % nh;
         hsize_t off[4] = {(hsize_t)l, (hsize_t)h, 0, 0}, size = 0;
         unsigned mask = 0;
-        addr[i] = HADDR_UNDEF;
-        if (H5Dget_chunk_info_by_coord(ds, off, &mask, &addr[i], &size) < 0 || addr[i] == HADDR_UNDEF) {
+        haddr_t addr = HADDR_UNDEF;
+        if (H5Dget_chunk_info_by_coord(ds, off, &mask, &addr, &size) < 0 || addr == HADDR_UNDEF) {
             H5Eclear2(H5E_DEFAULT);
-            ret = 0;
-        } else if (mask != 0 || size != bytes + 4) {
-            ret = 0;
-        } else if (addr[i] > mlen || size > mlen - addr[i]) {
+            return 0;
+        }
+        if (mask != 0 || size != bytes + 4) return 0;
+        if (addr > mlen || size > mlen - addr) {
             IFK_FAIL(IFK_ERR_FORMAT, "%s: %s (layer %d, head %d) lies past the end of the shard (truncated?)", where,
                      name, l, h);
-            ret = -1;
+            return -1;
         }
+        slab[i] = map + addr;
     }
-    int bad = -1;
-    if (ret == 1) {
-#pragma omp parallel for schedule(static) if (nc > 1 && bytes * nc > (1u << 18))
-        for (int i = 0; i < nc; i++) {
-            const uint8_t *src = map + addr[i];
-            uint32_t stored = (uint32_t)src[bytes] | (uint32_t)src[bytes + 1] << 8 | (uint32_t)src[bytes + 2] << 16 |
-                              (uint32_t)src[bytes + 3] << 24;
-            if (ifk_fletcher32(src, bytes) != stored) {
-#pragma omp critical
-                bad = bad < 0 || i < bad ? i : bad;
-                continue;
-            }
-            float *dst = out + (size_t)i * row;
-            if (p->dtype == IFK_DT_F16) ifk_f16_to_f32(dst, src, row);
-            else if (p->dtype == IFK_DT_BF16) ifk_bf16_to_f32(dst, src, row);
-            else memcpy(dst, src, bytes);
-        }
-    }
-    if (bad >= 0) {
-        IFK_FAIL(IFK_ERR_H5, "%s: %s (layer %d, head %d) fails its Fletcher32 checksum", where, name, bad / nh,
-                 h0 + bad % nh);
-        ret = -1;
-    }
-    if (addr != addrs) free(addr);
-    return ret;
+    return 1;
 }
 
-ifk_status ifk_store_read_chunk(ifk_store *store, int d, int c, int h0, int nh, float *k, float *v, int *tokens) {
+void ifk_chunk_src_free(ifk_chunk_src *src) {
+    if (src->store) { /* unpin: its shard may be closed again */
+        pthread_mutex_lock(&src->store->lock);
+        src->store->pinned--;
+        pthread_mutex_unlock(&src->store->lock);
+    }
+    free(src->slab), free(src->own), free(src->where);
+    memset(src, 0, sizeof *src);
+}
+
+ifk_status ifk_store_locate(ifk_store *store, int d, int c, int h0, int nh, ifk_chunk_src *src, int *tokens) {
     const ifk_manifest *m = &store->m;
     const ifk_store_params *p = &m->p;
+    memset(src, 0, sizeof *src);
     const ifk_doc_rec *r = ifk_store_doc(store, d);
     if (!r) return IFK_ERR_ARG;
     IFK_CHECK_ARG(c >= 0 && c < r->n_chunks, "no chunk %d of document %d", c, d);
@@ -291,6 +294,18 @@ ifk_status ifk_store_read_chunk(ifk_store *store, int d, int c, int h0, int nh, 
     char g[48], where[2400], id[512] = "";
     snprintf(g, sizeof g, "%s/c%04d", r->group, c);
     snprintf(where, sizeof where, "%s/%s: document \"%s\" chunk %d (%s)", m->dir, store->names[r->shard], r->id, c, g);
+    const size_t es = ifk_dtype_size(p->dtype), nslab = (size_t)p->n_layers * nh;
+    *src = (ifk_chunk_src){.n = n, .h0 = h0, .nh = nh, .n_layers = p->n_layers, .head_dim = p->head_dim,
+                           .dtype = p->dtype, .check = 1, .store = store};
+    pthread_mutex_lock(&store->lock);
+    store->pinned++; /* the shard stays open and mapped until ifk_chunk_src_free */
+    pthread_mutex_unlock(&store->lock);
+    src->slab = malloc(sizeof *src->slab * 2 * nslab);
+    src->where = strdup(where);
+    if (!src->slab || !src->where) {
+        ifk_chunk_src_free(src);
+        return IFK_FAIL(IFK_ERR_OOM, "out of memory reading %s", where);
+    }
     hid_t cg = H5I_INVALID_HID, ds = H5I_INVALID_HID, fsp = H5I_INVALID_HID, msp = H5I_INVALID_HID;
     cg = H5Gopen2(f, g, H5P_DEFAULT);
     IFK_H5_CHECK(st, cg, "%s: group missing", where);
@@ -311,20 +326,10 @@ ifk_status ifk_store_read_chunk(ifk_store *store, int d, int c, int h0, int nh, 
         IFK_H5_CHECK(st, H5Dread(ds, H5T_NATIVE_INT, H5S_ALL, H5S_ALL, H5P_DEFAULT, tokens), "%s: tokens unreadable", where);
         ifk_h5_close(&ds);
     }
-    const size_t es = ifk_dtype_size(p->dtype), nel = (size_t)p->n_layers * nh * n * p->head_dim;
-    if (p->dtype != IFK_DT_F32 && nel > store->conv_cap) {
-        uint16_t *cv = realloc(store->conv, nel * sizeof(uint16_t));
-        if (!cv) {
-            st = IFK_FAIL(IFK_ERR_OOM, "out of memory reading %s", where);
-            goto fail;
-        }
-        store->conv = cv;
-        store->conv_cap = nel;
-    }
     hsize_t dims[4] = {(hsize_t)p->n_layers, (hsize_t)p->n_kv_heads, (hsize_t)n, (hsize_t)p->head_dim};
     hsize_t start[4] = {0, (hsize_t)h0, 0, 0}, count[4] = {(hsize_t)p->n_layers, (hsize_t)nh, (hsize_t)n, (hsize_t)p->head_dim};
-    float *out[2] = {k, v};
     const char *names[2] = {"K", "V"}, *dsn[2] = {"k", "v"};
+    int direct[2];
     for (int i = 0; i < 2; i++) {
         ds = H5Dopen2(cg, dsn[i], H5P_DEFAULT);
         if (ds < 0 || !ifk_h5_shape_ok(ds, 4, dims, H5T_FLOAT, es)) {
@@ -332,27 +337,36 @@ ifk_status ifk_store_read_chunk(ifk_store *store, int d, int c, int h0, int nh, 
                           ifk_dtype_name(p->dtype), p->n_layers, p->n_kv_heads, n, p->head_dim);
             goto fail;
         }
-        int direct = read_direct_(store, r->shard, ds, n, h0, nh, out[i], where, names[i]);
-        if (direct < 0) {
-            st = IFK_ERR_H5;
+        direct[i] = locate_direct_(store, r->shard, ds, n, h0, nh, src->slab + i * nslab, where, names[i]);
+        if (direct[i] < 0) {
+            st = IFK_ERR_FORMAT;
             goto fail;
         }
-        if (direct) {
-            ifk_h5_close(&ds);
-            continue;
-        }
-        fsp = H5Dget_space(ds);
-        msp = H5Screate_simple(4, count, NULL);
-        IFK_H5_CHECK(st, fsp < 0 || msp < 0 ? -1 : H5Sselect_hyperslab(fsp, H5S_SELECT_SET, start, NULL, count, NULL),
-              "%s: cannot select heads", where);
-        void *buf = p->dtype == IFK_DT_F32 ? (void *)out[i] : (void *)store->conv;
-        IFK_H5_CHECK(st, H5Dread(ds, p->dtype == IFK_DT_F32 ? H5T_NATIVE_FLOAT : store->mtype, msp, fsp, H5P_DEFAULT, buf),
-              "%s: %s unreadable", where, names[i]);
-        if (p->dtype == IFK_DT_F16) ifk_f16_to_f32(out[i], store->conv, nel);
-        else if (p->dtype == IFK_DT_BF16) ifk_bf16_to_f32(out[i], store->conv, nel);
-        ifk_h5_close(&msp);
-        ifk_h5_close(&fsp);
         ifk_h5_close(&ds);
+    }
+    if (!direct[0] || !direct[1]) {
+        /* a layout of another writer: both datasets through HDF5 (which checks any filter), as stored */
+        const size_t slab_bytes = (size_t)n * p->head_dim * es;
+        src->own = malloc(2 * nslab * slab_bytes);
+        if (!src->own) {
+            st = IFK_FAIL(IFK_ERR_OOM, "out of memory reading %s", where);
+            goto fail;
+        }
+        src->check = 0;
+        for (int i = 0; i < 2; i++) {
+            unsigned char *buf = (unsigned char *)src->own + i * nslab * slab_bytes;
+            ds = H5Dopen2(cg, dsn[i], H5P_DEFAULT);
+            fsp = ds < 0 ? -1 : H5Dget_space(ds);
+            msp = H5Screate_simple(4, count, NULL);
+            IFK_H5_CHECK(st, fsp < 0 || msp < 0 ? -1 : H5Sselect_hyperslab(fsp, H5S_SELECT_SET, start, NULL, count, NULL),
+                         "%s: cannot select heads", where);
+            IFK_H5_CHECK(st, H5Dread(ds, p->dtype == IFK_DT_F32 ? H5T_NATIVE_FLOAT : store->mtype, msp, fsp, H5P_DEFAULT, buf),
+                         "%s: %s unreadable", where, names[i]);
+            for (size_t j = 0; j < nslab; j++) src->slab[i * nslab + j] = buf + j * slab_bytes;
+            ifk_h5_close(&msp);
+            ifk_h5_close(&fsp);
+            ifk_h5_close(&ds);
+        }
     }
     ifk_h5_close(&cg);
     for (int h = h0; h < h0 + nh; h++) store->head_bytes[h] += 2.0 * p->n_layers * n * p->head_dim * (double)es;
@@ -362,7 +376,96 @@ fail:
     ifk_h5_close(&fsp);
     ifk_h5_close(&ds);
     ifk_h5_close(&cg);
+    ifk_chunk_src_free(src);
     return st;
+}
+
+/* The read-rate limit (fault injection: a slow file system): the slabs arrive one after another
+ * at rate read_bps, with one slab of read-ahead (slab i+1 is on its way while slab i is checked
+ * and converted, as a file system's read-ahead does); the caller sleeps until its slab has
+ * arrived. So the reader runs at the slower of the medium and its own pace, not their sum. */
+static void throttle_(ifk_store *store, size_t bytes) {
+    pthread_mutex_lock(&store->lock);
+    const double now = ifk_now(), start = store->next_free > store->last_req ? store->next_free : store->last_req;
+    store->last_req = now;
+    const double until = store->next_free = start + (double)bytes / store->read_bps;
+    store->throttled += until > now ? until - now : 0;
+    pthread_mutex_unlock(&store->lock);
+    for (double left = until - ifk_now(); left > 0; left = until - ifk_now()) {
+        struct timespec ts = {(time_t)left, (long)((left - (double)(time_t)left) * 1e9)};
+        nanosleep(&ts, NULL);
+    }
+}
+
+ifk_status ifk_store_load_slab(const ifk_chunk_src *src, int kv, int l, int h, float *dst) {
+    const size_t row = (size_t)src->n * src->head_dim, bytes = row * ifk_dtype_size(src->dtype);
+    const unsigned char *s = src->slab[((size_t)kv * src->n_layers + l) * src->nh + h];
+    if (src->store->read_bps > 0) throttle_(src->store, bytes);
+    if (!src->check) {
+        if (src->dtype == IFK_DT_F16) ifk_f16_to_f32(dst, s, row);
+        else if (src->dtype == IFK_DT_BF16) ifk_bf16_to_f32(dst, s, row);
+        else memcpy(dst, s, bytes);
+        return IFK_OK;
+    }
+    const uint32_t stored = (uint32_t)s[bytes] | (uint32_t)s[bytes + 1] << 8 | (uint32_t)s[bytes + 2] << 16 |
+                            (uint32_t)s[bytes + 3] << 24;
+    if (ifk_fletcher32_to_f32(s, bytes, src->dtype, dst) != stored)
+        return IFK_FAIL(IFK_ERR_H5, "%s: %s (layer %d, head %d) fails its Fletcher32 checksum", src->where,
+                        kv ? "V" : "K", l, src->h0 + h);
+    return IFK_OK;
+}
+
+ifk_status ifk_store_read_chunk(ifk_store *store, int d, int c, int h0, int nh, float *k, float *v, int *tokens) {
+    ifk_chunk_src src;
+    IFK_CHECK(ifk_store_locate(store, d, c, h0, nh, &src, tokens));
+    const int nslab = src.n_layers * nh;
+    const size_t row = (size_t)src.n * src.head_dim;
+    int bad = -1;
+    /* the slabs in parallel; a failure is found again on this thread for its message */
+#pragma omp parallel for schedule(static) if (nslab > 1 && row * nslab > (1u << 17))
+    for (int i = 0; i < 2 * nslab; i++) {
+        const int kv = i / nslab, j = i % nslab;
+        if (ifk_store_load_slab(&src, kv, j / nh, j % nh, (kv ? v : k) + (size_t)j * row) != IFK_OK) {
+#pragma omp critical
+            bad = bad < 0 || i < bad ? i : bad;
+        }
+    }
+    ifk_status st = IFK_OK;
+    if (bad >= 0) {
+        const int kv = bad / nslab, j = bad % nslab;
+        st = ifk_store_load_slab(&src, kv, j / nh, j % nh, (kv ? v : k) + (size_t)j * row);
+        if (st == IFK_OK) st = IFK_FAIL(IFK_ERR_INTERNAL, "%s: a slab failed once and then read", src.where);
+    }
+    ifk_chunk_src_free(&src);
+    return st;
+}
+
+ifk_status ifk_store_set_read_rate(ifk_store *store, double mb_per_s) {
+    IFK_CHECK_ARG(mb_per_s >= 0 && mb_per_s < 1e12, "read rate %g MB/s is not a non-negative number", mb_per_s);
+    store->read_bps = mb_per_s * 1e6;
+    store->next_free = store->last_req = 0;
+    return IFK_OK;
+}
+
+double ifk_store_throttled(const ifk_store *store) { return store->throttled; }
+
+ifk_status ifk_store_drop_cache(ifk_store *store) {
+    IFK_CHECK_ARG(store->pinned == 0, "ifk_store_drop_cache: %d located chunks still read the shards", store->pinned);
+    for (int i = 0; i < store->cap_shards; i++) {
+        if (!store->names[i]) continue; /* never touched */
+        ifk_h5_close(&store->files[i]);
+        if (store->maps[i]) munmap((void *)store->maps[i], store->map_len[i]);
+        store->maps[i] = NULL;
+        char path[2048];
+        snprintf(path, sizeof path, "%s/%s", store->m.dir, store->names[i]);
+        int fd = open(path, O_RDONLY);
+        if (fd < 0) return IFK_FAIL(IFK_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+        int e = posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+        close(fd);
+        if (e) return IFK_FAIL(IFK_ERR_IO, "%s: posix_fadvise: %s", path, strerror(e));
+    }
+    store->n_open = 0;
+    return IFK_OK;
 }
 
 ifk_status ifk_store_read_tokens(ifk_store *store, int d, int c, int *tokens) {

@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 
+#include "dtype.h"
 #include "manifest.h"
 #include "status.h"
 
@@ -39,6 +40,40 @@ ifk_status ifk_store_check_shard(ifk_store *store, int i);
  * with n = ifk_store_doc(store, d)->chunk_len[c]; tokens (n) when not NULL. Shapes, types and attributes are checked
  * against the catalog; a checksum failure or any mismatch is an error naming shard and chunk. */
 ifk_status ifk_store_read_chunk(ifk_store *store, int d, int c, int h0, int nh, float *k, float *v, int *tokens);
+/* The same read in two halves, for a reader that fills a KV cache layer by layer from another
+ * thread (pipeline/query.c): ifk_store_locate does every HDF5 call (attributes, tokens when not
+ * NULL, the address of each (layer, head) slab in the mapped shard; a layout of another writer is
+ * read whole through HDF5 here) and counts the bytes in ifk_store_head_bytes; then
+ * ifk_store_load_slab checks one slab's Fletcher32 and converts it to f32 in the same pass, straight
+ * into dst (n*Dh floats: one (layer, head) row block of a cache), calling no HDF5: it may run on
+ * any thread, concurrently for different slabs. kv: 0 K, 1 V; h counts from h0. A checksum
+ * failure is IFK_ERR_H5 naming shard, chunk, K or V, layer and head (the message is the calling
+ * thread's). The source stays valid while the store is open and no ifk_store_drop_cache runs. */
+typedef struct {
+    int n, h0, nh, n_layers, head_dim;
+    ifk_dtype dtype;
+    int check;                  /* each slab is followed by its Fletcher32 (the mapped path) */
+    const unsigned char **slab; /* (2, L, nh) K then V slabs of n*Dh elements */
+    void *own;                  /* the slabs when read through HDF5 */
+    char *where;                /* "DIR/SHARD: document "ID" chunk C (GROUP)" */
+    ifk_store *store;
+} ifk_chunk_src;
+
+ifk_status ifk_store_locate(ifk_store *store, int d, int c, int h0, int nh, ifk_chunk_src *src, int *tokens);
+ifk_status ifk_store_load_slab(const ifk_chunk_src *src, int kv, int l, int h, float *dst);
+void ifk_chunk_src_free(ifk_chunk_src *src);
+
+/* Fault injection, a slow file system: slabs arrive one after another at mb_per_s (1e6 bytes/s;
+ * 0: no limit), loaders sleep until theirs has. Also set at open from INFOFLOW_READ_DELAY_MBPS
+ * (a bad value fails the open with IFK_ERR_ARG naming it). ifk_store_throttled: seconds of
+ * arrival wait handed out so far. */
+ifk_status ifk_store_set_read_rate(ifk_store *store, double mb_per_s);
+double ifk_store_throttled(const ifk_store *store);
+/* Cold reads: closes and unmaps the shards and asks the kernel to drop their pages from the page
+ * cache (posix_fadvise DONTNEED: no privileges needed; pages other processes map stay). The next
+ * read opens them again. */
+ifk_status ifk_store_drop_cache(ifk_store *store);
+
 /* Only the token ids of chunk c of document d (chunk_len[c] of them). */
 ifk_status ifk_store_read_tokens(ifk_store *store, int d, int c, int *tokens);
 /* The document's text (malloc'd, NUL-terminated). */

@@ -407,6 +407,17 @@ Test(checksum, fletcher32_matches_hdf5_bit_for_bit) {
         uint32_t h = H5_checksum_fletcher32(b, lens[i]);
         cr_assert_eq(ifk_fletcher32(b, lens[i]), h, "len %zu", lens[i]);
         cr_assert_eq(ifk_ref_fletcher32(b, lens[i]), h, "reference, len %zu", lens[i]);
+        /* the fused check-and-convert: the same checksum, the same bits as the plain conversions */
+        for (int dt = 0; dt < 3; dt++) {
+            const size_t es = ifk_dtype_size((ifk_dtype)dt), ne = lens[i] / es;
+            float *f = malloc(sizeof(float) * (ne + 1)), *g = malloc(sizeof(float) * (ne + 1));
+            cr_assert_eq(ifk_fletcher32_to_f32(b, ne * es, (ifk_dtype)dt, f), ifk_fletcher32(b, ne * es), "len %zu", lens[i]);
+            if (dt == IFK_DT_F16) ifk_f16_to_f32(g, b, ne);
+            else if (dt == IFK_DT_BF16) ifk_bf16_to_f32(g, b, ne);
+            else memcpy(g, b, ne * es);
+            cr_assert_eq(memcmp(f, g, sizeof(float) * ne), 0, "%s conversion, len %zu", ifk_dtype_name((ifk_dtype)dt), lens[i]);
+            free(f), free(g);
+        }
         memset(b, 0xff, lens[i]); /* all-ones words exercise the 0xffff vs 0 reduction edge */
         cr_assert_eq(ifk_fletcher32(b, lens[i]), H5_checksum_fletcher32(b, lens[i]), "0xff.. len %zu", lens[i]);
         free(b);
