@@ -82,5 +82,12 @@ expect "cache --weights bf16 into the f32 store is refused ($out)" sh -c "[ $rc 
 expect "... naming both precisions" grep -q "computed with f32 weights; this model holds bf16" <<<"$out"
 python3 -c "import json,sys; sys.exit(json.load(open(sys.argv[1]))['model']['weights'] != 'f32')" "$W/s/manifest.json"; expect "the manifest records the weight precision" test $? -eq 0
 err "unknown weight precision" "is not one of f32, bf16, f16, auto" --docs lily --prompt x --weights f8
+# a context over more shards than the reader keeps open (32): the located chunks keep theirs mapped
+for i in $(seq 0 39); do printf '{"id": "e%02d", "text": "Lily ran %d."}\n' "$i" "$i"; done > "$W/c40.jsonl"
+"$BIN" cache --model "$MODEL" --corpus "$W/c40.jsonl" --store "$W/s40" --commit-docs 1 --quiet
+D40=$(for i in $(seq 0 39); do printf 'e%02d,' "$i"; done); D40=${D40%,}
+many=$("$BIN" query --model "$MODEL" --store "$W/s40" --docs "$D40" --prompt "Lily" --steps 4 --compare-full --json)
+expect "40 shards in one query: answered ($(cut -c1-80 <<<"$many"))" test -n "$many"
+expect "... the whole context gathered" test "$(field "r['n_context_tokens']" <<<"$many")" -gt 200
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
