@@ -76,7 +76,9 @@ ids = [q[0] for q in Q] + ["g"]
 
 def cache(n, tp, store, dtype, extra_env=None):
     return run(n, ["cache", "--model", MODEL, "--corpus", f"{W}/c.jsonl", "--store", store, "--chunk-tokens", "64",
-                   "--commit-docs", "3", "--dtype", dtype, "--tp", str(tp), "--quiet"], extra_env)
+                   "--commit-docs", "3", "--dtype", dtype, "--tp", str(tp), "--threads", "1", "--quiet"], extra_env)
+    # one thread per rank: stores of different layouts are compared bitwise, and the oneDNN backend may
+    # sum a GEMM in another order at another thread count (docs/reliability.md)
 
 
 def verify(store, against, tol=None, subset=False):
