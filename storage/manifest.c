@@ -656,7 +656,12 @@ ifk_status ifk_manifest_verify(const ifk_manifest *m, void (*report)(const char 
         return IFK_OK;
     }
     ifk_status st = IFK_OK;
-    IFK_CHECK(prep_(m, "SELECT id, name, first_doc, n_docs, tokens_end, chunks_end, checksum FROM shards ORDER BY id", &qs));
+    /* one read transaction: every statement below sees the same snapshot, however many commits a
+     * running cache job makes meanwhile (without it, documents committed between the shard list and
+     * the count below look like records of no commit) */
+    if (sqlite3_exec(m->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
+        return IFK_FAIL(IFK_ERR_IO, "%s: cannot begin a read transaction: %s", path, sqlite3_errmsg(m->db));
+    IFK_CHECK_GOTO(st, prep_(m, "SELECT id, name, first_doc, n_docs, tokens_end, chunks_end, checksum FROM shards ORDER BY id", &qs), fail);
     IFK_CHECK_GOTO(st, prep_(m, "SELECT id, doc_id, shard, grp, n_tokens, chunks FROM docs WHERE id >= ?1 AND id < ?2 "
                              "ORDER BY id", &q), fail);
     long long next = 0, tok = 0, chk = 0, want_shard = 0;
@@ -718,6 +723,7 @@ ifk_status ifk_manifest_verify(const ifk_manifest *m, void (*report)(const char 
 fail:
     sqlite3_finalize(q);
     sqlite3_finalize(qs);
+    sqlite3_exec(m->db, "COMMIT", NULL, NULL, NULL); /* ends the read transaction */
     return st;
 }
 
