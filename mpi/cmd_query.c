@@ -443,12 +443,7 @@ static ifk_status run_(const int *t, int n, char **res, size_t *len, void *ctx) 
     batch_ *b = ctx;
     IFK_CHECK_ARG(n >= 2 && n == 2 + t[0] + t[1], "a question of %d ints is malformed (out of memory?)", n);
     ifk_query_docs qd = {t + 2, t[0]};
-    ifk_query_result r;
-    IFK_CHECK(ifk_query_run(b->m, b->store, &qd, t + 2 + t[0], t[1], &b->o, b->tp, &r));
-    ifk_status st = IFK_OK;
-    if (!b->tp || b->tp->rank == 0) st = ifk_query_result_pack(&r, res, len);
-    ifk_query_result_free(&r);
-    return st;
+    return ifk_grid_run_query(b->m, b->store, &qd, t + 2 + t[0], t[1], &b->o, b->tp, res, len);
 }
 
 /* The coordinator: results go out in input order, each --out line with one write(2), so the
