@@ -186,3 +186,10 @@ Test(cli, bench_prefill_reports_ratio_to_measured_peak) {
     cr_assert(gf > 0 && peak > 0, "%s", r.out);
     cr_assert_float_eq(ratio, gf / peak, 2e-3, "the ratio is achieved over peak: %s", r.out);
 }
+
+Test(cli, seed_zero_is_refused) {
+    /* xorshift from a zero state stays zero: every coin 0.0 (all <unk> with --topp 1) */
+    expect_error_(run_((const char *[]){"generate", "--model", IFK_MODEL_DIR, "--prompt", "Once", "--steps", "8",
+                                        "--seed", "0", "--topp", "1", NULL}),
+                  "--seed", "[1, ");
+}
