@@ -21,8 +21,10 @@ struct ifk_tokenizer {
     ifk_hftok *hf;       /* a tokenizer.json: everything below is unused */
     ifk_spm *spm;        /* or a SentencePiece tokenizer.model */
     struct { char *p; size_t cap; } *sbuf; /* its decode buffer */
-    int hf_bos, hf_eos;  /* BOS/EOS of either: EOS from the model's config; BOS from it for a .model,
-                          * from tokenizer.json / tokenizer_config.json for a .json (-1: none) */
+    int hf_bos, hf_eos;  /* BOS/EOS of either (from the model's config; a .json's own BOS when it has
+                          * one): decoding drops the leading space after hf_bos */
+    int add_bos;         /* the id encoding puts first (bos=1): a .model's hf_bos; a .json's from
+                          * tokenizer_config.json / tokenizer.json (check_config_), -1: none */
     uint64_t identity;   /* hash of the file's bytes */
     int n;               /* pieces */
     int max_len;         /* longest piece, from the file header */
@@ -90,13 +92,13 @@ static const char *token_name_(const cJSON *v, int *bad) {
  * backend rebuilds the template from them, as transformers 4's LlamaTokenizerFast always does);
  * absent, tokenizer.json's post_processor decides. A LlamaTokenizer(Fast) class without
  * add_bos_token, where transformers 4 (BOS by default) and 5 (the post_processor) would disagree, is
- * refused. Sets t->hf_bos: the id encoding puts before a prompt, or -1. */
+ * refused. Sets t->add_bos: the id encoding puts before a prompt, or -1. */
 static ifk_status check_config_(ifk_tokenizer *t, const char *tok_path) {
     char p[4096];
     const char *slash = strrchr(tok_path, '/');
     int dl = slash ? (int)(slash - tok_path) : 1;
     snprintf(p, sizeof p, "%.*s/tokenizer_config.json", dl, slash ? tok_path : ".");
-    t->hf_bos = ifk_hftok_bos(t->hf);
+    t->add_bos = ifk_hftok_bos(t->hf);
     if (access(p, F_OK) != 0) return IFK_OK;
     char *buf;
     IFK_CHECK(ifk_read_file(p, 64u << 20, &buf, NULL));
@@ -132,9 +134,9 @@ static ifk_status check_config_(ifk_tokenizer *t, const char *tok_path) {
         st = IFK_FAIL(IFK_ERR_FORMAT, "%s: add_bos_token true but bos_token is %s (transformers 4 refuses it, 5 adds "
                       "nothing)", p, js ? js : "absent");
     } else if (ab) {
-        t->hf_bos = cJSON_IsTrue(ab) ? bos_id : -1;
+        t->add_bos = cJSON_IsTrue(ab) ? bos_id : -1;
     } else if (cJSON_IsString(cls) && !strncmp(cls->valuestring, "LlamaTokenizer", 14) &&
-               t->hf_bos != (bos ? bos_id : ifk_hftok_lookup(t->hf, "<s>", 3))) {
+               t->add_bos != (bos ? bos_id : ifk_hftok_lookup(t->hf, "<s>", 3))) {
         st = IFK_FAIL(IFK_ERR_FORMAT, "%s: add_bos_token absent with tokenizer_class \"%s\": transformers 4 adds "
                       "bos_token, 5 follows %s's post_processor, and they differ here (set add_bos_token)", p,
                       cls->valuestring, tok_path);
@@ -164,7 +166,7 @@ static ifk_status load_spm_(ifk_tokenizer **tp, const char *path, int expect_voc
         ifk_tokenizer_free(&t);
         return st;
     }
-    t->hf_bos = ifk_spm_bos(t->spm), t->hf_eos = ifk_spm_eos(t->spm);
+    t->hf_bos = t->add_bos = ifk_spm_bos(t->spm), t->hf_eos = ifk_spm_eos(t->spm);
     for (int b = 0; b < 256; b++) t->bytes[2 * b] = (unsigned char)b, t->bytes[2 * b + 1] = 0;
     t->identity = file_hash_(path);
     *tp = t;
@@ -180,6 +182,7 @@ ifk_status ifk_tokenizer_load(ifk_tokenizer **tp, const char *path, int expect_v
         t->hf_bos = 1, t->hf_eos = 2;
         ifk_status st = ifk_hftok_load(&t->hf, path);
         if (st == IFK_OK) st = check_config_(t, path);
+        if (st == IFK_OK && t->add_bos >= 0) t->hf_bos = t->add_bos;
         if (st == IFK_OK && expect_vocab > 0 && ifk_hftok_vocab(t->hf) > expect_vocab)
             st = IFK_FAIL(IFK_ERR_FORMAT, "%s: tokenizer has %d ids but the model's vocabulary is %d", path,
                           ifk_hftok_vocab(t->hf), expect_vocab);
@@ -274,11 +277,12 @@ fail:
 int ifk_tokenizer_vocab(const ifk_tokenizer *t) { return t->hf ? ifk_hftok_vocab(t->hf) : t->spm ? ifk_spm_vocab(t->spm) : t->n; }
 
 void ifk_tokenizer_set_special(ifk_tokenizer *t, int bos, int eos) {
-    if (!t->hf) t->hf_bos = bos; /* a tokenizer.json settles its BOS itself (check_config_) */
+    if (t->spm) t->add_bos = bos;              /* a tokenizer.json settles what it adds itself (check_config_) */
+    if (!t->hf || t->add_bos < 0) t->hf_bos = bos;
     t->hf_eos = eos;
 }
 
-int ifk_tokenizer_bos(const ifk_tokenizer *t) { return t->hf || t->spm ? t->hf_bos : 1; }
+int ifk_tokenizer_bos(const ifk_tokenizer *t) { return t->hf || t->spm ? t->add_bos : 1; }
 
 const char *ifk_tokenizer_piece(const ifk_tokenizer *t, int tok) {
     if (t->hf || t->spm) return "";
@@ -396,11 +400,11 @@ static cand_ pop_(cand_ *h, int *hn) {
 static ifk_status encode_hf_(const ifk_tokenizer *t, const char *text, size_t len, int bos, int eos, int **out, int *nout) {
     int *ids = NULL, n = 0, cap = 0;
     ifk_status st = IFK_OK;
-    if (bos && t->hf_bos >= 0) {
+    if (bos && t->add_bos >= 0) {
         cap = 64;
         ids = malloc(sizeof(int) * (size_t)cap);
         if (!ids) return IFK_FAIL(IFK_ERR_OOM, "out of memory");
-        ids[n++] = t->hf_bos;
+        ids[n++] = t->add_bos;
     }
     st = t->hf ? ifk_hftok_encode(t->hf, text, len, &ids, &n, &cap) : ifk_spm_encode(t->spm, text, len, &ids, &n, &cap);
     if (st == IFK_OK && eos) {
