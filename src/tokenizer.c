@@ -25,6 +25,7 @@ struct ifk_tokenizer {
                           * one): decoding drops the leading space after hf_bos */
     int add_bos;         /* the id encoding puts first (bos=1): a .model's hf_bos; a .json's from
                           * tokenizer_config.json / tokenizer.json (check_config_), -1: none */
+    int bos_set;         /* add_bos settled by tokenizer_config.json's add_bos_token (kept by set_special) */
     uint64_t identity;   /* hash of the file's bytes */
     int n;               /* pieces */
     int max_len;         /* longest piece, from the file header */
@@ -86,19 +87,20 @@ static const char *token_name_(const cJSON *v, int *bad) {
     return NULL;
 }
 
-/* tokenizer_config.json beside a tokenizer.json: the settings that would change the ids and are
+/* tokenizer_config.json beside a tokenizer.json (or a tokenizer.model): the settings that would change the ids and are
  * not implemented are refused by name, and the BOS rule is settled (docs/models.md, "tokenizer.json
  * fields"): add_bos_token, when present, decides with bos_token (transformers 5's tokenizers
  * backend rebuilds the template from them, as transformers 4's LlamaTokenizerFast always does);
  * absent, tokenizer.json's post_processor decides. A LlamaTokenizer(Fast) class without
  * add_bos_token, where transformers 4 (BOS by default) and 5 (the post_processor) would disagree, is
- * refused. Sets t->add_bos: the id encoding puts before a prompt, or -1. */
+ * refused. Sets t->add_bos: the id encoding puts before a prompt, or -1. A .model (transformers'
+ * slow LlamaTokenizer) has no post_processor: without add_bos_token it keeps the config's BOS. */
 static ifk_status check_config_(ifk_tokenizer *t, const char *tok_path) {
     char p[4096];
     const char *slash = strrchr(tok_path, '/');
     int dl = slash ? (int)(slash - tok_path) : 1;
     snprintf(p, sizeof p, "%.*s/tokenizer_config.json", dl, slash ? tok_path : ".");
-    t->add_bos = ifk_hftok_bos(t->hf);
+    if (t->hf) t->add_bos = ifk_hftok_bos(t->hf);
     if (access(p, F_OK) != 0) return IFK_OK;
     char *buf;
     IFK_CHECK(ifk_read_file(p, 64u << 20, &buf, NULL));
@@ -123,7 +125,7 @@ static ifk_status check_config_(ifk_tokenizer *t, const char *tok_path) {
                 *cls = cJSON_GetObjectItemCaseSensitive(o, "tokenizer_class");
     int bad = 0;
     const char *bos = token_name_(bt, &bad);
-    int bos_id = bos ? ifk_hftok_lookup(t->hf, bos, strlen(bos)) : -1;
+    int bos_id = bos ? ifk_tokenizer_lookup(t, bos, strlen(bos)) : -1;
     char *js = bt ? cJSON_PrintUnformatted(bt) : NULL;
     if (st != IFK_OK) {
     } else if (bad || (bos && bos_id < 0)) {
@@ -135,7 +137,8 @@ static ifk_status check_config_(ifk_tokenizer *t, const char *tok_path) {
                       "nothing)", p, js ? js : "absent");
     } else if (ab) {
         t->add_bos = cJSON_IsTrue(ab) ? bos_id : -1;
-    } else if (cJSON_IsString(cls) && !strncmp(cls->valuestring, "LlamaTokenizer", 14) &&
+        t->bos_set = 1;
+    } else if (t->hf && cJSON_IsString(cls) && !strncmp(cls->valuestring, "LlamaTokenizer", 14) &&
                t->add_bos != (bos ? bos_id : ifk_hftok_lookup(t->hf, "<s>", 3))) {
         st = IFK_FAIL(IFK_ERR_FORMAT, "%s: add_bos_token absent with tokenizer_class \"%s\": transformers 4 adds "
                       "bos_token, 5 follows %s's post_processor, and they differ here (set add_bos_token)", p,
@@ -167,6 +170,10 @@ static ifk_status load_spm_(ifk_tokenizer **tp, const char *path, int expect_voc
         return st;
     }
     t->hf_bos = t->add_bos = ifk_spm_bos(t->spm), t->hf_eos = ifk_spm_eos(t->spm);
+    if ((st = check_config_(t, path)) != IFK_OK) {
+        ifk_tokenizer_free(&t);
+        return st;
+    }
     for (int b = 0; b < 256; b++) t->bytes[2 * b] = (unsigned char)b, t->bytes[2 * b + 1] = 0;
     t->identity = file_hash_(path);
     *tp = t;
@@ -277,7 +284,7 @@ fail:
 int ifk_tokenizer_vocab(const ifk_tokenizer *t) { return t->hf ? ifk_hftok_vocab(t->hf) : t->spm ? ifk_spm_vocab(t->spm) : t->n; }
 
 void ifk_tokenizer_set_special(ifk_tokenizer *t, int bos, int eos) {
-    if (t->spm) t->add_bos = bos;              /* a tokenizer.json settles what it adds itself (check_config_) */
+    if (t->spm && !t->bos_set) t->add_bos = bos; /* a tokenizer.json settles what it adds itself (check_config_) */
     if (!t->hf || t->add_bos < 0) t->hf_bos = bos;
     t->hf_eos = eos;
 }

@@ -75,6 +75,14 @@ expect "its tokenizer.json: the same ids" test "$(sp <<<"$viajson")" = "$ref"
 dref=$(spm_decode --model="$W/spm.model" --input_format=id <<<"$ref")
 expect "both decode to spm_decode's text" test "$(txt <<<"$viamodel")" = "$dref" -a "$(txt <<<"$viajson")" = "$dref"
 expect "... which is every line back" test "$dref" = "$(grep . "$W/texts.txt")"
+# tokenizer_config.json's add_bos_token beside a tokenizer.model (transformers' slow LlamaTokenizer reads it too)
+mkdir -p "$W/spmcfg" && cp "$W/spm.model" "$W/spmcfg/tokenizer.model"
+echo '{"add_bos_token": false}' > "$W/spmcfg/tokenizer_config.json"
+a=$("$BIN" tokenize --tokenizer "$W/spmcfg/tokenizer.model" --bos --text "Lily" | ids)
+b=$("$BIN" tokenize --tokenizer "$W/spmcfg/tokenizer.model" --text "Lily" | ids)
+echo '{"add_bos_token": true, "bos_token": "<s>"}' > "$W/spmcfg/tokenizer_config.json"
+c=$("$BIN" tokenize --tokenizer "$W/spmcfg/tokenizer.model" --bos --text "Lily" | ids)
+expect "tokenizer.model with add_bos_token false: no BOS ($a), true: <s> first ($c)" test "$a" = "$b" -a "$c" = "[1, ${b#[}"
 mkdir -p "$W/hf2" && cp "$W/hf/config.json" "$W/hf/model.safetensors" "$W/spm.model" "$W/hf2/" && mv "$W/hf2/spm.model" "$W/hf2/tokenizer.model"
 out=$("$BIN" query --model "$W/hf2" --store "$W/store" --docs lily --prompt "Lily" 2>&1); rc=$?
 expect "an HF folder's tokenizer.model is read (and is another tokenizer to the store: $rc)" test "$rc" = 1 && grep -q "another model or tokenizer" <<<"$out"
