@@ -19,28 +19,14 @@ mpirun at 1 rank, 2 ranks as 2x1 and 1x2, and 4 ranks as 2x2 (oversubscribing 2 
     only complete lines, the store verifies and a rerun completes it."""
 import json, os, re, shutil, subprocess, sys, tempfile
 
+from mpitest import ENV, check, finish, mpirun
+
 BIN, MODEL, DATA = sys.argv[1:4]
-env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
-           OMPI_MCA_rmaps_base_oversubscribe="1", OPENBLAS_NUM_THREADS="1")
-passed = failed = 0
 LAYOUTS = [(1, 1), (2, 1), (2, 2), (4, 2)]  # (ranks, tp)
 
 
-def check(cond, what):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL:", what, flush=True)
-
-
 def run(n, args, extra_env=None, timeout=300):
-    e = dict(env, **(extra_env or {}))
-    r = subprocess.run(["mpirun", "-n", str(n), BIN] + args, capture_output=True, text=True, env=e, timeout=timeout)
-    r.stderr = "\n".join(l for l in r.stderr.splitlines() if not l.startswith(("---", "  ", "mpirun", "Primary", "a non-zero",
-                                                                         "the job", "Per user"))) # infoflow's lines
-    return r
+    return mpirun(BIN, n, args, extra_env, timeout, ours_only=True)
 
 
 def lines(path):
@@ -89,7 +75,7 @@ def cache(n, tp, store, dtype, extra_env=None):
 def verify(store, against, tol=None, subset=False):
     a = [BIN, "verify", "--store", store, "--against", against] + (["--tolerance", str(tol)] if tol else []) + \
         (["--subset"] if subset else [])
-    return subprocess.run(a, capture_output=True, text=True, env=env)
+    return subprocess.run(a, capture_output=True, text=True, env=ENV)
 
 
 # ---- caching over groups ----
@@ -112,7 +98,7 @@ for dt in ("f32", "f16"):
 # an HF folder: at --tp 2 every rank reads only its slice from the files; the store agrees with the
 # one-rank store of the same folder
 hf = f"{W}/hf"
-r = subprocess.run([BIN, "convert", "--model", MODEL, "--out", hf], capture_output=True, text=True, env=env)
+r = subprocess.run([BIN, "convert", "--model", MODEL, "--out", hf], capture_output=True, text=True, env=ENV)
 check(r.returncode == 0, f"convert to an HF folder: {r.stderr[-300:]}")
 hf_store = {}
 for n, tp in ((1, 1), (2, 2)):
@@ -190,17 +176,7 @@ model = {MODEL}
 store = {W}/es
 queries = {W}/eq.jsonl
 methods = full,none,infoflow,epic
-budgets = 0.15,0.5
-reorder = both
-steps = 4
-[needle]
-lengths = 128,200
-depths = 0,100
-haystack_docs = 4
-haystack_tokens = 60
-[ablation]
-layers = 1-2
-""")
+""" + open(os.path.join(DATA, "eval_grid.ini")).read())
 # every layout on its own copy of the f32 store, so that each samples and caches what eval adds itself
 # (f32 keeps the stores comparable within 1e-4; one thread per rank, as for the caches above)
 ev = {}
@@ -229,7 +205,7 @@ for k in LAYOUTS[1:]:
 one = f"{W}/es-1x1"
 r = verify(f"{W}/s-f32-1x1", one, subset=True)
 check(r.returncode == 0, f"eval kept the store's documents: {r.stdout[-300:]}")
-r = subprocess.run([BIN, "verify", "--store", one], capture_output=True, text=True, env=env)
+r = subprocess.run([BIN, "verify", "--store", one], capture_output=True, text=True, env=ENV)
 check(r.returncode == 0 and ": 38 documents" in r.stdout, f"eval added 2 passages, 4 stories, 8 needles: {r.stdout[-300:]}")
 r = verify(f"{W}/es-2x1", one)
 check(r.returncode == 0, f"eval -n 2 --tp 1: its store bitwise identical to -n 1's: {r.stdout[-300:]}")
@@ -247,7 +223,7 @@ r = subprocess.run(["/usr/bin/python3", os.path.join(os.path.dirname(os.path.abs
                     f"{W}/r.bin", shape], capture_output=True, text=True)
 check(r.returncode == 0, f"a random checkpoint: {r.stderr[-300:]}")
 r = subprocess.run([BIN, "convert", "--model", f"{W}/r.bin", "--tokenizer", f"{MODEL}/tok512.bin", "--out", f"{W}/rhf"],
-                   capture_output=True, text=True, env=env)
+                   capture_output=True, text=True, env=ENV)
 check(r.returncode == 0, f"convert the random checkpoint: {r.stderr[-300:]}")
 os.remove(f"{W}/r.bin")
 weights_mib = os.path.getsize(f"{W}/rhf/model.safetensors") / 2**20
@@ -312,5 +288,4 @@ for point, rank, action in (("group.chunk:5", 1, "fail"), ("group.chunk:5", 1, "
         check(False, f"cache --tp 2, {point} {action} on rank {rank}: the job hung")
 
 subprocess.run(["rm", "-rf", W])
-print(f"{passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+finish()
