@@ -23,6 +23,7 @@
 #include "store_index.h"
 #include "drivers.h"
 #include "engine.h"
+#include "eval_docs.h"
 #include "sys.h"
 #include "decode.h"
 #include "evalio.h"
@@ -36,51 +37,6 @@
 #include "store_maint.h"
 #include "tp.h"
 #include "grid.h"
-
-/* ---- caching documents from rank 0 (LongBench passages, needle haystacks) ---------------------- */
-
-typedef struct {
-    char *id, *text;
-} text_doc_;
-
-static ifk_status record_(const char *shard, ifk_doc_rec *recs, int n, void *ctx) {
-    return ifk_ingest_record(ctx, shard, recs, n);
-}
-
-/* Caches the documents the store lacks, in one new shard, then rebuilds the BM25 index (the
- * ingest path of `infoflow cache`, pipeline/ingest.h). Rank 0 only; the store is locked meanwhile.
- * A new store gets f16 K/V in chunks of 128 tokens; an existing one keeps its layout. */
-static ifk_status cache_texts_(const ifk_model *m, const ifk_tokenizer *tok, const char *dir, const text_doc_ *docs,
-                               int n, int *added) {
-    *added = 0;
-    char fp[17];
-    ifk_model_fingerprint(m, fp);
-    ifk_store_params want;
-    ifk_store_params_from_model(&want, m, fp);
-    want.dtype = IFK_DT_F16;
-    want.chunk_tokens = 128 < m->cfg.seq_len - 1 ? 128 : m->cfg.seq_len - 1;
-    ifk_manifest *man = NULL;
-    int fd = -1, removed = 0;
-    IFK_CHECK(ifk_ingest_open_store(dir, &want, 0, 0, 0, &man, &fd, &removed));
-    ifk_ingest g;
-    char prefix[128];
-    snprintf(prefix, sizeof prefix, "shard-eval-%ld-%05x", (long)time(NULL), (unsigned)getpid() & 0xfffff);
-    ifk_status st = ifk_ingest_init(&g, m, tok, dir, &man->p, prefix, 0);
-    for (int i = 0; st == IFK_OK && i < n; i++) {
-        if (ifk_manifest_find(man, docs[i].id) >= 0) continue;
-        int dup = 0;
-        for (int j = 0; j < g.n_pending; j++) dup |= !strcmp(g.pending[j].id, docs[i].id);
-        if (dup) continue;
-        ifk_ingest_doc_in in = {.id = docs[i].id, .text = docs[i].text, .text_len = strlen(docs[i].text)};
-        st = ifk_ingest_doc(&g, &in, dir, NULL, NULL);
-        if (st == IFK_OK) (*added)++;
-    }
-    if (st == IFK_OK) st = ifk_ingest_commit(&g, record_, man);
-    if (st == IFK_OK && *added) st = ifk_ingest_index(man); /* the index covers every document of the store */
-    ifk_ingest_free(&g);
-    ifk_ingest_close_store(&man, &fd);
-    return st;
-}
 
 /* ---- runs: one protocol for rank 0 and the workers ---------------------------------------------- */
 
@@ -194,9 +150,6 @@ static FILE *open_out_(const ctx_ *x, const char *name) {
     }
     return f;
 }
-
-static const char *animals_[] = {"cat", "dog", "bird", "fish", "frog", "bunny", "bear", "duck"};
-static const char *names_[] = {"Tim", "Sam", "Anna", "Bob", "Mia", "Lucy", "Jack", "Sara"};
 
 /* ---- the fidelity grid -------------------------------------------------------------------------- */
 
@@ -375,8 +328,8 @@ static void needle_cell_(ctx_ *x, FILE *f, const int *hay, int nh, int li, int d
     const int V = x->full->cfg.vocab_size, cell = li * j->n_needle_depths + di, k = cell % 8;
     char nid[32], cue[128], full_s[160];
     snprintf(nid, sizeof nid, "needle-%d", k);
-    snprintf(cue, sizeof cue, "The %s was named", animals_[k]);
-    snprintf(full_s, sizeof full_s, "%s %s", cue, names_[k]);
+    snprintf(cue, sizeof cue, "The %s was named", ifk_needle_animal[k]);
+    snprintf(full_s, sizeof full_s, "%s %s", cue, ifk_needle_name[k]);
     const int needle = ifk_manifest_find(man, nid);
     int *ci, cn, *fi, fnn;
     if (needle < 0) {
@@ -423,7 +376,7 @@ static void needle_cell_(ctx_ *x, FILE *f, const int *hay, int nh, int li, int d
                        "\"depth\": %d, \"needle\": \"%s named %s\", \"p_name\": %.6g, \"p_name_full\": %.6g, "
                        "\"ratio\": %.6g, \"greedy_hit\": %s, \"full_hit\": %s, \"kl\": %.9g}\n",
                     j->methods[mi], meth == IFK_METHOD_FULL ? 1.0 : r.budget, target, res.T, j->needle_depths[di],
-                    animals_[k], names_[k], pm, pf, pf > 0 ? pm / pf : 0, hit ? "true" : "false",
+                    ifk_needle_animal[k], ifk_needle_name[k], pm, pf, pf > 0 ? pm / pf : 0, hit ? "true" : "false",
                     full_hit ? "true" : "false", ifk_kl_logits(ref.first_logits, res.first_logits, V));
         if (meth != IFK_METHOD_FULL) ifk_query_result_free(&res);
     }
@@ -443,79 +396,6 @@ static void needle_(ctx_ *x, int n_hay) {
     for (int li = 0; li < j->n_needle_lengths; li++)
         for (int di = 0; di < j->n_needle_depths; di++) needle_cell_(x, f, hay, nh, li, di);
     if (f) fclose(f);
-}
-
-/* ---- what eval caches (rank 0): LongBench passages, needle haystacks -------------------------------- */
-
-/* Collects generated text. */
-typedef struct {
-    char *b;
-    size_t n, cap;
-    const ifk_tokenizer *t;
-} acc_;
-
-static void acc_cb_(int prev, int t, void *c) {
-    acc_ *x = c;
-    size_t pl;
-    const char *p = ifk_tokenizer_decode(x->t, prev, t, &pl);
-    if (x->b && x->n + pl + 1 < x->cap) memcpy(x->b + x->n, p, pl), x->n += pl;
-}
-
-/* The documents the job needs in its store: every LongBench item's passages, and for the needle
- * grid haystack stories sampled from the model itself (one seed each) and the eight needles.
- * Caches those the store lacks; *n_hay haystack documents. */
-static ifk_status eval_docs_(const ifk_jobspec *j, const ifk_qitem *items, int n_items, const ifk_model *m,
-                             const ifk_tokenizer *tok, int quiet, int *n_hay) {
-    int cap = 0, n = 0;
-    for (int i = 0; i < n_items; i++) cap += items[i].n_passages;
-    if (j->needle) cap += j->haystack_docs + 8;
-    text_doc_ *docs = calloc((size_t)cap + 1, sizeof *docs);
-    if (!docs) return IFK_FAIL(IFK_ERR_OOM, "out of memory");
-    ifk_status st = IFK_OK;
-    for (int i = 0; i < n_items; i++)
-        for (int p = 0; p < items[i].n_passages; p++)
-            docs[n].id = strdup(items[i].docs[p]), docs[n++].text = strdup(items[i].passages[p]);
-    *n_hay = 0;
-    if (j->needle) {
-        if (!quiet)
-            fprintf(stderr, "eval: sampling %d haystack stories of %d tokens from the model\n", j->haystack_docs,
-                    j->haystack_tokens);
-        const char *start = "Once upon a time";
-        int *sids = NULL, sn;
-        st = ifk_tokenizer_encode(tok, start, strlen(start), 1, 0, &sids, &sn);
-        for (int h = 0; st == IFK_OK && h < j->haystack_docs; h++) {
-            ifk_sampler smp;
-            st = ifk_sampler_init(&smp, m->cfg.vocab_size, 1.0f, 0.9f, (uint64_t)(j->needle_seed * 1000 + h + 1));
-            if (st != IFK_OK) break;
-            acc_ a = {malloc(8192), 0, 8192, tok};
-            ifk_gen_stats gs;
-            int steps = j->haystack_tokens + sn < m->cfg.seq_len ? j->haystack_tokens + sn : m->cfg.seq_len;
-            if (a.b) st = ifk_generate(m, &smp, sids, sn, steps, acc_cb_, &a, &gs);
-            else st = IFK_FAIL(IFK_ERR_OOM, "out of memory");
-            ifk_sampler_free(&smp);
-            if (!a.b) break;
-            a.b[a.n] = '\0';
-            char id[32];
-            snprintf(id, sizeof id, "hay-%03d", h);
-            docs[n].id = strdup(id);
-            docs[n++].text = a.b;
-        }
-        free(sids);
-        *n_hay = j->haystack_docs;
-        for (int k = 0; st == IFK_OK && k < 8; k++) {
-            char id[32], text[128];
-            snprintf(id, sizeof id, "needle-%d", k);
-            snprintf(text, sizeof text, "Once upon a time, there was a %s named %s.", animals_[k], names_[k]);
-            docs[n].id = strdup(id);
-            docs[n++].text = strdup(text);
-        }
-    }
-    int added = 0;
-    if (st == IFK_OK && n) st = cache_texts_(m, tok, j->store, docs, n, &added);
-    if (st == IFK_OK && added && !quiet) fprintf(stderr, "eval: cached %d documents into %s\n", added, j->store);
-    for (int i = 0; i < n; i++) free(docs[i].id), free(docs[i].text);
-    free(docs);
-    return st;
 }
 
 /* ---- the driver -------------------------------------------------------------------------------- */
@@ -610,11 +490,11 @@ int ifk_cmd_eval(int argc, char **argv) {
     /* rank 0: the query set and what the store lacks */
     if (cm.rank == 0) {
         if (j.queries[0]) s_ = ifk_queryset_read(j.queries, &items, &n_items);
-        if (s_ == IFK_OK) s_ = eval_docs_(&j, items, n_items, &full, tok, quiet, &n_hay);
+        if (s_ == IFK_OK) s_ = ifk_eval_docs(&j, items, n_items, &full, tok, quiet, &n_hay);
     }
     MPI_Bcast(&n_hay, 1, MPI_INT, 0, cm.comm);
     if (ifk_comm_agree(&cm, s_) != IFK_OK) goto out;
-    if (tp > 1) ifk_model_release_unsliced(&full, &local, cm.rank % tp, tp); /* eval_docs_ used the whole model */
+    if (tp > 1) ifk_model_release_unsliced(&full, &local, cm.rank % tp, tp); /* ifk_eval_docs used the whole model */
     s_ = ifk_store_open(&store, j.store);
     if (s_ == IFK_OK) {
         char fp[17];
