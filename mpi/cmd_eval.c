@@ -24,6 +24,7 @@
 #include "store_index.h"
 #include "drivers.h"
 #include "engine.h"
+#include "eval_docs.h"
 #include "sys.h"
 #include "decode.h"
 #include "evalio.h"
@@ -150,9 +151,6 @@ static FILE *open_out_(const ctx_ *x, const char *name) {
     }
     return f;
 }
-
-static const char *animals_[] = {"cat", "dog", "bird", "fish", "frog", "bunny", "bear", "duck"};
-static const char *names_[] = {"Tim", "Sam", "Anna", "Bob", "Mia", "Lucy", "Jack", "Sara"};
 
 /* ---- the fidelity grid -------------------------------------------------------------------------- */
 
@@ -331,8 +329,8 @@ static void needle_cell_(ctx_ *x, FILE *f, const int *hay, int nh, int li, int d
     const int V = x->full->cfg.vocab_size, cell = li * j->n_needle_depths + di, k = cell % 8;
     char nid[32], cue[128], full_s[160];
     snprintf(nid, sizeof nid, "needle-%d", k);
-    snprintf(cue, sizeof cue, "The %s was named", animals_[k]);
-    snprintf(full_s, sizeof full_s, "%s %s", cue, names_[k]);
+    snprintf(cue, sizeof cue, "The %s was named", ifk_needle_animal[k]);
+    snprintf(full_s, sizeof full_s, "%s %s", cue, ifk_needle_name[k]);
     const int needle = ifk_manifest_find(man, nid);
     int *ci, cn, *fi, fnn;
     if (needle < 0) {
@@ -379,7 +377,7 @@ static void needle_cell_(ctx_ *x, FILE *f, const int *hay, int nh, int li, int d
                        "\"depth\": %d, \"needle\": \"%s named %s\", \"p_name\": %.6g, \"p_name_full\": %.6g, "
                        "\"ratio\": %.6g, \"greedy_hit\": %s, \"full_hit\": %s, \"kl\": %.9g}\n",
                     j->methods[mi], meth == IFK_METHOD_FULL ? 1.0 : r.budget, target, res.T, j->needle_depths[di],
-                    animals_[k], names_[k], pm, pf, pf > 0 ? pm / pf : 0, hit ? "true" : "false",
+                    ifk_needle_animal[k], ifk_needle_name[k], pm, pf, pf > 0 ? pm / pf : 0, hit ? "true" : "false",
                     full_hit ? "true" : "false", ifk_kl_logits(ref.first_logits, res.first_logits, V));
         if (meth != IFK_METHOD_FULL) ifk_query_result_free(&res);
     }
@@ -472,10 +470,10 @@ static ifk_status plan_docs_(docs_ *y, const ifk_qitem *items, int n_items) {
             st = want_doc_(y, have, id, NULL);
             if (st == IFK_OK && y->n > before) y->story_doc[y->n_stories] = before, y->story_h[y->n_stories++] = h;
         }
-        for (int k = 0; st == IFK_OK && k < 8; k++) {
+        for (int k = 0; st == IFK_OK && k < IFK_NEEDLES; k++) {
             char id[32], text[128];
             snprintf(id, sizeof id, "needle-%d", k);
-            snprintf(text, sizeof text, "Once upon a time, there was a %s named %s.", animals_[k], names_[k]);
+            snprintf(text, sizeof text, "Once upon a time, there was a %s named %s.", ifk_needle_animal[k], ifk_needle_name[k]);
             st = want_doc_(y, have, id, text);
         }
     }
