@@ -595,8 +595,12 @@ int ifk_cmd_eval(int argc, char **argv) {
     ifk_blas_set_threads(threads ? (int)threads : ifk_comm_blas_threads(&cm, 0));
     s_ = ifk_engine_load_any(j.model[0] ? j.model : NULL, j.tokenizer[0] ? j.tokenizer : NULL, j.random_model, &full,
                              &tok);
-    if (s_ == IFK_OK && !tok && (j.needle || j.queries[0]))
-        s_ = IFK_FAIL(IFK_ERR_ARG, "%s: a random model has no tokenizer for text prompts", j.path);
+    if (s_ == IFK_OK && !tok && (j.needle || j.queries[0])) {
+        char who[4200];
+        s_ = IFK_FAIL(IFK_ERR_ARG, "%s: %s for the job's text prompts%s", j.path,
+                      ifk_engine_no_tokenizer(j.model[0] ? j.model : NULL, who, sizeof who),
+                      j.model[0] ? ": give tokenizer = FILE" : "");
+    }
     if (s_ == IFK_OK) s_ = ifk_grid_check(cm.size, tp, full.cfg.n_kv_heads);
     if (s_ == IFK_OK && tp > 1) s_ = ifk_model_slice(&full, cm.rank % tp, tp, &local);
     ifk_dev_opts_default(&x.dev);

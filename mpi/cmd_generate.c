@@ -59,6 +59,12 @@ int ifk_cmd_generate(int argc, char **argv) {
         goto out;
     ifk_blas_set_threads((int)threads);
     if (ifk_engine_load(model, tokp, &m, &tok) != IFK_OK) goto out;
+    if (!tok) { /* an HF folder without one: generate encodes the prompt and prints text */
+        char who[4200];
+        IFK_FAIL(IFK_ERR_ARG, "generate: %s to encode the prompt and print the text: give --tokenizer FILE",
+                 ifk_engine_no_tokenizer(model, who, sizeof who));
+        goto out;
+    }
     if (ifk_tokenizer_encode(tok, prompt, strlen(prompt), 1, 0, &ids, &n) != IFK_OK) goto out;
     const ifk_gen_config *g = &m.cfg.gen;
     int top_k = 0;

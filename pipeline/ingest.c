@@ -120,8 +120,9 @@ ifk_status ifk_ingest_doc(ifk_ingest *g, const ifk_ingest_doc_in *d, const char 
         IFK_CHECK(ifk_chunk_ids(d->tokens, d->n_tokens, g->p.chunk_tokens, &ch));
     } else {
         if (!g->tok)
-            return IFK_FAIL(IFK_ERR_ARG, "%s: document has text but the model has no tokenizer (a random model): give "
-                            "\"tokens\"", where);
+            return IFK_FAIL(IFK_ERR_ARG, "%s: document has text but the model has no tokenizer (a random model, or an "
+                            "HF folder without tokenizer.json, tokenizer.model or tok*.bin): give \"tokens\" or "
+                            "--tokenizer FILE", where);
         IFK_CHECK(ifk_chunk_text(g->tok, d->text, d->text_len, g->p.chunk_tokens, g->p.split, &ch));
     }
     ifk_status st = IFK_OK;
