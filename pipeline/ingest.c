@@ -132,6 +132,12 @@ ifk_status ifk_ingest_doc(ifk_ingest *g, const ifk_ingest_doc_in *d, const char 
         const int *t = ch.tokens + ch.start[i];
         IFK_CHECK_GOTO(st, g->prefill ? g->prefill(t, ch.len[i], g->k, g->v, g->prefill_ctx)
                                       : ifk_prefill_chunk(g->m, &g->s, &g->cache, t, ch.len[i], g->k, g->v), done);
+        const size_t nel = (size_t)g->p.n_layers * g->p.n_kv_heads * ch.len[i] * g->p.head_dim;
+        if (ifk_weights_nonfinite(g->k, IFK_W_F32, nel) < nel || ifk_weights_nonfinite(g->v, IFK_W_F32, nel) < nel) {
+            st = IFK_FAIL(IFK_ERR_FORMAT, "%s: chunk %d's K/V hold NaN or infinity (the model's activations overflow): "
+                          "not stored", where, i);
+            goto done;
+        }
         IFK_CHECK_GOTO(st, ifk_shard_put_chunk(g->w, ch.tokens + ch.start[i], ch.len[i], g->k, g->v), done);
         if (between) between(ctx);
     }

@@ -541,6 +541,12 @@ static ifk_status st_block_(st_file_ *fs, int nf, const char *name, long rows, l
         for (size_t r = 0; r < nseg; r++) { /* one contiguous run per row of the block */
             const unsigned char *p = src + (((size_t)ra + r) * width + (cols ? (size_t)ca : 0)) * es;
             if (!cols) p = src + (size_t)ra * es;
+            const size_t bad = ifk_weights_nonfinite(p, sdt, seg); /* as it is copied: one read */
+            if (bad < seg) {
+                free(tmp);
+                return IFK_FAIL(IFK_ERR_FORMAT, "%s: tensor %s holds NaN or infinity (row %zu, column %zu)", fs[i].path,
+                                name, cols ? (size_t)ra + r : 0, (cols ? (size_t)ca : (size_t)ra) + bad);
+            }
             unsigned char *d = (unsigned char *)dst + r * seg * tes;
             if (sdt == tgt) {
                 memcpy(d, p, seg * es); /* kept as stored */
@@ -549,6 +555,11 @@ static ifk_status st_block_(st_file_ *fs, int nf, const char *name, long rows, l
             } else {
                 ifk_weights_to_f32(tmp, sdt, p, seg);
                 ifk_weights_from_f32(d, tgt, tmp, seg);
+                if (ifk_weights_nonfinite(d, tgt, seg) < seg) { /* f16's range ends at 65504 */
+                    free(tmp);
+                    return IFK_FAIL(IFK_ERR_FORMAT, "%s: tensor %s overflows %s (a weight beyond its range): keep "
+                                    "another --weights", fs[i].path, name, ifk_wdtype_name(tgt));
+                }
             }
         }
         free(tmp);

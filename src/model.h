@@ -140,6 +140,10 @@ ifk_status ifk_check_ranks(int n_kv_heads, int P);
 ifk_status ifk_model_convert(ifk_model *m, ifk_wdtype t);
 /* Bytes the model's weights take in memory (matrices in wdtype, vectors in f32). */
 size_t ifk_model_bytes(const ifk_model *m);
+/* IFK_ERR_FORMAT "PATH: tensor NAME holds NaN or infinity (element I of N)" for the first weight of m
+ * (matrices in m->wdtype, vectors f32) that is not finite; IFK_OK when all are. One read of the
+ * weights (ifk_weights_nonfinite). Loads of llama2.c files call it; HF loads test as they copy. */
+ifk_status ifk_model_check_finite(const ifk_model *m, const char *path);
 /* The process-wide --weights request that ifk_engine_load and the HF loader follow: -1 keeps every
  * checkpoint as stored (auto, the default), else an ifk_wdtype. */
 void ifk_weights_request(int t);

@@ -2,6 +2,7 @@
 # input_refusals.sh KIND BIN MODEL_DIR DATA_DIR — bad input refused with one line naming the problem,
 # exit 1, never a crash or a silent wrong number (the breaker report's findings, one KIND per ctest):
 #   tokenizer   a model without a tokenizer (an HF folder without one): text refused, ids printed
+#   nonfinite   NaN/inf weights (llama2.c, safetensors f32/bf16/f16) refused at load; f16 overflow
 set -u
 KIND=$1 BIN=$2 MODEL=$3 DATA=$4
 W=$(mktemp -d); trap 'rm -rf "$W"' EXIT
@@ -38,6 +39,78 @@ tokenizer)
   expect "the ids are the JSON answer_ids" test "$out" = "$(python3 -c "import json,sys; print(','.join(map(str, json.loads(sys.argv[1])['answer_ids'])))" "$js")"
   printf '[job]\nmodel = %s/hf\nstore = %s/s\nqueries = %s/q.jsonl\nout = %s/ev\n' "$W" "$W" "$W" "$W" > j.ini
   refused "eval of text prompts" 'j.ini: .*hf has no tokenizer .*tokenizer = FILE' "$BIN" eval --job j.ini --quiet
+  ;;
+nonfinite)
+  mkdir tn && cp "$MODEL"/tok512.bin "$MODEL"/stories260K.bin tn/
+  python3 -c "import struct; f=open('tn/stories260K.bin','r+b'); f.seek(400); f.write(struct.pack('<f', float('nan'))*50)"
+  refused "llama2.c NaN" 'tn/stories260K.bin: tensor tok_emb holds NaN or infinity' "$BIN" generate --model tn --prompt Once --steps 5
+  refused "llama2.c NaN, cache" 'tensor tok_emb holds NaN' "$BIN" cache --model tn --corpus "$DATA/stories_corpus.jsonl" --store sn --quiet
+  expect "nothing cached" test ! -e sn/manifest.json
+  # a NaN in a later tensor: named with its layer
+  python3 - "$MODEL/stories260K.bin" <<'PY'
+import struct, sys
+b = bytearray(open(sys.argv[1], 'rb').read())
+dim, hid, L, H, KV, V, S = struct.unpack('<7i', b[:28])
+off = 28 + 4 * (abs(V) * dim + L * dim + L * dim * dim)  # tok_emb, rms_att, wq -> layers.0.wk
+b[off + 8:off + 12] = struct.pack('<f', float('-inf'))
+open('tk.bin', 'wb').write(b)
+PY
+  refused "llama2.c -inf in wk" 'tk.bin: tensor layers.0.wk holds NaN or infinity' "$BIN" generate --model tk.bin --tokenizer "$MODEL/tok512.bin" --prompt Once --steps 5
+  # finite weights whose activations overflow: cache refuses the chunk's K/V before writing it, and
+  # --compare-full refuses logits that are not finite (never "KL nan, top-1 agrees")
+  printf '%s\n' '{"id":"lily","text":"Lily had a red ball."}' > c.jsonl
+  python3 - "$MODEL/stories260K.bin" <<'PY'
+import struct, sys
+b = bytearray(open(sys.argv[1], 'rb').read())
+dim, hid, L, H, KV, V, S = struct.unpack('<7i', b[:28])
+wk = 28 + 4 * (V * dim + L * dim + L * dim * dim)
+big = bytearray(b); big[wk:wk + 4 * dim * KV * (dim // H)] = struct.pack('<f', 3e38) * (dim * KV * (dim // H))
+open('bigk.bin', 'wb').write(big)
+b[20:24] = struct.pack('<i', -V)  # a classifier of its own after the file's tensors: only the logits overflow
+b += struct.pack('<f', 3e38) * (V * dim)
+open('bigcls.bin', 'wb').write(b)
+PY
+  refused "cache: K/V not finite" "c.jsonl:1: chunk 0's K/V hold NaN or infinity" "$BIN" cache --model bigk.bin --tokenizer "$MODEL/tok512.bin" --corpus c.jsonl --store sk --quiet
+  expect "bigcls.bin caches (its K/V are finite)" "$BIN" cache --model bigcls.bin --tokenizer "$MODEL/tok512.bin" --corpus c.jsonl --store sc --quiet
+  refused "--compare-full: logits not finite" '--compare-full: the first-token logits .* hold NaN or infinity' \
+    "$BIN" query --model bigcls.bin --tokenizer "$MODEL/tok512.bin" --store sc --docs lily --prompt Tom --steps 3 --compare-full
+  # safetensors in each dtype: the file and the tensor are named
+  "$BIN" convert --model "$MODEL" --out hf >/dev/null
+  for dt in F32 BF16 F16; do
+    python3 - hf "$dt" <<'PY'
+import json, math, os, shutil, struct, sys
+src, dt = sys.argv[1:3]
+d = f"hf{dt}"; shutil.copytree(src, d)
+blob = open(f"{src}/model.safetensors", "rb").read()
+n = struct.unpack("<Q", blob[:8])[0]; hdr = json.loads(blob[8:8 + n]); data = blob[8 + n:]
+def half(x):  # f32 -> f16 bits, for the few values of this model (round to nearest)
+    return struct.unpack('<H', struct.pack('<e', x))[0]
+out, at, nh = bytearray(), 0, {}
+for k, v in hdr.items():
+    if k == "__metadata__": nh[k] = v; continue
+    b, e = v["data_offsets"]; fl = struct.unpack(f"<{(e - b) // 4}f", data[b:e])
+    if dt == "F32": raw = bytes(data[b:e])
+    elif dt == "BF16": raw = b"".join(struct.pack('<H', struct.unpack('<I', struct.pack('<f', x))[0] >> 16) for x in fl)
+    else: raw = b"".join(struct.pack('<H', half(x)) for x in fl)
+    raw = bytearray(raw)
+    if k == "model.layers.2.mlp.up_proj.weight":
+        es = 4 if dt == "F32" else 2; nan = {4: struct.pack('<f', math.nan), 2: b'\xc0\x7f' if dt == "BF16" else b'\x00\x7e'}[es]
+        raw[10 * es:11 * es] = nan
+    nh[k] = dict(v, dtype=dt, data_offsets=[len(out), len(out) + len(raw)]); out += raw
+h = json.dumps(nh).encode(); h += b" " * (-len(h) % 8)
+open(f"{d}/model.safetensors", "wb").write(struct.pack("<Q", len(h)) + h + out)
+PY
+    refused "safetensors $dt NaN" "hf$dt/model.safetensors: tensor model.layers.2.mlp.up_proj.weight holds NaN or infinity" \
+      "$BIN" generate --model "hf$dt" --prompt Once --steps 5
+    refused "safetensors $dt NaN, --weights f32" "tensor model.layers.2.mlp.up_proj.weight holds NaN" \
+      "$BIN" generate --model "hf$dt" --prompt Once --steps 5 --weights f32
+  done
+  # a finite f32 weight beyond f16's range becomes infinity in f16: refused, not kept
+  python3 -c "import struct; f=open('hf/model.safetensors','r+b'); n=struct.unpack('<Q', f.read(8))[0]; f.seek(8 + n + 40); f.write(struct.pack('<f', 1e6))"
+  refused "f16 overflow (safetensors)" 'overflows f16' "$BIN" generate --model hf --prompt Once --steps 5 --weights f16
+  python3 -c "import struct; f=open('tk.bin','r+b'); f.seek(28 + 40); f.write(struct.pack('<f', 1e6)); f.seek(28 + 4 * (512 * 64 + 5 * 64 + 5 * 64 * 64) + 8); f.write(struct.pack('<f', 0.5))"
+  refused "f16 overflow (llama2.c)" 'tk.bin: tensor tok_emb overflows f16' "$BIN" generate --model tk.bin --tokenizer "$MODEL/tok512.bin" --prompt Once --steps 5 --weights f16
+  expect "the same file loads in f32" "$BIN" generate --model tk.bin --tokenizer "$MODEL/tok512.bin" --prompt Once --steps 5 --quiet
   ;;
 *) echo "unknown kind $KIND"; exit 2 ;;
 esac
