@@ -15,6 +15,7 @@
 #include "cli.h"
 #include "drivers.h"
 #include "engine.h"
+#include "json.h"
 #include "sys.h"
 #include "sampler.h"
 #include "query.h"
@@ -234,6 +235,11 @@ static ifk_status parse_question_(const char *path, long line, const char *text,
     if (!js || !cJSON_IsObject(js)) {
         cJSON_Delete(js);
         return IFK_FAIL(IFK_ERR_FORMAT, "%s:%ld: not a JSON object", path, line);
+    }
+    if (ifk_json_dup_key(js)) {
+        ifk_status d = IFK_FAIL(IFK_ERR_FORMAT, "%s:%ld: key \"%.60s\" is defined twice", path, line, ifk_json_dup_key(js));
+        cJSON_Delete(js);
+        return d;
     }
     const cJSON *id = cJSON_GetObjectItemCaseSensitive(js, "id"), *pr = cJSON_GetObjectItemCaseSensitive(js, "prompt"),
                 *pi = cJSON_GetObjectItemCaseSensitive(js, "prompt_ids"),

@@ -257,6 +257,8 @@ ifk_status ifk_config_parse_shape(ifk_config *c, const char *shape) {
     c->seq_len = 2048;
     char buf[512];
     if (strlen(shape) >= sizeof buf) return IFK_FAIL(IFK_ERR_ARG, "model shape '%.40s...' is too long", shape);
+    if (ifk_spec_dup_key(shape, buf, sizeof buf))
+        return IFK_FAIL(IFK_ERR_ARG, "model shape '%s': %s given twice", shape, buf);
     strcpy(buf, shape);
     for (char *save = NULL, *kv = strtok_r(buf, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
         char *eq = strchr(kv, '=');
@@ -288,6 +290,19 @@ ifk_status ifk_config_parse_shape(ifk_config *c, const char *shape) {
     char what[600];
     snprintf(what, sizeof what, "model shape '%s'", shape);
     return ifk_config_validate(c, what);
+}
+
+int ifk_spec_dup_key(const char *spec, char *dup, size_t n) {
+    for (const char *a = spec; *a; a += strcspn(a, ",") + (a[strcspn(a, ",")] == ',')) {
+        const size_t ka = strcspn(a, "=,");
+        for (const char *b = a + strcspn(a, ",") + (a[strcspn(a, ",")] == ','); *b;
+             b += strcspn(b, ",") + (b[strcspn(b, ",")] == ','))
+            if (strcspn(b, "=,") == ka && !strncmp(a, b, ka)) {
+                snprintf(dup, n, "%.*s", (int)ka, a);
+                return 1;
+            }
+    }
+    return 0;
 }
 
 ifk_status ifk_model_random(ifk_model *m, const char *shape, uint64_t seed) {

@@ -151,6 +151,9 @@ int ifk_weights_requested(void);
 
 /* Parses a shape as above into cfg without allocating weights. */
 ifk_status ifk_config_parse_shape(ifk_config *cfg, const char *shape);
+/* In a "key=value,key=value" spec (a shape, --dev), the first key given twice, copied into dup[n]:
+ * returns 1; 0 when every key is given once. Parsers refuse such a spec rather than let one win. */
+int ifk_spec_dup_key(const char *spec, char *dup, size_t n);
 
 /* Checks a config for consistency (dims positive, heads divide, head_dim even, sizes bounded). */
 ifk_status ifk_config_validate(const ifk_config *cfg, const char *what);

@@ -3,6 +3,7 @@
 # exit 1, never a crash or a silent wrong number (the breaker report's findings, one KIND per ctest):
 #   tokenizer   a model without a tokenizer (an HF folder without one): text refused, ids printed
 #   nonfinite   NaN/inf weights (llama2.c, safetensors f32/bf16/f16) refused at load; f16 overflow
+#   duplicates  a CLI flag, a job INI key, a JSON key, a --dev/shape key, a list value given twice
 set -u
 KIND=$1 BIN=$2 MODEL=$3 DATA=$4
 W=$(mktemp -d); trap 'rm -rf "$W"' EXIT
@@ -111,6 +112,41 @@ PY
   python3 -c "import struct; f=open('tk.bin','r+b'); f.seek(28 + 40); f.write(struct.pack('<f', 1e6)); f.seek(28 + 4 * (512 * 64 + 5 * 64 + 5 * 64 * 64) + 8); f.write(struct.pack('<f', 0.5))"
   refused "f16 overflow (llama2.c)" 'tk.bin: tensor tok_emb overflows f16' "$BIN" generate --model tk.bin --tokenizer "$MODEL/tok512.bin" --prompt Once --steps 5 --weights f16
   expect "the same file loads in f32" "$BIN" generate --model tk.bin --tokenizer "$MODEL/tok512.bin" --prompt Once --steps 5 --quiet
+  ;;
+duplicates)
+  C=$DATA/stories_corpus.jsonl
+  "$BIN" cache --model "$MODEL" --corpus "$C" --store s --quiet || { echo "FAIL: cache"; exit 1; }
+  # every subcommand parses its options with ifk_cli_parse: the same refusal for each (last flag twice)
+  for cmd in "generate --model $MODEL --prompt Hi --steps 10 --steps 20" "query --model $MODEL --store s --docs lily --prompt Hi --prompt Ho" \
+             "cache --model $MODEL --corpus $C --store s --store t" "inspect --store s --store s" "verify --store=s --store s" \
+             "tokenize --tokenizer $MODEL/tok512.bin --text a --text b" "bench prefill --random-model tiny --tokens 4 --tokens 8" \
+             "logits --model $MODEL --ids 1 --ids 2" "convert --model $MODEL --out a --out b"; do
+    flag=$(awk '{print $(NF-1)}' <<<"$cmd")
+    # shellcheck disable=SC2086
+    refused "$cmd" "$flag given twice" "$BIN" $cmd
+  done
+  refused "a flag given twice, = form" '--quiet given twice' "$BIN" generate --model "$MODEL" --quiet --quiet
+  job() { printf '[job]\nmodel = %s\nstore = %s/s\nqueries = %s/stories_queries.jsonl\nout = %s/ev\nmethods = full,infoflow\nbudgets = 0.15\nsteps = 2\n' "$MODEL" "$W" "$DATA" "$W"; }
+  { job; echo 'budgets = 0.2'; } > jd.ini
+  refused "INI key twice" 'jd.ini:9: key .budgets. in \[job\] given twice' "$BIN" eval --job jd.ini --quiet
+  { job; printf '[needle]\nlengths = 128\ndepths = 0\n[needle]\ndepths = 50\n'; } > jn.ini
+  refused "INI key twice across a repeated section" "jn.ini:13: key 'depths' in \[needle\] given twice" "$BIN" eval --job jn.ini --quiet
+  job | sed 's/budgets = 0.15/budgets = 0.15,0.15/' > jb.ini
+  refused "budgets value twice" "jb.ini:7: budgets: '0.15,0.15' gives 0.15 twice" "$BIN" eval --job jb.ini --quiet
+  job | sed 's/methods = full,infoflow/methods = full,infoflow,full/' > jm.ini
+  refused "methods value twice" "jm.ini:6: methods: .* gives full twice" "$BIN" eval --job jm.ini --quiet
+  { job; printf '[needle]\nlengths = 128,128\ndepths = 0\n'; } > jl.ini
+  refused "needle lengths value twice" "jl.ini:10: lengths: '128,128' gives 128 twice" "$BIN" eval --job jl.ini --quiet
+  printf '%s\n' '{"id":"a","text":"x"}' '{"id":"b","text":"x","id":"c"}' > d.jsonl
+  refused "corpus JSON key twice" 'd.jsonl:2: key "id" is defined twice' "$BIN" cache --model "$MODEL" --corpus d.jsonl --store sd
+  printf '%s\n' '{"id":"q1","prompt":"x","docs":["lily"],"id":"q2"}' > dq.jsonl
+  refused "query set JSON key twice (query)" 'dq.jsonl:1: key "id" is defined twice' "$BIN" query --model "$MODEL" --store s --queries dq.jsonl --out o.jsonl
+  job | sed "s|$DATA/stories_queries.jsonl|$W/dq.jsonl|" > je.ini
+  refused "query set JSON key twice (eval)" 'dq.jsonl:1: key "id" is defined twice' "$BIN" eval --job je.ini --quiet
+  printf '%s\n' '{"id":"q1","prompt":"x","docs":["lily"],"meta":{"a":1,"a":2}}' > dn.jsonl
+  refused "a nested JSON key twice" 'dn.jsonl:1: key "a" is defined twice' "$BIN" query --model "$MODEL" --store s --queries dn.jsonl --out o2.jsonl
+  refused "--dev key twice" "--dev: 'alpha=1,alpha=2' gives alpha twice" "$BIN" query --model "$MODEL" --store s --docs lily --prompt Hi --method infoflow-dev --dev alpha=1,alpha=2
+  refused "shape key twice" 'dim given twice' "$BIN" bench prefill --random-model dim=64,layers=1,heads=4,kv_heads=2,hidden=8,vocab=16,seq=16,dim=32 --tokens 4
   ;;
 *) echo "unknown kind $KIND"; exit 2 ;;
 esac
