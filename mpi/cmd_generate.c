@@ -72,6 +72,9 @@ int ifk_cmd_generate(int argc, char **argv) {
         temp = g->do_sample ? g->temperature : 0.0;
         topp = g->do_sample ? g->top_p : 1.0;
         top_k = g->do_sample ? g->top_k : 0;
+        /* top_p 0: transformers' TopPLogitsWarper keeps min_tokens_to_keep = 1 token, the most likely
+         * (greedy); our sampler reads 0 as "off" */
+        if (g->do_sample && g->top_p == 0) temp = 0.0;
     }
     if (g->hf && !steps_s && (g->max_length || g->max_new_tokens))
         steps = g->max_new_tokens ? n + g->max_new_tokens : g->max_length;

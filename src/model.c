@@ -16,7 +16,6 @@
 
 #define IFK_MAX_DIM (1 << 17)
 #define IFK_MAX_VOCAB (1 << 22)
-#define IFK_MAX_SEQ (1 << 24)
 
 ifk_status ifk_config_validate(const ifk_config *c, const char *what) {
 #define POS_(f, lim)                                                                                       \

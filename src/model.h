@@ -14,6 +14,7 @@
 
 #define IFK_MAX_LAYERS 1024
 #define IFK_MAX_EOS 16
+#define IFK_MAX_SEQ (1 << 24) /* positions: the longest sequence a config may declare */
 
 typedef enum { IFK_ROPE_SCALING_NONE = 0, IFK_ROPE_SCALING_LLAMA3 = 1 } ifk_rope_scaling_type;
 
