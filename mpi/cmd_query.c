@@ -592,6 +592,8 @@ int ifk_cmd_query(int argc, char **argv) {
         int a, b2, nc = 0;
         if (sscanf(layers_s, "%d-%d%n", &a, &b2, &nc) != 2 || layers_s[nc])
             s_ = IFK_FAIL(IFK_ERR_ARG, "--score-layers '%s' is not A-B", layers_s);
+        else if (b2 < a)
+            s_ = IFK_FAIL(IFK_ERR_ARG, "--score-layers %s is reversed: give the lower layer first (%d-%d)", layers_s, b2, a);
         o.score_lo = a, o.score_hi = b2;
     }
     if (s_ == IFK_OK && reorder && o.method != IFK_METHOD_INFOFLOW)

@@ -36,5 +36,5 @@ int main(int argc, char **argv) {
         if (!strcmp(argv[1], cmds_[i].name)) return cmds_[i].run(argc - 1, argv + 1);
     fprintf(stderr, "infoflow: error: unknown command '%s'\n", argv[1]);
     usage_(stderr);
-    return 2;
+    return 1;
 }

@@ -4,6 +4,7 @@
 #   tokenizer   a model without a tokenizer (an HF folder without one): text refused, ids printed
 #   nonfinite   NaN/inf weights (llama2.c, safetensors f32/bf16/f16) refused at load; f16 overflow
 #   duplicates  a CLI flag, a job INI key, a JSON key, a --dev/shape key, a list value given twice
+#   messages    error lines that name the real problem; exit codes
 set -u
 KIND=$1 BIN=$2 MODEL=$3 DATA=$4
 W=$(mktemp -d); trap 'rm -rf "$W"' EXIT
@@ -147,6 +148,40 @@ duplicates)
   refused "a nested JSON key twice" 'dn.jsonl:1: key "a" is defined twice' "$BIN" query --model "$MODEL" --store s --queries dn.jsonl --out o2.jsonl
   refused "--dev key twice" "--dev: 'alpha=1,alpha=2' gives alpha twice" "$BIN" query --model "$MODEL" --store s --docs lily --prompt Hi --method infoflow-dev --dev alpha=1,alpha=2
   refused "shape key twice" 'dim given twice' "$BIN" bench prefill --random-model dim=64,layers=1,heads=4,kv_heads=2,hidden=8,vocab=16,seq=16,dim=32 --tokens 4
+  ;;
+messages)
+  "$BIN" cache --model "$MODEL" --corpus "$DATA/stories_corpus.jsonl" --store s --quiet || { echo "FAIL: cache"; exit 1; }
+  refused "--score-layers reversed" '--score-layers 3-1 is reversed' "$BIN" query --model "$MODEL" --store s --docs lily --prompt Hi --score-layers 3-1
+  refused "query --weights bf16: no cache option suggested" 'load it with --weights f32, or use another --store)' \
+    "$BIN" query --model "$MODEL" --store s --docs lily --prompt Hi --weights bf16
+  out=$("$BIN" query --model "$MODEL" --store s --docs lily --prompt Hi --weights bf16 2>&1)
+  expect "no --force for query ($out)" test -z "$(grep -- --force <<<"$out")"
+  refused "logits --ids empty" '--ids: the list is empty' "$BIN" logits --model "$MODEL" --ids ""
+  refused "bench ttft context < chunks" '--context 3 leaves 2 tokens after BOS, fewer than --chunks 4' \
+    "$BIN" bench ttft --random-model tiny --context 3 --chunks 4
+  refused "bench foo exits 1" "unknown benchmark 'foo'" "$BIN" bench foo
+  out=$("$BIN" nosuchcommand 2>/dev/null); rc=$?
+  expect "an unknown command exits 1 ($rc)" test "$rc" -eq 1
+  refused "tokenize --text-file a directory" 'is a directory' "$BIN" tokenize --tokenizer "$MODEL/tok512.bin" --text-file "$W"
+  head -c 3000 "$MODEL/tok512.bin" > tok512.bin
+  refused "tokenize: a truncated tok512.bin" 'tok512.bin: tokenizer holds 214 pieces but .* 512' "$BIN" tokenize --tokenizer tok512.bin --text "Once upon a time"
+  # config.json and generation_config.json: the field is named with the real problem
+  "$BIN" convert --model "$MODEL" --out hf >/dev/null
+  edit() { rm -rf hx; cp -a hf hx; python3 -c "
+import json, sys
+p = 'hx/' + sys.argv[1]
+try: d = json.load(open(p))
+except OSError: d = {}
+for k, v in json.loads(sys.argv[2]).items():
+    if v == '__DEL__': d.pop(k, None)
+    else: d[k] = v
+json.dump(d, open(p, 'w'))" "$1" "$2"; }
+  edit config.json '{"architectures": "__DEL__"}'
+  refused "architectures missing" 'hx/config.json: field "architectures" is missing' "$BIN" logits --model hx --ids 1,2
+  edit config.json '{"max_position_embeddings": 100000000}'
+  refused "max_position_embeddings 1e8" 'field "max_position_embeddings" = 100000000 is not a positive integer up to' "$BIN" logits --model hx --ids 1,2
+  edit generation_config.json '{"temperature": "1"}'
+  refused "temperature a string" 'field "temperature" = "1" is not a number' "$BIN" logits --model hx --ids 1,2
   ;;
 *) echo "unknown kind $KIND"; exit 2 ;;
 esac
