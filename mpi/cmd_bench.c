@@ -387,7 +387,12 @@ static int bench_ttft_(int argc, char **argv) {
     ifk_blas_set_threads((int)threads);
     if (ifk_engine_load_any(model, NULL, shape, &m, &tok)) goto out;
     const int clen = (int)((ctx - 1) / chunks);
-    if (clen < 1 || ctx + P + 1 > m.cfg.seq_len) {
+    if (clen < 1) {
+        IFK_FAIL(IFK_ERR_ARG, "bench ttft: --context %ld leaves %ld tokens after BOS, fewer than --chunks %ld (one token "
+                 "each at least)", ctx, ctx - 1, chunks);
+        goto out;
+    }
+    if (ctx + P + 1 > m.cfg.seq_len) {
         IFK_FAIL(IFK_ERR_ARG, "bench ttft: %ld context + %ld prompt tokens do not fit the model's %d positions in %ld "
                  "chunks", ctx, P, m.cfg.seq_len, chunks);
         goto out;
@@ -638,5 +643,5 @@ int ifk_cmd_bench(int argc, char **argv) {
     if (!strcmp(argv[1], "ttft")) return bench_ttft_(argc - 1, argv + 1);
     if (!strcmp(argv[1], "open")) return bench_open_(argc - 1, argv + 1);
     fprintf(stderr, "infoflow: error: bench: unknown benchmark '%s' (available: prefill, decode, store, ttft, open)\n", argv[1]);
-    return 2;
+    return 1;
 }

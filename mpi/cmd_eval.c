@@ -682,8 +682,12 @@ int ifk_cmd_eval(int argc, char **argv) {
     const int r = cm.rank % tp;
     s_ = ifk_grid_load_model(j.model[0] ? j.model : NULL, j.tokenizer[0] ? j.tokenizer : NULL, j.random_model, r, tp,
                              r == 0, ifk_grid_check_cfg, (int[2]){cm.size, tp}, &full, &local, &tok);
-    if (s_ == IFK_OK && cm.rank == 0 && !tok && (j.needle || j.queries[0]))
-        s_ = IFK_FAIL(IFK_ERR_ARG, "%s: a random model has no tokenizer for text prompts", j.path);
+    if (s_ == IFK_OK && cm.rank == 0 && !tok && (j.needle || j.queries[0])) {
+        char who[4200];
+        s_ = IFK_FAIL(IFK_ERR_ARG, "%s: %s for the job's text prompts%s", j.path,
+                      ifk_engine_no_tokenizer(j.model[0] ? j.model : NULL, who, sizeof who),
+                      j.model[0] ? ": give tokenizer = FILE" : "");
+    }
     if (s_ == IFK_OK && tp > 1) ifk_model_release_unsliced(&full, &local, r, tp); /* no-op for an HF slice */
     ifk_dev_opts_default(&x.dev);
     if (s_ == IFK_OK && j.dev[0] && ifk_dev_opts_parse(j.dev, full.cfg.n_layers, &x.dev) != IFK_OK) {

@@ -15,6 +15,7 @@
 #include "cli.h"
 #include "drivers.h"
 #include "engine.h"
+#include "json.h"
 #include "sys.h"
 #include "sampler.h"
 #include "query.h"
@@ -123,7 +124,9 @@ static void print_result_(FILE *f, const ifk_tokenizer *tok, ifk_store *store, c
     const int P = q->P, *ids = q->ids;
     char *answer = ifk_detokenize(tok, ids[P - 1], r->answer, r->n_answer, &alen);
     if (!json) {
-        fwrite(answer ? answer : "", 1, alen, f);
+        if (tok) fwrite(answer ? answer : "", 1, alen, f);
+        else /* no tokenizer to decode with (an HF folder without one, a random model): the ids */
+            for (int i = 0; i < r->n_answer; i++) fprintf(f, "%s%d", i ? "," : "", r->answer[i]);
         fprintf(f, "\n");
         fflush(f);
         if (r->compared)
@@ -223,7 +226,8 @@ static ifk_status check_fits_(ifk_store *store, const question_ *q, const ifk_qu
 /* One line of --queries: {"id": ..., "prompt": TEXT | "prompt_ids": [...], "docs": [ID, ...] |
  * "retrieve": K}; id defaults to the line number. */
 static ifk_status parse_question_(const char *path, long line, const char *text, const char *dir,
-                                  const ifk_manifest *man, const ifk_tokenizer *tok, int vocab, question_ *q) {
+                                  const ifk_manifest *man, const ifk_tokenizer *tok, const char *model, int vocab,
+                                  question_ *q) {
     memset(q, 0, sizeof *q);
     q->line = line;
     cJSON *js = cJSON_Parse(text);
@@ -231,6 +235,11 @@ static ifk_status parse_question_(const char *path, long line, const char *text,
     if (!js || !cJSON_IsObject(js)) {
         cJSON_Delete(js);
         return IFK_FAIL(IFK_ERR_FORMAT, "%s:%ld: not a JSON object", path, line);
+    }
+    if (ifk_json_dup_key(js)) {
+        ifk_status d = IFK_FAIL(IFK_ERR_FORMAT, "%s:%ld: key \"%.60s\" is defined twice", path, line, ifk_json_dup_key(js));
+        cJSON_Delete(js);
+        return d;
     }
     const cJSON *id = cJSON_GetObjectItemCaseSensitive(js, "id"), *pr = cJSON_GetObjectItemCaseSensitive(js, "prompt"),
                 *pi = cJSON_GetObjectItemCaseSensitive(js, "prompt_ids"),
@@ -245,8 +254,11 @@ static ifk_status parse_question_(const char *path, long line, const char *text,
         st = IFK_FAIL(IFK_ERR_FORMAT, "%s:%ld: give exactly one of \"docs\" (ids) or \"retrieve\" (K)", path, line);
     if (st == IFK_OK && pr && (!cJSON_IsString(pr) || !*pr->valuestring))
         st = IFK_FAIL(IFK_ERR_FORMAT, "%s:%ld: \"prompt\" is not a non-empty string", path, line);
-    if (st == IFK_OK && pr && !tok)
-        st = IFK_FAIL(IFK_ERR_FORMAT, "%s:%ld: a random model has no tokenizer: use \"prompt_ids\"", path, line);
+    if (st == IFK_OK && pr && !tok) {
+        char who[4200];
+        st = IFK_FAIL(IFK_ERR_FORMAT, "%s:%ld: %s for a text \"prompt\": give --tokenizer FILE or \"prompt_ids\"", path,
+                      line, ifk_engine_no_tokenizer(model, who, sizeof who));
+    }
     if (st == IFK_OK && rt && (!cJSON_IsNumber(rt) || rt->valuedouble < 1 || rt->valuedouble > 1 << 20 || !pr))
         st = IFK_FAIL(IFK_ERR_FORMAT, "%s:%ld: \"retrieve\" must be a count >= 1 with a text \"prompt\"", path, line);
     if (st == IFK_OK && pi) {
@@ -320,6 +332,7 @@ typedef struct {
     const char *path, *dir;
     ifk_store *store;
     const ifk_tokenizer *tok;
+    const char *model; /* its path (messages), NULL for a random model */
     const ifk_query_opts *o;
     const ifk_config *cfg;
     char **done_ids;
@@ -334,7 +347,7 @@ static ifk_status question_line_(char *buf, size_t len, long line, void *ctx) {
     if (len == 0) return IFK_OK;
     question_ q;
     ifk_status st = parse_question_(r->path, line, buf, r->dir, ifk_store_manifest(r->store), r->tok,
-                                    r->cfg->vocab_size, &q);
+                                    r->model, r->cfg->vocab_size, &q);
     char where[1100];
     snprintf(where, sizeof where, "%s:%ld: ", r->path, line);
     if (st == IFK_OK) st = check_fits_(r->store, &q, r->o, r->cfg->seq_len, where);
@@ -356,12 +369,12 @@ static ifk_status question_line_(char *buf, size_t len, long line, void *ctx) {
 
 /* Reads --queries; skips questions whose id --out already holds (*n_done). */
 static ifk_status read_questions_(const char *path, const char *dir, ifk_store *store, const ifk_tokenizer *tok,
-                                  const ifk_query_opts *o, const ifk_config *cfg, char **done_ids, int n_done_ids,
+                                  const char *model, const ifk_query_opts *o, const ifk_config *cfg, char **done_ids, int n_done_ids,
                                   question_ **qs, int *n, int *n_done) {
     *qs = NULL, *n = 0, *n_done = 0;
     FILE *f = fopen(path, "r");
     if (!f) return IFK_FAIL(IFK_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    qfile_ r = {path, dir, store, tok, o, cfg, done_ids, n_done_ids, NULL, 0, 0, 0};
+    qfile_ r = {path, dir, store, tok, model, o, cfg, done_ids, n_done_ids, NULL, 0, 0, 0};
     ifk_status st = each_line_(f, question_line_, &r);
     fclose(f);
     *qs = r.qs, *n = r.n, *n_done = r.n_done;
@@ -527,6 +540,9 @@ static ifk_status parse_args_(const qargs_ *a, int ranks, ifk_query_opts *o, lon
         int lo, hi, nc = 0;
         if (sscanf(a->layers, "%d-%d%n", &lo, &hi, &nc) != 2 || a->layers[nc])
             return IFK_FAIL(IFK_ERR_ARG, "--score-layers '%s' is not A-B", a->layers);
+        if (hi < lo)
+            return IFK_FAIL(IFK_ERR_ARG, "--score-layers %s is reversed: give the lower layer first (%d-%d)", a->layers,
+                            hi, lo);
         o->score_lo = lo, o->score_hi = hi;
     }
     if (a->reorder && o->method != IFK_METHOD_INFOFLOW) return IFK_FAIL(IFK_ERR_ARG, "--reorder goes with --method infoflow");
@@ -555,12 +571,18 @@ static ifk_status coordinator_questions_(const qargs_ *a, const ifk_model *full,
     IFK_CHECK(ifk_store_params_check(&man->p, &want, a->dir, 0));
     if (a->queries) {
         IFK_CHECK(open_out_(a->out, out_fd, done_ids, n_done_ids));
-        return read_questions_(a->queries, a->dir, store, tok, o, &full->cfg, *done_ids, *n_done_ids, qs, nq, n_done);
+        return read_questions_(a->queries, a->dir, store, tok, a->model, o, &full->cfg, *done_ids, *n_done_ids, qs, nq,
+                               n_done);
     }
     question_ *q = *qs = calloc(1, sizeof *q);
     if (!q) return IFK_FAIL(IFK_ERR_OOM, "out of memory");
     *nq = 1;
     IFK_CHECK(resolve_docs_(a->dir, man, a->docs, retrieve, a->prompt ? a->prompt : "", &q->docs, &q->nd));
+    if (a->prompt && !tok) {
+        char who[4200];
+        return IFK_FAIL(IFK_ERR_ARG, "query: %s for a text prompt: give --tokenizer FILE or --prompt-ids",
+                        ifk_engine_no_tokenizer(a->model, who, sizeof who));
+    }
     if (a->prompt) IFK_CHECK(ifk_tokenizer_encode(tok, a->prompt, strlen(a->prompt), 0, 0, &q->ids, &q->P));
     if (a->prompt_ids) IFK_CHECK(parse_ids_(a->prompt_ids, full->cfg.vocab_size, &q->ids, &q->P));
     return check_fits_(store, q, o, full->cfg.seq_len, "");

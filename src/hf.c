@@ -1,5 +1,6 @@
 /* hf.c — config.json and safetensors (hf.h). */
 #include "hf.h"
+#include "json.h"
 #include "sys.h"
 
 #include <cjson/cJSON.h>
@@ -39,31 +40,6 @@ static const char *jtext_(const cJSON *x) {
     return buf;
 }
 
-static int by_name_(const void *x, const void *y) {
-    return strcmp((*(const cJSON *const *)x)->string, (*(const cJSON *const *)y)->string);
-}
-
-/* The first key defined twice in one object of the tree under o (NULL if none): JSON leaves a
- * duplicate's meaning open and cJSON would silently take the first one. */
-static const char *json_dup_(const cJSON *o) {
-    if (!o || !(cJSON_IsObject(o) || cJSON_IsArray(o))) return NULL;
-    int n = 0;
-    for (const cJSON *c = o->child; c; c = c->next) n++;
-    const char *dup = NULL;
-    if (cJSON_IsObject(o) && n > 1) {
-        const cJSON **v = malloc(sizeof *v * (size_t)n);
-        if (!v) return "(out of memory)";
-        int k = 0;
-        for (const cJSON *c = o->child; c; c = c->next) v[k++] = c;
-        qsort(v, (size_t)n, sizeof *v, by_name_);
-        for (int i = 1; i < n && !dup; i++)
-            if (!strcmp(v[i]->string, v[i - 1]->string)) dup = v[i]->string;
-        free(v);
-    }
-    for (const cJSON *c = o->child; c && !dup; c = c->next) dup = json_dup_(c);
-    return dup;
-}
-
 /* Parses a whole JSON file; refuses text that is not one object, or has a key twice. */
 static ifk_status json_file_(const char *path, cJSON **out) {
     size_t len;
@@ -76,7 +52,7 @@ static ifk_status json_file_(const char *path, cJSON **out) {
         cJSON_Delete(o);
         return IFK_FAIL(IFK_ERR_FORMAT, "%s: not a JSON object", path);
     }
-    const char *dup = json_dup_(o);
+    const char *dup = ifk_json_dup_key(o);
     if (dup) {
         ifk_status st = IFK_FAIL(IFK_ERR_FORMAT, "%s: key \"%s\" is defined twice", path, dup);
         cJSON_Delete(o);
@@ -107,6 +83,34 @@ static const char *const config_keys_[] = {
 static const char *const generation_keys_[] = {"bos_token_id", "eos_token_id", "do_sample", "temperature", "top_p",
                                                "top_k", "repetition_penalty", "max_length", "max_new_tokens",
                                                "pad_token_id", "transformers_version", "_from_model_config"};
+
+/* The fields with no effect on the numbers still have a type in transformers (s string, i integer,
+ * n number, b true/false; null passes): a value of another type means a damaged file, refused. */
+typedef struct {
+    const char *key;
+    char type;
+} typed_key_;
+static const typed_key_ config_inert_[] = {{"model_type", 's'}, {"pad_token_id", 'i'}, {"torch_dtype", 's'},
+                                           {"dtype", 's'}, {"transformers_version", 's'}, {"_name_or_path", 's'},
+                                           {"initializer_range", 'n'}, {"use_cache", 'b'},
+                                           {"attention_dropout", 'n'}, {"pretraining_tp", 'i'}};
+static const typed_key_ generation_inert_[] = {{"pad_token_id", 'i'}, {"transformers_version", 's'},
+                                               {"_from_model_config", 'b'}};
+
+static ifk_status inert_types_(const cJSON *o, const char *path, const typed_key_ *k, size_t n) {
+    static const char *const what[] = {"a string", "an integer", "a number", "true or false"};
+    for (size_t i = 0; i < n; i++) {
+        const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, k[i].key);
+        long v;
+        if (!x || cJSON_IsNull(x)) continue;
+        const int t = k[i].type == 's' ? 0 : k[i].type == 'i' ? 1 : k[i].type == 'n' ? 2 : 3;
+        const int ok = t == 0 ? cJSON_IsString(x) : t == 1 ? jint_(o, k[i].key, &v) : t == 2 ? cJSON_IsNumber(x)
+                                                                                               : cJSON_IsBool(x);
+        if (!ok)
+            return IFK_FAIL(IFK_ERR_FORMAT, "%s: field \"%s\" = %s is not %s", path, k[i].key, jtext_(x), what[t]);
+    }
+    return IFK_OK;
+}
 
 static ifk_status known_keys_(const cJSON *o, const char *path, const char *const *keys, size_t n) {
     for (const cJSON *e = o->child; e; e = e->next) {
@@ -283,6 +287,7 @@ static ifk_status generation_config_(ifk_config *c, const char *cfg_path) {
     cJSON *o;
     IFK_CHECK(json_file_(path, &o));
     ifk_status st = known_keys_(o, path, generation_keys_, sizeof generation_keys_ / sizeof *generation_keys_);
+    if (st == IFK_OK) st = inert_types_(o, path, generation_inert_, sizeof generation_inert_ / sizeof *generation_inert_);
     long v;
     const cJSON *b = cJSON_GetObjectItemCaseSensitive(o, "bos_token_id");
     if (st == IFK_OK && b && !cJSON_IsNull(b)) {
@@ -299,17 +304,23 @@ static ifk_status generation_config_(ifk_config *c, const char *cfg_path) {
     for (int i = 0; i < 3 && st == IFK_OK; i++) {
         const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, num[i]);
         if (!x || cJSON_IsNull(x)) continue;
-        if (!cJSON_IsNumber(x) || x->valuedouble < 0 || x->valuedouble > hi[i] || (i == 2 && x->valuedouble == 0))
-            st = IFK_FAIL(IFK_ERR_FORMAT, "%s: field \"%s\" = %s is out of range", path, num[i], jtext_(x));
+        if (!cJSON_IsNumber(x))
+            st = IFK_FAIL(IFK_ERR_FORMAT, "%s: field \"%s\" = %s is not a number", path, num[i], jtext_(x));
+        else if (x->valuedouble < 0 || x->valuedouble > hi[i] || (i == 2 && x->valuedouble == 0))
+            st = IFK_FAIL(IFK_ERR_FORMAT, "%s: field \"%s\" = %s is out of range (%s..%g)", path, num[i], jtext_(x),
+                          i == 2 ? "above 0" : "0", hi[i]);
         else *dst[i] = x->valuedouble;
     }
+    /* top_k 0 turns top-k off; max_new_tokens 0 is an error to transformers (GenerationConfig.validate:
+     * "must be greater than 0"), and max_length 0 is shorter than any prompt (generate() refuses it) */
     static const char *const ints[] = {"top_k", "max_length", "max_new_tokens"};
     int *idst[] = {&c->gen.top_k, &c->gen.max_length, &c->gen.max_new_tokens};
     for (int i = 0; i < 3 && st == IFK_OK; i++) {
         const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, ints[i]);
         if (!x || cJSON_IsNull(x)) continue;
-        if (!jint_(o, ints[i], &v) || v < 0 || v > (1L << 30))
-            st = IFK_FAIL(IFK_ERR_FORMAT, "%s: field \"%s\" = %s is not a non-negative integer", path, ints[i], jtext_(x));
+        if (!jint_(o, ints[i], &v) || v < (i ? 1 : 0) || v > (1L << 30))
+            st = IFK_FAIL(IFK_ERR_FORMAT, "%s: field \"%s\" = %s is not a %s integer", path, ints[i], jtext_(x),
+                          i ? "positive" : "non-negative");
         else *idst[i] = (int)v;
     }
     const cJSON *ds = cJSON_GetObjectItemCaseSensitive(o, "do_sample");
@@ -326,8 +337,14 @@ ifk_status ifk_hf_config(ifk_config *c, const char *path) {
     memset(c, 0, sizeof *c);
     IFK_CHECK(json_file_(path, &o));
     ifk_status st = known_keys_(o, path, config_keys_, sizeof config_keys_ / sizeof *config_keys_);
+    if (st == IFK_OK) st = inert_types_(o, path, config_inert_, sizeof config_inert_ / sizeof *config_inert_);
     if (st != IFK_OK) goto done;
     const cJSON *archs = cJSON_GetObjectItemCaseSensitive(o, "architectures"), *arch = cJSON_GetArrayItem(archs, 0);
+    if (!archs) {
+        st = IFK_FAIL(IFK_ERR_FORMAT, "%s: field \"architectures\" is missing (give one of LlamaForCausalLM, "
+                      "MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM)", path);
+        goto done;
+    }
     const char *a = cJSON_IsString(arch) ? arch->valuestring : "";
     static const char *const names[] = {"LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM"};
     int ar = 0;
@@ -366,7 +383,15 @@ ifk_status ifk_hf_config(ifk_config *c, const char *path) {
         if (!jint_(o, "head_dim", &v) || v <= 0) REFUSE_("head_dim", x, ": not a positive integer");
         c->head_dim = (int)v;
     }
-    c->seq_len = jint_(o, "max_position_embeddings", &v) && v > 0 && v < (1L << 30) ? (int)v : 2048;
+    c->seq_len = 2048; /* absent or null: transformers' default */
+    if ((x = cJSON_GetObjectItemCaseSensitive(o, "max_position_embeddings")) && !cJSON_IsNull(x)) {
+        if (!jint_(o, "max_position_embeddings", &v) || v <= 0 || v > IFK_MAX_SEQ) {
+            st = IFK_FAIL(IFK_ERR_FORMAT, "%s: field \"max_position_embeddings\" = %s is not a positive integer up to "
+                          "%d", path, jtext_(x), IFK_MAX_SEQ);
+            goto done;
+        }
+        c->seq_len = (int)v;
+    }
     if ((x = cJSON_GetObjectItemCaseSensitive(o, "hidden_act")) && !(cJSON_IsString(x) && !strcmp(x->valuestring, "silu")))
         REFUSE_("hidden_act", x, " (silu only)");
     if ((x = cJSON_GetObjectItemCaseSensitive(o, "use_mrope")) && truthy_(x)) REFUSE_("use_mrope", x, " (multimodal RoPE)");
@@ -462,7 +487,7 @@ static ifk_status st_open_(st_file_ *f, const char *path) {
     f->data0 = 8 + (size_t)hl;
     f->hdr = cJSON_ParseWithLength((const char *)f->map + 8, (size_t)hl);
     if (!cJSON_IsObject(f->hdr)) return IFK_FAIL(IFK_ERR_FORMAT, "%s: header is not a JSON object", path);
-    const char *dup = json_dup_(f->hdr);
+    const char *dup = ifk_json_dup_key(f->hdr);
     if (dup) return IFK_FAIL(IFK_ERR_FORMAT, "%s: header names \"%s\" twice", path, dup);
     int n = cJSON_GetArraySize(f->hdr), k = 0;
     span_ *sp = calloc((size_t)n + 1, sizeof *sp);
@@ -544,6 +569,12 @@ static ifk_status st_block_(st_file_ *fs, int nf, const char *name, long rows, l
         for (size_t r = 0; r < nseg; r++) { /* one contiguous run per row of the block */
             const unsigned char *p = src + (((size_t)ra + r) * width + (cols ? (size_t)ca : 0)) * es;
             if (!cols) p = src + (size_t)ra * es;
+            const size_t bad = ifk_weights_nonfinite(p, sdt, seg); /* as it is copied: one read */
+            if (bad < seg) {
+                free(tmp);
+                return IFK_FAIL(IFK_ERR_FORMAT, "%s: tensor %s holds NaN or infinity (row %zu, column %zu)", fs[i].path,
+                                name, cols ? (size_t)ra + r : 0, (cols ? (size_t)ca : (size_t)ra) + bad);
+            }
             unsigned char *d = (unsigned char *)dst + r * seg * tes;
             if (sdt == tgt) {
                 memcpy(d, p, seg * es); /* kept as stored */
@@ -552,6 +583,11 @@ static ifk_status st_block_(st_file_ *fs, int nf, const char *name, long rows, l
             } else {
                 ifk_weights_to_f32(tmp, sdt, p, seg);
                 ifk_weights_from_f32(d, tgt, tmp, seg);
+                if (ifk_weights_nonfinite(d, tgt, seg) < seg) { /* f16's range ends at 65504 */
+                    free(tmp);
+                    return IFK_FAIL(IFK_ERR_FORMAT, "%s: tensor %s overflows %s (a weight beyond its range): keep "
+                                    "another --weights", fs[i].path, name, ifk_wdtype_name(tgt));
+                }
             }
         }
         free(tmp);
