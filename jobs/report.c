@@ -7,6 +7,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <dirent.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -153,10 +154,46 @@ static void plots_(const char *out, const plotspec_ *j, int have_fid, int have_n
 }
 
 
+/* ---- what an eval owns in its out directory ---------------------------------------------------- */
+
+/* The files derived from the result files (ifk_report_summarize writes those that apply). */
+static const char *derived_[] = {"summary.md", "summary.csv", "frontier.csv", "plots.gp", "speed_accuracy.dat",
+                                 "ablation.dat", "speed_accuracy.png", "needle.png", "ablation.png", NULL};
+static const char *results_[] = {"fidelity.jsonl", "needle.jsonl", "ablation.jsonl", NULL};
+
+static int owned_(const char *name, int results_too) {
+    for (int i = 0; derived_[i]; i++)
+        if (!strcmp(name, derived_[i])) return 1;
+    for (int i = 0; results_too && results_[i]; i++)
+        if (!strcmp(name, results_[i])) return 1;
+    const size_t n = strlen(name); /* needle_METHOD.dat */
+    return n > 11 && !strncmp(name, "needle_", 7) && !strcmp(name + n - 4, ".dat");
+}
+
+/* Removes the owned files of dir (results_too: the result files as well); a missing dir is empty. */
+static ifk_status clear_(const char *dir, int results_too) {
+    DIR *d = opendir(dir);
+    if (!d) return IFK_OK;
+    ifk_status st = IFK_OK;
+    for (struct dirent *e; st == IFK_OK && (e = readdir(d));) {
+        if (!owned_(e->d_name, results_too)) continue;
+        char path[4400];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        if (unlink(path) != 0 && errno != ENOENT)
+            st = IFK_FAIL(IFK_ERR_IO, "%s: cannot remove an earlier job's result: %s", path, strerror(errno));
+    }
+    closedir(d);
+    return st;
+}
+
+ifk_status ifk_report_clear(const char *dir) { return clear_(dir, 1); }
+
 /* ---- summaries from result files -------------------------------------------------------------- */
 
-/* Reads a JSONL file line by line into cJSON objects passed to fn; missing file: 0 lines. */
-static ifk_status each_line_(const char *path, void (*fn)(const cJSON *o, void *ctx), void *ctx, int *n) {
+/* Reads a JSONL file line by line into cJSON objects passed to fn with "FILE:LINE" for its
+ * messages; missing file: 0 lines. The first line fn refuses ends the read. */
+static ifk_status each_line_(const char *path, ifk_status (*fn)(const cJSON *o, const char *where, void *ctx), void *ctx,
+                             int *n) {
     *n = 0;
     FILE *f = fopen(path, "r");
     if (!f) return IFK_OK;
@@ -453,6 +490,7 @@ ifk_status ifk_report_summarize(const char *dir, const char *title, int quiet) {
     snprintf(path, sizeof path, "%s/needle.jsonl", dir);
     IFK_CHECK(each_line_(path, needle_line_, &nd, &nn));
     if (!fid.rows.n && !abl.rows.n && !nd.n) return IFK_FAIL(IFK_ERR_IO, "%s: no result files (fidelity.jsonl, needle.jsonl, ablation.jsonl)", dir);
+    IFK_CHECK(clear_(dir, 0)); /* no plot or table of an earlier summary outlives this one */
     plotspec_ ps = {.budget_lo = 1, .budget_hi = 0, .ablation_budget = 0.15};
     for (int i = 0; i < fid.rows.n; i++) {
         const row_ *r = &fid.rows.r[i];

@@ -654,6 +654,7 @@ int ifk_cmd_eval(int argc, char **argv) {
         if (j.ablation && n_items) ablation_(&x, items, n_items, ref_logits);
         if (j.needle) needle_(&x, n_hay);
         if (!x.planning) break;
+        if (ifk_report_clear(j.out) != IFK_OK) ifk_comm_abort(&cm); /* planned: only this job's results */
         x.results = calloc((size_t)x.n_tasks + 1, sizeof *x.results);
         IFK_ASSERT(x.results);
         if (!quiet)
