@@ -337,8 +337,7 @@ static void ablation_(ctx_ *x, const ifk_qitem *items, int n_items, float *const
     const int V = x->full->cfg.vocab_size, L = x->full->cfg.n_layers;
     FILE *f = open_out_(x, "ablation.jsonl");
     int lo = j->ablation_lo, hi = j->ablation_hi;
-    if (lo < 0) lo = 0, hi = L - 1;
-    if (hi >= L) hi = L - 1;
+    if (lo < 0) lo = 0, hi = L - 1; /* a range beyond the model was refused (ifk_jobspec_check_model) */
     for (int l = lo; l <= hi; l++)
         for (int i = 0; i < n_items; i++) {
             const ifk_qitem *it = &items[i];
@@ -398,7 +397,20 @@ static void needle_cell_(ctx_ *x, FILE *f, const int *hay, int nh, int li, int d
         if (q == at) x->docs[nd++] = needle;
         if (q < nhs) x->docs[nd++] = hs[q];
     }
-    if (tot + cn + j->steps > x->full->cfg.seq_len) return;
+    long cap = 1 + nlen; /* every haystack document and the needle */
+    for (int q = 0; q < nh; q++) cap += doc_tokens_(x, hay[q]);
+    if (target > cap || tot + cn + j->steps > x->full->cfg.seq_len) { /* refused, never run at another length */
+        const long ln = ifk_jobspec_line(j, "needle", "lengths");
+        char w[1100];
+        snprintf(w, sizeof w, ln > 0 ? "%s:%ld" : "%s", j->path, ln);
+        if (target > cap)
+            IFK_FAIL(IFK_ERR_ARG, "%s: [needle] lengths: %d exceeds the haystack's capacity of %ld tokens (%d stories; "
+                     "raise haystack_docs or haystack_tokens)", w, target, cap, nh);
+        else
+            IFK_FAIL(IFK_ERR_ARG, "%s: [needle] lengths: %d context + %d cue tokens + %d steps exceed the model's %d "
+                     "positions", w, tot, cn, j->steps, x->full->cfg.seq_len);
+        ifk_comm_abort(x->cm);
+    }
     runspec_ r = {.kind = 1, .method = IFK_METHOD_FULL, .lo = j->score_lo, .hi = j->score_hi, .n_docs = nd,
               .n_prompt = cn};
     ifk_query_result ref;
@@ -599,6 +611,7 @@ int ifk_cmd_eval(int argc, char **argv) {
         s_ = IFK_FAIL(IFK_ERR_ARG, "%s: a random model has no tokenizer for text prompts", j.path);
     if (s_ == IFK_OK) s_ = ifk_grid_check(cm.size, tp, full.cfg.n_kv_heads);
     if (s_ == IFK_OK && tp > 1) s_ = ifk_model_slice(&full, cm.rank % tp, tp, &local);
+    if (s_ == IFK_OK) s_ = ifk_jobspec_check_model(&j, full.cfg.n_layers, full.cfg.seq_len);
     ifk_dev_opts_default(&x.dev);
     if (s_ == IFK_OK && j.dev[0] && ifk_dev_opts_parse(j.dev, full.cfg.n_layers, &x.dev) != IFK_OK) {
         char msg[512];
