@@ -248,27 +248,44 @@ static int seen_(collect_ *c, const char *key) {
         c->keys = realloc(c->keys, sizeof *c->keys * c->capkeys);
         IFK_ASSERT(c->keys);
     }
-    snprintf(c->keys[c->nkeys++], 160, "%s", key);
+    snprintf(c->keys[c->nkeys++], 1200, "%s", key);
     return 0;
 }
 
-static void fid_line_(const cJSON *o, void *ctx) {
+static ifk_status fid_line_(const cJSON *o, const char *where, void *ctx) {
     collect_ *c = ctx;
-    row_ r = {.layer = c->layer_rows ? (int)num_(o, "score_layer", -1) : -1};
-    snprintf(r.method, sizeof r.method, "%s", c->layer_rows ? "infoflow" : str0_(o, "method"));
-    r.budget = num_(o, "budget", 0);
-    r.reorder = (int)num_(o, "reorder", 0);
-    char key[160];
-    snprintf(key, sizeof key, "%s|%s|%g|%d|%d", str0_(o, "item"), r.method, r.budget, r.reorder, r.layer);
-    if (seen_(c, key)) return;
-    r.kl = num_(o, "kl", NAN);
-    r.top1 = num_(o, "top1_agree", NAN);
-    r.lead = num_(o, "leading_agree", NAN);
+    row_ r = {.layer = -1};
+    char item[1024];
+    IFK_CHECK(str_(o, where, "item", item, sizeof item));
+    if (c->layer_rows) {
+        snprintf(r.method, sizeof r.method, "infoflow");
+        IFK_CHECK(int_(o, where, "score_layer", 0, 1023, &r.layer));
+    } else {
+        IFK_CHECK(method_(o, where, r.method, sizeof r.method));
+        IFK_CHECK(bool_(o, where, "reorder", &r.reorder));
+    }
+    IFK_CHECK(num_(o, where, "budget", 0, 1, &r.budget));
+    IFK_CHECK(num_(o, where, "kl", 0, INFINITY, &r.kl)); /* KL(full || method) >= 0 */
+    int top1 = 0, lead = 0;
+    IFK_CHECK(bool_(o, where, "top1_agree", &top1));
+    r.top1 = top1;
+    r.lead = NAN, r.ttft = NAN; /* the ablation records neither: "–" */
+    if (!c->layer_rows) {
+        IFK_CHECK(int_(o, where, "leading_agree", 0, 1 << 30, &lead));
+        r.lead = lead;
+        IFK_CHECK(num_(o, where, "ttft_ms", 0, INFINITY, &r.ttft));
+    }
     r.has_gold = cJSON_GetObjectItemCaseSensitive(o, "f1") != NULL;
-    r.f1 = num_(o, "f1", 0);
-    r.em = num_(o, "em", 0);
-    r.ttft = num_(o, "ttft_ms", NAN);
-    push_row_(&c->rows, &r);
+    if (r.has_gold) {
+        int em;
+        IFK_CHECK(num_(o, where, "f1", 0, 1, &r.f1));
+        IFK_CHECK(int_(o, where, "em", 0, 1, &em));
+        r.em = em;
+    }
+    char key[1200];
+    snprintf(key, sizeof key, "%s|%s|%g|%d|%d", item, r.method, r.budget, r.reorder, r.layer);
+    if (!seen_(c, key)) push_row_(&c->rows, &r);
+    return IFK_OK;
 }
 
 typedef struct {
@@ -283,26 +300,29 @@ typedef struct {
     collect_ keys;
 } needles_;
 
-static void needle_line_(const cJSON *o, void *ctx) {
+static ifk_status needle_line_(const cJSON *o, const char *where, void *ctx) {
     needles_ *c = ctx;
     needle_row_ r = {0};
-    snprintf(r.method, sizeof r.method, "%s", str0_(o, "method"));
-    r.target = (int)num_(o, "target_tokens", num_(o, "context_tokens", 0));
-    r.depth = (int)num_(o, "depth", 0);
+    int ctx_tokens;
+    IFK_CHECK(method_(o, where, r.method, sizeof r.method));
+    IFK_CHECK(int_(o, where, "target_tokens", 1, 1 << 30, &r.target));
+    IFK_CHECK(int_(o, where, "context_tokens", 1, 1 << 30, &ctx_tokens));
+    IFK_CHECK(int_(o, where, "depth", 0, 100, &r.depth));
+    IFK_CHECK(num_(o, where, "ratio", 0, INFINITY, &r.ratio));
+    IFK_CHECK(num_(o, where, "kl", 0, INFINITY, &r.kl));
+    IFK_CHECK(num_(o, where, "budget", 0, 1, &r.budget));
+    IFK_CHECK(bool_(o, where, "greedy_hit", &r.hit));
+    IFK_CHECK(bool_(o, where, "full_hit", &r.full_hit));
     char key[160];
     snprintf(key, sizeof key, "%s|%d|%d", r.method, r.target, r.depth);
-    if (seen_(&c->keys, key)) return;
-    r.ratio = num_(o, "ratio", 0);
-    r.kl = num_(o, "kl", 0);
-    r.budget = num_(o, "budget", 0);
-    r.hit = (int)num_(o, "greedy_hit", 0);
-    r.full_hit = (int)num_(o, "full_hit", 0);
+    if (seen_(&c->keys, key)) return IFK_OK;
     if (c->n == c->cap) {
         c->cap = c->cap ? 2 * c->cap : 256;
         c->r = realloc(c->r, sizeof *c->r * c->cap);
         IFK_ASSERT(c->r);
     }
     c->r[c->n++] = r;
+    return IFK_OK;
 }
 
 static void add_unique_i_(int *v, int *n, int x) {
@@ -461,6 +481,22 @@ static void speed_accuracy_dat_(const rows_ *rs, const plotspec_ *ps, const char
     if (d) fclose(d);
 }
 
+/* Whether the speed-accuracy plot has two points of distinct TTFT and distinct KL (curve_of_). */
+static int drawable_fid_(const rows_ *rs, const plotspec_ *ps) {
+    double t0 = NAN, k0 = NAN;
+    int dt = 0, dk = 0;
+    for (int mi = 0; mi < ps->n_methods; mi++) {
+        curve_ c;
+        curve_of_(rs, ps->methods[mi], &c);
+        for (int k = 0; k < c.n; k++) {
+            const double kl = c.kl[k] > 1e-9 ? c.kl[k] : 1e-9; /* as speed_accuracy.dat draws it */
+            if (isnan(t0)) t0 = c.ttft[k], k0 = kl;
+            dt |= c.ttft[k] != t0, dk |= kl != k0;
+        }
+    }
+    return dt && dk;
+}
+
 /* ablation.dat: per scoring layer, the mean KL and its 95% CI half-width. */
 static void ablation_dat_(const rows_ *rs, const char *dir) {
     char path[2048];
@@ -533,7 +569,20 @@ ifk_status ifk_report_summarize(const char *dir, const char *title, int quiet) {
     memcpy(all.lengths, pn.lengths, sizeof all.lengths), all.n_lengths = pn.n_lengths;
     memcpy(all.depths, pn.depths, sizeof all.depths), all.n_depths = pn.n_depths;
     if (nd.n) memcpy(all.methods, pn.methods, sizeof all.methods), all.n_methods = pn.n_methods;
-    plots_(dir, &all, fid.rows.n > 0, nd.n > 0, abl.rows.n > 0, quiet);
+    /* a plot gnuplot cannot draw (one point: an empty axis range; an image of fewer than 2 x 2
+     * cells) is skipped with one line instead of gnuplot's warnings */
+    const int draw_fid = fid.rows.n && drawable_fid_(&fid.rows, &ps), draw_nd = nd.n && pn.n_lengths > 1 && pn.n_depths > 1;
+    int abl_layers = 0;
+    for (int i = 0; i < abl.rows.n; i++) abl_layers += abl.rows.r[i].layer != abl.rows.r[0].layer;
+    const int draw_abl = abl.rows.n && abl_layers > 0;
+    if (fid.rows.n && !draw_fid)
+        fprintf(stderr, "eval: speed_accuracy.png not drawn: the results give one (TTFT, KL) point (more methods or budgets "
+                        "draw it)\n");
+    if (nd.n && !draw_nd)
+        fprintf(stderr, "eval: needle.png not drawn: the grid has %d length%s and %d depth%s (it needs 2 of each)\n",
+                pn.n_lengths, pn.n_lengths > 1 ? "s" : "", pn.n_depths, pn.n_depths > 1 ? "s" : "");
+    if (abl.rows.n && !draw_abl) fprintf(stderr, "eval: ablation.png not drawn: the ablation has one layer\n");
+    if (draw_fid || draw_nd || draw_abl) plots_(dir, &all, draw_fid, draw_nd, draw_abl, quiet);
     snprintf(path, sizeof path, "%s/summary.md", dir);
     FILE *in = fopen(path, "r");
     char line[1024];
