@@ -202,16 +202,14 @@ static ifk_status each_line_(const char *path, ifk_status (*fn)(const cJSON *o, 
     ssize_t len;
     long ln = 0;
     ifk_status st = IFK_OK;
-    while ((len = getline(&line, &cap, f)) >= 0) {
+    while (st == IFK_OK && (len = getline(&line, &cap, f)) >= 0) {
         ln++;
         if (len <= 1) continue;
+        char where[2100];
+        snprintf(where, sizeof where, "%s:%ld", path, ln);
         cJSON *o = cJSON_Parse(line);
-        if (!cJSON_IsObject(o)) {
-            cJSON_Delete(o);
-            st = IFK_FAIL(IFK_ERR_FORMAT, "%s:%ld: not a result line (JSON object)", path, ln);
-            break;
-        }
-        fn(o, ctx);
+        if (!cJSON_IsObject(o)) st = IFK_FAIL(IFK_ERR_FORMAT, "%s: not a result line (JSON object)", where);
+        else st = fn(o, where, ctx);
         cJSON_Delete(o);
         (*n)++;
     }
@@ -220,20 +218,53 @@ static ifk_status each_line_(const char *path, ifk_status (*fn)(const cJSON *o, 
     return st;
 }
 
-static double num_(const cJSON *o, const char *k, double dflt) {
+/* The fields of a result line, checked: a missing field, a wrong type or a value out of its
+ * range is refused naming FILE:LINE and the field, never read as 0 or NaN. */
+static ifk_status num_(const cJSON *o, const char *where, const char *k, double lo, double hi, double *out) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    if (cJSON_IsNumber(v)) return v->valuedouble;
-    if (cJSON_IsBool(v)) return cJSON_IsTrue(v);
-    return dflt;
+    if (!v) return IFK_FAIL(IFK_ERR_FORMAT, "%s: missing \"%s\"", where, k);
+    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble))
+        return IFK_FAIL(IFK_ERR_FORMAT, "%s: \"%s\" is not a number", where, k);
+    if (!(v->valuedouble >= lo && v->valuedouble <= hi))
+        return IFK_FAIL(IFK_ERR_FORMAT, "%s: \"%s\" = %g is outside [%g, %g]", where, k, v->valuedouble, lo, hi);
+    *out = v->valuedouble;
+    return IFK_OK;
 }
-static const char *str0_(const cJSON *o, const char *k) {
+static ifk_status int_(const cJSON *o, const char *where, const char *k, double lo, double hi, int *out) {
+    double d = 0;
+    IFK_CHECK(num_(o, where, k, lo, hi, &d));
+    if (d != (int)d) return IFK_FAIL(IFK_ERR_FORMAT, "%s: \"%s\" = %g is not an integer", where, k, d);
+    *out = (int)d;
+    return IFK_OK;
+}
+static ifk_status bool_(const cJSON *o, const char *where, const char *k, int *out) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    return cJSON_IsString(v) ? v->valuestring : "";
+    if (!v) return IFK_FAIL(IFK_ERR_FORMAT, "%s: missing \"%s\"", where, k);
+    if (!cJSON_IsBool(v)) return IFK_FAIL(IFK_ERR_FORMAT, "%s: \"%s\" is not true or false", where, k);
+    *out = cJSON_IsTrue(v);
+    return IFK_OK;
+}
+static ifk_status str_(const cJSON *o, const char *where, const char *k, char *out, size_t cap) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    if (!v) return IFK_FAIL(IFK_ERR_FORMAT, "%s: missing \"%s\"", where, k);
+    if (!cJSON_IsString(v) || !v->valuestring[0]) return IFK_FAIL(IFK_ERR_FORMAT, "%s: \"%s\" is not a non-empty string", where, k);
+    if (strlen(v->valuestring) >= cap) return IFK_FAIL(IFK_ERR_FORMAT, "%s: \"%s\" is too long", where, k);
+    snprintf(out, cap, "%s", v->valuestring);
+    return IFK_OK;
+}
+/* A method name eval writes. */
+static ifk_status method_(const cJSON *o, const char *where, char *out, size_t cap) {
+    IFK_CHECK(str_(o, where, "method", out, cap));
+    static const char *known[] = {"full", "none", "infoflow", "infoflow-dev", "cacheblend", "epic", "random", NULL};
+    for (int i = 0; known[i]; i++)
+        if (!strcmp(out, known[i])) return IFK_OK;
+    return IFK_FAIL(IFK_ERR_FORMAT, "%s: \"method\" \"%s\" is not one of full, none, infoflow, infoflow-dev, cacheblend, "
+                    "epic, random", where, out);
 }
 
 typedef struct {
     rows_ rows;
-    char (*keys)[160];
+    char (*keys)[1200];
     int nkeys, capkeys;
     int layer_rows; /* ablation file: layer from score_layer */
 } collect_;
