@@ -100,6 +100,7 @@ typedef struct {
     const ifk_model *m;   /* this rank's model (a slice under tensor parallelism) */
     ifk_store *store;
     int steps;
+    long seed;            /* [job] seed: --method random's */
     ifk_dev_opts dev;     /* infoflow-dev's variant ([job] dev) */
     int *docs, *prompt;   /* (MAX_IDS_) the current run's documents and prompt */
     /* rank 0 */
@@ -164,7 +165,7 @@ static ifk_status task_run_(const int *t, int n, char **res, size_t *len, void *
     memcpy(&r, t, sizeof r);
     IFK_CHECK_ARG(n == SPEC_INTS_ + r.n_docs + r.n_prompt, "eval: a run of %d ints is malformed", n);
     ifk_query_opts o = {.method = (ifk_method)r.method, .budget = r.budget, .reorder = r.reorder, .score_lo = r.lo,
-                        .score_hi = r.hi, .steps = x->steps, .seed = 0, .dev = x->dev};
+                        .score_hi = r.hi, .steps = x->steps, .seed = (uint64_t)x->seed, .dev = x->dev};
     ifk_query_docs qd = {t + SPEC_INTS_, r.n_docs};
     return ifk_grid_run_query(x->m, x->store, &qd, t + SPEC_INTS_ + r.n_docs, r.n_prompt, &o, x->tp, res, len);
 }
@@ -645,6 +646,7 @@ int ifk_cmd_eval(int argc, char **argv) {
     x.m = tp > 1 ? &local : &full;
     x.store = store;
     x.steps = j.steps;
+    x.seed = j.seed;
     x.full = &full;
     x.tok = tok;
     x.man = ifk_store_manifest(store);

@@ -122,13 +122,17 @@ static void print_result_(FILE *f, const ifk_tokenizer *tok, ifk_store *store, c
     size_t alen;
     const int P = q->P, *ids = q->ids;
     char *answer = ifk_detokenize(tok, ids[P - 1], r->answer, r->n_answer, &alen);
+    /* the budget a method ran at: full recomputes every token, none none (as eval records them) */
+    const double budget = o->method == IFK_METHOD_FULL ? 1.0 : o->method == IFK_METHOD_NONE ? 0.0 : o->budget;
+    char at[32] = "";
+    if (o->method != IFK_METHOD_FULL && o->method != IFK_METHOD_NONE) snprintf(at, sizeof at, " at R=%.2f", budget);
     if (!json) {
         fwrite(answer ? answer : "", 1, alen, f);
         fprintf(f, "\n");
         fflush(f);
         if (r->compared)
-            fprintf(stderr, "%s at R=%.2f: KL(full||%s) %.5f, top-1 %s, %d leading tokens as full; ttft %.1f ms "
-                    "(full %.1f ms)\n", ifk_method_name(o->method), o->budget, ifk_method_name(o->method), r->kl,
+            fprintf(stderr, "%s%s: KL(full||%s) %.5f, top-1 %s, %d leading tokens as full; ttft %.1f ms "
+                    "(full %.1f ms)\n", ifk_method_name(o->method), at, ifk_method_name(o->method), r->kl,
                     r->top1_agree ? "agrees" : "differs", r->leading_agree, r->ttft, r->full_ttft);
         free(answer);
         return;
@@ -140,7 +144,7 @@ static void print_result_(FILE *f, const ifk_tokenizer *tok, ifk_store *store, c
         fprintf(f, ", ");
     }
     fprintf(f, "\"method\": \"%s\", \"budget\": %g, \"reorder\": %s, \"ranks\": %d, ",
-            ifk_method_name(o->method), o->budget, o->reorder ? "true" : "false", ranks);
+            ifk_method_name(o->method), budget, o->reorder ? "true" : "false", ranks);
     if (o->method == IFK_METHOD_INFOFLOW_DEV) {
         ifk_dev_opts dv = o->dev;
         char spec[160];
@@ -235,6 +239,21 @@ static ifk_status parse_question_(const char *path, long line, const char *text,
     const cJSON *id = cJSON_GetObjectItemCaseSensitive(js, "id"), *pr = cJSON_GetObjectItemCaseSensitive(js, "prompt"),
                 *pi = cJSON_GetObjectItemCaseSensitive(js, "prompt_ids"),
                 *dc = cJSON_GetObjectItemCaseSensitive(js, "docs"), *rt = cJSON_GetObjectItemCaseSensitive(js, "retrieve");
+    /* the keys of a question; settings (method, budget, steps, ...) come from the command line for
+     * every line alike, so a line carrying one is refused rather than silently answered otherwise */
+    static const char *keys[] = {"id", "prompt", "prompt_ids", "docs", "retrieve", "answers", NULL};
+    for (const cJSON *e = js->child; e && st == IFK_OK; e = e->next) {
+        int known = 0;
+        for (int k = 0; keys[k] && !known; k++) known = !strcmp(e->string, keys[k]);
+        if (!known)
+            st = IFK_FAIL(IFK_ERR_FORMAT, "%s:%ld: unknown key \"%.60s\" (a question has id, prompt or prompt_ids, docs "
+                          "or retrieve, answers; settings such as method, budget and steps are command-line options "
+                          "for every line)", path, line, e->string);
+    }
+    if (st != IFK_OK) {
+        cJSON_Delete(js);
+        return st;
+    }
     char num[32];
     snprintf(num, sizeof num, "%ld", line);
     if (id && !cJSON_IsString(id)) st = IFK_FAIL(IFK_ERR_FORMAT, "%s:%ld: \"id\" is not a string", path, line);
@@ -585,6 +604,16 @@ int ifk_cmd_query(int argc, char **argv) {
         s_ = IFK_FAIL(IFK_ERR_ARG, "--reorder goes with --method infoflow");
     if (s_ == IFK_OK && dev_s && o.method != IFK_METHOD_INFOFLOW_DEV)
         s_ = IFK_FAIL(IFK_ERR_ARG, "--dev goes with --method infoflow-dev");
+    /* a setting the method does not use is refused, never ignored */
+    const int scores = o.method == IFK_METHOD_INFOFLOW || o.method == IFK_METHOD_INFOFLOW_DEV;
+    if (s_ == IFK_OK && budget_s && (o.method == IFK_METHOD_FULL || o.method == IFK_METHOD_NONE))
+        s_ = IFK_FAIL(IFK_ERR_ARG, "--budget does not apply to --method %s (it recomputes %s of the context)", method_s,
+                      o.method == IFK_METHOD_FULL ? "all" : "none");
+    if (s_ == IFK_OK && layers_s && !scores)
+        s_ = IFK_FAIL(IFK_ERR_ARG, "--score-layers goes with --method infoflow or infoflow-dev (%s scores no layers)",
+                      method_s);
+    if (s_ == IFK_OK && seed_s && o.method != IFK_METHOD_RANDOM)
+        s_ = IFK_FAIL(IFK_ERR_ARG, "--seed goes with --method random");
     if (s_ == IFK_OK && prompt && !*prompt) s_ = IFK_FAIL(IFK_ERR_ARG, "query: the prompt is empty");
     AGREE_OR_OUT(s_);
     o.steps = (int)steps;

@@ -215,8 +215,23 @@ static const char *where_(const ifk_jobspec *j, const char *section, const char 
     return buf;
 }
 
+static int has_method_(const ifk_jobspec *j, const char *m) {
+    for (int i = 0; i < j->n_methods; i++)
+        if (!strcmp(j->methods[i], m)) return 1;
+    return 0;
+}
+
 ifk_status ifk_jobspec_check_model(const ifk_jobspec *j, int n_layers, int seq_len) {
     char w[1100];
+    /* a setting no listed method uses is refused, never ignored (query refuses the same flags) */
+    if (j->dev[0] && !has_method_(j, "infoflow-dev"))
+        return IFK_FAIL(IFK_ERR_ARG, "%s: dev goes with infoflow-dev in methods", where_(j, "job", "dev", w, sizeof w));
+    if (ifk_jobspec_line(j, "job", "seed") > 0 && !has_method_(j, "random"))
+        return IFK_FAIL(IFK_ERR_ARG, "%s: seed goes with random in methods (the seed of its choice)",
+                        where_(j, "job", "seed", w, sizeof w));
+    if (j->score_lo >= 0 && !has_method_(j, "infoflow") && !has_method_(j, "infoflow-dev"))
+        return IFK_FAIL(IFK_ERR_ARG, "%s: score_layers goes with infoflow or infoflow-dev in methods",
+                        where_(j, "job", "score_layers", w, sizeof w));
     if (j->ablation && j->ablation_lo >= 0 && j->ablation_hi >= n_layers)
         return IFK_FAIL(IFK_ERR_ARG, "%s: [ablation] layers: %d-%d is outside the model's layers 0-%d",
                         where_(j, "ablation", "layers", w, sizeof w), j->ablation_lo, j->ablation_hi, n_layers - 1);

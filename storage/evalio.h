@@ -43,7 +43,8 @@ ifk_status ifk_jobspec_set(ifk_jobspec *j, const char *section, const char *key,
  * judge. */
 long ifk_jobspec_line(const ifk_jobspec *j, const char *section, const char *key);
 
-/* Checks the spec's grid against the model (n_layers layers, seq_len positions): [ablation]
+/* Checks the spec's settings against its methods (dev needs infoflow-dev, a seed random,
+ * score_layers infoflow or infoflow-dev) and its grid against the model (n_layers layers, seq_len positions): [ablation]
  * layers and [job] score_layers within 0..n_layers-1, every [needle] length plus steps within
  * seq_len. Refuses, never clamps: IFK_ERR_ARG "FILE:LINE: layers: 3-9 is outside the model's
  * layers 0-4". */

@@ -5,6 +5,7 @@
 #   grid       grid values beyond the model or the haystack are refused with FILE:LINE, never clamped
 #   summarize  --summarize refuses malformed result lines with FILE:LINE
 #   plots      plots gnuplot cannot draw are skipped with one line, no gnuplot warnings
+#   settings   settings no listed method uses are refused; [job] seed reaches random's runs
 set -u
 BIN=$1 MODEL=$2 CORPUS=$3 MODE=$4
 W=$(mktemp -d); trap 'rm -rf "$W"' EXIT
@@ -97,6 +98,22 @@ plots)
   eval_ j2.ini
   expect "a full grid draws every plot (rc $rc: $(cat err))" test "$rc" -eq 0 -a -s out/speed_accuracy.png -a -s out/needle.png -a -s out/ablation.png
   expect "... without a warning" test -z "$(grep -i 'gnuplot' err)"
+  ;;
+settings)
+  { job; echo 'dev = source=v'; } > j1.ini; eval_ j1.ini
+  refused "dev without infoflow-dev" "j1.ini:9: dev goes with infoflow-dev in methods"
+  { job; echo 'seed = 5'; } > j2.ini; eval_ j2.ini
+  refused "seed without random" "j2.ini:9: seed goes with random in methods"
+  { job full,none; echo 'score_layers = 1-2'; } > j3.ini; eval_ j3.ini
+  refused "score_layers without a scoring method" "j3.ini:9: score_layers goes with infoflow or infoflow-dev"
+  # the seed random draws with: two seeds select differently, one seed again the same
+  k=0
+  for s in 1 2 1; do
+    k=$((k + 1))
+    { job full,random | sed 's/budgets = 0.15/budgets = 0.3/'; echo "seed = $s"; } > js.ini; eval_ js.ini
+    grep '"method": "random"' out/fidelity.jsonl | sed 's/.*"kl"//; s/"ttft_ms".*//' > "sel.$k"
+  done
+  expect "[job] seed reaches random's runs ($(cat sel.1) / $(cat sel.2))" test -s sel.1 -a "$(cat sel.1)" = "$(cat sel.3)" -a "$(cat sel.1)" != "$(cat sel.2)"
   ;;
 *) echo "unknown mode $MODE"; exit 2 ;;
 esac
