@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -118,7 +119,7 @@ static void question_free_(question_ *q) {
 /* Writes one result: the answer text (and the comparison on stderr), or one JSON line (id first
  * when given). */
 static void print_result_(FILE *f, const ifk_tokenizer *tok, ifk_store *store, const question_ *q,
-                          const ifk_query_opts *o, const ifk_query_result *r, int json, int ranks) {
+                          const ifk_query_opts *o, const ifk_query_result *r, int json, int ranks, const char *settings) {
     size_t alen;
     const int P = q->P, *ids = q->ids;
     char *answer = ifk_detokenize(tok, ids[P - 1], r->answer, r->n_answer, &alen);
@@ -145,6 +146,7 @@ static void print_result_(FILE *f, const ifk_tokenizer *tok, ifk_store *store, c
     }
     fprintf(f, "\"method\": \"%s\", \"budget\": %g, \"reorder\": %s, \"ranks\": %d, ",
             ifk_method_name(o->method), budget, o->reorder ? "true" : "false", ranks);
+    if (settings) fprintf(f, "\"settings\": %s, ", settings);
     if (o->method == IFK_METHOD_INFOFLOW_DEV) {
         ifk_dev_opts dv = o->dev;
         char spec[160];
@@ -390,10 +392,34 @@ static ifk_status read_questions_(const char *path, const char *dir, ifk_store *
 /* --out as it is read: the ids of its complete lines, and the bytes those lines take. */
 typedef struct {
     const char *path;
+    const cJSON *settings; /* this run's (settings_) */
     char **ids;
     int n, cap;
     off_t good;
 } outfile_;
+
+/* The settings that shape an answer, as one JSON object recorded in every --out line: a resume
+ * under other settings would mix answers of two configurations in one file. */
+static void settings_(const ifk_query_opts *o, const ifk_model *m, const char *fp, char *buf, size_t cap) {
+    int lo = o->score_lo, hi = o->score_hi;
+    if (lo < 0) ifk_default_score_layers(m->cfg.n_layers, &lo, &hi);
+    const int sel = o->method != IFK_METHOD_FULL && o->method != IFK_METHOD_NONE;
+    const int scores = o->method == IFK_METHOD_INFOFLOW || o->method == IFK_METHOD_INFOFLOW_DEV;
+    char dev[160] = "";
+    if (o->method == IFK_METHOD_INFOFLOW_DEV) {
+        ifk_dev_opts dv = o->dev;
+        if (dv.layer == 0) ifk_dev_opts_default(&dv);
+        ifk_dev_opts_format(&dv, dev, sizeof dev);
+    }
+    char layers[32] = "";
+    if (scores) snprintf(layers, sizeof layers, "%d-%d", lo, hi);
+    snprintf(buf, cap, "{\"method\": \"%s\", \"budget\": %g, \"reorder\": %s, \"score_layers\": \"%s\", "
+             "\"steps\": %d, \"seed\": %llu, \"dev\": \"%s\", \"compare_full\": %s, \"model\": \"%s\", "
+             "\"weights\": \"%s\"}", ifk_method_name(o->method),
+             o->method == IFK_METHOD_FULL ? 1.0 : sel ? o->budget : 0.0, o->reorder ? "true" : "false", layers, o->steps,
+             (unsigned long long)(o->method == IFK_METHOD_RANDOM ? o->seed : 0), dev, o->compare_full ? "true" : "false",
+             fp, ifk_wdtype_name(m->wdtype));
+}
 
 static ifk_status answer_line_(char *buf, size_t len, long line, void *ctx) {
     outfile_ *r = ctx;
@@ -401,8 +427,22 @@ static ifk_status answer_line_(char *buf, size_t len, long line, void *ctx) {
     cJSON *js = cJSON_Parse(buf);
     const cJSON *id = js ? cJSON_GetObjectItemCaseSensitive(js, "id") : NULL;
     ifk_status st = IFK_OK;
+    const cJSON *set = js ? cJSON_GetObjectItemCaseSensitive(js, "settings") : NULL;
     if (!cJSON_IsString(id))
         st = IFK_FAIL(IFK_ERR_FORMAT, "%s:%ld: not an answer line with an \"id\" (is --out another file?)", r->path, line);
+    else if (!cJSON_IsObject(set))
+        st = IFK_FAIL(IFK_ERR_FORMAT, "%s:%ld: the answer records no \"settings\" (written by an older infoflow?): "
+                      "give another --out", r->path, line);
+    for (const cJSON *e = r->settings->child; st == IFK_OK && e; e = e->next) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(set, e->string);
+        char *a = cJSON_PrintUnformatted(e), *b = v ? cJSON_PrintUnformatted(v) : strdup("(none)");
+        if (a && b && strcmp(a, b))
+            st = IFK_FAIL(IFK_ERR_ARG, "%s:%ld: answered with %s %s, this run has %s %s: resume with the same settings, "
+                          "or give another --out", r->path, line, e->string, b, e->string, a);
+        free(a), free(b);
+    }
+    if (st != IFK_OK)
+        ;
     else if ((st = grow_((void **)&r->ids, &r->cap, r->n, sizeof *r->ids)) == IFK_OK)
         r->ids[r->n++] = strdup(id->valuestring);
     cJSON_Delete(js);
@@ -412,14 +452,24 @@ static ifk_status answer_line_(char *buf, size_t len, long line, void *ctx) {
 
 /* Opens --out for appending: the ids of its complete lines are answered already; a last line
  * without its newline (a job killed while writing it) is cut off. */
-static ifk_status open_out_(const char *path, int *fd, char ***ids, int *n) {
+static ifk_status open_out_(const char *path, const char *queries, const char *settings, int *fd, char ***ids,
+                            int *n) {
     *ids = NULL, *n = 0;
+    struct stat so, sq;
+    if (stat(path, &so) == 0 && stat(queries, &sq) == 0 && so.st_dev == sq.st_dev && so.st_ino == sq.st_ino)
+        return IFK_FAIL(IFK_ERR_ARG, "--out %s is the --queries file %s: give the answers their own file", path, queries);
     *fd = open(path, O_RDWR | O_CREAT, 0644);
     if (*fd < 0) return IFK_FAIL(IFK_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     FILE *f = fdopen(dup(*fd), "r");
     if (!f) return IFK_FAIL(IFK_ERR_IO, "%s: cannot read: %s", path, strerror(errno));
-    outfile_ r = {path, NULL, 0, 0, 0};
+    cJSON *set = cJSON_Parse(settings);
+    if (!set) {
+        fclose(f);
+        return IFK_FAIL(IFK_ERR_INTERNAL, "query: the run's settings are not JSON: %s", settings);
+    }
+    outfile_ r = {path, set, NULL, 0, 0, 0};
     ifk_status st = each_line_(f, answer_line_, &r);
+    cJSON_Delete(set);
     fclose(f);
     *ids = r.ids, *n = r.n;
     if (st == IFK_OK && ftruncate(*fd, r.good) != 0) st = IFK_FAIL(IFK_ERR_IO, "%s: cannot truncate: %s", path, strerror(errno));
@@ -441,6 +491,7 @@ typedef struct {
     const ifk_tokenizer *tok;
     int json, ranks, out_fd;
     const char *out_path;
+    const char *settings; /* --out lines: what shaped the answers (settings_) */
     ifk_query_result *res; /* (n_qs) results waiting for their turn */
     char *have;
     int next_out;
@@ -474,7 +525,7 @@ static void done_(int i, const char *buf, size_t len, void *ctx) {
     while (b->next_out < b->n_qs && b->have[b->next_out]) {
         const int k = b->next_out++;
         if (b->out_fd < 0) {
-            print_result_(stdout, b->tok, b->store, &b->qs[k], &b->o, &b->res[k], b->json, b->ranks);
+            print_result_(stdout, b->tok, b->store, &b->qs[k], &b->o, &b->res[k], b->json, b->ranks, NULL);
         } else {
             char *line = NULL;
             size_t ll = 0;
@@ -483,7 +534,7 @@ static void done_(int i, const char *buf, size_t len, void *ctx) {
                 IFK_FAIL(IFK_ERR_OOM, "out of memory");
                 abort_current_();
             }
-            print_result_(mf, b->tok, b->store, &b->qs[k], &b->o, &b->res[k], 1, b->ranks);
+            print_result_(mf, b->tok, b->store, &b->qs[k], &b->o, &b->res[k], 1, b->ranks, b->settings);
             fclose(mf);
             if (write(b->out_fd, line, ll) != (ssize_t)ll) {
                 IFK_FAIL(IFK_ERR_IO, "%s: cannot write: %s", b->out_path, strerror(errno));
@@ -527,7 +578,7 @@ int ifk_cmd_query(int argc, char **argv) {
         {"queries", "FILE", "many questions, one JSON line each: {\"id\", \"prompt\" | \"prompt_ids\", \"docs\" | "
                             "\"retrieve\"} (needs --out)", &queries, NULL},
         {"out", "FILE", "--queries' answers, one --json line per question in input order; a rerun skips the ids it "
-                        "holds", &out_p, NULL},
+                        "holds (under the settings its lines record; others are refused)", &out_p, NULL},
         {"tp", "N", "ranks per tensor-parallel group (default: all ranks for one question, 1 for --queries); the "
                     "groups share the questions", &tp_s, NULL},
         {"method", "M", "infoflow (default), infoflow-dev, full, none, cacheblend, epic, random", &method_s, NULL},
@@ -557,7 +608,7 @@ int ifk_cmd_query(int argc, char **argv) {
     ifk_store *store = NULL;
     question_ *qs = NULL;
     int nq = 0, n_done = 0, out_fd = -1, n_done_ids = 0, tp = 0;
-    char **done_ids = NULL;
+    char **done_ids = NULL, settings[1024] = "";
     ifk_grid grid = {0};
     grid.group.comm = MPI_COMM_NULL;
     batch_ b = {0};
@@ -653,7 +704,8 @@ int ifk_cmd_query(int argc, char **argv) {
             if (s_ == IFK_OK && prompt_ids) s_ = parse_ids_(prompt_ids, full.cfg.vocab_size, &q->ids, &q->P);
             if (s_ == IFK_OK) s_ = check_fits_(store, q, &o, full.cfg.seq_len, "");
         } else if (s_ == IFK_OK) {
-            s_ = open_out_(out_p, &out_fd, &done_ids, &n_done_ids);
+            settings_(&o, &full, fp, settings, sizeof settings);
+            s_ = open_out_(out_p, queries, settings, &out_fd, &done_ids, &n_done_ids);
             if (s_ == IFK_OK)
                 s_ = read_questions_(queries, dir, store, tok, &o, &full.cfg, done_ids, n_done_ids, &qs, &nq, &n_done);
         }
@@ -662,7 +714,7 @@ int ifk_cmd_query(int argc, char **argv) {
     ifk_grid_init(&grid, &cm, tp);
     if (tp > 1) ifk_tp_mpi_init(&tpm, &grid.group, full.cfg.n_heads);
     b = (batch_){.m = tp > 1 ? &local : &full, .store = store, .o = o, .tp = tp > 1 ? &tpm.tp : NULL, .qs = qs, .n_qs = nq,
-                 .tok = tok, .json = json, .ranks = tp, .out_fd = out_fd, .out_path = out_p};
+                 .tok = tok, .json = json, .ranks = tp, .out_fd = out_fd, .out_path = out_p, .settings = settings};
     if (cm.rank == 0) {
         b.res = calloc((size_t)nq + 1, sizeof *b.res);
         b.have = calloc((size_t)nq + 1, 1);

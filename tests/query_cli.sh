@@ -83,6 +83,16 @@ line=$("$BIN" query --model "$MODEL" --store "$W/s" --docs lily --prompt x --met
 expect "none's comparison names no budget ($line)" test -n "$(grep '^none: KL' <<<"$line")"
 r=$("$BIN" query --model "$MODEL" --store "$W/s" --docs lily --prompt x --method full --steps 2 --json)
 expect "full records budget 1" test "$(field "r['budget']" <<<"$r")" = "1"
+# --out: a resume under other settings is refused naming the first difference; --out the --queries file too
+"$BIN" query --model "$MODEL" --store "$W/s" --queries "$W/q2.jsonl" --out "$W/a2.jsonl" --steps 2 2>/dev/null
+expect "a resume under the same settings runs" test $? -eq 0 -a "$(wc -l < "$W/a2.jsonl")" -eq 1
+err "a resume with other steps" 'a2.jsonl:1: answered with steps 2, this run has steps 8' --queries "$W/q2.jsonl" --out "$W/a2.jsonl" --steps 8
+err "a resume with another method" 'a2.jsonl:1: answered with method "infoflow", this run has method "full"' --queries "$W/q2.jsonl" --out "$W/a2.jsonl" --steps 2 --method full
+err "a resume with another budget" 'a2.jsonl:1: answered with budget 0.15, this run has budget 0.3' --queries "$W/q2.jsonl" --out "$W/a2.jsonl" --steps 2 --budget 0.3
+err "a resume with other score layers" 'answered with score_layers' --queries "$W/q2.jsonl" --out "$W/a2.jsonl" --steps 2 --score-layers 1-1
+ln -s q2.jsonl "$W/q2link.jsonl"
+err "--out the --queries file (another name)" 'is the --queries file' --queries "$W/q2.jsonl" --out "$W/q2link.jsonl"
+expect "... left untouched" test "$(wc -l < "$W/q2.jsonl")" -eq 1
 vout=$("$BIN" verify --store "$W/s" --subset 2>&1); rc=$?
 expect "verify --subset without --against refused ($vout)" test "$rc" -eq 1 -a -n "$(grep 'subset goes with --against' <<<"$vout")"
 vout=$("$BIN" verify --store "$W/s" --tolerance 0.1 2>&1); rc=$?
