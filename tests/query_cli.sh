@@ -93,6 +93,14 @@ err "a resume with other score layers" 'answered with score_layers' --queries "$
 ln -s q2.jsonl "$W/q2link.jsonl"
 err "--out the --queries file (another name)" 'is the --queries file' --queries "$W/q2.jsonl" --out "$W/q2link.jsonl"
 expect "... left untouched" test "$(wc -l < "$W/q2.jsonl")" -eq 1
+# a single question's timings: after an untimed warm-up run by default, labelled; --cold times the first run
+r=$("$BIN" query --model "$MODEL" --store "$W/s" --docs lily --prompt x --steps 2 --json)
+expect "a single question's timings are a warm run's" test "$(field "r['timings_cold']" <<<"$r")" = "False"
+r=$("$BIN" query --model "$MODEL" --store "$W/s" --docs lily --prompt x --steps 2 --json --cold)
+expect "--cold times the first run and says so" test "$(field "r['timings_cold']" <<<"$r")" = "True"
+line=$("$BIN" query --model "$MODEL" --store "$W/s" --docs lily --prompt x --steps 2 --compare-full 2>&1 >/dev/null)
+expect "the comparison line says which run it timed ($line)" grep -q "ttft .* ms (full .* ms), after a warm-up run" <<<"$line"
+err "--cold with --queries" "cold is for a single question" --queries "$W/q2.jsonl" --out "$W/a3.jsonl" --cold
 vout=$("$BIN" verify --store "$W/s" --subset 2>&1); rc=$?
 expect "verify --subset without --against refused ($vout)" test "$rc" -eq 1 -a -n "$(grep 'subset goes with --against' <<<"$vout")"
 vout=$("$BIN" verify --store "$W/s" --tolerance 0.1 2>&1); rc=$?
