@@ -503,6 +503,7 @@ static ifk_status eval_docs_(const ifk_jobspec *j, const ifk_qitem *items, int n
             acc_ a = {malloc(8192), 0, 8192, tok};
             ifk_gen_stats gs;
             int steps = j->haystack_tokens + sn < m->cfg.seq_len ? j->haystack_tokens + sn : m->cfg.seq_len;
+            if (a.b && sn && sids[0] != ifk_tokenizer_bos(tok)) acc_cb_(-1, sids[0], &a); /* a tokenizer without BOS */
             if (a.b) st = ifk_generate(m, &smp, sids, sn, steps, acc_cb_, &a, &gs);
             else st = IFK_FAIL(IFK_ERR_OOM, "out of memory");
             ifk_sampler_free(&smp);
