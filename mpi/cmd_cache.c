@@ -630,7 +630,11 @@ int ifk_cmd_cache(int argc, char **argv) {
     ifk_tokenizer *tok = NULL;
     int rc = 1;
     /* every rank parses the same argv, so every rank reaches the same verdict */
-    if (parse_opts_(argc, argv, &o) != IFK_OK) {
+    ifk_status ps = parse_opts_(argc, argv, &o);
+    if (ps == IFK_OK && !o.help && o.run.dedicated && cm.size == 1)
+        ps = IFK_FAIL(IFK_ERR_ARG, "cache: --dedicated-coordinator needs more than one rank (one rank has nothing to "
+                      "dedicate: it both hands out and caches)");
+    if (ps != IFK_OK) {
         if (cm.rank == 0) ifk_err_print();
         goto out;
     }

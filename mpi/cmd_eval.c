@@ -57,6 +57,7 @@ typedef struct {
     const ifk_model *m;   /* this rank's model (a slice under tensor parallelism) */
     ifk_store *store;
     int steps;
+    long seed;            /* [job] seed: --method random's */
     ifk_dev_opts dev;     /* infoflow-dev's variant ([job] dev) */
     int *docs, *prompt;   /* (MAX_IDS_) the current run's documents and prompt */
     /* rank 0 */
@@ -121,7 +122,7 @@ static ifk_status task_run_(const int *t, int n, char **res, size_t *len, void *
     memcpy(&r, t, sizeof r);
     IFK_CHECK_ARG(n == SPEC_INTS_ + r.n_docs + r.n_prompt, "eval: a run of %d ints is malformed", n);
     ifk_query_opts o = {.method = (ifk_method)r.method, .budget = r.budget, .reorder = r.reorder, .score_lo = r.lo,
-                        .score_hi = r.hi, .steps = x->steps, .seed = 0, .dev = x->dev};
+                        .score_hi = r.hi, .steps = x->steps, .seed = (uint64_t)x->seed, .dev = x->dev};
     ifk_query_docs qd = {t + SPEC_INTS_, r.n_docs};
     return ifk_grid_run_query(x->m, x->store, &qd, t + SPEC_INTS_ + r.n_docs, r.n_prompt, &o, x->tp, res, len);
 }
@@ -291,8 +292,7 @@ static void ablation_(ctx_ *x, const ifk_qitem *items, int n_items, float *const
     const int V = x->full->cfg.vocab_size, L = x->full->cfg.n_layers;
     FILE *f = open_out_(x, "ablation.jsonl");
     int lo = j->ablation_lo, hi = j->ablation_hi;
-    if (lo < 0) lo = 0, hi = L - 1;
-    if (hi >= L) hi = L - 1;
+    if (lo < 0) lo = 0, hi = L - 1; /* a range beyond the model was refused (ifk_jobspec_check_model) */
     for (int l = lo; l <= hi; l++)
         for (int i = 0; i < n_items; i++) {
             const ifk_qitem *it = &items[i];
@@ -352,7 +352,20 @@ static void needle_cell_(ctx_ *x, FILE *f, const int *hay, int nh, int li, int d
         if (q == at) x->docs[nd++] = needle;
         if (q < nhs) x->docs[nd++] = hs[q];
     }
-    if (tot + cn + j->steps > x->full->cfg.seq_len) return;
+    long cap = 1 + nlen; /* every haystack document and the needle */
+    for (int q = 0; q < nh; q++) cap += doc_tokens_(x, hay[q]);
+    if (target > cap || tot + cn + j->steps > x->full->cfg.seq_len) { /* refused, never run at another length */
+        const long ln = ifk_jobspec_line(j, "needle", "lengths");
+        char w[1100];
+        snprintf(w, sizeof w, ln > 0 ? "%s:%ld" : "%s", j->path, ln);
+        if (target > cap)
+            IFK_FAIL(IFK_ERR_ARG, "%s: [needle] lengths: %d exceeds the haystack's capacity of %ld tokens (%d stories; "
+                     "raise haystack_docs or haystack_tokens)", w, target, cap, nh);
+        else
+            IFK_FAIL(IFK_ERR_ARG, "%s: [needle] lengths: %d context + %d cue tokens + %d steps exceed the model's %d "
+                     "positions", w, tot, cn, j->steps, x->full->cfg.seq_len);
+        ifk_comm_abort(x->cm);
+    }
     runspec_ r = {.kind = 1, .method = IFK_METHOD_FULL, .lo = j->score_lo, .hi = j->score_hi, .n_docs = nd,
               .n_prompt = cn};
     ifk_query_result ref;
@@ -689,6 +702,7 @@ int ifk_cmd_eval(int argc, char **argv) {
                       j.model[0] ? ": give tokenizer = FILE" : "");
     }
     if (s_ == IFK_OK && tp > 1) ifk_model_release_unsliced(&full, &local, r, tp); /* no-op for an HF slice */
+    if (s_ == IFK_OK) s_ = ifk_jobspec_check_model(&j, full.cfg.n_layers, full.cfg.seq_len);
     ifk_dev_opts_default(&x.dev);
     if (s_ == IFK_OK && j.dev[0] && ifk_dev_opts_parse(j.dev, full.cfg.n_layers, &x.dev) != IFK_OK) {
         char msg[512];
@@ -706,6 +720,7 @@ int ifk_cmd_eval(int argc, char **argv) {
     x.tp = tp > 1 ? &tpm.tp : NULL;
     x.m = tp > 1 ? &local : &full;
     x.steps = j.steps;
+    x.seed = j.seed;
     x.full = &full;
     x.tok = tok;
     x.quiet = quiet;
@@ -742,6 +757,7 @@ int ifk_cmd_eval(int argc, char **argv) {
         if (j.ablation && n_items) ablation_(&x, items, n_items, ref_logits);
         if (j.needle) needle_(&x, n_hay);
         if (!x.planning) break;
+        if (ifk_report_clear(j.out) != IFK_OK) ifk_comm_abort(&cm); /* planned: only this job's results */
         x.results = calloc((size_t)x.n_tasks + 1, sizeof *x.results);
         IFK_ASSERT(x.results);
         if (!quiet)

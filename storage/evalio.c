@@ -214,6 +214,69 @@ ifk_status ifk_jobspec_load(ifk_jobspec *j, const char *path) {
     return IFK_OK;
 }
 
+long ifk_jobspec_line(const ifk_jobspec *j, const char *section, const char *key) {
+    FILE *f = fopen(j->path, "r");
+    if (!f) return 0;
+    char line[2048], sec[256] = "";
+    long ln = 0, at = 0;
+    const size_t kl = strlen(key);
+    while (fgets(line, sizeof line, f)) {
+        ln++;
+        char *p = line;
+        while (*p == ' ' || *p == '\t') p++;
+        if (*p == '[') {
+            char *e = strchr(p, ']');
+            if (e) snprintf(sec, sizeof sec, "%.*s", (int)(e - p - 1), p + 1);
+            continue;
+        }
+        if (strcmp(sec, section) || strncmp(p, key, kl)) continue;
+        p += kl;
+        while (*p == ' ' || *p == '\t') p++;
+        if (*p == '=' || *p == ':') at = ln;
+    }
+    fclose(f);
+    return at;
+}
+
+/* "FILE:LINE: " (or "FILE: " when the file does not set the key) into buf. */
+static const char *where_(const ifk_jobspec *j, const char *section, const char *key, char *buf, size_t cap) {
+    const long ln = ifk_jobspec_line(j, section, key);
+    if (ln > 0) snprintf(buf, cap, "%s:%ld", j->path, ln);
+    else snprintf(buf, cap, "%s", j->path);
+    return buf;
+}
+
+static int has_method_(const ifk_jobspec *j, const char *m) {
+    for (int i = 0; i < j->n_methods; i++)
+        if (!strcmp(j->methods[i], m)) return 1;
+    return 0;
+}
+
+ifk_status ifk_jobspec_check_model(const ifk_jobspec *j, int n_layers, int seq_len) {
+    char w[1100];
+    /* a setting no listed method uses is refused, never ignored (query refuses the same flags) */
+    if (j->dev[0] && !has_method_(j, "infoflow-dev"))
+        return IFK_FAIL(IFK_ERR_ARG, "%s: dev goes with infoflow-dev in methods", where_(j, "job", "dev", w, sizeof w));
+    if (ifk_jobspec_line(j, "job", "seed") > 0 && !has_method_(j, "random"))
+        return IFK_FAIL(IFK_ERR_ARG, "%s: seed goes with random in methods (the seed of its choice)",
+                        where_(j, "job", "seed", w, sizeof w));
+    if (j->score_lo >= 0 && !has_method_(j, "infoflow") && !has_method_(j, "infoflow-dev"))
+        return IFK_FAIL(IFK_ERR_ARG, "%s: score_layers goes with infoflow or infoflow-dev in methods",
+                        where_(j, "job", "score_layers", w, sizeof w));
+    if (j->ablation && j->ablation_lo >= 0 && j->ablation_hi >= n_layers)
+        return IFK_FAIL(IFK_ERR_ARG, "%s: [ablation] layers: %d-%d is outside the model's layers 0-%d",
+                        where_(j, "ablation", "layers", w, sizeof w), j->ablation_lo, j->ablation_hi, n_layers - 1);
+    if (j->score_lo >= 0 && j->score_hi >= n_layers)
+        return IFK_FAIL(IFK_ERR_ARG, "%s: score_layers: %d-%d is outside the model's layers 0-%d",
+                        where_(j, "job", "score_layers", w, sizeof w), j->score_lo, j->score_hi, n_layers - 1);
+    for (int i = 0; j->needle && i < j->n_needle_lengths; i++)
+        if ((long)j->needle_lengths[i] + j->steps > seq_len)
+            return IFK_FAIL(IFK_ERR_ARG, "%s: [needle] lengths: %d context tokens + %d answer steps exceed the model's %d "
+                            "positions", where_(j, "needle", "lengths", w, sizeof w), j->needle_lengths[i], j->steps,
+                            seq_len);
+    return IFK_OK;
+}
+
 /* ---- query sets ---------------------------------------------------------------------------------- */
 
 static char *dupn_(const char *s, size_t n) {

@@ -145,8 +145,14 @@ check(r.returncode == 0 and "2 already in" in r.stderr, f"resume: skips the two 
 got = lines(f"{W}/resume.jsonl") if r.returncode == 0 else []
 check([x["id"] for x in got] == ids, f"resume: every answer once, in input order: {[x['id'] for x in got]}")
 same_answers(batch[1, 1], got, "resume")
-r = run(2, ["query", "--model", MODEL, "--store", store, "--queries", f"{W}/q.jsonl", "--out", f"{W}/resume.jsonl"])
+r = run(2, ["query", "--model", MODEL, "--store", store, "--queries", f"{W}/q.jsonl", "--out", f"{W}/resume.jsonl",
+            "--steps", "8", "--reorder"])
 check(r.returncode == 0 and "0 questions to answer, 7 already" in r.stderr, f"a complete output: nothing to do: {r.stderr[-200:]}")
+# a resume under other settings would mix two configurations in one file: refused, naming the first difference
+r = run(1, ["query", "--model", MODEL, "--store", store, "--queries", f"{W}/q.jsonl", "--out", f"{W}/resume.jsonl",
+            "--steps", "4", "--reorder"])
+check(r.returncode == 1 and "resume.jsonl:1: answered with steps 8, this run has steps 4" in r.stderr,
+      f"a resume with other steps is refused: {r.stderr[-300:]}")
 
 # ---- refusals ----
 base = ["query", "--model", MODEL, "--store", store, "--queries", f"{W}/q.jsonl", "--out", f"{W}/x.jsonl"]
