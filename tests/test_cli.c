@@ -25,6 +25,21 @@ static void slurp_(int fd, char *buf, size_t cap) {
     close(fd);
 }
 
+/* Runs argv (argv[0] the binary, NULL-terminated) with its stdout on out and stderr on err; its
+ * exit code, or -signal if killed. */
+static int spawn_(const char *const *argv, int out, int err) {
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, out, 1);
+    posix_spawn_file_actions_adddup2(&fa, err, 2);
+    pid_t pid;
+    cr_assert_eq(posix_spawn(&pid, argv[0], &fa, NULL, (char *const *)argv, environ), 0);
+    posix_spawn_file_actions_destroy(&fa);
+    int st;
+    waitpid(pid, &st, 0);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -WTERMSIG(st);
+}
+
 /* Runs IFK_BIN with args (NULL-terminated), capturing stdout and stderr in temp files. */
 static run_result run_(const char *const *args) {
     run_result r;
@@ -36,16 +51,7 @@ static run_result run_(const char *const *args) {
     int n = 1;
     for (; args[n - 1]; n++) argv[n] = args[n - 1];
     argv[n] = NULL;
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, fo, 1);
-    posix_spawn_file_actions_adddup2(&fa, fe, 2);
-    pid_t pid;
-    cr_assert_eq(posix_spawn(&pid, IFK_BIN, &fa, NULL, (char *const *)argv, environ), 0);
-    posix_spawn_file_actions_destroy(&fa);
-    int st;
-    waitpid(pid, &st, 0);
-    r.code = WIFEXITED(st) ? WEXITSTATUS(st) : -WTERMSIG(st);
+    r.code = spawn_(argv, fo, fe);
     slurp_(fo, r.out, sizeof r.out);
     slurp_(fe, r.err, sizeof r.err);
     return r;
@@ -200,15 +206,7 @@ Test(cli, a_failed_write_to_stdout_is_an_error) {
     cr_assert(full >= 0 && fe >= 0);
     const char *argv[] = {IFK_BIN, "generate", "--model", IFK_MODEL_DIR, "--prompt", "Once", "--steps", "8",
                           "--temperature", "0", "--quiet", NULL};
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, full, 1);
-    posix_spawn_file_actions_adddup2(&fa, fe, 2);
-    pid_t pid;
-    cr_assert_eq(posix_spawn(&pid, IFK_BIN, &fa, NULL, (char *const *)argv, environ), 0);
-    posix_spawn_file_actions_destroy(&fa);
-    int st;
-    waitpid(pid, &st, 0);
+    const int code = spawn_(argv, full, fe);
     close(full), close(fe);
-    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 1, "status %d", st);
+    cr_assert(code == 1, "exit code %d (negative: killed by that signal)", code);
 }
