@@ -648,6 +648,7 @@ int ifk_cmd_cache(int argc, char **argv) {
     const int tp = (int)o.tp;
     ifk_status st = ifk_grid_load_model(o.model, o.tokenizer, o.random_model, cm.rank % tp, tp, cm.rank % tp == 0,
                                         ifk_grid_check_cfg, (int[2]){cm.size, tp}, &m, &slice, &tok);
+    if (st == IFK_OK) st = ifk_model_check_prefix(&m);
     if (st == IFK_OK && o.run.chunk_tokens + IFK_CHUNK_PREFIX > m.cfg.seq_len)
         st = IFK_FAIL(IFK_ERR_ARG, "--chunk-tokens %d plus the BOS prefix exceeds the model's %d positions",
                       o.run.chunk_tokens, m.cfg.seq_len);

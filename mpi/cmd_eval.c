@@ -503,6 +503,7 @@ static ifk_status story_run_(const int *t, int n, char **res, size_t *len, void 
     IFK_CHECK(ifk_sampler_init(&smp, x->full->cfg.vocab_size, 1.0f, 0.9f, (uint64_t)(x->j->needle_seed * 1000 + t[0] + 1)));
     acc_ a = {lead ? malloc(8192) : NULL, 0, 8192, x->tok};
     ifk_gen_stats gs;
+    if (lead && a.b && t[2] && t[3] != ifk_tokenizer_bos(x->tok)) acc_cb_(-1, t[3], &a); /* a tokenizer without BOS */
     ifk_status st = lead && !a.b ? IFK_FAIL(IFK_ERR_OOM, "out of memory")
                                  : ifk_generate_tp(x->m, x->tp, &smp, t + 3, t[2], t[1], lead ? acc_cb_ : NULL, &a, &gs);
     ifk_sampler_free(&smp);

@@ -389,8 +389,11 @@ ifk_status ifk_hf_config(ifk_config *c, const char *path) {
     c->o_bias = cJSON_IsTrue(ab);
     c->mlp_bias = cJSON_IsTrue(mb);
     c->qk_norm = ar == A_QWEN3;
-    c->bos_id = 1;
-    if ((x = cJSON_GetObjectItemCaseSensitive(o, "bos_token_id")) && !cJSON_IsNull(x)) {
+    /* absent: transformers' default for the architecture (LlamaConfig, MistralConfig: 1; Qwen2/3
+     * configs have none); null or none: -1, and cache/query refuse the model (ifk_model_check_prefix) */
+    c->bos_id = ar == A_LLAMA || ar == A_MISTRAL ? 1 : -1;
+    if ((x = cJSON_GetObjectItemCaseSensitive(o, "bos_token_id")) && cJSON_IsNull(x)) c->bos_id = -1;
+    else if (x) {
         if (!jint_(o, "bos_token_id", &v) || v < 0 || v >= c->vocab_size) REFUSE_("bos_token_id", x, ": not a token id");
         c->bos_id = (int)v;
     }
