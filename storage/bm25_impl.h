@@ -76,6 +76,8 @@ typedef struct {
     int64_t len[IFK_BM25_N_DS];    /* their lengths */
     int64_t N, T, P;               /* documents, terms, postings */
     double k1, b, avg;             /* the attributes */
+    hid_t xfer; /* reads of a few strings: a small type-conversion buffer (HDF5 clears its 1 MB
+                   default buffer at every read that converts, strings included) */
 } ifk_bm25_file;
 
 /* Opens path (a regular HDF5 file) read-only, checks the format attributes (values in range) and

@@ -482,7 +482,7 @@ fail:
 }
 
 ifk_status ifk_bm25_file_open(ifk_bm25_file *f, const char *path) {
-    *f = (ifk_bm25_file){.path = path, .file = H5I_INVALID_HID};
+    *f = (ifk_bm25_file){.path = path, .file = H5I_INVALID_HID, .xfer = H5I_INVALID_HID};
     for (int i = 0; i < IFK_BM25_N_DS; i++) f->ds[i] = H5I_INVALID_HID;
     ifk_h5_init();
     int fd = open(path, O_RDONLY);
@@ -497,6 +497,8 @@ ifk_status ifk_bm25_file_open(ifk_bm25_file *f, const char *path) {
     if (!is5) FMTFAIL("%s: not an HDF5 file", path);
     IFK_H5_CHECK(st, f->file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT), "%s: cannot open the HDF5 file", path);
     IFK_CHECK_GOTO(st, file_header_(f), fail);
+    IFK_H5_CHECK(st, f->xfer = H5Pcreate(H5P_DATASET_XFER), "%s: cannot make a transfer property list", path);
+    IFK_H5_CHECK(st, H5Pset_buffer(f->xfer, 16384, NULL, NULL), "%s: cannot set a conversion buffer", path);
     return IFK_OK;
 fail:
     ifk_bm25_file_close(f);
@@ -505,6 +507,7 @@ fail:
 
 void ifk_bm25_file_close(ifk_bm25_file *f) {
     for (int i = 0; i < IFK_BM25_N_DS; i++) ifk_h5_close(&f->ds[i]);
+    ifk_h5_close(&f->xfer);
     ifk_h5_close(&f->file);
 }
 
@@ -521,7 +524,7 @@ ifk_status ifk_bm25_file_read(const ifk_bm25_file *f, int ds, hid_t memtype, int
     IFK_H5_CHECK(st, H5Sselect_hyperslab(fs, H5S_SELECT_SET, off, NULL, cnt, NULL), "%s: cannot select in /%s",
                  f->path, name);
     IFK_H5_CHECK(st, ms = H5Screate_simple(1, cnt, NULL), "%s: cannot make a dataspace", f->path);
-    IFK_H5_CHECK(st, H5Dread(f->ds[ds], memtype, ms, fs, H5P_DEFAULT, buf), "%s: cannot read /%s [%lld, %lld)",
+    IFK_H5_CHECK(st, H5Dread(f->ds[ds], memtype, ms, fs, f->xfer, buf), "%s: cannot read /%s [%lld, %lld)",
                  f->path, name, (long long)start, (long long)(start + n));
 fail:
     ifk_h5_close(&ms);
