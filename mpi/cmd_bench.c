@@ -18,6 +18,59 @@
 #include "query.h"
 #include <unistd.h>
 
+/* ---- what the benchmarks share ---------------------------------------------------------------------- */
+
+/* n token ids in [lo, vocab) from the 64-bit LCG state *r (Knuth's MMIX constants), which advances. */
+static void random_ids_(uint64_t *r, int *ids, long n, int lo, int vocab) {
+    for (long i = 0; i < n; i++) {
+        *r = *r * 6364136223846793005ull + 1442695040888963407ull;
+        ids[i] = lo + (int)((*r >> 33) % (uint64_t)(vocab - lo));
+    }
+}
+
+/* The model of prefill and decode: exactly one of --random-model SHAPE (weights from seed) or
+ * --model PATH, loaded after the BLAS thread count is set (0: OpenBLAS's own). */
+static ifk_status bench_model_(const char *what, const char *shape, const char *model, uint64_t seed, long threads,
+                               ifk_model *m, ifk_tokenizer **tok) {
+    if (!shape == !model)
+        return IFK_FAIL(IFK_ERR_ARG, "bench %s: give exactly one of --random-model SHAPE or --model PATH", what);
+    ifk_blas_set_threads((int)threads);
+    return shape ? ifk_model_random(m, shape, seed) : ifk_engine_load(model, NULL, m, tok);
+}
+
+/* What a prefill or decode benchmark holds: the model, its cache and activations, the token
+ * ids with their positions, one row of logits. */
+typedef struct {
+    ifk_model m;
+    ifk_tokenizer *tok;
+    ifk_kvcache cache;
+    ifk_state s;
+    int *ids, *pos; /* (T) */
+    float *logits;  /* (vocab) */
+} bench_run_;
+
+static void bench_run_free_(bench_run_ *b) {
+    free(b->ids), free(b->pos), free(b->logits);
+    ifk_state_free(&b->s);
+    ifk_kvcache_free(&b->cache);
+    ifk_tokenizer_free(&b->tok);
+    ifk_model_free(&b->m);
+}
+
+/* The process's resident set (VmRSS) or its peak (VmHWM) in KiB, from /proc; -1 when unknown. */
+static long proc_kib_(const char *field) {
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long v = -1;
+    size_t fl = strlen(field);
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, field, fl) && line[fl] == ':') v = strtol(line + fl + 1, NULL, 10);
+    if (f) fclose(f);
+    return v;
+}
+
+/* ---- the benchmarks ---------------------------------------------------------------------------------- */
+
 static int bench_prefill_(int argc, char **argv) {
     const char *shape = NULL, *model = NULL, *tokens_s = NULL, *threads_s = NULL, *repeat_s = NULL, *seed_s = NULL,
                *weights_s = NULL;
@@ -36,43 +89,35 @@ static int bench_prefill_(int argc, char **argv) {
     const char *usage = "usage: infoflow bench prefill (--random-model SHAPE | --model PATH) [--tokens N] [options]\n"
                         "Times a batched prefill and reports it against the sgemm peak measured in the same run.";
     long T = 2048, threads = 0, repeat = 3, seed = 1;
-    ifk_model m = {0};
-    ifk_tokenizer *tok = NULL;
-    ifk_kvcache cache = {0};
-    ifk_state s = {0};
-    int *ids = NULL, *pos = NULL;
-    float *logits = NULL;
+    bench_run_ b = {0};
+    ifk_model *const m = &b.m;
     if (ifk_cli_parse(argc, argv, opts, usage, &help) != IFK_OK) goto out;
     if (help) return 0;
     if (ifk_cli_int("tokens", tokens_s, 1, 1 << 24, &T) || ifk_cli_int("threads", threads_s, 1, 1024, &threads) ||
         ifk_cli_int("repeat", repeat_s, 1, 1000, &repeat) || ifk_cli_int("seed", seed_s, 0, INT32_MAX, &seed) ||
         ifk_cli_weights(weights_s))
         goto out;
-    if (!shape == !model) {
-        IFK_FAIL(IFK_ERR_ARG, "bench prefill: give exactly one of --random-model SHAPE or --model PATH");
+    if (bench_model_("prefill", shape, model, (uint64_t)seed, threads, m, &b.tok)) goto out;
+    if (T > m->cfg.seq_len) {
+        IFK_FAIL(IFK_ERR_ARG, "bench prefill: --tokens %ld exceeds the model's %d positions", T, m->cfg.seq_len);
         goto out;
     }
-    ifk_blas_set_threads((int)threads);
-    if (shape ? ifk_model_random(&m, shape, (uint64_t)seed) : ifk_engine_load(model, NULL, &m, &tok)) goto out;
-    if (T > m.cfg.seq_len) {
-        IFK_FAIL(IFK_ERR_ARG, "bench prefill: --tokens %ld exceeds the model's %d positions", T, m.cfg.seq_len);
-        goto out;
-    }
-    ids = malloc(sizeof(int) * T);
-    pos = malloc(sizeof(int) * T);
-    logits = malloc(sizeof(float) * m.cfg.vocab_size);
-    if (!ids || !pos || !logits) {
+    b.ids = malloc(sizeof(int) * T);
+    b.pos = malloc(sizeof(int) * T);
+    b.logits = malloc(sizeof(float) * m->cfg.vocab_size);
+    if (!b.ids || !b.pos || !b.logits) {
         IFK_FAIL(IFK_ERR_OOM, "out of memory for %ld tokens", T);
         goto out;
     }
     uint64_t r = (uint64_t)seed * 2654435761u + 1;
-    for (long i = 0; i < T; i++) r = r * 6364136223846793005ull + 1442695040888963407ull, ids[i] = (int)((r >> 33) % m.cfg.vocab_size), pos[i] = (int)i;
-    if (ifk_kvcache_init(&cache, &m.cfg, (int)T) != IFK_OK) goto out;
+    random_ids_(&r, b.ids, T, 0, m->cfg.vocab_size);
+    for (long i = 0; i < T; i++) b.pos[i] = (int)i;
+    if (ifk_kvcache_init(&b.cache, &m->cfg, (int)T) != IFK_OK) goto out;
     double best = 1e30, sum = 0;
     for (long it = 0; it <= repeat; it++) {
-        cache.len = 0;
+        b.cache.len = 0;
         double t0 = ifk_now();
-        if (ifk_forward(&m, &s, &cache, ids, pos, (int)T, logits, 0) != IFK_OK) goto out;
+        if (ifk_forward(m, &b.s, &b.cache, b.ids, b.pos, (int)T, b.logits, 0) != IFK_OK) goto out;
         double dt = ifk_now() - t0;
         if (it == 0) continue; /* warm-up: buffers, page faults, BLAS threads */
         best = dt < best ? dt : best;
@@ -80,22 +125,22 @@ static int bench_prefill_(int argc, char **argv) {
     }
     /* the peaks, same run, same threads: the model's largest GEMM at T rows, best library */
     int gout = 0, gin = 0;
-    ifk_largest_gemm(&m.cfg, &gout, &gin);
+    ifk_largest_gemm(&m->cfg, &gout, &gin);
     const char *impl_b = NULL, *impl_d = NULL, *impl_h = NULL;
     const int pm = (int)T;
     double pk_blas = ifk_bench_gemm_peak(IFK_GEMM_OPENBLAS, IFK_W_F32, pm, gout, gin, 1.0, &impl_b);
     double pk_dnnl = ifk_bench_gemm_peak(IFK_GEMM_ONEDNN, IFK_W_F32, pm, gout, gin, 1.0, &impl_d);
     double pk_bf16 = ifk_bench_gemm_peak(IFK_GEMM_ONEDNN, IFK_W_BF16, pm, gout, gin, 1.0, &impl_h);
     double peak = pk_blas > pk_dnnl ? pk_blas : pk_dnnl;
-    double flops = ifk_prefill_flops(&m.cfg, (int)T), gf = flops / best / 1e9;
+    double flops = ifk_prefill_flops(&m->cfg, (int)T), gf = flops / best / 1e9;
     int nt = ifk_blas_threads();
-    const char *wname = ifk_wdtype_name(m.wdtype), *gname = ifk_gemm_backend_name(ifk_gemm_get_backend());
+    const char *wname = ifk_wdtype_name(m->wdtype), *gname = ifk_gemm_backend_name(ifk_gemm_get_backend());
     if (json)
         printf("{\"impl\": \"infoflow\", \"model\": \"%s\", \"weights\": \"%s\", \"gemm\": \"%s\", \"threads\": %d, "
                "\"tokens\": %ld, \"prefill_ms\": %.1f, \"mean_ms\": %.1f, \"tokens_per_s\": %.1f, \"gflops\": %.5g, "
                "\"peak_shape\": [%d, %d, %d], \"peak_openblas_f32\": %.5g, \"peak_onednn_f32\": %.5g, "
                "\"peak_onednn_bf16\": %.5g, \"peak_gflops\": %.5g, \"ratio\": %.4f, \"ratio_bf16_peak\": %.4f}\n",
-               m.source, wname, gname, nt, T, best * 1e3, sum / repeat * 1e3, T / best, gf, pm, gout, gin, pk_blas,
+               m->source, wname, gname, nt, T, best * 1e3, sum / repeat * 1e3, T / best, gf, pm, gout, gin, pk_blas,
                pk_dnnl, pk_bf16, peak, gf / peak, pk_bf16 > 0 ? gf / pk_bf16 : 0.0);
     else
         printf("model %s (dim %d, layers %d, heads %d/%d, hidden %d, vocab %d), weights %s, GEMM backend %s\n"
@@ -103,20 +148,14 @@ static int bench_prefill_(int argc, char **argv) {
                "peaks at the largest GEMM %dx%dx%d (same run, same threads): OpenBLAS f32 %.1f (%s), oneDNN f32 %.1f (%s), "
                "oneDNN bf16 %.1f GFLOP/s (%s)\n"
                "achieved %.1f GFLOP/s; f32 peak %.1f GFLOP/s; ratio %.3f; against the bf16 peak %.3f\n",
-               m.source, m.cfg.dim, m.cfg.n_layers, m.cfg.n_heads, m.cfg.n_kv_heads, m.cfg.hidden_dim,
-               m.cfg.vocab_size, wname, gname, nt, T, best * 1e3, repeat, sum / repeat * 1e3, T / best, pm, gout, gin,
+               m->source, m->cfg.dim, m->cfg.n_layers, m->cfg.n_heads, m->cfg.n_kv_heads, m->cfg.hidden_dim,
+               m->cfg.vocab_size, wname, gname, nt, T, best * 1e3, repeat, sum / repeat * 1e3, T / best, pm, gout, gin,
                pk_blas, impl_b ? impl_b : "-", pk_dnnl, impl_d ? impl_d : "not built", pk_bf16,
                impl_h ? impl_h : "not built", gf, peak, gf / peak, pk_bf16 > 0 ? gf / pk_bf16 : 0.0);
     rc = 0;
 out:
     if (rc) ifk_err_print();
-    free(ids);
-    free(pos);
-    free(logits);
-    ifk_state_free(&s);
-    ifk_kvcache_free(&cache);
-    ifk_tokenizer_free(&tok);
-    ifk_model_free(&m);
+    bench_run_free_(&b);
     return rc;
 }
 
@@ -287,7 +326,7 @@ static int bench_ttft_(int argc, char **argv) {
     uint64_t r = 12345;
     const int vocab = m.cfg.vocab_size;
     for (long d = 0; d < chunks; d++) {
-        for (int i = 0; i < clen; i++) r = r * 6364136223846793005ull + 1442695040888963407ull, tokens[i] = 3 + (int)((r >> 33) % (vocab - 3));
+        random_ids_(&r, tokens, clen, 3, vocab);
         char id[32];
         snprintf(id, sizeof id, "doc%04ld", d);
         ifk_ingest_doc_in in = {.id = id, .tokens = tokens, .n_tokens = clen};
@@ -295,7 +334,7 @@ static int bench_ttft_(int argc, char **argv) {
         docs[d] = (int)d;
     }
     if (ifk_ingest_commit(&g, record_, man) != IFK_OK || ifk_store_open(&store, dir) != IFK_OK) goto out;
-    for (int i = 0; i < P; i++) r = r * 6364136223846793005ull + 1442695040888963407ull, prompt[i] = 3 + (int)((r >> 33) % (vocab - 3));
+    random_ids_(&r, prompt, P, 3, vocab);
     /* documents are numbered in commit order */
     ifk_query_docs qd = {docs, (int)chunks};
     ifk_query_opts qo = {.method = IFK_METHOD_FULL, .budget = budget, .score_lo = -1, .score_hi = -1, .steps = 1};
@@ -416,17 +455,6 @@ out:
     return rc;
 }
 
-/* The process's resident set in MB (VmRSS), 0 where /proc is not there. */
-static double resident_mb_(void) {
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    double kb = 0;
-    while (f && fgets(line, sizeof line, f))
-        if (!strncmp(line, "VmRSS:", 6)) kb = atof(line + 6);
-    if (f) fclose(f);
-    return kb / 1024.0;
-}
-
 /* Decode after a prompt: tokens/s, the weight bytes each token reads, and the read bandwidth measured in
  * the same run (a vectorized sum over a buffer far larger than the caches, same threads). */
 static int bench_decode_(int argc, char **argv) {
@@ -444,12 +472,8 @@ static int bench_decode_(int argc, char **argv) {
         {"json", NULL, "print one JSON line", NULL, &json},
         {NULL, NULL, NULL, NULL, NULL}};
     long P = 512, N = 64, threads = 0, repeat = 2;
-    ifk_model m = {0};
-    ifk_tokenizer *tok = NULL;
-    ifk_kvcache cache = {0};
-    ifk_state s = {0};
-    int *ids = NULL, *pos = NULL;
-    float *logits = NULL;
+    bench_run_ b = {0};
+    ifk_model *const m = &b.m;
     if (ifk_cli_parse(argc, argv, opts, "usage: infoflow bench decode (--random-model SHAPE | --model PATH) [options]\n"
                       "Decode tokens/s after a prompt against the memory bandwidth measured in the same run.", &help) != IFK_OK)
         goto out;
@@ -458,72 +482,53 @@ static int bench_decode_(int argc, char **argv) {
         ifk_cli_int("repeat", repeat_s, 1, 100, &repeat) || ifk_cli_int("threads", threads_s, 1, 1024, &threads) ||
         ifk_cli_weights(weights_s))
         goto out;
-    if (!shape == !model) {
-        IFK_FAIL(IFK_ERR_ARG, "bench decode: give exactly one of --random-model SHAPE or --model PATH");
+    if (bench_model_("decode", shape, model, 1, threads, m, &b.tok)) goto out;
+    const long rss_kib = proc_kib_("VmRSS"); /* after load, before the cache: the weights' footprint */
+    const double rss = rss_kib > 0 ? rss_kib / 1024.0 : 0;
+    if (P + N > m->cfg.seq_len) {
+        IFK_FAIL(IFK_ERR_ARG, "bench decode: %ld prompt + %ld steps exceed the model's %d positions", P, N, m->cfg.seq_len);
         goto out;
     }
-    ifk_blas_set_threads((int)threads);
-    if (shape ? ifk_model_random(&m, shape, 1) : ifk_engine_load(model, NULL, &m, &tok)) goto out;
-    const double rss = resident_mb_(); /* after load, before the cache: the weights' footprint */
-    if (P + N > m.cfg.seq_len) {
-        IFK_FAIL(IFK_ERR_ARG, "bench decode: %ld prompt + %ld steps exceed the model's %d positions", P, N, m.cfg.seq_len);
-        goto out;
-    }
-    ids = malloc(sizeof(int) * (P + N)), pos = malloc(sizeof(int) * (P + N)), logits = malloc(sizeof(float) * m.cfg.vocab_size);
-    if (!ids || !pos || !logits) {
+    b.ids = malloc(sizeof(int) * (P + N)), b.pos = malloc(sizeof(int) * (P + N)), b.logits = malloc(sizeof(float) * m->cfg.vocab_size);
+    if (!b.ids || !b.pos || !b.logits) {
         IFK_FAIL(IFK_ERR_OOM, "out of memory");
         goto out;
     }
     uint64_t r = 7;
-    for (long i = 0; i < P + N; i++) r = r * 6364136223846793005ull + 1442695040888963407ull, ids[i] = (int)((r >> 33) % m.cfg.vocab_size), pos[i] = (int)i;
-    if (ifk_kvcache_init(&cache, &m.cfg, (int)(P + N)) != IFK_OK) goto out;
+    random_ids_(&r, b.ids, P + N, 0, m->cfg.vocab_size);
+    for (long i = 0; i < P + N; i++) b.pos[i] = (int)i;
+    if (ifk_kvcache_init(&b.cache, &m->cfg, (int)(P + N)) != IFK_OK) goto out;
     double best = 1e30;
     for (long it = 0; it <= repeat; it++) {
-        cache.len = 0;
-        if (ifk_forward(&m, &s, &cache, ids, pos, (int)P, logits, 0) != IFK_OK) goto out;
+        b.cache.len = 0;
+        if (ifk_forward(m, &b.s, &b.cache, b.ids, b.pos, (int)P, b.logits, 0) != IFK_OK) goto out;
         double t0 = ifk_now();
         for (long i = P; i < P + N; i++) /* fixed ids: the work per token does not depend on the sampled token */
-            if (ifk_forward(&m, &s, &cache, ids + i, pos + i, 1, logits, 0) != IFK_OK) goto out;
+            if (ifk_forward(m, &b.s, &b.cache, b.ids + i, b.pos + i, 1, b.logits, 0) != IFK_OK) goto out;
         double dt = ifk_now() - t0;
         if (it && dt < best) best = dt;
     }
-    const size_t es = ifk_wdtype_size(m.wdtype), emb = (size_t)m.cfg.vocab_size * m.cfg.dim * es;
+    const size_t es = ifk_wdtype_size(m->wdtype), emb = (size_t)m->cfg.vocab_size * m->cfg.dim * es;
     /* every matrix is read once per token; the embedding table only for one row unless it is the classifier */
-    const double bytes = (double)(ifk_model_bytes(&m) - (m.cfg.shared_classifier ? 0 : emb));
+    const double bytes = (double)(ifk_model_bytes(m) - (m->cfg.shared_classifier ? 0 : emb));
     const double tps = N / best, bw = ifk_bench_read_bandwidth((size_t)1 << 30, 1.0);
     const double got = bytes * tps / 1e9;
     if (json)
         printf("{\"model\": \"%s\", \"weights\": \"%s\", \"threads\": %d, \"prompt\": %ld, \"steps\": %ld, "
                "\"tokens_per_s\": %.2f, \"weight_bytes_per_token\": %.0f, \"weight_gbs\": %.2f, \"read_bw_gbs\": %.2f, "
                "\"ratio\": %.3f, \"resident_mb_after_load\": %.0f}\n",
-               m.source, ifk_wdtype_name(m.wdtype), ifk_blas_threads(), P, N, tps, bytes, got, bw, got / bw, rss);
+               m->source, ifk_wdtype_name(m->wdtype), ifk_blas_threads(), P, N, tps, bytes, got, bw, got / bw, rss);
     else
         printf("model %s, weights %s, threads %d: %ld tokens decoded after a %ld-token prompt\n"
                "decode %.2f tokens/s (best of %ld), %.1f MB of weights per token = %.2f GB/s\n"
                "read bandwidth (1 GiB vectorized sum, same run, same threads) %.2f GB/s; ratio %.3f\n"
                "resident after loading the model %.0f MB\n",
-               m.source, ifk_wdtype_name(m.wdtype), ifk_blas_threads(), N, P, tps, repeat, bytes / 1e6, got, bw, got / bw, rss);
+               m->source, ifk_wdtype_name(m->wdtype), ifk_blas_threads(), N, P, tps, repeat, bytes / 1e6, got, bw, got / bw, rss);
     rc = 0;
 out:
     if (rc) ifk_err_print();
-    free(ids), free(pos), free(logits);
-    ifk_state_free(&s);
-    ifk_kvcache_free(&cache);
-    ifk_tokenizer_free(&tok);
-    ifk_model_free(&m);
+    bench_run_free_(&b);
     return rc;
-}
-
-/* The process's resident set (VmRSS) or its peak (VmHWM) in KiB, from /proc; -1 when unknown. */
-static long proc_kib_(const char *field) {
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    long v = -1;
-    size_t fl = strlen(field);
-    while (f && fgets(line, sizeof line, f))
-        if (!strncmp(line, field, fl) && line[fl] == ':') v = strtol(line + fl + 1, NULL, 10);
-    if (f) fclose(f);
-    return v;
 }
 
 /* Opening a store and resolving a few ids to their first chunk's tokens, as a query's first step. */

@@ -166,12 +166,7 @@ static ifk_status task_run_(const int *t, int n, char **res, size_t *len, void *
     ifk_query_opts o = {.method = (ifk_method)r.method, .budget = r.budget, .reorder = r.reorder, .score_lo = r.lo,
                         .score_hi = r.hi, .steps = x->steps, .seed = 0, .dev = x->dev};
     ifk_query_docs qd = {t + SPEC_INTS_, r.n_docs};
-    ifk_query_result q;
-    IFK_CHECK(ifk_query_run(x->m, x->store, &qd, t + SPEC_INTS_ + r.n_docs, r.n_prompt, &o, x->tp, &q));
-    ifk_status st = IFK_OK;
-    if (!x->tp || x->tp->rank == 0) st = ifk_query_result_pack(&q, res, len);
-    ifk_query_result_free(&q);
-    return st;
+    return ifk_grid_run_query(x->m, x->store, &qd, t + SPEC_INTS_ + r.n_docs, r.n_prompt, &o, x->tp, res, len);
 }
 
 static void task_done_(int i, const char *buf, size_t len, void *ctx) {

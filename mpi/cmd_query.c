@@ -293,6 +293,67 @@ static ifk_status parse_question_(const char *path, long line, const char *text,
     return st;
 }
 
+/* Calls fn on each line of f (its newline kept, lines numbered from 1) until fn fails or the file ends. */
+static ifk_status each_line_(FILE *f, ifk_status (*fn)(char *buf, size_t len, long line, void *ctx), void *ctx) {
+    char *buf = NULL;
+    size_t cap = 0;
+    long line = 0;
+    ifk_status st = IFK_OK;
+    ssize_t len;
+    while (st == IFK_OK && (len = getline(&buf, &cap, f)) >= 0) st = fn(buf, (size_t)len, ++line, ctx);
+    free(buf);
+    return st;
+}
+
+/* Room for one more element in *arr (n held, capacity *cap, doubling from 64). */
+static ifk_status grow_(void **arr, int *cap, int n, size_t elem) {
+    if (n < *cap) return IFK_OK;
+    const int c = *cap ? 2 * *cap : 64;
+    void *p = realloc(*arr, elem * (size_t)c);
+    if (!p) return IFK_FAIL(IFK_ERR_OOM, "out of memory");
+    *arr = p, *cap = c;
+    return IFK_OK;
+}
+
+/* --queries as it is read: the inputs, the questions kept so far and those --out answered already. */
+typedef struct {
+    const char *path, *dir;
+    ifk_store *store;
+    const ifk_tokenizer *tok;
+    const ifk_query_opts *o;
+    const ifk_config *cfg;
+    char **done_ids;
+    int n_done_ids;
+    question_ *qs;
+    int n, cap, n_done;
+} qfile_;
+
+static ifk_status question_line_(char *buf, size_t len, long line, void *ctx) {
+    qfile_ *r = ctx;
+    while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r' || buf[len - 1] == ' ')) buf[--len] = '\0';
+    if (len == 0) return IFK_OK;
+    question_ q;
+    ifk_status st = parse_question_(r->path, line, buf, r->dir, ifk_store_manifest(r->store), r->tok,
+                                    r->cfg->vocab_size, &q);
+    char where[1100];
+    snprintf(where, sizeof where, "%s:%ld: ", r->path, line);
+    if (st == IFK_OK) st = check_fits_(r->store, &q, r->o, r->cfg->seq_len, where);
+    for (int i = 0; st == IFK_OK && i < r->n; i++)
+        if (!strcmp(r->qs[i].id, q.id))
+            st = IFK_FAIL(IFK_ERR_FORMAT, "%s:%ld: id \"%s\" repeats line %ld (ids name the answers in --out)", r->path,
+                          line, q.id, r->qs[i].line);
+    int skip = 0;
+    for (int i = 0; st == IFK_OK && i < r->n_done_ids && !skip; i++) skip = !strcmp(r->done_ids[i], q.id);
+    if (st == IFK_OK && !skip) st = grow_((void **)&r->qs, &r->cap, r->n, sizeof *r->qs);
+    if (st != IFK_OK || skip) {
+        r->n_done += skip;
+        question_free_(&q);
+        return st;
+    }
+    r->qs[r->n++] = q;
+    return IFK_OK;
+}
+
 /* Reads --queries; skips questions whose id --out already holds (*n_done). */
 static ifk_status read_questions_(const char *path, const char *dir, ifk_store *store, const ifk_tokenizer *tok,
                                   const ifk_query_opts *o, const ifk_config *cfg, char **done_ids, int n_done_ids,
@@ -300,46 +361,33 @@ static ifk_status read_questions_(const char *path, const char *dir, ifk_store *
     *qs = NULL, *n = 0, *n_done = 0;
     FILE *f = fopen(path, "r");
     if (!f) return IFK_FAIL(IFK_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    char *buf = NULL;
-    size_t cap = 0;
-    long line = 0;
-    int qcap = 0;
-    ifk_status st = IFK_OK;
-    ssize_t len;
-    while (st == IFK_OK && (len = getline(&buf, &cap, f)) >= 0) {
-        line++;
-        while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r' || buf[len - 1] == ' ')) buf[--len] = '\0';
-        if (len == 0) continue;
-        question_ q;
-        st = parse_question_(path, line, buf, dir, ifk_store_manifest(store), tok, cfg->vocab_size, &q);
-        char where[1100];
-        snprintf(where, sizeof where, "%s:%ld: ", path, line);
-        if (st == IFK_OK) st = check_fits_(store, &q, o, cfg->seq_len, where);
-        for (int i = 0; st == IFK_OK && i < *n; i++)
-            if (!strcmp((*qs)[i].id, q.id))
-                st = IFK_FAIL(IFK_ERR_FORMAT, "%s:%ld: id \"%s\" repeats line %ld (ids name the answers in --out)", path,
-                              line, q.id, (*qs)[i].line);
-        int skip = 0;
-        for (int i = 0; st == IFK_OK && i < n_done_ids && !skip; i++) skip = !strcmp(done_ids[i], q.id);
-        if (st != IFK_OK || skip) {
-            *n_done += skip;
-            question_free_(&q);
-            continue;
-        }
-        if (*n == qcap) {
-            qcap = qcap ? 2 * qcap : 64;
-            question_ *p = realloc(*qs, sizeof *p * (size_t)qcap);
-            if (!p) {
-                question_free_(&q);
-                st = IFK_FAIL(IFK_ERR_OOM, "out of memory");
-                break;
-            }
-            *qs = p;
-        }
-        (*qs)[(*n)++] = q;
-    }
-    free(buf);
+    qfile_ r = {path, dir, store, tok, o, cfg, done_ids, n_done_ids, NULL, 0, 0, 0};
+    ifk_status st = each_line_(f, question_line_, &r);
     fclose(f);
+    *qs = r.qs, *n = r.n, *n_done = r.n_done;
+    return st;
+}
+
+/* --out as it is read: the ids of its complete lines, and the bytes those lines take. */
+typedef struct {
+    const char *path;
+    char **ids;
+    int n, cap;
+    off_t good;
+} outfile_;
+
+static ifk_status answer_line_(char *buf, size_t len, long line, void *ctx) {
+    outfile_ *r = ctx;
+    if (buf[len - 1] != '\n') return IFK_OK; /* incomplete: only the last line can be, and it is cut off */
+    cJSON *js = cJSON_Parse(buf);
+    const cJSON *id = js ? cJSON_GetObjectItemCaseSensitive(js, "id") : NULL;
+    ifk_status st = IFK_OK;
+    if (!cJSON_IsString(id))
+        st = IFK_FAIL(IFK_ERR_FORMAT, "%s:%ld: not an answer line with an \"id\" (is --out another file?)", r->path, line);
+    else if ((st = grow_((void **)&r->ids, &r->cap, r->n, sizeof *r->ids)) == IFK_OK)
+        r->ids[r->n++] = strdup(id->valuestring);
+    cJSON_Delete(js);
+    r->good += (off_t)len;
     return st;
 }
 
@@ -351,35 +399,11 @@ static ifk_status open_out_(const char *path, int *fd, char ***ids, int *n) {
     if (*fd < 0) return IFK_FAIL(IFK_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     FILE *f = fdopen(dup(*fd), "r");
     if (!f) return IFK_FAIL(IFK_ERR_IO, "%s: cannot read: %s", path, strerror(errno));
-    char *buf = NULL;
-    size_t cap = 0;
-    off_t good = 0;
-    long line = 0;
-    int icap = 0;
-    ifk_status st = IFK_OK;
-    ssize_t len;
-    while (st == IFK_OK && (len = getline(&buf, &cap, f)) >= 0) {
-        line++;
-        if (buf[len - 1] != '\n') break; /* incomplete */
-        cJSON *js = cJSON_Parse(buf);
-        const cJSON *id = js ? cJSON_GetObjectItemCaseSensitive(js, "id") : NULL;
-        if (!cJSON_IsString(id)) {
-            st = IFK_FAIL(IFK_ERR_FORMAT, "%s:%ld: not an answer line with an \"id\" (is --out another file?)", path, line);
-        } else {
-            if (*n == icap) {
-                icap = icap ? 2 * icap : 64;
-                char **p = realloc(*ids, sizeof *p * (size_t)icap);
-                if (p) *ids = p;
-                else st = IFK_FAIL(IFK_ERR_OOM, "out of memory");
-            }
-            if (st == IFK_OK) (*ids)[(*n)++] = strdup(id->valuestring);
-        }
-        cJSON_Delete(js);
-        good += len;
-    }
-    free(buf);
+    outfile_ r = {path, NULL, 0, 0, 0};
+    ifk_status st = each_line_(f, answer_line_, &r);
     fclose(f);
-    if (st == IFK_OK && ftruncate(*fd, good) != 0) st = IFK_FAIL(IFK_ERR_IO, "%s: cannot truncate: %s", path, strerror(errno));
+    *ids = r.ids, *n = r.n;
+    if (st == IFK_OK && ftruncate(*fd, r.good) != 0) st = IFK_FAIL(IFK_ERR_IO, "%s: cannot truncate: %s", path, strerror(errno));
     if (st == IFK_OK && lseek(*fd, 0, SEEK_END) < 0) st = IFK_FAIL(IFK_ERR_IO, "%s: cannot seek: %s", path, strerror(errno));
     return st;
 }
@@ -419,12 +443,7 @@ static ifk_status run_(const int *t, int n, char **res, size_t *len, void *ctx) 
     batch_ *b = ctx;
     IFK_CHECK_ARG(n >= 2 && n == 2 + t[0] + t[1], "a question of %d ints is malformed (out of memory?)", n);
     ifk_query_docs qd = {t + 2, t[0]};
-    ifk_query_result r;
-    IFK_CHECK(ifk_query_run(b->m, b->store, &qd, t + 2 + t[0], t[1], &b->o, b->tp, &r));
-    ifk_status st = IFK_OK;
-    if (!b->tp || b->tp->rank == 0) st = ifk_query_result_pack(&r, res, len);
-    ifk_query_result_free(&r);
-    return st;
+    return ifk_grid_run_query(b->m, b->store, &qd, t + 2 + t[0], t[1], &b->o, b->tp, res, len);
 }
 
 /* The coordinator: results go out in input order, each --out line with one write(2), so the

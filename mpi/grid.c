@@ -282,6 +282,16 @@ void ifk_grid_report_memory(const ifk_comm *world, const char *what) {
 /* ---- query results as bytes ---------------------------------------------------------------------- */
 
 /* The struct itself (its pointers meaningless), then order, selected, answer, full_answer, logits. */
+ifk_status ifk_grid_run_query(const ifk_model *m, ifk_store *store, const ifk_query_docs *qd, const int *prompt, int P,
+                              const ifk_query_opts *o, ifk_tp *tp, char **res, size_t *len) {
+    ifk_query_result r;
+    IFK_CHECK(ifk_query_run(m, store, qd, prompt, P, o, tp, &r));
+    ifk_status st = IFK_OK;
+    if (!tp || tp->rank == 0) st = ifk_query_result_pack(&r, res, len);
+    ifk_query_result_free(&r);
+    return st;
+}
+
 ifk_status ifk_query_result_pack(const ifk_query_result *r, char **buf, size_t *len) {
     const size_t ni = (size_t)r->n_chunks + r->n_selected + r->n_answer + r->n_full_answer;
     const size_t nf = r->first_logits ? (size_t)r->vocab : 0;

@@ -64,6 +64,13 @@ typedef struct {
  * every result is in (coordinator) or the coordinator said the end (everyone else). */
 void ifk_grid_farm(const ifk_grid *g, int n_tasks, const ifk_farm *f);
 
+/* The run step of a farm whose tasks are questions: ifk_query_run on this rank's model (a slice
+ * when tp is set, NULL alone), then on the group's rank 0 *res, *len = the packed result
+ * (ifk_query_result_pack). Collective on the group (through tp's hooks). Errors: ifk_query_run's,
+ * IFK_ERR_OOM. */
+ifk_status ifk_grid_run_query(const ifk_model *m, ifk_store *store, const ifk_query_docs *qd, const int *prompt, int P,
+                              const ifk_query_opts *o, ifk_tp *tp, char **res, size_t *len);
+
 /* Collective on world: rank 0 prints every rank's resident memory now and at its peak (VmRSS,
  * VmHWM of /proc/self/status, MiB) on one line after `what` (the measurements of docs/scaling.md). */
 void ifk_grid_report_memory(const ifk_comm *world, const char *what);

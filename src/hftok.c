@@ -1,5 +1,6 @@
 /* hftok.c — BPE from tokenizer.json, byte-level and SentencePiece kinds (hftok.h). */
 #include "hftok.h"
+#include "heap.h"
 #include "strmap.h"
 #include "sys.h"
 
@@ -449,37 +450,19 @@ typedef struct {
     int rank, left, right, ll, rl;
 } cand_;
 
-static int better_(const cand_ *a, const cand_ *b) { return a->rank < b->rank || (a->rank == b->rank && a->left < b->left); }
-
-static void heap_push_(cand_ *h, int *hn, cand_ c) {
-    int i = (*hn)++;
-    for (; i > 0 && better_(&c, &h[(i - 1) / 2]); i = (i - 1) / 2) h[i] = h[(i - 1) / 2];
-    h[i] = c;
+/* the heap's order: lowest rank first, leftmost on ties */
+static int better_(const void *pa, const void *pb) {
+    const cand_ *a = pa, *b = pb;
+    return a->rank < b->rank || (a->rank == b->rank && a->left < b->left);
 }
 
-static cand_ heap_pop_(cand_ *h, int *hn) {
-    cand_ top = h[0], last = h[--(*hn)];
-    int i = 0;
-    for (;;) {
-        int l = 2 * i + 1, r = l + 1, b = i;
-        const cand_ *bc = &last;
-        if (l < *hn && better_(&h[l], bc)) b = l, bc = &h[l];
-        if (r < *hn && better_(&h[r], bc)) b = r;
-        if (b == i) break;
-        h[i] = h[b];
-        i = b;
-    }
-    if (*hn > 0) h[i] = last;
-    return top;
-}
-
-static void cand_push_(const ifk_hftok *t, const char *m, const int *st, const int *ln, int i, int j, char *key, cand_ *h,
-                       int *hn) {
+static void cand_push_(const ifk_hftok *t, const char *m, const int *st, const int *ln, int i, int j, char *key,
+                       ifk_heap *h) {
     memcpy(key, m + st[i], (size_t)ln[i]);
     key[ln[i]] = ' ';
     memcpy(key + ln[i] + 1, m + st[j], (size_t)ln[j]);
     int r = smap_get_(t->merges, key, (size_t)(ln[i] + 1 + ln[j]));
-    if (r >= 0) heap_push_(h, hn, (cand_){r, i, j, ln[i], ln[j]});
+    if (r >= 0) ifk_heap_push(h, &(cand_){r, i, j, ln[i], ln[j]});
 }
 
 /* BPE over one pre-tokenized piece: its characters (after the byte-level mapping, if any), then
@@ -514,18 +497,19 @@ static ifk_status bpe_(const ifk_hftok *t, const char *p, size_t len, int **ids,
         s = push_(ids, n, cap, whole);
         goto done;
     }
-    int hn = 0;
+    ifk_heap hp = {h, sizeof(cand_), 0, better_};
     for (int i = 0; i < ns; i++) nx[i] = i + 1 < ns ? i + 1 : -1, pv[i] = i - 1;
-    for (int i = 0; i + 1 < ns; i++) cand_push_(t, m, st, ln, i, i + 1, key, h, &hn);
-    while (hn > 0) {
-        cand_ c = heap_pop_(h, &hn);
+    for (int i = 0; i + 1 < ns; i++) cand_push_(t, m, st, ln, i, i + 1, key, &hp);
+    while (hp.n > 0) {
+        cand_ c;
+        ifk_heap_pop(&hp, &c);
         if (nx[c.left] != c.right || ln[c.left] != c.ll || ln[c.right] != c.rl) continue;
         ln[c.left] += ln[c.right]; /* adjacent in m: merging is extending the span */
         ln[c.right] = 0;
         nx[c.left] = nx[c.right];
         if (nx[c.left] >= 0) pv[nx[c.left]] = c.left;
-        if (pv[c.left] >= 0) cand_push_(t, m, st, ln, pv[c.left], c.left, key, h, &hn);
-        if (nx[c.left] >= 0) cand_push_(t, m, st, ln, c.left, nx[c.left], key, h, &hn);
+        if (pv[c.left] >= 0) cand_push_(t, m, st, ln, pv[c.left], c.left, key, &hp);
+        if (nx[c.left] >= 0) cand_push_(t, m, st, ln, c.left, nx[c.left], key, &hp);
     }
     for (int i = ns ? 0 : -1; s == IFK_OK && i >= 0; i = nx[i]) {
         int id = smap_get_(t->vocab, m + st[i], (size_t)ln[i]), k = 0;

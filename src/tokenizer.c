@@ -1,6 +1,7 @@
 /* tokenizer.c — llama2.c's tokenizer: loading, encoding (heap and naive), decoding. */
 #include "tokenizer.h"
 
+#include "heap.h"
 #include "hftok.h"
 #include "strmap.h"
 #include "sys.h"
@@ -318,35 +319,9 @@ typedef struct {
     int left, right, lid, rid, merged;
 } cand_;
 
-static int better_(const cand_ *a, const cand_ *b) {
+static int better_(const void *pa, const void *pb) {
+    const cand_ *a = pa, *b = pb;
     return a->score > b->score || (a->score == b->score && a->left < b->left);
-}
-
-static void push_(cand_ *h, int *hn, cand_ c) {
-    int i = (*hn)++;
-    while (i > 0) {
-        int p = (i - 1) / 2;
-        if (!better_(&c, &h[p])) break;
-        h[i] = h[p];
-        i = p;
-    }
-    h[i] = c;
-}
-
-static cand_ pop_(cand_ *h, int *hn) {
-    cand_ top = h[0], last = h[--(*hn)];
-    int i = 0;
-    for (;;) {
-        int l = 2 * i + 1, r = l + 1, b = i;
-        const cand_ *bc = &last;
-        if (l < *hn && better_(&h[l], bc)) b = l, bc = &h[l];
-        if (r < *hn && better_(&h[r], bc)) b = r;
-        if (b == i) break;
-        h[i] = h[b];
-        i = b;
-    }
-    if (*hn > 0) h[i] = last;
-    return top;
 }
 
 /* tokenizer.json or .model: optional BOS, the file's own ids (its dummy prefix included), optional EOS */
@@ -384,14 +359,16 @@ ifk_status ifk_tokenizer_encode(const ifk_tokenizer *t, const char *text, size_t
         free(ids); free(nx); free(pv); free(h); free(buf);
         return IFK_ERR_OOM;
     }
-    int n = initial_pieces_(t, text, len, bos, ids), hn = 0;
+    int n = initial_pieces_(t, text, len, bos, ids);
+    ifk_heap hp = {h, sizeof(cand_), 0, better_};
     for (int i = 0; i < n; i++) nx[i] = i + 1 < n ? i + 1 : -1, pv[i] = i - 1;
     for (int i = 0; i + 1 < n; i++) {
         int id = pair_(t, ids[i], ids[i + 1], buf);
-        if (id >= 0) push_(h, &hn, (cand_){t->score[id], i, i + 1, ids[i], ids[i + 1], id});
+        if (id >= 0) ifk_heap_push(&hp, &(cand_){t->score[id], i, i + 1, ids[i], ids[i + 1], id});
     }
-    while (hn > 0) {
-        cand_ c = pop_(h, &hn);
+    while (hp.n > 0) {
+        cand_ c;
+        ifk_heap_pop(&hp, &c);
         if (ids[c.left] != c.lid || nx[c.left] != c.right || ids[c.right] != c.rid) continue;
         ids[c.left] = c.merged;
         ids[c.right] = -1;
@@ -399,9 +376,9 @@ ifk_status ifk_tokenizer_encode(const ifk_tokenizer *t, const char *text, size_t
         if (nx[c.right] >= 0) pv[nx[c.right]] = c.left;
         int p = pv[c.left], q = nx[c.left], id;
         if (p >= 0 && (id = pair_(t, ids[p], ids[c.left], buf)) >= 0)
-            push_(h, &hn, (cand_){t->score[id], p, c.left, ids[p], ids[c.left], id});
+            ifk_heap_push(&hp, &(cand_){t->score[id], p, c.left, ids[p], ids[c.left], id});
         if (q >= 0 && (id = pair_(t, ids[c.left], ids[q], buf)) >= 0)
-            push_(h, &hn, (cand_){t->score[id], c.left, q, ids[c.left], ids[q], id});
+            ifk_heap_push(&hp, &(cand_){t->score[id], c.left, q, ids[c.left], ids[q], id});
     }
     int m = 0;
     for (int i = 0; i >= 0 && i < n; i = nx[i]) ids[m++] = ids[i];

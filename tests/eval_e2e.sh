@@ -20,17 +20,8 @@ store = $W/store
 queries = $W/q.jsonl
 out = $W/out
 methods = full,none,infoflow,epic,infoflow-dev
-budgets = 0.15,0.5
-reorder = both
-steps = 4
-[needle]
-lengths = 128,200
-depths = 0,100
-haystack_docs = 4
-haystack_tokens = 60
-[ablation]
-layers = 1-2
 INI
+cat "$DATA/eval_grid.ini" >> "$W/job.ini"
 out=$(timeout 600 mpirun -n "$N" "$BIN" eval --job "$W/job.ini" --quiet 2>&1); rc=$?
 expect "eval runs (rc $rc): $(tail -n 3 <<<"$out")" test "$rc" -eq 0
 for f in fidelity.jsonl needle.jsonl ablation.jsonl summary.csv summary.md speed_accuracy.png needle.png ablation.png; do

@@ -14,28 +14,14 @@ mpirun at 1 rank, 2 ranks as 2x1 and 1x2, and 4 ranks as 2x2 (oversubscribing 2 
     only complete lines, the store verifies and a rerun completes it."""
 import json, os, subprocess, sys, tempfile
 
+from mpitest import ENV, check, finish, mpirun
+
 BIN, MODEL, DATA = sys.argv[1:4]
-env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
-           OMPI_MCA_rmaps_base_oversubscribe="1", OPENBLAS_NUM_THREADS="1")
-passed = failed = 0
 LAYOUTS = [(1, 1), (2, 1), (2, 2), (4, 2)]  # (ranks, tp)
 
 
-def check(cond, what):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL:", what, flush=True)
-
-
 def run(n, args, extra_env=None, timeout=300):
-    e = dict(env, **(extra_env or {}))
-    r = subprocess.run(["mpirun", "-n", str(n), BIN] + args, capture_output=True, text=True, env=e, timeout=timeout)
-    r.stderr = "\n".join(l for l in r.stderr.splitlines() if not l.startswith(("---", "  ", "mpirun", "Primary", "a non-zero",
-                                                                         "the job", "Per user"))) # infoflow's lines
-    return r
+    return mpirun(BIN, n, args, extra_env, timeout, ours_only=True)
 
 
 def lines(path):
@@ -84,7 +70,7 @@ def cache(n, tp, store, dtype, extra_env=None):
 def verify(store, against, tol=None, subset=False):
     a = [BIN, "verify", "--store", store, "--against", against] + (["--tolerance", str(tol)] if tol else []) + \
         (["--subset"] if subset else [])
-    return subprocess.run(a, capture_output=True, text=True, env=env)
+    return subprocess.run(a, capture_output=True, text=True, env=ENV)
 
 
 # ---- caching over groups ----
@@ -107,7 +93,7 @@ for dt in ("f32", "f16"):
 # an HF folder: at --tp 2 every rank reads only its slice from the files; the store agrees with the
 # one-rank store of the same folder
 hf = f"{W}/hf"
-r = subprocess.run([BIN, "convert", "--model", MODEL, "--out", hf], capture_output=True, text=True, env=env)
+r = subprocess.run([BIN, "convert", "--model", MODEL, "--out", hf], capture_output=True, text=True, env=ENV)
 check(r.returncode == 0, f"convert to an HF folder: {r.stderr[-300:]}")
 hf_store = {}
 for n, tp in ((1, 1), (2, 2)):
@@ -183,17 +169,7 @@ model = {MODEL}
 store = {W}/s-f16-1x1
 queries = {W}/eq.jsonl
 methods = full,none,infoflow,epic
-budgets = 0.15,0.5
-reorder = both
-steps = 4
-[needle]
-lengths = 128,200
-depths = 0,100
-haystack_docs = 4
-haystack_tokens = 60
-[ablation]
-layers = 1-2
-""")
+""" + open(os.path.join(DATA, "eval_grid.ini")).read())
 ev = {}
 for n, tp in LAYOUTS:
     r = run(n, ["eval", "--job", f"{W}/job.ini", "--out", f"{W}/e-{n}x{tp}", "--tp", str(tp), "--quiet"], timeout=600)
@@ -254,5 +230,4 @@ for point, rank, action in (("group.chunk:5", 1, "fail"), ("group.chunk:5", 1, "
         check(False, f"cache --tp 2, {point} {action} on rank {rank}: the job hung")
 
 subprocess.run(["rm", "-rf", W])
-print(f"{passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+finish()

@@ -6,24 +6,13 @@ partial sums is ~1e-6), each rank reads only its KV heads, P = 3 on an 8-KV-head
 with the valid counts, and a rank failing mid-recompute ends the job promptly."""
 import json, os, subprocess, sys, tempfile
 
+from mpitest import ENV, check, finish, mpirun
+
 BIN, MODEL, DATA = sys.argv[1:4]
-env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
-           OMPI_MCA_rmaps_base_oversubscribe="1", OPENBLAS_NUM_THREADS="1")
-passed = failed = 0
-
-
-def check(cond, what):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL:", what, flush=True)
 
 
 def run(n, args, extra_env=None, timeout=300):
-    e = dict(env, **(extra_env or {}))
-    return subprocess.run(["mpirun", "-n", str(n), BIN] + args, capture_output=True, text=True, env=e, timeout=timeout)
+    return mpirun(BIN, n, args, extra_env, timeout)
 
 
 def query(n, args):
@@ -36,7 +25,7 @@ def query(n, args):
 W = tempfile.mkdtemp()
 stories = os.path.join(W, "s")
 subprocess.run([BIN, "cache", "--model", MODEL, "--corpus", os.path.join(DATA, "stories_corpus.jsonl"), "--store",
-                stories, "--quiet"], check=True, env=env)
+                stories, "--quiet"], check=True, env=ENV)
 SHAPE = "dim=128,layers=4,heads=16,kv_heads=8,hidden=200,vocab=300,seq=1024"
 with open(os.path.join(W, "rt.jsonl"), "w") as f:
     s = 3
@@ -48,7 +37,7 @@ with open(os.path.join(W, "rt.jsonl"), "w") as f:
         f.write(json.dumps({"id": f"r{i}", "tokens": toks}) + "\n")
 rand = os.path.join(W, "r")
 subprocess.run([BIN, "cache", "--random-model", SHAPE, "--corpus", os.path.join(W, "rt.jsonl"), "--store", rand,
-                "--quiet"], check=True, env=env)
+                "--quiet"], check=True, env=ENV)
 
 cases = []
 for q in [json.loads(l) for l in open(os.path.join(DATA, "stories_queries.jsonl"))][:3]:
@@ -109,5 +98,4 @@ for action in ("fail", "kill"):
         check(False, f"injected {action} on rank 1: the job hung")
 
 subprocess.run(["rm", "-rf", W])
-print(f"{passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+finish()
