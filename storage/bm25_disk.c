@@ -17,7 +17,7 @@
  *   4. /doc_len of the documents in those postings (one range read when they are dense, else a
  *      point selection; each at least the tf the query's terms give it);
  *   5. each document's score, the query's terms summed in bytewise order as ifk_bm25_search does
- *      (the same weight function: bit-identical scores), into a top-k heap over all files;
+ *      (the same weight function: bit-identical scores), into a top-k heap (heap.h) over all files;
  * and finally /doc_ids of the k results only.
  *
  * Not checked here, and checked by ifk_bm25_load (verify): entries of a file the query does not
@@ -27,6 +27,7 @@
 
 #include "bm25_impl.h"
 #include "h5util.h"
+#include "heap.h"
 
 #define BLOCK_ 64 /* terms read in one go at the end of a binary search */
 
@@ -200,39 +201,24 @@ typedef struct {
 } hit_;
 
 /* a ranks below b: lower score, or the same score and added later (as ifk_bm25_search) */
-static inline int worse_(hit_ a, hit_ b) { return a.s < b.s || (a.s == b.s && a.g > b.g); }
-
-static void sift_down_(hit_ *h, size_t n, size_t i) {
-    for (;;) {
-        size_t l = 2 * i + 1, r = l + 1, w = i;
-        if (l < n && worse_(h[l], h[w])) w = l;
-        if (r < n && worse_(h[r], h[w])) w = r;
-        if (w == i) return;
-        hit_ t = h[i];
-        h[i] = h[w], h[w] = t;
-        i = w;
-    }
+static int worse_(const void *pa, const void *pb) {
+    const hit_ *a = pa, *b = pb;
+    return a->s < b->s || (a->s == b->s && a->g > b->g);
 }
 
-/* The best cap hits so far, the worst at h[0]. */
+/* The best cap hits so far, the worst first out (ifk_heap over hits[cap]). */
 typedef struct {
-    hit_ *h;
-    size_t n, cap;
+    ifk_heap h;
+    int cap;
 } heap_;
 
 static void heap_push_(heap_ *hp, hit_ x) {
-    if (hp->n < hp->cap) {
-        size_t i = hp->n++;
-        hp->h[i] = x;
-        while (i > 0 && worse_(hp->h[i], hp->h[(i - 1) / 2])) {
-            hit_ t = hp->h[i];
-            hp->h[i] = hp->h[(i - 1) / 2], hp->h[(i - 1) / 2] = t;
-            i = (i - 1) / 2;
-        }
-    } else if (worse_(hp->h[0], x)) {
-        hp->h[0] = x;
-        sift_down_(hp->h, hp->n, 0);
+    if (hp->h.n == hp->cap) {
+        if (!worse_(hp->h.base, &x)) return; /* the root is the worst held */
+        hit_ out;
+        ifk_heap_pop(&hp->h, &out);
     }
+    ifk_heap_push(&hp->h, &x);
 }
 
 /* Reads /doc_len of the documents u[0..m) (ascending) into dl. */
@@ -377,6 +363,7 @@ ifk_status ifk_bm25_disk_search(ifk_bm25_disk *dx, const char *query, size_t len
     range_ *r = NULL;
     double *idf = NULL;
     heap_ hp = {0};
+    hit_ *best = NULL;
     hid_t str = H5I_INVALID_HID;
     IFK_CHECK(ifk_bm25_query_terms(query, len, &terms, &nq));
     if (nq == 0) goto done;
@@ -411,26 +398,24 @@ ifk_status ifk_bm25_disk_search(ifk_bm25_disk *dx, const char *query, size_t len
     free(gdf);
     if (st != IFK_OK || nk == 0) goto done;
     /* 3-5. */
-    hp.cap = (size_t)k < (size_t)dx->N ? (size_t)k : (size_t)dx->N;
-    if (!(hp.h = ifk_malloc(hp.cap * sizeof *hp.h, "the top documents"))) {
+    hp.cap = k < dx->N ? k : (int)dx->N;
+    hp.h = (ifk_heap){.base = ifk_malloc((size_t)hp.cap * sizeof(hit_), "the top documents"), .size = sizeof(hit_),
+                      .before = worse_};
+    if (!(best = ifk_malloc((size_t)hp.cap * sizeof *best, "the top documents")) || !hp.h.base) {
         st = IFK_ERR_OOM;
         goto done;
     }
     for (int f = 0; st == IFK_OK && f < dx->n; f++) st = score_file_(dx, &dx->f[f], &r[(size_t)f * nq], idf, nk, &hp);
     if (st != IFK_OK) goto done;
-    /* best first: repeatedly move the worst to the end */
-    for (size_t e = hp.n; e-- > 1;) {
-        hit_ t = hp.h[0];
-        hp.h[0] = hp.h[e], hp.h[e] = t;
-        sift_down_(hp.h, e, 0);
-    }
-    IFK_CHECK_GOTO(st, read_ids_(dx, str, hp.h, hp.n), done);
-    for (size_t i = 0; i < hp.n; i++) ids[i] = dx->ids[i], scores[i] = hp.h[i].s;
-    *n = (int)hp.n;
+    const int nh = hp.h.n;
+    for (int i = nh; i-- > 0;) ifk_heap_pop(&hp.h, &best[i]); /* the worst out first: best first in best[] */
+    IFK_CHECK_GOTO(st, read_ids_(dx, str, best, (size_t)nh), done);
+    for (int i = 0; i < nh; i++) ids[i] = dx->ids[i], scores[i] = best[i].s;
+    *n = nh;
 done:
     if (st != IFK_OK) free_ids_(dx);
     ifk_h5_close(&str);
     ifk_bm25_free_terms(terms, nq);
-    free(r), free(idf), free(hp.h);
+    free(r), free(idf), free(hp.h.base), free(best);
     return st;
 }
