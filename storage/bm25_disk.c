@@ -140,7 +140,10 @@ static ifk_status find_term_(const dfile_ *d, hid_t str, const char *term, int64
     while (hi - lo > BLOCK_) {
         const int64_t mid = lo + (hi - lo) / 2;
         char *s = NULL;
-        IFK_CHECK_GOTO(st, read_terms_(d, str, mid, 1, &s), fail);
+        if ((st = read_terms_(d, str, mid, 1, &s)) != IFK_OK) {
+            free_strs_(&s, 1);
+            goto fail;
+        }
         if ((below && strcmp(below, s) >= 0) || (above && strcmp(s, above) >= 0)) {
             H5free_memory(s);
             FMTFAIL("%s: /terms is not sorted and distinct (at %lld)", d->path, (long long)mid);

@@ -825,6 +825,27 @@ Test(bm25, searching_files_on_disk_equals_searching_the_index_in_memory) {
     ifk_bm25_disk_free(&one), ifk_bm25_disk_free(&three);
     no_open_h5_("the disk readers");
     ifk_bm25_free(&whole);
+    /* a damaged term met by the binary search (the middle entry: the first one read) */
+    const char *bad = tmp_("bad_term.h5");
+    copy_file_(path_, bad, -1);
+    hid_t f = H5Fopen(bad, H5F_ACC_RDWR, H5P_DEFAULT), d = H5Dopen2(f, "/terms", H5P_DEFAULT);
+    hid_t sp = H5Dget_space(d), t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, H5T_VARIABLE);
+    H5Tset_cset(t, H5T_CSET_UTF8);
+    hsize_t nt, mid, one1 = 1;
+    H5Sget_simple_extent_dims(sp, &nt, NULL);
+    cr_assert_gt(nt, 256, "more terms than the last block");
+    mid = nt / 2;
+    H5Sselect_hyperslab(sp, H5S_SELECT_SET, &mid, NULL, &one1, NULL);
+    hid_t ms = H5Screate_simple(1, &one1, NULL);
+    const char *upper[1] = {"Upper"};
+    cr_assert_geq(H5Dwrite(d, t, ms, sp, H5P_DEFAULT, upper), 0);
+    H5Sclose(ms), H5Tclose(t), H5Sclose(sp), H5Dclose(d), H5Fclose(f);
+    ifk_bm25_disk *dbad = disk_((const char *[]){bad}, 1);
+    cr_assert_eq(ifk_bm25_disk_search(dbad, "w0001", 5, 4, ids, sc, &n), IFK_ERR_FORMAT);
+    cr_assert(strstr(ifk_errmsg(), bad) && strstr(ifk_errmsg(), "'Upper' is not an analysed term"), "%s", ifk_errmsg());
+    ifk_bm25_disk_free(&dbad);
+    no_open_h5_("a failed disk search");
 }
 
 /* Opening path or searching it for every term of the toy index fails naming path and what. */
