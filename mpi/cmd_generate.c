@@ -74,6 +74,7 @@ int ifk_cmd_generate(int argc, char **argv) {
         goto out;
     print_ctx_ ctx = {tok};
     ifk_gen_stats st;
+    if (n && ids[0] != ifk_tokenizer_bos(tok)) print_cb_(-1, ids[0], &ctx); /* no BOS: ifk_generate shows ids[1..] */
     if (ifk_generate(&m, &smp, ids, n, (int)steps, print_cb_, &ctx, &st) != IFK_OK) {
         printf("\n");
         goto out;

@@ -487,44 +487,132 @@ static ifk_status check_layout_(const ifk_config *cfg, void *ctx) {
     return l->one ? ifk_check_ranks(cfg->n_kv_heads, l->ranks) : ifk_grid_check(l->ranks, l->tp, cfg->n_kv_heads);
 }
 
+/* ---- the command -------------------------------------------------------------------------------- */
+
+/* The options as given: strings (NULL: not given) and flags. */
+typedef struct {
+    const char *model, *tokp, *dir, *docs, *retrieve, *prompt, *method, *budget, *layers, *steps, *seed, *threads,
+        *shape, *prompt_ids, *tp, *queries, *out, *dev, *weights;
+    int reorder, compare, json, serial;
+} qargs_;
+
+/* Checks the options against each other and parses them into *o, *retrieve, *threads and *tp
+ * (ranks: the world's size). Local; every rank finds the same. The checks that need the model
+ * come after it is loaded. */
+static ifk_status parse_args_(const qargs_ *a, int ranks, ifk_query_opts *o, long *retrieve, long *threads, int *tp) {
+    const int one = !a->queries;
+    long steps = 32, seed = 0;
+    if (!a->model == !a->shape || !a->dir)
+        return IFK_FAIL(IFK_ERR_ARG, "query: --model (or --random-model) and --store are required (see --help)");
+    if (one && !a->prompt == !a->prompt_ids)
+        return IFK_FAIL(IFK_ERR_ARG, "query: --prompt (or --prompt-ids, or --queries FILE) is required (see --help)");
+    if (!one && (a->prompt || a->prompt_ids || a->docs || a->retrieve))
+        return IFK_FAIL(IFK_ERR_ARG, "query: --queries takes the prompts and documents from its lines: drop --prompt, "
+                        "--prompt-ids, --docs and --retrieve");
+    if (!a->queries != !a->out) return IFK_FAIL(IFK_ERR_ARG, "query: --queries and --out go together");
+    if (!one && a->json) return IFK_FAIL(IFK_ERR_ARG, "query: --out is always JSON lines: drop --json");
+    if (one && !a->prompt_ids && a->shape) return IFK_FAIL(IFK_ERR_ARG, "query: a random model has no tokenizer: use --prompt-ids");
+    if (a->retrieve && !a->prompt) return IFK_FAIL(IFK_ERR_ARG, "query: --retrieve needs a text --prompt");
+    if (one && !a->docs == !a->retrieve) return IFK_FAIL(IFK_ERR_ARG, "query: give exactly one of --docs ID,... or --retrieve K");
+    if (ifk_method_parse(a->method, &o->method) || ifk_cli_double("budget", a->budget, 0, 1, &o->budget) ||
+        ifk_cli_int("retrieve", a->retrieve, 1, 1 << 20, retrieve) || ifk_cli_int("steps", a->steps, 1, 1 << 20, &steps) ||
+        ifk_cli_int("seed", a->seed, 0, INT64_MAX, &seed) || ifk_cli_int("threads", a->threads, 1, 1024, threads) ||
+        ifk_cli_weights(a->weights))
+        return IFK_ERR_ARG;
+    IFK_CHECK(ifk_grid_parse_tp(a->tp, one ? 0 : 1, ranks, tp));
+    if (one && *tp != ranks)
+        return IFK_FAIL(IFK_ERR_ARG, "query: one question runs on all %d ranks (--tp %d would leave groups idle): give "
+                        "--queries FILE for many, or drop --tp", ranks, *tp);
+    if (a->layers) {
+        int lo, hi, nc = 0;
+        if (sscanf(a->layers, "%d-%d%n", &lo, &hi, &nc) != 2 || a->layers[nc])
+            return IFK_FAIL(IFK_ERR_ARG, "--score-layers '%s' is not A-B", a->layers);
+        o->score_lo = lo, o->score_hi = hi;
+    }
+    if (a->reorder && o->method != IFK_METHOD_INFOFLOW) return IFK_FAIL(IFK_ERR_ARG, "--reorder goes with --method infoflow");
+    if (a->dev && o->method != IFK_METHOD_INFOFLOW_DEV)
+        return IFK_FAIL(IFK_ERR_ARG, "--dev goes with --method infoflow-dev");
+    if (a->prompt && !*a->prompt) return IFK_FAIL(IFK_ERR_ARG, "query: the prompt is empty");
+    o->steps = (int)steps;
+    o->seed = (uint64_t)seed;
+    o->reorder = a->reorder;
+    o->compare_full = a->compare;
+    o->serial_load = a->serial;
+    return IFK_OK;
+}
+
+/* The coordinator's part of the set-up: the store must be the model's; then the one question
+ * (its documents and prompt resolved) or --queries' questions not yet in --out (opened for
+ * appending, *out_fd). */
+static ifk_status coordinator_questions_(const qargs_ *a, const ifk_model *full, const ifk_tokenizer *tok,
+                                         ifk_store *store, const ifk_query_opts *o, long retrieve, question_ **qs,
+                                         int *nq, int *n_done, int *out_fd, char ***done_ids, int *n_done_ids) {
+    char fp[17];
+    ifk_model_fingerprint(full, fp);
+    ifk_store_params want;
+    ifk_store_params_from_model(&want, full, fp);
+    const ifk_manifest *man = ifk_store_manifest(store);
+    IFK_CHECK(ifk_store_params_check(&man->p, &want, a->dir, 0));
+    if (a->queries) {
+        IFK_CHECK(open_out_(a->out, out_fd, done_ids, n_done_ids));
+        return read_questions_(a->queries, a->dir, store, tok, o, &full->cfg, *done_ids, *n_done_ids, qs, nq, n_done);
+    }
+    question_ *q = *qs = calloc(1, sizeof *q);
+    if (!q) return IFK_FAIL(IFK_ERR_OOM, "out of memory");
+    *nq = 1;
+    IFK_CHECK(resolve_docs_(a->dir, man, a->docs, retrieve, a->prompt ? a->prompt : "", &q->docs, &q->nd));
+    if (a->prompt) IFK_CHECK(ifk_tokenizer_encode(tok, a->prompt, strlen(a->prompt), 0, 0, &q->ids, &q->P));
+    if (a->prompt_ids) IFK_CHECK(parse_ids_(a->prompt_ids, full->cfg.vocab_size, &q->ids, &q->P));
+    return check_fits_(store, q, o, full->cfg.seq_len, "");
+}
+
+/* INFOFLOW_READ_STATS: the bytes of each KV head this rank read from the store, one line on
+ * stderr (tests check that a rank reads only its heads). */
+static void print_read_stats_(const ifk_store *store, int rank) {
+    const ifk_manifest *man = ifk_store_manifest(store);
+    char line[4096];
+    int n = snprintf(line, sizeof line, "read-stats rank %d:", rank);
+    for (int h = 0; h < man->p.n_kv_heads && n < (int)sizeof line - 32; h++)
+        n += snprintf(line + n, sizeof line - n, " %.0f", ifk_store_head_bytes(store, h));
+    line[n++] = '\n';
+    if (write(2, line, (size_t)n) < 0) { /* one write: lines of several ranks do not interleave */ }
+}
+
 int ifk_cmd_query(int argc, char **argv) {
     ifk_comm cm;
     if (ifk_comm_start(&cm, &argc, &argv) != IFK_OK) return 1;
     cm_current_ = &cm;
-    const char *model = NULL, *tokp = NULL, *dir = NULL, *docs_s = NULL, *retr_s = NULL, *prompt = NULL,
-               *method_s = "infoflow", *budget_s = NULL, *layers_s = NULL, *steps_s = NULL, *seed_s = NULL,
-               *threads_s = NULL, *shape = NULL, *prompt_ids = NULL, *tp_s = NULL, *queries = NULL, *out_p = NULL,
-               *dev_s = NULL, *weights_s = NULL;
-    int reorder = 0, compare = 0, json = 0, help = 0, rc = 1, serial = 0;
+    qargs_ a = {.method = "infoflow"};
+    int help = 0, rc = 1;
     const ifk_opt opts[] = {
-        {"model", "PATH", "checkpoint file or folder (required; must be the store's model)", &model, NULL},
-        {"random-model", "SHAPE", "the random-weight model a store was cached with (tests, benchmarks)", &shape, NULL},
-        {"tokenizer", "FILE", "tokenizer.bin (default: beside the checkpoint)", &tokp, NULL},
-        {"store", "DIR", "the KV store (required)", &dir, NULL},
-        {"docs", "ID,ID,...", "the context: these documents, in this order", &docs_s, NULL},
-        {"retrieve", "K", "the context: the BM25 top K documents for the prompt, best first", &retr_s, NULL},
-        {"prompt", "TEXT", "the question (required, or --prompt-ids, or --queries)", &prompt, NULL},
-        {"prompt-ids", "ID,ID,...", "the question as token ids (no tokenizer needed)", &prompt_ids, NULL},
+        {"model", "PATH", "checkpoint file or folder (required; must be the store's model)", &a.model, NULL},
+        {"random-model", "SHAPE", "the random-weight model a store was cached with (tests, benchmarks)", &a.shape, NULL},
+        {"tokenizer", "FILE", "tokenizer.bin (default: beside the checkpoint)", &a.tokp, NULL},
+        {"store", "DIR", "the KV store (required)", &a.dir, NULL},
+        {"docs", "ID,ID,...", "the context: these documents, in this order", &a.docs, NULL},
+        {"retrieve", "K", "the context: the BM25 top K documents for the prompt, best first", &a.retrieve, NULL},
+        {"prompt", "TEXT", "the question (required, or --prompt-ids, or --queries)", &a.prompt, NULL},
+        {"prompt-ids", "ID,ID,...", "the question as token ids (no tokenizer needed)", &a.prompt_ids, NULL},
         {"queries", "FILE", "many questions, one JSON line each: {\"id\", \"prompt\" | \"prompt_ids\", \"docs\" | "
-                            "\"retrieve\"} (needs --out)", &queries, NULL},
+                            "\"retrieve\"} (needs --out)", &a.queries, NULL},
         {"out", "FILE", "--queries' answers, one --json line per question in input order; a rerun skips the ids it "
-                        "holds", &out_p, NULL},
+                        "holds", &a.out, NULL},
         {"tp", "N", "ranks per tensor-parallel group (default: all ranks for one question, 1 for --queries); the "
-                    "groups share the questions", &tp_s, NULL},
-        {"method", "M", "infoflow (default), infoflow-dev, full, none, cacheblend, epic, random", &method_s, NULL},
+                    "groups share the questions", &a.tp, NULL},
+        {"method", "M", "infoflow (default), infoflow-dev, full, none, cacheblend, epic, random", &a.method, NULL},
         {"dev", "SPEC", "infoflow-dev's variant, key=value,...: source=v|k|kv layer=N combine=product|ranksum "
-                        "alpha=X attn=norm|sum estimate=exact|position (default: docs/method.md)", &dev_s, NULL},
-        {"budget", "R", "fraction of context tokens to recompute, in [0, 1] (default 0.15)", &budget_s, NULL},
-        {"reorder", NULL, "put the chunk with the most selected tokens next to the prompt (infoflow)", NULL, &reorder},
+                        "alpha=X attn=norm|sum estimate=exact|position (default: docs/method.md)", &a.dev, NULL},
+        {"budget", "R", "fraction of context tokens to recompute, in [0, 1] (default 0.15)", &a.budget, NULL},
+        {"reorder", NULL, "put the chunk with the most selected tokens next to the prompt (infoflow)", NULL, &a.reorder},
         {"score-layers", "A-B", "InfoFlow's scoring layers, 0-based (default: floor(0.55 L) to ceil(0.8 L) - 1)",
-         &layers_s, NULL},
-        {"steps", "N", "answer tokens to generate, greedily (default 32)", &steps_s, NULL},
-        {"seed", "S", "seed of --method random (default 0)", &seed_s, NULL},
-        {"threads", "N", "BLAS threads per rank (default: the node's cores shared by its ranks)", &threads_s, NULL},
-        {"weights", "T", "weight precision kept in memory: f32, bf16, f16 or auto (as stored, default)", &weights_s, NULL},
-        {"compare-full", NULL, "also run the full prefill and report KL, top-1 and answer agreement", NULL, &compare},
-        {"serial-load", NULL, "load all K/V before computing (times the load alone; default: overlapped)", NULL, &serial},
-        {"json", NULL, "print one JSON object instead of the answer text", NULL, &json},
+         &a.layers, NULL},
+        {"steps", "N", "answer tokens to generate, greedily (default 32)", &a.steps, NULL},
+        {"seed", "S", "seed of --method random (default 0)", &a.seed, NULL},
+        {"threads", "N", "BLAS threads per rank (default: the node's cores shared by its ranks)", &a.threads, NULL},
+        {"weights", "T", "weight precision kept in memory: f32, bf16, f16 or auto (as stored, default)", &a.weights, NULL},
+        {"compare-full", NULL, "also run the full prefill and report KL, top-1 and answer agreement", NULL, &a.compare},
+        {"serial-load", NULL, "load all K/V before computing (times the load alone; default: overlapped)", NULL, &a.serial},
+        {"json", NULL, "print one JSON object instead of the answer text", NULL, &a.json},
         {NULL, NULL, NULL, NULL, NULL}};
     const char *usage = "usage: [mpirun -n P] infoflow query --model M --store DIR (--docs ID,... | --retrieve K) "
                         "--prompt TEXT [--method M] [--budget R] [options]\n"
@@ -543,97 +631,38 @@ int ifk_cmd_query(int argc, char **argv) {
     grid.group.comm = MPI_COMM_NULL;
     batch_ b = {0};
     ifk_query_opts o = {.method = IFK_METHOD_INFOFLOW, .budget = 0.15, .score_lo = -1, .score_hi = -1, .steps = 32};
-    long retrieve = 0, steps = 32, seed = 0, threads = 0;
+    long retrieve = 0, threads = 0;
     ifk_tp_mpi tpm;
     ifk_status s_ = ifk_cli_parse(argc, argv, opts, usage, &help);
     if (s_ == IFK_OK && help) {
         rc = 0;
         goto out;
     }
-    const int one = !queries;
-    if (s_ == IFK_OK && (!model == !shape || !dir))
-        s_ = IFK_FAIL(IFK_ERR_ARG, "query: --model (or --random-model) and --store are required (see --help)");
-    if (s_ == IFK_OK && one && !prompt == !prompt_ids)
-        s_ = IFK_FAIL(IFK_ERR_ARG, "query: --prompt (or --prompt-ids, or --queries FILE) is required (see --help)");
-    if (s_ == IFK_OK && !one && (prompt || prompt_ids || docs_s || retr_s))
-        s_ = IFK_FAIL(IFK_ERR_ARG, "query: --queries takes the prompts and documents from its lines: drop --prompt, "
-                      "--prompt-ids, --docs and --retrieve");
-    if (s_ == IFK_OK && !queries != !out_p) s_ = IFK_FAIL(IFK_ERR_ARG, "query: --queries and --out go together");
-    if (s_ == IFK_OK && !one && json) s_ = IFK_FAIL(IFK_ERR_ARG, "query: --out is always JSON lines: drop --json");
-    if (s_ == IFK_OK && one && !prompt_ids && shape) s_ = IFK_FAIL(IFK_ERR_ARG, "query: a random model has no tokenizer: use --prompt-ids");
-    if (s_ == IFK_OK && retr_s && !prompt) s_ = IFK_FAIL(IFK_ERR_ARG, "query: --retrieve needs a text --prompt");
-    if (s_ == IFK_OK && one && !docs_s == !retr_s) s_ = IFK_FAIL(IFK_ERR_ARG, "query: give exactly one of --docs ID,... or --retrieve K");
-    if (s_ == IFK_OK)
-        s_ = ifk_method_parse(method_s, &o.method) ? IFK_ERR_ARG
-             : ifk_cli_double("budget", budget_s, 0, 1, &o.budget) ? IFK_ERR_ARG
-             : ifk_cli_int("retrieve", retr_s, 1, 1 << 20, &retrieve) ? IFK_ERR_ARG
-             : ifk_cli_int("steps", steps_s, 1, 1 << 20, &steps) ? IFK_ERR_ARG
-             : ifk_cli_int("seed", seed_s, 0, INT64_MAX, &seed) ? IFK_ERR_ARG
-             : ifk_cli_int("threads", threads_s, 1, 1024, &threads) ? IFK_ERR_ARG
-             : ifk_cli_weights(weights_s) ? IFK_ERR_ARG
-             : ifk_grid_parse_tp(tp_s, one ? 0 : 1, cm.size, &tp);
-    if (s_ == IFK_OK && one && tp != cm.size)
-        s_ = IFK_FAIL(IFK_ERR_ARG, "query: one question runs on all %d ranks (--tp %d would leave groups idle): give "
-                      "--queries FILE for many, or drop --tp", cm.size, tp);
-    if (s_ == IFK_OK && layers_s) {
-        int a, b2, nc = 0;
-        if (sscanf(layers_s, "%d-%d%n", &a, &b2, &nc) != 2 || layers_s[nc])
-            s_ = IFK_FAIL(IFK_ERR_ARG, "--score-layers '%s' is not A-B", layers_s);
-        o.score_lo = a, o.score_hi = b2;
-    }
-    if (s_ == IFK_OK && reorder && o.method != IFK_METHOD_INFOFLOW)
-        s_ = IFK_FAIL(IFK_ERR_ARG, "--reorder goes with --method infoflow");
-    if (s_ == IFK_OK && dev_s && o.method != IFK_METHOD_INFOFLOW_DEV)
-        s_ = IFK_FAIL(IFK_ERR_ARG, "--dev goes with --method infoflow-dev");
-    if (s_ == IFK_OK && prompt && !*prompt) s_ = IFK_FAIL(IFK_ERR_ARG, "query: the prompt is empty");
+    const int one = !a.queries;
+    if (s_ == IFK_OK) s_ = parse_args_(&a, cm.size, &o, &retrieve, &threads, &tp);
     AGREE_OR_OUT(s_);
-    o.steps = (int)steps;
-    o.seed = (uint64_t)seed;
-    o.reorder = reorder;
-    o.compare_full = compare;
-    o.serial_load = serial;
     ifk_blas_set_threads(threads ? (int)threads : ifk_comm_blas_threads(&cm, 0));
 
     /* every rank maps the checkpoint; in a group of tp ranks each keeps its slice of heads and MLP
      * (an HF folder: each rank reads only its slice from the files) */
     layout_ lay = {one, cm.size, tp};
-    s_ = ifk_grid_load_model(model, tokp, shape, cm.rank % tp, tp, cm.rank == 0, check_layout_, &lay, &full, &local,
+    s_ = ifk_grid_load_model(a.model, a.tokp, a.shape, cm.rank % tp, tp, cm.rank == 0, check_layout_, &lay, &full, &local,
                              &tok);
     AGREE_OR_OUT(s_);
-    if (layers_s && (o.score_lo < 0 || o.score_hi < o.score_lo || o.score_hi >= full.cfg.n_layers))
-        s_ = IFK_FAIL(IFK_ERR_ARG, "--score-layers %s is outside the model's layers 0-%d", layers_s, full.cfg.n_layers - 1);
-    if (s_ == IFK_OK && dev_s) s_ = ifk_dev_opts_parse(dev_s, full.cfg.n_layers, &o.dev);
+    if (a.layers && (o.score_lo < 0 || o.score_hi < o.score_lo || o.score_hi >= full.cfg.n_layers))
+        s_ = IFK_FAIL(IFK_ERR_ARG, "--score-layers %s is outside the model's layers 0-%d", a.layers, full.cfg.n_layers - 1);
+    if (s_ == IFK_OK && a.dev) s_ = ifk_dev_opts_parse(a.dev, full.cfg.n_layers, &o.dev);
     if (s_ == IFK_OK && tp > 1) ifk_model_release_unsliced(&full, &local, cm.rank % tp, tp);
-    if (s_ == IFK_OK) s_ = ifk_store_open(&store, dir);
+    if (s_ == IFK_OK) s_ = ifk_store_open(&store, a.dir);
     AGREE_OR_OUT(s_);
-    if (cm.rank == 0) {
-        /* the coordinator checks the store against the model, resolves the documents and prompts */
-        char fp[17];
-        ifk_model_fingerprint(&full, fp);
-        ifk_store_params want;
-        ifk_store_params_from_model(&want, &full, fp);
-        const ifk_manifest *man = ifk_store_manifest(store);
-        s_ = ifk_store_params_check(&man->p, &want, dir, 0);
-        if (s_ == IFK_OK && one) {
-            qs = calloc(1, sizeof *qs);
-            nq = 1;
-            question_ *q = qs;
-            if (!qs) s_ = IFK_FAIL(IFK_ERR_OOM, "out of memory");
-            if (s_ == IFK_OK) s_ = resolve_docs_(dir, man, docs_s, retrieve, prompt ? prompt : "", &q->docs, &q->nd);
-            if (s_ == IFK_OK && prompt) s_ = ifk_tokenizer_encode(tok, prompt, strlen(prompt), 0, 0, &q->ids, &q->P);
-            if (s_ == IFK_OK && prompt_ids) s_ = parse_ids_(prompt_ids, full.cfg.vocab_size, &q->ids, &q->P);
-            if (s_ == IFK_OK) s_ = check_fits_(store, q, &o, full.cfg.seq_len, "");
-        } else if (s_ == IFK_OK) {
-            s_ = open_out_(out_p, &out_fd, &done_ids, &n_done_ids);
-            if (s_ == IFK_OK)
-                s_ = read_questions_(queries, dir, store, tok, &o, &full.cfg, done_ids, n_done_ids, &qs, &nq, &n_done);
-        }
-    }
+    if (cm.rank == 0)
+        s_ = coordinator_questions_(&a, &full, tok, store, &o, retrieve, &qs, &nq, &n_done, &out_fd, &done_ids,
+                                    &n_done_ids);
     AGREE_OR_OUT(s_);
     ifk_grid_init(&grid, &cm, tp);
     if (tp > 1) ifk_tp_mpi_init(&tpm, &grid.group, full.cfg.n_heads);
     b = (batch_){.m = tp > 1 ? &local : &full, .store = store, .o = o, .tp = tp > 1 ? &tpm.tp : NULL, .qs = qs, .n_qs = nq,
-                 .tok = tok, .json = json, .ranks = tp, .out_fd = out_fd, .out_path = out_p};
+                 .tok = tok, .json = a.json, .ranks = tp, .out_fd = out_fd, .out_path = a.out};
     if (cm.rank == 0) {
         b.res = calloc((size_t)nq + 1, sizeof *b.res);
         b.have = calloc((size_t)nq + 1, 1);
@@ -643,7 +672,7 @@ int ifk_cmd_query(int argc, char **argv) {
         }
         if (!one)
             fprintf(stderr, "query: %d questions to answer, %d already in %s; %d group%s of %d rank%s\n", nq, n_done,
-                    out_p, grid.n_groups, grid.n_groups > 1 ? "s" : "", tp, tp > 1 ? "s" : "");
+                    a.out, grid.n_groups, grid.n_groups > 1 ? "s" : "", tp, tp > 1 ? "s" : "");
     }
     const double t0 = ifk_now();
     ifk_farm farm = {get_, run_, done_, &b};
@@ -651,22 +680,14 @@ int ifk_cmd_query(int argc, char **argv) {
     if (cm.rank == 0 && !one) {
         const double el = ifk_now() - t0;
         if (out_fd >= 0 && fsync(out_fd) != 0) {
-            IFK_FAIL(IFK_ERR_IO, "%s: cannot fsync: %s", out_p, strerror(errno));
+            IFK_FAIL(IFK_ERR_IO, "%s: cannot fsync: %s", a.out, strerror(errno));
             ifk_comm_abort(&cm);
         }
         fprintf(stderr, "query: answered %ld questions in %.2f s, %.2f questions/s (%d group%s of %d)\n", b.answered, el,
                 el > 0 ? b.answered / el : 0.0, grid.n_groups, grid.n_groups > 1 ? "s" : "", tp);
     }
     if (!one) ifk_grid_report_memory(&cm, "query");
-    if (getenv("INFOFLOW_READ_STATS")) { /* which KV heads this rank read from the store: tests use it */
-        const ifk_manifest *man = ifk_store_manifest(store);
-        char line[4096];
-        int n = snprintf(line, sizeof line, "read-stats rank %d:", cm.rank);
-        for (int h = 0; h < man->p.n_kv_heads && n < (int)sizeof line - 32; h++)
-            n += snprintf(line + n, sizeof line - n, " %.0f", ifk_store_head_bytes(store, h));
-        line[n++] = '\n';
-        if (write(2, line, (size_t)n) < 0) { /* one write: lines of several ranks do not interleave */ }
-    }
+    if (getenv("INFOFLOW_READ_STATS")) print_read_stats_(store, cm.rank);
     rc = 0;
 out:
     free(b.res), free(b.have);

@@ -16,7 +16,7 @@ int ifk_cmd_tokenize(int argc, char **argv) {
     const ifk_opt opts[] = {{"tokenizer", "FILE", "tokenizer.bin (llama2.c), tokenizer.json (Hugging Face) or tokenizer.model (SentencePiece)", &tokp, NULL},
                             {"text", "TEXT", "one text to encode", &text, NULL},
                             {"text-file", "FILE", "encode each line of FILE", &file, NULL},
-                            {"bos", NULL, "prepend BOS", NULL, &bos},
+                            {"bos", NULL, "add the tokenizer's special tokens (BOS where its post_processor or add_bos_token says; a .bin: always)", NULL, &bos},
                             {NULL, NULL, NULL, NULL, NULL}};
     ifk_tokenizer *t = NULL;
     char *line = NULL;
@@ -46,7 +46,8 @@ int ifk_cmd_tokenize(int argc, char **argv) {
         }
         int *ids, n;
         if (ifk_tokenizer_encode(t, s, strlen(s), bos, 0, &ids, &n) != IFK_OK) goto out;
-        char *back = ifk_detokenize(t, bos ? ids[0] : -1, ids + (bos ? 1 : 0), n - (bos ? 1 : 0), NULL);
+        int nb = bos && ifk_tokenizer_bos(t) >= 0; /* the BOS encoding put first */
+        char *back = ifk_detokenize(t, nb ? ids[0] : -1, ids + nb, n - nb, NULL);
         printf("{\"ids\": [");
         for (int i = 0; i < n; i++) printf("%s%d", i ? ", " : "", ids[i]);
         cJSON *js = cJSON_CreateString(back ? back : "");

@@ -555,6 +555,7 @@ ifk_status ifk_query_run(const ifk_model *m, ifk_store *store, const ifk_query_d
                          const ifk_query_opts *o, ifk_tp *tp, ifk_query_result *r) {
     memset(r, 0, sizeof *r);
     IFK_CHECK_ARG(P > 0, "the prompt is empty");
+    IFK_CHECK(ifk_model_check_prefix(m));
     IFK_CHECK_ARG(o->budget >= 0.0 && o->budget <= 1.0, "--budget %g is outside [0, 1]", o->budget);
     IFK_CHECK_ARG(!o->reorder || o->method == IFK_METHOD_INFOFLOW, "--reorder goes with --method infoflow");
     qrun_ x = {.m = m, .store = store, .qd = qd, .prompt = prompt, .P = P, .o = o, .tp = tp, .r = r,

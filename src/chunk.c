@@ -117,6 +117,7 @@ fail:
 ifk_status ifk_prefill_chunk(const ifk_model *m, ifk_state *s, ifk_kvcache *cache, const int *tokens, int n,
                              float *k, float *v) {
     const ifk_config *c = &m->cfg;
+    IFK_CHECK(ifk_model_check_prefix(m));
     IFK_CHECK_ARG(n > 0 && n + IFK_CHUNK_PREFIX <= cache->capacity, "chunk of %d tokens does not fit a cache of %d",
                   n, cache->capacity);
     IFK_CHECK_ARG(n + IFK_CHUNK_PREFIX <= c->seq_len, "chunk of %d tokens exceeds the model's %d positions", n,

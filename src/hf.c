@@ -389,8 +389,11 @@ ifk_status ifk_hf_config(ifk_config *c, const char *path) {
     c->o_bias = cJSON_IsTrue(ab);
     c->mlp_bias = cJSON_IsTrue(mb);
     c->qk_norm = ar == A_QWEN3;
-    c->bos_id = 1;
-    if ((x = cJSON_GetObjectItemCaseSensitive(o, "bos_token_id")) && !cJSON_IsNull(x)) {
+    /* absent: transformers' default for the architecture (LlamaConfig, MistralConfig: 1; Qwen2/3
+     * configs have none); null or none: -1, and cache/query refuse the model (ifk_model_check_prefix) */
+    c->bos_id = ar == A_LLAMA || ar == A_MISTRAL ? 1 : -1;
+    if ((x = cJSON_GetObjectItemCaseSensitive(o, "bos_token_id")) && cJSON_IsNull(x)) c->bos_id = -1;
+    else if (x) {
         if (!jint_(o, "bos_token_id", &v) || v < 0 || v >= c->vocab_size) REFUSE_("bos_token_id", x, ": not a token id");
         c->bos_id = (int)v;
     }
@@ -557,6 +560,43 @@ static ifk_status st_block_(st_file_ *fs, int nf, const char *name, long rows, l
     return IFK_FAIL(IFK_ERR_FORMAT, "%s: tensor %s is missing", fs[0].path, name);
 }
 
+/* Opens the safetensors files of the HF folder dir: model.safetensors, or each shard that
+ * model.safetensors.index.json names (64 at most) once. *nf counts those opened, also on failure
+ * (the caller closes them). */
+static ifk_status open_files_(const char *dir, st_file_ fs[64], int *nf) {
+    char path[2048];
+    snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);
+    struct stat sb;
+    if (stat(path, &sb) != 0) {
+        snprintf(path, sizeof path, "%s/model.safetensors", dir);
+        return st_open_(&fs[(*nf)++], path);
+    }
+    cJSON *o;
+    IFK_CHECK(json_file_(path, &o));
+    ifk_status st = IFK_OK;
+    const cJSON *wm = cJSON_GetObjectItemCaseSensitive(o, "weight_map");
+    if (!cJSON_IsObject(wm)) st = IFK_FAIL(IFK_ERR_FORMAT, "%s: no \"weight_map\" object", path);
+    for (const cJSON *e = wm ? wm->child : NULL; st == IFK_OK && e; e = e->next) {
+        if (!cJSON_IsString(e) || strchr(e->valuestring, '/')) {
+            st = IFK_FAIL(IFK_ERR_FORMAT, "%s: weight_map[%s] is not a file name", path, e->string);
+            break;
+        }
+        int have = 0;
+        char fp[2048];
+        snprintf(fp, sizeof fp, "%s/%s", dir, e->valuestring);
+        for (int i = 0; i < *nf; i++) have |= !strcmp(fs[i].path, fp);
+        if (!have) {
+            if (*nf == 64) {
+                st = IFK_FAIL(IFK_ERR_FORMAT, "%s: more than 64 shards", path);
+                break;
+            }
+            st = st_open_(&fs[(*nf)++], fp);
+        }
+    }
+    cJSON_Delete(o);
+    return st;
+}
+
 ifk_status ifk_hf_load(ifk_model *m, const char *dir) { return ifk_hf_load_slice(m, dir, 0, 1); }
 
 ifk_status ifk_hf_load_slice(ifk_model *m, const char *dir, int rank, int P) {
@@ -581,33 +621,7 @@ ifk_status ifk_hf_load_slice(ifk_model *m, const char *dir, int rank, int P) {
     /* the files: one model.safetensors, or the shards an index names */
     st_file_ fs[64];
     int nf = 0;
-    ifk_status st = IFK_OK;
-    snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);
-    struct stat sb;
-    if (stat(path, &sb) == 0) {
-        cJSON *o;
-        IFK_CHECK_GOTO(st, json_file_(path, &o), done);
-        const cJSON *wm = cJSON_GetObjectItemCaseSensitive(o, "weight_map");
-        if (!cJSON_IsObject(wm)) st = IFK_FAIL(IFK_ERR_FORMAT, "%s: no \"weight_map\" object", path);
-        for (const cJSON *e = wm ? wm->child : NULL; st == IFK_OK && e; e = e->next) {
-            if (!cJSON_IsString(e) || strchr(e->valuestring, '/')) {
-                st = IFK_FAIL(IFK_ERR_FORMAT, "%s: weight_map[%s] is not a file name", path, e->string);
-                break;
-            }
-            int have = 0;
-            char fp[2048];
-            snprintf(fp, sizeof fp, "%s/%s", dir, e->valuestring);
-            for (int i = 0; i < nf; i++) have |= !strcmp(fs[i].path, fp);
-            if (!have) {
-                if (nf == 64) { st = IFK_FAIL(IFK_ERR_FORMAT, "%s: more than 64 shards", path); break; }
-                st = st_open_(&fs[nf++], fp);
-            }
-        }
-        cJSON_Delete(o);
-    } else {
-        snprintf(path, sizeof path, "%s/model.safetensors", dir);
-        st = st_open_(&fs[nf++], path);
-    }
+    ifk_status st = open_files_(dir, fs, &nf);
     if (st != IFK_OK) goto done;
     const long D = c->dim, F = c->hidden_dim, L = c->n_layers, q = (long)c->n_heads * c->head_dim,
                kv = (long)c->n_kv_heads * c->head_dim, V = c->vocab_size, Dh = c->head_dim;

@@ -58,6 +58,7 @@ struct ifk_hftok {
     int ignore_merges, byte_fallback, fuse_unk, unk_id;
     int byte_id[256];       /* id of the piece <0xNN>, or -1 */
     int strip_first;        /* the decoder removes up to this many strip_c from the start of the text */
+    int bos;                /* the id the post_processor puts before a single sequence, or -1 */
     char strip_c;
     uint32_t b2u[256];      /* byte -> code point */
     int16_t u2b[512];       /* code point -> byte (or -1) */
@@ -95,6 +96,8 @@ void ifk_hftok_free(ifk_hftok **tp) {
 }
 
 int ifk_hftok_vocab(const ifk_hftok *t) { return t->n_ids; }
+
+int ifk_hftok_bos(const ifk_hftok *t) { return t->bos; }
 
 int ifk_hftok_lookup(const ifk_hftok *t, const char *piece, size_t len) { return smap_get_(t->vocab, piece, len); }
 
@@ -305,6 +308,57 @@ static ifk_status parse_added_(const cJSON *a, int i, const char *path, int has_
     return IFK_OK;
 }
 
+/* One TemplateProcessing: its `single` template must be [$A] or [SpecialToken X, $A] (type ids do
+ * not change the ids; `pair` is never used), X one id of special_tokens that names the same token
+ * in the vocabulary. *bos: X's id, or -1. Anything that adds other tokens is refused. */
+static ifk_status parse_template_(const ifk_hftok *t, const cJSON *p, const char *path, int *bos) {
+    const cJSON *single = get_(p, "single"), *first = cJSON_GetArrayItem(single, 0), *seq = NULL;
+    int n = cJSON_IsArray(single) ? cJSON_GetArraySize(single) : 0;
+    *bos = -1;
+    const char *x = str_(get_(first, "SpecialToken"), "id");
+    if (n == 1) seq = first;
+    else if (n == 2 && x) seq = cJSON_GetArrayItem(single, 1);
+    const char *a = str_(get_(seq, "Sequence"), "id");
+    if (!a || strcmp(a, "A"))
+        return refuse_(path, "post_processor.single", single,
+                       "is not supported (only [$A] or [SpecialToken, $A]: BOS before the text, nothing after it)");
+    if (n == 1) return IFK_OK;
+    const cJSON *sp = get_(get_(p, "special_tokens"), x), *ids = get_(sp, "ids"), *toks = get_(sp, "tokens");
+    if (!cJSON_IsArray(ids) || cJSON_GetArraySize(ids) != 1 || !cJSON_IsNumber(ids->child) || !cJSON_IsArray(toks) ||
+        cJSON_GetArraySize(toks) != 1 || !cJSON_IsString(toks->child))
+        return refuse_(path, "post_processor.special_tokens", sp, "is not one token with one id");
+    const char *tk = toks->child->valuestring;
+    int id = smap_get_(t->vocab, tk, strlen(tk));
+    if (id < 0 || id != ids->child->valuedouble)
+        return refuse_(path, "post_processor.special_tokens", sp, "does not name a token of the vocabulary by its id");
+    *bos = id;
+    return IFK_OK;
+}
+
+/* post_processor: null or ByteLevel (adds nothing; its settings only move offsets), a
+ * TemplateProcessing (parse_template_), or a Sequence of those (Llama-3: [ByteLevel, Template]).
+ * t->bos: the id put before a single sequence when special tokens are added, or -1.
+ * RobertaProcessing, BertProcessing (they add tokens after the text) and other types are refused. */
+static ifk_status parse_post_(ifk_hftok *t, const cJSON *p, const char *path, int depth) {
+    if (!p || cJSON_IsNull(p) || is_(p, "ByteLevel")) return IFK_OK;
+    if (is_(p, "TemplateProcessing")) {
+        int bos;
+        IFK_CHECK(parse_template_(t, p, path, &bos));
+        if (bos >= 0 && t->bos >= 0)
+            return refuse_(path, "post_processor.processors", p, "is not supported (a second template adding BOS)");
+        if (bos >= 0) t->bos = bos;
+        return IFK_OK;
+    }
+    if (is_(p, "Sequence") && !depth) {
+        const cJSON *l = get_(p, "processors");
+        if (!cJSON_IsArray(l)) return refuse_(path, "post_processor.processors", l, "is not a list");
+        for (const cJSON *e = l->child; e; e = e->next) IFK_CHECK(parse_post_(t, e, path, 1));
+        return IFK_OK;
+    }
+    return refuse_(path, "post_processor", get_(p, "type"),
+                   "is not supported (only null, ByteLevel, TemplateProcessing [BOS] $A, or a Sequence of them)");
+}
+
 ifk_status ifk_hftok_load(ifk_hftok **tp, const char *path) {
     *tp = NULL;
     char *buf;
@@ -424,6 +478,8 @@ ifk_status ifk_hftok_load(ifk_hftok **tp, const char *path) {
     }
     for (int i = 0; i < 512; i++) t->u2b[i] = -1;
     for (int b = 0; b < 256; b++) t->u2b[t->b2u[b]] = (int16_t)b;
+    t->bos = -1;
+    st = parse_post_(t, get_(o, "post_processor"), path, 0);
 done:
     cJSON_Delete(o);
     if (st != IFK_OK) ifk_hftok_free(&t);

@@ -28,6 +28,10 @@ ifk_status ifk_hftok_encode(const ifk_hftok *t, const char *text, size_t len, in
 /* The bytes of token id (pointer into t, valid until the next call). first: the token starts the
  * text (the decoder's leading-space rule applies). */
 const char *ifk_hftok_decode(ifk_hftok *t, int id, int first, size_t *len);
+/* The id the file's post_processor puts before a text when special tokens are added
+ * (TemplateProcessing [BOS] $A, alone or in a Sequence), or -1 (null, ByteLevel, [$A]). Other
+ * post-processors are refused at load. */
+int ifk_hftok_bos(const ifk_hftok *t);
 int ifk_hftok_lookup(const ifk_hftok *t, const char *piece, size_t len);
 
 #endif

@@ -81,6 +81,12 @@ static void config_defaults_(ifk_config *c) {
     c->n_eos = 1;
 }
 
+ifk_status ifk_model_check_prefix(const ifk_model *m) {
+    if (m->cfg.bos_id >= 0) return IFK_OK;
+    return IFK_FAIL(IFK_ERR_ARG, "%s: config.json bos_token_id is null or absent: cache and query prefill every "
+                    "chunk behind it (the prefix token); give it in config.json", m->source);
+}
+
 int ifk_config_is_stop(const ifk_config *c, int id) {
     if (id == c->bos_id || id == c->eos_id) return 1;
     for (int i = 0; i < c->n_eos; i++)

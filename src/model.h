@@ -107,6 +107,11 @@ typedef struct {
     void *owned;
 } ifk_model;
 
+/* OK when the model has a prefix token for cached chunks: config.json's bos_token_id (>= 0), put
+ * before every chunk as it is cached (chunk.h IFK_CHUNK_PREFIX) and at slot 0 of a query's context,
+ * whatever BOS rule the tokenizer has (docs/models.md). Else IFK_ERR_ARG naming m->source. */
+ifk_status ifk_model_check_prefix(const ifk_model *m);
+
 /* Loads a llama2.c checkpoint: legacy version 0 (7 int32 header, float32 tensors, RoPE tables) or
  * export.py --version 1 (256-byte header: magic "ak42", version, 7 int32, shared-classifier byte;
  * float32 tensors, norms first). Version 2 (int8 groups) and others are refused naming the version.

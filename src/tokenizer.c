@@ -22,7 +22,11 @@ struct ifk_tokenizer {
     ifk_hftok *hf;       /* a tokenizer.json: everything below is unused */
     ifk_spm *spm;        /* or a SentencePiece tokenizer.model */
     struct { char *p; size_t cap; } *sbuf; /* its decode buffer */
-    int hf_bos, hf_eos;  /* BOS/EOS of either (from the model's config) */
+    int hf_bos, hf_eos;  /* BOS/EOS of either (from the model's config; a .json's own BOS when it has
+                          * one): decoding drops the leading space after hf_bos */
+    int add_bos;         /* the id encoding puts first (bos=1): a .model's hf_bos; a .json's from
+                          * tokenizer_config.json / tokenizer.json (check_config_), -1: none */
+    int bos_set;         /* add_bos settled by tokenizer_config.json's add_bos_token (kept by set_special) */
     uint64_t identity;   /* hash of the file's bytes */
     int n;               /* pieces */
     int max_len;         /* longest piece, from the file header */
@@ -74,13 +78,30 @@ static uint64_t file_hash_(const char *path) {
 
 uint64_t ifk_tokenizer_identity(const ifk_tokenizer *t) { return t ? t->identity : 0; }
 
-/* tokenizer_config.json beside a tokenizer.json: the settings that would change the ids and are
- * not implemented are refused by name (docs/models.md, "tokenizer.json fields"). */
-static ifk_status check_config_(const char *tok_path) {
+/* The token a tokenizer_config.json field names: a string, an AddedToken object's "content", or
+ * NULL for null/absent (*bad set when it is something else). */
+static const char *token_name_(const cJSON *v, int *bad) {
+    if (cJSON_IsString(v)) return v->valuestring;
+    const cJSON *c = cJSON_IsObject(v) ? cJSON_GetObjectItemCaseSensitive(v, "content") : NULL;
+    if (cJSON_IsString(c)) return c->valuestring;
+    *bad = v && !cJSON_IsNull(v);
+    return NULL;
+}
+
+/* tokenizer_config.json beside a tokenizer.json (or a tokenizer.model): the settings that would change the ids and are
+ * not implemented are refused by name, and the BOS rule is settled (docs/models.md, "tokenizer.json
+ * fields"): add_bos_token, when present, decides with bos_token (transformers 5's tokenizers
+ * backend rebuilds the template from them, as transformers 4's LlamaTokenizerFast always does);
+ * absent, tokenizer.json's post_processor decides. A LlamaTokenizer(Fast) class without
+ * add_bos_token, where transformers 4 (BOS by default) and 5 (the post_processor) would disagree, is
+ * refused. Sets t->add_bos: the id encoding puts before a prompt, or -1. A .model (transformers'
+ * slow LlamaTokenizer) has no post_processor: without add_bos_token it keeps the config's BOS. */
+static ifk_status check_config_(ifk_tokenizer *t, const char *tok_path) {
     char p[4096];
     const char *slash = strrchr(tok_path, '/');
     int dl = slash ? (int)(slash - tok_path) : 1;
     snprintf(p, sizeof p, "%.*s/tokenizer_config.json", dl, slash ? tok_path : ".");
+    if (t->hf) t->add_bos = ifk_hftok_bos(t->hf);
     if (access(p, F_OK) != 0) return IFK_OK;
     char *buf;
     IFK_CHECK(ifk_read_file(p, 64u << 20, &buf, NULL));
@@ -100,6 +121,31 @@ static ifk_status check_config_(const char *tok_path) {
     for (size_t i = 0; st == IFK_OK && i < sizeof refused / sizeof *refused; i++)
         if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, refused[i][0])))
             st = IFK_FAIL(IFK_ERR_FORMAT, "%s: %s true is not supported (%s)", p, refused[i][0], refused[i][1]);
+    const cJSON *ab = cJSON_GetObjectItemCaseSensitive(o, "add_bos_token"),
+                *bt = cJSON_GetObjectItemCaseSensitive(o, "bos_token"),
+                *cls = cJSON_GetObjectItemCaseSensitive(o, "tokenizer_class");
+    int bad = 0;
+    const char *bos = token_name_(bt, &bad);
+    int bos_id = bos ? ifk_tokenizer_lookup(t, bos, strlen(bos)) : -1;
+    char *js = bt ? cJSON_PrintUnformatted(bt) : NULL;
+    if (st != IFK_OK) {
+    } else if (bad || (bos && bos_id < 0)) {
+        st = IFK_FAIL(IFK_ERR_FORMAT, "%s: bos_token %.80s is not a token of %s", p, js ? js : "?", tok_path);
+    } else if (ab && !cJSON_IsBool(ab)) {
+        st = IFK_FAIL(IFK_ERR_FORMAT, "%s: add_bos_token is not true or false", p);
+    } else if (cJSON_IsTrue(ab) && !bos) {
+        st = IFK_FAIL(IFK_ERR_FORMAT, "%s: add_bos_token true but bos_token is %s (transformers 4 refuses it, 5 adds "
+                      "nothing)", p, js ? js : "absent");
+    } else if (ab) {
+        t->add_bos = cJSON_IsTrue(ab) ? bos_id : -1;
+        t->bos_set = 1;
+    } else if (t->hf && cJSON_IsString(cls) && !strncmp(cls->valuestring, "LlamaTokenizer", 14) &&
+               t->add_bos != (bos ? bos_id : ifk_hftok_lookup(t->hf, "<s>", 3))) {
+        st = IFK_FAIL(IFK_ERR_FORMAT, "%s: add_bos_token absent with tokenizer_class \"%s\": transformers 4 adds "
+                      "bos_token, 5 follows %s's post_processor, and they differ here (set add_bos_token)", p,
+                      cls->valuestring, tok_path);
+    }
+    free(js);
     cJSON_Delete(o);
     return st;
 }
@@ -124,7 +170,11 @@ static ifk_status load_spm_(ifk_tokenizer **tp, const char *path, int expect_voc
         ifk_tokenizer_free(&t);
         return st;
     }
-    t->hf_bos = ifk_spm_bos(t->spm), t->hf_eos = ifk_spm_eos(t->spm);
+    t->hf_bos = t->add_bos = ifk_spm_bos(t->spm), t->hf_eos = ifk_spm_eos(t->spm);
+    if ((st = check_config_(t, path)) != IFK_OK) {
+        ifk_tokenizer_free(&t);
+        return st;
+    }
     for (int b = 0; b < 256; b++) t->bytes[2 * b] = (unsigned char)b, t->bytes[2 * b + 1] = 0;
     t->identity = file_hash_(path);
     *tp = t;
@@ -138,8 +188,9 @@ ifk_status ifk_tokenizer_load(ifk_tokenizer **tp, const char *path, int expect_v
         ifk_tokenizer *t = ifk_calloc(1, sizeof *t, "tokenizer");
         if (!t) return IFK_ERR_OOM;
         t->hf_bos = 1, t->hf_eos = 2;
-        ifk_status st = check_config_(path);
-        if (st == IFK_OK) st = ifk_hftok_load(&t->hf, path);
+        ifk_status st = ifk_hftok_load(&t->hf, path);
+        if (st == IFK_OK) st = check_config_(t, path);
+        if (st == IFK_OK && t->add_bos >= 0) t->hf_bos = t->add_bos;
         if (st == IFK_OK && expect_vocab > 0 && ifk_hftok_vocab(t->hf) > expect_vocab)
             st = IFK_FAIL(IFK_ERR_FORMAT, "%s: tokenizer has %d ids but the model's vocabulary is %d", path,
                           ifk_hftok_vocab(t->hf), expect_vocab);
@@ -234,9 +285,12 @@ fail:
 int ifk_tokenizer_vocab(const ifk_tokenizer *t) { return t->hf ? ifk_hftok_vocab(t->hf) : t->spm ? ifk_spm_vocab(t->spm) : t->n; }
 
 void ifk_tokenizer_set_special(ifk_tokenizer *t, int bos, int eos) {
-    t->hf_bos = bos;
+    if (t->spm && !t->bos_set) t->add_bos = bos; /* a tokenizer.json settles what it adds itself (check_config_) */
+    if (!t->hf || t->add_bos < 0) t->hf_bos = bos;
     t->hf_eos = eos;
 }
+
+int ifk_tokenizer_bos(const ifk_tokenizer *t) { return t->hf || t->spm ? t->add_bos : 1; }
 
 const char *ifk_tokenizer_piece(const ifk_tokenizer *t, int tok) {
     if (t->hf || t->spm) return "";
@@ -328,11 +382,11 @@ static int better_(const void *pa, const void *pb) {
 static ifk_status encode_hf_(const ifk_tokenizer *t, const char *text, size_t len, int bos, int eos, int **out, int *nout) {
     int *ids = NULL, n = 0, cap = 0;
     ifk_status st = IFK_OK;
-    if (bos && t->hf_bos >= 0) {
+    if (bos && t->add_bos >= 0) {
         cap = 64;
         ids = malloc(sizeof(int) * (size_t)cap);
         if (!ids) return IFK_FAIL(IFK_ERR_OOM, "out of memory");
-        ids[n++] = t->hf_bos;
+        ids[n++] = t->add_bos;
     }
     st = t->hf ? ifk_hftok_encode(t->hf, text, len, &ids, &n, &cap) : ifk_spm_encode(t->spm, text, len, &ids, &n, &cap);
     if (st == IFK_OK && eos) {

@@ -21,16 +21,23 @@ typedef struct ifk_tokenizer ifk_tokenizer;
 ifk_status ifk_tokenizer_load(ifk_tokenizer **t, const char *path, int expect_vocab);
 void ifk_tokenizer_free(ifk_tokenizer **t);
 /* A .json path is read as a Hugging Face tokenizer.json (BPE, byte-level or SentencePiece kind,
- * hftok.h): encoding adds the BOS/EOS ids set here (from the model's config); the dummy prefix
- * is the file's own business (its normalizer or Metaspace pre-tokenizer). Decoding drops the
- * leading space of a SentencePiece-kind text at the start or right after that BOS. */
+ * hftok.h): its BOS rule is its own (tokenizer_config.json's add_bos_token / bos_token, else the
+ * post_processor; docs/models.md), EOS is the one set here (from the model's config); the dummy
+ * prefix is the file's own business (its normalizer or Metaspace pre-tokenizer). A .model takes
+ * BOS and EOS from here. Decoding drops the leading space of a SentencePiece-kind text at the
+ * start or right after BOS. */
 void ifk_tokenizer_set_special(ifk_tokenizer *t, int bos, int eos);
 int ifk_tokenizer_vocab(const ifk_tokenizer *t);
+/* The id encoding with bos=1 puts before the text, or -1 when the tokenizer adds none (a
+ * tokenizer.json whose template or add_bos_token adds no BOS: Qwen2/3); a llama2.c .bin: 1. */
+int ifk_tokenizer_bos(const ifk_tokenizer *t);
 /* The tokenizer's identity: a 64-bit FNV-1a hash of its file's bytes (0 for NULL). A store's
  * model fingerprint includes it (ifk_model.tok_identity), so a store is bound to its tokenizer. */
 uint64_t ifk_tokenizer_identity(const ifk_tokenizer *t);
 
-/* Encodes text[len] into *ids (malloc'd, caller frees), *n tokens. */
+/* Encodes text[len] into *ids (malloc'd, caller frees), *n tokens. bos: add the tokenizer's
+ * special tokens before the text as transformers' add_special_tokens=True does (ifk_tokenizer_bos:
+ * possibly none); eos: append the EOS id. */
 ifk_status ifk_tokenizer_encode(const ifk_tokenizer *t, const char *text, size_t len, int bos, int eos, int **ids,
                                 int *n);
 ifk_status ifk_tokenizer_encode_naive(const ifk_tokenizer *t, const char *text, size_t len, int bos, int eos,

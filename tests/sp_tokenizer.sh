@@ -4,7 +4,9 @@
 # the same ids for every line of the multilingual file and every corpus text ("Lily" is one id),
 # the same story from an HF folder with either file; and a store is bound to its tokenizer
 # (issue 13, items 1 and 6); and a SentencePiece tokenizer.model read through libsentencepiece
-# agrees with the tokenizer.json written from it and with SentencePiece's own command-line tools.
+# agrees with the tokenizer.json written from it and with SentencePiece's own command-line tools;
+# and BOS follows tokenizer_config.json's add_bos_token, a config without bos_token_id is refused by
+# cache (issue 13, the BOS rule).
 set -u
 BIN=$1 MODEL=$2 DATA=$3
 HERE=$(dirname "$(readlink -f "$0")")
@@ -73,8 +75,43 @@ expect "its tokenizer.json: the same ids" test "$(sp <<<"$viajson")" = "$ref"
 dref=$(spm_decode --model="$W/spm.model" --input_format=id <<<"$ref")
 expect "both decode to spm_decode's text" test "$(txt <<<"$viamodel")" = "$dref" -a "$(txt <<<"$viajson")" = "$dref"
 expect "... which is every line back" test "$dref" = "$(grep . "$W/texts.txt")"
+# tokenizer_config.json's add_bos_token beside a tokenizer.model (transformers' slow LlamaTokenizer reads it too)
+mkdir -p "$W/spmcfg" && cp "$W/spm.model" "$W/spmcfg/tokenizer.model"
+echo '{"add_bos_token": false}' > "$W/spmcfg/tokenizer_config.json"
+a=$("$BIN" tokenize --tokenizer "$W/spmcfg/tokenizer.model" --bos --text "Lily" | ids)
+b=$("$BIN" tokenize --tokenizer "$W/spmcfg/tokenizer.model" --text "Lily" | ids)
+echo '{"add_bos_token": true, "bos_token": "<s>"}' > "$W/spmcfg/tokenizer_config.json"
+c=$("$BIN" tokenize --tokenizer "$W/spmcfg/tokenizer.model" --bos --text "Lily" | ids)
+expect "tokenizer.model with add_bos_token false: no BOS ($a), true: <s> first ($c)" test "$a" = "$b" -a "$c" = "[1, ${b#[}"
 mkdir -p "$W/hf2" && cp "$W/hf/config.json" "$W/hf/model.safetensors" "$W/spm.model" "$W/hf2/" && mv "$W/hf2/spm.model" "$W/hf2/tokenizer.model"
 out=$("$BIN" query --model "$W/hf2" --store "$W/store" --docs lily --prompt "Lily" 2>&1); rc=$?
 expect "an HF folder's tokenizer.model is read (and is another tokenizer to the store: $rc)" test "$rc" = 1 && grep -q "another model or tokenizer" <<<"$out"
+
+# BOS as transformers adds it (issue 13): the same folder with tokenizer_config.json's add_bos_token
+# false (Qwen2/3's rule) encodes a prompt without BOS, so its story is another one; with "<s>" written
+# into the prompt it is exactly the BOS folder's story (the id the BOS folder puts first)
+mkdir -p "$W/hfb" "$W/hfn"
+for d in hfb hfn; do cp "$W/hf/config.json" "$W/hf/model.safetensors" "$W/sp/tokenizer.json" "$W/sp/tokenizer_config.json" "$W/$d/"; done
+python3 -c "import json,sys; c=json.load(open(sys.argv[1])); c['add_bos_token']=False; json.dump(c, open(sys.argv[1], 'w'))" "$W/hfn/tokenizer_config.json"
+nb=$("$BIN" tokenize --tokenizer "$W/hfn/tokenizer.json" --bos --text "Once upon a time" | ids)
+wb=$("$BIN" tokenize --tokenizer "$W/hfb/tokenizer.json" --bos --text "Once upon a time" | ids)
+expect "add_bos_token false: tokenize --bos adds no BOS ($nb; with BOS $wb)" test "[1, ${nb#[}" = "$wb"
+gb=$("$BIN" generate --model "$W/hfb" --prompt "Once upon a time" --steps 40 --temperature 0 2>"$W/gb.err")
+gn=$("$BIN" generate --model "$W/hfn" --prompt "Once upon a time" --steps 40 --temperature 0 2>"$W/gn.err")
+gs=$("$BIN" generate --model "$W/hfn" --prompt "<s>Once upon a time" --steps 40 --temperature 0 --quiet)
+expect "generate without BOS: the prompt is one token shorter ($(cut -d, -f1 "$W/gb.err") / $(cut -d, -f1 "$W/gn.err"))" \
+  test "$(grep -c "^prompt 4 tokens" "$W/gn.err")$(grep -c "^prompt 5 tokens" "$W/gb.err")" = 11
+expect "generate without BOS: it prints the prompt and another story than with BOS" test "${gn:0:16}" = "Once upon a time" -a "$gn" != "$gb"
+expect "generate with \"<s>\" in the prompt of the folder without BOS: the BOS folder's story" test "$gs" = "<s>$gb"
+# a config without a prefix token: cache and query refuse it, generate runs
+cp -r "$W/hfb" "$W/hfnull"
+python3 -c "import json,sys; c=json.load(open(sys.argv[1])); c['bos_token_id']=None; json.dump(c, open(sys.argv[1], 'w'))" "$W/hfnull/config.json"
+out=$("$BIN" cache --model "$W/hfnull" --corpus "$DATA/stories_corpus.jsonl" --store "$W/store-null" --quiet 2>&1); rc=$?
+expect "cache with bos_token_id null is refused in one line naming it ($rc: $out)" \
+  test "$rc" = 1 -a "$(grep -c . <<<"$out")" = 1 -a "$(grep -c "config.json bos_token_id is null" <<<"$out")" = 1
+# (query: a store cached with another config is refused by its fingerprint first; test_query checks
+# the pipeline's own refusal)
+gnull=$("$BIN" generate --model "$W/hfnull" --prompt "Once" --steps 8 --temperature 0 --quiet); rc=$?
+expect "generate with bos_token_id null runs ($rc)" test "$rc" = 0 -a -n "$gnull"
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

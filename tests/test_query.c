@@ -234,3 +234,22 @@ Test(query, damaged_slab_fails_from_the_loader) {
         ifk_store_close(&s);
     }
 }
+
+/* A model without a prefix token (config.json bos_token_id null): the query refuses it in one
+ * message naming the field, before any load (the store's fingerprint refuses it first from the
+ * CLI; this is the library's own guard). */
+Test(query, refuses_a_model_without_prefix_token) {
+    ifk_store *s = NULL;
+    cr_assert_eq(ifk_store_open(&s, dir_), IFK_OK, "%s", ifk_errmsg());
+    ifk_query_docs qd = {docs_, NDOCS};
+    ifk_query_opts o = {.method = IFK_METHOD_INFOFLOW, .budget = 0.2, .score_lo = -1, .score_hi = -1, .steps = 4};
+    ifk_query_result r;
+    const int bos = m_.cfg.bos_id;
+    m_.cfg.bos_id = -1;
+    ifk_status st = ifk_query_run(&m_, s, &qd, prompt_, NP, &o, NULL, &r);
+    m_.cfg.bos_id = bos;
+    cr_assert_eq(st, IFK_ERR_ARG);
+    cr_assert(strstr(ifk_errmsg(), "bos_token_id is null or absent"), "%s", ifk_errmsg());
+    ifk_err_clear();
+    ifk_store_close(&s);
+}

@@ -306,7 +306,7 @@ Test(tokenizer_json, other_kinds_and_unknown_components_are_refused_by_name) {
 Test(tokenizer_json, tokenizer_config_settings_that_change_ids_are_refused) {
     const char *M = SP_MODEL(""), *A = SP_ADDED;
     ifk_tokenizer *t;
-    sp_config_ = "{\"add_bos_token\": true, \"add_eos_token\": false, \"clean_up_tokenization_spaces\": false, \"legacy\": true}";
+    sp_config_ = "{\"add_bos_token\": true, \"bos_token\": \"<s>\", \"add_eos_token\": false, \"clean_up_tokenization_spaces\": false, \"legacy\": true}";
     cr_assert_eq(sp_load_(&t, SP_NORM, "null", SP_DEC, M, A), IFK_OK, "%s", ifk_errmsg());
     ifk_tokenizer_free(&t);
     static const char *const flags[] = {"add_eos_token", "split_special_tokens", "add_prefix_space", "do_lower_case"};
@@ -318,6 +318,75 @@ Test(tokenizer_json, tokenizer_config_settings_that_change_ids_are_refused) {
         cr_assert(strstr(ifk_errmsg(), "tokenizer_config.json") && strstr(ifk_errmsg(), flags[i]), "%s", ifk_errmsg());
     }
     sp_config_ = NULL;
+}
+
+/* BOS as transformers adds it: tokenizer_config.json's add_bos_token / bos_token when present, else
+ * the post_processor; the tokenizer's own id even when the model's config names another. */
+#define TMPL(first, after, special) "{\"type\":\"TemplateProcessing\",\"single\":[" first "{\"Sequence\":{\"id\":\"A\",\"type_id\":0}}" after "],\"pair\":[],\"special_tokens\":{" special "}}"
+#define BOS_S "{\"SpecialToken\":{\"id\":\"<s>\",\"type_id\":0}},"
+#define ST_S "\"<s>\":{\"id\":\"<s>\",\"ids\":[8],\"tokens\":[\"<s>\"]}"
+
+static int bos_first_(const char *post, const char *config) {
+    char added[1024];
+    snprintf(added, sizeof added, "%s,\"post_processor\":%s", SP_ADDED, post);
+    ifk_tokenizer *t;
+    sp_config_ = config;
+    cr_assert_eq(sp_load_(&t, SP_NORM, "null", SP_DEC, SP_MODEL(""), added), IFK_OK, "%s: %s", post, ifk_errmsg());
+    sp_config_ = NULL;
+    ifk_tokenizer_set_special(t, 1, 2); /* a config whose bos_token_id is another id */
+    int *ids, n, bos = ifk_tokenizer_bos(t);
+    cr_assert_eq(ifk_tokenizer_encode(t, "ab", 2, 1, 0, &ids, &n), IFK_OK);
+    cr_assert_eq(n, bos >= 0 ? 3 : 2, "%s: %d ids", post, n);
+    cr_assert_eq(ids[0], bos >= 0 ? bos : 4, "%s", post);
+    char *back = ifk_detokenize(t, bos >= 0 ? ids[0] : -1, ids + (bos >= 0), n - (bos >= 0), NULL);
+    cr_assert_str_eq(back, "ab", "%s: the text after BOS decodes back", post);
+    free(back), free(ids);
+    ifk_tokenizer_free(&t);
+    return bos;
+}
+
+Test(tokenizer_json, bos_follows_the_template_and_add_bos_token) {
+    const char *seq = "{\"type\":\"Sequence\",\"processors\":[{\"type\":\"ByteLevel\",\"add_prefix_space\":false,"
+                      "\"trim_offsets\":false,\"use_regex\":false}," TMPL(BOS_S, "", ST_S) "]}";
+    cr_assert_eq(bos_first_(TMPL(BOS_S, "", ST_S), NULL), 8);                 /* Llama-2: [<s>, $A] */
+    cr_assert_eq(bos_first_(seq, NULL), 8);                                   /* Llama-3: Sequence */
+    cr_assert_eq(bos_first_(TMPL("", "", ""), NULL), -1);                     /* [$A] */
+    cr_assert_eq(bos_first_("null", NULL), -1);                               /* Qwen2/3 */
+    cr_assert_eq(bos_first_("{\"type\":\"ByteLevel\"}", NULL), -1);
+    cr_assert_eq(bos_first_(TMPL(BOS_S, "", ST_S), "{\"add_bos_token\": false}"), -1); /* the config wins */
+    cr_assert_eq(bos_first_("null", "{\"add_bos_token\": true, \"bos_token\": {\"content\": \"<s>\"}}"), 8);
+    cr_assert_eq(bos_first_("null", "{\"add_bos_token\": false, \"bos_token\": null}"), -1);
+    /* a llama2.c tokenizer always adds BOS 1 */
+    ifk_tokenizer *b;
+    cr_assert_eq(ifk_tokenizer_load(&b, STORIES_TOK, 512), IFK_OK, "%s", ifk_errmsg());
+    cr_assert_eq(ifk_tokenizer_bos(b), 1);
+    ifk_tokenizer_free(&b);
+}
+
+static void post_refused_(const char *post, const char *config, const char *file, const char *field) {
+    char added[1024];
+    snprintf(added, sizeof added, "%s,\"post_processor\":%s", SP_ADDED, post);
+    ifk_tokenizer *t = NULL;
+    sp_config_ = config;
+    cr_assert_eq(sp_load_(&t, SP_NORM, "null", SP_DEC, SP_MODEL(""), added), IFK_ERR_FORMAT, "%s / %s is refused", post,
+                 config ? config : "");
+    sp_config_ = NULL;
+    cr_assert(strstr(ifk_errmsg(), file) && strstr(ifk_errmsg(), field), "%s", ifk_errmsg());
+    cr_assert_null(strchr(ifk_errmsg(), '\n'), "one line: %s", ifk_errmsg());
+    ifk_err_clear();
+}
+
+Test(tokenizer_json, other_post_processors_and_bos_settings_are_refused) {
+    post_refused_(TMPL(BOS_S, ",{\"SpecialToken\":{\"id\":\"<s>\",\"type_id\":0}}", ST_S), NULL, "tokenizer.json",
+                  "post_processor.single");
+    post_refused_(TMPL(BOS_S, "", "\"<s>\":{\"id\":\"<s>\",\"ids\":[3],\"tokens\":[\"<s>\"]}"), NULL, "tokenizer.json",
+                  "post_processor.special_tokens");
+    post_refused_("{\"type\":\"RobertaProcessing\",\"sep\":[\"</s>\",2],\"cls\":[\"<s>\",8]}", NULL, "tokenizer.json",
+                  "post_processor \"RobertaProcessing\"");
+    post_refused_("null", "{\"add_bos_token\": true}", "tokenizer_config.json", "add_bos_token true but bos_token");
+    post_refused_("null", "{\"add_bos_token\": 1, \"bos_token\": \"<s>\"}", "tokenizer_config.json", "add_bos_token");
+    post_refused_("null", "{\"bos_token\": \"<bos>\"}", "tokenizer_config.json", "bos_token");
+    post_refused_("null", "{\"tokenizer_class\": \"LlamaTokenizerFast\"}", "tokenizer_config.json", "tokenizer_class");
 }
 
 Test(tokenizer_files, a_bad_sentencepiece_model_is_refused_with_the_path) {
