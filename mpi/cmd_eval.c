@@ -169,15 +169,15 @@ static int item_(ctx_ *x, const ifk_qitem *it, int *P) {
     const ifk_jobspec *j = x->j;
     int nd = 0, *ids = NULL;
     if (it->retrieve) {
-        ifk_bm25 *ix;
+        ifk_bm25_disk *ix;
         const char *hits[64];
         double sc[64];
-        if (ifk_store_index_load(j->store, &ix) != IFK_OK ||
-            ifk_bm25_search(ix, it->prompt, strlen(it->prompt), it->retrieve < 64 ? it->retrieve : 64, hits, sc, &nd) !=
-                IFK_OK)
+        if (ifk_store_index_open(j->store, &ix) != IFK_OK ||
+            ifk_bm25_disk_search(ix, it->prompt, strlen(it->prompt), it->retrieve < 64 ? it->retrieve : 64, hits, sc,
+                                 &nd) != IFK_OK)
             ifk_comm_abort(x->cm);
         for (int k = 0; k < nd; k++) x->docs[k] = ifk_manifest_find(x->man, hits[k]);
-        ifk_bm25_free(&ix);
+        ifk_bm25_disk_free(&ix);
     } else {
         for (int k = 0; k < it->n_docs && k < MAX_IDS_; k++) {
             x->docs[nd] = ifk_manifest_find(x->man, it->docs[k]);

@@ -55,15 +55,15 @@ static ifk_status resolve_docs_(const char *dir, const ifk_manifest *man, const 
         IFK_CHECK_ARG(*n > 0, "--docs lists no document");
         return IFK_OK;
     }
-    ifk_bm25 *ix;
-    IFK_CHECK(ifk_store_index_load(dir, &ix));
+    ifk_bm25_disk *ix;
+    IFK_CHECK(ifk_store_index_open(dir, &ix));
     const char **hits = malloc(sizeof(char *) * (size_t)k);
     double *sc = malloc(sizeof(double) * (size_t)k);
     *docs = malloc(sizeof(int) * (size_t)k);
     ifk_status st = IFK_OK;
     if (!hits || !sc || !*docs) st = IFK_FAIL(IFK_ERR_OOM, "out of memory");
     int nh = 0;
-    if (st == IFK_OK) st = ifk_bm25_search(ix, prompt, strlen(prompt), (int)k, hits, sc, &nh);
+    if (st == IFK_OK) st = ifk_bm25_disk_search(ix, prompt, strlen(prompt), (int)k, hits, sc, &nh);
     for (int i = 0; st == IFK_OK && i < nh; i++) {
         int d = ifk_manifest_find(man, hits[i]);
         if (d < 0) st = IFK_FAIL(IFK_ERR_FORMAT, "%s: the index lists \"%s\", which the catalog does not", dir, hits[i]);
@@ -71,7 +71,7 @@ static ifk_status resolve_docs_(const char *dir, const ifk_manifest *man, const 
     }
     if (st == IFK_OK && nh == 0) st = IFK_FAIL(IFK_ERR_ARG, "--retrieve: no document shares a word with the prompt");
     free(hits), free(sc);
-    ifk_bm25_free(&ix);
+    ifk_bm25_disk_free(&ix);
     return st;
 }
 

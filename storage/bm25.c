@@ -243,6 +243,37 @@ done:
     return st;
 }
 
+static int cmp_str_(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+void ifk_bm25_free_terms(char **terms, size_t n) {
+    for (size_t i = 0; terms && i < n; i++) free(terms[i]);
+    free(terms);
+}
+
+ifk_status ifk_bm25_query_terms(const char *query, size_t len, char ***terms, size_t *n) {
+    ifk_status st = IFK_OK;
+    char **t = NULL;
+    size_t cap = 0, nt = 0, pos = 0, start, tlen;
+    *terms = NULL, *n = 0;
+    while (next_term_(query, len, &pos, &start, &tlen)) {
+        IFK_CHECK_GOTO(st, ifk_bm25_grow((void **)&t, &cap, nt + 1, sizeof *t, "the query terms"), fail);
+        t[nt] = NULL;
+        size_t c = 0;
+        IFK_CHECK_GOTO(st, fold_into_(&t[nt], &c, query + start, tlen), fail);
+        nt++;
+    }
+    if (nt) qsort(t, nt, sizeof *t, cmp_str_);
+    size_t m = 0;
+    for (size_t i = 0; i < nt; i++)
+        if (m > 0 && !strcmp(t[i], t[m - 1])) free(t[i]);
+        else t[m++] = t[i];
+    *terms = t, *n = m;
+    return IFK_OK;
+fail:
+    ifk_bm25_free_terms(t, nt);
+    return st;
+}
+
 ifk_status ifk_bm25_search(const ifk_bm25 *ix, const char *query, size_t len, int k, const char **ids,
                            double *scores, int *n) {
     IFK_CHECK_ARG(ix && n, "bm25: search needs an index and a result count");
@@ -269,12 +300,11 @@ ifk_status ifk_bm25_search(const ifk_bm25 *ix, const char *query, size_t len, in
     const double N = ix->n_docs, avg = (double)ix->total_len / ix->n_docs, k1 = ix->k1, b = ix->b;
     for (size_t q = 0; q < nq; q++) {
         const ifk_bm25_plist *pl = &ix->post[qt[q]];
-        const double df = (double)pl->n, idf = log1p((N - df + 0.5) / (df + 0.5));
+        const double idf = ifk_bm25_idf(N, (double)pl->n);
         for (size_t i = 0; i < pl->n; i++) {
             const int32_t d = pl->p[i].doc;
-            const double tf = pl->p[i].tf, dl = ix->doc_len[d];
             /* avg > 0 here: a posting means some document has a term */
-            const double w = idf * tf * (k1 + 1.0) / (tf + k1 * (1.0 - b + b * dl / avg));
+            const double w = ifk_bm25_weight(idf, pl->p[i].tf, ix->doc_len[d], avg, k1, b);
             if (sc[d] == 0.0 && m < (size_t)ix->n_docs) cand[m++] = d; /* w > 0: each doc once */
             sc[d] += w;
         }

@@ -40,4 +40,29 @@ ifk_status ifk_bm25_search(const ifk_bm25 *ix, const char *query, size_t len, in
 
 void ifk_bm25_free(ifk_bm25 **ix);
 
+/* ---- index files searched on disk (bm25_disk.c) ----
+ * A list of index files (as ifk_bm25_save writes them) searched as the index that appending them
+ * in list order would give (ifk_bm25_append): same ids, same order, bit-identical scores. A search
+ * reads only what the query touches: per file, O(log T) entries of /terms per query term, the
+ * term's /df and /post_offsets entries and postings, /doc_len of the documents in those postings,
+ * and /doc_ids of the k results; memory is O(postings of the query's terms in one file + k).
+ * Each file is opened once, at ifk_bm25_disk_add, and kept open until ifk_bm25_disk_free. What a
+ * search reads is checked (failing with "PATH: /DATASET ..."); the rest of a file is not, nor are
+ * ids unique across files: ifk_bm25_load checks a whole file. Local. */
+typedef struct ifk_bm25_disk ifk_bm25_disk;
+
+ifk_status ifk_bm25_disk_create(ifk_bm25_disk **dx);
+/* Opens path and appends it to the list: its attributes and every dataset's type, layout and
+ * length are checked, nothing sized by the file is read. k1 and b must equal the first file's. */
+ifk_status ifk_bm25_disk_add(ifk_bm25_disk *dx, const char *path);
+int ifk_bm25_disk_ndocs(const ifk_bm25_disk *dx);
+/* Documents in the i-th file added. */
+int ifk_bm25_disk_file_ndocs(const ifk_bm25_disk *dx, int i);
+/* As ifk_bm25_search; the ids are owned by dx and valid until its next search or free. */
+ifk_status ifk_bm25_disk_search(ifk_bm25_disk *dx, const char *query, size_t len, int k, const char **ids,
+                                double *scores, int *n);
+/* Postings the last search read (over all files). */
+long long ifk_bm25_disk_postings_read(const ifk_bm25_disk *dx);
+void ifk_bm25_disk_free(ifk_bm25_disk **dx);
+
 #endif

@@ -3,6 +3,8 @@
 #ifndef IFK_BM25_IMPL_H
 #define IFK_BM25_IMPL_H
 
+#include <hdf5.h>
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -44,9 +46,50 @@ static inline int ifk_bm25_term_byte(unsigned char c) {
 /* ASCII lower-casing; other bytes are kept. */
 static inline unsigned char ifk_bm25_fold(unsigned char c) { return c >= 'A' && c <= 'Z' ? (unsigned char)(c + 32) : c; }
 
+/* One posting's BM25 weight: idf(N, df) * tf * (k1 + 1) / (tf + k1 * (1 - b + b * dl / avg)), with
+ * idf = ln(1 + (N - df + 0.5) / (df + 0.5)). The one expression both searches (in memory, bm25.c, and
+ * on disk, bm25_disk.c) use, so their scores agree bit for bit. */
+static inline double ifk_bm25_idf(double N, double df) { return log1p((N - df + 0.5) / (df + 0.5)); }
+static inline double ifk_bm25_weight(double idf, double tf, double dl, double avg, double k1, double b) {
+    return idf * tf * (k1 + 1.0) / (tf + k1 * (1.0 - b + b * dl / avg));
+}
+
 /* Grows *p (elements of `elem` bytes, capacity *cap) to hold at least `need`. */
 ifk_status ifk_bm25_grow(void **p, size_t *cap, size_t need, size_t elem, const char *what);
 /* qsort order of pointers to terms (char *const *): bytewise (strcmp) order of the terms. */
 int ifk_bm25_cmp_termptr(const void *a, const void *b);
+
+/* The distinct terms of query[0..len), analysed as documents are, in bytewise order: *terms[0..*n)
+ * (one malloc'd block of pointers, each term malloc'd; ifk_bm25_free_terms). */
+ifk_status ifk_bm25_query_terms(const char *query, size_t len, char ***terms, size_t *n);
+void ifk_bm25_free_terms(char **terms, size_t n);
+
+/* ---- an index file opened with its header checked (bm25_io.c) ---- */
+
+enum { IFK_BM25_DOC_IDS, IFK_BM25_DOC_LEN, IFK_BM25_TERMS, IFK_BM25_DF, IFK_BM25_OFFSETS, IFK_BM25_POST_DOCS,
+       IFK_BM25_POST_TF, IFK_BM25_N_DS };
+extern const char *const ifk_bm25_ds_name[IFK_BM25_N_DS];
+
+typedef struct {
+    const char *path;          /* borrowed */
+    hid_t file, ds[IFK_BM25_N_DS]; /* every dataset open */
+    int64_t len[IFK_BM25_N_DS];    /* their lengths */
+    int64_t N, T, P;               /* documents, terms, postings */
+    double k1, b, avg;             /* the attributes */
+    hid_t xfer; /* reads of a few strings: a small type-conversion buffer (HDF5 clears its 1 MB
+                   default buffer at every read that converts, strings included) */
+} ifk_bm25_file;
+
+/* Opens path (a regular HDF5 file) read-only, checks the format attributes (values in range) and
+ * every dataset's type, layout and length against the others; nothing sized by the file is read.
+ * Errors are IFK_ERR_IO (cannot open), IFK_ERR_H5, IFK_ERR_FORMAT, all "PATH: ...". On failure
+ * nothing stays open. */
+ifk_status ifk_bm25_file_open(ifk_bm25_file *f, const char *path);
+void ifk_bm25_file_close(ifk_bm25_file *f);
+/* IFK_ERR_FORMAT "PATH: /terms[t] ..." unless term is non-empty and made of analysed bytes. */
+ifk_status ifk_bm25_check_term(const char *path, int64_t t, const char *term);
+/* Reads n entries of dataset ds from `start` (contiguous) as memtype into buf; a variable-length
+ * string type reads char * entries (H5free_memory each). */
+ifk_status ifk_bm25_file_read(const ifk_bm25_file *f, int ds, hid_t memtype, int64_t start, int64_t n, void *buf);
 
 #endif

@@ -29,7 +29,9 @@
  * anything else (a fixed-length string, a narrower or big-endian integer, a chunked dataset) with
  * a one-line error naming the attribute or dataset. Everything listed above is checked on load,
  * together with: terms made only of analysed bytes ([a-z0-9] and >= 0x80), k1 >= 0,
- * 0 <= b <= 1, and avg_len equal (to 1e-9 relative) to the mean of doc_len. */
+ * 0 <= b <= 1, and avg_len equal, bit for bit, to the mean of doc_len as the writer computes it
+ * ((double)sum / n_docs): a reader that searches the file on disk (bm25_disk.c) does not read all
+ * of /doc_len and recovers the sum from avg_len. */
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -287,14 +289,14 @@ fail:
     return st;
 }
 
-enum { DS_DOC_IDS, DS_DOC_LEN, DS_TERMS, DS_DF, DS_OFFSETS, DS_POST_DOCS, DS_POST_TF, N_DS };
-static const char *const ds_name_[N_DS] = {"doc_ids", "doc_len", "terms", "df", "post_offsets", "post_docs", "post_tf"};
+const char *const ifk_bm25_ds_name[IFK_BM25_N_DS] = {"doc_ids", "doc_len", "terms", "df", "post_offsets",
+                                                       "post_docs", "post_tf"};
 
 /* What load_ has read so far; every array owned here until it moves into the index. */
 typedef struct {
+    ifk_bm25_file f;
     const char *path;
-    hid_t file, ds[N_DS];
-    int64_t len[N_DS], N, T, P, total;
+    int64_t N, T, P, total;
     double k1, b, avg;
     int32_t *doc_len, *df, *pdocs, *ptf;
     int64_t *off;
@@ -302,7 +304,7 @@ typedef struct {
 } loading_;
 
 /* The root attributes, then every dataset opened with its type and length checked. */
-static ifk_status load_header_(loading_ *L) {
+static ifk_status file_header_(ifk_bm25_file *L) {
     ifk_status st = IFK_OK;
     const char *path = L->path;
     hid_t root = H5I_INVALID_HID;
@@ -325,22 +327,25 @@ static ifk_status load_header_(loading_ *L) {
     if (!isfinite(L->avg) || L->avg < 0) FMTFAIL("%s: avg_len = %g is not a length", path, L->avg);
 
     /* shapes, before anything sized by the file is allocated */
-    for (int i = 0; i < N_DS; i++) {
-        hid_t want = i == DS_DOC_IDS || i == DS_TERMS ? H5T_C_S1 : i == DS_OFFSETS ? H5T_STD_I64LE : H5T_STD_I32LE;
-        IFK_CHECK_GOTO(st, open_ds_(L->file, path, ds_name_[i], want, &L->ds[i], &L->len[i]), fail);
+    for (int i = 0; i < IFK_BM25_N_DS; i++) {
+        hid_t want = i == IFK_BM25_DOC_IDS || i == IFK_BM25_TERMS ? H5T_C_S1
+                     : i == IFK_BM25_OFFSETS                     ? H5T_STD_I64LE
+                                                                 : H5T_STD_I32LE;
+        IFK_CHECK_GOTO(st, open_ds_(L->file, path, ifk_bm25_ds_name[i], want, &L->ds[i], &L->len[i]), fail);
     }
-    const int64_t N = L->N = n_docs, T = L->T = L->len[DS_TERMS], P = L->P = L->len[DS_POST_DOCS];
-    if (L->len[DS_DOC_IDS] != N || L->len[DS_DOC_LEN] != N)
+    const int64_t N = L->N = n_docs, T = L->T = L->len[IFK_BM25_TERMS], P = L->P = L->len[IFK_BM25_POST_DOCS];
+    if (N == 0 && L->avg != 0) FMTFAIL("%s: avg_len = %g but n_docs = 0", path, L->avg);
+    if (L->len[IFK_BM25_DOC_IDS] != N || L->len[IFK_BM25_DOC_LEN] != N)
         FMTFAIL("%s: n_docs = %lld but /doc_ids has %lld entries and /doc_len %lld", path, (long long)N,
-                (long long)L->len[DS_DOC_IDS], (long long)L->len[DS_DOC_LEN]);
+                (long long)L->len[IFK_BM25_DOC_IDS], (long long)L->len[IFK_BM25_DOC_LEN]);
     if (T > INT32_MAX) FMTFAIL("%s: /terms has %lld entries, more than %d", path, (long long)T, INT32_MAX);
-    if (L->len[DS_DF] != T)
-        FMTFAIL("%s: /df has %lld entries, /terms %lld", path, (long long)L->len[DS_DF], (long long)T);
-    if (L->len[DS_OFFSETS] != T + 1)
-        FMTFAIL("%s: /post_offsets has %lld entries, expected n_terms + 1 = %lld", path, (long long)L->len[DS_OFFSETS],
+    if (L->len[IFK_BM25_DF] != T)
+        FMTFAIL("%s: /df has %lld entries, /terms %lld", path, (long long)L->len[IFK_BM25_DF], (long long)T);
+    if (L->len[IFK_BM25_OFFSETS] != T + 1)
+        FMTFAIL("%s: /post_offsets has %lld entries, expected n_terms + 1 = %lld", path, (long long)L->len[IFK_BM25_OFFSETS],
                 (long long)T + 1);
-    if (L->len[DS_POST_TF] != P)
-        FMTFAIL("%s: /post_tf has %lld entries, /post_docs %lld", path, (long long)L->len[DS_POST_TF], (long long)P);
+    if (L->len[IFK_BM25_POST_TF] != P)
+        FMTFAIL("%s: /post_tf has %lld entries, /post_docs %lld", path, (long long)L->len[IFK_BM25_POST_TF], (long long)P);
 fail:
     ifk_h5_close(&root);
     return st;
@@ -351,9 +356,9 @@ static ifk_status load_counts_(loading_ *L) {
     ifk_status st = IFK_OK;
     const char *path = L->path;
     const int64_t N = L->N, T = L->T;
-    IFK_CHECK(read_ds_(L->ds[DS_DOC_LEN], path, "doc_len", H5T_NATIVE_INT32, N, sizeof *L->doc_len, (void **)&L->doc_len));
-    IFK_CHECK(read_ds_(L->ds[DS_DF], path, "df", H5T_NATIVE_INT32, T, sizeof *L->df, (void **)&L->df));
-    IFK_CHECK(read_ds_(L->ds[DS_OFFSETS], path, "post_offsets", H5T_NATIVE_INT64, T + 1, sizeof *L->off,
+    IFK_CHECK(read_ds_(L->f.ds[IFK_BM25_DOC_LEN], path, "doc_len", H5T_NATIVE_INT32, N, sizeof *L->doc_len, (void **)&L->doc_len));
+    IFK_CHECK(read_ds_(L->f.ds[IFK_BM25_DF], path, "df", H5T_NATIVE_INT32, T, sizeof *L->df, (void **)&L->df));
+    IFK_CHECK(read_ds_(L->f.ds[IFK_BM25_OFFSETS], path, "post_offsets", H5T_NATIVE_INT64, T + 1, sizeof *L->off,
                        (void **)&L->off));
     const int32_t *doc_len = L->doc_len, *df = L->df;
     const int64_t *off = L->off;
@@ -384,9 +389,9 @@ static ifk_status load_postings_(loading_ *L) {
     const char *path = L->path;
     const int64_t N = L->N, T = L->T, *off = L->off;
     int64_t *sums = NULL;
-    IFK_CHECK(read_ds_(L->ds[DS_POST_DOCS], path, "post_docs", H5T_NATIVE_INT32, L->P, sizeof *L->pdocs,
+    IFK_CHECK(read_ds_(L->f.ds[IFK_BM25_POST_DOCS], path, "post_docs", H5T_NATIVE_INT32, L->P, sizeof *L->pdocs,
                        (void **)&L->pdocs));
-    IFK_CHECK(read_ds_(L->ds[DS_POST_TF], path, "post_tf", H5T_NATIVE_INT32, L->P, sizeof *L->ptf, (void **)&L->ptf));
+    IFK_CHECK(read_ds_(L->f.ds[IFK_BM25_POST_TF], path, "post_tf", H5T_NATIVE_INT32, L->P, sizeof *L->ptf, (void **)&L->ptf));
     IFK_CHECK(lalloc_((void **)&sums, path, "doc_len", N, sizeof *sums));
     const int32_t *pdocs = L->pdocs, *ptf = L->ptf;
     for (int64_t t = 0; t < T; t++)
@@ -404,26 +409,31 @@ static ifk_status load_postings_(loading_ *L) {
         if (sums[d] != L->doc_len[d])
             FMTFAIL("%s: /doc_len[%lld] = %d but its postings hold %lld terms", path, (long long)d, L->doc_len[d],
                     (long long)sums[d]);
-    const double want_avg = N ? (double)L->total / (double)N : 0.0;
-    if (fabs(L->avg - want_avg) > 1e-9 * (want_avg > 1 ? want_avg : 1))
+    const double want_avg = N ? (double)L->total / (double)N : 0.0; /* as the writer computes it */
+    if (L->avg != want_avg)
         FMTFAIL("%s: avg_len = %.17g but the mean of /doc_len is %.17g", path, L->avg, want_avg);
 fail:
     free(sums);
     return st;
 }
 
+ifk_status ifk_bm25_check_term(const char *path, int64_t t, const char *term) {
+    if (!term || !term[0]) return IFK_FAIL(IFK_ERR_FORMAT, "%s: /terms[%lld] is empty", path, (long long)t);
+    for (const char *c = term; *c; c++)
+        if (!ifk_bm25_term_byte((unsigned char)*c) || ifk_bm25_fold((unsigned char)*c) != (unsigned char)*c)
+            return IFK_FAIL(IFK_ERR_FORMAT, "%s: /terms[%lld] = '%s' is not an analysed term", path, (long long)t, term);
+    return IFK_OK;
+}
+
 /* The document ids and the terms (analysed, sorted, distinct). */
 static ifk_status load_strings_(loading_ *L) {
     ifk_status st = IFK_OK;
     const char *path = L->path;
-    IFK_CHECK(read_strs_(L->ds[DS_DOC_IDS], path, "doc_ids", L->N, &L->docs));
-    IFK_CHECK(read_strs_(L->ds[DS_TERMS], path, "terms", L->T, &L->terms));
+    IFK_CHECK(read_strs_(L->f.ds[IFK_BM25_DOC_IDS], path, "doc_ids", L->N, &L->docs));
+    IFK_CHECK(read_strs_(L->f.ds[IFK_BM25_TERMS], path, "terms", L->T, &L->terms));
     char *const *terms = L->terms;
     for (int64_t t = 0; t < L->T; t++) {
-        if (!terms[t][0]) FMTFAIL("%s: /terms[%lld] is empty", path, (long long)t);
-        for (const char *c = terms[t]; *c; c++)
-            if (!ifk_bm25_term_byte((unsigned char)*c) || ifk_bm25_fold((unsigned char)*c) != (unsigned char)*c)
-                FMTFAIL("%s: /terms[%lld] = '%s' is not an analysed term", path, (long long)t, terms[t]);
+        IFK_CHECK(ifk_bm25_check_term(path, t, terms[t]));
         if (t > 0 && strcmp(terms[t - 1], terms[t]) >= 0)
             FMTFAIL("%s: /terms is not sorted and distinct at %lld ('%s' then '%s')", path, (long long)t, terms[t - 1],
                     terms[t]);
@@ -471,9 +481,9 @@ fail:
     return st;
 }
 
-ifk_status ifk_bm25_load(ifk_bm25 **ix, const char *path) {
-    IFK_CHECK_ARG(ix && path, "bm25: load needs somewhere to put the index and a path");
-    *ix = NULL;
+ifk_status ifk_bm25_file_open(ifk_bm25_file *f, const char *path) {
+    *f = (ifk_bm25_file){.path = path, .file = H5I_INVALID_HID, .xfer = H5I_INVALID_HID};
+    for (int i = 0; i < IFK_BM25_N_DS; i++) f->ds[i] = H5I_INVALID_HID;
     ifk_h5_init();
     int fd = open(path, O_RDONLY);
     if (fd < 0) return IFK_FAIL(IFK_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
@@ -481,25 +491,63 @@ ifk_status ifk_bm25_load(ifk_bm25 **ix, const char *path) {
     int isreg = fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode);
     close(fd);
     if (!isreg) return IFK_FAIL(IFK_ERR_IO, "%s: not a regular file", path);
-
     ifk_status st = IFK_OK;
-    loading_ L = {.path = path, .file = H5I_INVALID_HID};
-    for (int i = 0; i < N_DS; i++) L.ds[i] = H5I_INVALID_HID;
     htri_t is5;
     IFK_H5_CHECK(st, is5 = H5Fis_hdf5(path), "%s: cannot read the file", path);
     if (!is5) FMTFAIL("%s: not an HDF5 file", path);
-    IFK_H5_CHECK(st, L.file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT), "%s: cannot open the HDF5 file", path);
-    IFK_CHECK_GOTO(st, load_header_(&L), fail);
+    IFK_H5_CHECK(st, f->file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT), "%s: cannot open the HDF5 file", path);
+    IFK_CHECK_GOTO(st, file_header_(f), fail);
+    IFK_H5_CHECK(st, f->xfer = H5Pcreate(H5P_DATASET_XFER), "%s: cannot make a transfer property list", path);
+    IFK_H5_CHECK(st, H5Pset_buffer(f->xfer, 16384, NULL, NULL), "%s: cannot set a conversion buffer", path);
+    return IFK_OK;
+fail:
+    ifk_bm25_file_close(f);
+    return st;
+}
+
+void ifk_bm25_file_close(ifk_bm25_file *f) {
+    for (int i = 0; i < IFK_BM25_N_DS; i++) ifk_h5_close(&f->ds[i]);
+    ifk_h5_close(&f->xfer);
+    ifk_h5_close(&f->file);
+}
+
+ifk_status ifk_bm25_file_read(const ifk_bm25_file *f, int ds, hid_t memtype, int64_t start, int64_t n, void *buf) {
+    ifk_status st = IFK_OK;
+    hid_t fs = H5I_INVALID_HID, ms = H5I_INVALID_HID;
+    const char *name = ifk_bm25_ds_name[ds];
+    if (start < 0 || n < 0 || start + n > f->len[ds])
+        FMTFAIL("%s: /%s: entries [%lld, %lld) are outside its %lld", f->path, name, (long long)start,
+                (long long)(start + n), (long long)f->len[ds]);
+    if (n == 0) return IFK_OK;
+    hsize_t off[1] = {(hsize_t)start}, cnt[1] = {(hsize_t)n};
+    IFK_H5_CHECK(st, fs = H5Dget_space(f->ds[ds]), "%s: cannot get the dataspace of /%s", f->path, name);
+    IFK_H5_CHECK(st, H5Sselect_hyperslab(fs, H5S_SELECT_SET, off, NULL, cnt, NULL), "%s: cannot select in /%s",
+                 f->path, name);
+    IFK_H5_CHECK(st, ms = H5Screate_simple(1, cnt, NULL), "%s: cannot make a dataspace", f->path);
+    IFK_H5_CHECK(st, H5Dread(f->ds[ds], memtype, ms, fs, f->xfer, buf), "%s: cannot read /%s [%lld, %lld)",
+                 f->path, name, (long long)start, (long long)(start + n));
+fail:
+    ifk_h5_close(&ms);
+    ifk_h5_close(&fs);
+    return st;
+}
+
+ifk_status ifk_bm25_load(ifk_bm25 **ix, const char *path) {
+    IFK_CHECK_ARG(ix && path, "bm25: load needs somewhere to put the index and a path");
+    *ix = NULL;
+    ifk_status st = IFK_OK;
+    loading_ L = {.path = path};
+    IFK_CHECK(ifk_bm25_file_open(&L.f, path));
+    L.N = L.f.N, L.T = L.f.T, L.P = L.f.P, L.k1 = L.f.k1, L.b = L.f.b, L.avg = L.f.avg;
     IFK_CHECK_GOTO(st, load_counts_(&L), fail);
     IFK_CHECK_GOTO(st, load_postings_(&L), fail);
     IFK_CHECK_GOTO(st, load_strings_(&L), fail);
-    for (int i = 0; i < N_DS; i++) ifk_h5_close(&L.ds[i]);
-    IFK_H5_CHECK(st, H5Fclose(L.file), "%s: cannot close the file", path);
-    L.file = H5I_INVALID_HID;
+    for (int i = 0; i < IFK_BM25_N_DS; i++) ifk_h5_close(&L.f.ds[i]);
+    IFK_H5_CHECK(st, H5Fclose(L.f.file), "%s: cannot close the file", path);
+    L.f.file = H5I_INVALID_HID;
     IFK_CHECK_GOTO(st, build_(&L, ix), fail);
 fail:
-    for (int i = 0; i < N_DS; i++) ifk_h5_close(&L.ds[i]);
-    ifk_h5_close(&L.file);
+    ifk_bm25_file_close(&L.f);
     if (L.docs)
         for (int64_t i = 0; i < L.N; i++) free(L.docs[i]);
     if (L.terms)

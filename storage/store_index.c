@@ -43,8 +43,32 @@ static ifk_status load_list_(const char *dir, const ifk_index_seg *segs, int n, 
     return st;
 }
 
-ifk_status ifk_store_index_load(const char *dir, ifk_bm25 **ix) {
-    *ix = NULL;
+/* Opens segs[0..n) for searching on disk into *dx; IFK_ERR_IO with *vanished set when a file is
+ * missing. Once opened a file stays readable, even if a merge removes it meanwhile. */
+static ifk_status open_list_(const char *dir, const ifk_index_seg *segs, int n, ifk_bm25_disk **dx, int *vanished) {
+    *vanished = 0;
+    ifk_status st = ifk_bm25_disk_create(dx);
+    for (int i = 0; st == IFK_OK && i < n; i++) {
+        char path[2048];
+        seg_path_(path, sizeof path, dir, segs[i].file);
+        st = ifk_bm25_disk_add(*dx, path);
+        struct stat sb;
+        if (st != IFK_OK && stat(path, &sb) != 0 && errno == ENOENT) {
+            *vanished = 1;
+            st = IFK_FAIL(IFK_ERR_IO, "%s: index segment is missing", path);
+        }
+        if (st == IFK_OK && ifk_bm25_disk_file_ndocs(*dx, i) != segs[i].n)
+            st = IFK_FAIL(IFK_ERR_FORMAT, "%s: index segment holds %d documents, the catalog says %d", path,
+                          ifk_bm25_disk_file_ndocs(*dx, i), segs[i].n);
+    }
+    if (st != IFK_OK) ifk_bm25_disk_free(dx);
+    return st;
+}
+
+/* Reads the catalog's segment list and calls open (load_list_ or open_list_) on it, again while
+ * a listed file vanished (a running job merged it), at most 5 times. */
+static ifk_status with_segments_(const char *dir, ifk_status (*open)(const char *, const ifk_index_seg *, int, void *, int *),
+                                 void *out) {
     for (int attempt = 0;; attempt++) {
         ifk_manifest m;
         IFK_CHECK(ifk_manifest_open(&m, dir, 0));
@@ -57,10 +81,27 @@ ifk_status ifk_store_index_load(const char *dir, ifk_bm25 **ix) {
             free(segs);
             return IFK_FAIL(IFK_ERR_IO, "%s: the store has no retrieval index yet (infoflow cache writes it)", dir);
         }
-        st = load_list_(dir, segs, n, ix, &vanished);
+        st = open(dir, segs, n, out, &vanished);
         free(segs);
         if (st == IFK_OK || !vanished || attempt == 4) return st;
     }
+}
+
+static ifk_status load_any_(const char *dir, const ifk_index_seg *segs, int n, void *out, int *vanished) {
+    return load_list_(dir, segs, n, out, vanished);
+}
+static ifk_status open_any_(const char *dir, const ifk_index_seg *segs, int n, void *out, int *vanished) {
+    return open_list_(dir, segs, n, out, vanished);
+}
+
+ifk_status ifk_store_index_load(const char *dir, ifk_bm25 **ix) {
+    *ix = NULL;
+    return with_segments_(dir, load_any_, ix);
+}
+
+ifk_status ifk_store_index_open(const char *dir, ifk_bm25_disk **dx) {
+    *dx = NULL;
+    return with_segments_(dir, open_any_, dx);
 }
 
 /* Writes ix as the segment covering [first, first + n) and names it in *seg. */

@@ -16,7 +16,15 @@
  * while there are more than this many segments. */
 #define IFK_INDEX_MAX_SEGMENTS 8
 
-/* Loads every segment of the store in dir into one index (*ix, ifk_bm25_free). A store with no
+/* Opens every segment of the store in dir for searching on disk (*dx, ifk_bm25_disk_free): what a
+ * query reads per search is bm25.h's ifk_bm25_disk; here each segment is opened once and its header
+ * checked, and its document count against the catalog. Results equal those of
+ * ifk_store_index_load's index (bit-identical scores). No segment: IFK_ERR_IO ("no index"); a
+ * segment that disappears while opening makes it read the list again. Errors name the segment. */
+ifk_status ifk_store_index_open(const char *dir, ifk_bm25_disk **dx);
+
+/* The naive reference of ifk_store_index_open (and what merges and verify use): loads every
+ * segment of the store in dir into one index (*ix, ifk_bm25_free). A store with no
  * segment is IFK_ERR_IO ("no index"). A segment that disappears while loading (a running cache
  * job merged it) makes it read the list again. Errors name the segment file. */
 ifk_status ifk_store_index_load(const char *dir, ifk_bm25 **ix);

@@ -97,13 +97,16 @@ incremental)
   read -r n segs <<<"$(indexed "$W/s")"
   expect "the index covers 40 documents ($n in $segs segments)" test "$n" -eq 40
   expect "... and its files are the listed segments ($(segfiles "$W/s"))" test "$(segfiles "$W/s")" -eq "$segs"
-  # retrieval over the incremental index equals a from-scratch index over the same store (ranks,
-  # ids, scores printed to 17 digits) and, as sets of (id, score), the one-run store's
+  # retrieval over the incremental index (searched on disk) equals the segments loaded whole and a
+  # from-scratch index over the same store (ranks, ids, scores printed to 17 digits) and, as sets
+  # of (id, score), the one-run store's
   for q in "the cat ran to the park" "big red ball" "a girl was happy" "tree"; do
     a=$("$BIN" search --store "$W/s" --prompt "$q" --k 100 2>/dev/null)
     b=$("$BIN" search --store "$W/s" --prompt "$q" --k 100 --from-scratch 2>/dev/null)
+    l=$("$BIN" search --store "$W/s" --prompt "$q" --k 100 --full-load 2>/dev/null)
     c=$("$BIN" search --store "$W/ref40" --prompt "$q" --k 100 2>/dev/null)
     expect "search '$q': incremental = from scratch ($(wc -l <<<"$a") hits)" test -n "$a" -a "$a" = "$b"
+    expect "search '$q': on disk = loaded whole" test "$a" = "$l"
     expect "search '$q': = the one-run store's" test "$(cut -d' ' -f2- <<<"$a" | sort)" = "$(cut -d' ' -f2- <<<"$c" | sort)"
   done
   for case in index.segment.rename:1 index.merge.fsync:1 index.merge.rename:1 index.merge.unlink:1; do

@@ -742,3 +742,169 @@ Test(bm25, damaged_indexes_fail_with_the_path_and_the_problem) {
     cr_assert_eq(ifk_bm25_load(&ix, path_), IFK_OK, "the original is untouched: %s", ifk_errmsg());
     ifk_bm25_free(&ix);
 }
+
+/* ---- searching index files on disk (ifk_bm25_disk) ------------------------------------------- */
+
+/* A disk reader over the files paths[0..n). */
+static ifk_bm25_disk *disk_(const char *const *paths, int n) {
+    ifk_bm25_disk *dx;
+    cr_assert_eq(ifk_bm25_disk_create(&dx), IFK_OK);
+    for (int i = 0; i < n; i++) cr_assert_eq(ifk_bm25_disk_add(dx, paths[i]), IFK_OK, "%s: %s", paths[i], ifk_errmsg());
+    return dx;
+}
+
+/* ix and dx give the same ids in the same order with bit-identical scores for q, top k. */
+static void same_on_disk_(const ifk_bm25 *ix, ifk_bm25_disk *dx, const char *q, int k) {
+    hits x = search_(ix, q, k), y;
+    y.n = -1;
+    cr_assert_eq(ifk_bm25_disk_search(dx, q, strlen(q), k, y.ids, y.scores, &y.n), IFK_OK, "'%s': %s", q, ifk_errmsg());
+    cr_assert_eq(x.n, y.n, "'%s' k = %d: %d hits in memory, %d on disk", q, k, x.n, y.n);
+    for (int i = 0; i < x.n; i++) {
+        cr_assert_str_eq(x.ids[i], y.ids[i], "'%s' k = %d rank %d", q, k, i);
+        cr_assert(x.scores[i] == y.scores[i], "'%s' k = %d rank %d: %.17g vs %.17g", q, k, i, x.scores[i], y.scores[i]);
+    }
+}
+
+/* 500 documents over ~1,000 distinct terms (more than one block of the term look-up), some rare
+ * (in 1-3 documents, far apart: the document lengths are read point by point) and some common. */
+#define BIG 500
+static void big_text_(int i, char *buf, size_t cap) {
+    snprintf(buf, cap, "W%04d w%04d, %s w%04d %s-%s w%04d.", i, (i * 7) % 997, rvocab_[rnd_(RV)], (i * 13) % 211,
+             rvocab_[rnd_(3)], rvocab_[rnd_(RV)], (i % 5) * 1000);
+}
+
+Test(bm25, searching_files_on_disk_equals_searching_the_index_in_memory) {
+    ifk_bm25 *whole, *part = NULL;
+    cr_assert_eq(ifk_bm25_create(&whole), IFK_OK);
+    const int cuts[] = {0, 1, 130, BIG};
+    const char *parts[3] = {tmp_("p0.h5"), tmp_("p1.h5"), tmp_("p2.h5")};
+    rng_ = 77;
+    for (int c = 0; c < 3; c++) {
+        cr_assert_eq(ifk_bm25_create(&part), IFK_OK);
+        for (int i = cuts[c]; i < cuts[c + 1]; i++) {
+            char id[16], text[256];
+            snprintf(id, sizeof id, "b%03d", i);
+            big_text_(i, text, sizeof text);
+            add_(whole, id, text), add_(part, id, text);
+        }
+        cr_assert_eq(ifk_bm25_save(part, parts[c]), IFK_OK, "%s", ifk_errmsg());
+        ifk_bm25_free(&part);
+    }
+    cr_assert_eq(ifk_bm25_save(whole, path_), IFK_OK, "%s", ifk_errmsg());
+    ifk_bm25_disk *one = disk_((const char *[]){path_}, 1), *three = disk_(parts, 3);
+    cr_assert_eq(ifk_bm25_disk_ndocs(three), BIG);
+    cr_assert_eq(ifk_bm25_disk_file_ndocs(three, 1), 129);
+    static const int ks[] = {1, 2, 5, 50, MAXK};
+    for (int trial = 0; trial < 80; trial++) {
+        char q[160] = "";
+        int nw = 1 + (int)rnd_(4);
+        for (int j = 0; j < nw; j++) {
+            char w[16];
+            if (rnd_(3) == 0) snprintf(w, sizeof w, "%s", rvocab_[rnd_(RV)]);
+            else snprintf(w, sizeof w, "%c%04d", rnd_(2) ? 'w' : 'W', (int)rnd_(1100)); /* some in no document */
+            strcat(q, j ? " " : ""), strcat(q, w);
+        }
+        for (size_t k = 0; k < sizeof ks / sizeof *ks; k++) {
+            same_on_disk_(whole, one, q, ks[k]);
+            same_on_disk_(whole, three, q, ks[k]);
+        }
+    }
+    same_on_disk_(whole, three, "", 5);
+    same_on_disk_(whole, three, "w9999 nothing", 5);
+    same_on_disk_(whole, three, "alpha ALPHA alpha beta", MAXK);
+    /* a rare term: only its own postings are read */
+    const char *ids[4];
+    double sc[4];
+    int n;
+    cr_assert_eq(ifk_bm25_disk_search(three, "w0499", 5, 4, ids, sc, &n), IFK_OK);
+    cr_assert(n >= 1 && n <= 3, "w0499 is in 1-3 documents (%d)", n);
+    cr_assert_eq(ifk_bm25_disk_postings_read(three), n, "only the term's own postings were read");
+    cr_assert_eq(ifk_bm25_disk_search(three, "w0499", 5, 0, ids, sc, &n), IFK_OK);
+    cr_assert_eq(n, 0, "k = 0");
+    cr_assert_eq(ifk_bm25_disk_search(three, "x", 1, -1, ids, sc, &n), IFK_ERR_ARG);
+    ifk_bm25_disk_free(&one), ifk_bm25_disk_free(&three);
+    no_open_h5_("the disk readers");
+    ifk_bm25_free(&whole);
+    /* a damaged term met by the binary search (the middle entry: the first one read) */
+    const char *bad = tmp_("bad_term.h5");
+    copy_file_(path_, bad, -1);
+    hid_t f = H5Fopen(bad, H5F_ACC_RDWR, H5P_DEFAULT), d = H5Dopen2(f, "/terms", H5P_DEFAULT);
+    hid_t sp = H5Dget_space(d), t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, H5T_VARIABLE);
+    H5Tset_cset(t, H5T_CSET_UTF8);
+    hsize_t nt, mid, one1 = 1;
+    H5Sget_simple_extent_dims(sp, &nt, NULL);
+    cr_assert_gt(nt, 256, "more terms than the last block");
+    mid = nt / 2;
+    H5Sselect_hyperslab(sp, H5S_SELECT_SET, &mid, NULL, &one1, NULL);
+    hid_t ms = H5Screate_simple(1, &one1, NULL);
+    const char *upper[1] = {"Upper"};
+    cr_assert_geq(H5Dwrite(d, t, ms, sp, H5P_DEFAULT, upper), 0);
+    H5Sclose(ms), H5Tclose(t), H5Sclose(sp), H5Dclose(d), H5Fclose(f);
+    ifk_bm25_disk *dbad = disk_((const char *[]){bad}, 1);
+    cr_assert_eq(ifk_bm25_disk_search(dbad, "w0001", 5, 4, ids, sc, &n), IFK_ERR_FORMAT);
+    cr_assert(strstr(ifk_errmsg(), bad) && strstr(ifk_errmsg(), "'Upper' is not an analysed term"), "%s", ifk_errmsg());
+    ifk_bm25_disk_free(&dbad);
+    no_open_h5_("a failed disk search");
+}
+
+/* Opening path or searching it for every term of the toy index fails naming path and what. */
+static void expect_disk_fails_(const char *p, const char *what) {
+    ifk_bm25_disk *dx;
+    cr_assert_eq(ifk_bm25_disk_create(&dx), IFK_OK);
+    ifk_err_clear();
+    ifk_status st = ifk_bm25_disk_add(dx, p);
+    if (st == IFK_OK) {
+        const char *q = "a about and cat cats chased dog dogs mat on sat story the", *ids[4];
+        double sc[4];
+        int n;
+        st = ifk_bm25_disk_search(dx, q, strlen(q), 4, ids, sc, &n);
+    }
+    cr_assert_neq(st, IFK_OK, "%s: searched", p);
+    cr_assert(!strncmp(ifk_errmsg(), p, strlen(p)) && ifk_errmsg()[strlen(p)] == ':', "message starts with the path: %s",
+              ifk_errmsg());
+    cr_assert(strstr(ifk_errmsg(), what), "message mentions '%s': %s", what, ifk_errmsg());
+    ifk_bm25_disk_free(&dx);
+    no_open_h5_(p);
+}
+
+static void tamper_disk_(const char *good, const char *name, void (*fn)(hid_t), const char *what) {
+    const char *p = tmp_(name);
+    copy_file_(good, p, -1);
+    hid_t f = H5Fopen(p, H5F_ACC_RDWR, H5P_DEFAULT);
+    cr_assert_geq(f, 0);
+    fn(f);
+    cr_assert_geq(H5Fclose(f), 0);
+    expect_disk_fails_(p, what);
+    unlink(p);
+}
+
+static void t_avg_frac(hid_t f) { set_attr_(f, "avg_len", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, (double[]){5.1}); }
+
+Test(bm25, damaged_files_fail_on_disk_with_the_path_and_the_dataset) {
+    ifk_bm25 *ix = toy_();
+    cr_assert_eq(ifk_bm25_save(ix, path_), IFK_OK, "%s", ifk_errmsg());
+    ifk_bm25_disk *dx = disk_((const char *[]){path_}, 1);
+    same_on_disk_(ix, dx, "a about and cat cats chased dog dogs mat on sat story the", 4);
+    ifk_bm25_disk_free(&dx);
+    ifk_bm25_free(&ix);
+    expect_disk_fails_(tmp_("nope.h5"), "No such file");
+    tamper_disk_(path_, "fixed.h5", t_format_fixed, "'format' is not a variable-length string");
+    tamper_disk_(path_, "doc_len_i16.h5", t_doc_len_i16, "/doc_len is not of int32");
+    tamper_disk_(path_, "format.h5", t_format, "some-other-format");
+    tamper_disk_(path_, "version.h5", t_version, "format_version 2");
+    tamper_disk_(path_, "n_docs.h5", t_n_docs, "n_docs = 999");
+    tamper_disk_(path_, "b.h5", t_b, "b = 1.5");
+    tamper_disk_(path_, "no_df.h5", t_no_df, "/df is missing");
+    tamper_disk_(path_, "avg_frac.h5", t_avg_frac, "avg_len = 5.0999");
+    /* what the query reads */
+    tamper_disk_(path_, "off_swap.h5", t_off_swap, "/post_offsets");
+    tamper_disk_(path_, "off_end.h5", t_off_end, "/post_offsets");
+    tamper_disk_(path_, "off_past_end.h5", t_off_past_end, "/post_offsets");
+    tamper_disk_(path_, "off_start.h5", t_off_start, "/post_offsets");
+    tamper_disk_(path_, "off_wild.h5", t_off_wild, "/post_offsets");
+    tamper_disk_(path_, "docs_range.h5", t_docs_range, "/post_docs");
+    tamper_disk_(path_, "docs_neg.h5", t_docs_neg, "/post_docs[0] = -1");
+    tamper_disk_(path_, "tf_zero.h5", t_tf_zero, "/post_tf");
+    tamper_disk_(path_, "terms.h5", t_terms_order, "/terms is not sorted");
+}

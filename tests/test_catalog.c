@@ -266,6 +266,34 @@ static void expect_same_search_(const ifk_bm25 *a, const ifk_bm25 *b, const char
     }
 }
 
+/* The on-disk search of the store's segments returns what ref (the segments loaded whole, the
+ * naive reference) returns: same ids, same order, bit-identical scores, for many queries and k. */
+static void expect_disk_same_(const ifk_bm25 *ref, const char *what) {
+    ifk_bm25_disk *dx;
+    cr_assert_eq(ifk_store_index_open(dir_, &dx), IFK_OK, "%s: %s", what, ifk_errmsg());
+    cr_assert_eq(ifk_bm25_disk_ndocs(dx), ifk_bm25_ndocs(ref), "%s: documents", what);
+    const char *qs[] = {"the",           "cat dog",  "red ball tree", "girl boy sun park", "ran ran the the",
+                        "nothing",       "big",      "Tree TREE zzz", "sun. the; cat!",    "",
+                        "park ball big red sun tree girl boy the cat dog ran"};
+    const int ks[] = {1, 3, 17, 400};
+    for (size_t q = 0; q < sizeof qs / sizeof *qs; q++)
+        for (size_t j = 0; j < sizeof ks / sizeof *ks; j++) {
+            const char *ia[400], *ib[400];
+            double sa[400], sb[400];
+            int na = -1, nb = -1;
+            cr_assert_eq(ifk_bm25_search(ref, qs[q], strlen(qs[q]), ks[j], ia, sa, &na), IFK_OK);
+            cr_assert_eq(ifk_bm25_disk_search(dx, qs[q], strlen(qs[q]), ks[j], ib, sb, &nb), IFK_OK, "%s: '%s': %s",
+                         what, qs[q], ifk_errmsg());
+            cr_assert_eq(na, nb, "%s: '%s' k = %d: hits", what, qs[q], ks[j]);
+            for (int i = 0; i < na; i++) {
+                cr_assert_str_eq(ia[i], ib[i], "%s: '%s' k = %d: rank %d", what, qs[q], ks[j], i);
+                cr_assert(sa[i] == sb[i], "%s: '%s' k = %d: rank %d score %.17g vs %.17g", what, qs[q], ks[j], i, sa[i],
+                          sb[i]);
+            }
+        }
+    ifk_bm25_disk_free(&dx);
+}
+
 Test(catalog, appended_indexes_search_as_one_built_from_scratch) {
     ifk_bm25 *all = scratch_(300), *parts;
     cr_assert_eq(ifk_bm25_create(&parts), IFK_OK);
@@ -312,6 +340,7 @@ Test(catalog, an_index_updated_after_each_of_many_runs_equals_one_from_scratch) 
         char what[64];
         snprintf(what, sizeof what, "after run %zu (%d documents)", r, n);
         expect_same_search_(inc, all, what);
+        expect_disk_same_(inc, what);
         ifk_bm25_free(&inc), ifk_bm25_free(&all);
     }
     cr_assert_gt(merges, 0, "segments were merged");
@@ -321,6 +350,33 @@ Test(catalog, an_index_updated_after_each_of_many_runs_equals_one_from_scratch) 
     cr_assert_eq(ifk_store_index_update(&m, &added, &merged), IFK_OK);
     cr_assert_eq(added + merged, 0);
     ifk_manifest_free(&m);
+}
+
+Test(catalog, the_on_disk_search_of_four_segments_equals_the_loaded_index_and_one_from_scratch) {
+    ifk_store_params p = params_();
+    ifk_manifest m;
+    cr_assert_eq(ifk_manifest_create(&m, dir_, &p), IFK_OK);
+    const int runs[] = {200, 40, 9, 2}; /* each under a quarter of the one before: no merge */
+    int n = 0;
+    for (size_t r = 0; r < sizeof runs / sizeof *runs; r++) {
+        commit_docs_(&m, n, runs[r]);
+        n += runs[r];
+        int added, merged;
+        cr_assert_eq(ifk_store_index_update(&m, &added, &merged), IFK_OK, "%s", ifk_errmsg());
+        cr_assert_eq(merged, 0);
+    }
+    ifk_index_seg *segs;
+    int ns;
+    cr_assert_eq(ifk_manifest_segments(&m, &segs, &ns), IFK_OK);
+    cr_assert_eq(ns, 4, "four segments");
+    free(segs);
+    ifk_manifest_free(&m);
+    ifk_bm25 *inc, *all = scratch_(n);
+    cr_assert_eq(ifk_store_index_load(dir_, &inc), IFK_OK, "%s", ifk_errmsg());
+    expect_same_search_(inc, all, "4 segments loaded");
+    expect_disk_same_(inc, "4 segments on disk");
+    expect_disk_same_(all, "4 segments on disk vs from scratch");
+    ifk_bm25_free(&inc), ifk_bm25_free(&all);
 }
 
 Test(catalog, a_damaged_index_segment_is_named_by_verify) {
@@ -346,5 +402,9 @@ Test(catalog, a_damaged_index_segment_is_named_by_verify) {
     cr_assert(strstr(r.msgs[0], "index-000000000-000000030.h5"), "named: %s", r.msgs[0]);
     ifk_bm25 *ix;
     cr_assert_neq(ifk_store_index_load(dir_, &ix), IFK_OK, "a reader fails too");
+    cr_assert(strstr(ifk_errmsg(), "index-000000000-000000030.h5"), "%s", ifk_errmsg());
+    ifk_bm25_disk *dx;
+    cr_assert_neq(ifk_store_index_open(dir_, &dx), IFK_OK, "and the on-disk reader");
+    cr_assert_null(dx);
     cr_assert(strstr(ifk_errmsg(), "index-000000000-000000030.h5"), "%s", ifk_errmsg());
 }
