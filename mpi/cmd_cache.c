@@ -292,7 +292,7 @@ static void coordinate_(worker_ *w) {
     const opts_ *o = w->o;
     coord_ c = {.w = w};
     c.corpus = (ifk_corpus){0};
-    ifk_status st = ifk_corpus_index(&c.corpus, o->corpus, o->skip_bad);
+    ifk_status st = ifk_corpus_index_vocab(&c.corpus, o->corpus, o->skip_bad, w->m.cfg.vocab_size);
     if (st != IFK_OK) ifk_comm_abort(cm);
     c.queue = malloc(sizeof(int) * (size_t)(c.corpus.n + 1));
     c.in_flight = calloc((size_t)cm->size, sizeof(int));

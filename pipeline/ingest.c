@@ -125,6 +125,10 @@ ifk_status ifk_ingest_doc(ifk_ingest *g, const ifk_ingest_doc_in *d, const char 
         IFK_CHECK(ifk_chunk_text(g->tok, d->text, d->text_len, g->p.chunk_tokens, g->p.split, &ch));
     }
     ifk_status st = IFK_OK;
+    if (ch.n_chunks == 0) { /* a text of only what the tokenizer drops: nothing to cache or query */
+        st = IFK_FAIL(IFK_ERR_FORMAT, "%s: the document gives no tokens", where);
+        goto done;
+    }
     if (!g->w) IFK_CHECK_GOTO(st, open_shard_(g), done);
     IFK_CHECK_GOTO(st, ifk_shard_begin_doc(g->w, d->id, d->text ? d->text : "", d->text ? d->text_len : 0), done);
     for (int i = 0; i < ch.n_chunks; i++) {

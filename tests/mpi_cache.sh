@@ -134,6 +134,41 @@ errors)
   expect "--skip-bad succeeds ($out)" test "$rc" -eq 0
   for l in 2 3 4 5 6 7; do expect "--skip-bad lists line $l" grep -q "bad.jsonl:$l:" <<<"$out"; done
   expect "--skip-bad kept the good line" sh -c "'$BIN' inspect --store '$W/b' --json | grep -q '\"documents\": 1,'"
+  # token ids against the vocabulary when the corpus is read (breaker finding 12): before anything is
+  # cached, on every line, and --skip-bad skips such a line
+  printf '%s\n' '{"id":"a","text":"x"}' 'broken' '{"id":"c","tokens":[1,999]}' '{"id":"d","text":"fine"}' > "$W/sb.jsonl"
+  out=$(timeout 120 "$BIN" cache --model "$MODEL" --corpus "$W/sb.jsonl" --store "$W/sb1" 2>&1); rc=$?
+  expect "an out-of-vocabulary token fails at read ($out)" has "$out" 'sb.jsonl:2: invalid JSON'
+  expect "... before anything is cached" sh -c "! ls '$W/sb1'/shard-*.h5 2>/dev/null | grep -q ."
+  out=$(timeout 120 mpirun -n 2 "$BIN" cache --model "$MODEL" --corpus "$W/sb.jsonl" --store "$W/sb" --skip-bad 2>&1); rc=$?
+  expect "--skip-bad skips an out-of-vocabulary token ($out)" test "$rc" -eq 0
+  expect "... and lists it" has "$out" 'sb.jsonl:3: "tokens"\[1\] = 999 is outside the model.s vocabulary (0..511)'
+  expect "... keeping a and d" sh -c "'$BIN' inspect --store '$W/sb' --json | grep -q '\"documents\": 2,'"
+  # ids: up to 255 bytes round-trip through cache, verify and query; longer ones are refused when the
+  # corpus is read with the reason (breaker finding 2)
+  id255=$(printf 'x%.0s' $(seq 255)); id600=$(printf 'y%.0s' $(seq 600))
+  printf '{"id":"%s","text":"Lily had a red ball."}\n' "$id255" > "$W/lid.jsonl"
+  expect "a 255-byte id is cached" timeout 120 "$BIN" cache --model "$MODEL" --corpus "$W/lid.jsonl" --store "$W/lid" --quiet
+  expect "... the store verifies" "$BIN" verify --store "$W/lid"
+  expect "... a rerun finds it there" timeout 120 "$BIN" cache --model "$MODEL" --corpus "$W/lid.jsonl" --store "$W/lid" --quiet
+  expect "... query reads it" timeout 120 "$BIN" query --model "$MODEL" --store "$W/lid" --docs "$id255" --prompt Lily --steps 2
+  printf '{"id":"%s","text":"hi"}\n' "$id600" > "$W/lid6.jsonl"
+  out=$(timeout 120 "$BIN" cache --model "$MODEL" --corpus "$W/lid6.jsonl" --store "$W/lid6" 2>&1); rc=$?
+  expect "a 600-byte id is refused at read ($out)" has "$out" 'lid6.jsonl:1: "id" is longer than 255 bytes (600)'
+  expect "... nothing cached" sh -c "! ls '$W/lid6'/shard-*.h5 2>/dev/null | grep -q ."
+  out=$(timeout 60 "$BIN" query --model "$MODEL" --store "$W/lid" --docs "$id600" --prompt Lily 2>&1); rc=$?
+  expect "--docs with a 600-byte id: the reason, not a cut message ($out)" \
+    has "$out" 'element 1: "id" is longer than 255 bytes (600)'
+  # both "text" and "tokens" (breaker finding 6); empty documents and control characters in ids (17)
+  printf '%s\n' '{"id": "a", "text": "Lily", "tokens": [5,6,7,8,9]}' > "$W/tt.jsonl"
+  out=$(timeout 60 "$BIN" cache --model "$MODEL" --corpus "$W/tt.jsonl" --store "$W/tt" 2>&1)
+  expect "text and tokens together are refused ($out)" has "$out" 'tt.jsonl:1: give "text" or "tokens", not both'
+  for line in '{"id":"e","text":""}|"text" is empty' '{"id":"e","tokens":[]}|"tokens" is empty' \
+              '{"id":"a\tb","text":"x"}|control character (U+0009)' '{"id":"a\nb","text":"x"}|control character (U+000A)'; do
+    printf '%s\n' "${line%%|*}" > "$W/e.jsonl"
+    out=$(timeout 60 "$BIN" cache --model "$MODEL" --corpus "$W/e.jsonl" --store "$W/e" 2>&1)
+    expect "${line%%|*} refused ($out)" has "$out" "e.jsonl:1: .*${line#*|}"
+  done
   # a store of another model
   expect "stories store" cache 2 "$W/s"
   awk '{ print "{\"id\": \"t" NR "\", \"tokens\": [5, 6, 7, 8]}" }' "$W/c.jsonl" > "$W/tok.jsonl"
