@@ -14,6 +14,7 @@
 #include "sys.h"
 #include "store_index.h"
 #include "store_maint.h"
+#include "atomic_file.h"
 #include <unistd.h>
 
 typedef struct {
@@ -175,9 +176,16 @@ int ifk_cmd_migrate(int argc, char **argv) {
     }
     ifk_manifest *man = NULL;
     int fd = -1;
-    if (ifk_store_lock(dir, &fd) != IFK_OK || ifk_manifest_migrate(dir, &n) != IFK_OK) {
+    /* the version-1 manifest.json, put back if anything after the conversion fails: a failed
+     * migrate leaves a version-1 store (docs/storage.md) */
+    char mpath[2048], *v1 = NULL;
+    size_t v1_len = 0;
+    snprintf(mpath, sizeof mpath, "%s/%s", dir, IFK_MANIFEST);
+    if (ifk_store_lock(dir, &fd) != IFK_OK || ifk_read_file(mpath, (size_t)1 << 34, &v1, &v1_len) != IFK_OK ||
+        ifk_manifest_migrate(dir, &n) != IFK_OK) {
         ifk_store_unlock(fd);
         ifk_err_print();
+        free(v1);
         return 1;
     }
     ifk_store_unlock(fd);
@@ -188,11 +196,19 @@ int ifk_cmd_migrate(int argc, char **argv) {
     man = calloc(1, sizeof *man);
     if (!man || ifk_store_lock(dir, &fd) != IFK_OK || ifk_manifest_open(man, dir, 1) != IFK_OK ||
         ifk_store_index_update(man, &added, &merged) != IFK_OK || ifk_store_clean(man, &removed) != IFK_OK) {
-        ifk_err_print();
+        char why[4096];
+        snprintf(why, sizeof why, "%s", ifk_errmsg());
         if (man) ifk_manifest_free(man), free(man);
+        if (ifk_write_atomic(dir, IFK_MANIFEST, v1, v1_len, "manifest") == IFK_OK)
+            IFK_FAIL(IFK_ERR_FORMAT, "%s (migrate undone: %s is format version 1 again)", why, mpath);
+        else
+            IFK_FAIL(IFK_ERR_IO, "%s; putting back the version-1 %s failed too: %s", why, mpath, ifk_errmsg());
+        ifk_err_print();
         ifk_store_unlock(fd);
+        free(v1);
         return 1;
     }
+    free(v1);
     unlink(old);
     ifk_manifest_free(man), free(man);
     ifk_store_unlock(fd);
