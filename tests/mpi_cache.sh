@@ -159,6 +159,20 @@ errors)
   out=$(timeout 60 "$BIN" query --model "$MODEL" --store "$W/lid" --docs "$id600" --prompt Lily 2>&1); rc=$?
   expect "--docs with a 600-byte id: the reason, not a cut message ($out)" \
     has "$out" 'element 1: "id" is longer than 255 bytes (600)'
+  # new content under an id already in the store (breaker finding 9): refused naming the id, on
+  # 1 and 2 ranks; the same content is skipped; --force rebuilds from the new corpus
+  printf '%s\n' '{"id":"a","text":"Lily had a red ball."}' '{"id":"t","tokens":[5,6,7]}' > "$W/ch1.jsonl"
+  printf '%s\n' '{"id":"a","text":"Tom saw a big dog."}' '{"id":"t","tokens":[5,6,7]}' > "$W/ch2.jsonl"
+  printf '%s\n' '{"id":"a","text":"Lily had a red ball."}' '{"id":"t","tokens":[5,6,8]}' > "$W/ch3.jsonl"
+  expect "cache ch1" timeout 60 "$BIN" cache --model "$MODEL" --corpus "$W/ch1.jsonl" --store "$W/ch" --quiet
+  expect "the same corpus again is skipped" timeout 60 "$BIN" cache --model "$MODEL" --corpus "$W/ch1.jsonl" --store "$W/ch" --quiet
+  out=$(timeout 120 mpirun -n 2 "$BIN" cache --model "$MODEL" --corpus "$W/ch2.jsonl" --store "$W/ch" --quiet 2>&1); rc=$?
+  expect "new text under id a is refused ($out)" test "$rc" -ne 0
+  expect "... naming the id and the difference" has "$out" 'ch2.jsonl:1: document "a" is already in the store .* with other content (a text of 18 bytes, the store.s 20)'
+  out=$(timeout 60 "$BIN" cache --model "$MODEL" --corpus "$W/ch3.jsonl" --store "$W/ch" --quiet 2>&1); rc=$?
+  expect "other token ids under id t are refused ($out)" has "$out" 'ch3.jsonl:2: document "t" .* (the same number of tokens, other ids)'
+  expect "--force rebuilds from the new corpus" timeout 60 "$BIN" cache --model "$MODEL" --corpus "$W/ch2.jsonl" --store "$W/ch" --force --quiet
+  expect "... whose words the index finds" sh -c "'$BIN' search --store '$W/ch' --prompt dog | grep -q '^1 a '"
   # both "text" and "tokens" (breaker finding 6); empty documents and control characters in ids (17)
   printf '%s\n' '{"id": "a", "text": "Lily", "tokens": [5,6,7,8,9]}' > "$W/tt.jsonl"
   out=$(timeout 60 "$BIN" cache --model "$MODEL" --corpus "$W/tt.jsonl" --store "$W/tt" 2>&1)
