@@ -36,7 +36,8 @@ ifk_status ifk_ingest_open_store(const char *dir, const ifk_store_params *want, 
     *lock_fd = -1;
     *removed = 0;
     IFK_CHECK(mkdirs_(dir));
-    if (!no_lock) IFK_CHECK(ifk_store_lock(dir, lock_fd)); /* cache --no-lock: file systems without locks */
+    if (!no_lock) IFK_CHECK(ifk_store_lock(dir, lock_fd));
+    else IFK_CHECK(ifk_store_lock_probe(dir)); /* --no-lock: file systems without locks, never a held lock */
     ifk_status st = IFK_OK;
     ifk_manifest *m = ifk_calloc(1, sizeof *m, "manifest");
     if (!m) {

@@ -196,8 +196,10 @@ static ifk_status shard_file_(ifk_store *store, int i, hid_t *f) {
     if (strcmp(fp, store->m.p.fingerprint) || strcmp(dt, ifk_dtype_name(store->m.p.dtype)) || nl != store->m.p.n_layers ||
         nh != store->m.p.n_kv_heads || hd != store->m.p.head_dim) {
         H5Fclose(h);
-        return IFK_FAIL(IFK_ERR_FORMAT, "%s: shard was written for another model or dtype (fingerprint %s, %s) than "
-                        "the manifest's (%s, %s)", path, fp, dt, store->m.p.fingerprint, ifk_dtype_name(store->m.p.dtype));
+        return IFK_FAIL(IFK_ERR_FORMAT, "%s: shard was written for another model or layout (fingerprint %s, %s, "
+                        "%lld layers, %lld KV heads of %lld) than the manifest's (%s, %s, %d, %d of %d)", path, fp, dt, nl, nh,
+                        hd, store->m.p.fingerprint, ifk_dtype_name(store->m.p.dtype), store->m.p.n_layers,
+                        store->m.p.n_kv_heads, store->m.p.head_dim);
     }
     store->files[i] = *f = h;
     store->n_open++;
