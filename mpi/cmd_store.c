@@ -235,6 +235,24 @@ static int close_(const float *x, const float *y, size_t n, double tol, double *
     return ok;
 }
 
+/* "N BLAS threads per rank" (or "1 to 4 ...", or "an unrecorded number of BLAS threads") over the
+ * store's shards, into out[64]. */
+static void threads_(ifk_store *s, char *out) {
+    const int n = ifk_store_manifest(s)->n_shards;
+    int lo = 0, hi = 0;
+    for (int i = 0; i < n; i++) {
+        const int t = ifk_store_shard_threads(s, i);
+        if (t <= 0) {
+            lo = hi = 0;
+            break;
+        }
+        lo = lo && lo < t ? lo : t, hi = hi > t ? hi : t;
+    }
+    if (!lo) snprintf(out, 64, "an unrecorded number of BLAS threads per rank");
+    else if (lo == hi) snprintf(out, 64, "%d BLAS thread%s per rank", lo, lo == 1 ? "" : "s");
+    else snprintf(out, 64, "%d to %d BLAS threads per rank", lo, hi);
+}
+
 /* Compares K/V of every document of a with b's (same ids): bitwise, or within tol (close_). */
 static ifk_status compare_(const char *a, const char *b, int subset, double tol, double *worst, int *diffs) {
     ifk_store *sa = NULL, *sb = NULL;
@@ -283,6 +301,13 @@ static ifk_status compare_(const char *a, const char *b, int subset, double tol,
             if (!kc || !vc || memcmp(t1, t2, 4 * (size_t)ra->chunk_len[c]))
                 printf("DIFFERENT: document \"%s\" chunk %d\n", ra->id, c), (*diffs)++;
         }
+    }
+    if (st == IFK_OK && *diffs && tol == 0) { /* K/V bits depend on the writers' threads and --tp (docs/storage.md) */
+        char ta[64], tb[64];
+        threads_(sa, ta), threads_(sb, tb);
+        printf("NOTE: K/V bits depend on the BLAS threads per rank and the --tp layout that cached them (docs/storage.md): "
+               "%s was written with %s, %s with %s; if only those differ, compare with --tolerance 1e-4 (f32) or "
+               "2e-3 (f16, bf16 8e-3)\n", a, ta, b, tb);
     }
 done:
     free(k1), free(v1), free(k2), free(v2), free(t1), free(t2);

@@ -211,6 +211,13 @@ ifk_status ifk_store_check_shard(ifk_store *store, int i) {
     return shard_file_(store, i, &f);
 }
 
+int ifk_store_shard_threads(ifk_store *store, int i) {
+    hid_t f;
+    long long t = 0;
+    if (shard_file_(store, i, &f) != IFK_OK || !ifk_h5_attr_read_int(f, "blas_threads", &t) || t < 0 || t > 1 << 20) return 0;
+    return (int)t;
+}
+
 /* The shard mapped read-only (once), for reading chunks without HDF5's copies. */
 static const uint8_t *shard_map_(ifk_store *store, int i, size_t *len) {
     if (!store->maps[i]) {

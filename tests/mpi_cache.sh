@@ -4,6 +4,8 @@
 #             per rank (f32 and f16)
 #   resume    kill -9 of a rank at several points, then a rerun: verify passes and the store equals
 #             an uninterrupted run's
+#   threads   K/V bits follow the BLAS threads per rank, not the rank count or CPU affinity; verify
+#             --against names both thread counts and suggests --tolerance when they differ
 #   errors    bad corpus lines (file:line, --skip-bad), another model's store, a locked store,
 #             options, a failing rank: one message, non-zero exit, no hang
 set -u
@@ -209,6 +211,27 @@ errors)
   out=$(timeout 60 mpirun -n 2 "$BIN" cache --model "$MODEL" --corpus "$W/nope.jsonl" --store "$W/n" 2>&1); rc=$?
   expect "a missing corpus fails" test "$rc" -ne 0
   expect "... naming it ($out)" has "$out" "nope.jsonl: cannot open"
+  ;;
+threads)
+  # what K/V bits depend on (breaker finding 5): the BLAS threads per rank, not the rank count or the
+  # CPU affinity (mpirun binds ranks to cores at -n <= 2; the default --threads follows the cores a
+  # rank may use, which is how bound ranks used to write other bits)
+  corpus 24 "$W/c.jsonl"
+  c1() { OPENBLAS_NUM_THREADS=1 timeout 300 "$@" --model "$MODEL" --corpus "$W/c.jsonl" --chunk-tokens 64 --quiet; }
+  expect "cache --threads 2" c1 "$BIN" cache --store "$W/t2" --threads 2
+  expect "cache --threads 2 pinned to one CPU" c1 taskset -c 0 "$BIN" cache --store "$W/t2p" --threads 2
+  expect "cache -n 2 (bound) --threads 2" c1 mpirun -n 2 "$BIN" cache --store "$W/t2m" --threads 2
+  expect "cache --threads 1" c1 "$BIN" cache --store "$W/t1" --threads 1
+  expect "pinned to one CPU: bitwise equal at equal threads" "$BIN" verify --store "$W/t2p" --against "$W/t2"
+  expect "2 bound ranks: bitwise equal at equal threads" "$BIN" verify --store "$W/t2m" --against "$W/t2"
+  expect "the shards record their threads" sh -c "h5dump -a /blas_threads \$(ls '$W'/t1/shard-*.h5 | head -n1) | grep -q '(0): 1\$'"
+  out=$("$BIN" verify --store "$W/t1" --against "$W/t2" 2>&1); rc=$?
+  if [ "$rc" -ne 0 ]; then # other threads may give other bits: then the message says why and what to do
+    expect "1 vs 2 threads: the mismatch names both thread counts ($out)" \
+      has "$out" "t1 was written with 1 BLAS thread per rank, .*t2 with 2 BLAS threads per rank"
+    expect "... and suggests --tolerance" has "$out" "compare with --tolerance 1e-4 (f32) or 2e-3 (f16"
+  else ok; ok; fi
+  expect "1 vs 2 threads: within the f16 tolerance" "$BIN" verify --store "$W/t1" --against "$W/t2" --tolerance 2e-3
   ;;
 *) echo "unknown scenario $SCEN"; exit 2 ;;
 esac
