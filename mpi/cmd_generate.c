@@ -34,7 +34,7 @@ int ifk_cmd_generate(int argc, char **argv) {
         {"temperature", "T", "0 = greedy (default 1.0; an HF folder: its generation config)", &temp_s, NULL},
         {"topp", "P", "nucleus sampling mass in (0,1); 0 or 1 = off (default 0.9; an HF folder: its generation "
          "config)", &topp_s, NULL},
-        {"seed", "S", "random seed (default: the time; printed with the statistics)", &seed_s, NULL},
+        {"seed", "S", "random seed >= 1 (default: the time; printed with the statistics)", &seed_s, NULL},
         {"threads", "N", "BLAS threads (default: OpenBLAS's own choice)", &threads_s, NULL},
         {"weights", "T", "weight precision kept in memory: f32, bf16, f16 or auto (as stored, default)", &weights_s, NULL},
         {"quiet", NULL, "no statistics on stderr", NULL, &quiet},
@@ -54,7 +54,7 @@ int ifk_cmd_generate(int argc, char **argv) {
         goto out;
     }
     if (ifk_cli_int("steps", steps_s, 1, 1L << 30, &steps) || ifk_cli_double("temperature", temp_s, 0, 1e6, &temp) ||
-        ifk_cli_double("topp", topp_s, 0, 1, &topp) || ifk_cli_int("seed", seed_s, 0, INT64_MAX, &seed) ||
+        ifk_cli_double("topp", topp_s, 0, 1, &topp) || ifk_cli_int("seed", seed_s, 1, INT64_MAX, &seed) ||
         ifk_cli_int("threads", threads_s, 1, 1024, &threads) || ifk_cli_weights(weights_s))
         goto out;
     ifk_blas_set_threads((int)threads);

@@ -3,6 +3,7 @@
 
 #include "cli.h"
 #include "fault.h"
+#include "store.h"
 
 #include <sched.h>
 #include <stdio.h>
@@ -35,9 +36,19 @@ ifk_status ifk_comm_start(ifk_comm *c, int *argc, char ***argv) {
     return IFK_OK;
 }
 
+/* A process whose HDF5 holds a file it cannot close exits here, without MPI_Finalize (which
+ * terminates HDF5, and HDF5 1.10.8 crashes closing that file again); it only gets there after an
+ * error has been reported. */
+static void exit_if_hdf5_broken_(void) {
+    if (!ifk_store_hdf5_broken()) return;
+    fflush(NULL);
+    _exit(1);
+}
+
 void ifk_comm_finalize(ifk_comm *c) {
     if (c->comm != MPI_COMM_NULL) MPI_Comm_free(&c->comm);
     c->comm = MPI_COMM_NULL;
+    exit_if_hdf5_broken_();
     MPI_Finalize();
 }
 
@@ -63,6 +74,7 @@ void ifk_comm_abort(const ifk_comm *c) {
     else ifk_err_print();
     fflush(stderr);
     if (wsize == 1) { /* nobody to stop: the one-line message and exit 1, without MPI_Abort's banner */
+        exit_if_hdf5_broken_();
         MPI_Finalize();
         exit(1);
     }

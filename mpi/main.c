@@ -1,4 +1,5 @@
 /* main.c — the infoflow executable: one binary, one subcommand per job. */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -33,7 +34,15 @@ int main(int argc, char **argv) {
         return argc < 2 ? 2 : 0;
     }
     for (size_t i = 0; i < sizeof cmds_ / sizeof *cmds_; i++)
-        if (!strcmp(argv[1], cmds_[i].name)) return cmds_[i].run(argc - 1, argv + 1);
+        if (!strcmp(argv[1], cmds_[i].name)) {
+            int rc = cmds_[i].run(argc - 1, argv + 1);
+            /* what a command printed must have reached its destination (a full disk, /dev/full) */
+            if (fflush(stdout) == EOF || ferror(stdout)) {
+                fprintf(stderr, "infoflow: error: standard output: write failed: %s\n", strerror(errno ? errno : EIO));
+                rc = 1;
+            }
+            return rc;
+        }
     fprintf(stderr, "infoflow: error: unknown command '%s'\n", argv[1]);
     usage_(stderr);
     return 2;

@@ -8,6 +8,8 @@
 ifk_status ifk_sampler_init(ifk_sampler *s, int vocab, float temperature, float topp, uint64_t seed) {
     IFK_CHECK_ARG(temperature >= 0.0f, "--temperature %g is negative", temperature);
     IFK_CHECK_ARG(topp >= 0.0f && topp <= 1.0f, "--topp %g is outside [0, 1]", topp);
+    /* llama2.c's xorshift: a zero state stays zero, and every coin would be 0.0 */
+    IFK_CHECK_ARG(seed != 0, "--seed 0: the sampler needs a seed >= 1");
     s->vocab = vocab;
     s->temperature = temperature;
     s->topp = topp;

@@ -21,6 +21,8 @@ typedef struct {
     int *idx;          /* (V) scratch for top-p */
 } ifk_sampler;
 
+/* vocab logits per step; temperature >= 0; topp in [0, 1]; seed >= 1 (llama2.c's xorshift state,
+ * which stays 0 from 0). Errors: IFK_ERR_ARG (a bad setting, named as its option), IFK_ERR_OOM. */
 ifk_status ifk_sampler_init(ifk_sampler *s, int vocab, float temperature, float topp, uint64_t seed);
 void ifk_sampler_free(ifk_sampler *s);
 /* Sets top-k (0: off) and the repetition penalty (1: off; > 0). */

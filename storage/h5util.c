@@ -36,10 +36,18 @@ ifk_status ifk_h5_fail_at(const char *file, int line, const char *fmt, ...) {
     return ifk_fail_at(IFK_ERR_H5, file, line, "%s (HDF5: %s)", what, detail);
 }
 
+static int broken_ = 0;
+
+void ifk_h5_set_broken(void) { broken_ = 1; }
+
+int ifk_store_hdf5_broken(void) { return broken_; }
+
 void ifk_h5_close(hid_t *id) {
     if (*id < 0) return;
     switch (H5Iget_type(*id)) {
-    case H5I_FILE: H5Fclose(*id); break;
+    case H5I_FILE:
+        if (H5Fclose(*id) < 0 && H5Iis_valid(*id) > 0) ifk_h5_set_broken(); /* half-closed */
+        break;
     case H5I_GROUP: H5Gclose(*id); break;
     case H5I_DATASET: H5Dclose(*id); break;
     case H5I_DATASPACE: H5Sclose(*id); break;

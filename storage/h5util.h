@@ -34,6 +34,12 @@ ifk_status ifk_h5_fail_at(const char *file, int line, const char *fmt, ...) __at
  * and sets it to H5I_INVALID_HID; a negative id is left alone. */
 void ifk_h5_close(hid_t *id);
 
+/* Marks the library as holding a file it cannot close (HDF5 1.10.8: a close whose flush failed,
+ * e.g. on a full disk, leaves the file half-closed; closing it again at library termination, from
+ * MPI_Finalize, crashes). ifk_store_hdf5_broken (store.h) then tells the driver to exit without
+ * terminating HDF5. */
+void ifk_h5_set_broken(void);
+
 /* The file and memory type of a dtype: IEEE binary16 and bfloat16 are HDF5 float types of 2 bytes
  * with their bit fields (h5py and h5dump read them as floats). Caller closes. */
 hid_t ifk_h5_dtype(ifk_dtype d);

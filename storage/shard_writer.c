@@ -219,13 +219,13 @@ ifk_status ifk_shard_commit(ifk_shard_writer **wp) {
     ifk_h5_close(&w->doc);
     ifk_h5_close(&w->ftype);
     herr_t r = H5Fclose(w->file);
-    w->file = H5I_INVALID_HID;
     if (r < 0) {
         st = IFK_H5_FAIL("%s: closing the shard failed", w->tmp);
         unlink(w->tmp);
-    } else {
-        st = ifk_atomic_commit(w->tmp, path, "shard");
+        if (H5Iis_valid(w->file) > 0) ifk_h5_set_broken(); /* half-closed: see h5util.h */
     }
+    w->file = H5I_INVALID_HID;
+    if (r >= 0) st = ifk_atomic_commit(w->tmp, path, "shard");
     writer_free_(w);
     return st;
 }

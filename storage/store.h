@@ -20,6 +20,11 @@ typedef struct ifk_store ifk_store;
  * with the documents and shards a caller touches. A format-version-1 store is refused with how to
  * convert it. */
 ifk_status ifk_store_open(ifk_store **store, const char *dir);
+
+/* 1 after a failure left HDF5 holding a file it cannot close (a shard whose close failed on a full
+ * disk): the process must then exit without terminating HDF5 (MPI_Finalize would, and HDF5 1.10.8
+ * crashes closing that file again). Local. */
+int ifk_store_hdf5_broken(void);
 /* The store's parameters and counts (as of open or the last ifk_store_refresh); it lists no
  * documents: use ifk_store_find and ifk_store_doc. */
 const ifk_manifest *ifk_store_manifest(const ifk_store *store);

@@ -186,3 +186,29 @@ Test(cli, bench_prefill_reports_ratio_to_measured_peak) {
     cr_assert(gf > 0 && peak > 0, "%s", r.out);
     cr_assert_float_eq(ratio, gf / peak, 2e-3, "the ratio is achieved over peak: %s", r.out);
 }
+
+Test(cli, seed_zero_is_refused) {
+    /* xorshift from a zero state stays zero: every coin 0.0 (all <unk> with --topp 1) */
+    expect_error_(run_((const char *[]){"generate", "--model", IFK_MODEL_DIR, "--prompt", "Once", "--steps", "8",
+                                        "--seed", "0", "--topp", "1", NULL}),
+                  "--seed", "[1, ");
+}
+
+Test(cli, a_failed_write_to_stdout_is_an_error) {
+    /* a full disk (here /dev/full) must not pass for success: what the command printed is lost */
+    int full = open("/dev/full", O_WRONLY), fe = open("/dev/null", O_WRONLY);
+    cr_assert(full >= 0 && fe >= 0);
+    const char *argv[] = {IFK_BIN, "generate", "--model", IFK_MODEL_DIR, "--prompt", "Once", "--steps", "8",
+                          "--temperature", "0", "--quiet", NULL};
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, full, 1);
+    posix_spawn_file_actions_adddup2(&fa, fe, 2);
+    pid_t pid;
+    cr_assert_eq(posix_spawn(&pid, IFK_BIN, &fa, NULL, (char *const *)argv, environ), 0);
+    posix_spawn_file_actions_destroy(&fa);
+    int st;
+    waitpid(pid, &st, 0);
+    close(full), close(fe);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 1, "status %d", st);
+}

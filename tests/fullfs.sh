@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# fullfs.sh BIN MODEL_DIR DATA_DIR SHIM — a disk that fills up while a shard is written (the SHIM
+# fails shard writes with ENOSPC): cache exits 1 with one line naming the shard (it crashed in
+# MPI_Finalize before: HDF5 1.10.8 closes the half-closed file again at termination), the store
+# stays consistent, and a rerun without the shim completes it.
+set -u
+BIN=$1 MODEL=$2 DATA=$3 SHIM=$4
+W=$(mktemp -d); trap 'rm -rf "$W"' EXIT
+export ASAN_OPTIONS="${ASAN_OPTIONS:-}:verify_asan_link_order=0"
+pass=0; fail=0
+expect() { local what=$1; shift; if "$@"; then pass=$((pass + 1)); else echo "FAIL: $what"; fail=$((fail + 1)); fi; }
+cache() { "$BIN" cache --model "$MODEL" --corpus "$DATA/stories_corpus.jsonl" --store "$W/s" --quiet "$@"; }
+for after in 300000 2000; do   # the close's flush fails; the first data write fails
+    rm -rf "$W/s"
+    err=$(LD_PRELOAD=$SHIM IFK_FULL_AFTER=$after cache 2>&1); rc=$?
+    echo "$err"
+    expect "full disk ($after): exit 1, not a signal ($rc)" test $rc -eq 1
+    expect "full disk ($after): one line" test "$(wc -l <<<"$err")" -eq 1
+    expect "full disk ($after): names the shard" grep -q "\.h5\.tmp" <<<"$err"
+    expect "full disk ($after): store consistent" "$BIN" verify --store "$W/s"
+    expect "full disk ($after): no temporary shard left" bash -c "! ls '$W/s' | grep -q '\.tmp$'"
+    cache; expect "full disk ($after): a rerun completes the store" test $? -eq 0
+    expect "full disk ($after): complete store verifies" "$BIN" verify --store "$W/s"
+done
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
