@@ -292,7 +292,7 @@ static void coordinate_(worker_ *w, long *cached) {
     const ifk_cache_opts *o = w->o;
     coord_ c = {.w = w};
     c.corpus = (ifk_corpus){0};
-    ifk_status st = ifk_corpus_index(&c.corpus, o->corpus, o->skip_bad);
+    ifk_status st = ifk_corpus_index_vocab(&c.corpus, o->corpus, o->skip_bad, w->m->cfg.vocab_size);
     if (st != IFK_OK) ifk_comm_abort(cm);
     c.queue = malloc(sizeof(int) * (size_t)(c.corpus.n + 1));
     c.in_flight = calloc((size_t)cm->size, sizeof(int));
@@ -302,14 +302,26 @@ static void coordinate_(worker_ *w, long *cached) {
         ifk_comm_abort(cm);
     }
     int skipped = 0;
+    ifk_store *have = NULL; /* the store as a reader: a document already there must hold what the corpus gives */
     for (int i = 0; i < c.corpus.n; i++) {
-        if (ifk_manifest_find(w->man, c.corpus.docs[i].id) >= 0) {
+        const int rd = ifk_manifest_find(w->man, c.corpus.docs[i].id);
+        if (rd >= 0) {
+            ifk_doc d;
+            char where[1100];
+            snprintf(where, sizeof where, "%s:%ld", o->corpus, c.corpus.docs[i].line);
+            if ((!have && ifk_store_open(&have, o->store) != IFK_OK) || ifk_corpus_read(&c.corpus, i, &d) != IFK_OK)
+                ifk_comm_abort(cm);
+            st = ifk_ingest_same_doc(have, rd, d.id, d.text, d.text_len, d.tokens, d.n_tokens, where);
+            ifk_doc_free(&d);
+            ifk_store_forget(have);
+            if (st != IFK_OK) ifk_comm_abort(cm);
             skipped++;
             continue;
         }
         c.queue[c.n_queue++] = i;
         c.bytes_total += (double)c.corpus.docs[i].size;
     }
+    ifk_store_close(&have);
     qsort_r(c.queue, (size_t)c.n_queue, sizeof(int), by_size_desc_, &c.corpus);
     c.t0 = c.last_print = ifk_now();
     c.tty = isatty(2);
@@ -576,7 +588,8 @@ static ifk_status parse_opts_(int argc, char **argv, opts_ *o) {
         {"dtype", "T", "f16 (default), bf16 or f32", &o->dtype_s, NULL},
         {"compress", "LEVEL", "deflate level 1-9 with shuffle (default 0: none)", &o->compress_s, NULL},
         {"skip-bad", NULL, "skip bad corpus lines and list them at the end, instead of failing", NULL, &r->skip_bad},
-        {"force", NULL, "rebuild a store made with another model, format or layout (deletes its shards)", NULL,
+        {"force", NULL, "delete what the store holds and cache the corpus into it anew (another model, format or "
+         "layout, or documents whose content changed under the same id)", NULL,
          &r->force},
         {"no-lock", NULL, "for file systems without working locks (NFS without lockd, some parallel file systems): "
          "take no store lock and open HDF5 files without locking. RISK: two cache jobs on one store at once then "

@@ -13,6 +13,7 @@
 #include <cjson/cJSON.h>
 
 #include "bm25.h"
+#include "corpus.h"
 #include "cli.h"
 #include "drivers.h"
 #include "engine.h"
@@ -41,11 +42,21 @@ static ifk_status resolve_docs_(const char *dir, const ifk_manifest *man, const 
             free(buf);
             return IFK_FAIL(IFK_ERR_OOM, "out of memory");
         }
-        for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        char *rest = buf;
+        for (char *t; (t = strsep(&rest, ",")) != NULL;) {
+            char why[256], q[96];
+            /* the rule for ids of the corpus (corpus.h): an empty element ("a,,b") is an error */
+            if (!ifk_id_check(t, why, sizeof why)) {
+                ifk_quote(q, sizeof q, ids);
+                ifk_status st = IFK_FAIL(IFK_ERR_ARG, "--docs %s: element %d: %s", q, *n + 1, why);
+                free(buf);
+                return st;
+            }
             int d = ifk_manifest_find(man, t);
             if (d < 0) {
-                ifk_status st = IFK_FAIL(IFK_ERR_ARG, "%s: no document \"%s\" in the store (infoflow inspect --store %s "
-                                         "--docs lists them)", dir, t, dir);
+                ifk_quote(q, sizeof q, t);
+                ifk_status st = IFK_FAIL(IFK_ERR_ARG, "%s: no document %s in the store (infoflow inspect --store %s "
+                                         "--docs lists them)", dir, q, dir);
                 free(buf);
                 return st;
             }
@@ -269,10 +280,12 @@ static ifk_status parse_question_(const char *path, long line, const char *text,
         cJSON_Delete(js);
         return st;
     }
-    char num[32];
+    char num[32], why[256];
+    const char *ids = num;
     snprintf(num, sizeof num, "%ld", line);
-    if (id && !cJSON_IsString(id)) st = IFK_FAIL(IFK_ERR_FORMAT, "%s:%ld: \"id\" is not a string", path, line);
-    if (st == IFK_OK) q->id = strdup(id ? id->valuestring : num);
+    /* ids follow the corpus's rule (corpus.h): strings or integers, non-empty, at most IFK_ID_MAX bytes */
+    if (id && !ifk_id_from_json(id, num, &ids, why, sizeof why)) st = IFK_FAIL(IFK_ERR_FORMAT, "%s:%ld: %s", path, line, why);
+    if (st == IFK_OK) q->id = strdup(ids);
     if (st == IFK_OK && !pr == !pi)
         st = IFK_FAIL(IFK_ERR_FORMAT, "%s:%ld: give exactly one of \"prompt\" (text) or \"prompt_ids\"", path, line);
     if (st == IFK_OK && !dc == !rt)
@@ -284,8 +297,9 @@ static ifk_status parse_question_(const char *path, long line, const char *text,
         st = IFK_FAIL(IFK_ERR_FORMAT, "%s:%ld: %s for a text \"prompt\": give --tokenizer FILE or \"prompt_ids\"", path,
                       line, ifk_engine_no_tokenizer(model, who, sizeof who));
     }
-    if (st == IFK_OK && rt && (!cJSON_IsNumber(rt) || rt->valuedouble < 1 || rt->valuedouble > 1 << 20 || !pr))
-        st = IFK_FAIL(IFK_ERR_FORMAT, "%s:%ld: \"retrieve\" must be a count >= 1 with a text \"prompt\"", path, line);
+    if (st == IFK_OK && rt && (!cJSON_IsNumber(rt) || rt->valuedouble < 1 || rt->valuedouble > 1 << 20 ||
+                               rt->valuedouble != (int)rt->valuedouble || !pr))
+        st = IFK_FAIL(IFK_ERR_FORMAT, "%s:%ld: \"retrieve\" must be a whole count >= 1 with a text \"prompt\"", path, line);
     if (st == IFK_OK && pi) {
         int n = cJSON_IsArray(pi) ? cJSON_GetArraySize(pi) : 0, k = 0;
         q->ids = malloc(sizeof(int) * (size_t)(n ? n : 1));
@@ -307,11 +321,16 @@ static ifk_status parse_question_(const char *path, long line, const char *text,
         q->docs = malloc(sizeof(int) * (size_t)(n ? n : 1));
         const cJSON *e;
         cJSON_ArrayForEach(e, dc) {
-            int d = cJSON_IsString(e) ? ifk_manifest_find(man, e->valuestring) : -1;
+            char dnum[32], dq[96];
+            const char *did;
+            if (!ifk_id_from_json(e, dnum, &did, why, sizeof why)) {
+                st = IFK_FAIL(IFK_ERR_FORMAT, "%s:%ld: \"docs\"[%d]: %s", path, line, q->nd, why);
+                break;
+            }
+            int d = ifk_manifest_find(man, did);
             if (d < 0) {
-                st = IFK_FAIL(IFK_ERR_ARG, "%s:%ld: no document %s%s%s in the store %s", path, line,
-                              cJSON_IsString(e) ? "\"" : "", cJSON_IsString(e) ? e->valuestring : "(not a string)",
-                              cJSON_IsString(e) ? "\"" : "", dir);
+                ifk_quote(dq, sizeof dq, did);
+                st = IFK_FAIL(IFK_ERR_ARG, "%s:%ld: no document %s in the store %s", path, line, dq, dir);
                 break;
             }
             q->docs[q->nd++] = d;

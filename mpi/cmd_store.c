@@ -14,6 +14,7 @@
 #include "sys.h"
 #include "store_index.h"
 #include "store_maint.h"
+#include "atomic_file.h"
 #include <unistd.h>
 
 typedef struct {
@@ -219,9 +220,16 @@ int ifk_cmd_migrate(int argc, char **argv) {
     }
     ifk_manifest *man = NULL;
     int fd = -1;
-    if (ifk_store_lock(dir, &fd) != IFK_OK || ifk_manifest_migrate(dir, &n) != IFK_OK) {
+    /* the version-1 manifest.json, put back if anything after the conversion fails: a failed
+     * migrate leaves a version-1 store (docs/storage.md) */
+    char mpath[2048], *v1 = NULL;
+    size_t v1_len = 0;
+    snprintf(mpath, sizeof mpath, "%s/%s", dir, IFK_MANIFEST);
+    if (ifk_store_lock(dir, &fd) != IFK_OK || ifk_read_file(mpath, (size_t)1 << 34, &v1, &v1_len) != IFK_OK ||
+        ifk_manifest_migrate(dir, &n) != IFK_OK) {
         ifk_store_unlock(fd);
         ifk_err_print();
+        free(v1);
         return 1;
     }
     ifk_store_unlock(fd);
@@ -232,11 +240,19 @@ int ifk_cmd_migrate(int argc, char **argv) {
     man = calloc(1, sizeof *man);
     if (!man || ifk_store_lock(dir, &fd) != IFK_OK || ifk_manifest_open(man, dir, 1) != IFK_OK ||
         ifk_store_index_update(man, &added, &merged) != IFK_OK || ifk_store_clean(man, &removed) != IFK_OK) {
-        ifk_err_print();
+        char why[4096];
+        snprintf(why, sizeof why, "%s", ifk_errmsg());
         if (man) ifk_manifest_free(man), free(man);
+        if (ifk_write_atomic(dir, IFK_MANIFEST, v1, v1_len, "manifest") == IFK_OK)
+            IFK_FAIL(IFK_ERR_FORMAT, "%s (migrate undone: %s is format version 1 again)", why, mpath);
+        else
+            IFK_FAIL(IFK_ERR_IO, "%s; putting back the version-1 %s failed too: %s", why, mpath, ifk_errmsg());
+        ifk_err_print();
         ifk_store_unlock(fd);
+        free(v1);
         return 1;
     }
+    free(v1);
     unlink(old);
     ifk_manifest_free(man), free(man);
     ifk_store_unlock(fd);
@@ -261,6 +277,24 @@ static int close_(const float *x, const float *y, size_t n, double tol, double *
         if (e > *worst || e != e) *worst = e;
     }
     return ok;
+}
+
+/* "N BLAS threads per rank" (or "1 to 4 ...", or "an unrecorded number of BLAS threads") over the
+ * store's shards, into out[64]. */
+static void threads_(ifk_store *s, char *out) {
+    const int n = ifk_store_manifest(s)->n_shards;
+    int lo = 0, hi = 0;
+    for (int i = 0; i < n; i++) {
+        const int t = ifk_store_shard_threads(s, i);
+        if (t <= 0) {
+            lo = hi = 0;
+            break;
+        }
+        lo = lo && lo < t ? lo : t, hi = hi > t ? hi : t;
+    }
+    if (!lo) snprintf(out, 64, "an unrecorded number of BLAS threads per rank");
+    else if (lo == hi) snprintf(out, 64, "%d BLAS thread%s per rank", lo, lo == 1 ? "" : "s");
+    else snprintf(out, 64, "%d to %d BLAS threads per rank", lo, hi);
 }
 
 /* Compares K/V of every document of a with b's (same ids): bitwise, or within tol (close_). */
@@ -311,6 +345,13 @@ static ifk_status compare_(const char *a, const char *b, int subset, double tol,
             if (!kc || !vc || memcmp(t1, t2, 4 * (size_t)ra->chunk_len[c]))
                 printf("DIFFERENT: document \"%s\" chunk %d\n", ra->id, c), (*diffs)++;
         }
+    }
+    if (st == IFK_OK && *diffs && tol == 0) { /* K/V bits depend on the writers' threads and --tp (docs/storage.md) */
+        char ta[64], tb[64];
+        threads_(sa, ta), threads_(sb, tb);
+        printf("NOTE: K/V bits depend on the BLAS threads per rank and the --tp layout that cached them (docs/storage.md): "
+               "%s was written with %s, %s with %s; if only those differ, compare with --tolerance 1e-4 (f32) or "
+               "2e-3 (f16, bf16 8e-3)\n", a, ta, b, tb);
     }
 done:
     free(k1), free(v1), free(k2), free(v2), free(t1), free(t2);

@@ -1,6 +1,8 @@
 /* ingest.c — opening a store for writing, chunk prefill into shards, commits, the index (ingest.h). */
 #include "ingest.h"
 
+#include "corpus.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,7 +36,8 @@ ifk_status ifk_ingest_open_store(const char *dir, const ifk_store_params *want, 
     *lock_fd = -1;
     *removed = 0;
     IFK_CHECK(mkdirs_(dir));
-    if (!no_lock) IFK_CHECK(ifk_store_lock(dir, lock_fd)); /* cache --no-lock: file systems without locks */
+    if (!no_lock) IFK_CHECK(ifk_store_lock(dir, lock_fd));
+    else IFK_CHECK(ifk_store_lock_probe(dir)); /* --no-lock: file systems without locks, never a held lock */
     ifk_status st = IFK_OK;
     ifk_manifest *m = ifk_calloc(1, sizeof *m, "manifest");
     if (!m) {
@@ -126,6 +129,10 @@ ifk_status ifk_ingest_doc(ifk_ingest *g, const ifk_ingest_doc_in *d, const char 
         IFK_CHECK(ifk_chunk_text(g->tok, d->text, d->text_len, g->p.chunk_tokens, g->p.split, &ch));
     }
     ifk_status st = IFK_OK;
+    if (ch.n_chunks == 0) { /* a text of only what the tokenizer drops: nothing to cache or query */
+        st = IFK_FAIL(IFK_ERR_FORMAT, "%s: the document gives no tokens", where);
+        goto done;
+    }
     if (!g->w) IFK_CHECK_GOTO(st, open_shard_(g), done);
     IFK_CHECK_GOTO(st, ifk_shard_begin_doc(g->w, d->id, d->text ? d->text : "", d->text ? d->text_len : 0), done);
     for (int i = 0; i < ch.n_chunks; i++) {
@@ -184,4 +191,38 @@ void ifk_ingest_free(ifk_ingest *g) {
     ifk_kvcache_free(&g->cache);
     ifk_state_free(&g->s);
     memset(g, 0, sizeof *g);
+}
+
+ifk_status ifk_ingest_same_doc(ifk_store *store, int rd, const char *id, const char *text, size_t text_len,
+                               const int *tokens, int n_tokens, const char *where) {
+    const ifk_doc_rec *r = ifk_store_doc(store, rd);
+    if (!r) return IFK_ERR_FORMAT; /* the catalog's message is set */
+    char why[160] = "";
+    char *stext = NULL;
+    size_t slen = 0;
+    ifk_status st = ifk_store_read_text(store, rd, &stext, &slen);
+    if (st != IFK_OK) return st;
+    if (text) {
+        if (slen != text_len) snprintf(why, sizeof why, "a text of %zu bytes, the store's %zu", text_len, slen);
+        else if (memcmp(stext, text, slen)) snprintf(why, sizeof why, "a text of the same length, other bytes");
+    } else if (slen) {
+        snprintf(why, sizeof why, "\"tokens\" where the store holds a text");
+    } else if (r->n_tokens != n_tokens) {
+        snprintf(why, sizeof why, "%d tokens, the store's %d", n_tokens, r->n_tokens);
+    } else {
+        int *t = malloc(sizeof(int) * (size_t)(n_tokens ? n_tokens : 1));
+        if (!t) st = IFK_FAIL(IFK_ERR_OOM, "out of memory");
+        for (int c = 0, off = 0; st == IFK_OK && c < r->n_chunks; off += r->chunk_len[c++])
+            st = ifk_store_read_tokens(store, rd, c, t + off);
+        if (st == IFK_OK && memcmp(t, tokens, sizeof(int) * (size_t)n_tokens))
+            snprintf(why, sizeof why, "the same number of tokens, other ids");
+        free(t);
+    }
+    free(stext);
+    if (st != IFK_OK || !why[0]) return st;
+    char q[96];
+    ifk_quote(q, sizeof q, id);
+    return IFK_FAIL(IFK_ERR_ARG, "%s: document %s is already in the store %s with other content (%s): give it a new id, "
+                    "or --force rebuilds the store from this corpus (deleting the documents it holds)", where, q,
+                    ifk_store_manifest(store)->dir, why);
 }

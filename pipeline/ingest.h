@@ -31,6 +31,14 @@ void ifk_ingest_close_store(ifk_manifest **man, int *lock_fd);
  * the records' pointers, as ifk_manifest_add). Only the store's writer calls it. */
 ifk_status ifk_ingest_record(ifk_manifest *man, const char *shard, ifk_doc_rec *recs, int n);
 
+/* Whether the store's document rd holds what a corpus line now gives: the same text (byte for
+ * byte), or the same token ids (count, then every id) when the line gives "tokens". IFK_OK when
+ * it does; IFK_ERR_ARG otherwise, "WHERE: document "ID" is already in the store DIR with other
+ * content (...)" naming the difference and what to do (a new id, or --force to rebuild). Reads
+ * the document's text or tokens from its shard: O(its size). Local. */
+ifk_status ifk_ingest_same_doc(ifk_store *store, int rd, const char *id, const char *text, size_t text_len,
+                               const int *tokens, int n_tokens, const char *where);
+
 /* Brings the BM25 index up to date: a new segment over the documents committed since the last one
  * (reading only their texts), then merges at the size threshold (store_index.h). Only the writer
  * calls it, after its last commit. */

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "corpus.h"
 #include "decode.h"
 #include "sys.h"
 #include "sampler.h"
@@ -127,9 +128,14 @@ static ifk_status plan_chunks_(qrun_ *x) {
     for (int i = 0; i < x->qd->n_docs; i++) {
         const ifk_doc_rec *r = ifk_store_doc(x->store, x->qd->docs[i]); /* O(log N) each, kept by the store */
         if (!r) return IFK_ERR_ARG;
+        if (r->n_chunks == 0) { /* a store written before the corpus reader refused empty documents */
+            char q[96];
+            ifk_quote(q, sizeof q, r->id);
+            return IFK_FAIL(IFK_ERR_ARG, "%s: document %s holds no tokens", ifk_store_manifest(x->store)->dir, q);
+        }
         p->n += r->n_chunks;
     }
-    IFK_CHECK_ARG(p->n > 0, "the chosen documents hold no tokens");
+    IFK_CHECK_ARG(p->n > 0, "no documents chosen");
     p->doc = malloc(sizeof(int) * p->n), p->chunk = malloc(sizeof(int) * p->n);
     p->len = malloc(sizeof(int) * p->n);
     if (!p->doc || !p->chunk || !p->len) return IFK_FAIL(IFK_ERR_OOM, "out of memory");

@@ -8,14 +8,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-static _Thread_local char msg_[1024];
+/* Room for the longest message: two paths of PATH_MAX-ish 1024 bytes, an id of IFK_ID_MAX bytes
+ * quoted, and the reason; a message that still does not fit ends in "…" (never silently cut). */
+static _Thread_local char msg_[4096];
 static _Thread_local char trace_[2048];
 
 ifk_status ifk_fail_at(ifk_status code, const char *file, int line, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg_, sizeof msg_, fmt, ap);
+    int n = vsnprintf(msg_, sizeof msg_, fmt, ap);
     va_end(ap);
+    if (n >= (int)sizeof msg_) memcpy(msg_ + sizeof msg_ - 4, "\xE2\x80\xA6", 4);
     snprintf(trace_, sizeof trace_, "  raised at %s:%d (%s)\n", file, line, ifk_status_name(code));
     return code;
 }

@@ -20,13 +20,16 @@
  *   double), written in decimal ("7", "-3"; 7.0 and 7e0 also give "7"). The integer 7 and the
  *   string "7" are the same id, hence duplicates. Any other type (null, bool, float, array,
  *   object) is an error.
- * - "text" or "tokens" present with the wrong type is an error even when the other one is fine
- *   (null is a wrong type, not an absence). An empty text "" and an empty tokens array [] are
- *   accepted (size 0). When both are present, both are checked and size is the text's bytes.
+ * - "text" or "tokens" present with the wrong type is an error (null is a wrong type, not an
+ *   absence). Both present is an error (the K/V would come from one, the BM25 index from the
+ *   other). An empty text "" and an empty tokens array [] are errors: a document of no tokens
+ *   has nothing to cache. With a vocabulary size (ifk_corpus_index_vocab), a token id outside
+ *   it is an error found when the corpus is read, before anything is cached.
  * - A line can be both bad and a duplicate; it is reported for the first problem found, in the
  *   order: JSON, object, NUL, id, text/tokens, duplicate.
- * - Ids quoted in messages are escaped (control characters, quotes, backslashes) and shortened
- *   to about 90 bytes, so every message stays one line.
+ * - ids follow ifk_id_check (corpus.h): at most IFK_ID_MAX bytes, no commas, no control
+ *   characters. Ids quoted in messages are escaped and cut in the middle (ifk_quote), so every
+ *   message stays one line and keeps its reason.
  * - `path` is stored as given and reopened as given by ifk_corpus_read; a non-regular file
  *   (a pipe, a terminal) is refused at open since it cannot be re-read by offset.
  * - ifk_corpus_read checks that the re-read line still parses and still has the indexed id;
@@ -91,34 +94,75 @@ typedef struct {
     int n_tokens;
 } line_doc;
 
-/* Writes a quoted, escaped, shortened copy of s (valid UTF-8) into out[cap], cap >= 80. */
-static void quote_(char *out, size_t cap, const char *s) {
-    size_t o = 0, limit = cap - 8; /* room for `..."` and the NUL */
+/* The escaped form of the character at p (its whole UTF-8 sequence) into esc[8]; its length. */
+static size_t escape_char_(const unsigned char *p, char esc[8], size_t *used) {
+    *used = 1;
+    if (*p == '"' || *p == '\\') return (size_t)snprintf(esc, 8, "\\%c", *p);
+    if (*p < 0x20 || *p == 0x7F) return (size_t)snprintf(esc, 8, "\\u%04x", *p);
+    size_t k = 1;
+    if (*p >= 0x80)
+        while (k < 4 && (p[k] & 0xC0) == 0x80) k++;
+    memcpy(esc, p, k);
+    *used = k;
+    return k;
+}
+
+void ifk_quote(char *out, size_t cap, const char *s) {
+    const size_t n = strlen(s);
+    size_t need = 2; /* the quotes */
+    char esc[8];
+    for (const unsigned char *p = (const unsigned char *)s; *p;) {
+        size_t used;
+        need += escape_char_(p, esc, &used);
+        p += used;
+    }
+    char tail[48] = "\"";
+    if (need >= cap) snprintf(tail, sizeof tail, "\xE2\x80\xA6(%zu bytes)\"", n);
+    /* the whole value, or its first 40 bytes (fewer if cap is small) */
+    const size_t head = need < cap ? need : (cap - strlen(tail) - 2 < 40 ? cap - strlen(tail) - 2 : 40);
+    size_t o = 0;
     out[o++] = '"';
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        char esc[8];
-        size_t k;
-        if (*p == '"' || *p == '\\') k = (size_t)snprintf(esc, sizeof esc, "\\%c", *p);
-        else if (*p < 0x20 || *p == 0x7F) k = (size_t)snprintf(esc, sizeof esc, "\\u%04x", *p);
-        else if (*p < 0x80) esc[0] = (char)*p, k = 1;
-        else { /* copy a whole UTF-8 sequence or stop */
-            k = 1;
-            while (k < 4 && (p[k] & 0xC0) == 0x80) k++;
-            if (o + k > limit) goto cut;
-            memcpy(out + o, p, k);
-            o += k;
-            p += k - 1;
-            continue;
-        }
-        if (o + k > limit) goto cut;
+    for (const unsigned char *p = (const unsigned char *)s; *p;) {
+        size_t used, k = escape_char_(p, esc, &used);
+        if (o + k > head) break;
         memcpy(out + o, esc, k);
         o += k;
+        p += used;
     }
-    out[o++] = '"';
-    out[o] = '\0';
-    return;
-cut:
-    memcpy(out + o, "...\"", 5);
+    snprintf(out + o, cap - o, "%s", tail);
+}
+
+int ifk_id_check(const char *id, char *why, size_t nwhy) {
+    const size_t n = strlen(id);
+    char q[96];
+    if (!n) return snprintf(why, nwhy, "empty \"id\""), 0;
+    if (n > IFK_ID_MAX) return snprintf(why, nwhy, "\"id\" is longer than %d bytes (%zu)", IFK_ID_MAX, n), 0;
+    if (!ifk_utf8_valid(id, n)) return snprintf(why, nwhy, "invalid UTF-8 in \"id\""), 0;
+    ifk_quote(q, sizeof q, id);
+    for (const unsigned char *p = (const unsigned char *)id; *p; p++)
+        if (*p < 0x20 || *p == 0x7F)
+            return snprintf(why, nwhy, "\"id\" %s holds a control character (U+%04X)", q, *p), 0;
+    if (strchr(id, ',')) /* --docs A,B,... and the eval query sets name documents by id */
+        return snprintf(why, nwhy, "\"id\" %s contains a comma (ids are listed as --docs A,B,...)", q), 0;
+    return 1;
+}
+
+/* The integral value of a JSON number in [lo, hi], or 0 if it is not one. */
+static int integral_(const cJSON *v, double lo, double hi, double *out);
+
+int ifk_id_from_json(const cJSON *v, char numid[32], const char **id, char *why, size_t nwhy) {
+    double num;
+    *id = NULL;
+    if (cJSON_IsString(v)) {
+        *id = v->valuestring;
+    } else if (integral_(v, -9007199254740991.0, 9007199254740991.0, &num)) {
+        snprintf(numid, 32, "%lld", (long long)num);
+        *id = numid;
+    } else {
+        snprintf(why, nwhy, "\"id\" is not a string or an integer (below 2^53 in magnitude)");
+        return 0;
+    }
+    return ifk_id_check(*id, why, nwhy);
 }
 
 /* 1 if the (valid JSON) line has a \u0000 escape inside a string. */
@@ -149,7 +193,7 @@ static int integral_(const cJSON *v, double lo, double hi, double *out) {
 
 /* Parses and checks one line (s[len] must be '\0'). On IFK_ERR_FORMAT, why holds the problem
  * and nothing is left to free; on IFK_OK the caller frees d->root. */
-static ifk_status parse_line_(const char *s, size_t len, line_doc *d, char *why, size_t nwhy) {
+static ifk_status parse_line_(const char *s, size_t len, int vocab, line_doc *d, char *why, size_t nwhy) {
     memset(d, 0, sizeof *d);
     if (memchr(s, '\0', len)) {
         snprintf(why, nwhy, "invalid JSON (a NUL byte at column %zu)", (size_t)((const char *)memchr(s, '\0', len) - s) + 1);
@@ -182,27 +226,8 @@ static ifk_status parse_line_(const char *s, size_t len, line_doc *d, char *why,
     if (!id) {
         snprintf(why, nwhy, "missing \"id\"");
         goto bad;
-    } else if (cJSON_IsString(id)) {
-        d->id = id->valuestring;
-        if (!ifk_utf8_valid(d->id, strlen(d->id))) {
-            snprintf(why, nwhy, "invalid UTF-8 in \"id\"");
-            goto bad;
-        }
-        if (!d->id[0]) {
-            snprintf(why, nwhy, "empty \"id\"");
-            goto bad;
-        }
-        if (strchr(d->id, ',')) { /* --docs A,B,... and the eval query sets name documents by id */
-            snprintf(why, nwhy, "\"id\" \"%.60s\" contains a comma (ids are listed as --docs A,B,...)", d->id);
-            goto bad;
-        }
-    } else if (integral_(id, -9007199254740991.0, 9007199254740991.0, &num)) {
-        snprintf(d->numid, sizeof d->numid, "%lld", (long long)num);
-        d->id = d->numid;
-    } else {
-        snprintf(why, nwhy, "\"id\" is not a string or an integer (below 2^53 in magnitude)");
-        goto bad;
     }
+    if (!ifk_id_from_json(id, d->numid, &d->id, why, nwhy)) goto bad;
 
     const cJSON *text = cJSON_GetObjectItemCaseSensitive(root, "text");
     const cJSON *tokens = cJSON_GetObjectItemCaseSensitive(root, "tokens");
@@ -221,6 +246,10 @@ static ifk_status parse_line_(const char *s, size_t len, line_doc *d, char *why,
             snprintf(why, nwhy, "invalid UTF-8 in \"text\"");
             goto bad;
         }
+        if (!d->text_len) { /* a document of no tokens: nothing to cache or to query */
+            snprintf(why, nwhy, "\"text\" is empty");
+            goto bad;
+        }
     }
     if (tokens) {
         if (!cJSON_IsArray(tokens)) {
@@ -234,14 +263,26 @@ static ifk_status parse_line_(const char *s, size_t len, line_doc *d, char *why,
                 snprintf(why, nwhy, "\"tokens\"[%d] is not a token id (an integer in [0, %d])", n, INT32_MAX);
                 goto bad;
             }
+            if (vocab > 0 && num >= vocab) {
+                snprintf(why, nwhy, "\"tokens\"[%d] = %.0f is outside the model's vocabulary (0..%d)", n, num, vocab - 1);
+                goto bad;
+            }
             if (n == INT_MAX) {
                 snprintf(why, nwhy, "\"tokens\" has more than %d entries", INT_MAX);
                 goto bad;
             }
             n++;
         }
+        if (!n) {
+            snprintf(why, nwhy, "\"tokens\" is empty");
+            goto bad;
+        }
         d->tokens = tokens;
         d->n_tokens = n;
+    }
+    if (text && tokens) { /* the K/V would come from one and the retrieval index from the other */
+        snprintf(why, nwhy, "give \"text\" or \"tokens\", not both");
+        goto bad;
     }
     return IFK_OK;
 bad:
@@ -321,8 +362,14 @@ static ifk_status open_(const char *path, int *fd_out) {
 }
 
 ifk_status ifk_corpus_index(ifk_corpus *c, const char *path, int skip_bad) {
+    return ifk_corpus_index_vocab(c, path, skip_bad, 0);
+}
+
+ifk_status ifk_corpus_index_vocab(ifk_corpus *c, const char *path, int skip_bad, int vocab) {
     IFK_CHECK_ARG(c && path, "ifk_corpus_index: NULL argument");
+    IFK_CHECK_ARG(vocab >= 0, "ifk_corpus_index: vocabulary size %d", vocab);
     memset(c, 0, sizeof *c);
+    c->vocab = vocab;
     size_t pl = strlen(path);
     IFK_CHECK_ARG(pl > 0, "corpus: empty path");
     IFK_CHECK_ARG(pl < sizeof c->path, "%.64s...: path too long (at most %zu bytes)", path, sizeof c->path - 1);
@@ -367,7 +414,7 @@ ifk_status ifk_corpus_index(ifk_corpus *c, const char *path, int skip_bad) {
         s[len] = '\0';
 
         line_doc ld;
-        st = parse_line_(s, len, &ld, why, sizeof why);
+        st = parse_line_(s, len, c->vocab, &ld, why, sizeof why);
         if (st == IFK_ERR_FORMAT) {
             st = bad_line_(c, skip_bad, line, why);
             if (st != IFK_OK) break;
@@ -378,7 +425,7 @@ ifk_status ifk_corpus_index(ifk_corpus *c, const char *path, int skip_bad) {
         const size_t idlen = strlen(ld.id);
         int first;
         if (ifk_strmap_get(ids, ld.id, idlen, &first)) {
-            quote_(qa, sizeof qa, ld.id);
+            ifk_quote(qa, sizeof qa, ld.id);
             snprintf(why, sizeof why, "duplicate id %s (first on line %ld)", qa, c->docs[first].line);
             cJSON_Delete(ld.root);
             st = bad_line_(c, skip_bad, line, why);
@@ -473,15 +520,15 @@ ifk_status ifk_corpus_read(const ifk_corpus *c, int i, ifk_doc *d) {
 
     line_doc ld;
     char why[256];
-    st = parse_line_(buf, doc->length, &ld, why, sizeof why);
+    st = parse_line_(buf, doc->length, c->vocab, &ld, why, sizeof why);
     free(buf);
     if (st == IFK_ERR_FORMAT)
         return IFK_FAIL(st, "%s:%ld: %s (the file changed since it was indexed)", c->path, doc->line, why);
     if (st != IFK_OK) return st;
     if (strcmp(ld.id, doc->id) != 0) {
         char qa[96], qb[96];
-        quote_(qa, sizeof qa, ld.id);
-        quote_(qb, sizeof qb, doc->id);
+        ifk_quote(qa, sizeof qa, ld.id);
+        ifk_quote(qb, sizeof qb, doc->id);
         cJSON_Delete(ld.root);
         return IFK_FAIL(IFK_ERR_FORMAT, "%s:%ld: id %s, indexed as %s (the file changed since it was indexed)",
                         c->path, doc->line, qa, qb);
@@ -503,7 +550,7 @@ ifk_status ifk_doc_parse(const char *line, size_t len, const char *where, ifk_do
     buf[len] = '\0';
     line_doc ld;
     char why[256];
-    ifk_status st = parse_line_(buf, len, &ld, why, sizeof why);
+    ifk_status st = parse_line_(buf, len, 0, &ld, why, sizeof why);
     free(buf);
     if (st == IFK_ERR_FORMAT) return IFK_FAIL(st, "%s: %s", where, why);
     if (st != IFK_OK) return st;

@@ -32,6 +32,7 @@ typedef struct {
     int n;
     char **bad;           /* (n_bad) "FILE:LINE: problem" for lines skipped under skip_bad */
     int n_bad;
+    int vocab;            /* token ids must be below it (0: not checked) */
 } ifk_corpus;
 
 /* One document's content, as read back by ifk_corpus_read. */
@@ -44,10 +45,12 @@ typedef struct {
 } ifk_doc;
 
 /* Indexes a corpus. Each bad line — invalid JSON, not an object, missing or non-string "id"
- * (integers are accepted), duplicate id, neither "text" (a string) nor "tokens" (an array of
- * non-negative integers), invalid UTF-8 in id or text, an empty id — fails with "FILE:LINE: ..."
- * unless skip_bad, which records the message in c->bad and goes on. Blank lines are ignored.
- * A missing or unreadable file fails with "FILE: cannot open ...". */
+ * (integers are accepted), an id breaking ifk_id_check, duplicate id, neither or both of "text"
+ * (a non-empty string) and "tokens" (a non-empty array of non-negative integers, below vocab when
+ * vocab > 0), invalid UTF-8 in text — fails with "FILE:LINE: ..." unless skip_bad, which records
+ * the message in c->bad and goes on. Blank lines are ignored. A missing or unreadable file fails
+ * with "FILE: cannot open ...". ifk_corpus_index checks no vocabulary. */
+ifk_status ifk_corpus_index_vocab(ifk_corpus *c, const char *path, int skip_bad, int vocab);
 ifk_status ifk_corpus_index(ifk_corpus *c, const char *path, int skip_bad);
 
 /* Reads document i (0 <= i < c->n) again from the file. */
@@ -59,6 +62,25 @@ ifk_status ifk_doc_parse(const char *line, size_t len, const char *where, ifk_do
 
 void ifk_doc_free(ifk_doc *d);
 void ifk_corpus_free(ifk_corpus *c);
+
+/* ---- document ids: one rule everywhere (corpus, query sets, --docs, migrate) ----
+ * An id is a non-empty string of at most IFK_ID_MAX bytes of valid UTF-8 without commas (--docs
+ * lists ids as A,B,...) and without control characters (C0 U+0000..U+001F and DEL: line output
+ * such as `inspect --docs` and `search` prints one id per line, fields separated by spaces);
+ * a JSON integer of magnitude below 2^53 is the id written in decimal ("7"). */
+#define IFK_ID_MAX 255
+
+/* 1 if id is a valid id; otherwise 0 and why[nwhy] holds the problem, e.g. `"id" is longer than
+ * 255 bytes (600)` or `"id" "a,b" contains a comma ...`. */
+int ifk_id_check(const char *id, char *why, size_t nwhy);
+/* The id of a JSON value (a string, or an integer below 2^53 in magnitude, written into
+ * numid[32]) checked with ifk_id_check; *id points into v or numid. 0 with why set otherwise. */
+struct cJSON;
+int ifk_id_from_json(const struct cJSON *v, char numid[32], const char **id, char *why, size_t nwhy);
+/* Writes s quoted and escaped (quotes, backslashes, control characters) into out[cap] (cap >= 80)
+ * for a message: a value longer than fits is cut in the middle, its first bytes then `…(N bytes)`,
+ * so a message holding it is never cut before its reason. */
+void ifk_quote(char *out, size_t cap, const char *s);
 
 /* 1 if s[0..n) is valid UTF-8 (no overlongs, no surrogates, <= U+10FFFF). */
 int ifk_utf8_valid(const char *s, size_t n);

@@ -295,11 +295,16 @@ static ifk_status strings_(const cJSON *a, char ***out, int *n, const char *wher
     if (!*out) return IFK_FAIL(IFK_ERR_OOM, "out of memory");
     for (int i = 0; i < cnt; i++) {
         const cJSON *e = cJSON_GetArrayItem(a, i);
+        char num[32], why[256];
+        const char *id;
+        if (!strcmp(key, "docs")) { /* document ids: the corpus's rule (corpus.h), integers included */
+            if (!ifk_id_from_json(e, num, &id, why, sizeof why))
+                return IFK_FAIL(IFK_ERR_FORMAT, "%s: \"docs\"[%d]: %s", where, i, why);
+            (*out)[(*n)++] = strdup(id);
+            continue;
+        }
         if (!cJSON_IsString(e) || !ifk_utf8_valid(e->valuestring, strlen(e->valuestring)))
             return IFK_FAIL(IFK_ERR_FORMAT, "%s: \"%s\"[%d] is not a UTF-8 string", where, key, i);
-        if (!strcmp(key, "docs") && strchr(e->valuestring, ','))
-            return IFK_FAIL(IFK_ERR_FORMAT, "%s: \"docs\"[%d] \"%.60s\" contains a comma (document ids never do)", where, i,
-                            e->valuestring);
         (*out)[(*n)++] = strdup(e->valuestring);
     }
     return IFK_OK;
@@ -390,12 +395,11 @@ ifk_status ifk_queryset_read(const char *path, ifk_qitem **items, int *n) {
         const cJSON *pr = cJSON_GetObjectItemCaseSensitive(o, "prompt"), *in = cJSON_GetObjectItemCaseSensitive(o, "input"),
                     *ctx = cJSON_GetObjectItemCaseSensitive(o, "context"), *docs = cJSON_GetObjectItemCaseSensitive(o, "docs"),
                     *ret = cJSON_GetObjectItemCaseSensitive(o, "retrieve");
-        char idbuf[32];
-        if (cJSON_IsNumber(id)) snprintf(idbuf, sizeof idbuf, "%.0f", id->valuedouble);
-        if (!(cJSON_IsString(id) || cJSON_IsNumber(id))) st = IFK_FAIL(IFK_ERR_FORMAT, "%s: missing \"id\"", where);
-        else if (cJSON_IsString(id) && strchr(id->valuestring, ','))
-            st = IFK_FAIL(IFK_ERR_FORMAT, "%s: \"id\" \"%.60s\" contains a comma (ids never do: a context's passages are cached as ID#pN)",
-                          where, id->valuestring);
+        char idbuf[32], why[256];
+        const char *ids = NULL;
+        /* the corpus's rule for ids (corpus.h): a context's passages are cached as documents ID#pN */
+        if (!id) st = IFK_FAIL(IFK_ERR_FORMAT, "%s: missing \"id\"", where);
+        else if (!ifk_id_from_json(id, idbuf, &ids, why, sizeof why)) st = IFK_FAIL(IFK_ERR_FORMAT, "%s: %s", where, why);
         else if (!cJSON_IsString(pr ? pr : in)) st = IFK_FAIL(IFK_ERR_FORMAT, "%s: missing \"prompt\" (or LongBench \"input\")", where);
         else if (!!ctx + !!docs + !!ret != 1)
             st = IFK_FAIL(IFK_ERR_FORMAT, "%s: give exactly one of \"docs\", \"retrieve\" or a LongBench \"context\"", where);
@@ -403,7 +407,7 @@ ifk_status ifk_queryset_read(const char *path, ifk_qitem **items, int *n) {
             st = IFK_FAIL(IFK_ERR_FORMAT, "%s: \"retrieve\" is not a positive integer", where);
         else if (ctx && !cJSON_IsString(ctx)) st = IFK_FAIL(IFK_ERR_FORMAT, "%s: \"context\" is not a string", where);
         if (st == IFK_OK) {
-            it->id = strdup(cJSON_IsString(id) ? id->valuestring : idbuf);
+            it->id = strdup(ids);
             it->prompt = strdup((pr ? pr : in)->valuestring);
             if (!ifk_utf8_valid(it->prompt, strlen(it->prompt))) st = IFK_FAIL(IFK_ERR_FORMAT, "%s: invalid UTF-8 in the prompt", where);
         }
@@ -418,8 +422,12 @@ ifk_status ifk_queryset_read(const char *path, ifk_qitem **items, int *n) {
             if (st == IFK_OK && !it->n_passages) st = IFK_FAIL(IFK_ERR_FORMAT, "%s: empty \"context\"", where);
             it->docs = calloc((size_t)it->n_passages, sizeof(char *));
             for (int p = 0; st == IFK_OK && p < it->n_passages; p++) {
-                char pid[600];
+                char pid[IFK_ID_MAX + 40];
                 snprintf(pid, sizeof pid, "%s#p%d", it->id, p);
+                if (!ifk_id_check(pid, why, sizeof why)) {
+                    st = IFK_FAIL(IFK_ERR_FORMAT, "%s: passage %d's document id: %s", where, p, why);
+                    break;
+                }
                 it->docs[it->n_docs++] = strdup(pid);
             }
         }

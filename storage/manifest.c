@@ -2,6 +2,7 @@
 #include "manifest.h"
 
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -12,8 +13,11 @@
 #include <string.h>
 
 #include "atomic_file.h"
+#include "corpus.h"
 #include "fault.h"
 #include "fletcher32.h"
+#include "h5util.h"
+#include "strmap.h"
 #include "sys.h"
 
 const char *ifk_rope_style_name(ifk_rope_style s) { return s == IFK_ROPE_HALF ? "half" : "interleaved"; }
@@ -800,6 +804,72 @@ fail:
 
 /* ---- format version 1 -------------------------------------------------------------------------- */
 
+/* Checks a version-1 shard against the records that name it (recs[0..n), shard `name`) before
+ * migrate writes anything: the file opens, its attributes are this store's (format, fingerprint,
+ * dtype, shape), and each record's group holds its id, n_tokens and n_chunks, each chunk group its
+ * chunk_index and n_tokens = the record's chunk length. */
+static ifk_status check_v1_shard_(const char *dir, const char *name, const ifk_store_params *p, const ifk_doc_rec *recs,
+                                  int n) {
+    char path[2100], fp[64] = "", dt[16] = "", id[IFK_ID_MAX + 2], q[96];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    struct stat sb;
+    if (stat(path, &sb) != 0) return IFK_FAIL(IFK_ERR_IO, "%s: shard is missing: %s", path, strerror(errno));
+    ifk_h5_init();
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT), g = H5I_INVALID_HID;
+    if (f < 0) return IFK_H5_FAIL("%s: cannot open shard (truncated or not HDF5)", path);
+    ifk_status st = IFK_OK;
+    long long ver = 0, nl = 0, nh = 0, hd = 0, a = 0, b = 0;
+    if (!ifk_h5_attr_read_int(f, "format_version", &ver) || ver != IFK_SHARD_FORMAT_VERSION ||
+        !ifk_h5_attr_read_str(f, "model_fingerprint", fp, sizeof fp) || !ifk_h5_attr_read_str(f, "dtype", dt, sizeof dt) ||
+        !ifk_h5_attr_read_int(f, "n_layers", &nl) || !ifk_h5_attr_read_int(f, "n_kv_heads", &nh) ||
+        !ifk_h5_attr_read_int(f, "head_dim", &hd)) {
+        st = IFK_FAIL(IFK_ERR_FORMAT, "%s: shard attributes missing or of another format version", path);
+        goto done;
+    }
+    if (strcmp(fp, p->fingerprint) || strcmp(dt, ifk_dtype_name(p->dtype)) || nl != p->n_layers || nh != p->n_kv_heads ||
+        hd != p->head_dim) {
+        st = IFK_FAIL(IFK_ERR_FORMAT, "%s: shard was written for another model or layout (fingerprint %s, %s, %lld layers, "
+                      "%lld KV heads of %lld) than the manifest's (%s, %s, %d, %d of %d)", path, fp, dt, nl, nh, hd,
+                      p->fingerprint, ifk_dtype_name(p->dtype), p->n_layers, p->n_kv_heads, p->head_dim);
+        goto done;
+    }
+    for (int i = 0; i < n && st == IFK_OK; i++) {
+        const ifk_doc_rec *r = &recs[i];
+        ifk_quote(q, sizeof q, r->id);
+        g = H5Gopen2(f, r->group, H5P_DEFAULT);
+        id[0] = '\0';
+        if (g < 0 || !ifk_h5_attr_read_str(g, "id", id, sizeof id) || strcmp(id, r->id)) {
+            st = IFK_FAIL(IFK_ERR_FORMAT, "%s: document %s: %s", path, q, g < 0 ? "its group is not in the shard"
+                                                                                : "the group holds another document");
+            break;
+        }
+        if (!ifk_h5_attr_read_int(g, "n_tokens", &a) || !ifk_h5_attr_read_int(g, "n_chunks", &b) || a != r->n_tokens ||
+            b != r->n_chunks) {
+            st = IFK_FAIL(IFK_ERR_FORMAT, "%s: document %s: the shard holds %lld tokens in %lld chunks, the manifest %d in %d",
+                          path, q, a, b, r->n_tokens, r->n_chunks);
+            break;
+        }
+        ifk_h5_close(&g);
+        for (int c = 0; c < r->n_chunks; c++) {
+            char cg[48];
+            snprintf(cg, sizeof cg, "%s/c%04d", r->group, c);
+            g = H5Gopen2(f, cg, H5P_DEFAULT);
+            a = b = -1;
+            if (g < 0 || !ifk_h5_attr_read_int(g, "n_tokens", &a) || !ifk_h5_attr_read_int(g, "chunk_index", &b) ||
+                a != r->chunk_len[c] || b != c) {
+                st = IFK_FAIL(IFK_ERR_FORMAT, "%s: document %s chunk %d: the shard holds %lld tokens, the manifest %d", path,
+                              q, c, a, r->chunk_len[c]);
+                break;
+            }
+            ifk_h5_close(&g);
+        }
+    }
+done:
+    ifk_h5_close(&g);
+    H5Fclose(f);
+    return st;
+}
+
 ifk_status ifk_manifest_migrate(const char *dir, int *n_docs) {
     *n_docs = 0;
     ifk_manifest m;
@@ -844,6 +914,30 @@ ifk_status ifk_manifest_migrate(const char *dir, int *n_docs) {
             nrec++;
             goto done;
         }
+    }
+    /* every record and shard checked before anything is written: a failing migrate leaves the
+     * version-1 store as it was */
+    ifk_strmap *seen = NULL;
+    IFK_CHECK_GOTO(st, ifk_strmap_create(&seen, (size_t)nrec + 1), done);
+    for (int i = 0; i < nrec && st == IFK_OK; i++) {
+        char why[256], q[96];
+        int first;
+        if (!ifk_id_check(recs[i].id, why, sizeof why)) {
+            st = IFK_FAIL(IFK_ERR_FORMAT, "%s: document %d: %s", path, i, why);
+        } else if (ifk_strmap_get(seen, recs[i].id, strlen(recs[i].id), &first)) {
+            ifk_quote(q, sizeof q, recs[i].id);
+            st = IFK_FAIL(IFK_ERR_FORMAT, "%s: document %d: duplicate id %s (document %d)", path, i, q, first);
+        } else {
+            st = ifk_strmap_put(seen, recs[i].id, strlen(recs[i].id), i);
+        }
+    }
+    ifk_strmap_free(&seen);
+    if (st != IFK_OK) goto done;
+    for (int s = 0, i = 0; s < ns; s++) {
+        int j = i;
+        while (j < nrec && recs[j].shard == s) j++;
+        IFK_CHECK_GOTO(st, check_v1_shard_(dir, cJSON_GetArrayItem(sh, s)->valuestring, &m.p, recs + i, j - i), done);
+        i = j;
     }
     /* the catalog (a fresh one: an earlier interrupted migrate is redone), then manifest.json */
     ifk_manifest cat;

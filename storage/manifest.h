@@ -124,8 +124,11 @@ ifk_status ifk_manifest_segments(const ifk_manifest *m, ifk_index_seg **segs, in
 ifk_status ifk_manifest_set_segments(ifk_manifest *m, const ifk_index_seg *drop, int n_drop, const ifk_index_seg *add);
 
 /* Converts a format-version-1 store (manifest.json listing every document) in dir to version 2 in
- * place: the catalog is written first, manifest.json is replaced last (atomically), so a crash
- * leaves a version-1 store that the next migrate converts again. */
+ * place. Every record (ids as corpus.h's ifk_id_check, no duplicates, chunk lengths) and every
+ * shard (attributes; each record's group, id, token and chunk counts against the shard) is checked
+ * before anything is written: an error names the shard or document and leaves the store as it was.
+ * Then the catalog is written, and manifest.json is replaced last (atomically), so a crash leaves
+ * a version-1 store that the next migrate converts again. */
 ifk_status ifk_manifest_migrate(const char *dir, int *n_docs);
 
 /* Document records as a JSON text (the commit message a worker sends its coordinator). */

@@ -11,6 +11,7 @@
 #include "atomic_file.h"
 #include "fault.h"
 #include "h5util.h"
+#include "kernels.h"
 
 struct ifk_shard_writer {
     char dir[1024], name[256], tmp[1400];
@@ -52,6 +53,8 @@ static herr_t write_root_attrs_(hid_t f, const ifk_store_params *p, int rank) {
     r |= ifk_h5_attr_str(f, "split", ifk_split_name(p->split));
     r |= ifk_h5_attr_int(f, "prefix_len", p->prefix_len);
     r |= ifk_h5_attr_int(f, "rank", rank);
+    /* K/V bits depend on the GEMM libraries' thread count (docs/storage.md): recorded for verify */
+    r |= ifk_h5_attr_int(f, "blas_threads", ifk_blas_threads());
     r |= ifk_h5_attr_str(f, "created", when);
     return r < 0 ? -1 : 0;
 }

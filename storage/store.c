@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "corpus.h"
 #include "fletcher32.h"
 #include "h5util.h"
 #include "strmap.h"
@@ -195,8 +196,10 @@ static ifk_status shard_file_(ifk_store *store, int i, hid_t *f) {
     if (strcmp(fp, store->m.p.fingerprint) || strcmp(dt, ifk_dtype_name(store->m.p.dtype)) || nl != store->m.p.n_layers ||
         nh != store->m.p.n_kv_heads || hd != store->m.p.head_dim) {
         H5Fclose(h);
-        return IFK_FAIL(IFK_ERR_FORMAT, "%s: shard was written for another model or dtype (fingerprint %s, %s) than "
-                        "the manifest's (%s, %s)", path, fp, dt, store->m.p.fingerprint, ifk_dtype_name(store->m.p.dtype));
+        return IFK_FAIL(IFK_ERR_FORMAT, "%s: shard was written for another model or layout (fingerprint %s, %s, "
+                        "%lld layers, %lld KV heads of %lld) than the manifest's (%s, %s, %d, %d of %d)", path, fp, dt, nl, nh,
+                        hd, store->m.p.fingerprint, ifk_dtype_name(store->m.p.dtype), store->m.p.n_layers,
+                        store->m.p.n_kv_heads, store->m.p.head_dim);
     }
     store->files[i] = *f = h;
     store->n_open++;
@@ -206,6 +209,13 @@ static ifk_status shard_file_(ifk_store *store, int i, hid_t *f) {
 ifk_status ifk_store_check_shard(ifk_store *store, int i) {
     hid_t f;
     return shard_file_(store, i, &f);
+}
+
+int ifk_store_shard_threads(ifk_store *store, int i) {
+    hid_t f;
+    long long t = 0;
+    if (shard_file_(store, i, &f) != IFK_OK || !ifk_h5_attr_read_int(f, "blas_threads", &t) || t < 0 || t > 1 << 20) return 0;
+    return (int)t;
 }
 
 /* The shard mapped read-only (once), for reading chunks without HDF5's copies. */
@@ -291,9 +301,10 @@ ifk_status ifk_store_locate(ifk_store *store, int d, int c, int h0, int nh, ifk_
     hid_t f;
     IFK_CHECK(shard_file_(store, r->shard, &f));
     ifk_status st = IFK_OK;
-    char g[48], where[2400], id[512] = "";
+    char g[48], where[2400], id[IFK_ID_MAX + 2] = "", qid[96], qa[96];
     snprintf(g, sizeof g, "%s/c%04d", r->group, c);
-    snprintf(where, sizeof where, "%s/%s: document \"%s\" chunk %d (%s)", m->dir, store->names[r->shard], r->id, c, g);
+    ifk_quote(qid, sizeof qid, r->id);
+    snprintf(where, sizeof where, "%s/%s: document %s chunk %d (%s)", m->dir, store->names[r->shard], qid, c, g);
     const size_t es = ifk_dtype_size(p->dtype), nslab = (size_t)p->n_layers * nh;
     *src = (ifk_chunk_src){.n = n, .h0 = h0, .nh = nh, .n_layers = p->n_layers, .head_dim = p->head_dim,
                            .dtype = p->dtype, .check = 1, .store = store};
@@ -312,8 +323,9 @@ ifk_status ifk_store_locate(ifk_store *store, int d, int c, int h0, int nh, ifk_
     long long an = -1, ac = -1;
     if (!ifk_h5_attr_read_int(cg, "n_tokens", &an) || !ifk_h5_attr_read_int(cg, "chunk_index", &ac) ||
         !ifk_h5_attr_read_str(cg, "doc_id", id, sizeof id) || an != n || ac != c || strcmp(id, r->id)) {
+        ifk_quote(qa, sizeof qa, id);
         st = IFK_FAIL(IFK_ERR_FORMAT, "%s: attributes disagree with the manifest (n_tokens %lld, chunk_index %lld, "
-                      "doc_id \"%s\")", where, an, ac, id);
+                      "doc_id %s)", where, an, ac, qa);
         goto fail;
     }
     if (tokens) {
@@ -480,13 +492,15 @@ ifk_status ifk_store_read_tokens(ifk_store *store, int d, int c, int *tokens) {
     snprintf(g, sizeof g, "%s/c%04d/tokens", r->group, c);
     hid_t ds = H5Dopen2(f, g, H5P_DEFAULT);
     hsize_t td[1] = {(hsize_t)r->chunk_len[c]};
+    char qid[96];
+    ifk_quote(qid, sizeof qid, r->id);
     if (ds < 0 || !ifk_h5_shape_ok(ds, 1, td, H5T_INTEGER, 4)) {
-        st = IFK_FAIL(IFK_ERR_FORMAT, "%s/%s: document \"%s\" chunk %d: tokens missing or not int32[%d]", m->dir,
-                      store->names[r->shard], r->id, c, r->chunk_len[c]);
+        st = IFK_FAIL(IFK_ERR_FORMAT, "%s/%s: document %s chunk %d: tokens missing or not int32[%d]", m->dir,
+                      store->names[r->shard], qid, c, r->chunk_len[c]);
         goto fail;
     }
-    IFK_H5_CHECK(st, H5Dread(ds, H5T_NATIVE_INT, H5S_ALL, H5S_ALL, H5P_DEFAULT, tokens), "%s/%s: document \"%s\" chunk %d: "
-          "tokens unreadable", m->dir, store->names[r->shard], r->id, c);
+    IFK_H5_CHECK(st, H5Dread(ds, H5T_NATIVE_INT, H5S_ALL, H5S_ALL, H5P_DEFAULT, tokens), "%s/%s: document %s chunk %d: "
+          "tokens unreadable", m->dir, store->names[r->shard], qid, c);
 fail:
     ifk_h5_close(&ds);
     return st;
@@ -499,14 +513,16 @@ ifk_status ifk_store_read_text(ifk_store *store, int d, char **text, size_t *len
     hid_t f;
     IFK_CHECK(shard_file_(store, r->shard, &f));
     ifk_status st = IFK_OK;
-    char where[2400], id[512] = "";
-    snprintf(where, sizeof where, "%s/%s: document \"%s\" (%s)", m->dir, store->names[r->shard], r->id, r->group);
+    char where[2400], id[IFK_ID_MAX + 2] = "", qid[96], qa[96];
+    ifk_quote(qid, sizeof qid, r->id);
+    snprintf(where, sizeof where, "%s/%s: document %s (%s)", m->dir, store->names[r->shard], qid, r->group);
     hid_t g = H5I_INVALID_HID, ds = H5I_INVALID_HID, space = H5I_INVALID_HID;
     *text = NULL;
     g = H5Gopen2(f, r->group, H5P_DEFAULT);
     IFK_H5_CHECK(st, g, "%s: group missing", where);
     if (!ifk_h5_attr_read_str(g, "id", id, sizeof id) || strcmp(id, r->id)) {
-        st = IFK_FAIL(IFK_ERR_FORMAT, "%s: its id attribute is \"%s\"", where, id);
+        ifk_quote(qa, sizeof qa, id);
+        st = IFK_FAIL(IFK_ERR_FORMAT, "%s: its id attribute is %s", where, qa);
         goto fail;
     }
     ds = H5Dopen2(g, "text", H5P_DEFAULT);

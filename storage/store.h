@@ -41,6 +41,9 @@ void ifk_store_forget(ifk_store *store);
 /* Opens shard i (once) and checks that its attributes describe this store: format version,
  * fingerprint, dtype and shape; an error names the shard file. */
 ifk_status ifk_store_check_shard(ifk_store *store, int i);
+/* The BLAS threads per rank shard i was written with (its blas_threads attribute), 0 when the
+ * shard does not record it (older writers) or cannot be opened (the message is then set). */
+int ifk_store_shard_threads(ifk_store *store, int i);
 /* K and V of KV heads [h0, h0+nh) of every layer of chunk c of document d, as f32 (L, nh, n, Dh)
  * with n = ifk_store_doc(store, d)->chunk_len[c]; tokens (n) when not NULL. Shapes, types and attributes are checked
  * against the catalog; a checksum failure or any mismatch is an error naming shard and chunk. */

@@ -188,8 +188,9 @@ done:
 
 /* One pass of ifk_store_index_verify over a fresh read of the catalog; *vanished when a listed
  * file disappeared (a merge by a running job), and then nothing is reported. */
+/* One pass; a listed segment that is not there ends it with *vanished set and its path in gone. */
 static ifk_status verify_pass_(const char *dir, void (*report)(const char *, void *), void *ctx, int *bad, int *indexed,
-                               int *vanished) {
+                               int *vanished, char gone[2048]) {
     *indexed = 0, *vanished = 0;
     ifk_manifest m;
     IFK_CHECK(ifk_manifest_open(&m, dir, 0));
@@ -212,6 +213,7 @@ static ifk_status verify_pass_(const char *dir, void (*report)(const char *, voi
         struct stat sb;
         if (stat(path, &sb) != 0 && errno == ENOENT) {
             *vanished = 1;
+            snprintf(gone, 2048, "%s", path);
             break;
         }
         ifk_bm25 *ix = NULL;
@@ -235,12 +237,20 @@ static ifk_status verify_pass_(const char *dir, void (*report)(const char *, voi
 ifk_status ifk_store_index_verify(const ifk_manifest *man, void (*report)(const char *, void *), void *ctx, int *bad,
                                   int *indexed) {
     int vanished = 0;
+    char gone[2048] = "", prev[2048] = "";
+    /* a running cache job may merge segments under us (the catalog then lists new ones): read again;
+     * the same listed segment missing twice in a row is missing, not being replaced */
     for (int attempt = 0; attempt < 5; attempt++) {
-        IFK_CHECK(verify_pass_(man->dir, report, ctx, bad, indexed, &vanished));
+        IFK_CHECK(verify_pass_(man->dir, report, ctx, bad, indexed, &vanished, gone));
         if (!vanished) return IFK_OK;
+        if (!strcmp(gone, prev)) break;
+        memcpy(prev, gone, sizeof prev);
     }
     char msg[2200];
-    snprintf(msg, sizeof msg, "%s: index segments kept disappearing while being read (5 attempts)", man->dir);
+    if (!strcmp(gone, prev))
+        snprintf(msg, sizeof msg, "%s: index segment is missing (the catalog lists it)", gone);
+    else
+        snprintf(msg, sizeof msg, "%s: index segments kept disappearing while being read (5 attempts)", man->dir);
     report(msg, ctx), (*bad)++;
     return IFK_OK;
 }

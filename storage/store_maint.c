@@ -162,6 +162,23 @@ ifk_status ifk_store_lock(const char *dir, int *fdp) {
     return IFK_OK;
 }
 
+ifk_status ifk_store_lock_probe(const char *dir) {
+    int fd = -1;
+    ifk_status st = ifk_store_lock(dir, &fd);
+    if (st == IFK_OK) { /* free: let it go again (the holder's pid line stays informative only) */
+        ifk_store_unlock(fd);
+        return IFK_OK;
+    }
+    if (strstr(ifk_errmsg(), "does not support file locks")) return IFK_OK; /* what --no-lock is for */
+    if (strstr(ifk_errmsg(), "in use by another cache job")) {
+        char m[2600];
+        snprintf(m, sizeof m, "%s", ifk_errmsg());
+        return IFK_FAIL(IFK_ERR_IO, "%s (--no-lock does not override a lock that is held: its clean-up would delete the "
+                        "running job's files)", m);
+    }
+    return st;
+}
+
 void ifk_store_unlock(int fd) {
     if (fd >= 0) close(fd);
 }

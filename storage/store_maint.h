@@ -19,6 +19,10 @@ ifk_status ifk_store_clean(const ifk_manifest *m, int *removed);
 ifk_status ifk_store_wipe(const char *dir);
 /* Takes an exclusive lock on dir/.lock (released by the kernel if the process dies). */
 ifk_status ifk_store_lock(const char *dir, int *fd);
+/* For cache --no-lock: IFK_OK when the lock is free (taken and let go at once) or the file system
+ * has no locks; when another job holds it, IFK_ERR_IO naming its pid ("--no-lock does not
+ * override a lock that is held"). Local. */
+ifk_status ifk_store_lock_probe(const char *dir);
 void ifk_store_unlock(int fd);
 
 #endif

@@ -4,6 +4,8 @@
 #             per rank (f32 and f16)
 #   resume    kill -9 of a rank at several points, then a rerun: verify passes and the store equals
 #             an uninterrupted run's
+#   threads   K/V bits follow the BLAS threads per rank, not the rank count or CPU affinity; verify
+#             --against names both thread counts and suggests --tolerance when they differ
 #   errors    bad corpus lines (file:line, --skip-bad), another model's store, a locked store,
 #             options, a failing rank: one message, non-zero exit, no hang
 set -u
@@ -137,6 +139,55 @@ errors)
   expect "--skip-bad succeeds ($out)" test "$rc" -eq 0
   for l in 2 3 4 5 6 7; do expect "--skip-bad lists line $l" grep -q "bad.jsonl:$l:" <<<"$out"; done
   expect "--skip-bad kept the good line" sh -c "'$BIN' inspect --store '$W/b' --json | grep -q '\"documents\": 1,'"
+  # token ids against the vocabulary when the corpus is read (breaker finding 12): before anything is
+  # cached, on every line, and --skip-bad skips such a line
+  printf '%s\n' '{"id":"a","text":"x"}' 'broken' '{"id":"c","tokens":[1,999]}' '{"id":"d","text":"fine"}' > "$W/sb.jsonl"
+  out=$(timeout 120 "$BIN" cache --model "$MODEL" --corpus "$W/sb.jsonl" --store "$W/sb1" 2>&1); rc=$?
+  expect "an out-of-vocabulary token fails at read ($out)" has "$out" 'sb.jsonl:2: invalid JSON'
+  expect "... before anything is cached" sh -c "! ls '$W/sb1'/shard-*.h5 2>/dev/null | grep -q ."
+  out=$(timeout 120 mpirun -n 2 "$BIN" cache --model "$MODEL" --corpus "$W/sb.jsonl" --store "$W/sb" --skip-bad 2>&1); rc=$?
+  expect "--skip-bad skips an out-of-vocabulary token ($out)" test "$rc" -eq 0
+  expect "... and lists it" has "$out" 'sb.jsonl:3: "tokens"\[1\] = 999 is outside the model.s vocabulary (0..511)'
+  expect "... keeping a and d" sh -c "'$BIN' inspect --store '$W/sb' --json | grep -q '\"documents\": 2,'"
+  # ids: up to 255 bytes round-trip through cache, verify and query; longer ones are refused when the
+  # corpus is read with the reason (breaker finding 2)
+  id255=$(printf 'x%.0s' $(seq 255)); id600=$(printf 'y%.0s' $(seq 600))
+  printf '{"id":"%s","text":"Lily had a red ball."}\n' "$id255" > "$W/lid.jsonl"
+  expect "a 255-byte id is cached" timeout 120 "$BIN" cache --model "$MODEL" --corpus "$W/lid.jsonl" --store "$W/lid" --quiet
+  expect "... the store verifies" "$BIN" verify --store "$W/lid"
+  expect "... a rerun finds it there" timeout 120 "$BIN" cache --model "$MODEL" --corpus "$W/lid.jsonl" --store "$W/lid" --quiet
+  expect "... query reads it" timeout 120 "$BIN" query --model "$MODEL" --store "$W/lid" --docs "$id255" --prompt Lily --steps 2
+  printf '{"id":"%s","text":"hi"}\n' "$id600" > "$W/lid6.jsonl"
+  out=$(timeout 120 "$BIN" cache --model "$MODEL" --corpus "$W/lid6.jsonl" --store "$W/lid6" 2>&1); rc=$?
+  expect "a 600-byte id is refused at read ($out)" has "$out" 'lid6.jsonl:1: "id" is longer than 255 bytes (600)'
+  expect "... nothing cached" sh -c "! ls '$W/lid6'/shard-*.h5 2>/dev/null | grep -q ."
+  out=$(timeout 60 "$BIN" query --model "$MODEL" --store "$W/lid" --docs "$id600" --prompt Lily 2>&1); rc=$?
+  expect "--docs with a 600-byte id: the reason, not a cut message ($out)" \
+    has "$out" 'element 1: "id" is longer than 255 bytes (600)'
+  # new content under an id already in the store (breaker finding 9): refused naming the id, on
+  # 1 and 2 ranks; the same content is skipped; --force rebuilds from the new corpus
+  printf '%s\n' '{"id":"a","text":"Lily had a red ball."}' '{"id":"t","tokens":[5,6,7]}' > "$W/ch1.jsonl"
+  printf '%s\n' '{"id":"a","text":"Tom saw a big dog."}' '{"id":"t","tokens":[5,6,7]}' > "$W/ch2.jsonl"
+  printf '%s\n' '{"id":"a","text":"Lily had a red ball."}' '{"id":"t","tokens":[5,6,8]}' > "$W/ch3.jsonl"
+  expect "cache ch1" timeout 60 "$BIN" cache --model "$MODEL" --corpus "$W/ch1.jsonl" --store "$W/ch" --quiet
+  expect "the same corpus again is skipped" timeout 60 "$BIN" cache --model "$MODEL" --corpus "$W/ch1.jsonl" --store "$W/ch" --quiet
+  out=$(timeout 120 mpirun -n 2 "$BIN" cache --model "$MODEL" --corpus "$W/ch2.jsonl" --store "$W/ch" --quiet 2>&1); rc=$?
+  expect "new text under id a is refused ($out)" test "$rc" -ne 0
+  expect "... naming the id and the difference" has "$out" 'ch2.jsonl:1: document "a" is already in the store .* with other content (a text of 18 bytes, the store.s 20)'
+  out=$(timeout 60 "$BIN" cache --model "$MODEL" --corpus "$W/ch3.jsonl" --store "$W/ch" --quiet 2>&1); rc=$?
+  expect "other token ids under id t are refused ($out)" has "$out" 'ch3.jsonl:2: document "t" .* (the same number of tokens, other ids)'
+  expect "--force rebuilds from the new corpus" timeout 60 "$BIN" cache --model "$MODEL" --corpus "$W/ch2.jsonl" --store "$W/ch" --force --quiet
+  expect "... whose words the index finds" sh -c "'$BIN' search --store '$W/ch' --prompt dog | grep -q '^1 a '"
+  # both "text" and "tokens" (breaker finding 6); empty documents and control characters in ids (17)
+  printf '%s\n' '{"id": "a", "text": "Lily", "tokens": [5,6,7,8,9]}' > "$W/tt.jsonl"
+  out=$(timeout 60 "$BIN" cache --model "$MODEL" --corpus "$W/tt.jsonl" --store "$W/tt" 2>&1)
+  expect "text and tokens together are refused ($out)" has "$out" 'tt.jsonl:1: give "text" or "tokens", not both'
+  for line in '{"id":"e","text":""}|"text" is empty' '{"id":"e","tokens":[]}|"tokens" is empty' \
+              '{"id":"a\tb","text":"x"}|control character (U+0009)' '{"id":"a\nb","text":"x"}|control character (U+000A)'; do
+    printf '%s\n' "${line%%|*}" > "$W/e.jsonl"
+    out=$(timeout 60 "$BIN" cache --model "$MODEL" --corpus "$W/e.jsonl" --store "$W/e" 2>&1)
+    expect "${line%%|*} refused ($out)" has "$out" "e.jsonl:1: .*${line#*|}"
+  done
   # a store of another model
   expect "stories store" cache 2 "$W/s"
   awk '{ print "{\"id\": \"t" NR "\", \"tokens\": [5, 6, 7, 8]}" }' "$W/c.jsonl" > "$W/tok.jsonl"
@@ -163,6 +214,27 @@ errors)
   out=$(timeout 60 mpirun -n 2 "$BIN" cache --model "$MODEL" --corpus "$W/nope.jsonl" --store "$W/n" 2>&1); rc=$?
   expect "a missing corpus fails" test "$rc" -ne 0
   expect "... naming it ($out)" has "$out" "nope.jsonl: cannot open"
+  ;;
+threads)
+  # what K/V bits depend on (breaker finding 5): the BLAS threads per rank, not the rank count or the
+  # CPU affinity (mpirun binds ranks to cores at -n <= 2; the default --threads follows the cores a
+  # rank may use, which is how bound ranks used to write other bits)
+  corpus 24 "$W/c.jsonl"
+  c1() { OPENBLAS_NUM_THREADS=1 timeout 300 "$@" --model "$MODEL" --corpus "$W/c.jsonl" --chunk-tokens 64 --quiet; }
+  expect "cache --threads 2" c1 "$BIN" cache --store "$W/t2" --threads 2
+  expect "cache --threads 2 pinned to one CPU" c1 taskset -c 0 "$BIN" cache --store "$W/t2p" --threads 2
+  expect "cache -n 2 (bound) --threads 2" c1 mpirun -n 2 "$BIN" cache --store "$W/t2m" --threads 2
+  expect "cache --threads 1" c1 "$BIN" cache --store "$W/t1" --threads 1
+  expect "pinned to one CPU: bitwise equal at equal threads" "$BIN" verify --store "$W/t2p" --against "$W/t2"
+  expect "2 bound ranks: bitwise equal at equal threads" "$BIN" verify --store "$W/t2m" --against "$W/t2"
+  expect "the shards record their threads" sh -c "h5dump -a /blas_threads \$(ls '$W'/t1/shard-*.h5 | head -n1) | grep -q '(0): 1\$'"
+  out=$("$BIN" verify --store "$W/t1" --against "$W/t2" 2>&1); rc=$?
+  if [ "$rc" -ne 0 ]; then # other threads may give other bits: then the message says why and what to do
+    expect "1 vs 2 threads: the mismatch names both thread counts ($out)" \
+      has "$out" "t1 was written with 1 BLAS thread per rank, .*t2 with 2 BLAS threads per rank"
+    expect "... and suggests --tolerance" has "$out" "compare with --tolerance 1e-4 (f32) or 2e-3 (f16"
+  else ok; ok; fi
+  expect "1 vs 2 threads: within the f16 tolerance" "$BIN" verify --store "$W/t1" --against "$W/t2" --tolerance 2e-3
   ;;
 *) echo "unknown scenario $SCEN"; exit 2 ;;
 esac

@@ -109,6 +109,23 @@ ij=$("$BIN" inspect --store "$W/s" --docs --json)
 expect "inspect --docs --json lists the documents" python3 -c "import json,sys; d=json.loads(sys.argv[1]); l=d['document_list']; sys.exit(not (len(l) == d['documents'] and any(x['id'] == 'lily' and x['tokens'] > 0 for x in l)))" "$ij"
 cout=$("$BIN" cache --model "$MODEL" --corpus "$DATA/stories_corpus.jsonl" --store "$W/sd" --dedicated-coordinator --quiet 2>&1); rc=$?
 expect "cache --dedicated-coordinator on one rank refused ($cout)" test "$rc" -eq 1 -a -n "$(grep 'needs more than one rank' <<<"$cout")" -a ! -e "$W/sd/manifest.json"
+# ids: the corpus's rule everywhere (breaker findings 2 and 17)
+err "--docs with an empty element" 'element 2: empty "id"' --docs lily,,tom --prompt x
+err "--docs with a trailing comma" 'element 2: empty "id"' --docs lily, --prompt x
+qset() { # what pattern line: --queries with one line; pattern "" means it is answered
+  local what=$1 pat=$2 out rc
+  printf '%s\n' "$3" > "$W/qs.jsonl"; rm -f "$W/qs.out"
+  out=$("$BIN" query --model "$MODEL" --store "$W/s" --queries "$W/qs.jsonl" --out "$W/qs.out" --steps 2 2>&1); rc=$?
+  if [ -z "$pat" ]; then expect "$what ($out)" test "$rc" -eq 0
+  elif [ "$rc" -eq 1 ] && grep -q -- "$pat" <<<"$out"; then ok
+  else bad "$what: rc $rc: $out"
+  fi
+}
+qset 'query set: empty id refused' 'qs.jsonl:1: empty "id"' '{"id":"","prompt":"Lily","docs":["lily"]}'
+qset 'query set: retrieve 2.5 refused' 'qs.jsonl:1: "retrieve" must be a whole count' '{"id":"q","prompt":"Lily","retrieve":2.5}'
+qset 'query set: tab in an id refused' 'control character (U+0009)' '{"id":"a\tb","prompt":"Lily","docs":["lily"]}'
+qset 'query set: integer id accepted' '' '{"id":7,"prompt":"Lily","docs":["lily"]}'
+expect "... and written as the corpus writes it" grep -q '"id": "7"' "$W/qs.out"
 awk '{ print "{\"id\": \"t" NR "\", \"tokens\": [5, 6, 7, 8]}" }' "$DATA/stories_corpus.jsonl" > "$W/tok.jsonl"
 "$BIN" cache --random-model tiny --corpus "$W/tok.jsonl" --store "$W/other" --quiet
 out=$("$BIN" query --model "$MODEL" --store "$W/other" --docs t1 --prompt "x" 2>&1); rc=$?

@@ -88,12 +88,12 @@ static const char GOOD[] =
     "\n"                                                                                /* 2 blank */
     "{\"id\": \"beta\", \"tokens\": [1, 2, 3, 2147483647]}\n"                           /* 3 */
     "   \t \n"                                                                          /* 4 blank */
-    "{\"id\": \"gamma\", \"text\": \"caf\\u00e9 \\\"q\\\"\\n\", \"tokens\": [0, 7]}\r\n" /* 5 CRLF */
+    "{\"id\": \"gamma\", \"text\": \"caf\\u00e9 \\\"q\\\"\\n\"}\r\n"                  /* 5 CRLF */
     "{\"meta\": {\"src\": [1, {\"x\": null}], \"text\": 5}, \"id\": 42, \"lang\": \"en\", "
     "\"text\": \"\xe7\x8c\xab \\ud83d\\ude00\"}\r\n"                                    /* 6 int id */
     "\r\n"                                                                              /* 7 blank */
-    "{\"id\": -7, \"tokens\": []}\n"                                                    /* 8 */
-    "{\"text\": \"\", \"id\": \"e\"}";                                                  /* 9 no \n */
+    "{\"id\": -7, \"tokens\": [0]}\n"                                                   /* 8 */
+    "{\"text\": \"z\", \"id\": \"e\"}";                                                  /* 9 no \n */
 
 Test(corpus, good_corpus_indexes_every_accepted_form) {
     char *path = tmp_text_(GOOD);
@@ -105,7 +105,7 @@ Test(corpus, good_corpus_indexes_every_accepted_form) {
     const char *ids[] = {"alpha", "beta", "gamma", "42", "-7", "e"};
     const long lines[] = {1, 3, 5, 6, 8, 9};
     /* sizes: text bytes ("café \"q\"\n" = 10, "猫 😀" = 3+1+4), else 4 x tokens */
-    const size_t sizes[] = {17, 16, 10, 8, 0, 0};
+    const size_t sizes[] = {17, 16, 10, 8, 4, 1};
     for (int i = 0; i < c.n; i++) {
         cr_assert_str_eq(c.docs[i].id, ids[i], "doc %d", i);
         cr_assert_eq(c.docs[i].line, lines[i], "doc %d line %ld", i, c.docs[i].line);
@@ -132,9 +132,9 @@ Test(corpus, read_returns_each_documents_content) {
     expect_read_(&c, 3, "42", "\xe7\x8c\xab \xf0\x9f\x98\x80", NULL, 0);
     expect_read_(&c, 0, "alpha", "Once upon a time.", NULL, 0);
     expect_read_(&c, 1, "beta", NULL, (int[]){1, 2, 3, 2147483647}, 4);
-    expect_read_(&c, 2, "gamma", "caf\xc3\xa9 \"q\"\n", (int[]){0, 7}, 2);
-    expect_read_(&c, 4, "-7", NULL, (int[]){0}, 0);
-    expect_read_(&c, 5, "e", "", NULL, 0);
+    expect_read_(&c, 2, "gamma", "caf\xc3\xa9 \"q\"\n", NULL, 0);
+    expect_read_(&c, 4, "-7", NULL, (int[]){0}, 1);
+    expect_read_(&c, 5, "e", "z", NULL, 0);
     expect_read_(&c, 0, "alpha", "Once upon a time.", NULL, 0);
 
     ifk_doc d;
@@ -212,6 +212,13 @@ static const bad_case BAD[] = {
     {"{\"id\": 9007199254740992, \"text\": \"t\"}", "\"id\" is not a string or an integer"},
     {"{\"id\": \"\", \"text\": \"t\"}", "empty \"id\""},
     {"{\"id\": \"x,y\", \"text\": \"t\"}", "\"id\" \"x,y\" contains a comma"},
+    {"{\"id\": \"x\\ty\", \"text\": \"t\"}", "\"id\" \"x\\u0009y\" holds a control character (U+0009)"},
+    {"{\"id\": \"x\\ny\", \"text\": \"t\"}", "holds a control character (U+000A)"},
+    {"{\"id\": \"x\\u001fy\", \"text\": \"t\"}", "holds a control character (U+001F)"},
+    {"{\"id\": \"x\\u007fy\", \"text\": \"t\"}", "holds a control character (U+007F)"},
+    {"{\"id\": \"x\", \"text\": \"Lily\", \"tokens\": [5, 6]}", "give \"text\" or \"tokens\", not both"},
+    {"{\"id\": \"x\", \"text\": \"\"}", "\"text\" is empty"},
+    {"{\"id\": \"x\", \"tokens\": []}", "\"tokens\" is empty"},
     {"{\"id\": \"x\"}", "missing \"text\" (a string) or \"tokens\" (an array of token ids)"},
     {"{\"id\": \"x\", \"body\": \"t\"}", "missing \"text\" (a string) or \"tokens\""},
     {"{\"id\": \"x\", \"text\": 12}", "\"text\" is not a string"},
@@ -272,7 +279,7 @@ Test(corpus, duplicate_message_escapes_and_shortens_the_id) {
     char line[400], id[200];
     memset(id, 'z', 150);
     id[150] = '\0';
-    snprintf(line, sizeof line, "{\"id\":\"q\\\"\\n%s\",\"text\":\"t\"}\n", id);
+    snprintf(line, sizeof line, "{\"id\":\"q\\\"\\\\%s\",\"text\":\"t\"}\n", id);
     char data[1000];
     snprintf(data, sizeof data, "%s%s", line, line);
     char *path = tmp_text_(data);
@@ -280,8 +287,8 @@ Test(corpus, duplicate_message_escapes_and_shortens_the_id) {
     cr_assert_eq(ifk_corpus_index(&c, path, 0), IFK_ERR_FORMAT);
     const char *m = ifk_errmsg();
     cr_assert(starts_with_(m, where_(path, 2)), "%s", m);
-    cr_assert(strstr(m, "duplicate id \"q\\\"\\u000azzz"), "quote and newline escaped: %s", m);
-    cr_assert(strstr(m, "...\" (first on line 1)"), "shortened: %s", m);
+    cr_assert(strstr(m, "duplicate id \"q\\\"\\\\zzz"), "quote and backslash escaped: %s", m);
+    cr_assert(strstr(m, "z\xE2\x80\xA6(153 bytes)\" (first on line 1)"), "cut in the middle, its length kept: %s", m);
     cr_assert_null(strchr(m, '\n'));
     cr_assert_lt(strlen(m), strlen(path) + 150, "shortened: %zu bytes", strlen(m));
     drop_(path);
@@ -343,15 +350,15 @@ Test(corpus, skip_bad_duplicates_keep_the_first) {
 
 Test(corpus, doc_parse_checks_one_line_like_the_indexer) {
     /* a line as a worker receives it: a slice of a larger buffer, not NUL-terminated, CRLF kept */
-    const char buf[] = "{\"id\": 5, \"text\": \"h\\u00e9\", \"tokens\": [9, 8]}\r\nGARBAGE";
+    const char buf[] = "{\"id\": 5, \"text\": \"h\\u00e9\"}\r\nGARBAGE";
     size_t len = (size_t)(strstr(buf, "GARBAGE") - buf);
     ifk_doc d;
     cr_assert_eq(ifk_doc_parse(buf, len, "c.jsonl:17", &d), IFK_OK, "%s", ifk_errmsg());
     cr_assert_str_eq(d.id, "5");
     cr_assert_str_eq(d.text, "h\xc3\xa9");
     cr_assert_eq(d.text_len, 3);
-    cr_assert_eq(d.n_tokens, 2);
-    cr_assert(d.tokens[0] == 9 && d.tokens[1] == 8);
+    cr_assert_eq(d.n_tokens, 0);
+    cr_assert_null(d.tokens);
     ifk_doc_free(&d);
 
     for (int k = 0; k < N_BAD; k++) {
@@ -494,4 +501,70 @@ Test(corpus, utf8_valid_rejects_malformed_text) {
     cr_assert_not(v_("\xe2\x28\xa1"), "bad second byte of 3");
     cr_assert_not(v_("\xf0\x9f\x28\x80"), "bad third byte of 4");
     cr_assert_not(ifk_utf8_valid("caf\xc3\xa9", 4), "n cuts the sequence");
+}
+
+/* ---- ids: one length limit, checked when the corpus is read ----------------------------------- */
+
+Test(corpus, ids_up_to_the_limit_are_read_longer_ones_refused_with_the_reason) {
+    char id[IFK_ID_MAX + 2], data[2 * IFK_ID_MAX + 200];
+    memset(id, 'x', IFK_ID_MAX);
+    id[IFK_ID_MAX] = '\0';
+    snprintf(data, sizeof data, "{\"id\":\"%s\",\"text\":\"hi\"}\n", id);
+    char *path = tmp_text_(data);
+    ifk_corpus c;
+    cr_assert_eq(ifk_corpus_index(&c, path, 0), IFK_OK, "%d bytes is within the limit: %s", IFK_ID_MAX, ifk_errmsg());
+    expect_read_(&c, 0, id, "hi", NULL, 0);
+    ifk_corpus_free(&c);
+    drop_(path);
+
+    const int lens[] = {IFK_ID_MAX + 1, 512, 600, 100000};
+    for (int k = 0; k < 4; k++) {
+        char *big = malloc((size_t)lens[k] + 64);
+        cr_assert_not_null(big);
+        int n = sprintf(big, "{\"id\":\"");
+        memset(big + n, 'y', (size_t)lens[k]);
+        n += lens[k];
+        n += sprintf(big + n, "\",\"text\":\"hi\"}\n");
+        path = tmp_file_(big, (size_t)n);
+        free(big);
+        cr_assert_eq(ifk_corpus_index(&c, path, 0), IFK_ERR_FORMAT, "%d bytes", lens[k]);
+        char want[96];
+        snprintf(want, sizeof want, ":1: \"id\" is longer than %d bytes (%d)", IFK_ID_MAX, lens[k]);
+        cr_assert(strstr(ifk_errmsg(), want), "'%s' has '%s'", ifk_errmsg(), want);
+        drop_(path);
+    }
+}
+
+Test(corpus, quote_cuts_a_long_value_in_the_middle) {
+    char q[96], s[700];
+    ifk_quote(q, sizeof q, "lily");
+    cr_assert_str_eq(q, "\"lily\"");
+    ifk_quote(q, sizeof q, "a\"b\\c\td");
+    cr_assert_str_eq(q, "\"a\\\"b\\\\c\\u0009d\"");
+    memset(s, 'x', 600);
+    s[600] = '\0';
+    ifk_quote(q, sizeof q, s);
+    cr_assert_str_eq(q, "\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\xE2\x80\xA6(600 bytes)\"");
+    /* a multi-byte character is never split */
+    for (int i = 0; i < 600; i += 3) memcpy(s + i, "\xE7\x8C\xAB", 3);
+    ifk_quote(q, sizeof q, s);
+    cr_assert(ifk_utf8_valid(q, strlen(q)), "%s", q);
+    cr_assert(strstr(q, "\xE2\x80\xA6(600 bytes)\""), "%s", q);
+}
+
+Test(corpus, token_ids_are_checked_against_the_vocabulary_when_read) {
+    char *path = tmp_text_("{\"id\":\"a\",\"text\":\"x\"}\nbroken\n{\"id\":\"c\",\"tokens\":[1,999]}\n"
+                           "{\"id\":\"d\",\"tokens\":[511]}\n");
+    ifk_corpus c;
+    cr_assert_eq(ifk_corpus_index(&c, path, 0), IFK_ERR_FORMAT); /* the JSON error on line 2 first */
+    cr_assert_eq(ifk_corpus_index(&c, path, 1), IFK_OK, "%s", ifk_errmsg()); /* no vocabulary: 999 passes */
+    cr_assert_eq(c.n, 3);
+    ifk_corpus_free(&c);
+    cr_assert_eq(ifk_corpus_index_vocab(&c, path, 1, 512), IFK_OK, "%s", ifk_errmsg());
+    cr_assert_eq(c.n, 2, "a and d kept, c skipped");
+    cr_assert_str_eq(c.docs[1].id, "d");
+    cr_assert_eq(c.n_bad, 2);
+    cr_assert(strstr(c.bad[1], ":3: \"tokens\"[1] = 999 is outside the model's vocabulary (0..511)"), "%s", c.bad[1]);
+    ifk_corpus_free(&c);
+    drop_(path);
 }

@@ -120,8 +120,14 @@ Test(queryset, items_longbench_and_errors) {
                             {"\n{\"id\": \"a\", \"prompt\": \"x\", \"retrieve\": 0}\n", ":2: \"retrieve\""},
                             {"not json\n", ":1: not a JSON object"},
                             {"{\"id\": \"a\", \"prompt\": \"x\", \"docs\": []}\n", ":1: \"docs\" is empty"},
-                            {"\n{\"id\": \"a\", \"prompt\": \"x\", \"docs\": [\"d1\", \"d,2\"]}\n", ":2: \"docs\"[1] \"d,2\" contains a comma"},
-                            {"{\"id\": \"q,1\", \"input\": \"x\", \"context\": \"a\"}\n", ":1: \"id\" \"q,1\" contains a comma"}};
+                            {"\n{\"id\": \"a\", \"prompt\": \"x\", \"docs\": [\"d1\", \"d,2\"]}\n", ":2: \"docs\"[1]: \"id\" \"d,2\" contains a comma"},
+                            {"{\"id\": \"q,1\", \"input\": \"x\", \"context\": \"a\"}\n", ":1: \"id\" \"q,1\" contains a comma"},
+                            /* one rule for ids everywhere (corpus.h) */
+                            {"{\"id\": \"\", \"prompt\": \"x\", \"docs\": [\"d\"]}\n", ":1: empty \"id\""},
+                            {"{\"id\": 1.5, \"prompt\": \"x\", \"docs\": [\"d\"]}\n", ":1: \"id\" is not a string or an integer"},
+                            {"{\"id\": \"a\\tb\", \"prompt\": \"x\", \"docs\": [\"d\"]}\n", ":1: \"id\" \"a\\u0009b\" holds a control"},
+                            {"{\"id\": \"a\", \"prompt\": \"x\", \"docs\": [\"d\", \"\"]}\n", ":1: \"docs\"[1]: empty \"id\""},
+                            {"{\"id\": \"a\", \"prompt\": \"x\", \"retrieve\": 2.5}\n", ":1: \"retrieve\" is not a positive integer"}};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         p = write_(bad[i][0]);
         cr_assert_neq(ifk_queryset_read(p, &it, &n), IFK_OK);
