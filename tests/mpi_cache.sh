@@ -26,12 +26,14 @@ corpus() {
       for (j = 0; j < len; j++) { s = (s * 1103515245 + 12345) % 2147483648; t = t (j ? " " : "") w[1 + s % 22] }
       printf "{\"id\": \"doc%03d\", \"text\": \"%s.\", \"source\": \"synthetic\"}\n", i, t } }' > "$2"
 }
-cache() { # ranks store [extra options...]
+cache() { # ranks store [extra options...] (--commit-docs 3 unless they give it: a flag twice is refused)
   local n=$1 s=$2; shift 2
+  local commit=(--commit-docs 3)
+  [[ " $* " == *" --commit-docs "* ]] && commit=()
   # one thread per rank in every run: stores are compared bitwise, and the rank split must not change a
   # bit, while a GEMM library (oneDNN) may sum in another order with another thread count
   timeout 300 mpirun -n "$n" "$BIN" cache --model "$MODEL" --corpus "$W/c.jsonl" --store "$s" --chunk-tokens 64 \
-    --commit-docs 3 --threads 1 --quiet "$@"
+    "${commit[@]}" --threads 1 --quiet "$@"
 }
 
 cache_1t() { OPENBLAS_NUM_THREADS=1 cache "$@"; } # ranks >= cores: one BLAS thread each
