@@ -401,3 +401,40 @@ Test(tokenizer_files, a_bad_sentencepiece_model_is_refused_with_the_path) {
     cr_assert(strstr(ifk_errmsg(), path) && strstr(ifk_errmsg(), "not a SentencePiece model"), "%s", ifk_errmsg());
     unlink(path), rmdir(dir);
 }
+
+/* Finding 15: wrong types are refused by name, never read as absent or false (the table's rows in
+ * docs/models.md cover each field with the bundled tokenizer; these are the C-level edges). */
+Test(tokenizer_json, wrong_types_are_refused_not_read_as_absent) {
+    const char *A = SP_ADDED;
+    refused_(SP_NORM, "null", SP_DEC, SP_MODEL(",\"fuse_unk\":1"), A, "model.fuse_unk", "1 is not true or false");
+    refused_(SP_NORM, "null", SP_DEC, "{\"type\":\"BPE\",\"byte_fallback\":null,\"vocab\":" SP_VOCAB ",\"merges\":[]}", A,
+             "model.byte_fallback", "null is not true or false");
+    refused_(SP_NORM, "null", SP_DEC, "{\"type\":\"BPE\",\"vocab\":" SP_VOCAB ",\"merges\":[\"a b c\"]}", A, "model.merges[0]",
+             "\"a b c\"");
+    refused_(SP_NORM, "null", SP_DEC, "{\"type\":\"BPE\",\"vocab\":" SP_VOCAB ",\"merges\":[[\"b\",\"a\"]]}", A,
+             "model.merges[0]", "not in model.vocab"); /* "ba" is no piece */
+    refused_(SP_NORM, "null", SP_DEC, SP_MODEL(""), "{}", "added_tokens", "{} is not a list");
+    refused_(SP_NORM, "null", SP_DEC, SP_MODEL(""), "[{\"id\":8,\"content\":\"<s>\",\"special\":true,\"normalized\":null}]",
+             "added token 0 (<s>) normalized", "null");
+    refused_(SP_NORM, "null", SP_DEC, SP_MODEL(""), "[{\"id\":8,\"content\":\"<s>\",\"special\":1,\"normalized\":false}]",
+             "added token 0 (<s>) special", "1");
+    refused_(SP_NORM, "null", SP_DEC, SP_MODEL(""), "[5]", "added_tokens[0]", "5 is not an object");
+    refused_("{\"type\":\"Replace\",\"pattern\":{\"String\":\" \"},\"content\":null}", "null", SP_DEC, SP_MODEL(""), A,
+             "normalizer Replace content", "null");
+    refused_("{\"type\":\"Replace\",\"pattern\":{\"String\":\" \",\"Regex\":\" \"},\"content\":\"x\"}", "null", SP_DEC,
+             SP_MODEL(""), A, "normalizer Replace pattern", "\"Regex\"");
+    static const char *const flags[] = {"add_eos_token", "split_special_tokens", "add_prefix_space", "do_lower_case"};
+    ifk_tokenizer *t;
+    for (int i = 0; i < 4; i++) {
+        char cfg[128];
+        snprintf(cfg, sizeof cfg, "{\"%s\": \"true\"}", flags[i]);
+        sp_config_ = cfg;
+        cr_assert_eq(sp_load_(&t, SP_NORM, "null", SP_DEC, SP_MODEL(""), A), IFK_ERR_FORMAT, "%s \"true\" is refused", flags[i]);
+        cr_assert(strstr(ifk_errmsg(), "tokenizer_config.json") && strstr(ifk_errmsg(), flags[i]) &&
+                  strstr(ifk_errmsg(), "\"true\" is not"), "%s", ifk_errmsg());
+    }
+    sp_config_ = "{\"add_eos_token\": null, \"add_prefix_space\": false}"; /* None and false: as absent */
+    cr_assert_eq(sp_load_(&t, SP_NORM, "null", SP_DEC, SP_MODEL(""), A), IFK_OK, "%s", ifk_errmsg());
+    ifk_tokenizer_free(&t);
+    sp_config_ = NULL;
+}
