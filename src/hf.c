@@ -1,5 +1,6 @@
 /* hf.c — config.json and safetensors (hf.h). */
 #include "hf.h"
+#include "json.h"
 #include "sys.h"
 
 #include <cjson/cJSON.h>
@@ -39,31 +40,6 @@ static const char *jtext_(const cJSON *x) {
     return buf;
 }
 
-static int by_name_(const void *x, const void *y) {
-    return strcmp((*(const cJSON *const *)x)->string, (*(const cJSON *const *)y)->string);
-}
-
-/* The first key defined twice in one object of the tree under o (NULL if none): JSON leaves a
- * duplicate's meaning open and cJSON would silently take the first one. */
-static const char *json_dup_(const cJSON *o) {
-    if (!o || !(cJSON_IsObject(o) || cJSON_IsArray(o))) return NULL;
-    int n = 0;
-    for (const cJSON *c = o->child; c; c = c->next) n++;
-    const char *dup = NULL;
-    if (cJSON_IsObject(o) && n > 1) {
-        const cJSON **v = malloc(sizeof *v * (size_t)n);
-        if (!v) return "(out of memory)";
-        int k = 0;
-        for (const cJSON *c = o->child; c; c = c->next) v[k++] = c;
-        qsort(v, (size_t)n, sizeof *v, by_name_);
-        for (int i = 1; i < n && !dup; i++)
-            if (!strcmp(v[i]->string, v[i - 1]->string)) dup = v[i]->string;
-        free(v);
-    }
-    for (const cJSON *c = o->child; c && !dup; c = c->next) dup = json_dup_(c);
-    return dup;
-}
-
 /* Parses a whole JSON file; refuses text that is not one object, or has a key twice. */
 static ifk_status json_file_(const char *path, cJSON **out) {
     size_t len;
@@ -76,7 +52,7 @@ static ifk_status json_file_(const char *path, cJSON **out) {
         cJSON_Delete(o);
         return IFK_FAIL(IFK_ERR_FORMAT, "%s: not a JSON object", path);
     }
-    const char *dup = json_dup_(o);
+    const char *dup = ifk_json_dup_key(o);
     if (dup) {
         ifk_status st = IFK_FAIL(IFK_ERR_FORMAT, "%s: key \"%s\" is defined twice", path, dup);
         cJSON_Delete(o);
@@ -462,7 +438,7 @@ static ifk_status st_open_(st_file_ *f, const char *path) {
     f->data0 = 8 + (size_t)hl;
     f->hdr = cJSON_ParseWithLength((const char *)f->map + 8, (size_t)hl);
     if (!cJSON_IsObject(f->hdr)) return IFK_FAIL(IFK_ERR_FORMAT, "%s: header is not a JSON object", path);
-    const char *dup = json_dup_(f->hdr);
+    const char *dup = ifk_json_dup_key(f->hdr);
     if (dup) return IFK_FAIL(IFK_ERR_FORMAT, "%s: header names \"%s\" twice", path, dup);
     int n = cJSON_GetArraySize(f->hdr), k = 0;
     span_ *sp = calloc((size_t)n + 1, sizeof *sp);

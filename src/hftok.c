@@ -2,6 +2,7 @@
 #include "hftok.h"
 #include "heap.h"
 #include "jfield.h"
+#include "json.h"
 #include "strmap.h"
 #include "sys.h"
 
@@ -443,10 +444,8 @@ static ifk_status parse_post_(ifk_hftok *t, const cJSON *p, const char *path, in
 
 ifk_status ifk_hftok_load(ifk_hftok **tp, const char *path) {
     *tp = NULL;
-    char *buf;
-    IFK_CHECK(ifk_read_file(path, 1u << 30, &buf, NULL));
-    cJSON *o = cJSON_Parse(buf);
-    free(buf);
+    cJSON *o;
+    IFK_CHECK(ifk_json_file(path, 1u << 30, &o));
     ifk_status st = IFK_OK;
     ifk_hftok *t = calloc(1, sizeof *t);
     const cJSON *model = get_(o, "model"), *vocab = get_(model, "vocab"), *merges = get_(model, "merges"), *added;

@@ -1,5 +1,7 @@
 /* jfield.c — typed fields of a parsed JSON file (jfield.h). */
 #include "jfield.h"
+#include "json.h"
+#include "sys.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -70,3 +72,21 @@ ifk_status ifk_jint(const cJSON *o, const char *key, int flags, long max, const 
     return IFK_OK;
 }
 
+ifk_status ifk_json_file(const char *path, size_t max, cJSON **out) {
+    char *txt;
+    size_t len;
+    *out = NULL;
+    IFK_CHECK(ifk_read_file(path, max, &txt, &len));
+    cJSON *o = cJSON_ParseWithLength(txt, len);
+    ifk_status st = IFK_OK;
+    if (!cJSON_IsObject(o)) {
+        st = IFK_FAIL(IFK_ERR_FORMAT, "%s: not a JSON object", path);
+    } else {
+        const char *dup = ifk_json_dup_key(o);
+        if (dup) st = IFK_FAIL(IFK_ERR_FORMAT, "%s: key \"%s\" is defined twice", path, dup);
+    }
+    free(txt);
+    if (st != IFK_OK) cJSON_Delete(o);
+    else *out = o;
+    return st;
+}

@@ -5,6 +5,7 @@
 #define IFK_JFIELD_H
 
 #include <cjson/cJSON.h>
+#include <stddef.h>
 
 #include "status.h"
 
@@ -19,6 +20,12 @@ enum {
     IFK_J_OBJ = 64,
     IFK_J_REQ = 128,
 };
+
+/* Reads and parses the JSON file path (at most max bytes) into *out, which must be one object with
+ * no key defined twice in any object (cJSON would take the first). Errors: the file's (ifk_read_file),
+ * IFK_ERR_FORMAT "<path>: not a JSON object", "<path>: key
+ * "k" is defined twice". The caller frees *out with cJSON_Delete. */
+ifk_status ifk_json_file(const char *path, size_t max, cJSON **out);
 
 /* *out = field key of o: NULL when absent (or null, with IFK_J_NULL), else the value when its type
  * is one of types. Else IFK_ERR_FORMAT, "<path>: field "<name>" = <value> is not <the types>"

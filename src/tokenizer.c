@@ -104,14 +104,8 @@ static ifk_status check_config_(ifk_tokenizer *t, const char *tok_path) {
     snprintf(p, sizeof p, "%.*s/tokenizer_config.json", dl, slash ? tok_path : ".");
     if (t->hf) t->add_bos = ifk_hftok_bos(t->hf);
     if (access(p, F_OK) != 0) return IFK_OK;
-    char *buf;
-    IFK_CHECK(ifk_read_file(p, 64u << 20, &buf, NULL));
-    cJSON *o = cJSON_Parse(buf);
-    free(buf);
-    if (!cJSON_IsObject(o)) {
-        cJSON_Delete(o);
-        return IFK_FAIL(IFK_ERR_FORMAT, "%s: not a JSON object", p);
-    }
+    cJSON *o;
+    IFK_CHECK(ifk_json_file(p, 64u << 20, &o));
     static const char *const refused[][2] = {
         {"add_eos_token", "EOS is added only where a command needs it"},
         {"split_special_tokens", "special tokens in the text are always kept whole"},

@@ -438,3 +438,17 @@ Test(tokenizer_json, wrong_types_are_refused_not_read_as_absent) {
     ifk_tokenizer_free(&t);
     sp_config_ = NULL;
 }
+
+/* Finding 14 of the breaker report: a key twice in tokenizer.json or tokenizer_config.json is
+ * refused, naming the key (config.json's rule, ifk_json_dup_key), not resolved to the first one. */
+Test(tokenizer_json, duplicate_keys_are_refused) {
+    const char *M2 = "{\"type\":\"BPE\",\"type\":\"Unigram\",\"vocab\":" SP_VOCAB ",\"merges\":[]}";
+    refused_(SP_NORM, "null", SP_DEC, M2, SP_ADDED, "key \"type\"", "defined twice");
+    refused_(SP_NORM, "null", SP_DEC, SP_MODEL(""), "[{\"id\":8,\"content\":\"<s>\",\"special\":true,\"special\":false,"
+             "\"normalized\":false}]", "key \"special\"", "defined twice");
+    ifk_tokenizer *t;
+    sp_config_ = "{\"add_eos_token\": false, \"add_eos_token\": true}";
+    cr_assert_eq(sp_load_(&t, SP_NORM, "null", SP_DEC, SP_MODEL(""), SP_ADDED), IFK_ERR_FORMAT);
+    cr_assert(strstr(ifk_errmsg(), "tokenizer_config.json: key \"add_eos_token\" is defined twice"), "%s", ifk_errmsg());
+    sp_config_ = NULL;
+}
