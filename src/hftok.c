@@ -64,6 +64,7 @@ struct ifk_hftok {
     char strip_c;
     uint32_t b2u[256];      /* byte -> code point */
     int16_t u2b[512];       /* code point -> byte (or -1) */
+    char *path;             /* the file, for messages when encoding */
     char *buf[2];           /* decode buffers */
     size_t buf_cap[2];
 };
@@ -92,7 +93,7 @@ void ifk_hftok_free(ifk_hftok **tp) {
         for (int i = 0; i < t->n_added; i++) free(t->added[i]);
     for (int i = 0; i < MAX_STEPS; i++) free(t->norm[i].a), free(t->norm[i].b), free(t->dec[i].a), free(t->dec[i].b);
     for (int i = 0; i < t->n_re; i++) pcre2_code_free(t->re[i]);
-    free(t->id2tok), free(t->added), free(t->added_id), free(t->ms), free(t->buf[0]), free(t->buf[1]);
+    free(t->id2tok), free(t->added), free(t->added_id), free(t->ms), free(t->path), free(t->buf[0]), free(t->buf[1]);
     free(t);
     *tp = NULL;
 }
@@ -449,7 +450,7 @@ ifk_status ifk_hftok_load(ifk_hftok **tp, const char *path) {
     ifk_status st = IFK_OK;
     ifk_hftok *t = calloc(1, sizeof *t);
     const cJSON *model = get_(o, "model"), *vocab = get_(model, "vocab"), *merges = get_(model, "merges"), *added;
-    if (!t) {
+    if (!t || !(t->path = strdup(path))) {
         st = IFK_FAIL(IFK_ERR_OOM, "%s: out of memory", path);
         goto done;
     }
@@ -464,6 +465,10 @@ ifk_status ifk_hftok_load(ifk_hftok **tp, const char *path) {
     }
     IFK_CHECK_GOTO(st, ifk_jfield(model, "vocab", IFK_J_OBJ | IFK_J_REQ, path, "model.vocab", &vocab), done);
     IFK_CHECK_GOTO(st, ifk_jfield(model, "merges", IFK_J_LIST | IFK_J_REQ, path, "model.merges", &merges), done);
+    if (!vocab->child) {
+        st = refuse_(path, "model.vocab", vocab, "is empty");
+        goto done;
+    }
     int fused = 0;
     static const char *const per_call[] = {"truncation", "padding"}; /* tokenizers applies them to every encoding */
     for (int i = 0; i < 2; i++)
@@ -648,8 +653,8 @@ static ifk_status bpe_(const ifk_hftok *t, const char *p, size_t len, int **ids,
         } else if (t->unk_id >= 0) {
             if (!t->fuse_unk || !*n || (*ids)[*n - 1] != t->unk_id) s = push_(ids, n, cap, t->unk_id);
         } else {
-            s = IFK_FAIL(IFK_ERR_FORMAT, "tokenizer.json: no vocabulary entry for the piece \"%.*s\" (and no byte fallback "
-                         "or unk_token)", ln[i] < 40 ? ln[i] : 40, m + st[i]);
+            s = IFK_FAIL(IFK_ERR_FORMAT, "%s: no vocabulary entry for the piece \"%.*s\" (and no byte fallback or "
+                         "unk_token)", t->path, ln[i] < 40 ? ln[i] : 40, m + st[i]);
         }
     }
 done:
@@ -719,7 +724,7 @@ static ifk_status section_(const ifk_hftok *t, const char *text, size_t len, int
                                               UTF8PROC_STABLE | UTF8PROC_COMPOSE);
             if (r < 0) {
                 free(s);
-                return IFK_FAIL(IFK_ERR_ARG, "tokenizer.json: normalizer NFC: the text is not valid UTF-8 (%s)",
+                return IFK_FAIL(IFK_ERR_ARG, "%s: normalizer NFC: the text is not valid UTF-8 (%s)", t->path,
                                 utf8proc_errmsg(r));
             }
             o = (char *)u, len = (size_t)r;

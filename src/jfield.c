@@ -77,9 +77,15 @@ ifk_status ifk_json_file(const char *path, size_t max, cJSON **out) {
     size_t len;
     *out = NULL;
     IFK_CHECK(ifk_read_file(path, max, &txt, &len));
-    cJSON *o = cJSON_ParseWithLength(txt, len);
+    const char *end = NULL;
+    cJSON *o = cJSON_ParseWithLengthOpts(txt, len, &end, 0);
     ifk_status st = IFK_OK;
-    if (!cJSON_IsObject(o)) {
+    if (!o) {
+        size_t at = end && end >= txt && end <= txt + len ? (size_t)(end - txt) : len, line = 1;
+        for (size_t i = 0; i < at; i++) line += txt[i] == '\n';
+        st = IFK_FAIL(IFK_ERR_FORMAT, "%s: invalid JSON at line %zu, byte %zu%s", path, line, at,
+                      at + 2 >= len ? " (the end of the file: cut short?)" : "");
+    } else if (!cJSON_IsObject(o)) {
         st = IFK_FAIL(IFK_ERR_FORMAT, "%s: not a JSON object", path);
     } else {
         const char *dup = ifk_json_dup_key(o);

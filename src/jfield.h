@@ -23,7 +23,7 @@ enum {
 
 /* Reads and parses the JSON file path (at most max bytes) into *out, which must be one object with
  * no key defined twice in any object (cJSON would take the first). Errors: the file's (ifk_read_file),
- * IFK_ERR_FORMAT "<path>: not a JSON object", "<path>: key
+ * IFK_ERR_FORMAT "<path>: invalid JSON at line L, byte B", "<path>: not a JSON object", "<path>: key
  * "k" is defined twice". The caller frees *out with cJSON_Delete. */
 ifk_status ifk_json_file(const char *path, size_t max, cJSON **out);
 

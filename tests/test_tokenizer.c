@@ -452,3 +452,21 @@ Test(tokenizer_json, duplicate_keys_are_refused) {
     cr_assert(strstr(ifk_errmsg(), "tokenizer_config.json: key \"add_eos_token\" is defined twice"), "%s", ifk_errmsg());
     sp_config_ = NULL;
 }
+
+/* Finding 22: the messages name the real problem. A cut-off file is invalid JSON (where), not a file
+ * without a "model"; Prepend with a number names its value; an empty vocab is refused at load with
+ * the file's path, not at the first encoding as "tokenizer.json: ...". */
+Test(tokenizer_json, messages_name_the_problem_and_the_file) {
+    char dir[] = "/tmp/ifk_tt_XXXXXX", path[64];
+    cr_assert(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    const char *cut = "{\"model\": {\"type\": \"BPE\",\n \"vocab\": {\"a\": 0, \"b";
+    write_file_(path, cut, strlen(cut));
+    ifk_tokenizer *t = NULL;
+    cr_assert_eq(ifk_tokenizer_load(&t, path, 0), IFK_ERR_FORMAT);
+    cr_assert(strstr(ifk_errmsg(), path) && strstr(ifk_errmsg(), "invalid JSON at line 2"), "%s", ifk_errmsg());
+    unlink(path), rmdir(dir);
+    refused_("{\"type\":\"Prepend\",\"prepend\":5}", "null", SP_DEC, SP_MODEL(""), SP_ADDED,
+             "normalizer Prepend prepend", "5 is not a string");
+    refused_(SP_NORM, "null", SP_DEC, "{\"type\":\"BPE\",\"vocab\":{},\"merges\":[]}", "[]", "model.vocab", "is empty");
+}
