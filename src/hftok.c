@@ -362,16 +362,17 @@ static ifk_status merges_(ifk_hftok *t, const cJSON *merges, const char *path) {
     for (const cJSON *e = merges->child; e; e = e->next, rank++) {
         char *k = NULL;
         const char *bad = "is not \"a b\" or [a, b]";
+        size_t la = 0; /* the first piece's length: a piece of the [a, b] form may hold a space */
         if (cJSON_IsString(e)) {
             const char *sp = strchr(e->valuestring, ' ');
-            if (sp && !strchr(sp + 1, ' ')) k = strdup(e->valuestring);
+            if (sp && !strchr(sp + 1, ' ')) k = strdup(e->valuestring), la = (size_t)(sp - e->valuestring);
         } else if (cJSON_IsArray(e) && cJSON_GetArraySize(e) == 2 && cJSON_IsString(e->child) &&
                    cJSON_IsString(e->child->next)) {
             size_t a = strlen(e->child->valuestring), b = strlen(e->child->next->valuestring);
-            k = malloc(a + b + 2);
+            k = malloc(a + b + 2), la = a;
             if (k) memcpy(k, e->child->valuestring, a), k[a] = ' ', memcpy(k + a + 1, e->child->next->valuestring, b + 1);
         }
-        size_t la = k ? (size_t)(strchr(k, ' ') - k) : 0, lk = k ? strlen(k) : 0;
+        size_t lk = k ? strlen(k) : 0;
         if (k && (!la || la + 1 == lk)) free(k), k = NULL;
         if (k) {
             char *ab = malloc(lk);

@@ -413,6 +413,10 @@ Test(tokenizer_json, wrong_types_are_refused_not_read_as_absent) {
              "\"a b c\"");
     refused_(SP_NORM, "null", SP_DEC, "{\"type\":\"BPE\",\"vocab\":" SP_VOCAB ",\"merges\":[[\"b\",\"a\"]]}", A,
              "model.merges[0]", "not in model.vocab"); /* "ba" is no piece */
+    ifk_tokenizer *sp_ok; /* the [a, b] form: a piece may hold a space, and "x y"+"z" is a merge of the vocabulary */
+    cr_assert_eq(sp_load_(&sp_ok, "null", "null", SP_DEC, "{\"type\":\"BPE\",\"vocab\":{\"x y\":0,\"z\":1,\"x yz\":2},"
+                          "\"merges\":[[\"x y\",\"z\"]]}", "[]"), IFK_OK, "%s", ifk_errmsg());
+    ifk_tokenizer_free(&sp_ok);
     refused_(SP_NORM, "null", SP_DEC, SP_MODEL(""), "{}", "added_tokens", "{} is not a list");
     refused_(SP_NORM, "null", SP_DEC, SP_MODEL(""), "[{\"id\":8,\"content\":\"<s>\",\"special\":true,\"normalized\":null}]",
              "added token 0 (<s>) normalized", "null");
