@@ -7,6 +7,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <dirent.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -153,10 +154,46 @@ static void plots_(const char *out, const plotspec_ *j, int have_fid, int have_n
 }
 
 
+/* ---- what an eval owns in its out directory ---------------------------------------------------- */
+
+/* The files derived from the result files (ifk_report_summarize writes those that apply). */
+static const char *derived_[] = {"summary.md", "summary.csv", "frontier.csv", "plots.gp", "speed_accuracy.dat",
+                                 "ablation.dat", "speed_accuracy.png", "needle.png", "ablation.png", NULL};
+static const char *results_[] = {"fidelity.jsonl", "needle.jsonl", "ablation.jsonl", NULL};
+
+static int owned_(const char *name, int results_too) {
+    for (int i = 0; derived_[i]; i++)
+        if (!strcmp(name, derived_[i])) return 1;
+    for (int i = 0; results_too && results_[i]; i++)
+        if (!strcmp(name, results_[i])) return 1;
+    const size_t n = strlen(name); /* needle_METHOD.dat */
+    return n > 11 && !strncmp(name, "needle_", 7) && !strcmp(name + n - 4, ".dat");
+}
+
+/* Removes the owned files of dir (results_too: the result files as well); a missing dir is empty. */
+static ifk_status clear_(const char *dir, int results_too) {
+    DIR *d = opendir(dir);
+    if (!d) return IFK_OK;
+    ifk_status st = IFK_OK;
+    for (struct dirent *e; st == IFK_OK && (e = readdir(d));) {
+        if (!owned_(e->d_name, results_too)) continue;
+        char path[4400];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        if (unlink(path) != 0 && errno != ENOENT)
+            st = IFK_FAIL(IFK_ERR_IO, "%s: cannot remove an earlier job's result: %s", path, strerror(errno));
+    }
+    closedir(d);
+    return st;
+}
+
+ifk_status ifk_report_clear(const char *dir) { return clear_(dir, 1); }
+
 /* ---- summaries from result files -------------------------------------------------------------- */
 
-/* Reads a JSONL file line by line into cJSON objects passed to fn; missing file: 0 lines. */
-static ifk_status each_line_(const char *path, void (*fn)(const cJSON *o, void *ctx), void *ctx, int *n) {
+/* Reads a JSONL file line by line into cJSON objects passed to fn with "FILE:LINE" for its
+ * messages; missing file: 0 lines. The first line fn refuses ends the read. */
+static ifk_status each_line_(const char *path, ifk_status (*fn)(const cJSON *o, const char *where, void *ctx), void *ctx,
+                             int *n) {
     *n = 0;
     FILE *f = fopen(path, "r");
     if (!f) return IFK_OK;
@@ -165,16 +202,14 @@ static ifk_status each_line_(const char *path, void (*fn)(const cJSON *o, void *
     ssize_t len;
     long ln = 0;
     ifk_status st = IFK_OK;
-    while ((len = getline(&line, &cap, f)) >= 0) {
+    while (st == IFK_OK && (len = getline(&line, &cap, f)) >= 0) {
         ln++;
         if (len <= 1) continue;
+        char where[2100];
+        snprintf(where, sizeof where, "%s:%ld", path, ln);
         cJSON *o = cJSON_Parse(line);
-        if (!cJSON_IsObject(o)) {
-            cJSON_Delete(o);
-            st = IFK_FAIL(IFK_ERR_FORMAT, "%s:%ld: not a result line (JSON object)", path, ln);
-            break;
-        }
-        fn(o, ctx);
+        if (!cJSON_IsObject(o)) st = IFK_FAIL(IFK_ERR_FORMAT, "%s: not a result line (JSON object)", where);
+        else st = fn(o, where, ctx);
         cJSON_Delete(o);
         (*n)++;
     }
@@ -183,20 +218,53 @@ static ifk_status each_line_(const char *path, void (*fn)(const cJSON *o, void *
     return st;
 }
 
-static double num_(const cJSON *o, const char *k, double dflt) {
+/* The fields of a result line, checked: a missing field, a wrong type or a value out of its
+ * range is refused naming FILE:LINE and the field, never read as 0 or NaN. */
+static ifk_status num_(const cJSON *o, const char *where, const char *k, double lo, double hi, double *out) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    if (cJSON_IsNumber(v)) return v->valuedouble;
-    if (cJSON_IsBool(v)) return cJSON_IsTrue(v);
-    return dflt;
+    if (!v) return IFK_FAIL(IFK_ERR_FORMAT, "%s: missing \"%s\"", where, k);
+    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble))
+        return IFK_FAIL(IFK_ERR_FORMAT, "%s: \"%s\" is not a number", where, k);
+    if (!(v->valuedouble >= lo && v->valuedouble <= hi))
+        return IFK_FAIL(IFK_ERR_FORMAT, "%s: \"%s\" = %g is outside [%g, %g]", where, k, v->valuedouble, lo, hi);
+    *out = v->valuedouble;
+    return IFK_OK;
 }
-static const char *str0_(const cJSON *o, const char *k) {
+static ifk_status int_(const cJSON *o, const char *where, const char *k, double lo, double hi, int *out) {
+    double d = 0;
+    IFK_CHECK(num_(o, where, k, lo, hi, &d));
+    if (d != (int)d) return IFK_FAIL(IFK_ERR_FORMAT, "%s: \"%s\" = %g is not an integer", where, k, d);
+    *out = (int)d;
+    return IFK_OK;
+}
+static ifk_status bool_(const cJSON *o, const char *where, const char *k, int *out) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    return cJSON_IsString(v) ? v->valuestring : "";
+    if (!v) return IFK_FAIL(IFK_ERR_FORMAT, "%s: missing \"%s\"", where, k);
+    if (!cJSON_IsBool(v)) return IFK_FAIL(IFK_ERR_FORMAT, "%s: \"%s\" is not true or false", where, k);
+    *out = cJSON_IsTrue(v);
+    return IFK_OK;
+}
+static ifk_status str_(const cJSON *o, const char *where, const char *k, char *out, size_t cap) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    if (!v) return IFK_FAIL(IFK_ERR_FORMAT, "%s: missing \"%s\"", where, k);
+    if (!cJSON_IsString(v) || !v->valuestring[0]) return IFK_FAIL(IFK_ERR_FORMAT, "%s: \"%s\" is not a non-empty string", where, k);
+    if (strlen(v->valuestring) >= cap) return IFK_FAIL(IFK_ERR_FORMAT, "%s: \"%s\" is too long", where, k);
+    snprintf(out, cap, "%s", v->valuestring);
+    return IFK_OK;
+}
+/* A method name eval writes. */
+static ifk_status method_(const cJSON *o, const char *where, char *out, size_t cap) {
+    IFK_CHECK(str_(o, where, "method", out, cap));
+    static const char *known[] = {"full", "none", "infoflow", "infoflow-dev", "cacheblend", "epic", "random", NULL};
+    for (int i = 0; known[i]; i++)
+        if (!strcmp(out, known[i])) return IFK_OK;
+    return IFK_FAIL(IFK_ERR_FORMAT, "%s: \"method\" \"%s\" is not one of full, none, infoflow, infoflow-dev, cacheblend, "
+                    "epic, random", where, out);
 }
 
 typedef struct {
     rows_ rows;
-    char (*keys)[160];
+    char (*keys)[1200];
     int nkeys, capkeys;
     int layer_rows; /* ablation file: layer from score_layer */
 } collect_;
@@ -211,27 +279,44 @@ static int seen_(collect_ *c, const char *key) {
         c->keys = realloc(c->keys, sizeof *c->keys * c->capkeys);
         IFK_ASSERT(c->keys);
     }
-    snprintf(c->keys[c->nkeys++], 160, "%s", key);
+    snprintf(c->keys[c->nkeys++], 1200, "%s", key);
     return 0;
 }
 
-static void fid_line_(const cJSON *o, void *ctx) {
+static ifk_status fid_line_(const cJSON *o, const char *where, void *ctx) {
     collect_ *c = ctx;
-    row_ r = {.layer = c->layer_rows ? (int)num_(o, "score_layer", -1) : -1};
-    snprintf(r.method, sizeof r.method, "%s", c->layer_rows ? "infoflow" : str0_(o, "method"));
-    r.budget = num_(o, "budget", 0);
-    r.reorder = (int)num_(o, "reorder", 0);
-    char key[160];
-    snprintf(key, sizeof key, "%s|%s|%g|%d|%d", str0_(o, "item"), r.method, r.budget, r.reorder, r.layer);
-    if (seen_(c, key)) return;
-    r.kl = num_(o, "kl", NAN);
-    r.top1 = num_(o, "top1_agree", NAN);
-    r.lead = num_(o, "leading_agree", NAN);
+    row_ r = {.layer = -1};
+    char item[1024];
+    IFK_CHECK(str_(o, where, "item", item, sizeof item));
+    if (c->layer_rows) {
+        snprintf(r.method, sizeof r.method, "infoflow");
+        IFK_CHECK(int_(o, where, "score_layer", 0, 1023, &r.layer));
+    } else {
+        IFK_CHECK(method_(o, where, r.method, sizeof r.method));
+        IFK_CHECK(bool_(o, where, "reorder", &r.reorder));
+    }
+    IFK_CHECK(num_(o, where, "budget", 0, 1, &r.budget));
+    IFK_CHECK(num_(o, where, "kl", 0, INFINITY, &r.kl)); /* KL(full || method) >= 0 */
+    int top1 = 0, lead = 0;
+    IFK_CHECK(bool_(o, where, "top1_agree", &top1));
+    r.top1 = top1;
+    r.lead = NAN, r.ttft = NAN; /* the ablation records neither: "–" */
+    if (!c->layer_rows) {
+        IFK_CHECK(int_(o, where, "leading_agree", 0, 1 << 30, &lead));
+        r.lead = lead;
+        IFK_CHECK(num_(o, where, "ttft_ms", 0, INFINITY, &r.ttft));
+    }
     r.has_gold = cJSON_GetObjectItemCaseSensitive(o, "f1") != NULL;
-    r.f1 = num_(o, "f1", 0);
-    r.em = num_(o, "em", 0);
-    r.ttft = num_(o, "ttft_ms", NAN);
-    push_row_(&c->rows, &r);
+    if (r.has_gold) {
+        int em;
+        IFK_CHECK(num_(o, where, "f1", 0, 1, &r.f1));
+        IFK_CHECK(int_(o, where, "em", 0, 1, &em));
+        r.em = em;
+    }
+    char key[1200];
+    snprintf(key, sizeof key, "%s|%s|%g|%d|%d", item, r.method, r.budget, r.reorder, r.layer);
+    if (!seen_(c, key)) push_row_(&c->rows, &r);
+    return IFK_OK;
 }
 
 typedef struct {
@@ -246,26 +331,29 @@ typedef struct {
     collect_ keys;
 } needles_;
 
-static void needle_line_(const cJSON *o, void *ctx) {
+static ifk_status needle_line_(const cJSON *o, const char *where, void *ctx) {
     needles_ *c = ctx;
     needle_row_ r = {0};
-    snprintf(r.method, sizeof r.method, "%s", str0_(o, "method"));
-    r.target = (int)num_(o, "target_tokens", num_(o, "context_tokens", 0));
-    r.depth = (int)num_(o, "depth", 0);
+    int ctx_tokens;
+    IFK_CHECK(method_(o, where, r.method, sizeof r.method));
+    IFK_CHECK(int_(o, where, "target_tokens", 1, 1 << 30, &r.target));
+    IFK_CHECK(int_(o, where, "context_tokens", 1, 1 << 30, &ctx_tokens));
+    IFK_CHECK(int_(o, where, "depth", 0, 100, &r.depth));
+    IFK_CHECK(num_(o, where, "ratio", 0, INFINITY, &r.ratio));
+    IFK_CHECK(num_(o, where, "kl", 0, INFINITY, &r.kl));
+    IFK_CHECK(num_(o, where, "budget", 0, 1, &r.budget));
+    IFK_CHECK(bool_(o, where, "greedy_hit", &r.hit));
+    IFK_CHECK(bool_(o, where, "full_hit", &r.full_hit));
     char key[160];
     snprintf(key, sizeof key, "%s|%d|%d", r.method, r.target, r.depth);
-    if (seen_(&c->keys, key)) return;
-    r.ratio = num_(o, "ratio", 0);
-    r.kl = num_(o, "kl", 0);
-    r.budget = num_(o, "budget", 0);
-    r.hit = (int)num_(o, "greedy_hit", 0);
-    r.full_hit = (int)num_(o, "full_hit", 0);
+    if (seen_(&c->keys, key)) return IFK_OK;
     if (c->n == c->cap) {
         c->cap = c->cap ? 2 * c->cap : 256;
         c->r = realloc(c->r, sizeof *c->r * c->cap);
         IFK_ASSERT(c->r);
     }
     c->r[c->n++] = r;
+    return IFK_OK;
 }
 
 static void add_unique_i_(int *v, int *n, int x) {
@@ -424,6 +512,22 @@ static void speed_accuracy_dat_(const rows_ *rs, const plotspec_ *ps, const char
     if (d) fclose(d);
 }
 
+/* Whether the speed-accuracy plot has two points of distinct TTFT and distinct KL (curve_of_). */
+static int drawable_fid_(const rows_ *rs, const plotspec_ *ps) {
+    double t0 = NAN, k0 = NAN;
+    int dt = 0, dk = 0;
+    for (int mi = 0; mi < ps->n_methods; mi++) {
+        curve_ c;
+        curve_of_(rs, ps->methods[mi], &c);
+        for (int k = 0; k < c.n; k++) {
+            const double kl = c.kl[k] > 1e-9 ? c.kl[k] : 1e-9; /* as speed_accuracy.dat draws it */
+            if (isnan(t0)) t0 = c.ttft[k], k0 = kl;
+            dt |= c.ttft[k] != t0, dk |= kl != k0;
+        }
+    }
+    return dt && dk;
+}
+
 /* ablation.dat: per scoring layer, the mean KL and its 95% CI half-width. */
 static void ablation_dat_(const rows_ *rs, const char *dir) {
     char path[2048];
@@ -453,6 +557,7 @@ ifk_status ifk_report_summarize(const char *dir, const char *title, int quiet) {
     snprintf(path, sizeof path, "%s/needle.jsonl", dir);
     IFK_CHECK(each_line_(path, needle_line_, &nd, &nn));
     if (!fid.rows.n && !abl.rows.n && !nd.n) return IFK_FAIL(IFK_ERR_IO, "%s: no result files (fidelity.jsonl, needle.jsonl, ablation.jsonl)", dir);
+    IFK_CHECK(clear_(dir, 0)); /* no plot or table of an earlier summary outlives this one */
     plotspec_ ps = {.budget_lo = 1, .budget_hi = 0, .ablation_budget = 0.15};
     for (int i = 0; i < fid.rows.n; i++) {
         const row_ *r = &fid.rows.r[i];
@@ -495,7 +600,20 @@ ifk_status ifk_report_summarize(const char *dir, const char *title, int quiet) {
     memcpy(all.lengths, pn.lengths, sizeof all.lengths), all.n_lengths = pn.n_lengths;
     memcpy(all.depths, pn.depths, sizeof all.depths), all.n_depths = pn.n_depths;
     if (nd.n) memcpy(all.methods, pn.methods, sizeof all.methods), all.n_methods = pn.n_methods;
-    plots_(dir, &all, fid.rows.n > 0, nd.n > 0, abl.rows.n > 0, quiet);
+    /* a plot gnuplot cannot draw (one point: an empty axis range; an image of fewer than 2 x 2
+     * cells) is skipped with one line instead of gnuplot's warnings */
+    const int draw_fid = fid.rows.n && drawable_fid_(&fid.rows, &ps), draw_nd = nd.n && pn.n_lengths > 1 && pn.n_depths > 1;
+    int abl_layers = 0;
+    for (int i = 0; i < abl.rows.n; i++) abl_layers += abl.rows.r[i].layer != abl.rows.r[0].layer;
+    const int draw_abl = abl.rows.n && abl_layers > 0;
+    if (fid.rows.n && !draw_fid)
+        fprintf(stderr, "eval: speed_accuracy.png not drawn: the results give one (TTFT, KL) point (more methods or budgets "
+                        "draw it)\n");
+    if (nd.n && !draw_nd)
+        fprintf(stderr, "eval: needle.png not drawn: the grid has %d length%s and %d depth%s (it needs 2 of each)\n",
+                pn.n_lengths, pn.n_lengths > 1 ? "s" : "", pn.n_depths, pn.n_depths > 1 ? "s" : "");
+    if (abl.rows.n && !draw_abl) fprintf(stderr, "eval: ablation.png not drawn: the ablation has one layer\n");
+    if (draw_fid || draw_nd || draw_abl) plots_(dir, &all, draw_fid, draw_nd, draw_abl, quiet);
     snprintf(path, sizeof path, "%s/summary.md", dir);
     FILE *in = fopen(path, "r");
     char line[1024];

@@ -14,4 +14,11 @@
  * (a line that is not a JSON object, naming FILE:LINE). */
 ifk_status ifk_report_summarize(const char *dir, const char *title, int quiet);
 
+/* Removes from dir every file an eval writes (the result files fidelity.jsonl, needle.jsonl,
+ * ablation.jsonl and all that ifk_report_summarize derives from them: summary.md, summary.csv,
+ * frontier.csv, plots.gp, the .dat files, the plots), so that a job's out holds only its own
+ * results: an eval owns its out directory's result files and replaces them all (docs/eval.md).
+ * Files that are not eval's are kept. Errors: IFK_ERR_IO (a file that cannot be removed). */
+ifk_status ifk_report_clear(const char *dir);
+
 #endif

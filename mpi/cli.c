@@ -22,6 +22,7 @@ void ifk_cli_usage(const char *usage, const ifk_opt *opts) {
 }
 
 ifk_status ifk_cli_parse(int argc, char **argv, const ifk_opt *opts, const char *usage, int *help) {
+    unsigned char given[IFK_CLI_MAX_OPTS] = {0}; /* an option given twice is refused, not overwritten */
     *help = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -38,6 +39,8 @@ ifk_status ifk_cli_parse(int argc, char **argv, const ifk_opt *opts, const char 
         for (; o->name; o++)
             if (strlen(o->name) == nlen && !strncmp(o->name, name, nlen)) break;
         if (!o->name) return IFK_FAIL(IFK_ERR_ARG, "%s: unknown option '%s' (see --help)", argv[0], a);
+        if (o - opts >= IFK_CLI_MAX_OPTS) return IFK_FAIL(IFK_ERR_ARG, "%s: too many options in the table", argv[0]);
+        if (given[o - opts]++) return IFK_FAIL(IFK_ERR_ARG, "%s: --%s given twice", argv[0], o->name);
         if (!o->arg) {
             if (eq) return IFK_FAIL(IFK_ERR_ARG, "%s: option --%s takes no value", argv[0], o->name);
             *o->flag = 1;

@@ -13,8 +13,12 @@ typedef struct {
     int *flag;         /* set to 1 (flags) */
 } ifk_opt;
 
+/* The most options one command's table may hold. */
+#define IFK_CLI_MAX_OPTS 64
+
 /* Parses argv[1..] (argv[0] is the command name). Returns IFK_OK, or IFK_ERR_ARG with the message
- * set; *help is set when --help was given (usage already printed). */
+ * set (an unknown option, a missing value, an option given twice); *help is set when --help was
+ * given (usage already printed). */
 ifk_status ifk_cli_parse(int argc, char **argv, const ifk_opt *opts, const char *usage, int *help);
 /* --weights f32|bf16|f16|auto (NULL: auto): sets the precision later model loads keep (ifk_weights_request);
  * an unknown name is an IFK_ERR_ARG naming the value. */

@@ -243,10 +243,103 @@ out:
     return rc;
 }
 
-/* Builds a temporary store of `chunks` random documents with a model, then times full and a
- * method on the same context and prompt in one run. */
+/* ---- bench ttft: a temporary store of `chunks` random documents with a model, then full and a
+ * method timed on the same context and prompt in one run ---------------------------------------------- */
+
 static ifk_status record_(const char *shard, ifk_doc_rec *recs, int n, void *ctx) {
     return ifk_ingest_record(ctx, shard, recs, n);
+}
+
+/* Writes the store into dir (made empty): `chunks` documents "doc0000", ... of clen random ids
+ * (from *r, which advances), each prefilled alone as the cache job does, committed in order. */
+static ifk_status ttft_store_(const char *dir, const ifk_model *m, ifk_dtype dtype, int clen, long chunks, uint64_t *r) {
+    char fp[17];
+    ifk_model_fingerprint(m, fp);
+    ifk_store_params sp;
+    ifk_store_params_from_model(&sp, m, fp);
+    sp.dtype = dtype;
+    sp.chunk_tokens = clen;
+    ifk_manifest *man = NULL;
+    ifk_ingest g = {0};
+    int lock_fd = -1, removed;
+    int *tokens = malloc(sizeof(int) * clen);
+    ifk_status st = tokens ? IFK_OK : IFK_FAIL(IFK_ERR_OOM, "out of memory");
+    if (st == IFK_OK) st = ifk_ingest_open_store(dir, &sp, 0, 0, 1, &man, &lock_fd, &removed);
+    if (st == IFK_OK) st = ifk_ingest_init(&g, m, NULL, dir, &sp, "shard-bench", 0);
+    for (long d = 0; st == IFK_OK && d < chunks; d++) {
+        random_ids_(r, tokens, clen, 3, m->cfg.vocab_size);
+        char id[32];
+        snprintf(id, sizeof id, "doc%04ld", d);
+        ifk_ingest_doc_in in = {.id = id, .tokens = tokens, .n_tokens = clen};
+        st = ifk_ingest_doc(&g, &in, dir, NULL, NULL);
+    }
+    if (st == IFK_OK) st = ifk_ingest_commit(&g, record_, man);
+    ifk_ingest_free(&g);
+    ifk_ingest_close_store(&man, &lock_fd);
+    free(tokens);
+    return st;
+}
+
+/* The best runs of bench ttft: TTFTs in seconds, and the results of the best overlapped and serial
+ * runs of the method (their phase times). */
+typedef struct {
+    double full, method, serial;
+    ifk_query_result keep, keep_s;
+} ttft_best_;
+
+/* Each of repeat + 1 rounds (the first warms up): full (unless no_full); the method with its load
+ * first and alone (serial: the load's and the compute's times apart); the method with the load
+ * overlapped, as queries run. cold: the shards leave the page cache before each cached run. */
+static ifk_status ttft_measure_(const ifk_model *m, ifk_store *store, const ifk_query_docs *qd, const int *prompt, int P,
+                                ifk_query_opts qo, ifk_method method, long repeat, int cold, int no_full, ttft_best_ *b) {
+    *b = (ttft_best_){1e30, 1e30, 1e30, {0}, {0}};
+    ifk_query_result res;
+    ifk_status st = IFK_OK;
+    for (long it = 0; st == IFK_OK && it <= repeat; it++) {
+        qo.method = IFK_METHOD_FULL;
+        if (!no_full) {
+            if ((st = ifk_query_run(m, store, qd, prompt, P, &qo, NULL, &res)) != IFK_OK) break;
+            if (it) b->full = res.ttft < b->full ? res.ttft : b->full;
+            ifk_query_result_free(&res);
+        }
+        qo.method = method;
+        for (int serial = 1; st == IFK_OK && serial >= 0; serial--) {
+            qo.serial_load = serial;
+            if (cold && (st = ifk_store_drop_cache(store)) != IFK_OK) break;
+            if ((st = ifk_query_run(m, store, qd, prompt, P, &qo, NULL, &res)) != IFK_OK) break;
+            double *best = serial ? &b->serial : &b->method;
+            ifk_query_result *kp = serial ? &b->keep_s : &b->keep;
+            if (it && res.ttft < *best) {
+                *best = res.ttft;
+                ifk_query_result_free(kp);
+                *kp = res;
+            } else {
+                ifk_query_result_free(&res);
+            }
+        }
+    }
+    if (st != IFK_OK) ifk_query_result_free(&b->keep), ifk_query_result_free(&b->keep_s);
+    return st;
+}
+
+/* One memory pass over n bytes: the best of 3 memcpys, in ms; -1 when out of memory (message set). */
+static double memory_pass_ms_(size_t n) {
+    char *a = malloc(n), *b = malloc(n);
+    if (!a || !b) {
+        free(a), free(b);
+        IFK_FAIL(IFK_ERR_OOM, "out of memory");
+        return -1;
+    }
+    double pass = 1e30;
+    memset(a, 1, n), memset(b, 2, n);
+    for (int i = 0; i < 3; i++) {
+        const double t0 = ifk_now();
+        memcpy(b, a, n);
+        __asm__ volatile("" : : "r"(b) : "memory"); /* the copy is not dead */
+        pass = ifk_now() - t0 < pass ? ifk_now() - t0 : pass;
+    }
+    free(a), free(b);
+    return pass * 1e3;
 }
 
 static int bench_ttft_(int argc, char **argv) {
@@ -278,10 +371,7 @@ static int bench_ttft_(int argc, char **argv) {
     ifk_model m = {0};
     ifk_tokenizer *tok = NULL;
     ifk_store *store = NULL;
-    ifk_manifest *man = NULL;
-    ifk_ingest g = {0};
-    int lock_fd = -1;
-    int *tokens = NULL, *prompt = NULL, *docs = NULL;
+    int *prompt = NULL, *docs = NULL;
     char dir[] = "/tmp/infoflow-ttft-XXXXXX";
     int made_dir = 0;
     if (ifk_cli_parse(argc, argv, opts, "usage: infoflow bench ttft [--random-model SHAPE] [--context N] [--chunks K] "
@@ -297,7 +387,12 @@ static int bench_ttft_(int argc, char **argv) {
     ifk_blas_set_threads((int)threads);
     if (ifk_engine_load_any(model, NULL, shape, &m, &tok)) goto out;
     const int clen = (int)((ctx - 1) / chunks);
-    if (clen < 1 || ctx + P + 1 > m.cfg.seq_len) {
+    if (clen < 1) {
+        IFK_FAIL(IFK_ERR_ARG, "bench ttft: --context %ld leaves %ld tokens after BOS, fewer than --chunks %ld (one token "
+                 "each at least)", ctx, ctx - 1, chunks);
+        goto out;
+    }
+    if (ctx + P + 1 > m.cfg.seq_len) {
         IFK_FAIL(IFK_ERR_ARG, "bench ttft: %ld context + %ld prompt tokens do not fit the model's %d positions in %ld "
                  "chunks", ctx, P, m.cfg.seq_len, chunks);
         goto out;
@@ -307,65 +402,23 @@ static int bench_ttft_(int argc, char **argv) {
         goto out;
     }
     made_dir = 1;
-    /* the store: chunks documents of clen random tokens, prefilled alone as the cache job does */
-    char fp[17];
-    ifk_model_fingerprint(&m, fp);
-    ifk_store_params sp;
-    ifk_store_params_from_model(&sp, &m, fp);
-    sp.dtype = dtype;
-    sp.chunk_tokens = clen;
-    tokens = malloc(sizeof(int) * clen), prompt = malloc(sizeof(int) * P), docs = malloc(sizeof(int) * chunks);
-    if (!tokens || !prompt || !docs) {
+    prompt = malloc(sizeof(int) * P), docs = malloc(sizeof(int) * chunks);
+    if (!prompt || !docs) {
         IFK_FAIL(IFK_ERR_OOM, "out of memory");
         goto out;
     }
-    int removed;
-    if (ifk_ingest_open_store(dir, &sp, 0, 0, 1, &man, &lock_fd, &removed) != IFK_OK ||
-        ifk_ingest_init(&g, &m, NULL, dir, &sp, "shard-bench", 0) != IFK_OK)
-        goto out;
     uint64_t r = 12345;
-    const int vocab = m.cfg.vocab_size;
-    for (long d = 0; d < chunks; d++) {
-        random_ids_(&r, tokens, clen, 3, vocab);
-        char id[32];
-        snprintf(id, sizeof id, "doc%04ld", d);
-        ifk_ingest_doc_in in = {.id = id, .tokens = tokens, .n_tokens = clen};
-        if (ifk_ingest_doc(&g, &in, dir, NULL, NULL) != IFK_OK) goto out;
-        docs[d] = (int)d;
-    }
-    if (ifk_ingest_commit(&g, record_, man) != IFK_OK || ifk_store_open(&store, dir) != IFK_OK) goto out;
-    random_ids_(&r, prompt, P, 3, vocab);
-    /* documents are numbered in commit order */
+    if (ttft_store_(dir, &m, dtype, clen, chunks, &r) != IFK_OK || ifk_store_open(&store, dir) != IFK_OK) goto out;
+    random_ids_(&r, prompt, P, 3, m.cfg.vocab_size);
+    for (long d = 0; d < chunks; d++) docs[d] = (int)d; /* documents are numbered in commit order */
     ifk_query_docs qd = {docs, (int)chunks};
     ifk_query_opts qo = {.method = IFK_METHOD_FULL, .budget = budget, .score_lo = -1, .score_hi = -1, .steps = 1};
     if (mbps > 0 && ifk_store_set_read_rate(store, mbps) != IFK_OK) goto out;
-    /* each repeat: full; the method with its load first and alone (serial: the load's and the
-     * compute's times apart); the method with the load overlapped, as queries run */
-    ifk_query_result res, keep = {0}, keep_s = {0};
-    double best_full = 1e30, best_m = 1e30, best_s = 1e30;
-    for (long it = 0; it <= repeat; it++) {
-        qo.method = IFK_METHOD_FULL;
-        if (!no_full) {
-            if (ifk_query_run(&m, store, &qd, prompt, (int)P, &qo, NULL, &res) != IFK_OK) goto out;
-            if (it) best_full = res.ttft < best_full ? res.ttft : best_full;
-            ifk_query_result_free(&res);
-        }
-        qo.method = method;
-        for (int serial = 1; serial >= 0; serial--) {
-            qo.serial_load = serial;
-            if (cold && ifk_store_drop_cache(store) != IFK_OK) goto out;
-            if (ifk_query_run(&m, store, &qd, prompt, (int)P, &qo, NULL, &res) != IFK_OK) goto out;
-            double *best = serial ? &best_s : &best_m;
-            ifk_query_result *kp = serial ? &keep_s : &keep;
-            if (it && res.ttft < *best) {
-                *best = res.ttft;
-                ifk_query_result_free(kp);
-                *kp = res;
-            } else {
-                ifk_query_result_free(&res);
-            }
-        }
-    }
+    ttft_best_ b;
+    if (ttft_measure_(&m, store, &qd, prompt, (int)P, qo, method, repeat, cold, no_full, &b) != IFK_OK) goto out;
+    double best_full = b.full;
+    const double best_m = b.method, best_s = b.serial;
+    const ifk_query_result keep = b.keep, keep_s = b.keep_s;
     /* the recompute's rate against the full prefill's, same FLOP count (selected slots are their
      * positions: the context sits at positions 0..T-1 once rotated) */
     const double fl_full = ifk_rows_flops(&m.cfg, NULL, keep.T + (int)P),
@@ -375,23 +428,10 @@ static int bench_ttft_(int argc, char **argv) {
     /* one memory pass over the bytes the load writes (the context's f32 K and V, this run's cache
      * size), best of 3 memcpys: the unit the load is counted in */
     const size_t kvb = 2 * (size_t)m.cfg.n_layers * m.cfg.n_kv_heads * keep.T * m.cfg.head_dim * sizeof(float);
-    double pass = 1e30;
-    {
-        char *a = malloc(kvb), *b = malloc(kvb);
-        if (!a || !b) {
-            free(a), free(b);
-            IFK_FAIL(IFK_ERR_OOM, "out of memory");
-            goto out;
-        }
-        memset(a, 1, kvb), memset(b, 2, kvb);
-        for (int i = 0; i < 3; i++) {
-            const double t0 = ifk_now();
-            memcpy(b, a, kvb);
-            __asm__ volatile("" : : "r"(b) : "memory"); /* the copy is not dead */
-            pass = ifk_now() - t0 < pass ? ifk_now() - t0 : pass;
-        }
-        free(a), free(b);
-        pass *= 1e3;
+    const double pass = memory_pass_ms_(kvb);
+    if (pass < 0) {
+        ifk_query_result_free(&b.keep_s), ifk_query_result_free(&b.keep);
+        goto out;
     }
     /* load alone and compute alone, from the serial run */
     const double load_s = keep_s.t_load, compute_s = keep_s.ttft - keep_s.t_load,
@@ -434,14 +474,12 @@ static int bench_ttft_(int argc, char **argv) {
                keep.n_selected ? keep.t_recompute / keep.n_selected : 0.0, gf_rec, best_full / (keep.T + P), gf_full,
                gf_full > 0 ? gf_rec / gf_full : 0.0, ifk_method_name(method), best_full / best_m,
                budget > 0 ? 1.0 / budget : 0.0);
-    ifk_query_result_free(&keep_s);
-    ifk_query_result_free(&keep);
+    ifk_query_result_free(&b.keep_s);
+    ifk_query_result_free(&b.keep);
     rc = 0;
 out:
     if (rc) ifk_err_print();
-    ifk_ingest_free(&g);
     ifk_store_close(&store);
-    ifk_ingest_close_store(&man, &lock_fd);
     if (made_dir) {
         ifk_store_wipe(dir);
         char lock[64];
@@ -449,7 +487,7 @@ out:
         unlink(lock);
         rmdir(dir);
     }
-    free(tokens), free(prompt), free(docs);
+    free(prompt), free(docs);
     ifk_tokenizer_free(&tok);
     ifk_model_free(&m);
     return rc;
@@ -605,5 +643,5 @@ int ifk_cmd_bench(int argc, char **argv) {
     if (!strcmp(argv[1], "ttft")) return bench_ttft_(argc - 1, argv + 1);
     if (!strcmp(argv[1], "open")) return bench_open_(argc - 1, argv + 1);
     fprintf(stderr, "infoflow: error: bench: unknown benchmark '%s' (available: prefill, decode, store, ttft, open)\n", argv[1]);
-    return 2;
+    return 1;
 }

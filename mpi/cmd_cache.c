@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "bm25.h"
+#include "cache.h"
 #include "chunk.h"
 #include "cli.h"
 #include "comm.h"
@@ -33,23 +34,20 @@
 
 #define PREFETCH 2 /* documents in flight per worker: one being cached, one waiting */
 
+/* The command line: the model to load, then the run's options (cache.h). */
 typedef struct {
-    const char *model, *random_model, *tokenizer, *corpus, *store, *chunk_s, *split_s, *dtype_s, *commit_docs_s,
-        *commit_secs_s, *threads_s, *progress_s, *compress_s, *tp_s, *weights_s;
-    int skip_bad, force, dedicated, no_lock, quiet, help;
-    long chunk_tokens, commit_docs, threads, compress, tp;
-    double commit_secs, progress_secs;
-    ifk_split split;
-    ifk_dtype dtype;
+    const char *model, *random_model, *tokenizer, *chunk_s, *split_s, *dtype_s, *commit_docs_s, *commit_secs_s,
+        *threads_s, *progress_s, *compress_s, *tp_s, *weights_s;
+    int help;
+    long threads, tp;
+    ifk_cache_opts run;
 } opts_;
 
-/* What a rank needs to cache documents: the model and its ingester (pipeline/ingest.h); rank 0
- * also holds the store's manifest and lock. */
 /* A group's prefill of one chunk (tp > 1): every rank its slice; the group's rank 0 broadcasts
  * the chunk's tokens first and gathers every rank's KV heads after. */
 typedef struct {
     const ifk_grid *grid;
-    ifk_model slice;
+    const ifk_model *slice; /* this rank's slice of the model (the caller's) */
     ifk_state s;
     ifk_kvcache cache;
     ifk_tp_mpi tpm;
@@ -62,13 +60,15 @@ typedef struct {
     double bcast_bytes, gather_bytes, seconds;
 } gprefill_;
 
+/* What a rank needs to cache documents: the model and its ingester (pipeline/ingest.h); rank 0
+ * also holds the store's manifest and lock. */
 typedef struct {
     const ifk_comm *comm;
-    const opts_ *o;
+    const ifk_cache_opts *o;
     const ifk_grid *grid;
     gprefill_ gp;
-    ifk_model m;
-    ifk_tokenizer *tok;
+    const ifk_model *m;
+    const ifk_tokenizer *tok;
     ifk_store_params sp;
     char run_id[64];
     ifk_ingest g;
@@ -85,7 +85,7 @@ static ifk_status cache_doc_(worker_ *w, const ifk_doc *d, const char *where, vo
 }
 
 static int commit_due_(const worker_ *w, int force) {
-    return ifk_ingest_commit_due(&w->g, (int)w->o->commit_docs, w->o->commit_secs, force);
+    return ifk_ingest_commit_due(&w->g, w->o->commit_docs, w->o->commit_secs, force);
 }
 
 /* Rank 0 records a commit in the manifest itself. */
@@ -287,9 +287,9 @@ static int by_size_desc_(const void *a, const void *b, void *ctx) {
     return *(const int *)a - *(const int *)b;
 }
 
-static void coordinate_(worker_ *w) {
+static void coordinate_(worker_ *w, long *cached) {
     const ifk_comm *cm = w->comm;
-    const opts_ *o = w->o;
+    const ifk_cache_opts *o = w->o;
     coord_ c = {.w = w};
     c.corpus = (ifk_corpus){0};
     ifk_status st = ifk_corpus_index(&c.corpus, o->corpus, o->skip_bad);
@@ -353,6 +353,7 @@ static void coordinate_(worker_ *w) {
                 "%lld chunks, %lld tokens\n", c.docs_done, c.tokens_done, el, el > 0 ? c.tokens_done / el : 0.0,
                 w->man->n_docs, w->man->n_chunks, w->man->n_tokens);
     for (int i = 0; i < c.corpus.n_bad; i++) fprintf(stderr, "cache: skipped bad line: %s\n", c.corpus.bad[i]);
+    *cached = c.docs_done;
     free(c.queue);
     free(c.in_flight);
     free(c.stopped);
@@ -413,9 +414,9 @@ static int gprefill_step_(gprefill_ *g, int n, const int *tokens, int *tbuf) {
     g->seconds += MPI_Wtime() - t0;
     ifk_status st = ifk_fault("group.chunk") /* a rank of a group failing (tests) */
                         ? IFK_FAIL(IFK_ERR_INTERNAL, "injected failure in a group's chunk prefill")
-                        : ifk_prefill_chunk(&g->slice, &g->s, &g->cache, tbuf, n, g->kl, g->vl);
+                        : ifk_prefill_chunk(g->slice, &g->s, &g->cache, tbuf, n, g->kl, g->vl);
     if (st != IFK_OK) ifk_comm_abort(gc);
-    const ifk_config *c = &g->slice.cfg;
+    const ifk_config *c = &g->slice->cfg;
     const int cnt = c->n_layers * c->n_kv_heads * n * c->head_dim;
     t0 = MPI_Wtime();
     MPI_Gather(g->kl, cnt, MPI_FLOAT, g->gk, cnt, MPI_FLOAT, 0, gc->comm);
@@ -435,7 +436,7 @@ static ifk_status gprefill_lead_(const int *tokens, int n, float *k, float *v, v
     if (!tbuf) return IFK_FAIL(IFK_ERR_OOM, "out of memory");
     gprefill_step_(g, n, tokens, tbuf);
     if (tbuf != tbuf_) free(tbuf);
-    const ifk_config *c = &g->slice.cfg;
+    const ifk_config *c = &g->slice->cfg;
     const int tp = g->grid->tp, kvl = c->n_kv_heads, L = c->n_layers;
     const size_t blk = (size_t)n * c->head_dim;
     for (int r = 0; r < tp; r++)
@@ -463,12 +464,13 @@ static void gprefill_end_(gprefill_ *g) {
     if (g->grid) gprefill_step_(g, -1, NULL, NULL); /* set up only at --tp > 1 */
 }
 
-/* g->slice is loaded already (ifk_grid_load_model); the rest of g is zero. */
-static ifk_status gprefill_init_(gprefill_ *g, const ifk_grid *grid, ifk_model *full, int chunk_tokens) {
+/* slice: this rank's (ifk_grid_load_model), kept by the caller; g is zero. */
+static ifk_status gprefill_init_(gprefill_ *g, const ifk_grid *grid, const ifk_model *full, const ifk_model *slice,
+                                 int chunk_tokens) {
     g->grid = grid;
+    g->slice = slice;
     g->chunk_tokens = chunk_tokens;
-    ifk_model_release_unsliced(full, &g->slice, grid->group.rank, grid->tp); /* no-op for a sliced HF folder */
-    const ifk_config *c = &g->slice.cfg;
+    const ifk_config *c = &slice->cfg;
     IFK_CHECK(ifk_kvcache_init(&g->cache, c, chunk_tokens + IFK_CHUNK_PREFIX));
     ifk_tp_mpi_init(&g->tpm, &grid->group, full->cfg.n_heads);
     g->s.tp = &g->tpm.tp;
@@ -488,18 +490,75 @@ static void gprefill_free_(gprefill_ *g) {
     ifk_kvcache_free(&g->cache);
     g->s.tp = NULL;
     ifk_state_free(&g->s);
-    ifk_model_free(&g->slice);
     memset(g, 0, sizeof *g);
 }
 
-/* ---- set-up ------------------------------------------------------------------------------------ */
+/* ---- the run ----------------------------------------------------------------------------------- */
+
+ifk_status ifk_cache_run(const ifk_grid *grid, const ifk_cache_opts *o, const ifk_model *m, const ifk_model *slice,
+                         const ifk_tokenizer *tok, long *cached) {
+    const ifk_comm *cm = grid->world;
+    worker_ w = {.comm = cm, .o = o, .grid = grid, .m = m, .tok = tok, .lock_fd = -1};
+    ifk_status st = IFK_OK;
+    *cached = 0;
+    /* rank 0 opens (or creates) the store and locks it; every rank learns its layout */
+    if (cm->rank == 0) {
+        char fp[17];
+        ifk_model_fingerprint(m, fp);
+        ifk_store_params_from_model(&w.sp, m, fp);
+        w.sp.dtype = o->dtype;
+        w.sp.chunk_tokens = o->chunk_tokens;
+        w.sp.split = o->split;
+        w.sp.compress = o->compress;
+        int removed = 0;
+        st = ifk_ingest_open_store(o->store, &w.sp, o->force, o->no_lock, !o->keep_layout, &w.man, &w.lock_fd, &removed);
+        if (st == IFK_OK && o->keep_layout) w.sp = w.man->p; /* an existing store's dtype and chunking */
+        if (st == IFK_OK && removed && !o->quiet)
+            fprintf(stderr, "cache: removed %d incomplete file%s left by an interrupted run\n", removed,
+                    removed > 1 ? "s" : "");
+        time_t now = time(NULL);
+        char t[32];
+        strftime(t, sizeof t, "%Y%m%dT%H%M%S", gmtime(&now));
+        snprintf(w.run_id, sizeof w.run_id, "%s-%05x", t, (unsigned)getpid() & 0xfffff);
+    }
+    if ((st = ifk_comm_agree(cm, st)) != IFK_OK) goto out;
+    MPI_Bcast(&w.sp, (int)sizeof w.sp, MPI_BYTE, 0, cm->comm);
+    MPI_Bcast(w.run_id, (int)sizeof w.run_id, MPI_CHAR, 0, cm->comm);
+    if ((st = ifk_comm_agree(cm, grid->tp > 1 ? gprefill_init_(&w.gp, grid, m, slice, w.sp.chunk_tokens) : IFK_OK)) !=
+        IFK_OK)
+        goto out;
+    char prefix[160];
+    snprintf(prefix, sizeof prefix, "shard-%s-r%04d", w.run_id, cm->rank);
+    /* a group's rank 0 ingests; at --tp > 1 its prefill is the group's */
+    st = grid->group.rank == 0 ? ifk_ingest_init(&w.g, m, tok, o->store, &w.sp, prefix, cm->rank) : IFK_OK;
+    if (grid->tp > 1) w.g.prefill = gprefill_lead_, w.g.prefill_ctx = &w.gp;
+    if ((st = ifk_comm_agree(cm, st)) != IFK_OK) goto out;
+
+    if (cm->rank == 0) coordinate_(&w, cached);
+    else if (grid->group.rank == 0) work_(&w);
+    else gprefill_serve_(&w.gp);
+    if (grid->group.rank == 0) gprefill_end_(&w.gp);
+    if (cm->rank == 0 && grid->tp > 1 && !o->quiet) /* jobs/scaling_model.py checks these against its model */
+        fprintf(stderr, "cache: rank 0's group communication: %ld chunks, %ld tokens; all-reduce %.0f bytes, gather "
+                "%.0f bytes, tokens %.0f bytes; %.3f s\n", w.gp.chunks, w.gp.tokens, w.gp.tpm.tp.comm_bytes,
+                w.gp.gather_bytes, w.gp.bcast_bytes, w.gp.seconds + w.gp.tpm.tp.comm_seconds);
+    if (cm->rank == 0 && ifk_ingest_index(w.man) != IFK_OK) ifk_comm_abort(cm);
+    st = ifk_comm_agree(cm, IFK_OK); /* every rank returns after the index is written */
+out:
+    ifk_ingest_free(&w.g);
+    gprefill_free_(&w.gp);
+    ifk_ingest_close_store(&w.man, &w.lock_fd);
+    return st;
+}
+
+/* ---- the command ------------------------------------------------------------------------------- */
 
 static ifk_status parse_opts_(int argc, char **argv, opts_ *o) {
     memset(o, 0, sizeof *o);
-    o->chunk_tokens = 128;
-    o->commit_docs = 64;
-    o->commit_secs = 60;
-    o->progress_secs = 10;
+    ifk_cache_opts *r = &o->run;
+    long chunk_tokens = 128, commit_docs = 64, compress = 0;
+    r->commit_secs = 60;
+    r->progress_secs = 10;
     o->split_s = "tokens";
     o->dtype_s = "f16";
     o->tp = 1;
@@ -508,22 +567,22 @@ static ifk_status parse_opts_(int argc, char **argv, opts_ *o) {
         {"random-model", "SHAPE", "random weights of a shape instead (benchmarks; the corpus must give \"tokens\")",
          &o->random_model, NULL},
         {"tokenizer", "FILE", "tokenizer.bin (default: beside the checkpoint)", &o->tokenizer, NULL},
-        {"corpus", "FILE", "JSONL, one {\"id\": ..., \"text\": ... | \"tokens\": [...]} per line (required)", &o->corpus,
+        {"corpus", "FILE", "JSONL, one {\"id\": ..., \"text\": ... | \"tokens\": [...]} per line (required)", &r->corpus,
          NULL},
-        {"store", "DIR", "store folder, created if needed (required)", &o->store, NULL},
+        {"store", "DIR", "store folder, created if needed (required)", &r->store, NULL},
         {"chunk-tokens", "N", "tokens per chunk at most (default 128)", &o->chunk_s, NULL},
         {"split", "HOW", "tokens: cut every N tokens (default); paragraphs: whole paragraphs packed into chunks",
          &o->split_s, NULL},
         {"dtype", "T", "f16 (default), bf16 or f32", &o->dtype_s, NULL},
         {"compress", "LEVEL", "deflate level 1-9 with shuffle (default 0: none)", &o->compress_s, NULL},
-        {"skip-bad", NULL, "skip bad corpus lines and list them at the end, instead of failing", NULL, &o->skip_bad},
+        {"skip-bad", NULL, "skip bad corpus lines and list them at the end, instead of failing", NULL, &r->skip_bad},
         {"force", NULL, "rebuild a store made with another model, format or layout (deletes its shards)", NULL,
-         &o->force},
+         &r->force},
         {"no-lock", NULL, "for file systems without working locks (NFS without lockd, some parallel file systems): "
          "take no store lock and open HDF5 files without locking. RISK: two cache jobs on one store at once then "
          "corrupt it, and a query during a cache job may read a shard being written; run one job at a time", NULL,
-         &o->no_lock},
-        {"dedicated-coordinator", NULL, "rank 0 only hands out work (default: it caches too)", NULL, &o->dedicated},
+         &r->no_lock},
+        {"dedicated-coordinator", NULL, "rank 0 only hands out work (default: it caches too)", NULL, &r->dedicated},
         {"commit-docs", "N", "commit a rank's shard after N documents (default 64)", &o->commit_docs_s, NULL},
         {"commit-seconds", "S", "... or after S seconds (default 60)", &o->commit_secs_s, NULL},
         {"threads", "N", "BLAS threads per rank (default: the node's cores shared by its ranks)", &o->threads_s, NULL},
@@ -532,30 +591,31 @@ static ifk_status parse_opts_(int argc, char **argv, opts_ *o) {
          &o->progress_s, NULL},
         {"tp", "N", "ranks per tensor-parallel group (default 1): a group prefills each chunk together, each rank "
                     "its slice of the heads", &o->tp_s, NULL},
-        {"quiet", NULL, "no progress or summary", NULL, &o->quiet},
+        {"quiet", NULL, "no progress or summary", NULL, &r->quiet},
         {NULL, NULL, NULL, NULL, NULL}};
     const char *usage =
         "usage: [mpirun -n P] infoflow cache --model M --corpus FILE --store DIR [options]\n"
         "Prefills every document of a corpus, chunk by chunk, into a KV store; rerun the same command to resume.";
     IFK_CHECK(ifk_cli_parse(argc, argv, opts, usage, &o->help));
     if (o->help) return IFK_OK;
-    if (o->no_lock) setenv("HDF5_USE_FILE_LOCKING", "FALSE", 1); /* HDF5 reads it at every file open */
+    if (r->no_lock) setenv("HDF5_USE_FILE_LOCKING", "FALSE", 1); /* HDF5 reads it at every file open */
     IFK_CHECK_ARG(!o->model != !o->random_model, "cache: give exactly one of --model PATH or --random-model SHAPE");
-    IFK_CHECK_ARG(o->corpus, "cache: --corpus FILE is required");
-    IFK_CHECK_ARG(o->store, "cache: --store DIR is required");
-    IFK_CHECK(ifk_cli_int("chunk-tokens", o->chunk_s, 1, 1 << 20, &o->chunk_tokens));
-    IFK_CHECK(ifk_cli_int("commit-docs", o->commit_docs_s, 1, 1 << 30, &o->commit_docs));
-    IFK_CHECK(ifk_cli_double("commit-seconds", o->commit_secs_s, 0, 1e9, &o->commit_secs));
-    IFK_CHECK(ifk_cli_double("progress-seconds", o->progress_s, 0, 1e9, &o->progress_secs));
+    IFK_CHECK_ARG(r->corpus, "cache: --corpus FILE is required");
+    IFK_CHECK_ARG(r->store, "cache: --store DIR is required");
+    IFK_CHECK(ifk_cli_int("chunk-tokens", o->chunk_s, 1, 1 << 20, &chunk_tokens));
+    IFK_CHECK(ifk_cli_int("commit-docs", o->commit_docs_s, 1, 1 << 30, &commit_docs));
+    IFK_CHECK(ifk_cli_double("commit-seconds", o->commit_secs_s, 0, 1e9, &r->commit_secs));
+    IFK_CHECK(ifk_cli_double("progress-seconds", o->progress_s, 0, 1e9, &r->progress_secs));
     IFK_CHECK(ifk_cli_int("threads", o->threads_s, 1, 1024, &o->threads));
     IFK_CHECK(ifk_cli_weights(o->weights_s));
-    IFK_CHECK(ifk_cli_int("compress", o->compress_s, 0, 9, &o->compress));
-    if (!strcmp(o->split_s, "tokens")) o->split = IFK_SPLIT_TOKENS;
-    else if (!strcmp(o->split_s, "paragraphs")) o->split = IFK_SPLIT_PARAGRAPHS;
+    IFK_CHECK(ifk_cli_int("compress", o->compress_s, 0, 9, &compress));
+    r->chunk_tokens = (int)chunk_tokens, r->commit_docs = (int)commit_docs, r->compress = (int)compress;
+    if (!strcmp(o->split_s, "tokens")) r->split = IFK_SPLIT_TOKENS;
+    else if (!strcmp(o->split_s, "paragraphs")) r->split = IFK_SPLIT_PARAGRAPHS;
     else return IFK_FAIL(IFK_ERR_ARG, "--split '%s' is not tokens or paragraphs", o->split_s);
-    IFK_CHECK(ifk_dtype_parse(o->dtype_s, &o->dtype));
+    IFK_CHECK(ifk_dtype_parse(o->dtype_s, &r->dtype));
     IFK_CHECK(ifk_cli_int("tp", o->tp_s, 1, 1 << 20, &o->tp));
-    IFK_CHECK_ARG(!(o->dedicated && o->tp > 1), "cache: --dedicated-coordinator goes with --tp 1 (rank 0 leads a "
+    IFK_CHECK_ARG(!(r->dedicated && o->tp > 1), "cache: --dedicated-coordinator goes with --tp 1 (rank 0 leads a "
                   "group)");
     return IFK_OK;
 }
@@ -566,10 +626,15 @@ int ifk_cmd_cache(int argc, char **argv) {
     opts_ o;
     ifk_grid grid = {0};
     grid.group.comm = MPI_COMM_NULL;
-    worker_ w = {.comm = &cm, .o = &o, .grid = &grid, .lock_fd = -1};
+    ifk_model m = {0}, slice = {0};
+    ifk_tokenizer *tok = NULL;
     int rc = 1;
     /* every rank parses the same argv, so every rank reaches the same verdict */
-    if (parse_opts_(argc, argv, &o) != IFK_OK) {
+    ifk_status ps = parse_opts_(argc, argv, &o);
+    if (ps == IFK_OK && !o.help && o.run.dedicated && cm.size == 1)
+        ps = IFK_FAIL(IFK_ERR_ARG, "cache: --dedicated-coordinator needs more than one rank (one rank has nothing to "
+                      "dedicate: it both hands out and caches)");
+    if (ps != IFK_OK) {
         if (cm.rank == 0) ifk_err_print();
         goto out;
     }
@@ -577,71 +642,30 @@ int ifk_cmd_cache(int argc, char **argv) {
         rc = 0;
         goto out;
     }
-    int compute_here = cm.local_size - (o.dedicated && cm.size > 1 && cm.rank / cm.local_size == 0 ? 1 : 0);
+    const int dedicated = o.run.dedicated && cm.size > 1;
+    int compute_here = cm.local_size - (dedicated && cm.rank / cm.local_size == 0 ? 1 : 0);
     int threads = o.threads ? (int)o.threads : ifk_comm_blas_threads(&cm, compute_here);
     ifk_blas_set_threads(threads);
 
-    /* every rank loads the model (at --tp > 1 its slice; an HF folder: only the slice is read);
-     * rank 0 fingerprints it and opens the store */
+    /* every rank loads the model (at --tp > 1 its slice, the rest of the whole model's pages handed
+     * back; an HF folder: only the slice is read) */
     const int tp = (int)o.tp;
     ifk_status st = ifk_grid_load_model(o.model, o.tokenizer, o.random_model, cm.rank % tp, tp, cm.rank % tp == 0,
-                                        ifk_grid_check_cfg, (int[2]){cm.size, tp}, &w.m, &w.gp.slice, &w.tok);
-    if (st == IFK_OK) st = ifk_model_check_prefix(&w.m);
-    if (st == IFK_OK && o.chunk_tokens + IFK_CHUNK_PREFIX > w.m.cfg.seq_len)
-        st = IFK_FAIL(IFK_ERR_ARG, "--chunk-tokens %ld plus the BOS prefix exceeds the model's %d positions",
-                      o.chunk_tokens, w.m.cfg.seq_len);
+                                        ifk_grid_check_cfg, (int[2]){cm.size, tp}, &m, &slice, &tok);
+    if (st == IFK_OK) st = ifk_model_check_prefix(&m);
+    if (st == IFK_OK && o.run.chunk_tokens + IFK_CHUNK_PREFIX > m.cfg.seq_len)
+        st = IFK_FAIL(IFK_ERR_ARG, "--chunk-tokens %d plus the BOS prefix exceeds the model's %d positions",
+                      o.run.chunk_tokens, m.cfg.seq_len);
+    if (st == IFK_OK && tp > 1) ifk_model_release_unsliced(&m, &slice, cm.rank % tp, tp); /* no-op for an HF slice */
     if (ifk_comm_agree(&cm, st) != IFK_OK) goto out;
-    ifk_grid_init(&grid, &cm, (int)o.tp);
-    if (ifk_comm_agree(&cm, o.tp > 1 ? gprefill_init_(&w.gp, &grid, &w.m, (int)o.chunk_tokens) : IFK_OK) != IFK_OK)
-        goto out;
-    if (cm.rank == 0) {
-        char fp[17];
-        ifk_model_fingerprint(&w.m, fp);
-        ifk_store_params_from_model(&w.sp, &w.m, fp);
-        w.sp.dtype = o.dtype;
-        w.sp.chunk_tokens = (int)o.chunk_tokens;
-        w.sp.split = o.split;
-        w.sp.compress = (int)o.compress;
-        int removed = 0;
-        st = ifk_ingest_open_store(o.store, &w.sp, o.force, o.no_lock, 1, &w.man, &w.lock_fd, &removed);
-        if (st == IFK_OK && removed && !o.quiet)
-            fprintf(stderr, "cache: removed %d incomplete file%s left by an interrupted run\n", removed,
-                    removed > 1 ? "s" : "");
-        time_t now = time(NULL);
-        char t[32];
-        strftime(t, sizeof t, "%Y%m%dT%H%M%S", gmtime(&now));
-        snprintf(w.run_id, sizeof w.run_id, "%s-%05x", t, (unsigned)getpid() & 0xfffff);
-    }
-    if (ifk_comm_agree(&cm, st) != IFK_OK) goto out;
-    MPI_Bcast(&w.sp, (int)sizeof w.sp, MPI_BYTE, 0, cm.comm);
-    MPI_Bcast(w.run_id, (int)sizeof w.run_id, MPI_CHAR, 0, cm.comm);
-    char prefix[160];
-    snprintf(prefix, sizeof prefix, "shard-%s-r%04d", w.run_id, cm.rank);
-    /* a group's rank 0 ingests; at --tp > 1 its prefill is the group's */
-    st = grid.group.rank == 0 ? ifk_ingest_init(&w.g, &w.m, w.tok, o.store, &w.sp, prefix, cm.rank) : IFK_OK;
-    if (o.tp > 1) w.g.prefill = gprefill_lead_, w.g.prefill_ctx = &w.gp;
-    if (ifk_comm_agree(&cm, st) != IFK_OK) goto out;
-
-    if (cm.rank == 0) coordinate_(&w);
-    else if (grid.group.rank == 0) work_(&w);
-    else gprefill_serve_(&w.gp);
-    if (grid.group.rank == 0) gprefill_end_(&w.gp);
-    if (cm.rank == 0 && o.tp > 1 && !o.quiet) /* jobs/scaling_model.py checks these against its model */
-        fprintf(stderr, "cache: rank 0's group communication: %ld chunks, %ld tokens; all-reduce %.0f bytes, gather "
-                "%.0f bytes, tokens %.0f bytes; %.3f s\n", w.gp.chunks, w.gp.tokens, w.gp.tpm.tp.comm_bytes,
-                w.gp.gather_bytes, w.gp.bcast_bytes, w.gp.seconds + w.gp.tpm.tp.comm_seconds);
-
-    if (cm.rank == 0) {
-        if (ifk_ingest_index(w.man) != IFK_OK) ifk_comm_abort(&cm);
-    }
-    rc = 0;
+    ifk_grid_init(&grid, &cm, tp);
+    long cached;
+    if (ifk_cache_run(&grid, &o.run, &m, tp > 1 ? &slice : NULL, tok, &cached) == IFK_OK) rc = 0;
 out:
-    ifk_ingest_free(&w.g);
-    gprefill_free_(&w.gp);
     ifk_grid_free(&grid);
-    ifk_ingest_close_store(&w.man, &w.lock_fd);
-    ifk_tokenizer_free(&w.tok);
-    ifk_model_free(&w.m);
+    ifk_tokenizer_free(&tok);
+    ifk_model_free(&slice);
+    ifk_model_free(&m);
     ifk_comm_finalize(&cm);
     return rc;
 }

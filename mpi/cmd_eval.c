@@ -17,70 +17,27 @@
 #include <cjson/cJSON.h>
 
 #include "bm25.h"
+#include "cache.h"
 #include "chunk.h"
 #include "cli.h"
 #include "comm.h"
 #include "store_index.h"
 #include "drivers.h"
 #include "engine.h"
+#include "eval_docs.h"
 #include "sys.h"
 #include "decode.h"
 #include "evalio.h"
 #include "fault.h"
-#include "ingest.h"
 #include "metrics.h"
 #include "query.h"
 #include "report.h"
 #include "store.h"
-#include "shard_writer.h"
 #include "store_maint.h"
+#include "strmap.h"
+#include "corpus.h"
 #include "tp.h"
 #include "grid.h"
-
-/* ---- caching documents from rank 0 (LongBench passages, needle haystacks) ---------------------- */
-
-typedef struct {
-    char *id, *text;
-} text_doc_;
-
-static ifk_status record_(const char *shard, ifk_doc_rec *recs, int n, void *ctx) {
-    return ifk_ingest_record(ctx, shard, recs, n);
-}
-
-/* Caches the documents the store lacks, in one new shard, then rebuilds the BM25 index (the
- * ingest path of `infoflow cache`, pipeline/ingest.h). Rank 0 only; the store is locked meanwhile.
- * A new store gets f16 K/V in chunks of 128 tokens; an existing one keeps its layout. */
-static ifk_status cache_texts_(const ifk_model *m, const ifk_tokenizer *tok, const char *dir, const text_doc_ *docs,
-                               int n, int *added) {
-    *added = 0;
-    char fp[17];
-    ifk_model_fingerprint(m, fp);
-    ifk_store_params want;
-    ifk_store_params_from_model(&want, m, fp);
-    want.dtype = IFK_DT_F16;
-    want.chunk_tokens = 128 < m->cfg.seq_len - 1 ? 128 : m->cfg.seq_len - 1;
-    ifk_manifest *man = NULL;
-    int fd = -1, removed = 0;
-    IFK_CHECK(ifk_ingest_open_store(dir, &want, 0, 0, 0, &man, &fd, &removed));
-    ifk_ingest g;
-    char prefix[128];
-    snprintf(prefix, sizeof prefix, "shard-eval-%ld-%05x", (long)time(NULL), (unsigned)getpid() & 0xfffff);
-    ifk_status st = ifk_ingest_init(&g, m, tok, dir, &man->p, prefix, 0);
-    for (int i = 0; st == IFK_OK && i < n; i++) {
-        if (ifk_manifest_find(man, docs[i].id) >= 0) continue;
-        int dup = 0;
-        for (int j = 0; j < g.n_pending; j++) dup |= !strcmp(g.pending[j].id, docs[i].id);
-        if (dup) continue;
-        ifk_ingest_doc_in in = {.id = docs[i].id, .text = docs[i].text, .text_len = strlen(docs[i].text)};
-        st = ifk_ingest_doc(&g, &in, dir, NULL, NULL);
-        if (st == IFK_OK) (*added)++;
-    }
-    if (st == IFK_OK) st = ifk_ingest_commit(&g, record_, man);
-    if (st == IFK_OK && *added) st = ifk_ingest_index(man); /* the index covers every document of the store */
-    ifk_ingest_free(&g);
-    ifk_ingest_close_store(&man, &fd);
-    return st;
-}
 
 /* ---- runs: one protocol for rank 0 and the workers ---------------------------------------------- */
 
@@ -100,6 +57,7 @@ typedef struct {
     const ifk_model *m;   /* this rank's model (a slice under tensor parallelism) */
     ifk_store *store;
     int steps;
+    long seed;            /* [job] seed: --method random's */
     ifk_dev_opts dev;     /* infoflow-dev's variant ([job] dev) */
     int *docs, *prompt;   /* (MAX_IDS_) the current run's documents and prompt */
     /* rank 0 */
@@ -164,7 +122,7 @@ static ifk_status task_run_(const int *t, int n, char **res, size_t *len, void *
     memcpy(&r, t, sizeof r);
     IFK_CHECK_ARG(n == SPEC_INTS_ + r.n_docs + r.n_prompt, "eval: a run of %d ints is malformed", n);
     ifk_query_opts o = {.method = (ifk_method)r.method, .budget = r.budget, .reorder = r.reorder, .score_lo = r.lo,
-                        .score_hi = r.hi, .steps = x->steps, .seed = 0, .dev = x->dev};
+                        .score_hi = r.hi, .steps = x->steps, .seed = (uint64_t)x->seed, .dev = x->dev};
     ifk_query_docs qd = {t + SPEC_INTS_, r.n_docs};
     return ifk_grid_run_query(x->m, x->store, &qd, t + SPEC_INTS_ + r.n_docs, r.n_prompt, &o, x->tp, res, len);
 }
@@ -194,9 +152,6 @@ static FILE *open_out_(const ctx_ *x, const char *name) {
     }
     return f;
 }
-
-static const char *animals_[] = {"cat", "dog", "bird", "fish", "frog", "bunny", "bear", "duck"};
-static const char *names_[] = {"Tim", "Sam", "Anna", "Bob", "Mia", "Lucy", "Jack", "Sara"};
 
 /* ---- the fidelity grid -------------------------------------------------------------------------- */
 
@@ -337,8 +292,7 @@ static void ablation_(ctx_ *x, const ifk_qitem *items, int n_items, float *const
     const int V = x->full->cfg.vocab_size, L = x->full->cfg.n_layers;
     FILE *f = open_out_(x, "ablation.jsonl");
     int lo = j->ablation_lo, hi = j->ablation_hi;
-    if (lo < 0) lo = 0, hi = L - 1;
-    if (hi >= L) hi = L - 1;
+    if (lo < 0) lo = 0, hi = L - 1; /* a range beyond the model was refused (ifk_jobspec_check_model) */
     for (int l = lo; l <= hi; l++)
         for (int i = 0; i < n_items; i++) {
             const ifk_qitem *it = &items[i];
@@ -375,8 +329,8 @@ static void needle_cell_(ctx_ *x, FILE *f, const int *hay, int nh, int li, int d
     const int V = x->full->cfg.vocab_size, cell = li * j->n_needle_depths + di, k = cell % 8;
     char nid[32], cue[128], full_s[160];
     snprintf(nid, sizeof nid, "needle-%d", k);
-    snprintf(cue, sizeof cue, "The %s was named", animals_[k]);
-    snprintf(full_s, sizeof full_s, "%s %s", cue, names_[k]);
+    snprintf(cue, sizeof cue, "The %s was named", ifk_needle_animal[k]);
+    snprintf(full_s, sizeof full_s, "%s %s", cue, ifk_needle_name[k]);
     const int needle = ifk_manifest_find(man, nid);
     int *ci, cn, *fi, fnn;
     if (needle < 0) {
@@ -398,7 +352,20 @@ static void needle_cell_(ctx_ *x, FILE *f, const int *hay, int nh, int li, int d
         if (q == at) x->docs[nd++] = needle;
         if (q < nhs) x->docs[nd++] = hs[q];
     }
-    if (tot + cn + j->steps > x->full->cfg.seq_len) return;
+    long cap = 1 + nlen; /* every haystack document and the needle */
+    for (int q = 0; q < nh; q++) cap += doc_tokens_(x, hay[q]);
+    if (target > cap || tot + cn + j->steps > x->full->cfg.seq_len) { /* refused, never run at another length */
+        const long ln = ifk_jobspec_line(j, "needle", "lengths");
+        char w[1100];
+        snprintf(w, sizeof w, ln > 0 ? "%s:%ld" : "%s", j->path, ln);
+        if (target > cap)
+            IFK_FAIL(IFK_ERR_ARG, "%s: [needle] lengths: %d exceeds the haystack's capacity of %ld tokens (%d stories; "
+                     "raise haystack_docs or haystack_tokens)", w, target, cap, nh);
+        else
+            IFK_FAIL(IFK_ERR_ARG, "%s: [needle] lengths: %d context + %d cue tokens + %d steps exceed the model's %d "
+                     "positions", w, tot, cn, j->steps, x->full->cfg.seq_len);
+        ifk_comm_abort(x->cm);
+    }
     runspec_ r = {.kind = 1, .method = IFK_METHOD_FULL, .lo = j->score_lo, .hi = j->score_hi, .n_docs = nd,
               .n_prompt = cn};
     ifk_query_result ref;
@@ -423,7 +390,7 @@ static void needle_cell_(ctx_ *x, FILE *f, const int *hay, int nh, int li, int d
                        "\"depth\": %d, \"needle\": \"%s named %s\", \"p_name\": %.6g, \"p_name_full\": %.6g, "
                        "\"ratio\": %.6g, \"greedy_hit\": %s, \"full_hit\": %s, \"kl\": %.9g}\n",
                     j->methods[mi], meth == IFK_METHOD_FULL ? 1.0 : r.budget, target, res.T, j->needle_depths[di],
-                    animals_[k], names_[k], pm, pf, pf > 0 ? pm / pf : 0, hit ? "true" : "false",
+                    ifk_needle_animal[k], ifk_needle_name[k], pm, pf, pf > 0 ? pm / pf : 0, hit ? "true" : "false",
                     full_hit ? "true" : "false", ifk_kl_logits(ref.first_logits, res.first_logits, V));
         if (meth != IFK_METHOD_FULL) ifk_query_result_free(&res);
     }
@@ -445,9 +412,9 @@ static void needle_(ctx_ *x, int n_hay) {
     if (f) fclose(f);
 }
 
-/* ---- what eval caches (rank 0): LongBench passages, needle haystacks -------------------------------- */
+/* ---- what eval caches: LongBench passages, needle haystacks (every rank) ------------------------- */
 
-/* Collects generated text. */
+/* Collects generated text (rank 0 of a group). */
 typedef struct {
     char *b;
     size_t n, cap;
@@ -461,61 +428,190 @@ static void acc_cb_(int prev, int t, void *c) {
     if (x->b && x->n + pl + 1 < x->cap) memcpy(x->b + x->n, p, pl), x->n += pl;
 }
 
-/* The documents the job needs in its store: every LongBench item's passages, and for the needle
- * grid haystack stories sampled from the model itself (one seed each) and the eight needles.
- * Caches those the store lacks; *n_hay haystack documents. */
-static ifk_status eval_docs_(const ifk_jobspec *j, const ifk_qitem *items, int n_items, const ifk_model *m,
-                             const ifk_tokenizer *tok, int quiet, int *n_hay) {
-    int cap = 0, n = 0;
-    for (int i = 0; i < n_items; i++) cap += items[i].n_passages;
-    if (j->needle) cap += j->haystack_docs + 8;
-    text_doc_ *docs = calloc((size_t)cap + 1, sizeof *docs);
-    if (!docs) return IFK_FAIL(IFK_ERR_OOM, "out of memory");
-    ifk_status st = IFK_OK;
-    for (int i = 0; i < n_items; i++)
-        for (int p = 0; p < items[i].n_passages; p++)
-            docs[n].id = strdup(items[i].docs[p]), docs[n++].text = strdup(items[i].passages[p]);
-    *n_hay = 0;
-    if (j->needle) {
-        if (!quiet)
-            fprintf(stderr, "eval: sampling %d haystack stories of %d tokens from the model\n", j->haystack_docs,
-                    j->haystack_tokens);
+/* The documents eval adds to its store: rank 0 lists them, the groups sample the haystack stories
+ * (a story is a task of the grid), then every rank caches them with `infoflow cache`'s run. */
+typedef struct {
+    ctx_ *x;
+    char **ids, **texts; /* (n) rank 0: the documents the store lacks; a story's text comes from its task */
+    int n, cap;
+    ifk_strmap *seen;    /* ids listed or already in the store */
+    int *story_doc, *story_h, n_stories; /* rank 0: stories to sample: their document and seed index */
+    int *start, n_start; /* rank 0: "Once upon a time" as ids, BOS first */
+} docs_;
+
+/* Lists id (rank 0) unless the store has it or it is listed; text NULL: a story to sample. */
+static ifk_status want_doc_(docs_ *y, const ifk_store *have, const char *id, const char *text) {
+    if (ifk_strmap_get(y->seen, id, strlen(id), NULL)) return IFK_OK;
+    IFK_CHECK(ifk_strmap_put(y->seen, id, strlen(id), 0));
+    if (have && ifk_manifest_find(ifk_store_manifest(have), id) >= 0) return IFK_OK;
+    if (y->n == y->cap) {
+        y->cap = y->cap ? 2 * y->cap : 64;
+        char **a = realloc(y->ids, sizeof *a * (size_t)y->cap), **b = a ? realloc(y->texts, sizeof *b * (size_t)y->cap) : NULL;
+        if (a) y->ids = a;
+        if (b) y->texts = b;
+        if (!a || !b) return IFK_FAIL(IFK_ERR_OOM, "out of memory");
+    }
+    y->ids[y->n] = strdup(id);
+    y->texts[y->n] = text ? strdup(text) : NULL;
+    if (!y->ids[y->n] || (text && !y->texts[y->n])) return IFK_FAIL(IFK_ERR_OOM, "out of memory");
+    y->n++;
+    return IFK_OK;
+}
+
+/* Rank 0: every LongBench item's passages, then for the needle grid j->haystack_docs stories and
+ * the eight needles, each unless the store (if there is one yet) has it. */
+static ifk_status plan_docs_(docs_ *y, const ifk_qitem *items, int n_items) {
+    const ifk_jobspec *j = y->x->j;
+    char mp[4200];
+    snprintf(mp, sizeof mp, "%s/manifest.json", j->store);
+    ifk_store *have = NULL;
+    ifk_status st = ifk_strmap_create(&y->seen, 64);
+    if (st == IFK_OK && access(mp, F_OK) == 0) st = ifk_store_open(&have, j->store);
+    for (int i = 0; st == IFK_OK && i < n_items; i++)
+        for (int p = 0; st == IFK_OK && p < items[i].n_passages; p++)
+            st = want_doc_(y, have, items[i].docs[p], items[i].passages[p]);
+    if (st == IFK_OK && j->needle) {
+        y->story_doc = malloc(sizeof(int) * (size_t)(j->haystack_docs + 1));
+        y->story_h = malloc(sizeof(int) * (size_t)(j->haystack_docs + 1));
+        if (!y->story_doc || !y->story_h) st = IFK_FAIL(IFK_ERR_OOM, "out of memory");
         const char *start = "Once upon a time";
-        int *sids = NULL, sn;
-        st = ifk_tokenizer_encode(tok, start, strlen(start), 1, 0, &sids, &sn);
+        if (st == IFK_OK) st = ifk_tokenizer_encode(y->x->tok, start, strlen(start), 1, 0, &y->start, &y->n_start);
         for (int h = 0; st == IFK_OK && h < j->haystack_docs; h++) {
-            ifk_sampler smp;
-            st = ifk_sampler_init(&smp, m->cfg.vocab_size, 1.0f, 0.9f, (uint64_t)(j->needle_seed * 1000 + h + 1));
-            if (st != IFK_OK) break;
-            acc_ a = {malloc(8192), 0, 8192, tok};
-            ifk_gen_stats gs;
-            int steps = j->haystack_tokens + sn < m->cfg.seq_len ? j->haystack_tokens + sn : m->cfg.seq_len;
-            if (a.b && sn && sids[0] != ifk_tokenizer_bos(tok)) acc_cb_(-1, sids[0], &a); /* a tokenizer without BOS */
-            if (a.b) st = ifk_generate(m, &smp, sids, sn, steps, acc_cb_, &a, &gs);
-            else st = IFK_FAIL(IFK_ERR_OOM, "out of memory");
-            ifk_sampler_free(&smp);
-            if (!a.b) break;
-            a.b[a.n] = '\0';
             char id[32];
             snprintf(id, sizeof id, "hay-%03d", h);
-            docs[n].id = strdup(id);
-            docs[n++].text = a.b;
+            const int before = y->n;
+            st = want_doc_(y, have, id, NULL);
+            if (st == IFK_OK && y->n > before) y->story_doc[y->n_stories] = before, y->story_h[y->n_stories++] = h;
         }
-        free(sids);
-        *n_hay = j->haystack_docs;
-        for (int k = 0; st == IFK_OK && k < 8; k++) {
+        for (int k = 0; st == IFK_OK && k < IFK_NEEDLES; k++) {
             char id[32], text[128];
             snprintf(id, sizeof id, "needle-%d", k);
-            snprintf(text, sizeof text, "Once upon a time, there was a %s named %s.", animals_[k], names_[k]);
-            docs[n].id = strdup(id);
-            docs[n++].text = strdup(text);
+            snprintf(text, sizeof text, "Once upon a time, there was a %s named %s.", ifk_needle_animal[k], ifk_needle_name[k]);
+            st = want_doc_(y, have, id, text);
         }
     }
-    int added = 0;
-    if (st == IFK_OK && n) st = cache_texts_(m, tok, j->store, docs, n, &added);
-    if (st == IFK_OK && added && !quiet) fprintf(stderr, "eval: cached %d documents into %s\n", added, j->store);
-    for (int i = 0; i < n; i++) free(docs[i].id), free(docs[i].text);
-    free(docs);
+    ifk_store_close(&have);
+    return st;
+}
+
+/* A story task: {h, steps, n, ids[n]}, sampled with seed needle_seed * 1000 + h + 1 (1.0, top-p 0.9). */
+static int story_get_(int i, int **ints, void *ctx) {
+    const docs_ *y = ctx;
+    const int sn = y->n_start, seq = y->x->full->cfg.seq_len, T = y->x->j->haystack_tokens;
+    int *t = *ints = malloc(sizeof(int) * (size_t)(3 + sn));
+    IFK_ASSERT(t);
+    t[0] = y->story_h[i], t[1] = T + sn < seq ? T + sn : seq, t[2] = sn;
+    memcpy(t + 3, y->start, sizeof(int) * (size_t)sn);
+    return 3 + sn;
+}
+
+/* Every rank of the group samples the story together (ifk_generate_tp); rank 0 returns its text. */
+static ifk_status story_run_(const int *t, int n, char **res, size_t *len, void *ctx) {
+    const ctx_ *x = ((const docs_ *)ctx)->x;
+    IFK_CHECK_ARG(n >= 3 && n == 3 + t[2], "eval: a story task of %d ints is malformed", n);
+    const int lead = !x->tp || x->tp->rank == 0;
+    ifk_sampler smp;
+    IFK_CHECK(ifk_sampler_init(&smp, x->full->cfg.vocab_size, 1.0f, 0.9f, (uint64_t)(x->j->needle_seed * 1000 + t[0] + 1)));
+    acc_ a = {lead ? malloc(8192) : NULL, 0, 8192, x->tok};
+    ifk_gen_stats gs;
+    if (lead && a.b && t[2] && t[3] != ifk_tokenizer_bos(x->tok)) acc_cb_(-1, t[3], &a); /* a tokenizer without BOS */
+    ifk_status st = lead && !a.b ? IFK_FAIL(IFK_ERR_OOM, "out of memory")
+                                 : ifk_generate_tp(x->m, x->tp, &smp, t + 3, t[2], t[1], lead ? acc_cb_ : NULL, &a, &gs);
+    ifk_sampler_free(&smp);
+    if (st != IFK_OK) free(a.b), a.b = NULL, a.n = 0;
+    *res = a.b, *len = a.n;
+    return st;
+}
+
+static void story_done_(int i, const char *buf, size_t len, void *ctx) {
+    docs_ *y = ctx;
+    char *text = malloc(len + 1);
+    if (!text) {
+        IFK_FAIL(IFK_ERR_OOM, "out of memory");
+        ifk_comm_abort(y->x->cm);
+    }
+    memcpy(text, buf, len);
+    text[len] = '\0';
+    y->texts[y->story_doc[i]] = text;
+}
+
+/* One corpus line's string: JSON, with any byte that is not UTF-8 (a sampled byte token) written
+ * as U+FFFD, since a corpus holds UTF-8 only (corpus.h). */
+static ifk_status json_utf8_(FILE *f, const char *s) {
+    const size_t n = strlen(s);
+    if (ifk_utf8_valid(s, n)) {
+        ifk_json_str(f, s, n);
+        return IFK_OK;
+    }
+    char *b = malloc(3 * n + 1);
+    if (!b) return IFK_FAIL(IFK_ERR_OOM, "out of memory");
+    size_t m = 0;
+    for (size_t i = 0; i < n;) {
+        int k = 1;
+        while (k <= 4 && !(i + (size_t)k <= n && ifk_utf8_valid(s + i, (size_t)k))) k++;
+        if (k <= 4) memcpy(b + m, s + i, (size_t)k), m += (size_t)k, i += (size_t)k;
+        else memcpy(b + m, "\xEF\xBF\xBD", 3), m += 3, i++;
+    }
+    ifk_json_str(f, b, m);
+    free(b);
+    return IFK_OK;
+}
+
+/* Rank 0: the documents as a corpus file for the cache run. */
+static ifk_status write_corpus_(const docs_ *y, const char *path) {
+    FILE *f = fopen(path, "w");
+    if (!f) return IFK_FAIL(IFK_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
+    ifk_status st = IFK_OK;
+    for (int i = 0; st == IFK_OK && i < y->n; i++) {
+        fputs("{\"id\": ", f);
+        st = json_utf8_(f, y->ids[i]);
+        fputs(", \"text\": ", f);
+        if (st == IFK_OK) st = json_utf8_(f, y->texts[i] ? y->texts[i] : "");
+        fputs("}\n", f);
+    }
+    if (fclose(f) != 0 && st == IFK_OK) st = IFK_FAIL(IFK_ERR_IO, "%s: write failed: %s", path, strerror(errno));
+    return st;
+}
+
+/* The documents the job needs in its store: every LongBench item's passages, and for the needle
+ * grid haystack stories sampled from the model itself (one seed each) and the eight needles.
+ * Collective: the groups sample the stories the store lacks (tensor-parallel within a group), then
+ * cache what it lacks as `infoflow cache` would (a temporary corpus in the output folder, read by
+ * rank 0 and removed after); a new store gets f16 K/V in chunks of 128 tokens, an existing one
+ * keeps its layout. Returns the agreed status. */
+static ifk_status eval_docs_(ctx_ *x, const ifk_grid *grid, const ifk_qitem *items, int n_items) {
+    const ifk_jobspec *j = x->j;
+    const ifk_comm *cm = grid->world;
+    docs_ y = {.x = x};
+    ifk_status st = cm->rank == 0 ? plan_docs_(&y, items, n_items) : IFK_OK;
+    if ((st = ifk_comm_agree(cm, st)) != IFK_OK) goto out;
+    int counts[2] = {y.n_stories, y.n};
+    MPI_Bcast(counts, 2, MPI_INT, 0, cm->comm);
+    if (counts[0] > 0) {
+        if (!x->quiet && cm->rank == 0)
+            fprintf(stderr, "eval: sampling %d haystack stories of %d tokens from the model\n", counts[0],
+                    j->haystack_tokens);
+        const ifk_farm farm = {story_get_, story_run_, story_done_, &y};
+        ifk_grid_farm(grid, counts[0], &farm);
+    }
+    if (counts[1] == 0) goto out;
+    char corpus[4400];
+    snprintf(corpus, sizeof corpus, "%s/.eval-cache-corpus.jsonl", j->out);
+    if (cm->rank == 0) st = write_corpus_(&y, corpus);
+    if ((st = ifk_comm_agree(cm, st)) != IFK_OK) goto out;
+    ifk_cache_opts co = {.corpus = corpus, .store = j->store, .dtype = IFK_DT_F16, .split = IFK_SPLIT_TOKENS,
+                         .chunk_tokens = 128 < x->full->cfg.seq_len - 1 ? 128 : x->full->cfg.seq_len - 1,
+                         .keep_layout = 1, .quiet = x->quiet, .commit_docs = 64, .commit_secs = 60, .progress_secs = 10};
+    long cached = 0;
+    st = ifk_cache_run(grid, &co, x->full, x->tp ? x->m : NULL, x->tok, &cached);
+    if (cm->rank == 0) {
+        unlink(corpus);
+        if (st == IFK_OK && cached && !x->quiet) fprintf(stderr, "eval: cached %ld documents into %s\n", cached, j->store);
+    }
+out:
+    for (int i = 0; i < y.n; i++) free(y.ids[i]), free(y.texts[i]);
+    free(y.ids), free(y.texts), free(y.story_doc), free(y.story_h), free(y.start);
+    ifk_strmap_free(&y.seen);
     return st;
 }
 
@@ -594,36 +690,28 @@ int ifk_cmd_eval(int argc, char **argv) {
     if (s_ == IFK_OK) s_ = ifk_grid_parse_tp(tp_s, 1, cm.size, &tp);
     if (ifk_comm_agree(&cm, s_) != IFK_OK) goto out;
     ifk_blas_set_threads(threads ? (int)threads : ifk_comm_blas_threads(&cm, 0));
-    s_ = ifk_engine_load_any(j.model[0] ? j.model : NULL, j.tokenizer[0] ? j.tokenizer : NULL, j.random_model, &full,
-                             &tok);
-    if (s_ == IFK_OK && !tok && (j.needle || j.queries[0]))
-        s_ = IFK_FAIL(IFK_ERR_ARG, "%s: a random model has no tokenizer for text prompts", j.path);
-    if (s_ == IFK_OK) s_ = ifk_grid_check(cm.size, tp, full.cfg.n_kv_heads);
-    if (s_ == IFK_OK && tp > 1) s_ = ifk_model_slice(&full, cm.rank % tp, tp, &local);
+    /* every rank loads its model: at --tp > 1 its slice, the rest of the whole model's pages handed
+     * back (an HF folder: only the slice is read); a group's rank 0 has the tokenizer */
+    const int r = cm.rank % tp;
+    s_ = ifk_grid_load_model(j.model[0] ? j.model : NULL, j.tokenizer[0] ? j.tokenizer : NULL, j.random_model, r, tp,
+                             r == 0, ifk_grid_check_cfg, (int[2]){cm.size, tp}, &full, &local, &tok);
+    if (s_ == IFK_OK && cm.rank == 0 && !tok && (j.needle || j.queries[0])) {
+        char who[4200];
+        s_ = IFK_FAIL(IFK_ERR_ARG, "%s: %s for the job's text prompts%s", j.path,
+                      ifk_engine_no_tokenizer(j.model[0] ? j.model : NULL, who, sizeof who),
+                      j.model[0] ? ": give tokenizer = FILE" : "");
+    }
+    if (s_ == IFK_OK && tp > 1) ifk_model_release_unsliced(&full, &local, r, tp); /* no-op for an HF slice */
+    if (s_ == IFK_OK) s_ = ifk_jobspec_check_model(&j, full.cfg.n_layers, full.cfg.seq_len);
     ifk_dev_opts_default(&x.dev);
     if (s_ == IFK_OK && j.dev[0] && ifk_dev_opts_parse(j.dev, full.cfg.n_layers, &x.dev) != IFK_OK) {
         char msg[512];
         snprintf(msg, sizeof msg, "%s", ifk_errmsg());
         s_ = IFK_FAIL(IFK_ERR_ARG, "%s: [job] dev: %s", j.path, msg);
     }
-    if (ifk_comm_agree(&cm, s_) != IFK_OK) goto out;
-
-    /* rank 0: the query set and what the store lacks */
-    if (cm.rank == 0) {
-        if (j.queries[0]) s_ = ifk_queryset_read(j.queries, &items, &n_items);
-        if (s_ == IFK_OK) s_ = eval_docs_(&j, items, n_items, &full, tok, quiet, &n_hay);
-    }
-    MPI_Bcast(&n_hay, 1, MPI_INT, 0, cm.comm);
-    if (ifk_comm_agree(&cm, s_) != IFK_OK) goto out;
-    if (tp > 1) ifk_model_release_unsliced(&full, &local, cm.rank % tp, tp); /* eval_docs_ used the whole model */
-    s_ = ifk_store_open(&store, j.store);
-    if (s_ == IFK_OK) {
-        char fp[17];
-        ifk_store_params want;
-        ifk_model_fingerprint(&full, fp);
-        ifk_store_params_from_model(&want, &full, fp);
-        s_ = ifk_store_params_check(&ifk_store_manifest(store)->p, &want, j.store, 0);
-    }
+    /* rank 0: the query set; the output folder (eval_docs_'s corpus goes there) */
+    if (s_ == IFK_OK && cm.rank == 0 && j.queries[0]) s_ = ifk_queryset_read(j.queries, &items, &n_items);
+    if (s_ == IFK_OK && cm.rank == 0) mkdirs_(j.out);
     x.docs = malloc(sizeof(int) * MAX_IDS_), x.prompt = malloc(sizeof(int) * MAX_IDS_);
     if (s_ == IFK_OK && (!x.docs || !x.prompt)) s_ = IFK_FAIL(IFK_ERR_OOM, "out of memory");
     if (ifk_comm_agree(&cm, s_) != IFK_OK) goto out;
@@ -631,22 +719,36 @@ int ifk_cmd_eval(int argc, char **argv) {
     if (tp > 1) ifk_tp_mpi_init(&tpm, &grid.group, full.cfg.n_heads);
     x.tp = tp > 1 ? &tpm.tp : NULL;
     x.m = tp > 1 ? &local : &full;
-    x.store = store;
     x.steps = j.steps;
+    x.seed = j.seed;
     x.full = &full;
     x.tok = tok;
-    x.man = ifk_store_manifest(store);
     x.quiet = quiet;
+
+    /* what the store lacks: sampled and cached by the groups */
+    if (eval_docs_(&x, &grid, items, n_items) != IFK_OK) goto out;
+    n_hay = j.needle ? j.haystack_docs : 0;
+    s_ = ifk_store_open(&store, j.store);
+    if (s_ == IFK_OK && cm.rank == 0) { /* as query: rank 0 holds the whole fingerprint (the tokenizer's part) */
+        char fp[17];
+        ifk_store_params want;
+        ifk_model_fingerprint(&full, fp);
+        ifk_store_params_from_model(&want, &full, fp);
+        s_ = ifk_store_params_check(&ifk_store_manifest(store)->p, &want, j.store, 0);
+    }
+    if (ifk_comm_agree(&cm, s_) != IFK_OK) goto out;
+    x.store = store;
+    x.man = ifk_store_manifest(store);
     const ifk_farm farm = {task_get_, task_run_, task_done_, &x};
     if (cm.rank != 0) {
         ifk_grid_farm(&grid, 0, &farm);
+        ifk_grid_report_memory(&cm, "eval");
         rc = 0;
         goto out;
     }
 
     /* ---- rank 0: plan every run, have the groups run them, write the results in plan order; then
      * summaries and plots from the result files ---- */
-    mkdirs_(j.out);
     x.t_start = ifk_now();
     float **ref_logits = calloc((size_t)(n_items ? n_items : 1), sizeof(float *));
     IFK_ASSERT(ref_logits);
@@ -655,12 +757,14 @@ int ifk_cmd_eval(int argc, char **argv) {
         if (j.ablation && n_items) ablation_(&x, items, n_items, ref_logits);
         if (j.needle) needle_(&x, n_hay);
         if (!x.planning) break;
+        if (ifk_report_clear(j.out) != IFK_OK) ifk_comm_abort(&cm); /* planned: only this job's results */
         x.results = calloc((size_t)x.n_tasks + 1, sizeof *x.results);
         IFK_ASSERT(x.results);
         if (!quiet)
             fprintf(stderr, "eval: %d runs on %d group%s of %d rank%s\n", x.n_tasks, grid.n_groups,
                     grid.n_groups > 1 ? "s" : "", tp, tp > 1 ? "s" : "");
         ifk_grid_farm(&grid, x.n_tasks, &farm);
+        ifk_grid_report_memory(&cm, "eval"); /* docs/benchmarks.md: memory per rank at --tp 1 and 2 */
     }
     char title[4400];
     snprintf(title, sizeof title, "%s: model %s, store %s, %d ranks (%d group%s of %d), %ld runs in %.1f s", j.path,

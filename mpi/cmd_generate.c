@@ -59,6 +59,12 @@ int ifk_cmd_generate(int argc, char **argv) {
         goto out;
     ifk_blas_set_threads((int)threads);
     if (ifk_engine_load(model, tokp, &m, &tok) != IFK_OK) goto out;
+    if (!tok) { /* an HF folder without one: generate encodes the prompt and prints text */
+        char who[4200];
+        IFK_FAIL(IFK_ERR_ARG, "generate: %s to encode the prompt and print the text: give --tokenizer FILE",
+                 ifk_engine_no_tokenizer(model, who, sizeof who));
+        goto out;
+    }
     if (ifk_tokenizer_encode(tok, prompt, strlen(prompt), 1, 0, &ids, &n) != IFK_OK) goto out;
     const ifk_gen_config *g = &m.cfg.gen;
     int top_k = 0;
@@ -66,6 +72,9 @@ int ifk_cmd_generate(int argc, char **argv) {
         temp = g->do_sample ? g->temperature : 0.0;
         topp = g->do_sample ? g->top_p : 1.0;
         top_k = g->do_sample ? g->top_k : 0;
+        /* top_p 0: transformers' TopPLogitsWarper keeps min_tokens_to_keep = 1 token, the most likely
+         * (greedy); our sampler reads 0 as "off" */
+        if (g->do_sample && g->top_p == 0) temp = 0.0;
     }
     if (g->hf && !steps_s && (g->max_length || g->max_new_tokens))
         steps = g->max_new_tokens ? n + g->max_new_tokens : g->max_length;

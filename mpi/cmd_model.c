@@ -89,6 +89,10 @@ int ifk_cmd_logits(int argc, char **argv) {
             goto out;
         }
     }
+    if (n == 0) {
+        IFK_FAIL(IFK_ERR_ARG, "--ids: the list is empty (give at least one token id)");
+        goto out;
+    }
     if (n > m.cfg.seq_len) {
         IFK_FAIL(IFK_ERR_ARG, "--ids: %d tokens but the model has only %d positions", n, m.cfg.seq_len);
         goto out;

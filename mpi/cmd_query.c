@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -15,6 +16,7 @@
 #include "cli.h"
 #include "drivers.h"
 #include "engine.h"
+#include "json.h"
 #include "sys.h"
 #include "sampler.h"
 #include "query.h"
@@ -118,18 +120,26 @@ static void question_free_(question_ *q) {
 /* Writes one result: the answer text (and the comparison on stderr), or one JSON line (id first
  * when given). */
 static void print_result_(FILE *f, const ifk_tokenizer *tok, ifk_store *store, const question_ *q,
-                          const ifk_query_opts *o, const ifk_query_result *r, int json, int ranks) {
+                          const ifk_query_opts *o, const ifk_query_result *r, int json, int ranks, const char *settings,
+                          int cold) {
     size_t alen;
     const int P = q->P, *ids = q->ids;
     char *answer = ifk_detokenize(tok, ids[P - 1], r->answer, r->n_answer, &alen);
+    /* the budget a method ran at: full recomputes every token, none none (as eval records them) */
+    const double budget = o->method == IFK_METHOD_FULL ? 1.0 : o->method == IFK_METHOD_NONE ? 0.0 : o->budget;
+    char at[32] = "";
+    if (o->method != IFK_METHOD_FULL && o->method != IFK_METHOD_NONE) snprintf(at, sizeof at, " at R=%.2f", budget);
     if (!json) {
-        fwrite(answer ? answer : "", 1, alen, f);
+        if (tok) fwrite(answer ? answer : "", 1, alen, f);
+        else /* no tokenizer to decode with (an HF folder without one, a random model): the ids */
+            for (int i = 0; i < r->n_answer; i++) fprintf(f, "%s%d", i ? "," : "", r->answer[i]);
         fprintf(f, "\n");
         fflush(f);
         if (r->compared)
-            fprintf(stderr, "%s at R=%.2f: KL(full||%s) %.5f, top-1 %s, %d leading tokens as full; ttft %.1f ms "
-                    "(full %.1f ms)\n", ifk_method_name(o->method), o->budget, ifk_method_name(o->method), r->kl,
-                    r->top1_agree ? "agrees" : "differs", r->leading_agree, r->ttft, r->full_ttft);
+            fprintf(stderr, "%s%s: KL(full||%s) %.5f, top-1 %s, %d leading tokens as full; ttft %.1f ms "
+                    "(full %.1f ms), %s\n", ifk_method_name(o->method), at, ifk_method_name(o->method), r->kl,
+                    r->top1_agree ? "agrees" : "differs", r->leading_agree, r->ttft, r->full_ttft,
+                    cold ? "cold: this process's first run, with its one-time GEMM set-up" : "after a warm-up run");
         free(answer);
         return;
     }
@@ -140,7 +150,8 @@ static void print_result_(FILE *f, const ifk_tokenizer *tok, ifk_store *store, c
         fprintf(f, ", ");
     }
     fprintf(f, "\"method\": \"%s\", \"budget\": %g, \"reorder\": %s, \"ranks\": %d, ",
-            ifk_method_name(o->method), o->budget, o->reorder ? "true" : "false", ranks);
+            ifk_method_name(o->method), budget, o->reorder ? "true" : "false", ranks);
+    if (settings) fprintf(f, "\"settings\": %s, ", settings);
     if (o->method == IFK_METHOD_INFOFLOW_DEV) {
         ifk_dev_opts dv = o->dev;
         char spec[160];
@@ -176,7 +187,9 @@ static void print_result_(FILE *f, const ifk_tokenizer *tok, ifk_store *store, c
             fprintf(f, "%s[%d, %.6f]", k ? ", " : "", best[k], r->first_logits[best[k]]);
         }
     }
-    fprintf(f, "], \"timings_ms\": {\"load\": %.3f, \"rotate\": %.3f, \"score\": %.3f, \"recompute\": %.3f, "
+    fprintf(f, "]");
+    if (cold >= 0) fprintf(f, ", \"timings_cold\": %s", cold ? "true" : "false"); /* a single question's */
+    fprintf(f, ", \"timings_ms\": {\"load\": %.3f, \"rotate\": %.3f, \"score\": %.3f, \"recompute\": %.3f, "
             "\"prompt_prefill\": %.3f, \"first_token\": %.3f, \"ttft\": %.3f}",
             r->t_load, r->t_rotate, r->t_score, r->t_recompute, r->t_prompt, r->t_first, r->ttft);
     /* the load apart (query.h): on the critical path (locate, bos, wait: within load) and on the
@@ -223,7 +236,8 @@ static ifk_status check_fits_(ifk_store *store, const question_ *q, const ifk_qu
 /* One line of --queries: {"id": ..., "prompt": TEXT | "prompt_ids": [...], "docs": [ID, ...] |
  * "retrieve": K}; id defaults to the line number. */
 static ifk_status parse_question_(const char *path, long line, const char *text, const char *dir,
-                                  const ifk_manifest *man, const ifk_tokenizer *tok, int vocab, question_ *q) {
+                                  const ifk_manifest *man, const ifk_tokenizer *tok, const char *model, int vocab,
+                                  question_ *q) {
     memset(q, 0, sizeof *q);
     q->line = line;
     cJSON *js = cJSON_Parse(text);
@@ -232,9 +246,29 @@ static ifk_status parse_question_(const char *path, long line, const char *text,
         cJSON_Delete(js);
         return IFK_FAIL(IFK_ERR_FORMAT, "%s:%ld: not a JSON object", path, line);
     }
+    if (ifk_json_dup_key(js)) {
+        ifk_status d = IFK_FAIL(IFK_ERR_FORMAT, "%s:%ld: key \"%.60s\" is defined twice", path, line, ifk_json_dup_key(js));
+        cJSON_Delete(js);
+        return d;
+    }
     const cJSON *id = cJSON_GetObjectItemCaseSensitive(js, "id"), *pr = cJSON_GetObjectItemCaseSensitive(js, "prompt"),
                 *pi = cJSON_GetObjectItemCaseSensitive(js, "prompt_ids"),
                 *dc = cJSON_GetObjectItemCaseSensitive(js, "docs"), *rt = cJSON_GetObjectItemCaseSensitive(js, "retrieve");
+    /* the keys of a question; settings (method, budget, steps, ...) come from the command line for
+     * every line alike, so a line carrying one is refused rather than silently answered otherwise */
+    static const char *keys[] = {"id", "prompt", "prompt_ids", "docs", "retrieve", "answers", NULL};
+    for (const cJSON *e = js->child; e && st == IFK_OK; e = e->next) {
+        int known = 0;
+        for (int k = 0; keys[k] && !known; k++) known = !strcmp(e->string, keys[k]);
+        if (!known)
+            st = IFK_FAIL(IFK_ERR_FORMAT, "%s:%ld: unknown key \"%.60s\" (a question has id, prompt or prompt_ids, docs "
+                          "or retrieve, answers; settings such as method, budget and steps are command-line options "
+                          "for every line)", path, line, e->string);
+    }
+    if (st != IFK_OK) {
+        cJSON_Delete(js);
+        return st;
+    }
     char num[32];
     snprintf(num, sizeof num, "%ld", line);
     if (id && !cJSON_IsString(id)) st = IFK_FAIL(IFK_ERR_FORMAT, "%s:%ld: \"id\" is not a string", path, line);
@@ -245,8 +279,11 @@ static ifk_status parse_question_(const char *path, long line, const char *text,
         st = IFK_FAIL(IFK_ERR_FORMAT, "%s:%ld: give exactly one of \"docs\" (ids) or \"retrieve\" (K)", path, line);
     if (st == IFK_OK && pr && (!cJSON_IsString(pr) || !*pr->valuestring))
         st = IFK_FAIL(IFK_ERR_FORMAT, "%s:%ld: \"prompt\" is not a non-empty string", path, line);
-    if (st == IFK_OK && pr && !tok)
-        st = IFK_FAIL(IFK_ERR_FORMAT, "%s:%ld: a random model has no tokenizer: use \"prompt_ids\"", path, line);
+    if (st == IFK_OK && pr && !tok) {
+        char who[4200];
+        st = IFK_FAIL(IFK_ERR_FORMAT, "%s:%ld: %s for a text \"prompt\": give --tokenizer FILE or \"prompt_ids\"", path,
+                      line, ifk_engine_no_tokenizer(model, who, sizeof who));
+    }
     if (st == IFK_OK && rt && (!cJSON_IsNumber(rt) || rt->valuedouble < 1 || rt->valuedouble > 1 << 20 || !pr))
         st = IFK_FAIL(IFK_ERR_FORMAT, "%s:%ld: \"retrieve\" must be a count >= 1 with a text \"prompt\"", path, line);
     if (st == IFK_OK && pi) {
@@ -320,6 +357,7 @@ typedef struct {
     const char *path, *dir;
     ifk_store *store;
     const ifk_tokenizer *tok;
+    const char *model; /* its path (messages), NULL for a random model */
     const ifk_query_opts *o;
     const ifk_config *cfg;
     char **done_ids;
@@ -334,7 +372,7 @@ static ifk_status question_line_(char *buf, size_t len, long line, void *ctx) {
     if (len == 0) return IFK_OK;
     question_ q;
     ifk_status st = parse_question_(r->path, line, buf, r->dir, ifk_store_manifest(r->store), r->tok,
-                                    r->cfg->vocab_size, &q);
+                                    r->model, r->cfg->vocab_size, &q);
     char where[1100];
     snprintf(where, sizeof where, "%s:%ld: ", r->path, line);
     if (st == IFK_OK) st = check_fits_(r->store, &q, r->o, r->cfg->seq_len, where);
@@ -356,12 +394,12 @@ static ifk_status question_line_(char *buf, size_t len, long line, void *ctx) {
 
 /* Reads --queries; skips questions whose id --out already holds (*n_done). */
 static ifk_status read_questions_(const char *path, const char *dir, ifk_store *store, const ifk_tokenizer *tok,
-                                  const ifk_query_opts *o, const ifk_config *cfg, char **done_ids, int n_done_ids,
+                                  const char *model, const ifk_query_opts *o, const ifk_config *cfg, char **done_ids, int n_done_ids,
                                   question_ **qs, int *n, int *n_done) {
     *qs = NULL, *n = 0, *n_done = 0;
     FILE *f = fopen(path, "r");
     if (!f) return IFK_FAIL(IFK_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    qfile_ r = {path, dir, store, tok, o, cfg, done_ids, n_done_ids, NULL, 0, 0, 0};
+    qfile_ r = {path, dir, store, tok, model, o, cfg, done_ids, n_done_ids, NULL, 0, 0, 0};
     ifk_status st = each_line_(f, question_line_, &r);
     fclose(f);
     *qs = r.qs, *n = r.n, *n_done = r.n_done;
@@ -371,10 +409,34 @@ static ifk_status read_questions_(const char *path, const char *dir, ifk_store *
 /* --out as it is read: the ids of its complete lines, and the bytes those lines take. */
 typedef struct {
     const char *path;
+    const cJSON *settings; /* this run's (settings_) */
     char **ids;
     int n, cap;
     off_t good;
 } outfile_;
+
+/* The settings that shape an answer, as one JSON object recorded in every --out line: a resume
+ * under other settings would mix answers of two configurations in one file. */
+static void settings_(const ifk_query_opts *o, const ifk_model *m, const char *fp, char *buf, size_t cap) {
+    int lo = o->score_lo, hi = o->score_hi;
+    if (lo < 0) ifk_default_score_layers(m->cfg.n_layers, &lo, &hi);
+    const int sel = o->method != IFK_METHOD_FULL && o->method != IFK_METHOD_NONE;
+    const int scores = o->method == IFK_METHOD_INFOFLOW || o->method == IFK_METHOD_INFOFLOW_DEV;
+    char dev[160] = "";
+    if (o->method == IFK_METHOD_INFOFLOW_DEV) {
+        ifk_dev_opts dv = o->dev;
+        if (dv.layer == 0) ifk_dev_opts_default(&dv);
+        ifk_dev_opts_format(&dv, dev, sizeof dev);
+    }
+    char layers[32] = "";
+    if (scores) snprintf(layers, sizeof layers, "%d-%d", lo, hi);
+    snprintf(buf, cap, "{\"method\": \"%s\", \"budget\": %g, \"reorder\": %s, \"score_layers\": \"%s\", "
+             "\"steps\": %d, \"seed\": %llu, \"dev\": \"%s\", \"compare_full\": %s, \"model\": \"%s\", "
+             "\"weights\": \"%s\"}", ifk_method_name(o->method),
+             o->method == IFK_METHOD_FULL ? 1.0 : sel ? o->budget : 0.0, o->reorder ? "true" : "false", layers, o->steps,
+             (unsigned long long)(o->method == IFK_METHOD_RANDOM ? o->seed : 0), dev, o->compare_full ? "true" : "false",
+             fp, ifk_wdtype_name(m->wdtype));
+}
 
 static ifk_status answer_line_(char *buf, size_t len, long line, void *ctx) {
     outfile_ *r = ctx;
@@ -382,8 +444,22 @@ static ifk_status answer_line_(char *buf, size_t len, long line, void *ctx) {
     cJSON *js = cJSON_Parse(buf);
     const cJSON *id = js ? cJSON_GetObjectItemCaseSensitive(js, "id") : NULL;
     ifk_status st = IFK_OK;
+    const cJSON *set = js ? cJSON_GetObjectItemCaseSensitive(js, "settings") : NULL;
     if (!cJSON_IsString(id))
         st = IFK_FAIL(IFK_ERR_FORMAT, "%s:%ld: not an answer line with an \"id\" (is --out another file?)", r->path, line);
+    else if (!cJSON_IsObject(set))
+        st = IFK_FAIL(IFK_ERR_FORMAT, "%s:%ld: the answer records no \"settings\" (written by an older infoflow?): "
+                      "give another --out", r->path, line);
+    for (const cJSON *e = r->settings->child; st == IFK_OK && e; e = e->next) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(set, e->string);
+        char *a = cJSON_PrintUnformatted(e), *b = v ? cJSON_PrintUnformatted(v) : strdup("(none)");
+        if (a && b && strcmp(a, b))
+            st = IFK_FAIL(IFK_ERR_ARG, "%s:%ld: answered with %s %s, this run has %s %s: resume with the same settings, "
+                          "or give another --out", r->path, line, e->string, b, e->string, a);
+        free(a), free(b);
+    }
+    if (st != IFK_OK)
+        ;
     else if ((st = grow_((void **)&r->ids, &r->cap, r->n, sizeof *r->ids)) == IFK_OK)
         r->ids[r->n++] = strdup(id->valuestring);
     cJSON_Delete(js);
@@ -393,14 +469,24 @@ static ifk_status answer_line_(char *buf, size_t len, long line, void *ctx) {
 
 /* Opens --out for appending: the ids of its complete lines are answered already; a last line
  * without its newline (a job killed while writing it) is cut off. */
-static ifk_status open_out_(const char *path, int *fd, char ***ids, int *n) {
+static ifk_status open_out_(const char *path, const char *queries, const char *settings, int *fd, char ***ids,
+                            int *n) {
     *ids = NULL, *n = 0;
+    struct stat so, sq;
+    if (stat(path, &so) == 0 && stat(queries, &sq) == 0 && so.st_dev == sq.st_dev && so.st_ino == sq.st_ino)
+        return IFK_FAIL(IFK_ERR_ARG, "--out %s is the --queries file %s: give the answers their own file", path, queries);
     *fd = open(path, O_RDWR | O_CREAT, 0644);
     if (*fd < 0) return IFK_FAIL(IFK_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     FILE *f = fdopen(dup(*fd), "r");
     if (!f) return IFK_FAIL(IFK_ERR_IO, "%s: cannot read: %s", path, strerror(errno));
-    outfile_ r = {path, NULL, 0, 0, 0};
+    cJSON *set = cJSON_Parse(settings);
+    if (!set) {
+        fclose(f);
+        return IFK_FAIL(IFK_ERR_INTERNAL, "query: the run's settings are not JSON: %s", settings);
+    }
+    outfile_ r = {path, set, NULL, 0, 0, 0};
     ifk_status st = each_line_(f, answer_line_, &r);
+    cJSON_Delete(set);
     fclose(f);
     *ids = r.ids, *n = r.n;
     if (st == IFK_OK && ftruncate(*fd, r.good) != 0) st = IFK_FAIL(IFK_ERR_IO, "%s: cannot truncate: %s", path, strerror(errno));
@@ -422,10 +508,13 @@ typedef struct {
     const ifk_tokenizer *tok;
     int json, ranks, out_fd;
     const char *out_path;
+    const char *settings; /* --out lines: what shaped the answers (settings_) */
     ifk_query_result *res; /* (n_qs) results waiting for their turn */
     char *have;
     int next_out;
     long answered;
+    int discard; /* the warm-up run: results dropped, nothing printed */
+    int cold;    /* the printed timings are a cold run's (--cold) */
 } batch_;
 
 static int get_(int i, int **ints, void *ctx) {
@@ -451,11 +540,15 @@ static ifk_status run_(const int *t, int n, char **res, size_t *len, void *ctx) 
 static void done_(int i, const char *buf, size_t len, void *ctx) {
     batch_ *b = ctx;
     if (ifk_query_result_unpack(buf, len, &b->res[i]) != IFK_OK) abort_current_();
+    if (b->discard) {
+        ifk_query_result_free(&b->res[i]);
+        return;
+    }
     b->have[i] = 1;
     while (b->next_out < b->n_qs && b->have[b->next_out]) {
         const int k = b->next_out++;
         if (b->out_fd < 0) {
-            print_result_(stdout, b->tok, b->store, &b->qs[k], &b->o, &b->res[k], b->json, b->ranks);
+            print_result_(stdout, b->tok, b->store, &b->qs[k], &b->o, &b->res[k], b->json, b->ranks, NULL, b->cold);
         } else {
             char *line = NULL;
             size_t ll = 0;
@@ -464,7 +557,7 @@ static void done_(int i, const char *buf, size_t len, void *ctx) {
                 IFK_FAIL(IFK_ERR_OOM, "out of memory");
                 abort_current_();
             }
-            print_result_(mf, b->tok, b->store, &b->qs[k], &b->o, &b->res[k], 1, b->ranks);
+            print_result_(mf, b->tok, b->store, &b->qs[k], &b->o, &b->res[k], 1, b->ranks, b->settings, -1);
             fclose(mf);
             if (write(b->out_fd, line, ll) != (ssize_t)ll) {
                 IFK_FAIL(IFK_ERR_IO, "%s: cannot write: %s", b->out_path, strerror(errno));
@@ -487,44 +580,155 @@ static ifk_status check_layout_(const ifk_config *cfg, void *ctx) {
     return l->one ? ifk_check_ranks(cfg->n_kv_heads, l->ranks) : ifk_grid_check(l->ranks, l->tp, cfg->n_kv_heads);
 }
 
+/* ---- the command -------------------------------------------------------------------------------- */
+
+/* The options as given: strings (NULL: not given) and flags. */
+typedef struct {
+    const char *model, *tokp, *dir, *docs, *retrieve, *prompt, *method, *budget, *layers, *steps, *seed, *threads,
+        *shape, *prompt_ids, *tp, *queries, *out, *dev, *weights;
+    int reorder, compare, json, serial, cold;
+} qargs_;
+
+/* Checks the options against each other and parses them into *o, *retrieve, *threads and *tp
+ * (ranks: the world's size). Local; every rank finds the same. The checks that need the model
+ * come after it is loaded. */
+static ifk_status parse_args_(const qargs_ *a, int ranks, ifk_query_opts *o, long *retrieve, long *threads, int *tp) {
+    const int one = !a->queries;
+    long steps = 32, seed = 0;
+    if (!a->model == !a->shape || !a->dir)
+        return IFK_FAIL(IFK_ERR_ARG, "query: --model (or --random-model) and --store are required (see --help)");
+    if (one && !a->prompt == !a->prompt_ids)
+        return IFK_FAIL(IFK_ERR_ARG, "query: --prompt (or --prompt-ids, or --queries FILE) is required (see --help)");
+    if (!one && (a->prompt || a->prompt_ids || a->docs || a->retrieve))
+        return IFK_FAIL(IFK_ERR_ARG, "query: --queries takes the prompts and documents from its lines: drop --prompt, "
+                        "--prompt-ids, --docs and --retrieve");
+    if (!a->queries != !a->out) return IFK_FAIL(IFK_ERR_ARG, "query: --queries and --out go together");
+    if (!one && a->json) return IFK_FAIL(IFK_ERR_ARG, "query: --out is always JSON lines: drop --json");
+    if (one && !a->prompt_ids && a->shape) return IFK_FAIL(IFK_ERR_ARG, "query: a random model has no tokenizer: use --prompt-ids");
+    if (a->retrieve && !a->prompt) return IFK_FAIL(IFK_ERR_ARG, "query: --retrieve needs a text --prompt");
+    if (one && !a->docs == !a->retrieve) return IFK_FAIL(IFK_ERR_ARG, "query: give exactly one of --docs ID,... or --retrieve K");
+    if (ifk_method_parse(a->method, &o->method) || ifk_cli_double("budget", a->budget, 0, 1, &o->budget) ||
+        ifk_cli_int("retrieve", a->retrieve, 1, 1 << 20, retrieve) || ifk_cli_int("steps", a->steps, 1, 1 << 20, &steps) ||
+        ifk_cli_int("seed", a->seed, 0, INT64_MAX, &seed) || ifk_cli_int("threads", a->threads, 1, 1024, threads) ||
+        ifk_cli_weights(a->weights))
+        return IFK_ERR_ARG;
+    IFK_CHECK(ifk_grid_parse_tp(a->tp, one ? 0 : 1, ranks, tp));
+    if (one && *tp != ranks)
+        return IFK_FAIL(IFK_ERR_ARG, "query: one question runs on all %d ranks (--tp %d would leave groups idle): give "
+                        "--queries FILE for many, or drop --tp", ranks, *tp);
+    if (a->layers) {
+        int lo, hi, nc = 0;
+        if (sscanf(a->layers, "%d-%d%n", &lo, &hi, &nc) != 2 || a->layers[nc])
+            return IFK_FAIL(IFK_ERR_ARG, "--score-layers '%s' is not A-B", a->layers);
+        if (hi < lo)
+            return IFK_FAIL(IFK_ERR_ARG, "--score-layers %s is reversed: give the lower layer first (%d-%d)", a->layers,
+                            hi, lo);
+        o->score_lo = lo, o->score_hi = hi;
+    }
+    if (a->reorder && o->method != IFK_METHOD_INFOFLOW) return IFK_FAIL(IFK_ERR_ARG, "--reorder goes with --method infoflow");
+    if (a->dev && o->method != IFK_METHOD_INFOFLOW_DEV)
+        return IFK_FAIL(IFK_ERR_ARG, "--dev goes with --method infoflow-dev");
+    /* a setting the method does not use is refused, never ignored */
+    const int scores = o->method == IFK_METHOD_INFOFLOW || o->method == IFK_METHOD_INFOFLOW_DEV;
+    if (a->budget && (o->method == IFK_METHOD_FULL || o->method == IFK_METHOD_NONE))
+        return IFK_FAIL(IFK_ERR_ARG, "--budget does not apply to --method %s (it recomputes %s of the context)", a->method,
+                        o->method == IFK_METHOD_FULL ? "all" : "none");
+    if (a->layers && !scores)
+        return IFK_FAIL(IFK_ERR_ARG, "--score-layers goes with --method infoflow or infoflow-dev (%s scores no layers)",
+                        a->method);
+    if (a->seed && o->method != IFK_METHOD_RANDOM) return IFK_FAIL(IFK_ERR_ARG, "--seed goes with --method random");
+    if (a->cold && !one) return IFK_FAIL(IFK_ERR_ARG, "query: --cold is for a single question");
+    if (a->prompt && !*a->prompt) return IFK_FAIL(IFK_ERR_ARG, "query: the prompt is empty");
+    o->steps = (int)steps;
+    o->seed = (uint64_t)seed;
+    o->reorder = a->reorder;
+    o->compare_full = a->compare;
+    o->serial_load = a->serial;
+    return IFK_OK;
+}
+
+/* The coordinator's part of the set-up: the store must be the model's; then the one question
+ * (its documents and prompt resolved) or --queries' questions not yet in --out (opened for
+ * appending, *out_fd). */
+static ifk_status coordinator_questions_(const qargs_ *a, const ifk_model *full, const ifk_tokenizer *tok,
+                                         ifk_store *store, const ifk_query_opts *o, long retrieve, question_ **qs,
+                                         int *nq, int *n_done, int *out_fd, char ***done_ids, int *n_done_ids,
+                                         char *settings, size_t settings_cap) {
+    char fp[17];
+    ifk_model_fingerprint(full, fp);
+    ifk_store_params want;
+    ifk_store_params_from_model(&want, full, fp);
+    const ifk_manifest *man = ifk_store_manifest(store);
+    IFK_CHECK(ifk_store_params_check(&man->p, &want, a->dir, 0));
+    if (a->queries) {
+        settings_(o, full, fp, settings, settings_cap);
+        IFK_CHECK(open_out_(a->out, a->queries, settings, out_fd, done_ids, n_done_ids));
+        return read_questions_(a->queries, a->dir, store, tok, a->model, o, &full->cfg, *done_ids, *n_done_ids, qs, nq,
+                               n_done);
+    }
+    question_ *q = *qs = calloc(1, sizeof *q);
+    if (!q) return IFK_FAIL(IFK_ERR_OOM, "out of memory");
+    *nq = 1;
+    IFK_CHECK(resolve_docs_(a->dir, man, a->docs, retrieve, a->prompt ? a->prompt : "", &q->docs, &q->nd));
+    if (a->prompt && !tok) {
+        char who[4200];
+        return IFK_FAIL(IFK_ERR_ARG, "query: %s for a text prompt: give --tokenizer FILE or --prompt-ids",
+                        ifk_engine_no_tokenizer(a->model, who, sizeof who));
+    }
+    if (a->prompt) IFK_CHECK(ifk_tokenizer_encode(tok, a->prompt, strlen(a->prompt), 0, 0, &q->ids, &q->P));
+    if (a->prompt_ids) IFK_CHECK(parse_ids_(a->prompt_ids, full->cfg.vocab_size, &q->ids, &q->P));
+    return check_fits_(store, q, o, full->cfg.seq_len, "");
+}
+
+/* INFOFLOW_READ_STATS: the bytes of each KV head this rank read from the store, one line on
+ * stderr (tests check that a rank reads only its heads). */
+static void print_read_stats_(const ifk_store *store, int rank) {
+    const ifk_manifest *man = ifk_store_manifest(store);
+    char line[4096];
+    int n = snprintf(line, sizeof line, "read-stats rank %d:", rank);
+    for (int h = 0; h < man->p.n_kv_heads && n < (int)sizeof line - 32; h++)
+        n += snprintf(line + n, sizeof line - n, " %.0f", ifk_store_head_bytes(store, h));
+    line[n++] = '\n';
+    if (write(2, line, (size_t)n) < 0) { /* one write: lines of several ranks do not interleave */ }
+}
+
 int ifk_cmd_query(int argc, char **argv) {
     ifk_comm cm;
     if (ifk_comm_start(&cm, &argc, &argv) != IFK_OK) return 1;
     cm_current_ = &cm;
-    const char *model = NULL, *tokp = NULL, *dir = NULL, *docs_s = NULL, *retr_s = NULL, *prompt = NULL,
-               *method_s = "infoflow", *budget_s = NULL, *layers_s = NULL, *steps_s = NULL, *seed_s = NULL,
-               *threads_s = NULL, *shape = NULL, *prompt_ids = NULL, *tp_s = NULL, *queries = NULL, *out_p = NULL,
-               *dev_s = NULL, *weights_s = NULL;
-    int reorder = 0, compare = 0, json = 0, help = 0, rc = 1, serial = 0;
+    qargs_ a = {.method = "infoflow"};
+    int help = 0, rc = 1;
     const ifk_opt opts[] = {
-        {"model", "PATH", "checkpoint file or folder (required; must be the store's model)", &model, NULL},
-        {"random-model", "SHAPE", "the random-weight model a store was cached with (tests, benchmarks)", &shape, NULL},
-        {"tokenizer", "FILE", "tokenizer.bin (default: beside the checkpoint)", &tokp, NULL},
-        {"store", "DIR", "the KV store (required)", &dir, NULL},
-        {"docs", "ID,ID,...", "the context: these documents, in this order", &docs_s, NULL},
-        {"retrieve", "K", "the context: the BM25 top K documents for the prompt, best first", &retr_s, NULL},
-        {"prompt", "TEXT", "the question (required, or --prompt-ids, or --queries)", &prompt, NULL},
-        {"prompt-ids", "ID,ID,...", "the question as token ids (no tokenizer needed)", &prompt_ids, NULL},
+        {"model", "PATH", "checkpoint file or folder (required; must be the store's model)", &a.model, NULL},
+        {"random-model", "SHAPE", "the random-weight model a store was cached with (tests, benchmarks)", &a.shape, NULL},
+        {"tokenizer", "FILE", "tokenizer.bin (default: beside the checkpoint)", &a.tokp, NULL},
+        {"store", "DIR", "the KV store (required)", &a.dir, NULL},
+        {"docs", "ID,ID,...", "the context: these documents, in this order", &a.docs, NULL},
+        {"retrieve", "K", "the context: the BM25 top K documents for the prompt, best first", &a.retrieve, NULL},
+        {"prompt", "TEXT", "the question (required, or --prompt-ids, or --queries)", &a.prompt, NULL},
+        {"prompt-ids", "ID,ID,...", "the question as token ids (no tokenizer needed)", &a.prompt_ids, NULL},
         {"queries", "FILE", "many questions, one JSON line each: {\"id\", \"prompt\" | \"prompt_ids\", \"docs\" | "
-                            "\"retrieve\"} (needs --out)", &queries, NULL},
+                            "\"retrieve\"} (needs --out)", &a.queries, NULL},
         {"out", "FILE", "--queries' answers, one --json line per question in input order; a rerun skips the ids it "
-                        "holds", &out_p, NULL},
+                        "holds (under the settings its lines record; others are refused)", &a.out, NULL},
         {"tp", "N", "ranks per tensor-parallel group (default: all ranks for one question, 1 for --queries); the "
-                    "groups share the questions", &tp_s, NULL},
-        {"method", "M", "infoflow (default), infoflow-dev, full, none, cacheblend, epic, random", &method_s, NULL},
+                    "groups share the questions", &a.tp, NULL},
+        {"method", "M", "infoflow (default), infoflow-dev, full, none, cacheblend, epic, random", &a.method, NULL},
         {"dev", "SPEC", "infoflow-dev's variant, key=value,...: source=v|k|kv layer=N combine=product|ranksum "
-                        "alpha=X attn=norm|sum estimate=exact|position (default: docs/method.md)", &dev_s, NULL},
-        {"budget", "R", "fraction of context tokens to recompute, in [0, 1] (default 0.15)", &budget_s, NULL},
-        {"reorder", NULL, "put the chunk with the most selected tokens next to the prompt (infoflow)", NULL, &reorder},
+                        "alpha=X attn=norm|sum estimate=exact|position (default: docs/method.md)", &a.dev, NULL},
+        {"budget", "R", "fraction of context tokens to recompute, in [0, 1] (default 0.15)", &a.budget, NULL},
+        {"reorder", NULL, "put the chunk with the most selected tokens next to the prompt (infoflow)", NULL, &a.reorder},
         {"score-layers", "A-B", "InfoFlow's scoring layers, 0-based (default: floor(0.55 L) to ceil(0.8 L) - 1)",
-         &layers_s, NULL},
-        {"steps", "N", "answer tokens to generate, greedily (default 32)", &steps_s, NULL},
-        {"seed", "S", "seed of --method random (default 0)", &seed_s, NULL},
-        {"threads", "N", "BLAS threads per rank (default: the node's cores shared by its ranks)", &threads_s, NULL},
-        {"weights", "T", "weight precision kept in memory: f32, bf16, f16 or auto (as stored, default)", &weights_s, NULL},
-        {"compare-full", NULL, "also run the full prefill and report KL, top-1 and answer agreement", NULL, &compare},
-        {"serial-load", NULL, "load all K/V before computing (times the load alone; default: overlapped)", NULL, &serial},
-        {"json", NULL, "print one JSON object instead of the answer text", NULL, &json},
+         &a.layers, NULL},
+        {"steps", "N", "answer tokens to generate, greedily (default 32)", &a.steps, NULL},
+        {"seed", "S", "seed of --method random (default 0)", &a.seed, NULL},
+        {"threads", "N", "BLAS threads per rank (default: the node's cores shared by its ranks)", &a.threads, NULL},
+        {"weights", "T", "weight precision kept in memory: f32, bf16, f16 or auto (as stored, default)", &a.weights, NULL},
+        {"compare-full", NULL, "also run the full prefill and report KL, top-1 and answer agreement", NULL, &a.compare},
+        {"cold", NULL, "a single question: time this process's first run (with its one-time GEMM set-up) instead "
+                       "of running the question once untimed first", NULL, &a.cold},
+        {"serial-load", NULL, "load all K/V before computing (times the load alone; default: overlapped)", NULL, &a.serial},
+        {"json", NULL, "print one JSON object instead of the answer text", NULL, &a.json},
         {NULL, NULL, NULL, NULL, NULL}};
     const char *usage = "usage: [mpirun -n P] infoflow query --model M --store DIR (--docs ID,... | --retrieve K) "
                         "--prompt TEXT [--method M] [--budget R] [options]\n"
@@ -538,102 +742,44 @@ int ifk_cmd_query(int argc, char **argv) {
     ifk_store *store = NULL;
     question_ *qs = NULL;
     int nq = 0, n_done = 0, out_fd = -1, n_done_ids = 0, tp = 0;
-    char **done_ids = NULL;
+    char **done_ids = NULL, settings[1024] = "";
     ifk_grid grid = {0};
     grid.group.comm = MPI_COMM_NULL;
     batch_ b = {0};
     ifk_query_opts o = {.method = IFK_METHOD_INFOFLOW, .budget = 0.15, .score_lo = -1, .score_hi = -1, .steps = 32};
-    long retrieve = 0, steps = 32, seed = 0, threads = 0;
+    long retrieve = 0, threads = 0;
     ifk_tp_mpi tpm;
     ifk_status s_ = ifk_cli_parse(argc, argv, opts, usage, &help);
     if (s_ == IFK_OK && help) {
         rc = 0;
         goto out;
     }
-    const int one = !queries;
-    if (s_ == IFK_OK && (!model == !shape || !dir))
-        s_ = IFK_FAIL(IFK_ERR_ARG, "query: --model (or --random-model) and --store are required (see --help)");
-    if (s_ == IFK_OK && one && !prompt == !prompt_ids)
-        s_ = IFK_FAIL(IFK_ERR_ARG, "query: --prompt (or --prompt-ids, or --queries FILE) is required (see --help)");
-    if (s_ == IFK_OK && !one && (prompt || prompt_ids || docs_s || retr_s))
-        s_ = IFK_FAIL(IFK_ERR_ARG, "query: --queries takes the prompts and documents from its lines: drop --prompt, "
-                      "--prompt-ids, --docs and --retrieve");
-    if (s_ == IFK_OK && !queries != !out_p) s_ = IFK_FAIL(IFK_ERR_ARG, "query: --queries and --out go together");
-    if (s_ == IFK_OK && !one && json) s_ = IFK_FAIL(IFK_ERR_ARG, "query: --out is always JSON lines: drop --json");
-    if (s_ == IFK_OK && one && !prompt_ids && shape) s_ = IFK_FAIL(IFK_ERR_ARG, "query: a random model has no tokenizer: use --prompt-ids");
-    if (s_ == IFK_OK && retr_s && !prompt) s_ = IFK_FAIL(IFK_ERR_ARG, "query: --retrieve needs a text --prompt");
-    if (s_ == IFK_OK && one && !docs_s == !retr_s) s_ = IFK_FAIL(IFK_ERR_ARG, "query: give exactly one of --docs ID,... or --retrieve K");
-    if (s_ == IFK_OK)
-        s_ = ifk_method_parse(method_s, &o.method) ? IFK_ERR_ARG
-             : ifk_cli_double("budget", budget_s, 0, 1, &o.budget) ? IFK_ERR_ARG
-             : ifk_cli_int("retrieve", retr_s, 1, 1 << 20, &retrieve) ? IFK_ERR_ARG
-             : ifk_cli_int("steps", steps_s, 1, 1 << 20, &steps) ? IFK_ERR_ARG
-             : ifk_cli_int("seed", seed_s, 0, INT64_MAX, &seed) ? IFK_ERR_ARG
-             : ifk_cli_int("threads", threads_s, 1, 1024, &threads) ? IFK_ERR_ARG
-             : ifk_cli_weights(weights_s) ? IFK_ERR_ARG
-             : ifk_grid_parse_tp(tp_s, one ? 0 : 1, cm.size, &tp);
-    if (s_ == IFK_OK && one && tp != cm.size)
-        s_ = IFK_FAIL(IFK_ERR_ARG, "query: one question runs on all %d ranks (--tp %d would leave groups idle): give "
-                      "--queries FILE for many, or drop --tp", cm.size, tp);
-    if (s_ == IFK_OK && layers_s) {
-        int a, b2, nc = 0;
-        if (sscanf(layers_s, "%d-%d%n", &a, &b2, &nc) != 2 || layers_s[nc])
-            s_ = IFK_FAIL(IFK_ERR_ARG, "--score-layers '%s' is not A-B", layers_s);
-        o.score_lo = a, o.score_hi = b2;
-    }
-    if (s_ == IFK_OK && reorder && o.method != IFK_METHOD_INFOFLOW)
-        s_ = IFK_FAIL(IFK_ERR_ARG, "--reorder goes with --method infoflow");
-    if (s_ == IFK_OK && dev_s && o.method != IFK_METHOD_INFOFLOW_DEV)
-        s_ = IFK_FAIL(IFK_ERR_ARG, "--dev goes with --method infoflow-dev");
-    if (s_ == IFK_OK && prompt && !*prompt) s_ = IFK_FAIL(IFK_ERR_ARG, "query: the prompt is empty");
+    const int one = !a.queries;
+    if (s_ == IFK_OK) s_ = parse_args_(&a, cm.size, &o, &retrieve, &threads, &tp);
     AGREE_OR_OUT(s_);
-    o.steps = (int)steps;
-    o.seed = (uint64_t)seed;
-    o.reorder = reorder;
-    o.compare_full = compare;
-    o.serial_load = serial;
     ifk_blas_set_threads(threads ? (int)threads : ifk_comm_blas_threads(&cm, 0));
 
     /* every rank maps the checkpoint; in a group of tp ranks each keeps its slice of heads and MLP
      * (an HF folder: each rank reads only its slice from the files) */
     layout_ lay = {one, cm.size, tp};
-    s_ = ifk_grid_load_model(model, tokp, shape, cm.rank % tp, tp, cm.rank == 0, check_layout_, &lay, &full, &local,
+    s_ = ifk_grid_load_model(a.model, a.tokp, a.shape, cm.rank % tp, tp, cm.rank == 0, check_layout_, &lay, &full, &local,
                              &tok);
     AGREE_OR_OUT(s_);
-    if (layers_s && (o.score_lo < 0 || o.score_hi < o.score_lo || o.score_hi >= full.cfg.n_layers))
-        s_ = IFK_FAIL(IFK_ERR_ARG, "--score-layers %s is outside the model's layers 0-%d", layers_s, full.cfg.n_layers - 1);
-    if (s_ == IFK_OK && dev_s) s_ = ifk_dev_opts_parse(dev_s, full.cfg.n_layers, &o.dev);
+    if (a.layers && (o.score_lo < 0 || o.score_hi < o.score_lo || o.score_hi >= full.cfg.n_layers))
+        s_ = IFK_FAIL(IFK_ERR_ARG, "--score-layers %s is outside the model's layers 0-%d", a.layers, full.cfg.n_layers - 1);
+    if (s_ == IFK_OK && a.dev) s_ = ifk_dev_opts_parse(a.dev, full.cfg.n_layers, &o.dev);
     if (s_ == IFK_OK && tp > 1) ifk_model_release_unsliced(&full, &local, cm.rank % tp, tp);
-    if (s_ == IFK_OK) s_ = ifk_store_open(&store, dir);
+    if (s_ == IFK_OK) s_ = ifk_store_open(&store, a.dir);
     AGREE_OR_OUT(s_);
-    if (cm.rank == 0) {
-        /* the coordinator checks the store against the model, resolves the documents and prompts */
-        char fp[17];
-        ifk_model_fingerprint(&full, fp);
-        ifk_store_params want;
-        ifk_store_params_from_model(&want, &full, fp);
-        const ifk_manifest *man = ifk_store_manifest(store);
-        s_ = ifk_store_params_check(&man->p, &want, dir, 0);
-        if (s_ == IFK_OK && one) {
-            qs = calloc(1, sizeof *qs);
-            nq = 1;
-            question_ *q = qs;
-            if (!qs) s_ = IFK_FAIL(IFK_ERR_OOM, "out of memory");
-            if (s_ == IFK_OK) s_ = resolve_docs_(dir, man, docs_s, retrieve, prompt ? prompt : "", &q->docs, &q->nd);
-            if (s_ == IFK_OK && prompt) s_ = ifk_tokenizer_encode(tok, prompt, strlen(prompt), 0, 0, &q->ids, &q->P);
-            if (s_ == IFK_OK && prompt_ids) s_ = parse_ids_(prompt_ids, full.cfg.vocab_size, &q->ids, &q->P);
-            if (s_ == IFK_OK) s_ = check_fits_(store, q, &o, full.cfg.seq_len, "");
-        } else if (s_ == IFK_OK) {
-            s_ = open_out_(out_p, &out_fd, &done_ids, &n_done_ids);
-            if (s_ == IFK_OK)
-                s_ = read_questions_(queries, dir, store, tok, &o, &full.cfg, done_ids, n_done_ids, &qs, &nq, &n_done);
-        }
-    }
+    if (cm.rank == 0)
+        s_ = coordinator_questions_(&a, &full, tok, store, &o, retrieve, &qs, &nq, &n_done, &out_fd, &done_ids,
+                                    &n_done_ids, settings, sizeof settings);
     AGREE_OR_OUT(s_);
     ifk_grid_init(&grid, &cm, tp);
     if (tp > 1) ifk_tp_mpi_init(&tpm, &grid.group, full.cfg.n_heads);
     b = (batch_){.m = tp > 1 ? &local : &full, .store = store, .o = o, .tp = tp > 1 ? &tpm.tp : NULL, .qs = qs, .n_qs = nq,
-                 .tok = tok, .json = json, .ranks = tp, .out_fd = out_fd, .out_path = out_p};
+                 .tok = tok, .json = a.json, .ranks = tp, .out_fd = out_fd, .out_path = a.out,
+                 .settings = settings};
     if (cm.rank == 0) {
         b.res = calloc((size_t)nq + 1, sizeof *b.res);
         b.have = calloc((size_t)nq + 1, 1);
@@ -643,30 +789,29 @@ int ifk_cmd_query(int argc, char **argv) {
         }
         if (!one)
             fprintf(stderr, "query: %d questions to answer, %d already in %s; %d group%s of %d rank%s\n", nq, n_done,
-                    out_p, grid.n_groups, grid.n_groups > 1 ? "s" : "", tp, tp > 1 ? "s" : "");
+                    a.out, grid.n_groups, grid.n_groups > 1 ? "s" : "", tp, tp > 1 ? "s" : "");
+    }
+    b.cold = a.cold;
+    ifk_farm farm = {get_, run_, done_, &b};
+    if (one && !a.cold) { /* the same question once, untimed: the first run of a process pays one-time costs (GEMM
+                         * set-up, first touches) that eval's many runs do not; the printed run is the second */
+        b.discard = 1;
+        ifk_grid_farm(&grid, nq, &farm);
+        b.discard = 0;
     }
     const double t0 = ifk_now();
-    ifk_farm farm = {get_, run_, done_, &b};
     ifk_grid_farm(&grid, nq, &farm);
     if (cm.rank == 0 && !one) {
         const double el = ifk_now() - t0;
         if (out_fd >= 0 && fsync(out_fd) != 0) {
-            IFK_FAIL(IFK_ERR_IO, "%s: cannot fsync: %s", out_p, strerror(errno));
+            IFK_FAIL(IFK_ERR_IO, "%s: cannot fsync: %s", a.out, strerror(errno));
             ifk_comm_abort(&cm);
         }
         fprintf(stderr, "query: answered %ld questions in %.2f s, %.2f questions/s (%d group%s of %d)\n", b.answered, el,
                 el > 0 ? b.answered / el : 0.0, grid.n_groups, grid.n_groups > 1 ? "s" : "", tp);
     }
     if (!one) ifk_grid_report_memory(&cm, "query");
-    if (getenv("INFOFLOW_READ_STATS")) { /* which KV heads this rank read from the store: tests use it */
-        const ifk_manifest *man = ifk_store_manifest(store);
-        char line[4096];
-        int n = snprintf(line, sizeof line, "read-stats rank %d:", cm.rank);
-        for (int h = 0; h < man->p.n_kv_heads && n < (int)sizeof line - 32; h++)
-            n += snprintf(line + n, sizeof line - n, " %.0f", ifk_store_head_bytes(store, h));
-        line[n++] = '\n';
-        if (write(2, line, (size_t)n) < 0) { /* one write: lines of several ranks do not interleave */ }
-    }
+    if (getenv("INFOFLOW_READ_STATS")) print_read_stats_(store, cm.rank);
     rc = 0;
 out:
     free(b.res), free(b.have);

@@ -59,11 +59,29 @@ int ifk_cmd_inspect(int argc, char **argv) {
                "\"missing_shards\": %d, \"bytes\": %lld, \"dtype\": \"%s\", \"chunk_tokens\": %d, \"split\": \"%s\", "
                "\"model_fingerprint\": \"%s\", \"model_source\": \"%s\", \"n_layers\": %d, \"n_kv_heads\": %d, "
                "\"head_dim\": %d, \"rope_theta\": %g, \"rope_style\": \"%s\", \"indexed_documents\": %d, "
-               "\"index_segments\": %d}\n",
+               "\"index_segments\": %d",
                dir, m->n_docs, m->n_chunks, m->n_tokens, m->n_shards, sb.missing, sb.bytes, ifk_dtype_name(p->dtype),
                p->chunk_tokens, p->split == IFK_SPLIT_PARAGRAPHS ? "paragraphs" : "tokens", p->fingerprint,
                p->model_source, p->n_layers, p->n_kv_heads, p->head_dim, p->rope_theta,
                p->rope_style == IFK_ROPE_HALF ? "half" : "interleaved", indexed, n_segs);
+        if (docs) { /* --docs: the list, as the text form prints it */
+            printf(", \"document_list\": [");
+            for (int d = 0; d < m->n_docs; d++) {
+                if (d % 1024 == 0) ifk_store_forget(store);
+                const ifk_doc_rec *r = ifk_store_doc(store, d);
+                char shard[512] = "?";
+                if (!r || ifk_manifest_shard(m, r->shard, shard, sizeof shard) != IFK_OK) goto out;
+                printf("%s{\"id\": ", d ? ", " : "");
+                ifk_json_str(stdout, r->id, strlen(r->id));
+                printf(", \"chunks\": %d, \"tokens\": %d, \"shard\": ", r->n_chunks, r->n_tokens);
+                ifk_json_str(stdout, shard, strlen(shard));
+                printf(", \"group\": ");
+                ifk_json_str(stdout, r->group, strlen(r->group));
+                printf("}");
+            }
+            printf("]");
+        }
+        printf("}\n");
     } else {
         printf("store       %s\n", dir);
         printf("documents   %d (%lld chunks, %lld tokens)\n", m->n_docs, m->n_chunks, m->n_tokens);
@@ -294,6 +312,11 @@ int ifk_cmd_verify(int argc, char **argv) {
     }
     if (help) return 0;
     if (ifk_cli_double("tolerance", tol_s, 0, 1, &tol) != IFK_OK) {
+        ifk_err_print();
+        return 1;
+    }
+    if (!against && (tol_s || subset)) { /* settings of the comparison: without one they would do nothing */
+        IFK_FAIL(IFK_ERR_ARG, "verify: --%s goes with --against DIR", tol_s ? "tolerance" : "subset");
         ifk_err_print();
         return 1;
     }

@@ -1,9 +1,11 @@
 /* cmd_tokenize.c — `infoflow tokenize`: a tokenizer's ids for each line of a text file (checks
  * against other implementations, and a look at how a prompt splits). */
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli.h"
 #include "drivers.h"
@@ -29,10 +31,19 @@ int ifk_cmd_tokenize(int argc, char **argv) {
         IFK_FAIL(IFK_ERR_ARG, "tokenize: --tokenizer and one of --text or --text-file are required");
         goto out;
     }
-    if (ifk_tokenizer_load(&t, tokp, 0) != IFK_OK) goto out;
+    /* a llama2.c tok<V>.bin names its vocabulary: hold it to that, as the model loads do (a truncated file) */
+    const char *base = strrchr(tokp, '/') ? strrchr(tokp, '/') + 1 : tokp;
+    int vocab = 0, used = 0;
+    if (sscanf(base, "tok%d.bin%n", &vocab, &used) != 1 || base[used] || vocab < 1) vocab = 0;
+    if (ifk_tokenizer_load(&t, tokp, vocab) != IFK_OK) goto out;
+    struct stat sb;
+    if (file && stat(file, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        IFK_FAIL(IFK_ERR_IO, "%s: --text-file is a directory", file);
+        goto out;
+    }
     FILE *f = file ? fopen(file, "r") : NULL;
     if (file && !f) {
-        IFK_FAIL(IFK_ERR_IO, "%s: cannot open", file);
+        IFK_FAIL(IFK_ERR_IO, "%s: cannot open: %s", file, strerror(errno));
         goto out;
     }
     for (;;) {
@@ -46,6 +57,14 @@ int ifk_cmd_tokenize(int argc, char **argv) {
         }
         int *ids, n;
         if (ifk_tokenizer_encode(t, s, strlen(s), bos, 0, &ids, &n) != IFK_OK) goto out;
+        for (int i = 0; i < n; i++)
+            if (ids[i] < 0 || ids[i] >= ifk_tokenizer_vocab(t)) { /* byte fallback past a short piece table */
+                IFK_FAIL(IFK_ERR_FORMAT, "%s: id %d is beyond its %d pieces (a truncated tokenizer?)", tokp, ids[i],
+                         ifk_tokenizer_vocab(t));
+                free(ids);
+                if (f) fclose(f);
+                goto out;
+            }
         int nb = bos && ifk_tokenizer_bos(t) >= 0; /* the BOS encoding put first */
         char *back = ifk_detokenize(t, nb ? ids[0] : -1, ids + nb, n - nb, NULL);
         printf("{\"ids\": [");
@@ -56,6 +75,11 @@ int ifk_cmd_tokenize(int argc, char **argv) {
         cJSON_free(jt), cJSON_Delete(js);
         free(back), free(ids);
         if (!f) break;
+    }
+    if (f && ferror(f)) {
+        IFK_FAIL(IFK_ERR_IO, "%s: cannot read: %s", file, strerror(errno));
+        fclose(f);
+        goto out;
     }
     if (f) fclose(f);
     rc = 0;

@@ -45,5 +45,5 @@ int main(int argc, char **argv) {
         }
     fprintf(stderr, "infoflow: error: unknown command '%s'\n", argv[1]);
     usage_(stderr);
-    return 2;
+    return 1;
 }

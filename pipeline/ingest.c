@@ -120,8 +120,9 @@ ifk_status ifk_ingest_doc(ifk_ingest *g, const ifk_ingest_doc_in *d, const char 
         IFK_CHECK(ifk_chunk_ids(d->tokens, d->n_tokens, g->p.chunk_tokens, &ch));
     } else {
         if (!g->tok)
-            return IFK_FAIL(IFK_ERR_ARG, "%s: document has text but the model has no tokenizer (a random model): give "
-                            "\"tokens\"", where);
+            return IFK_FAIL(IFK_ERR_ARG, "%s: document has text but the model has no tokenizer (a random model, or an "
+                            "HF folder without tokenizer.json, tokenizer.model or tok*.bin): give \"tokens\" or "
+                            "--tokenizer FILE", where);
         IFK_CHECK(ifk_chunk_text(g->tok, d->text, d->text_len, g->p.chunk_tokens, g->p.split, &ch));
     }
     ifk_status st = IFK_OK;
@@ -131,6 +132,12 @@ ifk_status ifk_ingest_doc(ifk_ingest *g, const ifk_ingest_doc_in *d, const char 
         const int *t = ch.tokens + ch.start[i];
         IFK_CHECK_GOTO(st, g->prefill ? g->prefill(t, ch.len[i], g->k, g->v, g->prefill_ctx)
                                       : ifk_prefill_chunk(g->m, &g->s, &g->cache, t, ch.len[i], g->k, g->v), done);
+        const size_t nel = (size_t)g->p.n_layers * g->p.n_kv_heads * ch.len[i] * g->p.head_dim;
+        if (ifk_weights_nonfinite(g->k, IFK_W_F32, nel) < nel || ifk_weights_nonfinite(g->v, IFK_W_F32, nel) < nel) {
+            st = IFK_FAIL(IFK_ERR_FORMAT, "%s: chunk %d's K/V hold NaN or infinity (the model's activations overflow): "
+                          "not stored", where, i);
+            goto done;
+        }
         IFK_CHECK_GOTO(st, ifk_shard_put_chunk(g->w, ch.tokens + ch.start[i], ch.len[i], g->k, g->v), done);
         if (between) between(ctx);
     }

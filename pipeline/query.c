@@ -536,6 +536,11 @@ static ifk_status compare_(qrun_ *x) {
     y.tp = NULL; /* its communication is not counted as the method's (its forwards stay collective: y.s.tp) */
     ifk_status st = run_full_(&y);
     x->s = y.s;
+    if (st == IFK_OK && (ifk_weights_nonfinite(ref.first_logits, IFK_W_F32, (size_t)V) < (size_t)V ||
+                         ifk_weights_nonfinite(r->first_logits, IFK_W_F32, (size_t)V) < (size_t)V))
+        st = IFK_FAIL(IFK_ERR_FORMAT, "--compare-full: the first-token logits (%s) hold NaN or infinity: no KL or "
+                      "top-1 to compare", ifk_weights_nonfinite(ref.first_logits, IFK_W_F32, (size_t)V) < (size_t)V
+                                          ? "of the full prefill" : "of the method");
     if (st == IFK_OK) {
         r->compared = 1;
         r->kl = ifk_kl_logits(ref.first_logits, r->first_logits, V);

@@ -31,6 +31,11 @@ ifk_status ifk_decode(const ifk_model *m, ifk_state *s, ifk_kvcache *c, float *l
 
 ifk_status ifk_generate(const ifk_model *m, ifk_sampler *smp, const int *ids, int n, int steps, ifk_token_fn fn,
                         void *ctx, ifk_gen_stats *stats) {
+    return ifk_generate_tp(m, NULL, smp, ids, n, steps, fn, ctx, stats);
+}
+
+ifk_status ifk_generate_tp(const ifk_model *m, ifk_tp *tp, ifk_sampler *smp, const int *ids, int n, int steps,
+                           ifk_token_fn fn, void *ctx, ifk_gen_stats *stats) {
     const ifk_config *c = &m->cfg;
     if (steps <= 0 || steps > c->seq_len) steps = c->seq_len;
     IFK_CHECK_ARG(n >= 1, "empty prompt (no tokens, not even BOS)");
@@ -39,7 +44,7 @@ ifk_status ifk_generate(const ifk_model *m, ifk_sampler *smp, const int *ids, in
     memset(stats, 0, sizeof *stats);
     stats->n_prompt = n;
     ifk_kvcache cache;
-    ifk_state s = {0};
+    ifk_state s = {.tp = tp};
     IFK_CHECK(ifk_kvcache_init(&cache, c, steps));
     int *pos = malloc(sizeof(int) * (size_t)n);
     float *logits = malloc(sizeof(float) * (size_t)c->vocab_size);

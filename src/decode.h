@@ -40,4 +40,12 @@ typedef struct {
 ifk_status ifk_generate(const ifk_model *m, ifk_sampler *smp, const int *ids, int n, int steps, ifk_token_fn fn,
                         void *ctx, ifk_gen_stats *stats);
 
+/* ifk_generate on a tensor-parallel group: m is this rank's slice (ifk_model_slice), every rank of
+ * tp calls it with the same arguments, every forward is collective over tp and each step's token is
+ * rank 0's sample, broadcast (ifk_decode); the text differs from one rank's only where the
+ * reductions' rounding moves a sample. tp NULL: ifk_generate, bitwise. fn may be NULL on every
+ * rank but rank 0. Collective over tp when set. Errors: as ifk_generate, and the hooks'. */
+ifk_status ifk_generate_tp(const ifk_model *m, ifk_tp *tp, ifk_sampler *smp, const int *ids, int n, int steps,
+                           ifk_token_fn fn, void *ctx, ifk_gen_stats *stats);
+
 #endif

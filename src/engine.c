@@ -6,6 +6,7 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -102,6 +103,12 @@ ifk_status ifk_engine_load_tokenizer(const char *path, const char *tok_path, con
     IFK_CHECK(ifk_tokenizer_load(tok, tok_path ? tok_path : tokf, cfg->vocab_size));
     ifk_tokenizer_set_special(*tok, cfg->bos_id, cfg->eos_id);
     return IFK_OK;
+}
+
+const char *ifk_engine_no_tokenizer(const char *path, char *buf, size_t n) {
+    if (path) snprintf(buf, n, "%s has no tokenizer (tokenizer.json, tokenizer.model or tok*.bin)", path);
+    else snprintf(buf, n, "a random model has no tokenizer");
+    return buf;
 }
 
 ifk_status ifk_engine_load_any(const char *path, const char *tok_path, const char *shape, ifk_model *m,

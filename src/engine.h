@@ -24,4 +24,9 @@ ifk_status ifk_engine_load_any(const char *path, const char *tok_path, const cha
  * *tok when an HF folder has none); cfg gives the vocabulary size and BOS/EOS. */
 ifk_status ifk_engine_load_tokenizer(const char *path, const char *tok_path, const ifk_config *cfg, ifk_tokenizer **tok);
 
+/* Writes into buf what a model without tokenizer is, for messages about text it cannot encode or
+ * decode: "PATH has no tokenizer (tokenizer.json, tokenizer.model or tok*.bin)" for a model path
+ * (an HF folder without one), "a random model has no tokenizer" when path is NULL. Returns buf. */
+const char *ifk_engine_no_tokenizer(const char *path, char *buf, size_t n);
+
 #endif

@@ -8,6 +8,7 @@
 #include "kernels.h"
 
 #include <cblas.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -210,6 +211,33 @@ void ifk_weights_to_f32(float *dst, ifk_wdtype t, const void *src, size_t n) {
     else if (t == IFK_W_F16) ifk_f16_to_f32(dst, src, n);
     else memcpy(dst, src, sizeof(float) * n);
 }
+
+/* "exponent all ones" on the raw bits: f32 0x7f800000, bf16 0x7f80, f16 0x7c00 */
+#define NONFINITE_BLOCK_(type, mask)                                                       \
+    do {                                                                                   \
+        type w[1];                                                                         \
+        unsigned bad = 0;                                                                  \
+        for (size_t i = 0; i < len; i++) {                                                 \
+            memcpy(w, (const char *)src + (j + i) * sizeof w[0], sizeof w[0]);             \
+            bad |= (w[0] & (mask)) == (mask);                                              \
+        }                                                                                  \
+        if (!bad) break;                                                                   \
+        for (size_t i = 0; i < len; i++) {                                                 \
+            memcpy(w, (const char *)src + (j + i) * sizeof w[0], sizeof w[0]);             \
+            if ((w[0] & (mask)) == (mask)) return j + i;                                   \
+        }                                                                                  \
+    } while (0)
+
+size_t ifk_weights_nonfinite(const void *src, ifk_wdtype t, size_t n) {
+    for (size_t j = 0; j < n; j += 4096) {
+        const size_t len = n - j < 4096 ? n - j : 4096;
+        if (t == IFK_W_F32) NONFINITE_BLOCK_(uint32_t, 0x7f800000u);
+        else if (t == IFK_W_BF16) NONFINITE_BLOCK_(uint16_t, 0x7f80u);
+        else NONFINITE_BLOCK_(uint16_t, 0x7c00u);
+    }
+    return n;
+}
+#undef NONFINITE_BLOCK_
 
 /* Growing scratch of ifk_matmul_w: [0] the rounded activations, [1] widened weights / bf16 activations. */
 static void *scratch_[2];

@@ -84,6 +84,34 @@ static const char *const generation_keys_[] = {"bos_token_id", "eos_token_id", "
                                                "top_k", "repetition_penalty", "max_length", "max_new_tokens",
                                                "pad_token_id", "transformers_version", "_from_model_config"};
 
+/* The fields with no effect on the numbers still have a type in transformers (s string, i integer,
+ * n number, b true/false; null passes): a value of another type means a damaged file, refused. */
+typedef struct {
+    const char *key;
+    char type;
+} typed_key_;
+static const typed_key_ config_inert_[] = {{"model_type", 's'}, {"pad_token_id", 'i'}, {"torch_dtype", 's'},
+                                           {"dtype", 's'}, {"transformers_version", 's'}, {"_name_or_path", 's'},
+                                           {"initializer_range", 'n'}, {"use_cache", 'b'},
+                                           {"attention_dropout", 'n'}, {"pretraining_tp", 'i'}};
+static const typed_key_ generation_inert_[] = {{"pad_token_id", 'i'}, {"transformers_version", 's'},
+                                               {"_from_model_config", 'b'}};
+
+static ifk_status inert_types_(const cJSON *o, const char *path, const typed_key_ *k, size_t n) {
+    static const char *const what[] = {"a string", "an integer", "a number", "true or false"};
+    for (size_t i = 0; i < n; i++) {
+        const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, k[i].key);
+        long v;
+        if (!x || cJSON_IsNull(x)) continue;
+        const int t = k[i].type == 's' ? 0 : k[i].type == 'i' ? 1 : k[i].type == 'n' ? 2 : 3;
+        const int ok = t == 0 ? cJSON_IsString(x) : t == 1 ? jint_(o, k[i].key, &v) : t == 2 ? cJSON_IsNumber(x)
+                                                                                               : cJSON_IsBool(x);
+        if (!ok)
+            return IFK_FAIL(IFK_ERR_FORMAT, "%s: field \"%s\" = %s is not %s", path, k[i].key, jtext_(x), what[t]);
+    }
+    return IFK_OK;
+}
+
 static ifk_status known_keys_(const cJSON *o, const char *path, const char *const *keys, size_t n) {
     for (const cJSON *e = o->child; e; e = e->next) {
         size_t i = 0;
@@ -259,6 +287,7 @@ static ifk_status generation_config_(ifk_config *c, const char *cfg_path) {
     cJSON *o;
     IFK_CHECK(json_file_(path, &o));
     ifk_status st = known_keys_(o, path, generation_keys_, sizeof generation_keys_ / sizeof *generation_keys_);
+    if (st == IFK_OK) st = inert_types_(o, path, generation_inert_, sizeof generation_inert_ / sizeof *generation_inert_);
     long v;
     const cJSON *b = cJSON_GetObjectItemCaseSensitive(o, "bos_token_id");
     if (st == IFK_OK && b && !cJSON_IsNull(b)) {
@@ -275,17 +304,23 @@ static ifk_status generation_config_(ifk_config *c, const char *cfg_path) {
     for (int i = 0; i < 3 && st == IFK_OK; i++) {
         const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, num[i]);
         if (!x || cJSON_IsNull(x)) continue;
-        if (!cJSON_IsNumber(x) || x->valuedouble < 0 || x->valuedouble > hi[i] || (i == 2 && x->valuedouble == 0))
-            st = IFK_FAIL(IFK_ERR_FORMAT, "%s: field \"%s\" = %s is out of range", path, num[i], jtext_(x));
+        if (!cJSON_IsNumber(x))
+            st = IFK_FAIL(IFK_ERR_FORMAT, "%s: field \"%s\" = %s is not a number", path, num[i], jtext_(x));
+        else if (x->valuedouble < 0 || x->valuedouble > hi[i] || (i == 2 && x->valuedouble == 0))
+            st = IFK_FAIL(IFK_ERR_FORMAT, "%s: field \"%s\" = %s is out of range (%s..%g)", path, num[i], jtext_(x),
+                          i == 2 ? "above 0" : "0", hi[i]);
         else *dst[i] = x->valuedouble;
     }
+    /* top_k 0 turns top-k off; max_new_tokens 0 is an error to transformers (GenerationConfig.validate:
+     * "must be greater than 0"), and max_length 0 is shorter than any prompt (generate() refuses it) */
     static const char *const ints[] = {"top_k", "max_length", "max_new_tokens"};
     int *idst[] = {&c->gen.top_k, &c->gen.max_length, &c->gen.max_new_tokens};
     for (int i = 0; i < 3 && st == IFK_OK; i++) {
         const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, ints[i]);
         if (!x || cJSON_IsNull(x)) continue;
-        if (!jint_(o, ints[i], &v) || v < 0 || v > (1L << 30))
-            st = IFK_FAIL(IFK_ERR_FORMAT, "%s: field \"%s\" = %s is not a non-negative integer", path, ints[i], jtext_(x));
+        if (!jint_(o, ints[i], &v) || v < (i ? 1 : 0) || v > (1L << 30))
+            st = IFK_FAIL(IFK_ERR_FORMAT, "%s: field \"%s\" = %s is not a %s integer", path, ints[i], jtext_(x),
+                          i ? "positive" : "non-negative");
         else *idst[i] = (int)v;
     }
     const cJSON *ds = cJSON_GetObjectItemCaseSensitive(o, "do_sample");
@@ -302,8 +337,14 @@ ifk_status ifk_hf_config(ifk_config *c, const char *path) {
     memset(c, 0, sizeof *c);
     IFK_CHECK(json_file_(path, &o));
     ifk_status st = known_keys_(o, path, config_keys_, sizeof config_keys_ / sizeof *config_keys_);
+    if (st == IFK_OK) st = inert_types_(o, path, config_inert_, sizeof config_inert_ / sizeof *config_inert_);
     if (st != IFK_OK) goto done;
     const cJSON *archs = cJSON_GetObjectItemCaseSensitive(o, "architectures"), *arch = cJSON_GetArrayItem(archs, 0);
+    if (!archs) {
+        st = IFK_FAIL(IFK_ERR_FORMAT, "%s: field \"architectures\" is missing (give one of LlamaForCausalLM, "
+                      "MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM)", path);
+        goto done;
+    }
     const char *a = cJSON_IsString(arch) ? arch->valuestring : "";
     static const char *const names[] = {"LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM"};
     int ar = 0;
@@ -342,7 +383,15 @@ ifk_status ifk_hf_config(ifk_config *c, const char *path) {
         if (!jint_(o, "head_dim", &v) || v <= 0) REFUSE_("head_dim", x, ": not a positive integer");
         c->head_dim = (int)v;
     }
-    c->seq_len = jint_(o, "max_position_embeddings", &v) && v > 0 && v < (1L << 30) ? (int)v : 2048;
+    c->seq_len = 2048; /* absent or null: transformers' default */
+    if ((x = cJSON_GetObjectItemCaseSensitive(o, "max_position_embeddings")) && !cJSON_IsNull(x)) {
+        if (!jint_(o, "max_position_embeddings", &v) || v <= 0 || v > IFK_MAX_SEQ) {
+            st = IFK_FAIL(IFK_ERR_FORMAT, "%s: field \"max_position_embeddings\" = %s is not a positive integer up to "
+                          "%d", path, jtext_(x), IFK_MAX_SEQ);
+            goto done;
+        }
+        c->seq_len = (int)v;
+    }
     if ((x = cJSON_GetObjectItemCaseSensitive(o, "hidden_act")) && !(cJSON_IsString(x) && !strcmp(x->valuestring, "silu")))
         REFUSE_("hidden_act", x, " (silu only)");
     if ((x = cJSON_GetObjectItemCaseSensitive(o, "use_mrope")) && truthy_(x)) REFUSE_("use_mrope", x, " (multimodal RoPE)");
@@ -520,6 +569,12 @@ static ifk_status st_block_(st_file_ *fs, int nf, const char *name, long rows, l
         for (size_t r = 0; r < nseg; r++) { /* one contiguous run per row of the block */
             const unsigned char *p = src + (((size_t)ra + r) * width + (cols ? (size_t)ca : 0)) * es;
             if (!cols) p = src + (size_t)ra * es;
+            const size_t bad = ifk_weights_nonfinite(p, sdt, seg); /* as it is copied: one read */
+            if (bad < seg) {
+                free(tmp);
+                return IFK_FAIL(IFK_ERR_FORMAT, "%s: tensor %s holds NaN or infinity (row %zu, column %zu)", fs[i].path,
+                                name, cols ? (size_t)ra + r : 0, (cols ? (size_t)ca : (size_t)ra) + bad);
+            }
             unsigned char *d = (unsigned char *)dst + r * seg * tes;
             if (sdt == tgt) {
                 memcpy(d, p, seg * es); /* kept as stored */
@@ -528,12 +583,54 @@ static ifk_status st_block_(st_file_ *fs, int nf, const char *name, long rows, l
             } else {
                 ifk_weights_to_f32(tmp, sdt, p, seg);
                 ifk_weights_from_f32(d, tgt, tmp, seg);
+                if (ifk_weights_nonfinite(d, tgt, seg) < seg) { /* f16's range ends at 65504 */
+                    free(tmp);
+                    return IFK_FAIL(IFK_ERR_FORMAT, "%s: tensor %s overflows %s (a weight beyond its range): keep "
+                                    "another --weights", fs[i].path, name, ifk_wdtype_name(tgt));
+                }
             }
         }
         free(tmp);
         return IFK_OK;
     }
     return IFK_FAIL(IFK_ERR_FORMAT, "%s: tensor %s is missing", fs[0].path, name);
+}
+
+/* Opens the safetensors files of the HF folder dir: model.safetensors, or each shard that
+ * model.safetensors.index.json names (64 at most) once. *nf counts those opened, also on failure
+ * (the caller closes them). */
+static ifk_status open_files_(const char *dir, st_file_ fs[64], int *nf) {
+    char path[2048];
+    snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);
+    struct stat sb;
+    if (stat(path, &sb) != 0) {
+        snprintf(path, sizeof path, "%s/model.safetensors", dir);
+        return st_open_(&fs[(*nf)++], path);
+    }
+    cJSON *o;
+    IFK_CHECK(json_file_(path, &o));
+    ifk_status st = IFK_OK;
+    const cJSON *wm = cJSON_GetObjectItemCaseSensitive(o, "weight_map");
+    if (!cJSON_IsObject(wm)) st = IFK_FAIL(IFK_ERR_FORMAT, "%s: no \"weight_map\" object", path);
+    for (const cJSON *e = wm ? wm->child : NULL; st == IFK_OK && e; e = e->next) {
+        if (!cJSON_IsString(e) || strchr(e->valuestring, '/')) {
+            st = IFK_FAIL(IFK_ERR_FORMAT, "%s: weight_map[%s] is not a file name", path, e->string);
+            break;
+        }
+        int have = 0;
+        char fp[2048];
+        snprintf(fp, sizeof fp, "%s/%s", dir, e->valuestring);
+        for (int i = 0; i < *nf; i++) have |= !strcmp(fs[i].path, fp);
+        if (!have) {
+            if (*nf == 64) {
+                st = IFK_FAIL(IFK_ERR_FORMAT, "%s: more than 64 shards", path);
+                break;
+            }
+            st = st_open_(&fs[(*nf)++], fp);
+        }
+    }
+    cJSON_Delete(o);
+    return st;
 }
 
 ifk_status ifk_hf_load(ifk_model *m, const char *dir) { return ifk_hf_load_slice(m, dir, 0, 1); }
@@ -560,33 +657,7 @@ ifk_status ifk_hf_load_slice(ifk_model *m, const char *dir, int rank, int P) {
     /* the files: one model.safetensors, or the shards an index names */
     st_file_ fs[64];
     int nf = 0;
-    ifk_status st = IFK_OK;
-    snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);
-    struct stat sb;
-    if (stat(path, &sb) == 0) {
-        cJSON *o;
-        IFK_CHECK_GOTO(st, json_file_(path, &o), done);
-        const cJSON *wm = cJSON_GetObjectItemCaseSensitive(o, "weight_map");
-        if (!cJSON_IsObject(wm)) st = IFK_FAIL(IFK_ERR_FORMAT, "%s: no \"weight_map\" object", path);
-        for (const cJSON *e = wm ? wm->child : NULL; st == IFK_OK && e; e = e->next) {
-            if (!cJSON_IsString(e) || strchr(e->valuestring, '/')) {
-                st = IFK_FAIL(IFK_ERR_FORMAT, "%s: weight_map[%s] is not a file name", path, e->string);
-                break;
-            }
-            int have = 0;
-            char fp[2048];
-            snprintf(fp, sizeof fp, "%s/%s", dir, e->valuestring);
-            for (int i = 0; i < nf; i++) have |= !strcmp(fs[i].path, fp);
-            if (!have) {
-                if (nf == 64) { st = IFK_FAIL(IFK_ERR_FORMAT, "%s: more than 64 shards", path); break; }
-                st = st_open_(&fs[nf++], fp);
-            }
-        }
-        cJSON_Delete(o);
-    } else {
-        snprintf(path, sizeof path, "%s/model.safetensors", dir);
-        st = st_open_(&fs[nf++], path);
-    }
+    ifk_status st = open_files_(dir, fs, &nf);
     if (st != IFK_OK) goto done;
     const long D = c->dim, F = c->hidden_dim, L = c->n_layers, q = (long)c->n_heads * c->head_dim,
                kv = (long)c->n_kv_heads * c->head_dim, V = c->vocab_size, Dh = c->head_dim;

@@ -149,6 +149,7 @@ ifk_status ifk_dev_opts_parse(const char *spec, int L, ifk_dev_opts *o) {
     ifk_dev_opts_default(o);
     char buf[512];
     IFK_CHECK_ARG(strlen(spec) < sizeof buf, "--dev: '%.40s...' is too long", spec);
+    IFK_CHECK_ARG(!ifk_spec_dup_key(spec, buf, sizeof buf), "--dev: '%s' gives %s twice", spec, buf);
     strcpy(buf, spec);
     int alpha_given = 0;
     for (char *save = NULL, *kv = strtok_r(buf, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {

@@ -52,6 +52,10 @@ int ifk_wdtype_parse(const char *s, ifk_wdtype *t); /* 0, or -1 for an unknown n
 /* dst (n elements of t) = src rounded to nearest even; and back (exact). */
 void ifk_weights_from_f32(void *dst, ifk_wdtype t, const float *src, size_t n);
 void ifk_weights_to_f32(float *dst, ifk_wdtype t, const void *src, size_t n);
+/* The index of the first NaN or infinity among src[0..n) (elements of t, any alignment), or n when
+ * all are finite. One read of src: blocks of 4096 are tested with a branch-free OR of "exponent all
+ * ones" (vectorizable); only a block that holds one is scanned for its index. */
+size_t ifk_weights_nonfinite(const void *src, ifk_wdtype t, size_t n);
 /* Y(T,out) = X(T,in) W(out,in)^T with W in dtype t, f32 accumulation. Formula (ifk_ref_matmul_w):
  * for bf16 weights X is rounded to bf16 first (the GEMM input, as oneDNN's bf16 matmul and PyTorch
  * bf16 do); for f16 weights X stays f32. Paths: f32 -> ifk_matmul; T == 1 -> ifk_gemv_w (reads 2

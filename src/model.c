@@ -16,7 +16,6 @@
 
 #define IFK_MAX_DIM (1 << 17)
 #define IFK_MAX_VOCAB (1 << 22)
-#define IFK_MAX_SEQ (1 << 24)
 
 ifk_status ifk_config_validate(const ifk_config *c, const char *what) {
 #define POS_(f, lim)                                                                                       \
@@ -236,6 +235,7 @@ ifk_status ifk_model_load_llama2c(ifk_model *m, const char *path) {
         p += (size_t)c->seq_len * c->head_dim; /* skip freq_cis_real, freq_cis_imag */
         m->wcls = c->shared_classifier ? m->tok_emb : (const ifk_wbuf *)p;
     }
+    if ((st_ = ifk_model_check_finite(m, path)) != IFK_OK) goto fail;
     if (weights_request_ > 0 && (st_ = ifk_model_convert(m, (ifk_wdtype)weights_request_)) != IFK_OK) goto fail;
     return IFK_OK;
 fail:
@@ -262,6 +262,8 @@ ifk_status ifk_config_parse_shape(ifk_config *c, const char *shape) {
     c->seq_len = 2048;
     char buf[512];
     if (strlen(shape) >= sizeof buf) return IFK_FAIL(IFK_ERR_ARG, "model shape '%.40s...' is too long", shape);
+    if (ifk_spec_dup_key(shape, buf, sizeof buf))
+        return IFK_FAIL(IFK_ERR_ARG, "model shape '%s': %s given twice", shape, buf);
     strcpy(buf, shape);
     for (char *save = NULL, *kv = strtok_r(buf, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
         char *eq = strchr(kv, '=');
@@ -293,6 +295,19 @@ ifk_status ifk_config_parse_shape(ifk_config *c, const char *shape) {
     char what[600];
     snprintf(what, sizeof what, "model shape '%s'", shape);
     return ifk_config_validate(c, what);
+}
+
+int ifk_spec_dup_key(const char *spec, char *dup, size_t n) {
+    for (const char *a = spec; *a; a += strcspn(a, ",") + (a[strcspn(a, ",")] == ',')) {
+        const size_t ka = strcspn(a, "=,");
+        for (const char *b = a + strcspn(a, ",") + (a[strcspn(a, ",")] == ','); *b;
+             b += strcspn(b, ",") + (b[strcspn(b, ",")] == ','))
+            if (strcspn(b, "=,") == ka && !strncmp(a, b, ka)) {
+                snprintf(dup, n, "%.*s", (int)ka, a);
+                return 1;
+            }
+    }
+    return 0;
 }
 
 ifk_status ifk_model_random(ifk_model *m, const char *shape, uint64_t seed) {
@@ -543,6 +558,8 @@ typedef struct {
     void *slot;  /* address of the model's pointer to this tensor */
     size_t n;    /* elements */
     int mat;     /* 1: a matrix in wdtype; 0: an f32 vector */
+    const char *name; /* the field ("wq"), for messages */
+    int layer;   /* -1 outside the layers */
 } tensor_ref_;
 
 /* Every tensor the model owns, the shared classifier once (as tok_emb). */
@@ -550,12 +567,12 @@ static int tensor_refs_(ifk_model *m, tensor_ref_ *r) {
     const ifk_config *c = &m->cfg;
     const size_t D = c->dim, F = c->hidden_dim, q = (size_t)c->n_heads * c->head_dim,
                  kv = (size_t)c->n_kv_heads * c->head_dim, V = c->vocab_size, Dh = c->head_dim;
-    int k = 0;
-#define REF_(field, count, is_mat) r[k++] = (tensor_ref_){(void *)&(field), (count), (is_mat)}
+    int k = 0, l = -1;
+#define REF_(field, count, is_mat) r[k++] = (tensor_ref_){(void *)&(field), (count), (is_mat), #field + 3, l}
     REF_(m->tok_emb, V * D, 1);
     if (!c->shared_classifier) REF_(m->wcls, V * D, 1);
     REF_(m->rms_final, D, 0);
-    for (int l = 0; l < c->n_layers; l++) {
+    for (l = 0; l < c->n_layers; l++) {
         ifk_layer_weights *w = &m->layers[l];
         REF_(w->rms_att, D, 0);
         REF_(w->rms_ffn, D, 0);
@@ -573,6 +590,31 @@ static int tensor_refs_(ifk_model *m, tensor_ref_ *r) {
     }
 #undef REF_
     return k;
+}
+
+/* "layers.3.wq", "tok_emb" */
+static const char *ref_name_(const tensor_ref_ *r, char *buf, size_t n) {
+    if (r->layer >= 0) snprintf(buf, n, "layers.%d.%s", r->layer, r->name);
+    else snprintf(buf, n, "%s", r->name);
+    return buf;
+}
+
+ifk_status ifk_model_check_finite(const ifk_model *m, const char *path) {
+    tensor_ref_ *r = ifk_malloc(sizeof *r * (3 + 18 * (size_t)m->cfg.n_layers), "tensor table");
+    if (!r) return IFK_ERR_OOM;
+    const int k = tensor_refs_((ifk_model *)m, r);
+    ifk_status st = IFK_OK;
+    for (int i = 0; i < k && st == IFK_OK; i++) {
+        const void *src;
+        memcpy(&src, r[i].slot, sizeof src);
+        const size_t at = ifk_weights_nonfinite(src, r[i].mat ? m->wdtype : IFK_W_F32, r[i].n);
+        if (at == r[i].n) continue;
+        char name[64];
+        st = IFK_FAIL(IFK_ERR_FORMAT, "%s: tensor %s holds NaN or infinity (element %zu of %zu)", path,
+                      ref_name_(&r[i], name, sizeof name), at, r[i].n);
+    }
+    free(r);
+    return st;
 }
 
 size_t ifk_model_bytes(const ifk_model *m) {
@@ -608,6 +650,14 @@ ifk_status ifk_model_convert(ifk_model *m, ifk_wdtype t) {
                 const size_t n = r[i].n - j < 4096 ? r[i].n - j : 4096;
                 ifk_weights_to_f32(buf, m->wdtype, src + j * ifk_wdtype_size(m->wdtype), n);
                 ifk_weights_from_f32(p + j * ifk_wdtype_size(t), t, buf, n);
+                if (ifk_weights_nonfinite(p + j * ifk_wdtype_size(t), t, n) < n) { /* f16's range ends at 65504 */
+                    char name[64];
+                    ifk_status st = IFK_FAIL(IFK_ERR_FORMAT, "%s: tensor %s overflows %s (a weight beyond its range): "
+                                             "keep another --weights", m->source, ref_name_(&r[i], name, sizeof name),
+                                             ifk_wdtype_name(t));
+                    free(r), free(blk), free(buf);
+                    return st;
+                }
             }
         }
         memcpy(r[i].slot, &p, sizeof p);

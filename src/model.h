@@ -14,6 +14,7 @@
 
 #define IFK_MAX_LAYERS 1024
 #define IFK_MAX_EOS 16
+#define IFK_MAX_SEQ (1 << 24) /* positions: the longest sequence a config may declare */
 
 typedef enum { IFK_ROPE_SCALING_NONE = 0, IFK_ROPE_SCALING_LLAMA3 = 1 } ifk_rope_scaling_type;
 
@@ -145,6 +146,10 @@ ifk_status ifk_check_ranks(int n_kv_heads, int P);
 ifk_status ifk_model_convert(ifk_model *m, ifk_wdtype t);
 /* Bytes the model's weights take in memory (matrices in wdtype, vectors in f32). */
 size_t ifk_model_bytes(const ifk_model *m);
+/* IFK_ERR_FORMAT "PATH: tensor NAME holds NaN or infinity (element I of N)" for the first weight of m
+ * (matrices in m->wdtype, vectors f32) that is not finite; IFK_OK when all are. One read of the
+ * weights (ifk_weights_nonfinite). Loads of llama2.c files call it; HF loads test as they copy. */
+ifk_status ifk_model_check_finite(const ifk_model *m, const char *path);
 /* The process-wide --weights request that ifk_engine_load and the HF loader follow: -1 keeps every
  * checkpoint as stored (auto, the default), else an ifk_wdtype. */
 void ifk_weights_request(int t);
@@ -152,6 +157,9 @@ int ifk_weights_requested(void);
 
 /* Parses a shape as above into cfg without allocating weights. */
 ifk_status ifk_config_parse_shape(ifk_config *cfg, const char *shape);
+/* In a "key=value,key=value" spec (a shape, --dev), the first key given twice, copied into dup[n]:
+ * returns 1; 0 when every key is given once. Parsers refuse such a spec rather than let one win. */
+int ifk_spec_dup_key(const char *spec, char *dup, size_t n);
 
 /* Checks a config for consistency (dims positive, heads divide, head_dim even, sizes bounded). */
 ifk_status ifk_config_validate(const ifk_config *cfg, const char *what);

@@ -36,6 +36,7 @@
 #endif
 
 #include "corpus.h"
+#include "json.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -168,6 +169,11 @@ static ifk_status parse_line_(const char *s, size_t len, line_doc *d, char *why,
     }
     if (has_nul_escape_(s, len)) {
         snprintf(why, nwhy, "\\u0000 (NUL) in a string is not supported");
+        goto bad;
+    }
+    const char *dup = ifk_json_dup_key(root);
+    if (dup) {
+        snprintf(why, nwhy, "key \"%.60s\" is defined twice", dup);
         goto bad;
     }
 

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "corpus.h"
+#include "json.h"
 
 /* ---- job specs ------------------------------------------------------------------------------------ */
 
@@ -21,6 +22,8 @@ static ifk_status list_d_(const char *key, const char *v, double *out, int *n, d
         double x = strtod(t, &end);
         if (*end || end == t || !(x >= lo && x <= hi) || *n >= IFK_MAX_LIST)
             return IFK_FAIL(IFK_ERR_ARG, "%s: '%s' is not a list of numbers in [%g, %g]", key, v, lo, hi);
+        for (int i = 0; i < *n; i++) /* each value is a run (or a grid line): twice would run it twice */
+            if (out[i] == x) return IFK_FAIL(IFK_ERR_ARG, "%s: '%s' gives %g twice", key, v, x);
         out[(*n)++] = x;
     }
     if (!*n) return IFK_FAIL(IFK_ERR_ARG, "%s: empty list", key);
@@ -86,6 +89,8 @@ ifk_status ifk_jobspec_set(ifk_jobspec *j, const char *sec, const char *k, const
                 if (!ok || j->n_methods >= IFK_MAX_LIST)
                     return IFK_FAIL(IFK_ERR_ARG, "methods: '%s' is not one of full, none, infoflow, infoflow-dev, "
                                     "cacheblend, epic, random", t);
+                for (int i = 0; i < j->n_methods; i++)
+                    if (!strcmp(j->methods[i], t)) return IFK_FAIL(IFK_ERR_ARG, "methods: '%s' gives %s twice", v, t);
                 snprintf(j->methods[j->n_methods++], sizeof j->methods[0], "%s", t);
             }
             if (!j->n_methods) return IFK_FAIL(IFK_ERR_ARG, "methods: empty list");
@@ -133,8 +138,27 @@ ifk_status ifk_jobspec_set(ifk_jobspec *j, const char *sec, const char *k, const
     return IFK_FAIL(IFK_ERR_ARG, "unknown key '%s' in [%s]", k, sec);
 }
 
+/* The spec as it is read: the keys seen so far, so that one given twice is refused (inih would let
+ * the last one win). */
+typedef struct {
+    ifk_jobspec *j;
+    char seen[64][80]; /* "section.key" */
+    int n_seen;
+} spec_read_;
+
 static int handler_(void *user, const char *section, const char *name, const char *value) {
-    ifk_jobspec *j = user;
+    spec_read_ *r = user;
+    ifk_jobspec *j = r->j;
+    if (name) {
+        char sk[80];
+        snprintf(sk, sizeof sk, "%s.%s", section, name);
+        for (int i = 0; i < r->n_seen; i++)
+            if (!strcmp(r->seen[i], sk)) {
+                IFK_FAIL(IFK_ERR_ARG, "key '%s' in [%s] given twice", name, section);
+                return 0;
+            }
+        if (r->n_seen < 64) snprintf(r->seen[r->n_seen++], sizeof r->seen[0], "%s", sk);
+    }
     if (!name) { /* a section header alone (inih >= 52 reports it with name == NULL) */
         if (strcmp(section, "job") && strcmp(section, "needle") && strcmp(section, "ablation")) {
             IFK_FAIL(IFK_ERR_ARG, "unknown section [%s] (job, needle, ablation)", section);
@@ -166,7 +190,14 @@ ifk_status ifk_jobspec_load(ifk_jobspec *j, const char *path) {
     FILE *f = fopen(path, "r");
     if (!f) return IFK_FAIL(IFK_ERR_IO, "%s: cannot open job spec: %s", path, strerror(errno));
     ifk_err_clear();
-    int line = ini_parse_file(f, handler_, j);
+    spec_read_ *r = calloc(1, sizeof *r);
+    if (!r) {
+        fclose(f);
+        return IFK_FAIL(IFK_ERR_OOM, "out of memory");
+    }
+    r->j = j;
+    int line = ini_parse_file(f, handler_, r);
+    free(r);
     fclose(f);
     if (line < 0) return IFK_FAIL(IFK_ERR_IO, "%s: cannot read job spec", path);
     if (line > 0) {
@@ -180,6 +211,69 @@ ifk_status ifk_jobspec_load(ifk_jobspec *j, const char *path) {
     if (!j->queries[0] && !j->needle) return IFK_FAIL(IFK_ERR_ARG, "%s: [job] needs queries (or a [needle] section)", path);
     if (j->needle && (!j->n_needle_lengths || !j->n_needle_depths))
         return IFK_FAIL(IFK_ERR_ARG, "%s: [needle] needs lengths and depths", path);
+    return IFK_OK;
+}
+
+long ifk_jobspec_line(const ifk_jobspec *j, const char *section, const char *key) {
+    FILE *f = fopen(j->path, "r");
+    if (!f) return 0;
+    char line[2048], sec[256] = "";
+    long ln = 0, at = 0;
+    const size_t kl = strlen(key);
+    while (fgets(line, sizeof line, f)) {
+        ln++;
+        char *p = line;
+        while (*p == ' ' || *p == '\t') p++;
+        if (*p == '[') {
+            char *e = strchr(p, ']');
+            if (e) snprintf(sec, sizeof sec, "%.*s", (int)(e - p - 1), p + 1);
+            continue;
+        }
+        if (strcmp(sec, section) || strncmp(p, key, kl)) continue;
+        p += kl;
+        while (*p == ' ' || *p == '\t') p++;
+        if (*p == '=' || *p == ':') at = ln;
+    }
+    fclose(f);
+    return at;
+}
+
+/* "FILE:LINE: " (or "FILE: " when the file does not set the key) into buf. */
+static const char *where_(const ifk_jobspec *j, const char *section, const char *key, char *buf, size_t cap) {
+    const long ln = ifk_jobspec_line(j, section, key);
+    if (ln > 0) snprintf(buf, cap, "%s:%ld", j->path, ln);
+    else snprintf(buf, cap, "%s", j->path);
+    return buf;
+}
+
+static int has_method_(const ifk_jobspec *j, const char *m) {
+    for (int i = 0; i < j->n_methods; i++)
+        if (!strcmp(j->methods[i], m)) return 1;
+    return 0;
+}
+
+ifk_status ifk_jobspec_check_model(const ifk_jobspec *j, int n_layers, int seq_len) {
+    char w[1100];
+    /* a setting no listed method uses is refused, never ignored (query refuses the same flags) */
+    if (j->dev[0] && !has_method_(j, "infoflow-dev"))
+        return IFK_FAIL(IFK_ERR_ARG, "%s: dev goes with infoflow-dev in methods", where_(j, "job", "dev", w, sizeof w));
+    if (ifk_jobspec_line(j, "job", "seed") > 0 && !has_method_(j, "random"))
+        return IFK_FAIL(IFK_ERR_ARG, "%s: seed goes with random in methods (the seed of its choice)",
+                        where_(j, "job", "seed", w, sizeof w));
+    if (j->score_lo >= 0 && !has_method_(j, "infoflow") && !has_method_(j, "infoflow-dev"))
+        return IFK_FAIL(IFK_ERR_ARG, "%s: score_layers goes with infoflow or infoflow-dev in methods",
+                        where_(j, "job", "score_layers", w, sizeof w));
+    if (j->ablation && j->ablation_lo >= 0 && j->ablation_hi >= n_layers)
+        return IFK_FAIL(IFK_ERR_ARG, "%s: [ablation] layers: %d-%d is outside the model's layers 0-%d",
+                        where_(j, "ablation", "layers", w, sizeof w), j->ablation_lo, j->ablation_hi, n_layers - 1);
+    if (j->score_lo >= 0 && j->score_hi >= n_layers)
+        return IFK_FAIL(IFK_ERR_ARG, "%s: score_layers: %d-%d is outside the model's layers 0-%d",
+                        where_(j, "job", "score_layers", w, sizeof w), j->score_lo, j->score_hi, n_layers - 1);
+    for (int i = 0; j->needle && i < j->n_needle_lengths; i++)
+        if ((long)j->needle_lengths[i] + j->steps > seq_len)
+            return IFK_FAIL(IFK_ERR_ARG, "%s: [needle] lengths: %d context tokens + %d answer steps exceed the model's %d "
+                            "positions", where_(j, "needle", "lengths", w, sizeof w), j->needle_lengths[i], j->steps,
+                            seq_len);
     return IFK_OK;
 }
 
@@ -275,6 +369,11 @@ ifk_status ifk_queryset_read(const char *path, ifk_qitem **items, int *n) {
         if (!cJSON_IsObject(o)) {
             cJSON_Delete(o);
             st = IFK_FAIL(IFK_ERR_FORMAT, "%s: not a JSON object", where);
+            break;
+        }
+        if (ifk_json_dup_key(o)) {
+            st = IFK_FAIL(IFK_ERR_FORMAT, "%s: key \"%.60s\" is defined twice", where, ifk_json_dup_key(o));
+            cJSON_Delete(o);
             break;
         }
         if (*n == cap) {

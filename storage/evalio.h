@@ -38,6 +38,18 @@ ifk_status ifk_jobspec_load(ifk_jobspec *j, const char *path);
 /* Applies one "key=value" of the [job] section (command-line overrides use it too). */
 ifk_status ifk_jobspec_set(ifk_jobspec *j, const char *section, const char *key, const char *value);
 
+/* The line of FILE where [section] key is set (the last time), 0 when the file does not set it (a
+ * default or a command-line override): for FILE:LINE messages about values only the model can
+ * judge. */
+long ifk_jobspec_line(const ifk_jobspec *j, const char *section, const char *key);
+
+/* Checks the spec's settings against its methods (dev needs infoflow-dev, a seed random,
+ * score_layers infoflow or infoflow-dev) and its grid against the model (n_layers layers, seq_len positions): [ablation]
+ * layers and [job] score_layers within 0..n_layers-1, every [needle] length plus steps within
+ * seq_len. Refuses, never clamps: IFK_ERR_ARG "FILE:LINE: layers: 3-9 is outside the model's
+ * layers 0-4". */
+ifk_status ifk_jobspec_check_model(const ifk_jobspec *j, int n_layers, int seq_len);
+
 typedef struct {
     char *id, *prompt;
     char **docs;    /* document ids in order; for LongBench items, the passages once cached */

@@ -38,17 +38,18 @@ void ifk_store_params_from_model(ifk_store_params *p, const ifk_model *m, const 
 }
 
 ifk_status ifk_store_params_check(const ifk_store_params *h, const ifk_store_params *w, const char *dir, int layout) {
+    const char *rebuild = layout ? "use --force to rebuild the store, or " : ""; /* --force is cache's option */
     if (h->weights != w->weights) /* K/V of bf16 weights are not those of f32 weights: another model */
         return IFK_FAIL(IFK_ERR_ARG,
                         "%s: store's K/V were computed with %s weights; this model holds %s weights (load it with "
-                        "--weights %s, or use --force to rebuild the store, or another --store)",
-                        dir, ifk_wdtype_name(h->weights), ifk_wdtype_name(w->weights), ifk_wdtype_name(h->weights));
+                        "--weights %s, or %suse another --store)",
+                        dir, ifk_wdtype_name(h->weights), ifk_wdtype_name(w->weights), ifk_wdtype_name(h->weights),
+                        rebuild);
     if (strcmp(h->fingerprint, w->fingerprint))
         return IFK_FAIL(IFK_ERR_ARG,
                         "%s: store was built with another model or tokenizer (fingerprint %s, from %s); this model's "
-                        "and tokenizer's is %s "
-                        "(use --force to rebuild the store, or another --store)",
-                        dir, h->fingerprint, h->model_source, w->fingerprint);
+                        "and tokenizer's is %s (%suse another --store)",
+                        dir, h->fingerprint, h->model_source, w->fingerprint, rebuild);
     if (h->n_layers != w->n_layers || h->n_kv_heads != w->n_kv_heads || h->head_dim != w->head_dim ||
         h->rope_style != w->rope_style || h->rope_theta != w->rope_theta || h->prefix_len != w->prefix_len ||
         h->rope_scaling.type != w->rope_scaling.type)

@@ -21,7 +21,7 @@ for w in ("f32", "bf16"):
         for m in METHODS:
             out = subprocess.run([BIN, "query", "--model", MODEL, "--store", f"{tmp}/{w}", "--docs", ",".join(q["docs"]),
                                   "--prompt", q["prompt"], "--steps", "8", "--json", "--compare-full", "--method", m,
-                                  "--budget", "0.15", "--weights", w], capture_output=True, text=True, check=True)
+                                  "--weights", w] + (["--budget", "0.15"] if m != "none" else []), capture_output=True, text=True, check=True)
             res[w, q["id"], m] = json.loads(out.stdout)
 subprocess.run(["rm", "-rf", tmp])
 fail = 0

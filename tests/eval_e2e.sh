@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# eval_e2e.sh BIN MODEL_DIR DATA_DIR RANKS — a small eval grid end to end (under mpirun -n RANKS):
-# result files exist and are well-formed, full has perfect fidelity against itself, the summary
-# lists every (method, budget), plots are written.
+# eval_e2e.sh BIN MODEL_DIR DATA_DIR RANKS [TP] — a small eval grid end to end (under mpirun -n RANKS,
+# groups of TP ranks, default 1): result files exist and are well-formed, full has perfect fidelity
+# against itself, the summary lists every (method, budget), plots are written; the documents eval
+# caches (a LongBench item's passages, the needle haystack and needles) are in the store.
 set -u
-BIN=$1 MODEL=$2 DATA=$3 N=$4
+BIN=$1 MODEL=$2 DATA=$3 N=$4 TP=${5:-1}
 W=$(mktemp -d); trap 'rm -rf "$W"' EXIT
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 OPENBLAS_NUM_THREADS=1
 pass=0; fail=0
@@ -22,7 +23,7 @@ out = $W/out
 methods = full,none,infoflow,epic,infoflow-dev
 INI
 cat "$DATA/eval_grid.ini" >> "$W/job.ini"
-out=$(timeout 600 mpirun -n "$N" "$BIN" eval --job "$W/job.ini" --quiet 2>&1); rc=$?
+out=$(timeout 600 mpirun -n "$N" "$BIN" eval --job "$W/job.ini" --tp "$TP" --quiet 2>&1); rc=$?
 expect "eval runs (rc $rc): $(tail -n 3 <<<"$out")" test "$rc" -eq 0
 for f in fidelity.jsonl needle.jsonl ablation.jsonl summary.csv summary.md speed_accuracy.png needle.png ablation.png; do
   expect "$f written" test -s "$W/out/$f"
@@ -66,6 +67,9 @@ for c, what in checks:
 sys.exit(0 if all(c for c, _ in checks) else 1)
 PY
 expect "result files well-formed" test $? -eq 0
+v=$("$BIN" verify --store "$W/store" 2>&1)
+expect "the store verifies with the 14 documents eval added ($v)" grep -q ": $(($(grep -c . "$DATA/stories_corpus.jsonl") + 14)) documents" <<<"$v"
+expect "... and no temporary corpus left in the output" test ! -e "$W/out/.eval-cache-corpus.jsonl"
 # a broken job spec names file:line
 printf '[job]\nmodel = %s\nstore = %s\nqueries = %s\nbudgets = 2\n' "$MODEL" "$W/store" "$W/q.jsonl" > "$W/bad.ini"
 out=$(timeout 120 mpirun -n "$N" "$BIN" eval --job "$W/bad.ini" 2>&1); rc=$?

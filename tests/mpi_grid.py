@@ -7,12 +7,17 @@ mpirun at 1 rank, 2 ranks as 2x1 and 1x2, and 4 ranks as 2x2 (oversubscribing 2 
     and answers (logits within 1e-4 over f32 stores, 1e-3 over f16 ones)
   - batch answers (--queries/--out) and eval results: same selections, chunk orders and answers
     for every layout, logits (and eval's KL, probabilities) within 1e-4, lines in input order
+  - eval caches what its store lacks (a LongBench item's passages, the needle haystack stories it
+    samples, the needles) through the groups: the -n 2 --tp 1 store is bitwise the -n 1 store, the
+    --tp 2 stores agree with it within 1e-4 with identical tokens (the same stories)
+  - eval over an HF folder at --tp 2 reads only each rank's slice: every rank's peak resident memory
+    is at least half the weights below the one-rank job's (which holds the whole model)
   - resume: a batch output cut mid-line is completed by a rerun into the uninterrupted output
   - refusals: a rank count not divisible by --tp, a --tp not dividing the KV heads (valid choices
     listed), --tp below the ranks for one question
   - a rank failing inside a group ends the job promptly with its message; the batch output holds
     only complete lines, the store verifies and a rerun completes it."""
-import json, os, subprocess, sys, tempfile
+import json, os, re, shutil, subprocess, sys, tempfile
 
 from mpitest import ENV, check, finish, mpirun
 
@@ -140,8 +145,14 @@ check(r.returncode == 0 and "2 already in" in r.stderr, f"resume: skips the two 
 got = lines(f"{W}/resume.jsonl") if r.returncode == 0 else []
 check([x["id"] for x in got] == ids, f"resume: every answer once, in input order: {[x['id'] for x in got]}")
 same_answers(batch[1, 1], got, "resume")
-r = run(2, ["query", "--model", MODEL, "--store", store, "--queries", f"{W}/q.jsonl", "--out", f"{W}/resume.jsonl"])
+r = run(2, ["query", "--model", MODEL, "--store", store, "--queries", f"{W}/q.jsonl", "--out", f"{W}/resume.jsonl",
+            "--steps", "8", "--reorder"])
 check(r.returncode == 0 and "0 questions to answer, 7 already" in r.stderr, f"a complete output: nothing to do: {r.stderr[-200:]}")
+# a resume under other settings would mix two configurations in one file: refused, naming the first difference
+r = run(1, ["query", "--model", MODEL, "--store", store, "--queries", f"{W}/q.jsonl", "--out", f"{W}/resume.jsonl",
+            "--steps", "4", "--reorder"])
+check(r.returncode == 1 and "resume.jsonl:1: answered with steps 8, this run has steps 4" in r.stderr,
+      f"a resume with other steps is refused: {r.stderr[-300:]}")
 
 # ---- refusals ----
 base = ["query", "--model", MODEL, "--store", store, "--queries", f"{W}/q.jsonl", "--out", f"{W}/x.jsonl"]
@@ -163,16 +174,23 @@ check(r.returncode == 1 and "--dedicated-coordinator" in r.stderr, f"cache --tp 
 with open(f"{W}/eq.jsonl", "w") as f:
     for i, d, p in Q[:3]:
         f.write(json.dumps({"id": i, "docs": d, "prompt": p}) + "\n")
+    f.write(json.dumps({"_id": "lb1", "input": "Sue ate the", "answers": ["cake"],
+                        "context": "Passage 1:\nMom made a cake for Sue.\nPassage 2:\nSue ate the cake."}) + "\n")
 with open(f"{W}/job.ini", "w") as f:
     f.write(f"""[job]
 model = {MODEL}
-store = {W}/s-f16-1x1
+store = {W}/es
 queries = {W}/eq.jsonl
 methods = full,none,infoflow,epic
 """ + open(os.path.join(DATA, "eval_grid.ini")).read())
+# every layout on its own copy of the f32 store, so that each samples and caches what eval adds itself
+# (f32 keeps the stores comparable within 1e-4; one thread per rank, as for the caches above)
 ev = {}
 for n, tp in LAYOUTS:
-    r = run(n, ["eval", "--job", f"{W}/job.ini", "--out", f"{W}/e-{n}x{tp}", "--tp", str(tp), "--quiet"], timeout=600)
+    st = f"{W}/es-{n}x{tp}"
+    shutil.copytree(f"{W}/s-f32-1x1", st)
+    r = run(n, ["eval", "--job", f"{W}/job.ini", "--store", st, "--out", f"{W}/e-{n}x{tp}", "--tp", str(tp),
+                "--threads", "1", "--quiet"], timeout=600)
     check(r.returncode == 0, f"eval -n {n} --tp {tp}: {r.stderr[-300:]}")
     ev[n, tp] = {f: lines(f"{W}/e-{n}x{tp}/{f}.jsonl") if r.returncode == 0 else [] for f in ("fidelity", "needle", "ablation")}
 for k in LAYOUTS[1:]:
@@ -190,6 +208,52 @@ for k in LAYOUTS[1:]:
                     same = same and x[key] == y[key]
         check(same, f"eval -n {k[0]} --tp {k[1]} {f}: same items, methods, selections, answers")
         check(worst < 1e-4, f"eval -n {k[0]} --tp {k[1]} {f}: numbers within 1e-4 (max diff {worst:g})")
+one = f"{W}/es-1x1"
+r = verify(f"{W}/s-f32-1x1", one, subset=True)
+check(r.returncode == 0, f"eval kept the store's documents: {r.stdout[-300:]}")
+r = subprocess.run([BIN, "verify", "--store", one], capture_output=True, text=True, env=ENV)
+check(r.returncode == 0 and ": 38 documents" in r.stdout, f"eval added 2 passages, 4 stories, 8 needles: {r.stdout[-300:]}")
+r = verify(f"{W}/es-2x1", one)
+check(r.returncode == 0, f"eval -n 2 --tp 1: its store bitwise identical to -n 1's: {r.stdout[-300:]}")
+for n in (2, 4):
+    r = verify(f"{W}/es-{n}x2", one, 1e-4)
+    check(r.returncode == 0 and "tokens identical" in r.stdout,
+          f"eval -n {n} --tp 2: its store within 1e-4 of -n 1's, the same stories: {r.stdout[-300:]}")
+r = verify(f"{W}/es-4x2", f"{W}/es-2x2")
+check(r.returncode == 0, f"eval -n 4 --tp 2: its store bitwise identical to -n 2 --tp 2's: {r.stdout[-300:]}")
+
+# eval over an HF folder of random weights (8 layers, 96 MiB; the stories260K tokenizer): at --tp 2
+# every rank reads only its slice, at -n 1 the one rank reads every weight
+shape = "dim=512,layers=8,heads=8,kv_heads=4,hidden=1536,vocab=512,seq=512"
+r = subprocess.run(["/usr/bin/python3", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "jobs", "random_ckpt.py"),
+                    f"{W}/r.bin", shape], capture_output=True, text=True)
+check(r.returncode == 0, f"a random checkpoint: {r.stderr[-300:]}")
+r = subprocess.run([BIN, "convert", "--model", f"{W}/r.bin", "--tokenizer", f"{MODEL}/tok512.bin", "--out", f"{W}/rhf"],
+                   capture_output=True, text=True, env=ENV)
+check(r.returncode == 0, f"convert the random checkpoint: {r.stderr[-300:]}")
+os.remove(f"{W}/r.bin")
+weights_mib = os.path.getsize(f"{W}/rhf/model.safetensors") / 2**20
+with open(f"{W}/mq.jsonl", "w") as f:
+    f.write(json.dumps({"_id": "lb1", "input": "Sue ate the", "answers": ["cake"],
+                        "context": "Passage 1:\nMom made a cake for Sue.\nPassage 2:\nSue ate the cake."}) + "\n")
+with open(f"{W}/mjob.ini", "w") as f:
+    f.write(f"[job]\nmodel = {W}/rhf\nstore = {W}/ms\nqueries = {W}/mq.jsonl\nmethods = full,infoflow\nbudgets = 0.5\nsteps = 2\n"
+            "[needle]\nlengths = 96\ndepths = 50\nhaystack_docs = 2\nhaystack_tokens = 24\n")
+peak, mev = {}, {}
+for n, tp in ((1, 1), (2, 2)):
+    r = run(n, ["eval", "--job", f"{W}/mjob.ini", "--store", f"{W}/ms-{n}x{tp}", "--out", f"{W}/mo-{n}x{tp}", "--tp",
+                str(tp), "--threads", "1", "--quiet"], timeout=600)
+    m = re.search(r"eval: resident MiB per rank \(now/peak\):((?: \d+/\d+)+)", r.stderr)
+    check(r.returncode == 0 and m, f"eval of the HF folder -n {n} --tp {tp}: {r.stderr[-300:]}")
+    peak[n] = [int(x.split("/")[1]) for x in m.group(1).split()] if m else [0]
+    mev[n] = lines(f"{W}/mo-{n}x{tp}/needle.jsonl") if r.returncode == 0 else []
+check(len(peak[2]) == 2 and all(p < peak[1][0] - weights_mib / 2 for p in peak[2]),
+      f"HF folder at --tp 2: every rank's peak ({peak[2]} MiB) at least half the {weights_mib:.0f} MiB of weights below "
+      f"the one-rank peak ({peak[1]} MiB)")
+check(len(mev[1]) == 2 and len(mev[2]) == 2 and all(x["greedy_hit"] == y["greedy_hit"] and abs(x["p_name"] - y["p_name"])
+      < 1e-4 for x, y in zip(mev[1], mev[2])), f"HF folder: the same needle results at -n 1 and -n 2 --tp 2")
+r = verify(f"{W}/ms-2x2", f"{W}/ms-1x1", 1e-3)
+check(r.returncode == 0 and "tokens identical" in r.stdout, f"HF folder: eval's --tp 2 store agrees: {r.stdout[-300:]}")
 
 # ---- a rank failing inside a group ----
 for action in ("fail", "kill"):

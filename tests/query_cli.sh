@@ -68,6 +68,47 @@ err "docs and retrieve" "exactly one" --docs lily --retrieve 2 --prompt x
 err "--dev without infoflow-dev" "goes with --method infoflow-dev" --docs lily --prompt x --method infoflow --dev layer=2
 err "--dev bad layer" "layer '9' is not an integer in 1-4" --docs lily --prompt x --method infoflow-dev --dev layer=9
 err "--dev unknown key" "unknown key 'beta'" --docs lily --prompt x --method infoflow-dev --dev beta=1
+# settings the method or command does not use are refused, never ignored (breaker finding 8)
+err "--budget with full" "budget does not apply to --method full" --docs lily --prompt x --method full --budget 0.3
+err "--budget with none" "budget does not apply to --method none" --docs lily --prompt x --method none --budget 0.5
+err "--score-layers with full" "score-layers goes with --method infoflow" --docs lily --prompt x --method full --score-layers 0-1
+err "--score-layers with random" "score-layers goes with --method infoflow" --docs lily --prompt x --method random --score-layers 0-1
+err "--seed without random" "seed goes with --method random" --docs lily --prompt x --seed 5
+echo '{"id":"q1","prompt":"x","docs":["lily"],"method":"full","budget":0.9,"steps":50}' > "$W/q1.jsonl"
+err "a setting in a --queries line" 'q1.jsonl:1: unknown key "method"' --queries "$W/q1.jsonl" --out "$W/a1.jsonl"
+echo '{"id":"q1","prompt":"x","docs":["lily"],"answers":["y"]}' > "$W/q2.jsonl"
+"$BIN" query --model "$MODEL" --store "$W/s" --queries "$W/q2.jsonl" --out "$W/a2.jsonl" --steps 2 2>/dev/null
+expect "a --queries line with gold answers is a question" test "$(wc -l < "$W/a2.jsonl")" -eq 1
+line=$("$BIN" query --model "$MODEL" --store "$W/s" --docs lily --prompt x --method none --steps 2 --compare-full 2>&1 >/dev/null)
+expect "none's comparison names no budget ($line)" test -n "$(grep '^none: KL' <<<"$line")"
+r=$("$BIN" query --model "$MODEL" --store "$W/s" --docs lily --prompt x --method full --steps 2 --json)
+expect "full records budget 1" test "$(field "r['budget']" <<<"$r")" = "1"
+# --out: a resume under other settings is refused naming the first difference; --out the --queries file too
+"$BIN" query --model "$MODEL" --store "$W/s" --queries "$W/q2.jsonl" --out "$W/a2.jsonl" --steps 2 2>/dev/null
+expect "a resume under the same settings runs" test $? -eq 0 -a "$(wc -l < "$W/a2.jsonl")" -eq 1
+err "a resume with other steps" 'a2.jsonl:1: answered with steps 2, this run has steps 8' --queries "$W/q2.jsonl" --out "$W/a2.jsonl" --steps 8
+err "a resume with another method" 'a2.jsonl:1: answered with method "infoflow", this run has method "full"' --queries "$W/q2.jsonl" --out "$W/a2.jsonl" --steps 2 --method full
+err "a resume with another budget" 'a2.jsonl:1: answered with budget 0.15, this run has budget 0.3' --queries "$W/q2.jsonl" --out "$W/a2.jsonl" --steps 2 --budget 0.3
+err "a resume with other score layers" 'answered with score_layers' --queries "$W/q2.jsonl" --out "$W/a2.jsonl" --steps 2 --score-layers 1-1
+ln -s q2.jsonl "$W/q2link.jsonl"
+err "--out the --queries file (another name)" 'is the --queries file' --queries "$W/q2.jsonl" --out "$W/q2link.jsonl"
+expect "... left untouched" test "$(wc -l < "$W/q2.jsonl")" -eq 1
+# a single question's timings: after an untimed warm-up run by default, labelled; --cold times the first run
+r=$("$BIN" query --model "$MODEL" --store "$W/s" --docs lily --prompt x --steps 2 --json)
+expect "a single question's timings are a warm run's" test "$(field "r['timings_cold']" <<<"$r")" = "False"
+r=$("$BIN" query --model "$MODEL" --store "$W/s" --docs lily --prompt x --steps 2 --json --cold)
+expect "--cold times the first run and says so" test "$(field "r['timings_cold']" <<<"$r")" = "True"
+line=$("$BIN" query --model "$MODEL" --store "$W/s" --docs lily --prompt x --steps 2 --compare-full 2>&1 >/dev/null)
+expect "the comparison line says which run it timed ($line)" grep -q "ttft .* ms (full .* ms), after a warm-up run" <<<"$line"
+err "--cold with --queries" "cold is for a single question" --queries "$W/q2.jsonl" --out "$W/a3.jsonl" --cold
+vout=$("$BIN" verify --store "$W/s" --subset 2>&1); rc=$?
+expect "verify --subset without --against refused ($vout)" test "$rc" -eq 1 -a -n "$(grep 'subset goes with --against' <<<"$vout")"
+vout=$("$BIN" verify --store "$W/s" --tolerance 0.1 2>&1); rc=$?
+expect "verify --tolerance without --against refused ($vout)" test "$rc" -eq 1 -a -n "$(grep 'tolerance goes with --against' <<<"$vout")"
+ij=$("$BIN" inspect --store "$W/s" --docs --json)
+expect "inspect --docs --json lists the documents" python3 -c "import json,sys; d=json.loads(sys.argv[1]); l=d['document_list']; sys.exit(not (len(l) == d['documents'] and any(x['id'] == 'lily' and x['tokens'] > 0 for x in l)))" "$ij"
+cout=$("$BIN" cache --model "$MODEL" --corpus "$DATA/stories_corpus.jsonl" --store "$W/sd" --dedicated-coordinator --quiet 2>&1); rc=$?
+expect "cache --dedicated-coordinator on one rank refused ($cout)" test "$rc" -eq 1 -a -n "$(grep 'needs more than one rank' <<<"$cout")" -a ! -e "$W/sd/manifest.json"
 awk '{ print "{\"id\": \"t" NR "\", \"tokens\": [5, 6, 7, 8]}" }' "$DATA/stories_corpus.jsonl" > "$W/tok.jsonl"
 "$BIN" cache --random-model tiny --corpus "$W/tok.jsonl" --store "$W/other" --quiet
 out=$("$BIN" query --model "$MODEL" --store "$W/other" --docs t1 --prompt "x" 2>&1); rc=$?
