@@ -1,6 +1,8 @@
 /* hftok.c — BPE from tokenizer.json, byte-level and SentencePiece kinds (hftok.h). */
 #include "hftok.h"
 #include "heap.h"
+#include "jfield.h"
+#include "json.h"
 #include "strmap.h"
 #include "sys.h"
 
@@ -62,6 +64,7 @@ struct ifk_hftok {
     char strip_c;
     uint32_t b2u[256];      /* byte -> code point */
     int16_t u2b[512];       /* code point -> byte (or -1) */
+    char *path;             /* the file, for messages when encoding */
     char *buf[2];           /* decode buffers */
     size_t buf_cap[2];
 };
@@ -90,7 +93,7 @@ void ifk_hftok_free(ifk_hftok **tp) {
         for (int i = 0; i < t->n_added; i++) free(t->added[i]);
     for (int i = 0; i < MAX_STEPS; i++) free(t->norm[i].a), free(t->norm[i].b), free(t->dec[i].a), free(t->dec[i].b);
     for (int i = 0; i < t->n_re; i++) pcre2_code_free(t->re[i]);
-    free(t->id2tok), free(t->added), free(t->added_id), free(t->ms), free(t->buf[0]), free(t->buf[1]);
+    free(t->id2tok), free(t->added), free(t->added_id), free(t->ms), free(t->path), free(t->buf[0]), free(t->buf[1]);
     free(t);
     *tp = NULL;
 }
@@ -121,13 +124,30 @@ static ifk_status refuse_(const char *path, const char *field, const cJSON *v, c
     return st;
 }
 
-/* A {"String": s} pattern (non-empty) as a copy in *out. */
-static ifk_status pattern_(const cJSON *o, const char *path, const char *field, char **out) {
+/* A pattern that is {kind: s} and nothing else (s non-empty), as a copy in *out: a pattern giving
+ * both "String" and "Regex" is refused, not read as one of them. */
+static ifk_status pattern_(const cJSON *o, const char *path, const char *field, const char *kind, char **out) {
     const cJSON *p = get_(o, "pattern");
-    const char *s = str_(p, "String");
-    if (!s || !s[0]) return refuse_(path, field, p, "is not supported (only a non-empty {\"String\": ...})");
+    const char *s = str_(p, kind);
+    if (!s || !s[0] || cJSON_GetArraySize(p) != 1) {
+        char why[64];
+        snprintf(why, sizeof why, "is not supported (only {\"%s\": ...}, not empty)", kind);
+        return refuse_(path, field, p, why);
+    }
     *out = strdup(s);
     return *out ? IFK_OK : IFK_FAIL(IFK_ERR_OOM, "%s: out of memory", path);
+}
+
+/* A Replace step (normalizer or decoder): its String pattern and its content, both required. */
+static ifk_status replace_step_(const cJSON *o, const char *path, const char *what, step_ *s) {
+    char field[64];
+    const char *c;
+    snprintf(field, sizeof field, "%s pattern", what);
+    IFK_CHECK(pattern_(o, path, field, "String", &s->a));
+    snprintf(field, sizeof field, "%s content", what);
+    IFK_CHECK(ifk_jstr(o, "content", IFK_J_REQ, path, field, &c));
+    if (!(s->b = strdup(c))) return IFK_FAIL(IFK_ERR_OOM, "%s: out of memory", path);
+    return IFK_OK;
 }
 
 static ifk_status parse_norm_(ifk_hftok *t, const cJSON *n, const char *path, int depth) {
@@ -140,14 +160,14 @@ static ifk_status parse_norm_(ifk_hftok *t, const cJSON *n, const char *path, in
     }
     if (t->n_norm == MAX_STEPS) return IFK_FAIL(IFK_ERR_FORMAT, "%s: normalizer has more than %d steps", path, MAX_STEPS);
     step_ *s = &t->norm[t->n_norm];
-    if (is_(n, "Prepend") && str_(n, "prepend")) {
+    if (is_(n, "Prepend")) {
+        const char *pp;
+        IFK_CHECK(ifk_jstr(n, "prepend", IFK_J_REQ, path, "normalizer Prepend prepend", &pp));
         s->kind = N_PREPEND;
-        if (!(s->a = strdup(str_(n, "prepend")))) return IFK_FAIL(IFK_ERR_OOM, "%s: out of memory", path);
+        if (!(s->a = strdup(pp))) return IFK_FAIL(IFK_ERR_OOM, "%s: out of memory", path);
     } else if (is_(n, "Replace")) {
         s->kind = N_REPLACE;
-        IFK_CHECK(pattern_(n, path, "normalizer Replace pattern", &s->a));
-        const char *c = str_(n, "content");
-        if (!(s->b = strdup(c ? c : ""))) return IFK_FAIL(IFK_ERR_OOM, "%s: out of memory", path);
+        IFK_CHECK(replace_step_(n, path, "normalizer Replace", s));
     } else if (is_(n, "NFC")) {
         s->kind = N_NFC;
     } else {
@@ -176,6 +196,21 @@ static ifk_status add_re_(ifk_hftok *t, const char *re, const char *path) {
 /* GPT-2's split, which a ByteLevel pre-tokenizer applies itself when use_regex is true */
 static const char gpt2_re_[] = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
 
+/* A Metaspace's settings (pre-tokenizer or decoder): replacement (a string), prepend_scheme (always,
+ * first or never), add_prefix_space (true or false; true when absent). */
+static ifk_status metaspace_(const cJSON *o, const char *path, const char *what, const char **r, const char **ps,
+                             int *ap) {
+    char field[64];
+    snprintf(field, sizeof field, "%s Metaspace replacement", what);
+    IFK_CHECK(ifk_jstr(o, "replacement", 0, path, field, r));
+    snprintf(field, sizeof field, "%s Metaspace prepend_scheme", what);
+    IFK_CHECK(ifk_jstr(o, "prepend_scheme", 0, path, field, ps));
+    if (*ps && strcmp(*ps, "always") && strcmp(*ps, "first") && strcmp(*ps, "never"))
+        return refuse_(path, field, get_(o, "prepend_scheme"), "is not always, first or never");
+    snprintf(field, sizeof field, "%s Metaspace add_prefix_space", what);
+    return ifk_jbool(o, "add_prefix_space", 0, path, field, 1, ap);
+}
+
 static ifk_status parse_pre_(ifk_hftok *t, const cJSON *p, const char *path, int depth) {
     if (!p || cJSON_IsNull(p)) return IFK_OK;
     if (is_(p, "Sequence") && !depth) {
@@ -185,35 +220,44 @@ static ifk_status parse_pre_(ifk_hftok *t, const cJSON *p, const char *path, int
         return IFK_OK;
     }
     if (is_(p, "Split")) {
-        const cJSON *pat = get_(p, "pattern");
-        const char *re = str_(pat, "Regex"), *beh = str_(p, "behavior");
-        if (t->bytelevel) return refuse_(path, "pre_tokenizer Split", pat, "after a ByteLevel one is not supported");
-        if (!re) return refuse_(path, "pre_tokenizer Split pattern", pat, "is not supported (only {\"Regex\": ...})");
-        if (!beh || strcmp(beh, "Isolated"))
-            return refuse_(path, "pre_tokenizer Split behavior", get_(p, "behavior"), "is not supported (only \"Isolated\")");
-        if (cJSON_IsTrue(get_(p, "invert")))
-            return refuse_(path, "pre_tokenizer Split invert", get_(p, "invert"), "is not supported (only false)");
-        return add_re_(t, re, path);
+        const char *beh;
+        char *re = NULL;
+        int inv;
+        if (t->bytelevel) return refuse_(path, "pre_tokenizer Split", get_(p, "pattern"), "after a ByteLevel one is not supported");
+        IFK_CHECK(pattern_(p, path, "pre_tokenizer Split pattern", "Regex", &re));
+        ifk_status st = ifk_jstr(p, "behavior", IFK_J_REQ, path, "pre_tokenizer Split behavior", &beh);
+        if (st == IFK_OK && strcmp(beh, "Isolated"))
+            st = refuse_(path, "pre_tokenizer Split behavior", get_(p, "behavior"), "is not supported (only \"Isolated\")");
+        if (st == IFK_OK) st = ifk_jbool(p, "invert", 0, path, "pre_tokenizer Split invert", 0, &inv);
+        if (st == IFK_OK && inv)
+            st = refuse_(path, "pre_tokenizer Split invert", get_(p, "invert"), "is not supported (only false)");
+        if (st == IFK_OK) st = add_re_(t, re, path);
+        free(re);
+        return st;
     }
     if (is_(p, "ByteLevel")) {
-        if (cJSON_IsTrue(get_(p, "add_prefix_space")))
+        int aps, ur, trim; /* trim_offsets changes offsets only */
+        IFK_CHECK(ifk_jbool(p, "add_prefix_space", 0, path, "pre_tokenizer ByteLevel add_prefix_space", 0, &aps));
+        IFK_CHECK(ifk_jbool(p, "use_regex", 0, path, "pre_tokenizer ByteLevel use_regex", 1, &ur));
+        IFK_CHECK(ifk_jbool(p, "trim_offsets", 0, path, "pre_tokenizer ByteLevel trim_offsets", 1, &trim));
+        if (aps)
             return refuse_(path, "pre_tokenizer ByteLevel add_prefix_space", get_(p, "add_prefix_space"),
                            "is not supported (only false)");
         t->bytelevel = 1;
-        const cJSON *ur = get_(p, "use_regex"); /* trim_offsets changes offsets only */
-        return ur && !cJSON_IsTrue(ur) ? IFK_OK : add_re_(t, gpt2_re_, path);
+        return ur ? add_re_(t, gpt2_re_, path) : IFK_OK;
     }
     if (is_(p, "Metaspace")) {
         if (depth) return refuse_(path, "pre_tokenizer", get_(p, "type"), "inside a Sequence is not supported");
-        const char *r = str_(p, "replacement"), *ps = str_(p, "prepend_scheme");
-        const cJSON *ap = get_(p, "add_prefix_space"), *sp = get_(p, "split");
-        if (!cJSON_IsFalse(sp)) /* absent means true to the Rust library, and is ignored by the JavaScript one */
-            return refuse_(path, "pre_tokenizer Metaspace split", sp, "is not supported (only false)");
+        const char *r, *ps;
+        int ap, sp;
+        IFK_CHECK(metaspace_(p, path, "pre_tokenizer", &r, &ps, &ap));
+        IFK_CHECK(ifk_jbool(p, "split", 0, path, "pre_tokenizer Metaspace split", 1, &sp));
+        if (sp) /* absent means true to the Rust library, and is ignored by the JavaScript one */
+            return refuse_(path, "pre_tokenizer Metaspace split", get_(p, "split"), "is not supported (only false)");
         if (ps && !strcmp(ps, "always")) t->ms_prepend = 2;
         else if (ps && !strcmp(ps, "first")) t->ms_prepend = 1;
         else if (ps && !strcmp(ps, "never")) t->ms_prepend = 0;
-        else if (ps) return refuse_(path, "pre_tokenizer Metaspace prepend_scheme", get_(p, "prepend_scheme"), "is not always, first or never");
-        else t->ms_prepend = cJSON_IsFalse(ap) ? 0 : 2; /* the older layout */
+        else t->ms_prepend = ap ? 2 : 0; /* the older layout */
         if (!(t->ms = strdup(r && r[0] ? r : "\xe2\x96\x81"))) return IFK_FAIL(IFK_ERR_OOM, "%s: out of memory", path);
         return IFK_OK;
     }
@@ -236,9 +280,7 @@ static ifk_status parse_dec_(ifk_hftok *t, const cJSON *d, const char *path, int
     }
     if (is_(d, "Replace")) {
         s->kind = D_REPLACE;
-        IFK_CHECK(pattern_(d, path, "decoder Replace pattern", &s->a));
-        const char *c = str_(d, "content");
-        if (!(s->b = strdup(c ? c : ""))) return IFK_FAIL(IFK_ERR_OOM, "%s: out of memory", path);
+        IFK_CHECK(replace_step_(d, path, "decoder Replace", s));
     } else if (is_(d, "ByteFallback")) {
         s->kind = D_BYTEFALLBACK;
     } else if (is_(d, "ByteLevel")) {
@@ -258,11 +300,13 @@ static ifk_status parse_dec_(ifk_hftok *t, const cJSON *d, const char *path, int
         s->kind = D_STRIP, s->n = (int)a->valuedouble;
         if (!(s->a = strdup(c))) return IFK_FAIL(IFK_ERR_OOM, "%s: out of memory", path);
     } else if (is_(d, "Metaspace")) {
-        const char *r = str_(d, "replacement"), *ps = str_(d, "prepend_scheme");
+        const char *r, *ps;
+        int ap;
+        IFK_CHECK(metaspace_(d, path, "decoder", &r, &ps, &ap));
         s->kind = D_REPLACE;
         s->a = strdup(r && r[0] ? r : "\xe2\x96\x81"), s->b = strdup(" ");
         if (!s->a || !s->b) return IFK_FAIL(IFK_ERR_OOM, "%s: out of memory", path);
-        int never = ps ? !strcmp(ps, "never") : cJSON_IsFalse(get_(d, "add_prefix_space"));
+        int never = ps ? !strcmp(ps, "never") : !ap;
         if (!never) t->strip_first = 1, t->strip_c = ' ';
     } else {
         return refuse_(path, "decoder type", get_(d, "type"),
@@ -285,26 +329,67 @@ static ifk_status parse_model_(ifk_hftok *t, const cJSON *model, const char *pat
         if (v && !cJSON_IsNull(v) && !(cJSON_IsString(v) && !v->valuestring[0]))
             return refuse_(path, field, v, "is not supported (only null or \"\")");
     }
-    v = get_(model, "unk_token");
-    if (v && !cJSON_IsNull(v) && !cJSON_IsString(v)) return refuse_(path, "model.unk_token", v, "is not a string");
-    t->ignore_merges = cJSON_IsTrue(get_(model, "ignore_merges"));
-    t->byte_fallback = cJSON_IsTrue(get_(model, "byte_fallback"));
-    t->fuse_unk = cJSON_IsTrue(get_(model, "fuse_unk"));
-    return IFK_OK;
+    IFK_CHECK(ifk_jfield(model, "unk_token", IFK_J_STR | IFK_J_NULL, path, "model.unk_token", &v));
+    IFK_CHECK(ifk_jbool(model, "ignore_merges", 0, path, "model.ignore_merges", 0, &t->ignore_merges));
+    IFK_CHECK(ifk_jbool(model, "byte_fallback", 0, path, "model.byte_fallback", 0, &t->byte_fallback));
+    return ifk_jbool(model, "fuse_unk", 0, path, "model.fuse_unk", 0, &t->fuse_unk);
 }
 
 static ifk_status parse_added_(const cJSON *a, int i, const char *path, int has_norm) {
     static const char *const flags[] = {"lstrip", "rstrip", "single_word"};
     const char *c = str_(a, "content");
     char field[160];
+    int on, special, normalized;
+    snprintf(field, sizeof field, "added_tokens[%d]", i);
+    if (!cJSON_IsObject(a)) return refuse_(path, field, a, "is not an object");
     for (int k = 0; k < 3; k++) {
         snprintf(field, sizeof field, "added token %d (%.40s) %s", i, c ? c : "?", flags[k]);
-        if (cJSON_IsTrue(get_(a, flags[k]))) return refuse_(path, field, get_(a, flags[k]), "is not supported (only false)");
+        IFK_CHECK(ifk_jbool(a, flags[k], 0, path, field, 0, &on));
+        if (on) return refuse_(path, field, get_(a, flags[k]), "is not supported (only false)");
     }
-    const cJSON *nz = get_(a, "normalized");
-    int normalized = nz ? cJSON_IsTrue(nz) : !cJSON_IsTrue(get_(a, "special"));
+    snprintf(field, sizeof field, "added token %d (%.40s) special", i, c ? c : "?");
+    IFK_CHECK(ifk_jbool(a, "special", 0, path, field, 0, &special));
     snprintf(field, sizeof field, "added token %d (%.40s) normalized", i, c ? c : "?");
-    if (normalized && has_norm) return refuse_(path, field, nz, "is not supported with a normalizer (only false)");
+    IFK_CHECK(ifk_jbool(a, "normalized", 0, path, field, !special, &normalized));
+    if (normalized && has_norm) return refuse_(path, field, get_(a, "normalized"), "is not supported with a normalizer (only false)");
+    return IFK_OK;
+}
+
+/* merges: each "a b" (one space) or [a, b], a, b and ab pieces of the model's vocabulary (before
+ * the added tokens join it), as the Rust library checks (BPE::from_file, BpeBuilder::build). */
+static ifk_status merges_(ifk_hftok *t, const cJSON *merges, const char *path) {
+    int rank = 0;
+    for (const cJSON *e = merges->child; e; e = e->next, rank++) {
+        char *k = NULL;
+        const char *bad = "is not \"a b\" or [a, b]";
+        size_t la = 0; /* the first piece's length: a piece of the [a, b] form may hold a space */
+        if (cJSON_IsString(e)) {
+            const char *sp = strchr(e->valuestring, ' ');
+            if (sp && !strchr(sp + 1, ' ')) k = strdup(e->valuestring), la = (size_t)(sp - e->valuestring);
+        } else if (cJSON_IsArray(e) && cJSON_GetArraySize(e) == 2 && cJSON_IsString(e->child) &&
+                   cJSON_IsString(e->child->next)) {
+            size_t a = strlen(e->child->valuestring), b = strlen(e->child->next->valuestring);
+            k = malloc(a + b + 2), la = a;
+            if (k) memcpy(k, e->child->valuestring, a), k[a] = ' ', memcpy(k + a + 1, e->child->next->valuestring, b + 1);
+        }
+        size_t lk = k ? strlen(k) : 0;
+        if (k && (!la || la + 1 == lk)) free(k), k = NULL;
+        if (k) {
+            char *ab = malloc(lk);
+            if (!ab) return free(k), IFK_FAIL(IFK_ERR_OOM, "%s: out of memory", path);
+            memcpy(ab, k, la), memcpy(ab + la, k + la + 1, lk - la);
+            if (smap_get_(t->vocab, k, la) < 0 || smap_get_(t->vocab, k + la + 1, lk - la - 1) < 0 ||
+                smap_get_(t->vocab, ab, lk - 1) < 0)
+                bad = "names a piece that is not in model.vocab", free(k), k = NULL;
+            free(ab);
+        }
+        if (!k) {
+            char field[40];
+            snprintf(field, sizeof field, "model.merges[%d]", rank);
+            return refuse_(path, field, e, bad);
+        }
+        IFK_CHECK(smap_put_(t->merges, k, rank));
+    }
     return IFK_OK;
 }
 
@@ -361,24 +446,28 @@ static ifk_status parse_post_(ifk_hftok *t, const cJSON *p, const char *path, in
 
 ifk_status ifk_hftok_load(ifk_hftok **tp, const char *path) {
     *tp = NULL;
-    char *buf;
-    IFK_CHECK(ifk_read_file(path, 1u << 30, &buf, NULL));
-    cJSON *o = cJSON_Parse(buf);
-    free(buf);
+    cJSON *o;
+    IFK_CHECK(ifk_json_file(path, 1u << 30, &o));
     ifk_status st = IFK_OK;
     ifk_hftok *t = calloc(1, sizeof *t);
-    const cJSON *model = get_(o, "model"), *vocab = get_(model, "vocab"), *merges = get_(model, "merges"),
-                *added = get_(o, "added_tokens");
-    if (!t || !cJSON_IsObject(o) || !cJSON_IsObject(model)) {
-        st = IFK_FAIL(IFK_ERR_FORMAT, "%s: not a tokenizer.json (no \"model\" object)", path);
+    const cJSON *model = get_(o, "model"), *vocab = get_(model, "vocab"), *merges = get_(model, "merges"), *added;
+    if (!t || !(t->path = strdup(path))) {
+        st = IFK_FAIL(IFK_ERR_OOM, "%s: out of memory", path);
         goto done;
     }
+    if (!cJSON_IsObject(model)) {
+        st = refuse_(path, "model", model, "is not an object (not a tokenizer.json)");
+        goto done;
+    }
+    IFK_CHECK_GOTO(st, ifk_jfield(o, "added_tokens", IFK_J_LIST, path, "added_tokens", &added), done);
     if (!is_(model, "BPE")) {
         st = refuse_(path, "model.type", get_(model, "type"), "is not supported (only BPE)");
         goto done;
     }
-    if (!cJSON_IsObject(vocab) || !cJSON_IsArray(merges)) {
-        st = IFK_FAIL(IFK_ERR_FORMAT, "%s: not a tokenizer.json with a BPE model (vocab, merges)", path);
+    IFK_CHECK_GOTO(st, ifk_jfield(model, "vocab", IFK_J_OBJ | IFK_J_REQ, path, "model.vocab", &vocab), done);
+    IFK_CHECK_GOTO(st, ifk_jfield(model, "merges", IFK_J_LIST | IFK_J_REQ, path, "model.merges", &merges), done);
+    if (!vocab->child) {
+        st = refuse_(path, "model.vocab", vocab, "is empty");
         goto done;
     }
     int fused = 0;
@@ -435,6 +524,7 @@ ifk_status ifk_hftok_load(ifk_hftok **tp, const char *path) {
     }
     const char *unk = str_(model, "unk_token");
     t->unk_id = unk ? smap_get_(t->vocab, unk, strlen(unk)) : -1;
+    IFK_CHECK_GOTO(st, merges_(t, merges, path), done);
     for (int i = 0; i < na; i++) {
         const cJSON *a = cJSON_GetArrayItem(added, i), *c = get_(a, "content"), *id = get_(a, "id");
         if (!cJSON_IsString(c) || !cJSON_IsNumber(id) || !c->valuestring[0] || id->valuedouble < 0 ||
@@ -454,22 +544,6 @@ ifk_status ifk_hftok_load(ifk_hftok **tp, const char *path) {
             char *s = t->added[j]; t->added[j] = t->added[j - 1]; t->added[j - 1] = s;
             int x = t->added_id[j]; t->added_id[j] = t->added_id[j - 1]; t->added_id[j - 1] = x;
         }
-    int rank = 0;
-    for (const cJSON *e = merges->child; e; e = e->next, rank++) {
-        char *k = NULL;
-        if (cJSON_IsString(e)) k = strdup(e->valuestring);
-        else if (cJSON_IsArray(e) && cJSON_GetArraySize(e) == 2 && cJSON_IsString(e->child) && cJSON_IsString(e->child->next)) {
-            size_t a = strlen(e->child->valuestring), b = strlen(e->child->next->valuestring);
-            k = malloc(a + b + 2);
-            if (k) memcpy(k, e->child->valuestring, a), k[a] = ' ', memcpy(k + a + 1, e->child->next->valuestring, b + 1);
-        }
-        if (!k || !strchr(k, ' ')) {
-            free(k);
-            st = IFK_FAIL(IFK_ERR_FORMAT, "%s: merge %d is not \"a b\" or [a, b]", path, rank);
-            goto done;
-        }
-        IFK_CHECK_GOTO(st, smap_put_(t->merges, k, rank), done);
-    }
     /* GPT-2's byte <-> unicode table: printable bytes map to themselves, the rest to 256.. */
     int n = 0;
     for (int b = 0; b < 256; b++) {
@@ -580,8 +654,8 @@ static ifk_status bpe_(const ifk_hftok *t, const char *p, size_t len, int **ids,
         } else if (t->unk_id >= 0) {
             if (!t->fuse_unk || !*n || (*ids)[*n - 1] != t->unk_id) s = push_(ids, n, cap, t->unk_id);
         } else {
-            s = IFK_FAIL(IFK_ERR_FORMAT, "tokenizer.json: no vocabulary entry for the piece \"%.*s\" (and no byte fallback "
-                         "or unk_token)", ln[i] < 40 ? ln[i] : 40, m + st[i]);
+            s = IFK_FAIL(IFK_ERR_FORMAT, "%s: no vocabulary entry for the piece \"%.*s\" (and no byte fallback or "
+                         "unk_token)", t->path, ln[i] < 40 ? ln[i] : 40, m + st[i]);
         }
     }
 done:
@@ -651,7 +725,7 @@ static ifk_status section_(const ifk_hftok *t, const char *text, size_t len, int
                                               UTF8PROC_STABLE | UTF8PROC_COMPOSE);
             if (r < 0) {
                 free(s);
-                return IFK_FAIL(IFK_ERR_ARG, "tokenizer.json: normalizer NFC: the text is not valid UTF-8 (%s)",
+                return IFK_FAIL(IFK_ERR_ARG, "%s: normalizer NFC: the text is not valid UTF-8 (%s)", t->path,
                                 utf8proc_errmsg(r));
             }
             o = (char *)u, len = (size_t)r;

@@ -3,6 +3,7 @@
 
 #include "heap.h"
 #include "hftok.h"
+#include "jfield.h"
 #include "strmap.h"
 #include "sys.h"
 #include "spmodel.h"
@@ -103,14 +104,8 @@ static ifk_status check_config_(ifk_tokenizer *t, const char *tok_path) {
     snprintf(p, sizeof p, "%.*s/tokenizer_config.json", dl, slash ? tok_path : ".");
     if (t->hf) t->add_bos = ifk_hftok_bos(t->hf);
     if (access(p, F_OK) != 0) return IFK_OK;
-    char *buf;
-    IFK_CHECK(ifk_read_file(p, 64u << 20, &buf, NULL));
-    cJSON *o = cJSON_Parse(buf);
-    free(buf);
-    if (!cJSON_IsObject(o)) {
-        cJSON_Delete(o);
-        return IFK_FAIL(IFK_ERR_FORMAT, "%s: not a JSON object", p);
-    }
+    cJSON *o;
+    IFK_CHECK(ifk_json_file(p, 64u << 20, &o));
     static const char *const refused[][2] = {
         {"add_eos_token", "EOS is added only where a command needs it"},
         {"split_special_tokens", "special tokens in the text are always kept whole"},
@@ -118,12 +113,15 @@ static ifk_status check_config_(ifk_tokenizer *t, const char *tok_path) {
         {"do_lower_case", "no lowercasing is done"},
     };
     ifk_status st = IFK_OK;
-    for (size_t i = 0; st == IFK_OK && i < sizeof refused / sizeof *refused; i++)
-        if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, refused[i][0])))
+    for (size_t i = 0; st == IFK_OK && i < sizeof refused / sizeof *refused; i++) {
+        int on; /* null is Python's None: not set */
+        st = ifk_jbool(o, refused[i][0], IFK_J_NULL, p, NULL, 0, &on);
+        if (st == IFK_OK && on)
             st = IFK_FAIL(IFK_ERR_FORMAT, "%s: %s true is not supported (%s)", p, refused[i][0], refused[i][1]);
-    const cJSON *ab = cJSON_GetObjectItemCaseSensitive(o, "add_bos_token"),
-                *bt = cJSON_GetObjectItemCaseSensitive(o, "bos_token"),
-                *cls = cJSON_GetObjectItemCaseSensitive(o, "tokenizer_class");
+    }
+    const cJSON *ab = NULL, *cls = NULL, *bt = cJSON_GetObjectItemCaseSensitive(o, "bos_token");
+    if (st == IFK_OK) st = ifk_jfield(o, "add_bos_token", IFK_J_BOOL, p, NULL, &ab);
+    if (st == IFK_OK) st = ifk_jfield(o, "tokenizer_class", IFK_J_STR | IFK_J_NULL, p, NULL, &cls);
     int bad = 0;
     const char *bos = token_name_(bt, &bad);
     int bos_id = bos ? ifk_tokenizer_lookup(t, bos, strlen(bos)) : -1;
@@ -131,8 +129,6 @@ static ifk_status check_config_(ifk_tokenizer *t, const char *tok_path) {
     if (st != IFK_OK) {
     } else if (bad || (bos && bos_id < 0)) {
         st = IFK_FAIL(IFK_ERR_FORMAT, "%s: bos_token %.80s is not a token of %s", p, js ? js : "?", tok_path);
-    } else if (ab && !cJSON_IsBool(ab)) {
-        st = IFK_FAIL(IFK_ERR_FORMAT, "%s: add_bos_token is not true or false", p);
     } else if (cJSON_IsTrue(ab) && !bos) {
         st = IFK_FAIL(IFK_ERR_FORMAT, "%s: add_bos_token true but bos_token is %s (transformers 4 refuses it, 5 adds "
                       "nothing)", p, js ? js : "absent");

@@ -401,3 +401,76 @@ Test(tokenizer_files, a_bad_sentencepiece_model_is_refused_with_the_path) {
     cr_assert(strstr(ifk_errmsg(), path) && strstr(ifk_errmsg(), "not a SentencePiece model"), "%s", ifk_errmsg());
     unlink(path), rmdir(dir);
 }
+
+/* Finding 15: wrong types are refused by name, never read as absent or false (the table's rows in
+ * docs/models.md cover each field with the bundled tokenizer; these are the C-level edges). */
+Test(tokenizer_json, wrong_types_are_refused_not_read_as_absent) {
+    const char *A = SP_ADDED;
+    refused_(SP_NORM, "null", SP_DEC, SP_MODEL(",\"fuse_unk\":1"), A, "model.fuse_unk", "1 is not true or false");
+    refused_(SP_NORM, "null", SP_DEC, "{\"type\":\"BPE\",\"byte_fallback\":null,\"vocab\":" SP_VOCAB ",\"merges\":[]}", A,
+             "model.byte_fallback", "null is not true or false");
+    refused_(SP_NORM, "null", SP_DEC, "{\"type\":\"BPE\",\"vocab\":" SP_VOCAB ",\"merges\":[\"a b c\"]}", A, "model.merges[0]",
+             "\"a b c\"");
+    refused_(SP_NORM, "null", SP_DEC, "{\"type\":\"BPE\",\"vocab\":" SP_VOCAB ",\"merges\":[[\"b\",\"a\"]]}", A,
+             "model.merges[0]", "not in model.vocab"); /* "ba" is no piece */
+    ifk_tokenizer *sp_ok; /* the [a, b] form: a piece may hold a space, and "x y"+"z" is a merge of the vocabulary */
+    cr_assert_eq(sp_load_(&sp_ok, "null", "null", SP_DEC, "{\"type\":\"BPE\",\"vocab\":{\"x y\":0,\"z\":1,\"x yz\":2},"
+                          "\"merges\":[[\"x y\",\"z\"]]}", "[]"), IFK_OK, "%s", ifk_errmsg());
+    ifk_tokenizer_free(&sp_ok);
+    refused_(SP_NORM, "null", SP_DEC, SP_MODEL(""), "{}", "added_tokens", "{} is not a list");
+    refused_(SP_NORM, "null", SP_DEC, SP_MODEL(""), "[{\"id\":8,\"content\":\"<s>\",\"special\":true,\"normalized\":null}]",
+             "added token 0 (<s>) normalized", "null");
+    refused_(SP_NORM, "null", SP_DEC, SP_MODEL(""), "[{\"id\":8,\"content\":\"<s>\",\"special\":1,\"normalized\":false}]",
+             "added token 0 (<s>) special", "1");
+    refused_(SP_NORM, "null", SP_DEC, SP_MODEL(""), "[5]", "added_tokens[0]", "5 is not an object");
+    refused_("{\"type\":\"Replace\",\"pattern\":{\"String\":\" \"},\"content\":null}", "null", SP_DEC, SP_MODEL(""), A,
+             "normalizer Replace content", "null");
+    refused_("{\"type\":\"Replace\",\"pattern\":{\"String\":\" \",\"Regex\":\" \"},\"content\":\"x\"}", "null", SP_DEC,
+             SP_MODEL(""), A, "normalizer Replace pattern", "\"Regex\"");
+    static const char *const flags[] = {"add_eos_token", "split_special_tokens", "add_prefix_space", "do_lower_case"};
+    ifk_tokenizer *t;
+    for (int i = 0; i < 4; i++) {
+        char cfg[128];
+        snprintf(cfg, sizeof cfg, "{\"%s\": \"true\"}", flags[i]);
+        sp_config_ = cfg;
+        cr_assert_eq(sp_load_(&t, SP_NORM, "null", SP_DEC, SP_MODEL(""), A), IFK_ERR_FORMAT, "%s \"true\" is refused", flags[i]);
+        cr_assert(strstr(ifk_errmsg(), "tokenizer_config.json") && strstr(ifk_errmsg(), flags[i]) &&
+                  strstr(ifk_errmsg(), "\"true\" is not"), "%s", ifk_errmsg());
+    }
+    sp_config_ = "{\"add_eos_token\": null, \"add_prefix_space\": false}"; /* None and false: as absent */
+    cr_assert_eq(sp_load_(&t, SP_NORM, "null", SP_DEC, SP_MODEL(""), A), IFK_OK, "%s", ifk_errmsg());
+    ifk_tokenizer_free(&t);
+    sp_config_ = NULL;
+}
+
+/* Finding 14 of the breaker report: a key twice in tokenizer.json or tokenizer_config.json is
+ * refused, naming the key (config.json's rule, ifk_json_dup_key), not resolved to the first one. */
+Test(tokenizer_json, duplicate_keys_are_refused) {
+    const char *M2 = "{\"type\":\"BPE\",\"type\":\"Unigram\",\"vocab\":" SP_VOCAB ",\"merges\":[]}";
+    refused_(SP_NORM, "null", SP_DEC, M2, SP_ADDED, "key \"type\"", "defined twice");
+    refused_(SP_NORM, "null", SP_DEC, SP_MODEL(""), "[{\"id\":8,\"content\":\"<s>\",\"special\":true,\"special\":false,"
+             "\"normalized\":false}]", "key \"special\"", "defined twice");
+    ifk_tokenizer *t;
+    sp_config_ = "{\"add_eos_token\": false, \"add_eos_token\": true}";
+    cr_assert_eq(sp_load_(&t, SP_NORM, "null", SP_DEC, SP_MODEL(""), SP_ADDED), IFK_ERR_FORMAT);
+    cr_assert(strstr(ifk_errmsg(), "tokenizer_config.json: key \"add_eos_token\" is defined twice"), "%s", ifk_errmsg());
+    sp_config_ = NULL;
+}
+
+/* Finding 22: the messages name the real problem. A cut-off file is invalid JSON (where), not a file
+ * without a "model"; Prepend with a number names its value; an empty vocab is refused at load with
+ * the file's path, not at the first encoding as "tokenizer.json: ...". */
+Test(tokenizer_json, messages_name_the_problem_and_the_file) {
+    char dir[] = "/tmp/ifk_tt_XXXXXX", path[64];
+    cr_assert(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    const char *cut = "{\"model\": {\"type\": \"BPE\",\n \"vocab\": {\"a\": 0, \"b";
+    write_file_(path, cut, strlen(cut));
+    ifk_tokenizer *t = NULL;
+    cr_assert_eq(ifk_tokenizer_load(&t, path, 0), IFK_ERR_FORMAT);
+    cr_assert(strstr(ifk_errmsg(), path) && strstr(ifk_errmsg(), "invalid JSON at line 2"), "%s", ifk_errmsg());
+    unlink(path), rmdir(dir);
+    refused_("{\"type\":\"Prepend\",\"prepend\":5}", "null", SP_DEC, SP_MODEL(""), SP_ADDED,
+             "normalizer Prepend prepend", "5 is not a string");
+    refused_(SP_NORM, "null", SP_DEC, "{\"type\":\"BPE\",\"vocab\":{},\"merges\":[]}", "[]", "model.vocab", "is empty");
+}
