@@ -100,6 +100,28 @@ typedef struct {
     int lengths[IFK_MAX_LIST], n_lengths, depths[IFK_MAX_LIST], n_depths;
 } plotspec_;
 
+/* The first write that failed while summarizing (a full disk): reported by ifk_report_summarize. */
+static int wfail_errno_;
+static char wfail_path_[2048];
+
+static void wfail_(const char *path) {
+    if (wfail_path_[0]) return;
+    wfail_errno_ = errno ? errno : EIO;
+    snprintf(wfail_path_, sizeof wfail_path_, "%s", path);
+}
+
+static FILE *wopen_(const char *path) {
+    FILE *f = fopen(path, "w");
+    if (!f) wfail_(path);
+    return f;
+}
+
+static void wclose_(FILE *f, const char *path) {
+    if (!f) return;
+    const int bad = ferror(f);
+    if (fclose(f) != 0 || bad) wfail_(path);
+}
+
 static void plots_(const char *out, const plotspec_ *j, int have_fid, int have_needle, int have_abl, int quiet) {
     if (access("/usr/bin/gnuplot", X_OK) != 0) {
         fprintf(stderr, "eval: gnuplot not found (apt-get install gnuplot-nox): plots not written\n");
@@ -107,7 +129,7 @@ static void plots_(const char *out, const plotspec_ *j, int have_fid, int have_n
     }
     char path[2048], cmd[4200];
     snprintf(path, sizeof path, "%s/plots.gp", out);
-    FILE *g = fopen(path, "w");
+    FILE *g = wopen_(path);
     if (!g) return;
     fprintf(g, "set terminal pngcairo size 900,600 noenhanced\nset datafile separator whitespace\nset key outside right\n");
     if (have_fid) {
@@ -144,7 +166,8 @@ static void plots_(const char *out, const plotspec_ *j, int have_fid, int have_n
                    "plot '%s/ablation.dat' using 1:2:3 with yerrorlines pt 7 title 'mean +- 95%% CI'\n",
                 out, j->ablation_budget, out);
     }
-    fclose(g);
+    wclose_(g, path);
+    if (wfail_path_[0]) return;
     snprintf(cmd, sizeof cmd, "gnuplot '%s' 2>&1", path);
     FILE *p = popen(cmd, "r");
     char line[512];
@@ -442,7 +465,7 @@ static void frontier_summary_(const rows_ *rs, plotspec_ *ps, const char *dir, F
     ps->frontier_kl = target;
     char path[2048];
     snprintf(path, sizeof path, "%s/frontier.csv", dir);
-    FILE *csv = fopen(path, "w");
+    FILE *csv = wopen_(path);
     if (csv) fprintf(csv, "method,target_kl,reached,budget,ttft_ms,ttft_at_budget_ms\n");
     fprintf(md, "\n### speed-accuracy frontier: the TTFT each method needs to reach KL ≤ %.5f (%s at R = %.2f)\n\n"
                 "Mean TTFT and mean KL per budget (no reordering). TTFT needed: at the first budget whose mean KL "
@@ -468,7 +491,7 @@ static void frontier_summary_(const rows_ *rs, plotspec_ *ps, const char *dir, F
         fprintf(md, "| %s | %.2f | %.5f | %.1f | %.1f |\n", ps->methods[mi], c.budget[k], c.kl[k], t, c.ttft[k]);
         if (csv) fprintf(csv, "%s,%.9g,1,%g,%.4f,%.4f\n", ps->methods[mi], target, c.budget[k], t, c.ttft[k]);
     }
-    if (csv) fclose(csv);
+    wclose_(csv, path);
 }
 
 /* The needle table (markdown) and each method's heat-map data (needle_METHOD.dat). */
@@ -484,7 +507,7 @@ static void needle_summary_(const needles_ *nd, const plotspec_ *pn, const char 
                 s += nd->r[i].ratio, kl += nd->r[i].kl, h += nd->r[i].hit, fh += nd->r[i].full_hit, b = nd->r[i].budget, c++;
         fprintf(md, "| %s | %.2f | %d | %.3f | %.5f | %d | %d |\n", pn->methods[mi], b, c, s / c, kl / c, h, fh);
         snprintf(path, sizeof path, "%s/needle_%s.dat", dir, pn->methods[mi]);
-        FILE *d = fopen(path, "w");
+        FILE *d = wopen_(path);
         for (int li = 0; d && li < pn->n_lengths; li++) {
             for (int di = 0; di < pn->n_depths; di++)
                 for (int i = 0; i < nd->n; i++)
@@ -493,7 +516,7 @@ static void needle_summary_(const needles_ *nd, const plotspec_ *pn, const char 
                         fprintf(d, "%d %d %.6g\n", pn->lengths[li], pn->depths[di], nd->r[i].ratio);
             fprintf(d, "\n");
         }
-        if (d) fclose(d);
+        wclose_(d, path);
     }
 }
 
@@ -501,7 +524,7 @@ static void needle_summary_(const needles_ *nd, const plotspec_ *pn, const char 
 static void speed_accuracy_dat_(const rows_ *rs, const plotspec_ *ps, const char *dir) {
     char path[2048];
     snprintf(path, sizeof path, "%s/speed_accuracy.dat", dir);
-    FILE *d = fopen(path, "w");
+    FILE *d = wopen_(path);
     for (int mi = 0; d && mi < ps->n_methods; mi++) {
         curve_ c;
         curve_of_(rs, ps->methods[mi], &c);
@@ -509,7 +532,7 @@ static void speed_accuracy_dat_(const rows_ *rs, const plotspec_ *ps, const char
         for (int k = 0; k < c.n; k++) fprintf(d, "%g %.4f %.9g\n", c.budget[k], c.ttft[k], c.kl[k] > 1e-9 ? c.kl[k] : 1e-9);
         fprintf(d, "\n\n");
     }
-    if (d) fclose(d);
+    wclose_(d, path);
 }
 
 /* Whether the speed-accuracy plot has two points of distinct TTFT and distinct KL (curve_of_). */
@@ -532,7 +555,7 @@ static int drawable_fid_(const rows_ *rs, const plotspec_ *ps) {
 static void ablation_dat_(const rows_ *rs, const char *dir) {
     char path[2048];
     snprintf(path, sizeof path, "%s/ablation.dat", dir);
-    FILE *d = fopen(path, "w");
+    FILE *d = wopen_(path);
     double *v = malloc(sizeof(double) * (size_t)rs->n);
     for (int l = 0; d && v && l < 1024; l++) {
         int n = 0;
@@ -542,7 +565,7 @@ static void ablation_dat_(const rows_ *rs, const char *dir) {
         if (n) ifk_mean_ci95(v, n, &mean, &half), fprintf(d, "%d %.9g %.9g\n", l, mean, half);
     }
     free(v);
-    if (d) fclose(d);
+    wclose_(d, path);
 }
 
 ifk_status ifk_report_summarize(const char *dir, const char *title, int quiet) {
@@ -575,10 +598,12 @@ ifk_status ifk_report_summarize(const char *dir, const char *title, int quiet) {
         add_unique_i_(pn.lengths, &pn.n_lengths, nd.r[i].target);
         add_unique_i_(pn.depths, &pn.n_depths, nd.r[i].depth);
     }
-    snprintf(path, sizeof path, "%s/summary.csv", dir);
-    FILE *csv = fopen(path, "w");
-    snprintf(path, sizeof path, "%s/summary.md", dir);
-    FILE *md = fopen(path, "w");
+    char csv_path[2048], md_path[2048];
+    snprintf(csv_path, sizeof csv_path, "%s/summary.csv", dir);
+    snprintf(md_path, sizeof md_path, "%s/summary.md", dir);
+    wfail_path_[0] = '\0';
+    FILE *csv = fopen(csv_path, "w");
+    FILE *md = fopen(md_path, "w");
     if (!csv || !md) {
         if (csv) fclose(csv);
         if (md) fclose(md);
@@ -592,8 +617,8 @@ ifk_status ifk_report_summarize(const char *dir, const char *title, int quiet) {
     if (fid.rows.n) frontier_summary_(&fid.rows, &ps, dir, md);
     if (abl.rows.n) summarize_(&abl.rows, csv, md, "scoring-layer ablation");
     if (nd.n) needle_summary_(&nd, &pn, dir, md);
-    fclose(csv);
-    fclose(md);
+    wclose_(csv, csv_path);
+    wclose_(md, md_path);
     if (fid.rows.n) speed_accuracy_dat_(&fid.rows, &ps, dir);
     if (abl.rows.n) ablation_dat_(&abl.rows, dir);
     plotspec_ all = ps;
@@ -614,6 +639,10 @@ ifk_status ifk_report_summarize(const char *dir, const char *title, int quiet) {
                 pn.n_lengths, pn.n_lengths > 1 ? "s" : "", pn.n_depths, pn.n_depths > 1 ? "s" : "");
     if (abl.rows.n && !draw_abl) fprintf(stderr, "eval: ablation.png not drawn: the ablation has one layer\n");
     if (draw_fid || draw_nd || draw_abl) plots_(dir, &all, draw_fid, draw_nd, draw_abl, quiet);
+    if (wfail_path_[0]) {
+        free(fid.rows.r), free(fid.keys), free(abl.rows.r), free(abl.keys), free(nd.r), free(nd.keys.keys);
+        return IFK_FAIL(IFK_ERR_IO, "%s: cannot write: %s", wfail_path_, strerror(wfail_errno_));
+    }
     snprintf(path, sizeof path, "%s/summary.md", dir);
     FILE *in = fopen(path, "r");
     char line[1024];

@@ -153,6 +153,16 @@ static FILE *open_out_(const ctx_ *x, const char *name) {
     return f;
 }
 
+/* Closes a result file of open_out_: a write that failed (a full disk) ends the job. */
+static void close_out_(const ctx_ *x, FILE *f, const char *name) {
+    if (!f) return;
+    const int bad = ferror(f);
+    if (fclose(f) != 0 || bad) {
+        IFK_FAIL(IFK_ERR_IO, "%s/%s: write failed: %s", x->j->out, name, strerror(errno ? errno : EIO));
+        ifk_comm_abort(x->cm);
+    }
+}
+
 /* ---- the fidelity grid -------------------------------------------------------------------------- */
 
 /* Tokens of document d of the store (O(log N) lookup, kept by the store); a damaged record ends
@@ -282,7 +292,7 @@ static void fidelity_(ctx_ *x, const ifk_qitem *items, int n_items, float **ref_
         free(ref_text);
         ifk_query_result_free(&ref);
     }
-    if (f) fclose(f);
+    close_out_(x, f, "fidelity.jsonl");
 }
 
 /* ---- the scoring-layer ablation: InfoFlow with one scoring layer at a time ------------------------ */
@@ -317,7 +327,7 @@ static void ablation_(ctx_ *x, const ifk_qitem *items, int n_items, float *const
             }
             ifk_query_result_free(&res);
         }
-    if (f) fclose(f);
+    close_out_(x, f, "ablation.jsonl");
 }
 
 /* ---- the needle grid ------------------------------------------------------------------------------ */
@@ -409,7 +419,7 @@ static void needle_(ctx_ *x, int n_hay) {
     }
     for (int li = 0; li < j->n_needle_lengths; li++)
         for (int di = 0; di < j->n_needle_depths; di++) needle_cell_(x, f, hay, nh, li, di);
-    if (f) fclose(f);
+    close_out_(x, f, "needle.jsonl");
 }
 
 /* ---- what eval caches: LongBench passages, needle haystacks (every rank) ------------------------- */

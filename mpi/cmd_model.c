@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "drivers.h"
@@ -29,20 +30,35 @@ int ifk_cmd_convert(int argc, char **argv) {
         IFK_FAIL(IFK_ERR_ARG, "convert: --model and --out are required");
         goto out;
     }
-    if (ifk_engine_load(model, tokp, &m, &tok) != IFK_OK || ifk_hf_write_llama(&m, out) != IFK_OK) goto out;
-    /* the llama2.c tokenizer travels with the folder */
+    if (ifk_engine_load(model, tokp, &m, &tok) != IFK_OK) goto out;
     char src[4096], dst[4096];
+    snprintf(dst, sizeof dst, "%s/tok%d.bin", out, m.cfg.vocab_size);
+    if (ifk_hf_write_llama(&m, out) != IFK_OK) goto undo;
+    /* the llama2.c tokenizer travels with the folder */
     if (tokp) snprintf(src, sizeof src, "%s", tokp);
     else snprintf(src, sizeof src, "%s/tok%d.bin", model, m.cfg.vocab_size);
-    snprintf(dst, sizeof dst, "%s/tok%d.bin", out, m.cfg.vocab_size);
     FILE *a = fopen(src, "rb"), *b = a ? fopen(dst, "wb") : NULL;
     char buf[65536];
     size_t n;
-    while (a && b && (n = fread(buf, 1, sizeof buf, a)) > 0) fwrite(buf, 1, n, b);
-    if (a) fclose(a);
-    if (b) fclose(b);
+    int bad = a && !b;
+    while (a && b && !bad && (n = fread(buf, 1, sizeof buf, a)) > 0) bad = fwrite(buf, 1, n, b) != n;
+    if (a) bad |= ferror(a), fclose(a);
+    if (b) bad |= ferror(b), bad |= fclose(b) != 0;
+    if (bad) {
+        IFK_FAIL(IFK_ERR_IO, "%s: cannot copy the tokenizer from %s: %s", dst, src, strerror(errno ? errno : EIO));
+        goto undo;
+    }
     printf("wrote %s (config.json, model.safetensors%s)\n", out, a ? ", the tokenizer" : "");
     rc = 0;
+    goto out;
+undo: /* a folder that looks complete but is not would be worse than none: remove what this run wrote */
+    for (const char *const *f = (const char *const[]){"config.json", "model.safetensors", NULL}; *f; f++) {
+        char p[4200];
+        snprintf(p, sizeof p, "%s/%s", out, *f);
+        unlink(p);
+    }
+    unlink(dst);
+    rmdir(out); /* only when it is empty: a folder that held other files keeps them */
 out:
     if (rc) ifk_err_print();
     ifk_tokenizer_free(&tok);
