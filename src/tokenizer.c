@@ -218,9 +218,9 @@ ifk_status ifk_tokenizer_load(ifk_tokenizer **tp, const char *path, int expect_v
     for (;;) {
         float sc;
         int32_t len;
-        size_t r = fread(&sc, 4, 1, f);
+        size_t r = fread(&sc, 1, 4, f); /* bytes: a file cut inside a score is truncated, not ended */
         if (r == 0 && feof(f)) break;
-        if (r != 1 || fread(&len, 4, 1, f) != 1) {
+        if (r != 4 || fread(&len, 4, 1, f) != 1) {
             st = IFK_FAIL(IFK_ERR_FORMAT, "%s: bad tokenizer file: piece %d: truncated entry header", path, t->n);
             goto fail;
         }

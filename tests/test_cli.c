@@ -210,3 +210,12 @@ Test(cli, a_failed_write_to_stdout_is_an_error) {
     close(full), close(fe);
     cr_assert(code == 1, "exit code %d (negative: killed by that signal)", code);
 }
+
+Test(cli, tokenizer_cut_inside_a_record_is_rejected) {
+    /* 3000 bytes of tok512.bin end inside piece 214's score: truncated, not a shorter vocabulary */
+    char p[] = "/tmp/ifk_tok_XXXXXX";
+    copy_prefix_(STORIES_TOK, 3000, p);
+    expect_error_(run_((const char *[]){"tokenize", "--tokenizer", p, "--text", "Once upon a time", NULL}), p,
+                  "truncated");
+    unlink(p);
+}
