@@ -238,7 +238,7 @@ with open(f"{W}/mq.jsonl", "w") as f:
                         "context": "Passage 1:\nMom made a cake for Sue.\nPassage 2:\nSue ate the cake."}) + "\n")
 with open(f"{W}/mjob.ini", "w") as f:
     f.write(f"[job]\nmodel = {W}/rhf\nstore = {W}/ms\nqueries = {W}/mq.jsonl\nmethods = full,infoflow\nbudgets = 0.5\nsteps = 2\n"
-            "[needle]\nlengths = 96\ndepths = 50\nhaystack_docs = 2\nhaystack_tokens = 24\n")
+            "[needle]\nlengths = 64\ndepths = 50\nhaystack_docs = 2\nhaystack_tokens = 24\n")  # 2 x 24-token stories + needle: 91 tokens hold 64
 peak, mev = {}, {}
 for n, tp in ((1, 1), (2, 2)):
     r = run(n, ["eval", "--job", f"{W}/mjob.ini", "--store", f"{W}/ms-{n}x{tp}", "--out", f"{W}/mo-{n}x{tp}", "--tp",

@@ -35,7 +35,8 @@ subprocess.run([BIN, "cache", "--model", MODEL, "--corpus", f"{DATA}/stories_cor
 def ours(ranks, q, method, budget):
     cmd = ([] if ranks == 1 else ["mpirun", "-n", str(ranks)]) + [
         BIN, "query", "--model", MODEL, "--store", store, "--docs", ",".join(q["docs"]), "--prompt", q["prompt"],
-        "--method", method, "--budget", str(budget), "--compare-full", "--json", "--steps", "4"] + (
+        "--method", method, "--compare-full", "--json", "--steps", "4"] + (
+        ["--budget", str(budget)] if method != "none" else []) + (  # none takes no budget (refused)
         ["--dev", "alpha=1"] if method == "infoflow-dev" else [])
     r = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if r.returncode:
