@@ -163,8 +163,10 @@ messages)
   out=$("$BIN" nosuchcommand 2>/dev/null); rc=$?
   expect "an unknown command exits 1 ($rc)" test "$rc" -eq 1
   refused "tokenize --text-file a directory" 'is a directory' "$BIN" tokenize --tokenizer "$MODEL/tok512.bin" --text-file "$W"
-  head -c 3000 "$MODEL/tok512.bin" > tok512.bin
-  refused "tokenize: a truncated tok512.bin" 'tok512.bin: tokenizer holds 214 pieces but .* 512' "$BIN" tokenize --tokenizer tok512.bin --text "Once upon a time"
+  head -c 2998 "$MODEL/tok512.bin" > tok512.bin   # cut between two pieces: fewer than its name says
+  refused "tokenize: a shortened tok512.bin" 'tok512.bin: tokenizer holds 214 pieces but .* 512' "$BIN" tokenize --tokenizer tok512.bin --text "Once upon a time"
+  head -c 3000 "$MODEL/tok512.bin" > tok512.bin   # cut inside a piece's score
+  refused "tokenize: a truncated tok512.bin" 'tok512.bin: bad tokenizer file: piece 214: truncated' "$BIN" tokenize --tokenizer tok512.bin --text "Once upon a time"
   # config.json and generation_config.json: the field is named with the real problem
   "$BIN" convert --model "$MODEL" --out hf >/dev/null
   edit() { rm -rf hx; cp -a hf hx; python3 -c "
