@@ -247,9 +247,12 @@ for n, tp in ((1, 1), (2, 2)):
     check(r.returncode == 0 and m, f"eval of the HF folder -n {n} --tp {tp}: {r.stderr[-300:]}")
     peak[n] = [int(x.split("/")[1]) for x in m.group(1).split()] if m else [0]
     mev[n] = lines(f"{W}/mo-{n}x{tp}/needle.jsonl") if r.returncode == 0 else []
-check(len(peak[2]) == 2 and all(p < peak[1][0] - weights_mib / 2 for p in peak[2]),
-      f"HF folder at --tp 2: every rank's peak ({peak[2]} MiB) at least half the {weights_mib:.0f} MiB of weights below "
-      f"the one-rank peak ({peak[1]} MiB)")
+# resident-memory peaks mean nothing under ASan (its allocator keeps freed blocks in quarantine and
+# adds shadow memory): the sanitized build checks the results only; the release build the memory
+if os.environ.get("IFK_SANITIZED") != "1":
+    check(len(peak[2]) == 2 and all(p < peak[1][0] - weights_mib / 2 for p in peak[2]),
+          f"HF folder at --tp 2: every rank's peak ({peak[2]} MiB) at least half the {weights_mib:.0f} MiB of weights "
+          f"below the one-rank peak ({peak[1]} MiB)")
 check(len(mev[1]) == 2 and len(mev[2]) == 2 and all(x["greedy_hit"] == y["greedy_hit"] and abs(x["p_name"] - y["p_name"])
       < 1e-4 for x, y in zip(mev[1], mev[2])), f"HF folder: the same needle results at -n 1 and -n 2 --tp 2")
 r = verify(f"{W}/ms-2x2", f"{W}/ms-1x1", 1e-3)
