@@ -10,10 +10,7 @@ set -u
 BIN=$1 MODEL=$2 CORPUS=$3 MODE=$4
 W=$(mktemp -d); trap 'rm -rf "$W"' EXIT
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_NUM_THREADS=1
-pass=0; fail=0
-ok() { pass=$((pass + 1)); }
-bad() { echo "FAIL: $*"; fail=$((fail + 1)); }
-expect() { local what=$1; shift; if "$@"; then ok; else bad "$what"; fi; }
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"   # pass/fail counters: expect, ok, bad, has, count, summary
 # refused FILE ERRFILE PATTERN: the last command failed with rc 1 and one line matching PATTERN
 refused() { expect "$1 refused (rc $rc)" test "$rc" -eq 1
             expect "$1: one line matching '$2' ($(cat "$W/err"))" test "$(grep -c . "$W/err")" -eq 1 -a -n "$(grep -E -- "$2" "$W/err")"; }
@@ -117,5 +114,4 @@ settings)
   ;;
 *) echo "unknown mode $MODE"; exit 2 ;;
 esac
-echo "eval_driver $MODE: $pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+summary "eval_driver $MODE"

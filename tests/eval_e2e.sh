@@ -7,10 +7,7 @@ set -u
 BIN=$1 MODEL=$2 DATA=$3 N=$4 TP=${5:-1}
 W=$(mktemp -d); trap 'rm -rf "$W"' EXIT
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 OPENBLAS_NUM_THREADS=1
-pass=0; fail=0
-ok() { pass=$((pass + 1)); }
-bad() { echo "FAIL: $*"; fail=$((fail + 1)); }
-expect() { local what=$1; shift; if "$@"; then ok; else bad "$what"; fi; }
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"   # pass/fail counters: expect, ok, bad, has, count, summary
 "$BIN" cache --model "$MODEL" --corpus "$DATA/stories_corpus.jsonl" --store "$W/store" --quiet || exit 1
 head -n 3 "$DATA/stories_queries.jsonl" > "$W/q.jsonl"
 echo '{"_id": "lb1", "input": "Sue ate the", "context": "Passage 1:\nMom made a cake for Sue.\nPassage 2:\nSue ate the cake.", "answers": ["cake"]}' >> "$W/q.jsonl"
@@ -88,5 +85,4 @@ out=$(timeout 120 mpirun -n "$N" "$BIN" eval --job "$W/dev.ini" --out "$W/devout
 expect "bad [job] dev refused (rc $rc)" test "$rc" -eq 1
 expect "... naming it ($out)" grep -q "dev.ini: \[job\] dev: --dev: layer '7'" <<<"$out"
 expect "... before any run" test ! -e "$W/devout/fidelity.jsonl"
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+summary

@@ -8,10 +8,7 @@ set -u
 BIN=$1
 W=$(mktemp -d); trap 'rm -rf "$W"' EXIT
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 OPENBLAS_NUM_THREADS=1
-pass=0; fail=0
-ok() { pass=$((pass + 1)); }
-bad() { echo "FAIL: $*"; fail=$((fail + 1)); }
-expect() { local what=$1; shift; if "$@"; then ok; else bad "$what"; fi; }
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"   # pass/fail counters: expect, ok, bad, has, count, summary
 SHAPE="dim=64,layers=3,heads=4,kv_heads=2,hidden=128,vocab=300,seq=512"
 awk 'BEGIN { s = 9; for (i = 0; i < 30; i++) { printf "{\"id\": \"f%02d\", \"tokens\": [", i;
   for (j = 0; j < 40 + (i * 13) % 90; j++) { s = (s * 1103515245 + 12345) % 2147483648; printf "%s%d", (j ? ", " : ""), 3 + s % 290 }
@@ -61,5 +58,4 @@ expect "... with its message ($(head -c 200 <<<"$out"))" grep -q "out of memory"
 out=$(INFOFLOW_MEM_LIMIT=100000 "$BIN" query --random-model "$SHAPE" --store "$W/ref" --docs f01,f02,f03 --prompt-ids 5 2>&1); rc=$?
 expect "an oversized query is refused (rc $rc)" test "$rc" -eq 1
 expect "... with the estimate ($out)" grep -q "needs about .* but only .* are available" <<<"$out"
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+summary

@@ -9,8 +9,7 @@ set -u
 BIN=$1 MODEL=$2 DATA=$3 SHIM=$4
 W=$(mktemp -d); trap 'rm -rf "$W"' EXIT
 export ASAN_OPTIONS="${ASAN_OPTIONS:-}:verify_asan_link_order=0"
-pass=0; fail=0
-expect() { local what=$1; shift; if "$@"; then pass=$((pass + 1)); else echo "FAIL: $what"; fail=$((fail + 1)); fi; }
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"   # pass/fail counters: expect, ok, bad, has, count, summary
 cache() { "$BIN" cache --model "$MODEL" --corpus "$DATA/stories_corpus.jsonl" --store "$W/s" --quiet "$@"; }
 for after in 300000 2000; do   # the close's flush fails; the first data write fails
     rm -rf "$W/s"
@@ -37,5 +36,4 @@ err=$(LD_PRELOAD=$SHIM IFK_FULL_SUFFIX=model.safetensors IFK_FULL_AFTER=1000 "$B
 echo "$err"
 expect "convert on a full disk: exit 1 ($rc)" test $rc -eq 1
 expect "convert on a full disk: no half-written folder left" test ! -e "$W/hf"
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+summary

@@ -4,12 +4,12 @@
 # every committed regression input (tests/fuzz/regressions/<harness>). Any crash, leak, sanitizer
 # report or timeout fails, and the input is kept in build-fuzz/crashes/.
 set -u
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"   # pass/fail counters: expect, ok, bad, has, count, summary
 cd "$(dirname "$0")/.."
 SECS=${1:-${FUZZ_SECONDS:-20}}
 CC=clang CXX=clang++ cmake -S . -B build-fuzz -DINFOFLOW_FUZZ=ON -DINFOFLOW_BUILD_TESTS=OFF -DCMAKE_BUILD_TYPE=Debug >/dev/null || exit 1
 cmake --build build-fuzz -j"$(nproc)" >/dev/null || { echo "FAIL: building the harnesses"; exit 1; }
 mkdir -p build-fuzz/crashes
-pass=0; fail=0
 export ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp:print_suppressions=0:fast_unwind_on_malloc=0
 for h in checkpoint tokenizer corpus queryset jobspec manifest shard safetensors hftokenizer; do
   bin=build-fuzz/tests/fuzz/fuzz_$h
@@ -29,5 +29,4 @@ for h in checkpoint tokenizer corpus queryset jobspec manifest shard safetensors
     fail=$((fail + 1))
   fi
 done
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+summary

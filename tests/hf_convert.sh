@@ -4,8 +4,7 @@
 set -u
 BIN=$1 MODEL=$2 DATA=$3
 W=$(mktemp -d); trap 'rm -rf "$W"' EXIT
-pass=0; fail=0
-expect() { local what=$1; shift; if "$@"; then pass=$((pass + 1)); else echo "FAIL: $what"; fail=$((fail + 1)); fi; }
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"   # pass/fail counters: expect, ok, bad, has, count, summary
 "$BIN" convert --model "$MODEL" --out "$W/hf" > /dev/null || { echo "FAIL: convert"; exit 1; }
 expect "config.json says rotate_half's architecture" grep -q LlamaForCausalLM "$W/hf/config.json"
 a=$("$BIN" generate --model "$MODEL" --prompt "Once upon a time" --steps 64 --temperature 0 --quiet)
@@ -30,5 +29,4 @@ done
 # the two folders are different models to a store: their fingerprints and RoPE styles differ
 out=$("$BIN" query --model "$W/hf" --store "$W/s1" --docs lily --prompt "x" 2>&1)
 expect "a llama2.c store is refused for the HF folder ($out)" grep -q "another model" <<<"$out"
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+summary

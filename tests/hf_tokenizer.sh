@@ -30,7 +30,7 @@ for (const l of fs.readFileSync(textFile, "utf8").split("\n")) {
   console.log(JSON.stringify({ ids, text: tok.decode(ids, { clean_up_tokenization_spaces: false }) }));
 }
 JS
-pass=0; fail=0
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"   # pass/fail counters: expect, ok, bad, has, count, summary
 for style in normalizer metaspace; do
   python3 "$HERE/tok_bin_to_json.py" "$MODEL/tok512.bin" "$N/sp-$style" --style $style || { echo "FAIL: tok_bin_to_json.py --style $style"; exit 1; }
 done
@@ -97,5 +97,4 @@ done
 if python3 "$HERE/tokenizer_table.py" "$BIN" "$MODEL" "$HERE/../docs/models.md" "$N" "$DATA/multilingual.txt" "$N/multilingual-nfd.txt"; then
   pass=$((pass + 1)); echo "ok   docs/models.md: every row of the tokenizer.json fields table holds"
 else fail=$((fail + 1)); echo "FAIL: docs/models.md: the tokenizer.json fields table (above)"; fi
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+summary

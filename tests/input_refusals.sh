@@ -8,10 +8,8 @@
 set -u
 KIND=$1 BIN=$2 MODEL=$3 DATA=$4
 W=$(mktemp -d); trap 'rm -rf "$W"' EXIT
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"   # pass/fail counters: expect, ok, bad, has, count, summary
 cd "$W" || exit 1
-pass=0; fail=0
-ok() { pass=$((pass + 1)); }
-bad() { echo "FAIL: $*"; fail=$((fail + 1)); }
 # refused WHAT PATTERN CMD...: exit 1 and one stderr line matching PATTERN (no crash, no empty output)
 refused() {
   local what=$1 pat=$2; shift 2
@@ -19,7 +17,6 @@ refused() {
   out=$("$@" 2>&1 >/dev/null); rc=$?
   if [ "$rc" -eq 1 ] && grep -q -- "$pat" <<<"$out" && [ "$(wc -l <<<"$out")" -eq 1 ]; then ok; else bad "$what: rc $rc: $out"; fi
 }
-expect() { local what=$1; shift; if "$@"; then ok; else bad "$what"; fi; }
 
 case $KIND in
 tokenizer)
@@ -187,5 +184,4 @@ json.dump(d, open(p, 'w'))" "$1" "$2"; }
   ;;
 *) echo "unknown kind $KIND"; exit 2 ;;
 esac
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+summary

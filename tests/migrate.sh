@@ -7,10 +7,7 @@
 set -u
 BIN=$1 MODEL=$2 DATA=$3
 W=$(mktemp -d); trap 'rm -rf "$W"' EXIT
-pass=0; fail=0
-ok() { pass=$((pass + 1)); }
-bad() { echo "FAIL: $*"; fail=$((fail + 1)); }
-expect() { local what=$1; shift; if "$@"; then ok; else bad "$what"; fi; }
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"   # pass/fail counters: expect, ok, bad, has, count, summary
 cat > "$W/mkv1.py" <<'PY'
 import json,sqlite3,sys,os,shutil,struct
 src,dst,mut=sys.argv[1],sys.argv[2],sys.argv[3] if len(sys.argv)>3 else ""
@@ -60,5 +57,4 @@ expect "... saying it is undone ($out)" grep -q "migrate undone" <<<"$out"
 expect "... and leaves version 1" cmp -s "$W/v1i/manifest.json" "$W/before.json"
 expect "... which a rerun converts" "$BIN" migrate --store "$W/v1i"
 expect "... identical to the original" "$BIN" verify --store "$W/v1i" --against "$W/base"
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+summary

@@ -12,12 +12,7 @@ set -u
 BIN=$1 MODEL=$2 SCEN=$3 ARG=${4:-}
 W=$(mktemp -d); trap 'rm -rf "$W"' EXIT
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
-pass=0; fail=0
-ok() { pass=$((pass + 1)); }
-bad() { echo "FAIL: $*"; fail=$((fail + 1)); }
-expect() { local what=$1; shift; if "$@"; then ok; else bad "$what"; fi; }
-has() { grep -q -- "$2" <<<"$1"; }      # has TEXT PATTERN
-count() { grep -c -- "$2" <<<"$1"; }    # count TEXT PATTERN
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"   # pass/fail counters: expect, ok, bad, has, count, summary
 
 # a deterministic corpus of n documents of varied length (some longer than a chunk)
 corpus() {
@@ -240,5 +235,4 @@ threads)
   ;;
 *) echo "unknown scenario $SCEN"; exit 2 ;;
 esac
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+summary

@@ -7,8 +7,7 @@ set -u
 BIN=$1 MODEL=$2 DATA=$3 SHIM=$4
 W=$(mktemp -d); trap 'rm -rf "$W"' EXIT
 export ASAN_OPTIONS="${ASAN_OPTIONS:-}:verify_asan_link_order=0"
-pass=0; fail=0
-expect() { local what=$1; shift; if "$@"; then pass=$((pass + 1)); else echo "FAIL: $what"; fail=$((fail + 1)); fi; }
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"   # pass/fail counters: expect, ok, bad, has, count, summary
 cache() { "$BIN" cache --model "$MODEL" --corpus "$DATA/stories_corpus.jsonl" --store "$W/s" --quiet "$@"; }
 query() { "$BIN" query --model "$MODEL" --store "$W/s" --docs lily,tom --prompt "Lily was sad because" --json --steps 8; }
 err=$(LD_PRELOAD=$SHIM cache 2>&1); rc=$?
@@ -27,5 +26,4 @@ a=$(query); b=$(LD_PRELOAD=$SHIM HDF5_USE_FILE_LOCKING=FALSE query)
 f() { python3 -c "import json,sys; r=json.loads(sys.argv[1]); print(r['answer_ids'], r['selected'])" "$1"; }
 expect "HDF5_USE_FILE_LOCKING=FALSE: readers work, same answer" test -n "$a" -a "$(f "$a")" = "$(f "$b")"
 expect "--no-lock is documented with its risk" bash -c "'$BIN' cache --help | grep -A3 -- --no-lock | grep -q RISK"
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+summary

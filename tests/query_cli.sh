@@ -4,10 +4,7 @@
 set -u
 BIN=$1 MODEL=$2 DATA=$3
 W=$(mktemp -d); trap 'rm -rf "$W"' EXIT
-pass=0; fail=0
-ok() { pass=$((pass + 1)); }
-bad() { echo "FAIL: $*"; fail=$((fail + 1)); }
-expect() { local what=$1; shift; if "$@"; then ok; else bad "$what"; fi; }
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"   # pass/fail counters: expect, ok, bad, has, count, summary
 "$BIN" cache --model "$MODEL" --corpus "$DATA/stories_corpus.jsonl" --store "$W/s" --dtype f32 --quiet || { echo "FAIL: cache"; exit 1; }
 q() { "$BIN" query --model "$MODEL" --store "$W/s" --steps 12 --json --compare-full "$@"; }
 field() { python3 -c "import json,sys; r=json.loads(sys.stdin.read()); print(eval(sys.argv[1]))" "$1"; }
@@ -147,5 +144,4 @@ D40=$(for i in $(seq 0 39); do printf 'e%02d,' "$i"; done); D40=${D40%,}
 many=$("$BIN" query --model "$MODEL" --store "$W/s40" --docs "$D40" --prompt "Lily" --steps 4 --compare-full --json)
 expect "40 shards in one query: answered ($(cut -c1-80 <<<"$many"))" test -n "$many"
 expect "... the whole context gathered" test "$(field "r['n_context_tokens']" <<<"$many")" -gt 200
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+summary

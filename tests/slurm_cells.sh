@@ -4,10 +4,7 @@
 set -u
 SRC=$1
 W=$(mktemp -d); trap 'rm -rf "$W"' EXIT
-pass=0; fail=0
-ok() { pass=$((pass + 1)); }
-bad() { echo "FAIL: $*"; fail=$((fail + 1)); }
-expect() { local what=$1; shift; if "$@"; then ok; else bad "$what"; fi; }
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"   # pass/fail counters: expect, ok, bad, has, count, summary
 A="bash $SRC/slurm/eval-array.sbatch"
 unset METHODS BUDGETS REORDER
 printf '[job]\nmodel = m\nstore = s\nqueries = q.jsonl\nout = o\nmethods = full,infoflow\nbudgets = 0.15\n' > "$W/j1.ini"
@@ -37,5 +34,4 @@ for k in $(seq 0 $((n - 1))); do
 done
 # a JOB without a reorder key: its "on" cells (from REORDER) must still run reordered
 expect "an 'on' cell of a JOB without reorder says so" grep -q '^reorder = on' <(JOB=$W/j1.ini REORDER="off on" $A --spec 1)
-echo "slurm_cells: $pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+summary "slurm_cells"

@@ -9,10 +9,7 @@ for t in munged mungekey slurmctld slurmd sbatch sinfo scancel squeue; do
 done
 S=$(mktemp -d /tmp/infoflow-slurm-XXXXXX)
 chmod 755 "$S"
-pass=0; fail=0
-ok() { pass=$((pass + 1)); }
-bad() { echo "FAIL: $*"; fail=$((fail + 1)); }
-expect() { local what=$1; shift; if "$@"; then ok; else bad "$what"; fi; }
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"   # pass/fail counters: expect, ok, bad, has, count, summary
 stop() {
   for f in "$S/slurmd.pid" "$S/slurmctld.pid" "$S/munge/munged.pid"; do
     [ -f "$f" ] || continue
@@ -148,5 +145,4 @@ expect "cache.sbatch TP=2 completes ($rc): $(tail -n 3 "$S/cache-tp2.out")" test
 expect "its store agrees with the TP=1 store within 2e-3" "$BIN" verify --store "$S/store-tp2" --against "$S/store" \
   --tolerance 2e-3
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+summary

@@ -11,8 +11,7 @@ set -u
 BIN=$1 MODEL=$2 DATA=$3
 HERE=$(dirname "$(readlink -f "$0")")
 W=$(mktemp -d); trap 'rm -rf "$W"' EXIT
-pass=0; fail=0
-expect() { local what=$1; shift; if "$@"; then pass=$((pass + 1)); else echo "FAIL: $what"; fail=$((fail + 1)); fi; }
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"   # pass/fail counters: expect, ok, bad, has, count, summary
 ids() { python3 -c "import json,sys; [print(json.loads(l)['ids']) for l in sys.stdin]"; }
 python3 "$HERE/tok_bin_to_json.py" "$MODEL/tok512.bin" "$W/sp" || { echo "FAIL: tok_bin_to_json.py"; exit 1; }
 TJ=$W/sp/tokenizer.json
@@ -113,5 +112,4 @@ expect "cache with bos_token_id null is refused in one line naming it ($rc: $out
 # the pipeline's own refusal)
 gnull=$("$BIN" generate --model "$W/hfnull" --prompt "Once" --steps 8 --temperature 0 --quiet); rc=$?
 expect "generate with bos_token_id null runs ($rc)" test "$rc" = 0 -a -n "$gnull"
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+summary

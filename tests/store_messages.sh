@@ -6,11 +6,7 @@
 set -u
 BIN=$1 MODEL=$2 DATA=$3
 W=$(mktemp -d); trap 'rm -rf "$W"' EXIT
-pass=0; fail=0
-ok() { pass=$((pass + 1)); }
-bad() { echo "FAIL: $*"; fail=$((fail + 1)); }
-expect() { local what=$1; shift; if "$@"; then ok; else bad "$what"; fi; }
-has() { grep -q -- "$2" <<<"$1"; }
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"   # pass/fail counters: expect, ok, bad, has, count, summary
 "$BIN" cache --model "$MODEL" --corpus "$DATA/stories_corpus.jsonl" --store "$W/base" --quiet || { echo "FAIL: cache"; exit 1; }
 cp -a "$W/base" "$W/nl"
 python3 -c "import json,sys; p=sys.argv[1]; m=json.load(open(p)); m['model']['n_layers']=6; json.dump(m, open(p,'w'))" \
@@ -35,5 +31,4 @@ expect "... saying why" has "$out" "in use by another cache job .*--no-lock does
 expect "... the holder's .tmp shard is still there" test -f "$W/nk/shard-20260101T000000-abcde-r0000-000000.h5.tmp"
 wait
 expect "--no-lock on a free lock works" "$BIN" cache --model "$MODEL" --corpus "$DATA/stories_corpus.jsonl" --store "$W/nk" --no-lock --quiet
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+summary

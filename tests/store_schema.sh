@@ -5,9 +5,7 @@
 set -u
 BIN=$1 MODEL=$2 DOC=$3
 W=$(mktemp -d); trap 'rm -rf "$W"' EXIT
-pass=0; fail=0
-ok() { pass=$((pass + 1)); }
-bad() { echo "FAIL: $*"; fail=$((fail + 1)); }
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"   # pass/fail counters: expect, ok, bad, has, count, summary
 printf '%s\n' '{"id": "a", "text": "Once upon a time there was a cat."}' '{"id": "b", "text": "Tom ran."}' > "$W/c.jsonl"
 "$BIN" cache --model "$MODEL" --corpus "$W/c.jsonl" --store "$W/s" --quiet || { echo "FAIL: cache"; exit 1; }
 shard=$(ls "$W"/s/shard-*.h5 | head -n1)
@@ -51,5 +49,4 @@ assert n == 2, n
 (first, nd) = db.execute("SELECT first_doc, n_docs FROM segments").fetchone()
 assert (first, nd) == (0, 2), (first, nd)
 PY
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+summary

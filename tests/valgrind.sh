@@ -6,7 +6,7 @@ BIN=$1 MODEL=$2 DATA=$3
 W=$(mktemp -d); trap 'rm -rf "$W"' EXIT
 VG=(valgrind --leak-check=full --errors-for-leak-kinds=definite --error-exitcode=9 --num-callers=40
     --suppressions="$(dirname "$0")/valgrind.supp")
-pass=0; fail=0
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"   # pass/fail counters: expect, ok, bad, has, count, summary
 run() { # name args...
   local name=$1; shift
   if "${VG[@]}" "$BIN" "$@" > "$W/$name.log" 2>&1; then pass=$((pass + 1)); echo "ok   $name: $(grep 'ERROR SUMMARY' "$W/$name.log" | sed 's/==[0-9]*== //')";
@@ -16,5 +16,4 @@ run cache cache --model "$MODEL" --corpus "$DATA/stories_corpus.jsonl" --store "
 run query query --model "$MODEL" --store "$W/s" --docs lily,tom,cat --prompt "Lily was sad because the ball" --compare-full --steps 4
 run query-cacheblend query --model "$MODEL" --store "$W/s" --docs cake,boat --prompt "Ben put the" --method cacheblend --steps 2
 run verify verify --store "$W/s"
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+summary
