@@ -20,7 +20,7 @@ for n in "${@:-1 100000 1000000}"; do
       s = 7; for (i = 0; i < n; i++) { t = "";
         for (j = 0; j < 11; j++) { s = (s * 1103515245 + 12345) % 2147483648; t = t (j ? " " : "") v[int(s / 65536) % 400] }
         printf "{\"id\": \"d%07d\", \"text\": \"%s.\"}\n", i, t } }' > "$W/c.jsonl"
-    rm -rf "$W/s"
+    rm -rf "$W/s" "$W/err" # a stale err would end the wait below at once
     "$BIN" cache --model "$MODEL" --corpus "$W/c.jsonl" --store "$W/s" --dtype f16 --progress-seconds 100000 2> "$W/err" &
     pid=$!
     for _ in $(seq 1 1500); do grep -q "documents in" "$W/err" && break; sleep 0.2; done
