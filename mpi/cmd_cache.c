@@ -334,6 +334,7 @@ static void coordinate_(worker_ *w, long *cached) {
         fprintf(stderr, "cache: %ld documents in %s, %ld already in the store, %ld to cache on %d rank%s%s%s\n",
                 c.n_docs, o->corpus, skipped, c.n_queue, cm->size, cm->size > 1 ? "s" : "",
                 o->dedicated && cm->size > 1 ? " (rank 0 only coordinates)" : "", w->grid->tp > 1 ? ", groups of --tp ranks" : "");
+    ifk_fault("cache.queued"); /* the corpus checked, the look-ahead filled: jobs/bench_corpus_mem.sh looks here */
     const int tp = w->grid->tp;
     for (int r = tp; r < cm->size; r += tp) /* the other groups' rank 0 */
         for (int k = 0; k < PREFETCH; k++) send_next_(&c, r);
