@@ -1,9 +1,12 @@
 /* corpus.c — the JSONL corpus reader behind corpus.h.
  *
- * Indexing reads the file once with getline (no line-length limit), parses each non-blank line
- * with cJSON, checks it, and keeps only (id, line, offset, length, size); ids go into a
- * string map (strmap.h) to find duplicates. ifk_corpus_read preads the recorded byte range
- * and runs the same checks again, so both paths accept exactly the same lines.
+ * The check (ifk_corpus_check) reads the file once with getline (no line-length limit), parses
+ * each non-blank line with cJSON and checks it; ids go into a temporary SQLite table (an on-disk
+ * B-tree, its page cache capped) to find duplicates, so nothing is held per line. The stream
+ * (ifk_corpus_stream_*) reads the file a second time, skipping the lines the check found bad, and
+ * keeps a heap of at most `window` entries; ifk_corpus_index keeps every entry and id instead.
+ * ifk_corpus_read / ifk_corpus_read_entry pread the recorded byte range and run the same checks
+ * again, so every path accepts exactly the same lines.
  *
  * Line rules: a line ends at '\n'; one trailing '\r' is stripped (CRLF files), and `length`
  * excludes both. The last line needs no newline. Lines holding only spaces, tabs and '\r' are
