@@ -21,10 +21,11 @@ typedef struct {
     int commit_docs;      /* commit a rank's shard after this many documents ... */
     double commit_secs;   /* ... or seconds */
     double progress_secs; /* plain progress lines' interval */
+    int queue_window;     /* documents the coordinator orders longest first at a time (<= 0: IFK_CORPUS_WINDOW) */
 } ifk_cache_opts;
 
 /* Caches every document of o->corpus the store lacks: the coordinator hands documents out longest
- * first to the grid's groups; a group's rank 0 chunks each and prefills the chunks (with its group
+ * first (within a look-ahead window, corpus.h) to the grid's groups; a group's rank 0 chunks each and prefills the chunks (with its group
  * at tp > 1: the ifk_tp hooks on the group's communicator), writes its own shards and has them
  * recorded; rank 0 then brings the BM25 index up to date. m: the whole model's config and
  * fingerprint (its weights are used at tp 1), slice: this rank's slice at tp > 1 (NULL at tp 1);

@@ -1,11 +1,13 @@
-/* cmd_cache.c — `infoflow cache`: the offline phase. Rank 0 coordinates: it indexes the corpus,
- * hands documents out longest first, one at a time with two in flight per worker, and records
+/* cmd_cache.c — `infoflow cache`: the offline phase. Rank 0 coordinates: it checks the corpus,
+ * hands documents out longest first within a look-ahead window (corpus.h), one at a time with two in flight per worker, and records
  * each committed shard in the manifest. The ranks form groups of --tp consecutive ranks (grid.h);
  * a group's rank 0 is a worker (rank 0 too, unless --dedicated-coordinator): it chunks its
  * documents, prefills each chunk together with its group (each rank its slice of the heads, the
  * ifk_tp hooks on the group's communicator), gathers the chunk's K/V of every head and writes its
  * own shards; at --tp 1 every rank prefills alone, as a one-rank job does (bitwise identical
  * stores). A rank failure ends the job (MPI_Abort); rerunning the same command resumes. */
+#define IFK_STR_(x) #x
+#define IFK_STR(x) IFK_STR_(x)
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -37,7 +39,7 @@
 /* The command line: the model to load, then the run's options (cache.h). */
 typedef struct {
     const char *model, *random_model, *tokenizer, *chunk_s, *split_s, *dtype_s, *commit_docs_s, *commit_secs_s,
-        *threads_s, *progress_s, *compress_s, *tp_s, *weights_s;
+        *threads_s, *progress_s, *compress_s, *tp_s, *weights_s, *window_s;
     int help;
     long threads, tp;
     ifk_cache_opts run;
@@ -131,12 +133,16 @@ typedef struct {
 } pending_send_;
 
 /* ---- the coordinator ----------------------------------------------------------------------------- */
+/* Its memory does not grow with the corpus (storage/corpus.h): a checking pass (duplicate ids in a
+ * temporary SQLite table) refuses a bad corpus before anything is cached, then a second pass hands
+ * documents out longest first within a look-ahead of --queue-window documents. */
 
 typedef struct {
     worker_ *w;
-    ifk_corpus corpus;
-    int *queue;      /* corpus ordinals to cache, longest first */
-    int n_queue, next;
+    ifk_corpus_stream corpus; /* checked, then streamed: longest first within its look-ahead */
+    long n_docs, n_queue;     /* good documents in the corpus; of them, to cache */
+    int exhausted;            /* every document to cache was handed out */
+    ifk_store *have;          /* the store as a reader, for the resume check */
     int *in_flight;  /* per worker rank: documents sent and not yet reported */
     char *stopped;   /* per worker rank: the end was sent */
     int done_workers;
@@ -156,17 +162,25 @@ static void progress_(coord_ *c, int final) {
     double rate = el > 0 ? c->tokens_done / el : 0, brate = el > 0 ? c->bytes_done / el : 0;
     double eta = brate > 0 ? (c->bytes_total - c->bytes_done) / brate : 0;
     if (c->tty) {
-        int bar = c->n_queue ? (int)(30.0 * c->docs_done / c->n_queue) : 30;
+        int bar = c->n_queue ? (int)(30.0 * (double)c->docs_done / (double)c->n_queue) : 30;
         char b[31];
         for (int i = 0; i < 30; i++) b[i] = i < bar ? '#' : '.';
         b[30] = '\0';
-        fprintf(stderr, "\r[%s] %ld/%d docs  %.0f tok/s  ETA %02d:%02d%s", b, c->docs_done, c->n_queue, rate,
+        fprintf(stderr, "\r[%s] %ld/%ld docs  %.0f tok/s  ETA %02d:%02d%s", b, c->docs_done, c->n_queue, rate,
                 (int)eta / 60, (int)eta % 60, final ? "\n" : "");
     } else {
-        fprintf(stderr, "cache: %ld/%d docs, %ld tokens, %.0f tok/s, elapsed %.0f s, ETA %.0f s\n", c->docs_done,
+        fprintf(stderr, "cache: %ld/%ld docs, %ld tokens, %.0f tok/s, elapsed %.0f s, ETA %.0f s\n", c->docs_done,
                 c->n_queue, c->tokens_done, rate, el, eta);
     }
     fflush(stderr);
+}
+
+/* The next document to hand out into *e: 1, or 0 once all were (the stream reads on). */
+static int next_(coord_ *c, ifk_corpus_entry *e) {
+    int got = 0;
+    if (!c->exhausted && ifk_corpus_stream_next(&c->corpus, e, &got) != IFK_OK) ifk_comm_abort(c->w->comm);
+    if (!got) c->exhausted = 1;
+    return got;
 }
 
 static void send_next_(coord_ *c, int dst) {
@@ -175,20 +189,12 @@ static void send_next_(coord_ *c, int dst) {
     doc_hdr_ h = {-1, 0};
     size_t len = 0;
     char *line = NULL;
-    if (c->next < c->n_queue) {
-        int o = c->queue[c->next++];
-        const ifk_corpus_doc *d = &c->corpus.docs[o];
-        h.ordinal = o;
-        h.line = (int32_t)d->line;
-        len = d->length;
-        line = malloc(len);
-        FILE *f = line ? fopen(c->corpus.path, "rb") : NULL;
-        if (!f || fseeko(f, d->offset, SEEK_SET) != 0 || fread(line, 1, len, f) != len) {
-            if (f) fclose(f);
-            IFK_FAIL(IFK_ERR_IO, "%s:%ld: cannot re-read the line", c->corpus.path, d->line);
-            ifk_comm_abort(cm);
-        }
-        fclose(f);
+    ifk_corpus_entry e;
+    if (next_(c, &e)) {
+        h.ordinal = (int32_t)e.ordinal;
+        h.line = (int32_t)e.line;
+        len = e.length;
+        if (ifk_corpus_read_line(&c->corpus, &e, &line) != IFK_OK) ifk_comm_abort(cm);
         c->in_flight[dst]++;
     } else {
         c->stopped[dst] = 1;
@@ -240,12 +246,12 @@ static void handle_(coord_ *c, MPI_Status *s) {
     MPI_Recv(buf, n, MPI_CHAR, s->MPI_SOURCE, s->MPI_TAG, cm->comm, MPI_STATUS_IGNORE);
     buf[n] = '\0';
     if (s->MPI_TAG == IFK_TAG_REQ) {
-        int32_t r[2];
+        int64_t r[3]; /* ordinal, tokens, size (ifk_doc_size) */
         memcpy(r, buf, sizeof r);
         c->in_flight[s->MPI_SOURCE]--;
         c->docs_done++;
-        c->tokens_done += r[1];
-        c->bytes_done += (double)c->corpus.docs[r[0]].size;
+        c->tokens_done += (long)r[1];
+        c->bytes_done += (double)r[2];
         send_next_(c, s->MPI_SOURCE);
         progress_(c, 0);
     } else if (s->MPI_TAG == IFK_TAG_COMMIT) {
@@ -280,79 +286,78 @@ static void service_(void *ctx) {
     reap_sends_(c);
 }
 
-static int by_size_desc_(const void *a, const void *b, void *ctx) {
-    const ifk_corpus *c = ctx;
-    size_t sa = c->docs[*(const int *)a].size, sb = c->docs[*(const int *)b].size;
-    if (sa != sb) return sa > sb ? -1 : 1;
-    return *(const int *)a - *(const int *)b;
+/* Pass 1 (ifk_corpus_check), per good document: one the store already holds must hold what the
+ * corpus gives (else the run is refused before anything is cached); the others are counted. */
+static ifk_status check_each_(const ifk_corpus_entry *e, const char *id, void *ctx) {
+    coord_ *c = ctx;
+    const ifk_cache_opts *o = c->w->o;
+    c->n_docs++;
+    const int rd = ifk_manifest_find(c->w->man, id);
+    if (rd < 0) {
+        c->n_queue++;
+        c->bytes_total += (double)e->size;
+        return IFK_OK;
+    }
+    ifk_doc d;
+    char where[1100];
+    snprintf(where, sizeof where, "%s:%ld", o->corpus, e->line);
+    if (!c->have) IFK_CHECK(ifk_store_open(&c->have, o->store));
+    IFK_CHECK(ifk_corpus_read_entry(&c->corpus, e, &d));
+    ifk_status st = ifk_ingest_same_doc(c->have, rd, d.id, d.text, d.text_len, d.tokens, d.n_tokens, where);
+    ifk_doc_free(&d);
+    ifk_store_forget(c->have);
+    return st;
 }
+
+/* Pass 2: a document the store lacks is handed out. Documents cached by this run are not seen
+ * again (ids are unique), so this finds only what the store held before. O(log N). */
+static int keep_(const char *id, void *ctx) { return ifk_manifest_find(((coord_ *)ctx)->w->man, id) < 0; }
 
 static void coordinate_(worker_ *w, long *cached) {
     const ifk_comm *cm = w->comm;
     const ifk_cache_opts *o = w->o;
     coord_ c = {.w = w};
-    c.corpus = (ifk_corpus){0};
-    ifk_status st = ifk_corpus_index_vocab(&c.corpus, o->corpus, o->skip_bad, w->m->cfg.vocab_size);
-    if (st != IFK_OK) ifk_comm_abort(cm);
-    c.queue = malloc(sizeof(int) * (size_t)(c.corpus.n + 1));
+    if (ifk_corpus_check(&c.corpus, o->corpus, o->skip_bad, w->m->cfg.vocab_size, check_each_, &c) != IFK_OK)
+        ifk_comm_abort(cm);
+    ifk_store_close(&c.have);
+    const long skipped = c.n_docs - c.n_queue;
+    if (ifk_corpus_stream_start(&c.corpus, o->queue_window, keep_, &c) != IFK_OK) ifk_comm_abort(cm);
     c.in_flight = calloc((size_t)cm->size, sizeof(int));
     c.stopped = calloc((size_t)cm->size, 1);
-    if (!c.queue || !c.in_flight || !c.stopped) {
+    if (!c.in_flight || !c.stopped) {
         IFK_FAIL(IFK_ERR_OOM, "out of memory");
         ifk_comm_abort(cm);
     }
-    int skipped = 0;
-    ifk_store *have = NULL; /* the store as a reader: a document already there must hold what the corpus gives */
-    for (int i = 0; i < c.corpus.n; i++) {
-        const int rd = ifk_manifest_find(w->man, c.corpus.docs[i].id);
-        if (rd >= 0) {
-            ifk_doc d;
-            char where[1100];
-            snprintf(where, sizeof where, "%s:%ld", o->corpus, c.corpus.docs[i].line);
-            if ((!have && ifk_store_open(&have, o->store) != IFK_OK) || ifk_corpus_read(&c.corpus, i, &d) != IFK_OK)
-                ifk_comm_abort(cm);
-            st = ifk_ingest_same_doc(have, rd, d.id, d.text, d.text_len, d.tokens, d.n_tokens, where);
-            ifk_doc_free(&d);
-            ifk_store_forget(have);
-            if (st != IFK_OK) ifk_comm_abort(cm);
-            skipped++;
-            continue;
-        }
-        c.queue[c.n_queue++] = i;
-        c.bytes_total += (double)c.corpus.docs[i].size;
-    }
-    ifk_store_close(&have);
-    qsort_r(c.queue, (size_t)c.n_queue, sizeof(int), by_size_desc_, &c.corpus);
     c.t0 = c.last_print = ifk_now();
     c.tty = isatty(2);
     if (!o->quiet)
-        fprintf(stderr, "cache: %d documents in %s, %d already in the store, %d to cache on %d rank%s%s%s\n",
-                c.corpus.n, o->corpus, skipped, c.n_queue, cm->size, cm->size > 1 ? "s" : "",
+        fprintf(stderr, "cache: %ld documents in %s, %ld already in the store, %ld to cache on %d rank%s%s%s\n",
+                c.n_docs, o->corpus, skipped, c.n_queue, cm->size, cm->size > 1 ? "s" : "",
                 o->dedicated && cm->size > 1 ? " (rank 0 only coordinates)" : "", w->grid->tp > 1 ? ", groups of --tp ranks" : "");
+    ifk_fault("cache.queued"); /* the corpus checked, the look-ahead filled: jobs/bench_corpus_mem.sh looks here */
     const int tp = w->grid->tp;
     for (int r = tp; r < cm->size; r += tp) /* the other groups' rank 0 */
         for (int k = 0; k < PREFETCH; k++) send_next_(&c, r);
     const int self = !(o->dedicated && cm->size > 1);
     for (;;) {
         service_(&c);
-        if (self && c.next < c.n_queue) {
-            int ord = c.queue[c.next++];
-            const ifk_corpus_doc *cd = &c.corpus.docs[ord];
+        ifk_corpus_entry e;
+        if (self && next_(&c, &e)) {
             ifk_doc d;
             char where[1100];
-            snprintf(where, sizeof where, "%s:%ld", c.corpus.path, cd->line);
-            if (ifk_corpus_read(&c.corpus, ord, &d) != IFK_OK || cache_doc_(w, &d, where, service_, &c) != IFK_OK)
+            snprintf(where, sizeof where, "%s:%ld", c.corpus.path, e.line);
+            if (ifk_corpus_read_entry(&c.corpus, &e, &d) != IFK_OK || cache_doc_(w, &d, where, service_, &c) != IFK_OK)
                 ifk_comm_abort(cm);
             c.docs_done++;
             c.tokens_done += ifk_ingest_last_tokens(&w->g);
-            c.bytes_done += (double)cd->size;
+            c.bytes_done += (double)e.size;
             ifk_doc_free(&d);
             if (commit_due_(w, 0) && commit_(w) != IFK_OK) ifk_comm_abort(cm);
             progress_(&c, 0);
             continue;
         }
         if (commit_due_(w, 1) && commit_(w) != IFK_OK) ifk_comm_abort(cm);
-        if (c.next >= c.n_queue && c.done_workers == w->grid->n_groups - 1) break;
+        if (c.exhausted && c.done_workers == w->grid->n_groups - 1) break;
         MPI_Status s; /* nothing of our own to do: wait for a worker */
         MPI_Probe(MPI_ANY_SOURCE, MPI_ANY_TAG, cm->comm, &s);
         handle_(&c, &s);
@@ -366,11 +371,10 @@ static void coordinate_(worker_ *w, long *cached) {
                 w->man->n_docs, w->man->n_chunks, w->man->n_tokens);
     for (int i = 0; i < c.corpus.n_bad; i++) fprintf(stderr, "cache: skipped bad line: %s\n", c.corpus.bad[i]);
     *cached = c.docs_done;
-    free(c.queue);
     free(c.in_flight);
     free(c.stopped);
     free(c.sends);
-    ifk_corpus_free(&c.corpus);
+    ifk_corpus_stream_free(&c.corpus);
 }
 
 /* ---- a worker ----------------------------------------------------------------------------------- */
@@ -401,10 +405,11 @@ static void work_(worker_ *w) {
         if (ifk_doc_parse(buf + sizeof h, (size_t)n - sizeof h, where, &d) != IFK_OK ||
             cache_doc_(w, &d, where, NULL, NULL) != IFK_OK)
             ifk_comm_abort(cm);
+        const int64_t size = (int64_t)ifk_doc_size(&d);
         ifk_doc_free(&d);
         free(buf);
         ifk_fault("worker.doc"); /* a worker dying or leaving after N documents */
-        int32_t r[2] = {h.ordinal, ifk_ingest_last_tokens(&w->g)};
+        int64_t r[3] = {h.ordinal, ifk_ingest_last_tokens(&w->g), size};
         if (commit_due_(w, 0) && commit_(w) != IFK_OK) ifk_comm_abort(cm);
         MPI_Send(r, (int)sizeof r, MPI_CHAR, 0, IFK_TAG_REQ, cm->comm);
     }
@@ -602,6 +607,8 @@ static ifk_status parse_opts_(int argc, char **argv, opts_ *o) {
         {"weights", "T", "weight precision kept in memory: f32, bf16, f16 or auto (as stored, default)", &o->weights_s, NULL},
         {"progress-seconds", "S", "interval of the plain progress lines when stderr is not a terminal (default 10)",
          &o->progress_s, NULL},
+        {"queue-window", "N", "documents rank 0 looks ahead in the corpus to hand out the longest first (default "
+         IFK_STR(IFK_CORPUS_WINDOW) "; its memory: 48 bytes each)", &o->window_s, NULL},
         {"tp", "N", "ranks per tensor-parallel group (default 1): a group prefills each chunk together, each rank "
                     "its slice of the heads", &o->tp_s, NULL},
         {"quiet", NULL, "no progress or summary", NULL, &r->quiet},
@@ -622,6 +629,9 @@ static ifk_status parse_opts_(int argc, char **argv, opts_ *o) {
     IFK_CHECK(ifk_cli_int("threads", o->threads_s, 1, 1024, &o->threads));
     IFK_CHECK(ifk_cli_weights(o->weights_s));
     IFK_CHECK(ifk_cli_int("compress", o->compress_s, 0, 9, &compress));
+    long window = IFK_CORPUS_WINDOW;
+    IFK_CHECK(ifk_cli_int("queue-window", o->window_s, 1, 1 << 30, &window));
+    r->queue_window = (int)window;
     r->chunk_tokens = (int)chunk_tokens, r->commit_docs = (int)commit_docs, r->compress = (int)compress;
     if (!strcmp(o->split_s, "tokens")) r->split = IFK_SPLIT_TOKENS;
     else if (!strcmp(o->split_s, "paragraphs")) r->split = IFK_SPLIT_PARAGRAPHS;

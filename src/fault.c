@@ -7,7 +7,7 @@
 #include <unistd.h>
 
 static int rank_ = -1;
-enum { ACT_KILL, ACT_FAIL, ACT_EXIT };
+enum { ACT_KILL, ACT_FAIL, ACT_EXIT, ACT_STOP };
 
 void ifk_fault_set_rank(int rank) { rank_ = rank; }
 
@@ -25,7 +25,10 @@ int ifk_fault(const char *point) {
         name[n] = '\0';
         target = colon ? atoi(colon + 1) : 1;
         if (r && *r && atoi(r) != rank_) target = 0;
-        action = a && !strcmp(a, "fail") ? ACT_FAIL : a && !strcmp(a, "exit") ? ACT_EXIT : ACT_KILL;
+        action = a && !strcmp(a, "fail")   ? ACT_FAIL
+                 : a && !strcmp(a, "exit") ? ACT_EXIT
+                 : a && !strcmp(a, "stop") ? ACT_STOP
+                                           : ACT_KILL;
     }
     if (target <= 0 || strcmp(point, name)) return 0;
     if (++hits != target) return 0;
@@ -34,5 +37,9 @@ int ifk_fault(const char *point) {
         _exit(137);
     }
     if (action == ACT_EXIT) _exit(3); /* a rank that just leaves, without MPI_Finalize */
+    if (action == ACT_STOP) {         /* hold still for a look from outside (benchmarks: /proc), go on after SIGCONT */
+        raise(SIGSTOP);
+        return 0;
+    }
     return 1;
 }

@@ -1,9 +1,12 @@
 /* corpus.c — the JSONL corpus reader behind corpus.h.
  *
- * Indexing reads the file once with getline (no line-length limit), parses each non-blank line
- * with cJSON, checks it, and keeps only (id, line, offset, length, size); ids go into a
- * string map (strmap.h) to find duplicates. ifk_corpus_read preads the recorded byte range
- * and runs the same checks again, so both paths accept exactly the same lines.
+ * The check (ifk_corpus_check) reads the file once with getline (no line-length limit), parses
+ * each non-blank line with cJSON and checks it; ids go into a temporary SQLite table (an on-disk
+ * B-tree, its page cache capped) to find duplicates, so nothing is held per line. The stream
+ * (ifk_corpus_stream_*) reads the file a second time, skipping the lines the check found bad, and
+ * keeps a heap of at most `window` entries; ifk_corpus_index keeps every entry and id instead.
+ * ifk_corpus_read / ifk_corpus_read_entry pread the recorded byte range and run the same checks
+ * again, so every path accepts exactly the same lines.
  *
  * Line rules: a line ends at '\n'; one trailing '\r' is stripped (CRLF files), and `length`
  * excludes both. The last line needs no newline. Lines holding only spaces, tabs and '\r' are
@@ -53,7 +56,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "strmap.h"
+#include <sqlite3.h>
+
+#include "heap.h"
 
 /* ---- UTF-8 ----------------------------------------------------------------------------------- */
 
@@ -299,51 +304,33 @@ static int blank_(const char *s, size_t n) {
     return 1;
 }
 
-/* A bad line: fail, or under skip_bad record "FILE:LINE: why" and go on (IFK_OK). */
-static ifk_status bad_line_(ifk_corpus *c, int skip_bad, long line, const char *why) {
-    if (!skip_bad) return IFK_FAIL(IFK_ERR_FORMAT, "%s:%ld: %s", c->path, line, why);
-    if (c->n_bad == INT_MAX) return IFK_FAIL(IFK_ERR_OOM, "%s: more than %d bad lines", c->path, INT_MAX);
-    int k = snprintf(NULL, 0, "%s:%ld: %s", c->path, line, why);
+/* A bad line: fail, or under skip_bad record "FILE:LINE: why" and its line number, and go on (IFK_OK). */
+static ifk_status bad_line_(ifk_corpus_stream *s, long line, const char *why) {
+    if (!s->skip_bad) return IFK_FAIL(IFK_ERR_FORMAT, "%s:%ld: %s", s->path, line, why);
+    if (s->n_bad == INT_MAX) return IFK_FAIL(IFK_ERR_OOM, "%s: more than %d bad lines", s->path, INT_MAX);
+    int k = snprintf(NULL, 0, "%s:%ld: %s", s->path, line, why);
     char *m = ifk_malloc((size_t)k + 1, "a corpus message");
     if (!m) return IFK_ERR_OOM;
-    snprintf(m, (size_t)k + 1, "%s:%ld: %s", c->path, line, why);
-    if ((c->n_bad & (c->n_bad - 1)) == 0) { /* 0, 1, 2, 4, ...: grow to double */
-        size_t cap = c->n_bad ? 2 * (size_t)c->n_bad : 1;
-        char **nb = realloc(c->bad, cap * sizeof *nb);
-        if (!nb) {
+    snprintf(m, (size_t)k + 1, "%s:%ld: %s", s->path, line, why);
+    if ((s->n_bad & (s->n_bad - 1)) == 0) { /* 0, 1, 2, 4, ...: grow to double */
+        size_t cap = s->n_bad ? 2 * (size_t)s->n_bad : 1;
+        char **nb = realloc(s->bad, cap * sizeof *nb);
+        if (nb) s->bad = nb;
+        long *nl = nb ? realloc(s->bad_lines, cap * sizeof *nl) : NULL;
+        if (nl) s->bad_lines = nl;
+        if (!nb || !nl) {
             free(m);
-            return IFK_FAIL(IFK_ERR_OOM, "out of memory listing the bad lines of %s", c->path);
+            return IFK_FAIL(IFK_ERR_OOM, "out of memory listing the bad lines of %s", s->path);
         }
-        c->bad = nb;
     }
-    c->bad[c->n_bad++] = m;
+    s->bad_lines[s->n_bad] = line;
+    s->bad[s->n_bad++] = m;
     return IFK_OK;
 }
 
-static ifk_status add_doc_(ifk_corpus *c, size_t *cap, const line_doc *ld, long line, off_t off, size_t len) {
-    if (c->n == INT_MAX)
-        return IFK_FAIL(IFK_ERR_OOM, "%s:%ld: more than %d documents", c->path, line, INT_MAX);
-    if ((size_t)c->n == *cap) {
-        size_t nc = *cap ? 2 * *cap : 1024;
-        ifk_corpus_doc *nd = realloc(c->docs, nc * sizeof *nd);
-        if (!nd) return IFK_FAIL(IFK_ERR_OOM, "out of memory indexing %s (%d documents)", c->path, c->n);
-        c->docs = nd;
-        *cap = nc;
-    }
-    char *id = strdup(ld->id);
-    if (!id) return IFK_FAIL(IFK_ERR_OOM, "out of memory indexing %s (%d documents)", c->path, c->n);
-    c->docs[c->n++] = (ifk_corpus_doc){
-        .id = id,
-        .line = line,
-        .offset = off,
-        .length = len,
-        .size = ld->text ? ld->text_len : 4 * (size_t)ld->n_tokens,
-    };
-    return IFK_OK;
-}
-
-/* Opens path for reading a regular file; "PATH: cannot open: why" otherwise. */
-static ifk_status open_(const char *path, int *fd_out) {
+/* Opens path for reading a regular file; "PATH: cannot open: why" otherwise. *st_out (may be
+ * NULL): its stat. */
+static ifk_status open_(const char *path, int *fd_out, struct stat *st_out) {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return IFK_FAIL(IFK_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     struct stat st;
@@ -357,7 +344,289 @@ static ifk_status open_(const char *path, int *fd_out) {
         return IFK_FAIL(IFK_ERR_IO, "%s: cannot open: %s", path,
                         S_ISDIR(st.st_mode) ? strerror(EISDIR) : "not a regular file (the corpus is re-read by offset)");
     }
+    if (st_out) *st_out = st;
     *fd_out = fd;
+    return IFK_OK;
+}
+
+/* Opens s->path as s->f for reading line by line, from the start; *st its stat. */
+static ifk_status open_lines_(ifk_corpus_stream *s, struct stat *st) {
+    int fd = -1;
+    IFK_CHECK(open_(s->path, &fd, st));
+    s->f = fdopen(fd, "rb");
+    if (!s->f) {
+        int e = errno;
+        close(fd);
+        return IFK_FAIL(e == ENOMEM ? IFK_ERR_OOM : IFK_ERR_IO, "%s: cannot open: %s", s->path, strerror(e));
+    }
+    s->pos = 0, s->line = 0, s->eof = 0;
+    return IFK_OK;
+}
+
+static void close_lines_(ifk_corpus_stream *s) {
+    if (s->f) fclose(s->f);
+    s->f = NULL;
+    free(s->buf);
+    s->buf = NULL, s->bufcap = 0;
+}
+
+/* The next non-blank line of s->f: 1 with *out (NUL-terminated, in s->buf; the newline, one '\r'
+ * and line 1's byte order mark cut) of *len bytes at byte *off; 0 at the end of the file; -1 on
+ * a read error (*st set). s->line counts every line, blank ones too. */
+static int next_line_(ifk_corpus_stream *s, char **out, size_t *len, off_t *off, ifk_status *st) {
+    FILE *f = s->f;
+    for (;;) {
+        errno = 0;
+        ssize_t got = getline(&s->buf, &s->bufcap, f);
+        if (got < 0) {
+            if (feof(f) && !ferror(f)) return 0;
+            int e = errno;
+            *st = e == ENOMEM ? IFK_FAIL(IFK_ERR_OOM, "%s:%ld: out of memory reading a line", s->path, s->line + 1)
+                              : IFK_FAIL(IFK_ERR_IO, "%s:%ld: read error: %s", s->path, s->line + 1, strerror(e ? e : EIO));
+            return -1;
+        }
+        s->line++;
+        *off = s->pos;
+        s->pos += got;
+        size_t n = (size_t)got;
+        char *p = s->buf;
+        if (n && p[n - 1] == '\n') n--;
+        if (n && p[n - 1] == '\r') n--;
+        if (s->line == 1 && n >= 3 && memcmp(p, "\xEF\xBB\xBF", 3) == 0) p += 3, n -= 3, *off += 3;
+        if (blank_(p, n)) continue;
+        p[n] = '\0';
+        *out = p, *len = n;
+        return 1;
+    }
+}
+
+static unsigned long long fnv1a_(const char *p, size_t n) {
+    unsigned long long h = 0xcbf29ce484222325ULL;
+    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)p[i]) * 0x100000001b3ULL;
+    return h;
+}
+
+static ifk_corpus_entry entry_(const line_doc *ld, long ordinal, long line, off_t off, const char *p, size_t len) {
+    return (ifk_corpus_entry){.ordinal = ordinal, .line = line, .offset = off, .length = len,
+                              .size = ld->text ? ld->text_len : 4 * (size_t)ld->n_tokens, .hash = fnv1a_(p, len)};
+}
+
+/* ---- the duplicate check: a temporary SQLite table of (id, first line) ---------------------------- */
+
+typedef struct {
+    sqlite3 *db;
+    sqlite3_stmt *ins, *get;
+} dupset_;
+
+static ifk_status dup_fail_(const dupset_ *d, const char *path, const char *what) {
+    return IFK_FAIL(IFK_ERR_IO, "%s: duplicate-id check: %s: %s (its temporary file goes to SQLITE_TMPDIR, TMPDIR or "
+                    "/var/tmp)", path, what, d->db ? sqlite3_errmsg(d->db) : "out of memory");
+}
+
+/* "" is a private temporary database: its pages spill to a file SQLite deletes when it is closed. */
+static ifk_status dup_open_(dupset_ *d, const char *path) {
+    memset(d, 0, sizeof *d);
+    char sql[320];
+    snprintf(sql, sizeof sql, "PRAGMA cache_size=-%d; PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; "
+             "CREATE TABLE ids(id TEXT PRIMARY KEY, line INTEGER NOT NULL) WITHOUT ROWID; BEGIN;",
+             IFK_CORPUS_DUP_CACHE_KIB);
+    if (sqlite3_open_v2("", &d->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK ||
+        sqlite3_exec(d->db, sql, NULL, NULL, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(d->db, "INSERT INTO ids VALUES (?1, ?2)", -1, &d->ins, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(d->db, "SELECT line FROM ids WHERE id = ?1", -1, &d->get, NULL) != SQLITE_OK)
+        return dup_fail_(d, path, "cannot create its table");
+    return IFK_OK;
+}
+
+static void dup_close_(dupset_ *d) {
+    sqlite3_finalize(d->ins);
+    sqlite3_finalize(d->get);
+    sqlite3_close(d->db);
+    memset(d, 0, sizeof *d);
+}
+
+/* Records id first seen on `line`: 0 if it is new, else the line it was first on (-1: error, *st set). */
+static long dup_put_(dupset_ *d, const char *path, const char *id, long line, ifk_status *st) {
+    sqlite3_bind_text(d->ins, 1, id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(d->ins, 2, line);
+    int rc = sqlite3_step(d->ins);
+    sqlite3_reset(d->ins);
+    if (rc == SQLITE_DONE) return 0;
+    long first = -1;
+    if (rc == SQLITE_CONSTRAINT) {
+        sqlite3_bind_text(d->get, 1, id, -1, SQLITE_STATIC);
+        if (sqlite3_step(d->get) == SQLITE_ROW) first = (long)sqlite3_column_int64(d->get, 0);
+        sqlite3_reset(d->get);
+    }
+    if (first <= 0) *st = dup_fail_(d, path, "cannot record an id");
+    return first <= 0 ? -1 : first;
+}
+
+/* ---- pass 1: the check ----------------------------------------------------------------------------- */
+
+ifk_status ifk_corpus_check(ifk_corpus_stream *s, const char *path, int skip_bad, int vocab,
+                            ifk_status (*each)(const ifk_corpus_entry *e, const char *id, void *ctx), void *ctx) {
+    IFK_CHECK_ARG(s && path, "ifk_corpus_check: NULL argument");
+    memset(s, 0, sizeof *s);
+    IFK_CHECK_ARG(vocab >= 0, "ifk_corpus_check: vocabulary size %d", vocab);
+    s->vocab = vocab, s->skip_bad = skip_bad;
+    size_t pl = strlen(path);
+    IFK_CHECK_ARG(pl > 0, "corpus: empty path");
+    IFK_CHECK_ARG(pl < sizeof s->path, "%.64s...: path too long (at most %zu bytes)", path, sizeof s->path - 1);
+    memcpy(s->path, path, pl + 1);
+
+    struct stat fst;
+    IFK_CHECK(open_lines_(s, &fst));
+    s->file_size = (long long)fst.st_size;
+    s->mtime_ns = (long long)fst.st_mtim.tv_sec * 1000000000LL + fst.st_mtim.tv_nsec;
+    dupset_ d;
+    ifk_status st = dup_open_(&d, path);
+    char why[256], qa[96];
+    while (st == IFK_OK) {
+        char *p;
+        size_t len;
+        off_t off;
+        if (next_line_(s, &p, &len, &off, &st) <= 0) break;
+        line_doc ld;
+        st = parse_line_(p, len, vocab, &ld, why, sizeof why);
+        if (st == IFK_ERR_FORMAT) {
+            st = bad_line_(s, s->line, why);
+            continue;
+        }
+        if (st != IFK_OK) break;
+        long first = dup_put_(&d, path, ld.id, s->line, &st);
+        if (first > 0) {
+            ifk_quote(qa, sizeof qa, ld.id);
+            snprintf(why, sizeof why, "duplicate id %s (first on line %ld)", qa, first);
+            st = bad_line_(s, s->line, why);
+        } else if (first == 0) {
+            const ifk_corpus_entry e = entry_(&ld, s->n++, s->line, off, p, len);
+            if (each) st = each(&e, ld.id, ctx);
+        }
+        cJSON_Delete(ld.root);
+    }
+    dup_close_(&d);
+    close_lines_(s);
+    if (st != IFK_OK) ifk_trace_at(st, __FILE__, __LINE__, __func__);
+    return st;
+}
+
+/* ---- pass 2: the stream ----------------------------------------------------------------------------- */
+
+/* The window's order: longest first, then file order (a strict order: ordinals are distinct). */
+static int win_before_(const void *a, const void *b) {
+    const ifk_corpus_entry *x = a, *y = b;
+    if (x->size != y->size) return x->size > y->size;
+    return x->ordinal < y->ordinal;
+}
+
+static ifk_status changed_(const ifk_corpus_stream *s, const char *why) {
+    return IFK_FAIL(IFK_ERR_FORMAT, "%s:%ld: %s (the file changed since it was checked)", s->path, s->line, why);
+}
+
+/* Reads lines until one more document is in the window, or to the end of the file. */
+static ifk_status read_one_(ifk_corpus_stream *s) {
+    char why[256];
+    while (!s->eof) {
+        char *p;
+        size_t len;
+        off_t off;
+        ifk_status st = IFK_OK;
+        int r = next_line_(s, &p, &len, &off, &st);
+        if (r < 0) return st;
+        if (r == 0) {
+            s->eof = 1;
+            if (s->ordinal != s->n) {
+                snprintf(why, sizeof why, "%ld documents, %ld when it was checked", s->ordinal, s->n);
+                return changed_(s, why);
+            }
+            break;
+        }
+        if (s->next_bad < s->n_bad && s->bad_lines[s->next_bad] == s->line) { /* skipped by the check */
+            s->next_bad++;
+            continue;
+        }
+        line_doc ld;
+        st = parse_line_(p, len, s->vocab, &ld, why, sizeof why);
+        if (st == IFK_ERR_FORMAT) return changed_(s, why);
+        if (st != IFK_OK) return st;
+        if (s->ordinal == s->n) {
+            cJSON_Delete(ld.root);
+            return changed_(s, "more documents than when it was checked");
+        }
+        const ifk_corpus_entry e = entry_(&ld, s->ordinal++, s->line, off, p, len);
+        const int keep = !s->keep || s->keep(ld.id, s->keep_ctx);
+        cJSON_Delete(ld.root);
+        if (!keep) continue;
+        ifk_heap h = {.base = s->win, .size = sizeof *s->win, .n = s->n_win, .before = win_before_};
+        ifk_heap_push(&h, &e);
+        s->n_win = h.n;
+        return IFK_OK;
+    }
+    return IFK_OK;
+}
+
+ifk_status ifk_corpus_stream_start(ifk_corpus_stream *s, int window, int (*keep)(const char *id, void *ctx),
+                                   void *ctx) {
+    IFK_CHECK_ARG(s && s->path[0] && !s->f, "ifk_corpus_stream_start: a checked corpus, not started");
+    s->window = window > 0 ? window : IFK_CORPUS_WINDOW;
+    s->keep = keep, s->keep_ctx = ctx;
+    s->win = ifk_malloc(sizeof *s->win * (size_t)s->window, "the corpus look-ahead");
+    if (!s->win) return IFK_ERR_OOM;
+    s->n_win = 0, s->ordinal = 0, s->next_bad = 0;
+    struct stat fst;
+    IFK_CHECK(open_lines_(s, &fst));
+    if ((long long)fst.st_size != s->file_size ||
+        (long long)fst.st_mtim.tv_sec * 1000000000LL + fst.st_mtim.tv_nsec != s->mtime_ns)
+        return IFK_FAIL(IFK_ERR_FORMAT, "%s: changed since it was checked (size or modification time); rerun", s->path);
+    while (s->n_win < s->window && !s->eof) IFK_CHECK(read_one_(s));
+    return IFK_OK;
+}
+
+ifk_status ifk_corpus_stream_next(ifk_corpus_stream *s, ifk_corpus_entry *e, int *got) {
+    IFK_CHECK_ARG(s && e && got && s->win, "ifk_corpus_stream_next: a started stream");
+    *got = 0;
+    if (!s->n_win) return IFK_OK;
+    ifk_heap h = {.base = s->win, .size = sizeof *s->win, .n = s->n_win, .before = win_before_};
+    ifk_heap_pop(&h, e);
+    s->n_win = h.n;
+    *got = 1;
+    return read_one_(s);
+}
+
+void ifk_corpus_stream_free(ifk_corpus_stream *s) {
+    if (!s) return;
+    close_lines_(s);
+    for (int i = 0; i < s->n_bad; i++) free(s->bad[i]);
+    free(s->bad);
+    free(s->bad_lines);
+    free(s->win);
+    memset(s, 0, sizeof *s);
+}
+
+/* ---- the in-memory index ---------------------------------------------------------------------- */
+
+typedef struct {
+    ifk_corpus *c;
+    size_t cap;
+} index_ctx_;
+
+static ifk_status index_each_(const ifk_corpus_entry *e, const char *id, void *ctx) {
+    index_ctx_ *x = ctx;
+    ifk_corpus *c = x->c;
+    if (c->n == INT_MAX)
+        return IFK_FAIL(IFK_ERR_OOM, "%s:%ld: more than %d documents", c->path, e->line, INT_MAX);
+    if ((size_t)c->n == x->cap) {
+        size_t nc = x->cap ? 2 * x->cap : 1024;
+        ifk_corpus_doc *nd = realloc(c->docs, nc * sizeof *nd);
+        if (!nd) return IFK_FAIL(IFK_ERR_OOM, "out of memory indexing %s (%d documents)", c->path, c->n);
+        c->docs = nd;
+        x->cap = nc;
+    }
+    char *dup = strdup(id);
+    if (!dup) return IFK_FAIL(IFK_ERR_OOM, "out of memory indexing %s (%d documents)", c->path, c->n);
+    c->docs[c->n++] = (ifk_corpus_doc){.id = dup, .line = e->line, .offset = e->offset, .length = e->length,
+                                       .size = e->size};
     return IFK_OK;
 }
 
@@ -367,85 +636,22 @@ ifk_status ifk_corpus_index(ifk_corpus *c, const char *path, int skip_bad) {
 
 ifk_status ifk_corpus_index_vocab(ifk_corpus *c, const char *path, int skip_bad, int vocab) {
     IFK_CHECK_ARG(c && path, "ifk_corpus_index: NULL argument");
-    IFK_CHECK_ARG(vocab >= 0, "ifk_corpus_index: vocabulary size %d", vocab);
     memset(c, 0, sizeof *c);
     c->vocab = vocab;
-    size_t pl = strlen(path);
-    IFK_CHECK_ARG(pl > 0, "corpus: empty path");
-    IFK_CHECK_ARG(pl < sizeof c->path, "%.64s...: path too long (at most %zu bytes)", path, sizeof c->path - 1);
-    memcpy(c->path, path, pl + 1);
-
-    int fd;
-    IFK_CHECK(open_(path, &fd));
-    FILE *f = fdopen(fd, "rb");
-    if (!f) {
-        int e = errno;
-        close(fd);
-        return IFK_FAIL(e == ENOMEM ? IFK_ERR_OOM : IFK_ERR_IO, "%s: cannot open: %s", path, strerror(e));
+    if (strlen(path) < sizeof c->path) memcpy(c->path, path, strlen(path) + 1); /* else the check refuses it */
+    ifk_corpus_stream s;
+    index_ctx_ x = {.c = c};
+    ifk_status st = ifk_corpus_check(&s, path, skip_bad, vocab, index_each_, &x);
+    if (st == IFK_OK) { /* the bad lines' messages move over */
+        c->bad = s.bad, c->n_bad = s.n_bad;
+        s.bad = NULL, s.n_bad = 0;
     }
-
-    char *buf = NULL;
-    size_t bufcap = 0, docs_cap = 0;
-    ifk_strmap *ids = NULL;
-    ifk_status st = ifk_strmap_create(&ids, 1024);
-    off_t pos = 0;
-    long line = 0;
-    char why[256], qa[96];
-    while (st == IFK_OK) {
-        errno = 0;
-        ssize_t got = getline(&buf, &bufcap, f);
-        if (got < 0) {
-            if (!feof(f) || ferror(f)) {
-                int e = errno;
-                st = e == ENOMEM ? IFK_FAIL(IFK_ERR_OOM, "%s:%ld: out of memory reading a line", path, line + 1)
-                                 : IFK_FAIL(IFK_ERR_IO, "%s:%ld: read error: %s", path, line + 1, strerror(e ? e : EIO));
-            }
-            break;
-        }
-        line++;
-        off_t off = pos;
-        pos += got;
-        size_t len = (size_t)got;
-        char *s = buf;
-        if (len && s[len - 1] == '\n') len--;
-        if (len && s[len - 1] == '\r') len--;
-        if (line == 1 && len >= 3 && memcmp(s, "\xEF\xBB\xBF", 3) == 0) s += 3, len -= 3, off += 3;
-        if (blank_(s, len)) continue;
-        s[len] = '\0';
-
-        line_doc ld;
-        st = parse_line_(s, len, c->vocab, &ld, why, sizeof why);
-        if (st == IFK_ERR_FORMAT) {
-            st = bad_line_(c, skip_bad, line, why);
-            if (st != IFK_OK) break;
-            continue;
-        }
-        if (st != IFK_OK) break;
-
-        const size_t idlen = strlen(ld.id);
-        int first;
-        if (ifk_strmap_get(ids, ld.id, idlen, &first)) {
-            ifk_quote(qa, sizeof qa, ld.id);
-            snprintf(why, sizeof why, "duplicate id %s (first on line %ld)", qa, c->docs[first].line);
-            cJSON_Delete(ld.root);
-            st = bad_line_(c, skip_bad, line, why);
-            if (st != IFK_OK) break;
-            continue;
-        }
-        st = add_doc_(c, &docs_cap, &ld, line, off, len);
-        if (st == IFK_OK) st = ifk_strmap_put(ids, ld.id, idlen, c->n - 1);
-        cJSON_Delete(ld.root);
-        if (st != IFK_OK) break;
-    }
-    free(buf);
-    fclose(f);
-    ifk_strmap_free(&ids);
+    ifk_corpus_stream_free(&s);
     if (st != IFK_OK) {
-        ifk_trace_at(st, __FILE__, __LINE__, __func__);
         ifk_corpus_free(c);
         return st;
     }
-    if (docs_cap > (size_t)c->n && c->n > 0) { /* give back the doubling slack */
+    if (x.cap > (size_t)c->n && c->n > 0) { /* give back the doubling slack */
         ifk_corpus_doc *nd = realloc(c->docs, (size_t)c->n * sizeof *nd);
         if (nd) c->docs = nd;
     }
@@ -482,31 +688,27 @@ done:
 
 /* ---- reading one document back ---------------------------------------------------------------- */
 
-ifk_status ifk_corpus_read(const ifk_corpus *c, int i, ifk_doc *d) {
-    IFK_CHECK_ARG(c && d, "ifk_corpus_read: NULL argument");
-    memset(d, 0, sizeof *d);
-    IFK_CHECK_ARG(i >= 0 && i < c->n, "%s: document %d out of range (the corpus has %d)", c->path, i, c->n);
-    const ifk_corpus_doc *doc = &c->docs[i];
-
-    int fd;
-    IFK_CHECK(open_(c->path, &fd));
-    char *buf = ifk_malloc(doc->length + 1, "a corpus line");
+/* Reads `length` bytes at `offset` of path (the line `line`) into *out, NUL-terminated. */
+static ifk_status pread_line_(const char *path, long line, off_t offset, size_t length, char **out) {
+    *out = NULL;
+    int fd = -1;
+    IFK_CHECK(open_(path, &fd, NULL));
+    char *buf = ifk_malloc(length + 1, "a corpus line");
     if (!buf) {
         close(fd);
         return IFK_ERR_OOM;
     }
     ifk_status st = IFK_OK;
     size_t got = 0;
-    while (got < doc->length) {
-        ssize_t r = pread(fd, buf + got, doc->length - got, doc->offset + (off_t)got);
+    while (got < length) {
+        ssize_t r = pread(fd, buf + got, length - got, offset + (off_t)got);
         if (r < 0 && errno == EINTR) continue;
         if (r < 0) {
-            st = IFK_FAIL(IFK_ERR_IO, "%s:%ld: read error: %s", c->path, doc->line, strerror(errno));
+            st = IFK_FAIL(IFK_ERR_IO, "%s:%ld: read error: %s", path, line, strerror(errno));
             break;
         }
         if (r == 0) {
-            st = IFK_FAIL(IFK_ERR_IO, "%s:%ld: the file ends early (it changed since it was indexed)", c->path,
-                          doc->line);
+            st = IFK_FAIL(IFK_ERR_IO, "%s:%ld: the file ends early (it changed since it was indexed)", path, line);
             break;
         }
         got += (size_t)r;
@@ -516,11 +718,22 @@ ifk_status ifk_corpus_read(const ifk_corpus *c, int i, ifk_doc *d) {
         free(buf);
         return st;
     }
-    buf[doc->length] = '\0';
+    buf[length] = '\0';
+    *out = buf;
+    return IFK_OK;
+}
+
+ifk_status ifk_corpus_read(const ifk_corpus *c, int i, ifk_doc *d) {
+    IFK_CHECK_ARG(c && d, "ifk_corpus_read: NULL argument");
+    memset(d, 0, sizeof *d);
+    IFK_CHECK_ARG(i >= 0 && i < c->n, "%s: document %d out of range (the corpus has %d)", c->path, i, c->n);
+    const ifk_corpus_doc *doc = &c->docs[i];
+    char *buf;
+    IFK_CHECK(pread_line_(c->path, doc->line, doc->offset, doc->length, &buf));
 
     line_doc ld;
     char why[256];
-    st = parse_line_(buf, doc->length, c->vocab, &ld, why, sizeof why);
+    ifk_status st = parse_line_(buf, doc->length, c->vocab, &ld, why, sizeof why);
     free(buf);
     if (st == IFK_ERR_FORMAT)
         return IFK_FAIL(st, "%s:%ld: %s (the file changed since it was indexed)", c->path, doc->line, why);
@@ -538,6 +751,37 @@ ifk_status ifk_corpus_read(const ifk_corpus *c, int i, ifk_doc *d) {
         return IFK_FAIL(IFK_ERR_OOM, "%s:%ld: out of memory reading the document", c->path, doc->line);
     return IFK_OK;
 }
+
+ifk_status ifk_corpus_read_line(const ifk_corpus_stream *s, const ifk_corpus_entry *e, char **line) {
+    IFK_CHECK_ARG(s && e && line, "ifk_corpus_read_line: NULL argument");
+    IFK_CHECK(pread_line_(s->path, e->line, e->offset, e->length, line));
+    if (fnv1a_(*line, e->length) != e->hash) {
+        free(*line);
+        *line = NULL;
+        return IFK_FAIL(IFK_ERR_FORMAT, "%s:%ld: the line's bytes differ (the file changed since it was checked)",
+                        s->path, e->line);
+    }
+    return IFK_OK;
+}
+
+ifk_status ifk_corpus_read_entry(const ifk_corpus_stream *s, const ifk_corpus_entry *e, ifk_doc *d) {
+    IFK_CHECK_ARG(d, "ifk_corpus_read_entry: NULL argument");
+    memset(d, 0, sizeof *d);
+    char *buf;
+    IFK_CHECK(ifk_corpus_read_line(s, e, &buf));
+    line_doc ld;
+    char why[256];
+    ifk_status st = parse_line_(buf, e->length, s->vocab, &ld, why, sizeof why);
+    free(buf);
+    if (st == IFK_ERR_FORMAT) /* the same bytes parsed when checked: only a changed check could get here */
+        return IFK_FAIL(st, "%s:%ld: %s", s->path, e->line, why);
+    if (st != IFK_OK) return st;
+    if (!fill_doc_(&ld, d))
+        return IFK_FAIL(IFK_ERR_OOM, "%s:%ld: out of memory reading the document", s->path, e->line);
+    return IFK_OK;
+}
+
+size_t ifk_doc_size(const ifk_doc *d) { return d->text ? d->text_len : 4 * (size_t)d->n_tokens; }
 
 ifk_status ifk_doc_parse(const char *line, size_t len, const char *where, ifk_doc *d) {
     IFK_CHECK_ARG(d && (line || !len), "ifk_doc_parse: NULL argument");

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # mpi_cache.sh BIN MODEL_DIR SCENARIO — the cache job under mpirun, as users run it.
 #   ranks N   a store built with N ranks is bitwise identical to one built with 1 rank, same threads
-#             per rank (f32 and f16)
+#             per rank (f32 and f16), also with a look-ahead window (--queue-window) smaller than the corpus
 #   resume    kill -9 of a rank at several points, then a rerun: verify passes and the store equals
 #             an uninterrupted run's
 #   threads   K/V bits follow the BLAS threads per rank, not the rank count or CPU affinity; verify
@@ -43,6 +43,9 @@ ranks)
     n=$(ls "$W/many-$dt"/shard-*.h5 | sed 's/.*-r\([0-9]*\)-.*/\1/' | sort -u | wc -l)
     [ "$ARG" -eq 1 ] || expect "every rank wrote shards ($n of $ARG)" test "$n" -eq "$ARG"
   done
+  # a look-ahead window of 5 documents (corpus.h): another hand-out order, the same documents
+  expect "cache -n $ARG --queue-window 5" cache_1t "$ARG" "$W/win5" --dtype f16 --queue-window 5
+  expect "verify -n $ARG --queue-window 5" "$BIN" verify --store "$W/win5" --against "$W/one-f16"
   expect "index covers the store" sh -c "'$BIN' inspect --store '$W/many-f16' --json | grep -q '\"indexed_documents\": 24'"
   ;;
 resume)
@@ -136,6 +139,19 @@ errors)
   expect "--skip-bad succeeds ($out)" test "$rc" -eq 0
   for l in 2 3 4 5 6 7; do expect "--skip-bad lists line $l" grep -q "bad.jsonl:$l:" <<<"$out"; done
   expect "--skip-bad kept the good line" sh -c "'$BIN' inspect --store '$W/b' --json | grep -q '\"documents\": 1,'"
+  # the streaming coordinator (corpus.h): a duplicate far past the look-ahead window is refused naming
+  # both lines, before anything is cached; under --skip-bad its first line is cached, it is skipped
+  corpus 30 "$W/dup.jsonl"; sed -n 4p "$W/dup.jsonl" >> "$W/dup.jsonl"
+  out=$(timeout 120 mpirun -n 2 "$BIN" cache --model "$MODEL" --corpus "$W/dup.jsonl" --store "$W/dup" --queue-window 4 2>&1); rc=$?
+  expect "a late duplicate fails ($out)" test "$rc" -ne 0
+  expect "... naming both lines" has "$out" 'dup.jsonl:31: duplicate id "doc003" (first on line 4)'
+  expect "... before anything is cached" sh -c "! ls '$W/dup'/shard-*.h5 2>/dev/null | grep -q ."
+  out=$(timeout 120 mpirun -n 2 "$BIN" cache --model "$MODEL" --corpus "$W/dup.jsonl" --store "$W/dup" --queue-window 4 --skip-bad --commit-docs 4 2>&1); rc=$?
+  expect "--skip-bad over a late duplicate ($out)" test "$rc" -eq 0
+  expect "... caches the 30 others" sh -c "'$BIN' inspect --store '$W/dup' --json | grep -q '\"documents\": 30,'"
+  out=$(timeout 60 "$BIN" cache --model "$MODEL" --corpus "$W/dup.jsonl" --store "$W/dup0" --queue-window 0 2>&1); rc=$?
+  expect "--queue-window 0 is refused" test "$rc" -ne 0
+  expect "... naming the option ($out)" has "$out" "--queue-window '0' is not an integer"
   # token ids against the vocabulary when the corpus is read (breaker finding 12): before anything is
   # cached, on every line, and --skip-bad skips such a line
   printf '%s\n' '{"id":"a","text":"x"}' 'broken' '{"id":"c","tokens":[1,999]}' '{"id":"d","text":"fine"}' > "$W/sb.jsonl"

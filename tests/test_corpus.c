@@ -1,7 +1,9 @@
 /* test_corpus.c — the JSONL corpus reader: good corpora in every accepted form (text, tokens,
  * both, metadata, integer ids, CRLF, blank lines, BOM, no final newline), reading documents back,
  * one "FILE:LINE: problem" error per class of bad line (also through ifk_doc_parse), skip_bad,
- * missing files, a file changed after indexing, long lines and many ids, and ifk_utf8_valid. */
+ * missing files, a file changed after indexing, long lines and many ids, ifk_utf8_valid, and the
+ * streaming reader (hand-out order against a naive reference, skips, the on-disk duplicate check,
+ * a file changed between its passes). */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -566,5 +568,195 @@ Test(corpus, token_ids_are_checked_against_the_vocabulary_when_read) {
     cr_assert_eq(c.n_bad, 2);
     cr_assert(strstr(c.bad[1], ":3: \"tokens\"[1] = 999 is outside the model's vocabulary (0..511)"), "%s", c.bad[1]);
     ifk_corpus_free(&c);
+    drop_(path);
+}
+
+/* ---- streaming (the cache coordinator's reading) ------------------------------------------------- */
+
+/* A corpus of n documents whose sizes follow a small LCG (with repeats, so ties occur); sizes[i]
+ * receives document i's size. Line i+1 is document i. */
+static char *stream_corpus_(int n, size_t *sizes) {
+    size_t cap = (size_t)n * 64 + 1, len = 0;
+    char *data = malloc(cap);
+    cr_assert_not_null(data);
+    unsigned s = 11;
+    for (int i = 0; i < n; i++) {
+        s = s * 1103515245u + 12345u;
+        int k = 1 + (int)((s >> 16) % 9);
+        char text[16];
+        memset(text, 'x', (size_t)k);
+        text[k] = '\0';
+        sizes[i] = (size_t)k;
+        len += (size_t)snprintf(data + len, cap - len, "{\"id\":\"s%d\",\"text\":\"%s\"}\n", i, text);
+    }
+    char *path = tmp_file_(data, len);
+    free(data);
+    return path;
+}
+
+/* The naive reference of the hand-out order: hold the next `window` documents in file order, hand
+ * out the longest held (ties: the earliest), read one more in; out[] gets the ordinals. */
+static void naive_order_(const size_t *sizes, int n, int window, int *out) {
+    int *held = malloc(sizeof(int) * (size_t)n);
+    cr_assert_not_null(held);
+    int n_held = 0, next = 0;
+    while (next < n && n_held < window) held[n_held++] = next++;
+    for (int k = 0; k < n; k++) {
+        int best = 0;
+        for (int j = 1; j < n_held; j++)
+            if (sizes[held[j]] > sizes[held[best]] || (sizes[held[j]] == sizes[held[best]] && held[j] < held[best]))
+                best = j;
+        out[k] = held[best];
+        held[best] = held[--n_held];
+        if (next < n) held[n_held++] = next++;
+    }
+    free(held);
+}
+
+Test(corpus, stream_hands_out_longest_first_within_the_window) {
+    enum { N = 300 };
+    size_t sizes[N];
+    char *path = stream_corpus_(N, sizes);
+    const int windows[] = {1, 2, 3, 7, 64, N, 4 * N};
+    for (size_t w = 0; w < sizeof windows / sizeof *windows; w++) {
+        ifk_corpus_stream s;
+        cr_assert_eq(ifk_corpus_check(&s, path, 0, 0, NULL, NULL), IFK_OK, "%s", ifk_errmsg());
+        cr_assert_eq(s.n, N);
+        cr_assert_eq(ifk_corpus_stream_start(&s, windows[w], NULL, NULL), IFK_OK, "%s", ifk_errmsg());
+        cr_assert_leq(s.n_win, windows[w], "window %d holds %d", windows[w], s.n_win);
+        int want[N];
+        naive_order_(sizes, N, windows[w], want);
+        for (int k = 0; k < N; k++) {
+            ifk_corpus_entry e;
+            int got = 0;
+            cr_assert_eq(ifk_corpus_stream_next(&s, &e, &got), IFK_OK, "%s", ifk_errmsg());
+            cr_assert(got, "window %d: document %d of %d", windows[w], k, N);
+            cr_assert_eq(e.ordinal, want[k], "window %d, hand-out %d: ordinal %ld, want %d", windows[w], k, e.ordinal,
+                         want[k]);
+            cr_assert_eq(e.line, e.ordinal + 1);
+            cr_assert_eq(e.size, sizes[e.ordinal]);
+            if (k % 37 == 0) { /* the entry reads back as its document */
+                ifk_doc d;
+                cr_assert_eq(ifk_corpus_read_entry(&s, &e, &d), IFK_OK, "%s", ifk_errmsg());
+                char id[16];
+                snprintf(id, sizeof id, "s%ld", e.ordinal);
+                cr_assert_str_eq(d.id, id);
+                cr_assert_eq(ifk_doc_size(&d), sizes[e.ordinal]);
+                ifk_doc_free(&d);
+            }
+        }
+        ifk_corpus_entry e;
+        int got = 1;
+        cr_assert_eq(ifk_corpus_stream_next(&s, &e, &got), IFK_OK);
+        cr_assert_eq(got, 0, "window %d: the end after %d documents", windows[w], N);
+        ifk_corpus_stream_free(&s);
+        cr_assert_null(s.win);
+    }
+    drop_(path);
+}
+
+/* Keeps ids whose number is odd (a stand-in for "not in the store yet"). */
+static int keep_odd_(const char *id, void *ctx) {
+    (*(int *)ctx)++;
+    return atoi(id + 1) % 2 == 1;
+}
+
+Test(corpus, stream_skips_bad_lines_and_documents_not_kept) {
+    /* lines: 1 g0, 2 bad JSON, 3 g1, 4 dup of g0, 5 blank, 6 g2, 7 missing text, 8 g3 */
+    char *path = tmp_text_("{\"id\":\"g0\",\"text\":\"a\"}\n{oops\n{\"id\":\"g1\",\"text\":\"bb\"}\n"
+                           "{\"id\":\"g0\",\"text\":\"again\"}\n\n{\"id\":\"g2\",\"text\":\"ccc\"}\n"
+                           "{\"id\":\"zz\"}\n{\"id\":\"g3\",\"tokens\":[1,2]}\n");
+    ifk_corpus_stream s;
+    cr_assert_eq(ifk_corpus_check(&s, path, 0, 0, NULL, NULL), IFK_ERR_FORMAT, "without skip_bad the first bad "
+                 "line fails");
+    cr_assert(starts_with_(ifk_errmsg(), where_(path, 2)), "%s", ifk_errmsg());
+    ifk_corpus_stream_free(&s);
+
+    cr_assert_eq(ifk_corpus_check(&s, path, 1, 0, NULL, NULL), IFK_OK, "%s", ifk_errmsg());
+    cr_assert_eq(s.n, 4);
+    cr_assert_eq(s.n_bad, 3);
+    const long bad_lines[] = {2, 4, 7};
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(s.bad_lines[i], bad_lines[i]);
+        cr_assert(starts_with_(s.bad[i], where_(path, bad_lines[i])), "%s", s.bad[i]);
+    }
+    cr_assert(strstr(s.bad[1], "duplicate id \"g0\" (first on line 1)"), "%s", s.bad[1]);
+    int asked = 0;
+    cr_assert_eq(ifk_corpus_stream_start(&s, 2, keep_odd_, &asked), IFK_OK, "%s", ifk_errmsg());
+    /* kept: g1 (size 2, line 3) and g3 (size 8, line 8): g3 first */
+    const long want_lines[] = {8, 3}, want_ord[] = {3, 1};
+    for (int k = 0; k < 2; k++) {
+        ifk_corpus_entry e;
+        int got = 0;
+        cr_assert_eq(ifk_corpus_stream_next(&s, &e, &got), IFK_OK, "%s", ifk_errmsg());
+        cr_assert(got);
+        cr_assert_eq(e.line, want_lines[k], "hand-out %d: line %ld", k, e.line);
+        cr_assert_eq(e.ordinal, want_ord[k]);
+    }
+    ifk_corpus_entry e;
+    int got = 1;
+    cr_assert_eq(ifk_corpus_stream_next(&s, &e, &got), IFK_OK);
+    cr_assert_eq(got, 0);
+    cr_assert_eq(asked, 4, "keep asked once per good document (%d)", asked);
+    ifk_corpus_stream_free(&s);
+    drop_(path);
+}
+
+/* The duplicate check holds ids on disk, not in memory: many ids (past SQLite's page cache of
+ * IFK_CORPUS_DUP_CACHE_KIB), the duplicate far from its first line, both line numbers named. */
+Test(corpus, stream_check_refuses_a_duplicate_naming_both_lines) {
+    enum { N = 120000 };
+    size_t cap = (size_t)N * 48, len = 0;
+    char *data = malloc(cap);
+    cr_assert_not_null(data);
+    for (int i = 0; i < N; i++) /* ids in no sorted order */
+        len += (size_t)snprintf(data + len, cap - len, "{\"id\":\"id-%08x-%d\",\"text\":\"t\"}\n",
+                                (unsigned)i * 2654435761u, i);
+    len += (size_t)snprintf(data + len, cap - len, "{\"id\":\"id-%08x-%d\",\"text\":\"again\"}\n",
+                            7u * 2654435761u, 7);
+    char *path = tmp_file_(data, len);
+    free(data);
+    ifk_corpus_stream s;
+    cr_assert_eq(ifk_corpus_check(&s, path, 0, 0, NULL, NULL), IFK_ERR_FORMAT);
+    const char *m = ifk_errmsg();
+    cr_assert(starts_with_(m, where_(path, N + 1)), "names the duplicate's line: %s", m);
+    cr_assert(strstr(m, "duplicate id \"id-") && strstr(m, "-7\" (first on line 8)"), "names the first line: %s", m);
+    ifk_corpus_stream_free(&s);
+    drop_(path);
+}
+
+Test(corpus, stream_refuses_a_file_changed_after_the_check) {
+    char *path = tmp_text_("{\"id\":\"a\",\"text\":\"one\"}\n{\"id\":\"b\",\"text\":\"two\"}\n");
+    ifk_corpus_stream s;
+    cr_assert_eq(ifk_corpus_check(&s, path, 0, 0, NULL, NULL), IFK_OK, "%s", ifk_errmsg());
+    FILE *f = fopen(path, "ab");
+    cr_assert_not_null(f);
+    fputs("{\"id\":\"a\",\"text\":\"dup added later\"}\n", f);
+    fclose(f);
+    cr_assert_eq(ifk_corpus_stream_start(&s, 0, NULL, NULL), IFK_ERR_FORMAT);
+    cr_assert(strstr(ifk_errmsg(), "changed since it was checked"), "%s", ifk_errmsg());
+    ifk_corpus_stream_free(&s);
+
+    /* a line rewritten in place (same size) after it entered the window: its re-read is refused */
+    cr_assert_eq(ifk_corpus_check(&s, path, 0, 0, NULL, NULL), IFK_ERR_FORMAT, "the appended duplicate");
+    ifk_corpus_stream_free(&s);
+    char *p2 = tmp_text_("{\"id\":\"a\",\"text\":\"one\"}\n");
+    cr_assert_eq(ifk_corpus_check(&s, p2, 0, 0, NULL, NULL), IFK_OK, "%s", ifk_errmsg());
+    cr_assert_eq(ifk_corpus_stream_start(&s, 0, NULL, NULL), IFK_OK, "%s", ifk_errmsg());
+    ifk_corpus_entry e;
+    int got = 0;
+    cr_assert_eq(ifk_corpus_stream_next(&s, &e, &got), IFK_OK);
+    cr_assert(got);
+    f = fopen(p2, "r+b");
+    cr_assert_not_null(f);
+    fputs("{\"id\":\"a\",\"text\":\"ONE\"}\n", f);
+    fclose(f);
+    char *line = NULL;
+    cr_assert_eq(ifk_corpus_read_line(&s, &e, &line), IFK_ERR_FORMAT);
+    cr_assert_null(line);
+    cr_assert(starts_with_(ifk_errmsg(), where_(p2, 1)), "%s", ifk_errmsg());
+    cr_assert(strstr(ifk_errmsg(), "changed since it was checked"), "%s", ifk_errmsg());
+    ifk_corpus_stream_free(&s);
+    drop_(p2);
     drop_(path);
 }
