@@ -103,8 +103,11 @@ typedef struct {
     char fingerprint[17];      /* set by loaders that fingerprint from the files (HF); else computed */
     uint64_t tok_identity;     /* the tokenizer loaded with it (ifk_tokenizer_identity); 0: none */
     /* storage */
-    void *map;
+    void *map;      /* a checkpoint file mapped read-only (llama2.c), or NULL */
     size_t map_len;
+    int map_fd;     /* the mapped file, open while map is: the weights are read from it with pread
+                     * (fingerprint, finite check, slices), so a page becomes resident only where
+                     * the forward pass reads the mapping itself */
     void *owned;
 } ifk_model;
 
