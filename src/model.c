@@ -1,5 +1,6 @@
 /* model.c — loading llama2.c checkpoints and building random-weight models of a given shape. */
 #include "model.h"
+#include "sys.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -472,18 +473,11 @@ ifk_status ifk_model_slice(const ifk_model *full, int rank, int P, ifk_model *ou
     return IFK_OK;
 }
 
-/* madvise(DONTNEED) the whole pages inside [a, b). */
-static void drop_pages_(const char *a, const char *b) {
-    const uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
-    const uintptr_t lo = ((uintptr_t)a + pg - 1) / pg * pg, hi = (uintptr_t)b / pg * pg;
-    if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED); /* advice: a failure only keeps the pages */
-}
-
 /* Drops elements [0, n) of base (es bytes each) except [off, off + len). */
 static void drop_outside_(const ifk_wbuf *base, size_t es, size_t n, size_t off, size_t len) {
     const char *b = (const char *)base;
-    drop_pages_(b, b + es * off);
-    drop_pages_(b + es * (off + len), b + es * n);
+    ifk_drop_pages(b, b + es * off);
+    ifk_drop_pages(b + es * (off + len), b + es * n);
 }
 
 static void fingerprint_(const ifk_model *m, char out[17]);
