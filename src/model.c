@@ -223,7 +223,7 @@ ifk_status ifk_model_load_llama2c(ifk_model *m, const char *path) {
     }
     m->map = map;
     m->map_len = size;
-    m->map_fd = fd; /* the weights are read through it (wsrc_), so that only what is used becomes resident */
+    m->map_fd = fd; /* the weights are read through it (wread_), so that only what is used becomes resident */
 
     /* export.py --version 1/2 files start with the magic "ak42" and a version, in a 256-byte header */
     uint32_t magic;
@@ -424,10 +424,11 @@ ifk_status ifk_model_slice(const ifk_model *full, int rank, int P, ifk_model *ou
     const ifk_wdtype t = full->wdtype;
     const size_t es = ifk_wdtype_size(t);
     out->wdtype = t;
-    /* a mapped checkpoint's row blocks are read into the slice too (a view would fault them in
-     * through the mapping only as they are used, but pread keeps the full model's pages untouched) */
+    /* a mapped checkpoint's row blocks are read into the slice too (pread: none of the full
+     * model's layer pages becomes resident; a view would fault them in, with the pages around) */
     const int copy_rows = full->map != NULL;
-    const size_t kvr = (size_t)kvl * Dh, per_layer = D * ql + D * Fl + (copy_rows ? ql * D + 2 * kvr * D + 2 * Fl * D : 0);
+    const size_t kvr = (size_t)kvl * Dh,
+                 per_layer = D * ql + D * Fl + (copy_rows ? ql * D + 2 * kvr * D + 2 * Fl * D : 0);
     out->owned = ifk_malloc(es * (size_t)c->n_layers * per_layer, "weight slices");
     if (!out->layers || !out->inv_freq || !out->owned) {
         ifk_model_free(out);
@@ -599,7 +600,7 @@ static void fingerprint_(const ifk_model *m, char out[17]) {
         h = hash_w_(m, h, w->w1, F * D);
         h = hash_w_(m, h, w->w2, D * F);
         h = hash_w_(m, h, w->w3, F * D);
-        if (w->bq) h = hash_floats_(hash_floats_(hash_floats_(h, w->bq, q), w->bk, kv), w->bv, kv); /* HF only: never mapped */
+        if (w->bq) h = hash_floats_(hash_floats_(hash_floats_(h, w->bq, q), w->bk, kv), w->bv, kv);
         if (w->bo) h = hash_floats_(h, w->bo, D);
         if (w->b1) h = hash_floats_(hash_floats_(hash_floats_(h, w->b1, F), w->b2, D), w->b3, F);
         if (w->q_norm) h = hash_floats_(hash_floats_(h, w->q_norm, c->head_dim), w->k_norm, c->head_dim);
