@@ -56,7 +56,8 @@ static ifk_status grow_(float **p, size_t n, const char *what) {
 }
 
 ifk_status ifk_state_reserve(ifk_state *s, const ifk_config *cfg, int rows, int keys) {
-    if (rows <= s->cap_rows && keys <= s->cap_keys) return IFK_OK;
+    const int tasks = ifk_attention_tasks();
+    if (rows <= s->cap_rows && keys <= s->cap_keys && tasks <= s->att_tasks) return IFK_OK;
     if (rows < s->cap_rows) rows = s->cap_rows;
     if (keys < s->cap_keys) keys = s->cap_keys;
     const size_t T = rows, D = cfg->dim, F = cfg->hidden_dim, q = (size_t)cfg->n_heads * cfg->head_dim,
@@ -71,10 +72,11 @@ ifk_status ifk_state_reserve(ifk_state *s, const ifk_config *cfg, int rows, int 
     IFK_CHECK(grow_(&s->hb2, T * F, "MLP up"));
     IFK_CHECK(grow_(&s->rcos, T * half, "RoPE cos"));
     IFK_CHECK(grow_(&s->rsin, T * half, "RoPE sin"));
-    s->scratch_len = ifk_attention_scratch(rows, keys, cfg->n_heads, cfg->n_kv_heads, cfg->head_dim);
+    s->scratch_len = ifk_attention_scratch(rows, keys, cfg->n_heads, cfg->n_kv_heads, cfg->head_dim) * (size_t)tasks;
     IFK_CHECK(grow_(&s->scratch, s->scratch_len, "attention scratch"));
     s->cap_rows = rows;
     s->cap_keys = keys;
+    s->att_tasks = tasks;
     return IFK_OK;
 }
 
@@ -84,7 +86,7 @@ void ifk_state_free(ifk_state *s) {
         free(*bufs[i]);
         *bufs[i] = NULL;
     }
-    s->cap_rows = s->cap_keys = 0;
+    s->cap_rows = s->cap_keys = s->att_tasks = 0;
 }
 
 /* ---- forward ----------------------------------------------------------------------------------- */
@@ -159,7 +161,7 @@ ifk_status ifk_layer_forward(const ifk_model *m, ifk_state *s, ifk_kvcache *c, i
     ifk_attn_args a = {.out = s->att, .ldo = qd, .q = s->q, .ldq = qd, .qpos = pos, .n = T,
                        .k = ifk_kv_k(c, l, 0), .v = ifk_kv_v(c, l, 0), .kstride = (size_t)c->capacity,
                        .kpos = identity ? NULL : c->pos, .nk = nk, .H = H, .Hkv = Hkv, .Dh = Dh,
-                       .window = ifk_layer_window(cfg, l), .psum = psum, .ldp = ldp};
+                       .window = ifk_layer_window(cfg, l), .psum = psum, .ldp = ldp, .tasks = s->att_tasks};
     ifk_attention(&a, s->scratch);
     ifk_matmul_w(s->xb, s->att, w->wo, m->wdtype, T, qd, D);
     if (s->tp) IFK_CHECK(s->tp->allreduce(s->xb, (size_t)T * D, s->tp->ctx));

@@ -55,6 +55,7 @@ typedef struct {
 /* Activations for up to cap_rows rows at a time and cap_keys keys. Buffers only grow. */
 typedef struct {
     int cap_rows, cap_keys;
+    int att_tasks;   /* attention task slots the scratch holds (ifk_attention_tasks at reserve) */
     float *x;        /* (T, D) residual stream */
     float *xb;       /* (T, D) normed input / projection output */
     float *q;        /* (T, H*Dh) */

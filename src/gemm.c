@@ -359,4 +359,12 @@ void ifk_blas_set_threads(int n) {
 #endif
 }
 int ifk_blas_threads(void) { return openblas_get_num_threads(); }
+int ifk_gemm_serial_begin(void) {
+    const int n = openblas_get_num_threads();
+    if (n > 1) openblas_set_num_threads(1);
+    return n;
+}
+void ifk_gemm_serial_end(int saved) {
+    if (saved > 1) openblas_set_num_threads(saved);
+}
 const char *ifk_blas_config(void) { return openblas_get_config(); }

@@ -4,6 +4,9 @@
 #include <limits.h>
 #include <math.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 /* kernels.c is built with -fno-trapping-math so that the clamps in exp_poly_ become selects and the
  * loops vectorize. */
@@ -145,67 +148,124 @@ size_t ifk_attention_scratch(int n, int nk, int H, int Hkv, int Dh) {
     return rows * (2 * (size_t)Dh + (size_t)(nk > 0 ? nk : 1));
 }
 
-void ifk_attention(const ifk_attn_args *a, float *scratch) {
-    const int G = a->H / a->Hkv, Dh = a->Dh, qb = block_rows_(a->n > 0 ? a->n : 1, G);
-    const float scale = 1.0f / sqrtf((float)Dh);
-    float *Qg = scratch;                          /* (G*qb, Dh) */
-    float *Og = Qg + (size_t)G * qb * Dh;         /* (G*qb, Dh) */
-    float *S = Og + (size_t)G * qb * Dh;          /* (G*qb, nke) */
+/* The keys block [i0, i0+tq) must look at: those up to the last one visible to any of its queries. */
+static int block_keys_(const ifk_attn_args *a, int i0, int tq) {
+    int maxq = a->qpos[i0];
+    for (int r = 1; r < tq; r++) maxq = a->qpos[i0 + r] > maxq ? a->qpos[i0 + r] : maxq;
+    if (!a->kpos) return maxq + 1 < a->nk ? maxq + 1 : a->nk;
+    int nke = a->nk;
+    while (nke > 0 && a->kpos[nke - 1] > maxq) nke--;
+    return nke;
+}
 
-    for (int i0 = 0; i0 < a->n; i0 += qb) {
-        const int tq = a->n - i0 < qb ? a->n - i0 : qb;
-        int maxq = a->qpos[i0];
-        for (int r = 1; r < tq; r++) maxq = a->qpos[i0 + r] > maxq ? a->qpos[i0 + r] : maxq;
-        /* keys past the last one visible to any query of the block take no work */
-        int nke;
-        if (!a->kpos) {
-            nke = maxq + 1 < a->nk ? maxq + 1 : a->nk;
-        } else {
-            nke = a->nk;
-            while (nke > 0 && a->kpos[nke - 1] > maxq) nke--;
-        }
-        if (nke <= 0) {
-            for (int r = 0; r < tq; r++) memset(a->out + (size_t)(i0 + r) * a->ldo, 0, sizeof(float) * a->H * Dh);
-            continue;
-        }
-        for (int g = 0; g < a->Hkv; g++) {
-            const float *Kg = a->k + (size_t)g * a->kstride * Dh;
-            const float *Vg = a->v + (size_t)g * a->kstride * Dh;
-            for (int hh = 0; hh < G; hh++)
-                for (int r = 0; r < tq; r++)
-                    memcpy(Qg + ((size_t)hh * tq + r) * Dh, a->q + (size_t)(i0 + r) * a->ldq + (size_t)(g * G + hh) * Dh,
-                           sizeof(float) * Dh);
-            ifk_gemm_once(0, 1, G * tq, nke, Dh, scale, Qg, Dh, Kg, Dh, 0.0f, S, nke);
-            for (int hh = 0; hh < G; hh++) {
-                for (int r = 0; r < tq; r++) {
-                    float *row = S + ((size_t)hh * tq + r) * nke;
-                    const int qp = a->qpos[i0 + r];
-                    if (!a->kpos) { /* visible: slots [lo, vis) */
-                        int vis = qp + 1 < nke ? (qp + 1 > 0 ? qp + 1 : 0) : nke;
-                        int lo = a->window > 0 && qp - a->window + 1 > 0 ? qp - a->window + 1 : 0;
-                        if (lo > vis) lo = vis;
-                        memset(row, 0, sizeof(float) * (size_t)lo);
-                        ifk_softmax(row + lo, vis - lo);
-                        if (vis < nke) memset(row + vis, 0, sizeof(float) * (size_t)(nke - vis));
-                    } else {
-                        const int far = a->window > 0 ? qp - a->window : INT_MIN; /* kpos <= far: out of the window */
-                        for (int j = 0; j < nke; j++)
-                            if (a->kpos[j] > qp || a->kpos[j] <= far) row[j] = -INFINITY;
-                        ifk_softmax(row, nke);
-                    }
-                    if (a->psum) {
-                        float *ps = a->psum + (size_t)(i0 + r) * a->ldp;
-                        for (int j = 0; j < nke; j++) ps[j] += row[j];
-                    }
-                }
+/* Scores, mask and softmax of one (query block, KV head) task into S (G*tq, nke), Q staged in Qg. */
+static void task_scores_(const ifk_attn_args *a, int i0, int tq, int nke, int g, float *Qg, float *S) {
+    const int G = a->H / a->Hkv, Dh = a->Dh;
+    const float scale = 1.0f / sqrtf((float)Dh);
+    const float *Kg = a->k + (size_t)g * a->kstride * Dh;
+    for (int hh = 0; hh < G; hh++)
+        for (int r = 0; r < tq; r++)
+            memcpy(Qg + ((size_t)hh * tq + r) * Dh, a->q + (size_t)(i0 + r) * a->ldq + (size_t)(g * G + hh) * Dh,
+                   sizeof(float) * Dh);
+    ifk_gemm_once(0, 1, G * tq, nke, Dh, scale, Qg, Dh, Kg, Dh, 0.0f, S, nke);
+    for (int hh = 0; hh < G; hh++)
+        for (int r = 0; r < tq; r++) {
+            float *row = S + ((size_t)hh * tq + r) * nke;
+            const int qp = a->qpos[i0 + r];
+            if (!a->kpos) { /* visible: slots [lo, vis) */
+                int vis = qp + 1 < nke ? (qp + 1 > 0 ? qp + 1 : 0) : nke;
+                int lo = a->window > 0 && qp - a->window + 1 > 0 ? qp - a->window + 1 : 0;
+                if (lo > vis) lo = vis;
+                memset(row, 0, sizeof(float) * (size_t)lo);
+                ifk_softmax(row + lo, vis - lo);
+                if (vis < nke) memset(row + vis, 0, sizeof(float) * (size_t)(nke - vis));
+            } else {
+                const int far = a->window > 0 ? qp - a->window : INT_MIN; /* kpos <= far: out of the window */
+                for (int j = 0; j < nke; j++)
+                    if (a->kpos[j] > qp || a->kpos[j] <= far) row[j] = -INFINITY;
+                ifk_softmax(row, nke);
             }
-            ifk_gemm_once(0, 0, G * tq, Dh, nke, 1.0f, S, nke, Vg, Dh, 0.0f, Og, Dh);
-            for (int hh = 0; hh < G; hh++)
-                for (int r = 0; r < tq; r++)
-                    memcpy(a->out + (size_t)(i0 + r) * a->ldo + (size_t)(g * G + hh) * Dh, Og + ((size_t)hh * tq + r) * Dh,
-                           sizeof(float) * Dh);
+        }
+}
+
+/* psum rows of the block += the task's probabilities, head by head in order */
+static void task_psum_(const ifk_attn_args *a, int i0, int tq, int nke, const float *S) {
+    const int G = a->H / a->Hkv;
+    for (int hh = 0; hh < G; hh++)
+        for (int r = 0; r < tq; r++) {
+            const float *row = S + ((size_t)hh * tq + r) * nke;
+            float *ps = a->psum + (size_t)(i0 + r) * a->ldp;
+            for (int j = 0; j < nke; j++) ps[j] += row[j];
+        }
+}
+
+/* out's G head columns of KV head g for the block = S V (nke <= 0: no key visible, zeros) */
+static void task_output_(const ifk_attn_args *a, int i0, int tq, int nke, int g, const float *S, float *Og) {
+    const int G = a->H / a->Hkv, Dh = a->Dh;
+    if (nke <= 0) {
+        for (int r = 0; r < tq; r++) memset(a->out + (size_t)(i0 + r) * a->ldo + (size_t)g * G * Dh, 0, sizeof(float) * G * Dh);
+        return;
+    }
+    ifk_gemm_once(0, 0, G * tq, Dh, nke, 1.0f, S, nke, a->v + (size_t)g * a->kstride * Dh, Dh, 0.0f, Og, Dh);
+    for (int hh = 0; hh < G; hh++)
+        for (int r = 0; r < tq; r++)
+            memcpy(a->out + (size_t)(i0 + r) * a->ldo + (size_t)(g * G + hh) * Dh, Og + ((size_t)hh * tq + r) * Dh,
+                   sizeof(float) * Dh);
+}
+
+/* One task: (block b, KV head g) of the flattened index t = b*Hkv + g, in scratch slot `slot`. With
+ * psum under `ordered`, the probabilities are added in task order, so the sums do not depend on
+ * the thread count. */
+static void task_(const ifk_attn_args *a, int t, float *scratch, size_t per, int slot, int ordered) {
+    const int G = a->H / a->Hkv, Dh = a->Dh, qb = block_rows_(a->n > 0 ? a->n : 1, G);
+    const int i0 = (t / a->Hkv) * qb, g = t % a->Hkv, tq = a->n - i0 < qb ? a->n - i0 : qb;
+    float *Qg = scratch + (size_t)slot * per, *Og = Qg + (size_t)G * qb * Dh, *S = Og + (size_t)G * qb * Dh;
+    const int nke = block_keys_(a, i0, tq);
+    if (nke > 0) task_scores_(a, i0, tq, nke, g, Qg, S);
+    if (a->psum && nke > 0) {
+        if (ordered) {
+#pragma omp ordered
+            task_psum_(a, i0, tq, nke, S);
+        } else {
+            task_psum_(a, i0, tq, nke, S);
         }
     }
+    task_output_(a, i0, tq, nke, g, S, Og);
+}
+
+int ifk_attention_tasks(void) {
+#ifdef _OPENMP
+    const int b = ifk_blas_threads(), o = omp_get_max_threads();
+    return b < o ? (b > 0 ? b : 1) : (o > 0 ? o : 1);
+#else
+    return 1;
+#endif
+}
+
+void ifk_attention(const ifk_attn_args *a, float *scratch) {
+    const int G = a->H / a->Hkv, qb = block_rows_(a->n > 0 ? a->n : 1, G);
+    const int ntask = (a->n + qb - 1) / qb * a->Hkv;
+    const size_t per = (size_t)G * qb * (2 * (size_t)a->Dh + (size_t)(a->nk > 0 ? a->nk : 1));
+    int nth = a->tasks < ntask ? a->tasks : ntask;
+    if (nth <= 1) {
+        for (int t = 0; t < ntask; t++) task_(a, t, scratch, per, 0, 0);
+        return;
+    }
+#ifdef _OPENMP
+    /* the tasks run on OpenMP's threads (oneDNN's too), each GEMM single-threaded: one thread pool,
+     * not two spinning against each other; a GEMM's result does not depend on its thread count */
+    const int saved = ifk_gemm_serial_begin();
+    if (a->psum) {
+#pragma omp parallel for num_threads(nth) schedule(static, 1) ordered
+        for (int t = 0; t < ntask; t++) task_(a, t, scratch, per, omp_get_thread_num(), 1);
+    } else {
+#pragma omp parallel for num_threads(nth) schedule(static, 1)
+        for (int t = 0; t < ntask; t++) task_(a, t, scratch, per, omp_get_thread_num(), 0);
+    }
+    ifk_gemm_serial_end(saved);
+#else
+    for (int t = 0; t < ntask; t++) task_(a, t, scratch, per, 0, 0);
+#endif
 }
 
 /* ---- weights in 2-byte dtypes: the decode GEMV and the bandwidth probe ------------------------- */

@@ -72,6 +72,11 @@ double ifk_read_sum(const float *x, size_t n);
 
 void ifk_blas_set_threads(int n);   /* 0 leaves OpenBLAS's default; also sets OpenMP's (oneDNN's) */
 int ifk_blas_threads(void);
+/* OpenBLAS single-threaded until ifk_gemm_serial_end(the returned count): for GEMMs issued from
+ * inside an OpenMP parallel region (ifk_attention's tasks). Call both from one thread, outside the
+ * region. */
+int ifk_gemm_serial_begin(void);
+void ifk_gemm_serial_end(int saved);
 const char *ifk_blas_config(void);
 
 /* ---- elementwise kernels (kernels.c) ------------------------------------------------------- */
@@ -123,10 +128,17 @@ typedef struct {
     int window;         /* 0: full causal attention; w > 0: sliding window of w positions */
     float *psum;        /* optional (n, ldp): += softmax probabilities summed over the H heads */
     int ldp;
+    int tasks;          /* scratch holds this many task slots: up to that many (query block, KV head)
+                         * tasks run at once on OpenMP threads; 0 or 1: one after another. The result
+                         * is bitwise the same for every value */
 } ifk_attn_args;
 
-/* Scratch floats ifk_attention needs for these arguments. */
+/* Scratch floats ifk_attention needs for these arguments, per task slot (args.tasks slots need
+ * that many times this). */
 size_t ifk_attention_scratch(int n, int nk, int H, int Hkv, int Dh);
+/* The task slots worth giving ifk_attention now: the BLAS thread budget (ifk_blas_threads), at
+ * most OpenMP's. */
+int ifk_attention_tasks(void);
 void ifk_attention(const ifk_attn_args *a, float *scratch);
 
 /* ---- naive references (kernels_ref.c): the truth the fast kernels are tested against ------- */

@@ -363,6 +363,40 @@ Test(attention, sliding_window_is_full_attention_over_the_window) {
     free(q), free(k), free(v);
 }
 
+/* Tasks on OpenMP threads (each GEMM single-threaded) give the bits of one task after another on one
+ * thread, whatever their number: prefill, recompute rows over shuffled keys, and scoring with psum.
+ * (OpenBLAS's own sgemm rounds differently with 1 and 2 threads: its thread count is not used.) */
+Test(attention, task_threads_do_not_change_a_bit) {
+    const att_case cs[] = {{300, 300, 8, 2, 16, 0, 0, 0}, {130, 700, 16, 4, 64, 1, 1, 0}, {16, 900, 16, 4, 64, 0, 0, 0},
+                           {70, 400, 4, 4, 8, 0, 1, 33}};
+    for (int ci = 0; ci < 4; ci++) {
+        const att_case c = cs[ci];
+        const int ld = c.H * c.Dh, kstride = c.nk;
+        float *q = tu_randvec((size_t)c.n * ld, 71, 1.5f), *k = tu_randvec((size_t)c.Hkv * kstride * c.Dh, 72, 1.5f),
+              *v = tu_randvec((size_t)c.Hkv * kstride * c.Dh, 73, 1);
+        int *qpos = malloc(sizeof(int) * c.n), *kpos = malloc(sizeof(int) * c.nk);
+        for (int j = 0; j < c.nk; j++) kpos[j] = c.shuffled_keys ? (j * 37 + 11) % c.nk : j;
+        for (int i = 0; i < c.n; i++) qpos[i] = c.subset_queries ? (int)((long)(i + 1) * c.nk / (c.n + 1)) : c.nk - c.n + i;
+        const size_t per = ifk_attention_scratch(c.n, c.nk, c.H, c.Hkv, c.Dh);
+        float *scratch = malloc(sizeof(float) * per * 3), *out[4], *ps[4];
+        for (int t = 1; t <= 3; t++) {
+            ifk_blas_set_threads(t == 1 ? 1 : 2);
+            out[t] = calloc((size_t)c.n * ld, sizeof(float)), ps[t] = calloc((size_t)c.n * c.nk, sizeof(float));
+            ifk_attn_args a = {.out = out[t], .ldo = ld, .q = q, .ldq = ld, .qpos = qpos, .n = c.n, .k = k, .v = v,
+                               .kstride = (size_t)kstride, .kpos = c.shuffled_keys ? kpos : NULL, .nk = c.nk, .H = c.H,
+                               .Hkv = c.Hkv, .Dh = c.Dh, .window = c.window, .psum = ps[t], .ldp = c.nk, .tasks = t};
+            ifk_attention(&a, scratch);
+            cr_assert_eq(ifk_blas_threads(), t == 1 ? 1 : 2, "the BLAS thread budget is restored");
+            if (t > 1) {
+                cr_assert(!memcmp(out[t], out[1], sizeof(float) * c.n * ld), "case %d, %d tasks: output", ci, t);
+                cr_assert(!memcmp(ps[t], ps[1], sizeof(float) * c.n * c.nk), "case %d, %d tasks: psum", ci, t);
+            }
+        }
+        for (int t = 1; t <= 3; t++) free(out[t]), free(ps[t]);
+        free(q), free(k), free(v), free(qpos), free(kpos), free(scratch);
+    }
+}
+
 Test(attention, query_before_every_key_gets_zeros) {
     float q[8] = {1, 2, 3, 4, 5, 6, 7, 8}, k[16], v[16], out[8], scratch[256];
     for (int i = 0; i < 16; i++) k[i] = v[i] = 1.0f;
