@@ -591,6 +591,9 @@ static ifk_status st_block_(st_file_ *fs, int nf, const char *name, long rows, l
             }
         }
         free(tmp);
+        /* each tensor is read once: its pages go back now, so that the load's peak is the slice plus
+         * about one tensor, not the pages of the file it touched (all of a column-cut matrix's) */
+        ifk_drop_pages(src, src + (size_t)rows * width * es);
         return IFK_OK;
     }
     return IFK_FAIL(IFK_ERR_FORMAT, "%s: tensor %s is missing", fs[0].path, name);
@@ -776,15 +779,22 @@ ifk_status ifk_hf_fingerprint(const char *dir, char out[17]) {
         ifk_status st = st_open_(&f, path);
         if (st != IFK_OK) { st_close_(&f); return st; }
         h = fmix_(h, f.map + 8, f.data0 - 8); /* the header */
+        /* the samples are read, not touched through the mapping: a touch maps the pages around it
+         * that the page cache holds (fault-around), and 64 touches a tensor made the whole file
+         * resident for a moment on every rank */
+        int fd = open(path, O_RDONLY);
         for (const cJSON *t = f.hdr->child; t; t = t->next) {
             const cJSON *off = cJSON_GetObjectItemCaseSensitive(t, "data_offsets");
             if (!cJSON_IsArray(off)) continue;
             size_t b = (size_t)cJSON_GetArrayItem(off, 0)->valuedouble, e = (size_t)cJSON_GetArrayItem(off, 1)->valuedouble;
             for (int k = 0; k < 64 && e > b; k++) {
-                size_t at = b + (e - b - 1) * (size_t)k / 63;
-                h = fmix_(h, f.map + f.data0 + at, 1);
+                const size_t at = f.data0 + b + (e - b - 1) * (size_t)k / 63;
+                unsigned char v;
+                if (fd < 0 || pread(fd, &v, 1, (off_t)at) != 1) v = f.map[at]; /* as mapped, if the read fails */
+                h = fmix_(h, &v, 1);
             }
         }
+        if (fd >= 0) close(fd);
         st_close_(&f);
     }
     snprintf(out, 17, "%016llx", (unsigned long long)h);

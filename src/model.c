@@ -1,5 +1,6 @@
 /* model.c — loading llama2.c checkpoints and building random-weight models of a given shape. */
 #include "model.h"
+#include "sys.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -156,6 +157,46 @@ static ifk_status alloc_tables_(ifk_model *m) {
     return IFK_OK;
 }
 
+/* ---- reading weights without touching the mapping ------------------------------------------------ */
+
+/* Copies n bytes of weights at src (inside m's storage) into dst. Inside a mapped checkpoint they are
+ * read from the file (pread: the page cache is not this process's resident memory, a touched page of
+ * the mapping is); elsewhere, or if the read fails, copied from memory. */
+static void wread_(const ifk_model *m, void *dst, const void *src, size_t n) {
+    const char *s = src, *b = m->map;
+    if (b && s >= b && s + n <= b + m->map_len) {
+        size_t got = 0;
+        while (got < n) {
+            ssize_t k = pread(m->map_fd, (char *)dst + got, n - got, (off_t)(s - b + (ptrdiff_t)got));
+            if (k <= 0 && errno == EINTR) continue;
+            if (k <= 0) break;
+            got += (size_t)k;
+        }
+        if (got == n) return;
+    }
+    memcpy(dst, src, n);
+}
+
+/* 1 when p lies in a mapped checkpoint (then it is f32: a converted model owns its block) */
+static int mapped_(const ifk_model *m, const void *p) {
+    const char *b = m->map;
+    return b && (const char *)p >= b && (const char *)p < b + m->map_len;
+}
+
+/* Copies rows [r0, r0 + nr) x columns [c0, c0 + nc) of the (rows x stride) matrix at src (es bytes an
+ * element) into dst, densely: one read when whole rows are wanted, else one per row. */
+static void wread_block_(const ifk_model *m, void *dst, const ifk_wbuf *src, size_t es, size_t stride, size_t r0,
+                         size_t nr, size_t c0, size_t nc) {
+    const char *s = (const char *)src;
+    if (nc == stride) {
+        wread_(m, dst, s + es * r0 * stride, es * nr * stride);
+        return;
+    }
+    for (size_t r = 0; r < nr; r++) wread_(m, (char *)dst + es * r * nc, s + es * ((r0 + r) * stride + c0), es * nc);
+}
+
+#define WCHUNK_ 8192 /* floats streamed at a time (a multiple of 8: the hash's lanes take 4 pairs) */
+
 /* ---- llama2.c checkpoints -------------------------------------------------------------------- */
 
 static int weights_request_ = -1; /* --weights: -1 as stored, else an ifk_wdtype */
@@ -176,10 +217,13 @@ ifk_status ifk_model_load_llama2c(ifk_model *m, const char *path) {
         return IFK_FAIL(IFK_ERR_FORMAT, "%s: file is %zu bytes, shorter than the 28-byte llama2.c header", path, size);
     }
     void *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
-    close(fd);
-    if (map == MAP_FAILED) return IFK_FAIL(IFK_ERR_IO, "%s: mmap failed: %s", path, strerror(errno));
+    if (map == MAP_FAILED) {
+        close(fd);
+        return IFK_FAIL(IFK_ERR_IO, "%s: mmap failed: %s", path, strerror(errno));
+    }
     m->map = map;
     m->map_len = size;
+    m->map_fd = fd; /* the weights are read through it (wread_), so that only what is used becomes resident */
 
     /* export.py --version 1/2 files start with the magic "ak42" and a version, in a 256-byte header */
     uint32_t magic;
@@ -380,7 +424,12 @@ ifk_status ifk_model_slice(const ifk_model *full, int rank, int P, ifk_model *ou
     const ifk_wdtype t = full->wdtype;
     const size_t es = ifk_wdtype_size(t);
     out->wdtype = t;
-    out->owned = ifk_malloc(es * (size_t)c->n_layers * (D * ql + D * Fl), "weight slices");
+    /* a mapped checkpoint's row blocks are read into the slice too (pread: none of the full
+     * model's layer pages becomes resident; a view would fault them in, with the pages around) */
+    const int copy_rows = full->map != NULL;
+    const size_t kvr = (size_t)kvl * Dh,
+                 per_layer = D * ql + D * Fl + (copy_rows ? ql * D + 2 * kvr * D + 2 * Fl * D : 0);
+    out->owned = ifk_malloc(es * (size_t)c->n_layers * per_layer, "weight slices");
     if (!out->layers || !out->inv_freq || !out->owned) {
         ifk_model_free(out);
         return IFK_ERR_OOM;
@@ -393,10 +442,19 @@ ifk_status ifk_model_slice(const ifk_model *full, int rank, int P, ifk_model *ou
         ifk_layer_weights *o = &out->layers[l];
         *o = *w;
         o->wq = ifk_wat(w->wq, t, (size_t)rank * ql * D);
-        o->wk = ifk_wat(w->wk, t, (size_t)rank * kvl * Dh * D);
-        o->wv = ifk_wat(w->wv, t, (size_t)rank * kvl * Dh * D);
+        o->wk = ifk_wat(w->wk, t, (size_t)rank * kvr * D);
+        o->wv = ifk_wat(w->wv, t, (size_t)rank * kvr * D);
         o->w1 = ifk_wat(w->w1, t, (size_t)f0 * D);
         o->w3 = ifk_wat(w->w3, t, (size_t)f0 * D);
+        if (copy_rows) {
+            const ifk_wbuf **rows[] = {&o->wq, &o->wk, &o->wv, &o->w1, &o->w3};
+            const size_t n[] = {ql * D, kvr * D, kvr * D, Fl * D, Fl * D};
+            for (int k = 0; k < 5; k++) {
+                wread_(full, p, *rows[k], es * n[k]);
+                *rows[k] = (const ifk_wbuf *)p;
+                p += es * n[k];
+            }
+        }
         if (w->bq) {
             o->bq = w->bq + (size_t)rank * ql;
             o->bk = w->bk + (size_t)rank * kvl * Dh;
@@ -407,10 +465,8 @@ ifk_status ifk_model_slice(const ifk_model *full, int rank, int P, ifk_model *ou
             o->b3 = w->b3 + f0;
         }
         char *wo = p, *w2 = p + es * D * ql; /* (D, ql) and (D, Fl): the columns this rank owns */
-        for (size_t i = 0; i < D; i++) {
-            memcpy(wo + es * i * ql, ifk_wat(w->wo, t, i * qfull + (size_t)rank * ql), es * ql);
-            memcpy(w2 + es * i * Fl, ifk_wat(w->w2, t, i * F + f0), es * Fl);
-        }
+        wread_block_(full, wo, w->wo, es, qfull, 0, D, (size_t)rank * ql, ql);
+        wread_block_(full, w2, w->w2, es, F, 0, D, (size_t)f0, Fl);
         o->wo = (const ifk_wbuf *)wo;
         o->w2 = (const ifk_wbuf *)w2;
         p += es * (D * ql + D * Fl);
@@ -418,18 +474,11 @@ ifk_status ifk_model_slice(const ifk_model *full, int rank, int P, ifk_model *ou
     return IFK_OK;
 }
 
-/* madvise(DONTNEED) the whole pages inside [a, b). */
-static void drop_pages_(const char *a, const char *b) {
-    const uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
-    const uintptr_t lo = ((uintptr_t)a + pg - 1) / pg * pg, hi = (uintptr_t)b / pg * pg;
-    if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED); /* advice: a failure only keeps the pages */
-}
-
 /* Drops elements [0, n) of base (es bytes each) except [off, off + len). */
 static void drop_outside_(const ifk_wbuf *base, size_t es, size_t n, size_t off, size_t len) {
     const char *b = (const char *)base;
-    drop_pages_(b, b + es * off);
-    drop_pages_(b + es * (off + len), b + es * n);
+    ifk_drop_pages(b, b + es * off);
+    ifk_drop_pages(b + es * (off + len), b + es * n);
 }
 
 static void fingerprint_(const ifk_model *m, char out[17]);
@@ -462,21 +511,44 @@ static uint64_t mix_(uint64_t h, uint64_t w) {
     return h * 0xC2B2AE3D27D4EB4Full + 0x165667B19E3779F9ull;
 }
 
-static uint64_t hash_floats_(uint64_t h, const float *p, size_t n) {
-    /* four independent lanes keep the multiply chain from bounding the speed */
-    uint64_t l[4] = {h, h ^ 1, h ^ 2, h ^ 3};
+/* The lanes' part of hashing floats p[0, n): every group of 4 float pairs, and when last, the pairs
+ * and the float left over. Fed in pieces of a multiple of 8 floats (all but the last), it computes
+ * what one call over the whole does. */
+static void hash_lanes_(uint64_t l[4], const float *p, size_t n, int last) {
     size_t i = 0, nw = n / 2;
     const uint32_t *u = (const uint32_t *)p;
     for (; i + 4 <= nw; i += 4)
         for (int k = 0; k < 4; k++) l[k] = mix_(l[k], (uint64_t)u[2 * (i + k)] | (uint64_t)u[2 * (i + k) + 1] << 32);
+    if (!last) return;
     for (; i < nw; i++) l[0] = mix_(l[0], (uint64_t)u[2 * i] | (uint64_t)u[2 * i + 1] << 32);
     if (n & 1) l[1] = mix_(l[1], u[n - 1]);
+}
+
+static uint64_t hash_floats_(uint64_t h, const float *p, size_t n) {
+    /* four independent lanes keep the multiply chain from bounding the speed */
+    uint64_t l[4] = {h, h ^ 1, h ^ 2, h ^ 3};
+    hash_lanes_(l, p, n, 1);
+    return mix_(mix_(mix_(mix_(n, l[0]), l[1]), l[2]), l[3]);
+}
+
+/* hash_floats_ over n floats of m's weights at p, streamed through a small buffer when p is in a
+ * mapped checkpoint (so hashing does not make the file resident) */
+static uint64_t hash_model_floats_(const ifk_model *m, uint64_t h, const float *p, size_t n) {
+    if (!mapped_(m, p)) return hash_floats_(h, p, n);
+    float buf[WCHUNK_];
+    uint64_t l[4] = {h, h ^ 1, h ^ 2, h ^ 3};
+    for (size_t i = 0; i < n; i += WCHUNK_) {
+        const size_t k = n - i < WCHUNK_ ? n - i : WCHUNK_;
+        wread_(m, buf, p + i, sizeof(float) * k);
+        hash_lanes_(l, buf, k, i + k == n);
+    }
     return mix_(mix_(mix_(mix_(n, l[0]), l[1]), l[2]), l[3]);
 }
 
 /* f32 matrices hash as before; 2-byte ones hash their widened values (a bf16 model is another model) */
-static uint64_t hash_w_(uint64_t h, const ifk_wbuf *p, ifk_wdtype t, size_t n) {
-    if (t == IFK_W_F32) return hash_floats_(h, (const float *)p, n);
+static uint64_t hash_w_(const ifk_model *m, uint64_t h, const ifk_wbuf *p, size_t n) {
+    const ifk_wdtype t = m->wdtype;
+    if (t == IFK_W_F32) return hash_model_floats_(m, h, (const float *)p, n);
     float buf[4096];
     for (size_t i = 0; i < n; i += 4096) {
         const size_t k = n - i < 4096 ? n - i : 4096;
@@ -516,30 +588,30 @@ static void fingerprint_(const ifk_model *m, char out[17]) {
         memcpy(&w, &dbl[i], 8);
         h = mix_(h, w);
     }
-    h = hash_w_(h, m->tok_emb, m->wdtype, (size_t)c->vocab_size * D);
+    h = hash_w_(m, h, m->tok_emb, (size_t)c->vocab_size * D);
     for (int l = 0; l < c->n_layers; l++) {
         const ifk_layer_weights *w = &m->layers[l];
-        h = hash_floats_(h, w->rms_att, D);
-        h = hash_w_(h, w->wq, m->wdtype, q * D);
-        h = hash_w_(h, w->wk, m->wdtype, kv * D);
-        h = hash_w_(h, w->wv, m->wdtype, kv * D);
-        h = hash_w_(h, w->wo, m->wdtype, D * q);
-        h = hash_floats_(h, w->rms_ffn, D);
-        h = hash_w_(h, w->w1, m->wdtype, F * D);
-        h = hash_w_(h, w->w2, m->wdtype, D * F);
-        h = hash_w_(h, w->w3, m->wdtype, F * D);
+        h = hash_model_floats_(m, h, w->rms_att, D);
+        h = hash_w_(m, h, w->wq, q * D);
+        h = hash_w_(m, h, w->wk, kv * D);
+        h = hash_w_(m, h, w->wv, kv * D);
+        h = hash_w_(m, h, w->wo, D * q);
+        h = hash_model_floats_(m, h, w->rms_ffn, D);
+        h = hash_w_(m, h, w->w1, F * D);
+        h = hash_w_(m, h, w->w2, D * F);
+        h = hash_w_(m, h, w->w3, F * D);
         if (w->bq) h = hash_floats_(hash_floats_(hash_floats_(h, w->bq, q), w->bk, kv), w->bv, kv);
         if (w->bo) h = hash_floats_(h, w->bo, D);
         if (w->b1) h = hash_floats_(hash_floats_(hash_floats_(h, w->b1, F), w->b2, D), w->b3, F);
         if (w->q_norm) h = hash_floats_(hash_floats_(h, w->q_norm, c->head_dim), w->k_norm, c->head_dim);
     }
-    h = hash_floats_(h, m->rms_final, D);
-    if (!c->shared_classifier) h = hash_w_(h, m->wcls, m->wdtype, (size_t)c->vocab_size * D);
+    h = hash_model_floats_(m, h, m->rms_final, D);
+    if (!c->shared_classifier) h = hash_w_(m, h, m->wcls, (size_t)c->vocab_size * D);
     snprintf(out, 17, "%016llx", (unsigned long long)h);
 }
 
 void ifk_model_free(ifk_model *m) {
-    if (m->map) munmap(m->map, m->map_len);
+    if (m->map) munmap(m->map, m->map_len), close(m->map_fd);
     free(m->owned);
     free(m->layers);
     free(m->inv_freq);
@@ -599,6 +671,20 @@ static const char *ref_name_(const tensor_ref_ *r, char *buf, size_t n) {
     return buf;
 }
 
+/* ifk_weights_nonfinite over n weights of m at src, streamed through a small buffer when src is in
+ * a mapped checkpoint (f32) */
+static size_t model_nonfinite_(const ifk_model *m, const void *src, ifk_wdtype t, size_t n) {
+    if (!mapped_(m, src)) return ifk_weights_nonfinite(src, t, n);
+    float buf[WCHUNK_];
+    for (size_t i = 0; i < n; i += WCHUNK_) {
+        const size_t k = n - i < WCHUNK_ ? n - i : WCHUNK_;
+        wread_(m, buf, (const float *)src + i, sizeof(float) * k);
+        const size_t at = ifk_weights_nonfinite(buf, IFK_W_F32, k);
+        if (at < k) return i + at;
+    }
+    return n;
+}
+
 ifk_status ifk_model_check_finite(const ifk_model *m, const char *path) {
     tensor_ref_ *r = ifk_malloc(sizeof *r * (3 + 18 * (size_t)m->cfg.n_layers), "tensor table");
     if (!r) return IFK_ERR_OOM;
@@ -607,7 +693,7 @@ ifk_status ifk_model_check_finite(const ifk_model *m, const char *path) {
     for (int i = 0; i < k && st == IFK_OK; i++) {
         const void *src;
         memcpy(&src, r[i].slot, sizeof src);
-        const size_t at = ifk_weights_nonfinite(src, r[i].mat ? m->wdtype : IFK_W_F32, r[i].n);
+        const size_t at = model_nonfinite_(m, src, r[i].mat ? m->wdtype : IFK_W_F32, r[i].n);
         if (at == r[i].n) continue;
         char name[64];
         st = IFK_FAIL(IFK_ERR_FORMAT, "%s: tensor %s holds NaN or infinity (element %zu of %zu)", path,
@@ -644,11 +730,12 @@ ifk_status ifk_model_convert(ifk_model *m, ifk_wdtype t) {
         const char *src;
         memcpy(&src, r[i].slot, sizeof src);
         if (!r[i].mat) {
-            memcpy(p, src, 4 * r[i].n);
+            wread_(m, p, src, 4 * r[i].n);
         } else {
             for (size_t j = 0; j < r[i].n; j += 4096) {
                 const size_t n = r[i].n - j < 4096 ? r[i].n - j : 4096;
-                ifk_weights_to_f32(buf, m->wdtype, src + j * ifk_wdtype_size(m->wdtype), n);
+                if (mapped_(m, src)) wread_(m, buf, src + 4 * j, 4 * n); /* a mapped checkpoint is f32 */
+                else ifk_weights_to_f32(buf, m->wdtype, src + j * ifk_wdtype_size(m->wdtype), n);
                 ifk_weights_from_f32(p + j * ifk_wdtype_size(t), t, buf, n);
                 if (ifk_weights_nonfinite(p + j * ifk_wdtype_size(t), t, n) < n) { /* f16's range ends at 65504 */
                     char name[64];
@@ -665,7 +752,7 @@ ifk_status ifk_model_convert(ifk_model *m, ifk_wdtype t) {
     }
     if (m->cfg.shared_classifier) m->wcls = m->tok_emb;
     free(r), free(buf);
-    if (m->map) munmap(m->map, m->map_len);
+    if (m->map) munmap(m->map, m->map_len), close(m->map_fd);
     free(m->owned);
     m->map = NULL, m->map_len = 0;
     m->owned = blk;

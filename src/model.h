@@ -103,8 +103,11 @@ typedef struct {
     char fingerprint[17];      /* set by loaders that fingerprint from the files (HF); else computed */
     uint64_t tok_identity;     /* the tokenizer loaded with it (ifk_tokenizer_identity); 0: none */
     /* storage */
-    void *map;
+    void *map;      /* a checkpoint file mapped read-only (llama2.c), or NULL */
     size_t map_len;
+    int map_fd;     /* the mapped file, open while map is: the weights are read from it with pread
+                     * (fingerprint, finite check, slices), so a page becomes resident only where
+                     * the forward pass reads the mapping itself */
     void *owned;
 } ifk_model;
 
@@ -116,7 +119,11 @@ ifk_status ifk_model_check_prefix(const ifk_model *m);
 /* Loads a llama2.c checkpoint: legacy version 0 (7 int32 header, float32 tensors, RoPE tables) or
  * export.py --version 1 (256-byte header: magic "ak42", version, 7 int32, shared-classifier byte;
  * float32 tensors, norms first). Version 2 (int8 groups) and others are refused naming the version.
- * The file is mapped once, read-only; its size must equal what the header implies. */
+ * The file is mapped once, read-only, and kept open (map_fd); its size must equal what the header
+ * implies. Loading touches no page of the mapping (the finite check reads with pread): a page
+ * becomes resident when the forward pass uses it, so a tensor-parallel rank that uses only its
+ * slice (ifk_model_slice) and the replicated tensors holds only those. --weights other than f32
+ * converts the whole model here (every rank, before slicing). */
 ifk_status ifk_model_load_llama2c(ifk_model *m, const char *path);
 
 /* Builds a model of a named shape ("bench100m", "tiny", "stories260K") or an explicit one
@@ -126,16 +133,19 @@ ifk_status ifk_model_random(ifk_model *m, const char *shape, uint64_t seed);
 
 /* Rank r of P's slice for tensor parallelism (Megatron-style): KV heads [r Hkv/P, (r+1) Hkv/P)
  * with their query heads, MLP columns [r F/P, (r+1) F/P). The local config counts the slice's
- * heads and hidden size. wq/wk/wv/w1/w3 rows are views into full (full must outlive the slice);
- * wo's and w2's columns are strided, so their slices are copied. Embedding, norms and classifier
- * are shared (replicated). P must divide Hkv: otherwise an error listing the valid P. */
+ * heads and hidden size. wo's and w2's columns are strided, so their slices are copied; so are
+ * wq/wk/wv/w1/w3's rows when full is a mapped checkpoint (read with pread: none of full's layer
+ * pages becomes resident), else those are views into full. Embedding, norms and classifier are
+ * shared (replicated views; full must outlive the slice). P must divide Hkv: otherwise an error
+ * listing the valid P. Errors: IFK_ERR_ARG, IFK_ERR_OOM. */
 ifk_status ifk_model_slice(const ifk_model *full, int rank, int P, ifk_model *out);
 /* Hands back to the OS the pages of full's layer weights that slice (ifk_model_slice(full, rank,
  * P)) does not use: the other ranks' rows of wq/wk/wv/w1/w3 and all of wo/w2 (the slice copied its
  * columns). Remembers full's fingerprint first. Afterwards full serves only its config,
  * fingerprint, embedding, norms and classifier: its released layer pages read back as zeros
- * (random weights) or from the file again (a mapped checkpoint). This is what makes a rank's
- * resident weights shrink with P. No-op for a config-only full (HF slices are read directly). */
+ * (random weights) or from the file again (a mapped checkpoint). This is what makes a random
+ * model's resident weights shrink with P (a mapped checkpoint's layer pages were never made
+ * resident: nothing to hand back). No-op for a config-only full (HF slices are read directly). */
 void ifk_model_release_unsliced(ifk_model *full, const ifk_model *slice, int rank, int P);
 /* IFK_OK if P ranks can split n_kv_heads KV heads; otherwise the error listing the valid P. */
 ifk_status ifk_check_ranks(int n_kv_heads, int P);
@@ -148,7 +158,8 @@ ifk_status ifk_model_convert(ifk_model *m, ifk_wdtype t);
 size_t ifk_model_bytes(const ifk_model *m);
 /* IFK_ERR_FORMAT "PATH: tensor NAME holds NaN or infinity (element I of N)" for the first weight of m
  * (matrices in m->wdtype, vectors f32) that is not finite; IFK_OK when all are. One read of the
- * weights (ifk_weights_nonfinite). Loads of llama2.c files call it; HF loads test as they copy. */
+ * weights (ifk_weights_nonfinite), a mapped checkpoint's streamed with pread like the fingerprint.
+ * Loads of llama2.c files call it; HF loads test as they copy. */
 ifk_status ifk_model_check_finite(const ifk_model *m, const char *path);
 /* The process-wide --weights request that ifk_engine_load and the HF loader follow: -1 keeps every
  * checkpoint as stored (auto, the default), else an ifk_wdtype. */
@@ -172,7 +183,8 @@ size_t ifk_model_params(const ifk_config *cfg);
 
 /* A 64-bit hash of the config (dims, RoPE theta, style and scaling, norm eps, ids) and every
  * weight, as 16 hex digits: a store built with one model is never reused with another. Reads all
- * weights once (about 1 GB/s). When m->tok_identity is set (a tokenizer was loaded with the
+ * weights once (about 1 GB/s); a mapped checkpoint's through a 32 KiB buffer (pread), so hashing
+ * leaves no page of it resident. When m->tok_identity is set (a tokenizer was loaded with the
  * model), it is mixed in: a store is bound to its tokenizer as well. */
 void ifk_model_fingerprint(const ifk_model *m, char out[17]);
 

@@ -64,6 +64,12 @@ ifk_status ifk_read_file(const char *path, size_t max_len, char **buf, size_t *l
     return IFK_OK;
 }
 
+void ifk_drop_pages(const void *a, const void *b) {
+    const uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
+    const uintptr_t lo = ((uintptr_t)a + pg - 1) / pg * pg, hi = (uintptr_t)b / pg * pg;
+    if (hi > lo) (void)madvise((void *)lo, hi - lo, MADV_DONTNEED); /* advice: a failure only keeps the pages */
+}
+
 void ifk_prefault(void *p, size_t n) {
 #ifdef MADV_POPULATE_WRITE
     const uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE), a = ((uintptr_t)p + pg - 1) / pg * pg,

@@ -17,6 +17,11 @@ double ifk_mem_available(void);
  * whole pages inside the range); a hint: nothing happens where the kernel lacks it. */
 void ifk_prefault(void *p, size_t n);
 
+/* Hands back to the OS the whole pages inside [a, b) of a mapping (madvise MADV_DONTNEED): a private
+ * file mapping reads them from the file again if touched, anonymous memory as zeros. Advice: where it
+ * fails the pages stay. */
+void ifk_drop_pages(const void *a, const void *b);
+
 /* Reads the whole file at path into a malloc'd buffer with a NUL after the last byte (so text
  * parsers can take it as a string; *len excludes the NUL). Files above max_len bytes are refused.
  * Errors: IFK_ERR_IO (cannot open or read, naming the path), IFK_ERR_FORMAT (larger than

@@ -10,8 +10,9 @@ mpirun at 1 rank, 2 ranks as 2x1 and 1x2, and 4 ranks as 2x2 (oversubscribing 2 
   - eval caches what its store lacks (a LongBench item's passages, the needle haystack stories it
     samples, the needles) through the groups: the -n 2 --tp 1 store is bitwise the -n 1 store, the
     --tp 2 stores agree with it within 1e-4 with identical tokens (the same stories)
-  - eval over an HF folder at --tp 2 reads only each rank's slice: every rank's peak resident memory
-    is at least half the weights below the one-rank job's (which holds the whole model)
+  - eval over a llama2.c checkpoint and over an HF folder at --tp 2 reads only each rank's slice:
+    every rank's peak resident memory is at least 40% of the weights below the one-rank job's (which
+    holds the whole model)
   - resume: a batch output cut mid-line is completed by a rerun into the uninterrupted output
   - refusals: a rank count not divisible by --tp, a --tp not dividing the KV heads (valid choices
     listed), --tp below the ranks for one question
@@ -222,8 +223,9 @@ for n in (2, 4):
 r = verify(f"{W}/es-4x2", f"{W}/es-2x2")
 check(r.returncode == 0, f"eval -n 4 --tp 2: its store bitwise identical to -n 2 --tp 2's: {r.stdout[-300:]}")
 
-# eval over an HF folder of random weights (8 layers, 96 MiB; the stories260K tokenizer): at --tp 2
-# every rank reads only its slice, at -n 1 the one rank reads every weight
+# eval over a model of random weights (8 layers, 97 MiB; the stories260K tokenizer), as a llama2.c
+# checkpoint and as an HF folder: at --tp 2 every rank reads only its slice, at -n 1 the one rank
+# reads every weight
 shape = "dim=512,layers=8,heads=8,kv_heads=4,hidden=1536,vocab=512,seq=512"
 r = subprocess.run(["/usr/bin/python3", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "jobs", "random_ckpt.py"),
                     f"{W}/r.bin", shape], capture_output=True, text=True)
@@ -231,32 +233,45 @@ check(r.returncode == 0, f"a random checkpoint: {r.stderr[-300:]}")
 r = subprocess.run([BIN, "convert", "--model", f"{W}/r.bin", "--tokenizer", f"{MODEL}/tok512.bin", "--out", f"{W}/rhf"],
                    capture_output=True, text=True, env=ENV)
 check(r.returncode == 0, f"convert the random checkpoint: {r.stderr[-300:]}")
-os.remove(f"{W}/r.bin")
-weights_mib = os.path.getsize(f"{W}/rhf/model.safetensors") / 2**20
 with open(f"{W}/mq.jsonl", "w") as f:
     f.write(json.dumps({"_id": "lb1", "input": "Sue ate the", "answers": ["cake"],
                         "context": "Passage 1:\nMom made a cake for Sue.\nPassage 2:\nSue ate the cake."}) + "\n")
-with open(f"{W}/mjob.ini", "w") as f:
-    f.write(f"[job]\nmodel = {W}/rhf\nstore = {W}/ms\nqueries = {W}/mq.jsonl\nmethods = full,infoflow\nbudgets = 0.5\nsteps = 2\n"
-            "[needle]\nlengths = 64\ndepths = 50\nhaystack_docs = 2\nhaystack_tokens = 24\n")  # 2 x 24-token stories + needle: 91 tokens hold 64
-peak, mev = {}, {}
-for n, tp in ((1, 1), (2, 2)):
-    r = run(n, ["eval", "--job", f"{W}/mjob.ini", "--store", f"{W}/ms-{n}x{tp}", "--out", f"{W}/mo-{n}x{tp}", "--tp",
-                str(tp), "--threads", "1", "--quiet"], timeout=600)
-    m = re.search(r"eval: resident MiB per rank \(now/peak\):((?: \d+/\d+)+)", r.stderr)
-    check(r.returncode == 0 and m, f"eval of the HF folder -n {n} --tp {tp}: {r.stderr[-300:]}")
-    peak[n] = [int(x.split("/")[1]) for x in m.group(1).split()] if m else [0]
-    mev[n] = lines(f"{W}/mo-{n}x{tp}/needle.jsonl") if r.returncode == 0 else []
-# resident-memory peaks mean nothing under ASan (its allocator keeps freed blocks in quarantine and
-# adds shadow memory): the sanitized build checks the results only; the release build the memory
-if os.environ.get("IFK_SANITIZED") != "1":
-    check(len(peak[2]) == 2 and all(p < peak[1][0] - weights_mib / 2 for p in peak[2]),
-          f"HF folder at --tp 2: every rank's peak ({peak[2]} MiB) at least half the {weights_mib:.0f} MiB of weights "
-          f"below the one-rank peak ({peak[1]} MiB)")
-check(len(mev[1]) == 2 and len(mev[2]) == 2 and all(x["greedy_hit"] == y["greedy_hit"] and abs(x["p_name"] - y["p_name"])
-      < 1e-4 for x, y in zip(mev[1], mev[2])), f"HF folder: the same needle results at -n 1 and -n 2 --tp 2")
-r = verify(f"{W}/ms-2x2", f"{W}/ms-1x1", 1e-3)
-check(r.returncode == 0 and "tokens identical" in r.stdout, f"HF folder: eval's --tp 2 store agrees: {r.stdout[-300:]}")
+for kind, path in (("llama2.c checkpoint", f"{W}/r.bin"), ("HF folder", f"{W}/rhf")):
+    weights_mib = os.path.getsize(path if kind.startswith("llama") else f"{path}/model.safetensors") / 2**20
+    with open(f"{W}/mjob.ini", "w") as f:
+        f.write(f"[job]\nmodel = {path}\ntokenizer = {MODEL}/tok512.bin\nstore = {W}/ms\nqueries = {W}/mq.jsonl\n"
+                "methods = full,infoflow\nbudgets = 0.5\nsteps = 2\n[needle]\nlengths = 64\ndepths = 50\nhaystack_docs = 2\n"
+                "haystack_tokens = 24\n")  # 2 x 24-token stories + needle: 91 tokens hold 64
+    peak, now, mev = {}, {}, {}
+    for n, tp in ((1, 1), (2, 2)):
+        shutil.rmtree(f"{W}/ms-{n}x{tp}", ignore_errors=True)
+        shutil.rmtree(f"{W}/mo-{n}x{tp}", ignore_errors=True)
+        r = run(n, ["eval", "--job", f"{W}/mjob.ini", "--store", f"{W}/ms-{n}x{tp}", "--out", f"{W}/mo-{n}x{tp}", "--tp",
+                    str(tp), "--threads", "1", "--quiet"], timeout=600)
+        m = re.search(r"eval: resident MiB per rank \(now/peak\):((?: \d+/\d+)+)", r.stderr)
+        check(r.returncode == 0 and m, f"eval of the {kind} -n {n} --tp {tp}: {r.stderr[-300:]}")
+        peak[n] = [int(x.split("/")[1]) for x in m.group(1).split()] if m else [0]
+        now[n] = [int(x.split("/")[0]) for x in m.group(1).split()] if m else [0]
+        mev[n] = lines(f"{W}/mo-{n}x{tp}/needle.jsonl") if r.returncode == 0 else []
+    # resident-memory peaks mean nothing under ASan (its allocator keeps freed blocks in quarantine and
+    # adds shadow memory): the sanitized build checks the results only; the release build the memory.
+    # A rank at --tp 2 holds half the layer weights: its peak must sit at least 40% of the weights below
+    # the one rank's (the half it does not hold, less a tenth of the weights for the replicated
+    # embedding and the group's buffers); and the loading must not peak above what the rank holds at
+    # the end by more than a tenth of the weights. Reading the whole file on every rank (the
+    # fingerprint, the finite check, column-cut matrices through the mapping) fails them.
+    if os.environ.get("IFK_SANITIZED") != "1":
+        check(len(peak[2]) == 2 and all(p < peak[1][0] - 0.4 * weights_mib for p in peak[2]),
+              f"{kind} at --tp 2: every rank's peak ({peak[2]} MiB) at least 40% of the {weights_mib:.0f} MiB of "
+              f"weights below the one-rank peak ({peak[1]} MiB)")
+        check(len(now[2]) == 2 and all(p - q < 0.1 * weights_mib for p, q in zip(peak[2], now[2])),
+              f"{kind} at --tp 2: every rank's peak ({peak[2]} MiB) within a tenth of the {weights_mib:.0f} MiB of "
+              f"weights of what it holds at the end ({now[2]} MiB)")
+    check(len(mev[1]) == 2 and len(mev[2]) == 2 and all(x["greedy_hit"] == y["greedy_hit"] and abs(x["p_name"] - y["p_name"])
+          < 1e-4 for x, y in zip(mev[1], mev[2])), f"{kind}: the same needle results at -n 1 and -n 2 --tp 2")
+    r = verify(f"{W}/ms-2x2", f"{W}/ms-1x1", 1e-3)
+    check(r.returncode == 0 and "tokens identical" in r.stdout, f"{kind}: eval's --tp 2 store agrees: {r.stdout[-300:]}")
+os.remove(f"{W}/r.bin")
 
 # ---- a rank failing inside a group ----
 for action in ("fail", "kill"):

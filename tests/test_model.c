@@ -296,6 +296,69 @@ Test(model, releasing_the_unsliced_weights_keeps_the_slice) {
     ifk_model_free(&full);
 }
 
+/* A random model written as a legacy llama2.c file (header, the weights in carve order, the two RoPE
+ * tables), with element bad set to NaN when bad >= 0. */
+static void write_v0_(const char *path, const ifk_model *m, long bad) {
+    const ifk_config *c = &m->cfg;
+    FILE *f = fopen(path, "wb");
+    cr_assert(f);
+    const int32_t h[7] = {c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->vocab_size, c->seq_len};
+    cr_assert_eq(fwrite(h, sizeof h, 1, f), 1u);
+    const size_t n = ifk_model_params(c), tables = (size_t)c->seq_len * c->head_dim;
+    float *w = calloc(n + tables, sizeof(float));
+    cr_assert(w);
+    memcpy(w, m->owned, sizeof(float) * n);
+    if (bad >= 0) w[bad] = NAN;
+    cr_assert_eq(fwrite(w, sizeof(float), n + tables, f), n + tables);
+    free(w);
+    fclose(f);
+}
+
+/* A mapped checkpoint is read with pread, never through its mapping: its fingerprint (streamed in
+ * pieces; the embedding here is 2.4 pieces long, with an odd number of float pairs) is the one of
+ * the same weights in memory, a tensor-parallel slice holds the same rows and columns in its own
+ * block, and a NaN past the first piece is found with its tensor and element. */
+Test(model, a_mapped_checkpoint_reads_like_the_weights_in_memory) {
+    ifk_model a, b, sa, sb;
+    cr_assert_eq(ifk_model_random(&a, "dim=66,layers=2,heads=3,kv_heads=3,hidden=101,vocab=301,seq=16", 7), IFK_OK);
+    char path[] = "/tmp/ifk_v0_XXXXXX";
+    close(mkstemp(path));
+    write_v0_(path, &a, -1);
+    cr_assert_eq(ifk_model_load_llama2c(&b, path), IFK_OK, "%s", ifk_errmsg());
+    char fa[17], fb[17];
+    ifk_model_fingerprint(&a, fa);
+    ifk_model_fingerprint(&b, fb);
+    cr_assert_str_eq(fa, fb);
+    const ifk_config *c = &a.cfg;
+    const size_t D = c->dim, ql = (size_t)c->head_dim, kvl = ql, Fl = 34; /* rank 1 of 3: heads 1, columns 33..66 */
+    cr_assert_eq(ifk_model_slice(&a, 1, 3, &sa), IFK_OK);
+    cr_assert_eq(ifk_model_slice(&b, 1, 3, &sb), IFK_OK);
+    cr_assert_eq(sb.cfg.hidden_dim, (int)Fl);
+    const char *lo = b.map, *hi = lo + b.map_len;
+    for (int l = 0; l < c->n_layers; l++) {
+        const ifk_layer_weights *x = &sa.layers[l], *y = &sb.layers[l];
+        const ifk_wbuf *const xs[] = {x->wq, x->wk, x->wv, x->wo, x->w1, x->w2, x->w3},
+                           *const ys[] = {y->wq, y->wk, y->wv, y->wo, y->w1, y->w2, y->w3};
+        const size_t n[] = {ql * D, kvl * D, kvl * D, D * ql, Fl * D, D * Fl, Fl * D};
+        for (int k = 0; k < 7; k++) {
+            cr_assert(!memcmp(xs[k], ys[k], sizeof(float) * n[k]), "layer %d matrix %d differs", l, k);
+            cr_assert((const char *)ys[k] < lo || (const char *)ys[k] >= hi, "layer %d matrix %d is a view into the file", l, k);
+        }
+    }
+    ifk_model_free(&sb);
+    ifk_model_free(&b);
+    write_v0_(path, &a, 10000); /* tok_emb, 19866 elements */
+    cr_assert_neq(ifk_model_load_llama2c(&b, path), IFK_OK);
+    cr_assert(strstr(ifk_errmsg(), "tensor tok_emb holds NaN or infinity (element 10000 of 19866)"), "%s", ifk_errmsg());
+    const long w2_1 = 19866 + 2 * 66 + 2 * (2 * 66 * 66 + 2 * 66 * 66) + 2 * 66 + 2 * 101 * 66 + 101 * 66; /* layers.1.w2 */
+    write_v0_(path, &a, w2_1 + 6000);
+    cr_assert_neq(ifk_model_load_llama2c(&b, path), IFK_OK);
+    cr_assert(strstr(ifk_errmsg(), "tensor layers.1.w2 holds NaN or infinity (element 6000 of 6666)"), "%s", ifk_errmsg());
+    unlink(path);
+    ifk_model_free(&sa);
+    ifk_model_free(&a);
+}
+
 /* ---- chunking --------------------------------------------------------------------------------- */
 
 #include "chunk.h"
