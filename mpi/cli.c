@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <utf8proc.h>
 
 static int quiet_;
 void ifk_cli_set_quiet(int quiet) { quiet_ = quiet; }
@@ -78,12 +79,20 @@ ifk_status ifk_cli_double(const char *name, const char *s, double lo, double hi,
 
 void ifk_json_str(FILE *f, const char *s, size_t n) {
     fputc('"', f);
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n;) {
         unsigned char c = (unsigned char)s[i];
+        if (c >= 0x80) { /* a decoded answer may hold a byte token alone: JSON text must be UTF-8 */
+            utf8proc_int32_t cp;
+            utf8proc_ssize_t k = utf8proc_iterate((const utf8proc_uint8_t *)s + i, (utf8proc_ssize_t)(n - i), &cp);
+            if (k > 0) fwrite(s + i, 1, (size_t)k, f), i += (size_t)k;
+            else fputs("\\ufffd", f), i++;
+            continue;
+        }
         if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
         else if (c == '\n') fputs("\\n", f);
         else if (c < 0x20) fprintf(f, "\\u%04x", c);
         else fputc(c, f);
+        i++;
     }
     fputc('"', f);
 }

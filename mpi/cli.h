@@ -31,7 +31,8 @@ void ifk_cli_set_quiet(int quiet);
 ifk_status ifk_cli_int(const char *name, const char *s, long lo, long hi, long *out);
 ifk_status ifk_cli_double(const char *name, const char *s, double lo, double hi, double *out);
 
-/* Writes s[0..n) to f as a JSON string literal (quotes, escapes). */
+/* Writes s[0..n) to f as a JSON string literal (quotes, escapes); a byte that does not start a valid
+ * UTF-8 sequence (a byte token decoded alone) is written as \ufffd, so the line stays valid JSON. */
 #include <stdio.h>
 void ifk_json_str(FILE *f, const char *s, size_t n);
 

@@ -242,30 +242,34 @@ int ifk_attention_tasks(void) {
 #endif
 }
 
+/* Below this many flops a task costs less than waking a thread (a decode step over a few keys, the
+ * BOS forward beside the KV loader): the tasks then run one after another on the caller's thread. */
+#define ATT_TASK_MIN_FLOPS (1 << 20)
+
 void ifk_attention(const ifk_attn_args *a, float *scratch) {
     const int G = a->H / a->Hkv, qb = block_rows_(a->n > 0 ? a->n : 1, G);
     const int ntask = (a->n + qb - 1) / qb * a->Hkv;
     const size_t per = (size_t)G * qb * (2 * (size_t)a->Dh + (size_t)(a->nk > 0 ? a->nk : 1));
     int nth = a->tasks < ntask ? a->tasks : ntask;
-    if (nth <= 1) {
-        for (int t = 0; t < ntask; t++) task_(a, t, scratch, per, 0, 0);
-        return;
-    }
-#ifdef _OPENMP
-    /* the tasks run on OpenMP's threads (oneDNN's too), each GEMM single-threaded: one thread pool,
-     * not two spinning against each other; a GEMM's result does not depend on its thread count */
+    if (4.0 * G * (a->n < qb ? a->n : qb) * a->nk * a->Dh < ATT_TASK_MIN_FLOPS) nth = 1;
+    /* every GEMM single-threaded, in parallel tasks or not: the bits do not depend on the thread
+     * count (OpenBLAS's sgemm rounds differently with 1 and 2 threads) */
     const int saved = ifk_gemm_serial_begin();
-    if (a->psum) {
+#ifdef _OPENMP
+    /* the tasks run on OpenMP's threads, oneDNN's too: one thread pool, not two spinning against
+     * each other */
+    if (nth > 1 && a->psum) {
 #pragma omp parallel for num_threads(nth) schedule(static, 1) ordered
         for (int t = 0; t < ntask; t++) task_(a, t, scratch, per, omp_get_thread_num(), 1);
-    } else {
+    } else if (nth > 1) {
 #pragma omp parallel for num_threads(nth) schedule(static, 1)
         for (int t = 0; t < ntask; t++) task_(a, t, scratch, per, omp_get_thread_num(), 0);
+    } else
+#endif
+    {
+        for (int t = 0; t < ntask; t++) task_(a, t, scratch, per, 0, 0);
     }
     ifk_gemm_serial_end(saved);
-#else
-    for (int t = 0; t < ntask; t++) task_(a, t, scratch, per, 0, 0);
-#endif
 }
 
 /* ---- weights in 2-byte dtypes: the decode GEMV and the bandwidth probe ------------------------- */

@@ -129,8 +129,9 @@ typedef struct {
     float *psum;        /* optional (n, ldp): += softmax probabilities summed over the H heads */
     int ldp;
     int tasks;          /* scratch holds this many task slots: up to that many (query block, KV head)
-                         * tasks run at once on OpenMP threads; 0 or 1: one after another. The result
-                         * is bitwise the same for every value */
+                         * tasks run at once on OpenMP threads (tiny tasks: one after another); 0 or
+                         * 1: one after another. Each GEMM is single-threaded, so the result is
+                         * bitwise the same for every value and every BLAS thread count */
 } ifk_attn_args;
 
 /* Scratch floats ifk_attention needs for these arguments, per task slot (args.tasks slots need

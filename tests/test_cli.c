@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "testutil.h"
 
 extern char **environ;
@@ -218,4 +219,18 @@ Test(cli, tokenizer_cut_inside_a_record_is_rejected) {
     expect_error_(run_((const char *[]){"tokenize", "--tokenizer", p, "--text", "Once upon a time", NULL}), p,
                   "truncated");
     unlink(p);
+}
+
+/* A byte token decoded alone is not UTF-8: the JSON writer puts U+FFFD in its place (a strict
+ * parser refused eval's fidelity.jsonl holding a lone 0x96 before), keeps valid multi-byte
+ * characters and escapes as before. */
+Test(cli, json_strings_stay_valid_utf8) {
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    const char s[] = "a\x96" "b\xc3\xa9\"\n\xe2\x82\xac\xf0\x9f\x98\x80\xe2\x82\xed\xa0\x80z\xc3";
+    ifk_json_str(f, s, sizeof s - 1);
+    fclose(f);
+    cr_assert_str_eq(buf, "\"a\\ufffdb\xc3\xa9\\\"\\n\xe2\x82\xac\xf0\x9f\x98\x80\\ufffd\\ufffd\\ufffd\\ufffd\\ufffdz\\ufffd\"");
+    free(buf);
 }
