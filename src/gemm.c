@@ -352,6 +352,10 @@ long ifk_gemm_primitives_created(void) {
 
 /* OpenBLAS extensions, declared in its cblas.h */
 void ifk_blas_set_threads(int n) {
+    /* 0: OpenBLAS's own count (OPENBLAS_NUM_THREADS or the cores), which OpenMP then follows: left
+     * alone, libgomp takes the cores of the process's affinity mask, so an unbound single process
+     * and a bound rank ran oneDNN on other thread counts than the one recorded in the shards */
+    if (n <= 0) n = openblas_get_num_threads();
     if (n <= 0) return;
     openblas_set_num_threads(n);
 #ifdef _OPENMP

@@ -70,7 +70,7 @@ void ifk_gemv_w(float *y, const float *x, const void *W, ifk_wdtype t, int in, i
 /* Sum of x[n] over the OpenMP threads: the STREAM-like read of the decode benchmark. */
 double ifk_read_sum(const float *x, size_t n);
 
-void ifk_blas_set_threads(int n);   /* 0 leaves OpenBLAS's default; also sets OpenMP's (oneDNN's) */
+void ifk_blas_set_threads(int n);   /* 0: OpenBLAS's own count; OpenMP's (oneDNN's) is set to the same */
 int ifk_blas_threads(void);
 /* OpenBLAS single-threaded until ifk_gemm_serial_end(the returned count): for GEMMs issued from
  * inside an OpenMP parallel region (ifk_attention's tasks). Call both from one thread, outside the

@@ -238,6 +238,12 @@ threads)
   expect "cache --threads 2 pinned to one CPU" c1 taskset -c 0 "$BIN" cache --store "$W/t2p" --threads 2
   expect "cache -n 2 (bound) --threads 2" c1 mpirun -n 2 "$BIN" cache --store "$W/t2m" --threads 2
   expect "cache --threads 1" c1 "$BIN" cache --store "$W/t1" --threads 1
+  expect "cache, OPENBLAS_NUM_THREADS=1 alone" c1 "$BIN" cache --store "$W/t1e"
+  expect "cache -n 2 (bound), OPENBLAS_NUM_THREADS=1 alone" c1 mpirun -n 2 "$BIN" cache --store "$W/t1em"
+  # OpenMP (oneDNN) follows OPENBLAS_NUM_THREADS: it took the affinity mask's cores before, so an
+  # unbound process wrote other bits than --threads 1 and than bound ranks (breaker, this round)
+  expect "OPENBLAS_NUM_THREADS=1: bitwise equal to --threads 1" "$BIN" verify --store "$W/t1e" --against "$W/t1"
+  expect "... and to 2 bound ranks under the same variable" "$BIN" verify --store "$W/t1em" --against "$W/t1"
   expect "pinned to one CPU: bitwise equal at equal threads" "$BIN" verify --store "$W/t2p" --against "$W/t2"
   expect "2 bound ranks: bitwise equal at equal threads" "$BIN" verify --store "$W/t2m" --against "$W/t2"
   expect "the shards record their threads" sh -c "h5dump -a /blas_threads \$(ls '$W'/t1/shard-*.h5 | head -n1) | grep -q '(0): 1\$'"
