@@ -524,7 +524,10 @@ static ifk_status changed_(const ifk_corpus_stream *s, const char *why) {
     return IFK_FAIL(IFK_ERR_FORMAT, "%s:%ld: %s (the file changed since it was checked)", s->path, s->line, why);
 }
 
-/* Reads lines until one more document is in the window, or to the end of the file. */
+/* Reads lines until one more document is in the window, or to the end of the file. After each
+ * line the file's size and modification time must still be pass 1's: an edit in place (same size)
+ * to a line not read yet would otherwise go unseen — an id turned into another's duplicate was
+ * cached as a silent overwrite. An edit to a line already read is caught by its hash on re-read. */
 static ifk_status read_one_(ifk_corpus_stream *s) {
     char why[256];
     while (!s->eof) {
@@ -534,6 +537,11 @@ static ifk_status read_one_(ifk_corpus_stream *s) {
         ifk_status st = IFK_OK;
         int r = next_line_(s, &p, &len, &off, &st);
         if (r < 0) return st;
+        struct stat fst;
+        if (fstat(fileno(s->f), &fst) == 0 &&
+            ((long long)fst.st_size != s->file_size ||
+             (long long)fst.st_mtim.tv_sec * 1000000000LL + fst.st_mtim.tv_nsec != s->mtime_ns))
+            return changed_(s, "its size or modification time changed");
         if (r == 0) {
             s->eof = 1;
             if (s->ordinal != s->n) {
@@ -570,6 +578,7 @@ ifk_status ifk_corpus_stream_start(ifk_corpus_stream *s, int window, int (*keep)
                                    void *ctx) {
     IFK_CHECK_ARG(s && s->path[0] && !s->f, "ifk_corpus_stream_start: a checked corpus, not started");
     s->window = window > 0 ? window : IFK_CORPUS_WINDOW;
+    if (s->window > s->n) s->window = s->n > 0 ? (int)s->n : 1; /* never more than pass 1 found */
     s->keep = keep, s->keep_ctx = ctx;
     s->win = ifk_malloc(sizeof *s->win * (size_t)s->window, "the corpus look-ahead");
     if (!s->win) return IFK_ERR_OOM;

@@ -5,6 +5,8 @@
  * streaming reader (hand-out order against a naive reference, skips, the on-disk duplicate check,
  * a file changed between its passes). */
 #include <criterion/criterion.h>
+#include <time.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -722,6 +724,43 @@ Test(corpus, stream_check_refuses_a_duplicate_naming_both_lines) {
     cr_assert(starts_with_(m, where_(path, N + 1)), "names the duplicate's line: %s", m);
     cr_assert(strstr(m, "duplicate id \"id-") && strstr(m, "-7\" (first on line 8)"), "names the first line: %s", m);
     ifk_corpus_stream_free(&s);
+    drop_(path);
+}
+
+/* A line not read yet, rewritten in place into a duplicate of a handed-out id while pass 2 runs (the
+ * breaker's repro: same size, so only the modification time tells): refused at its read, never
+ * handed out. The window cap: a window larger than the corpus allocates only what pass 1 found. */
+Test(corpus, stream_refuses_an_in_place_edit_ahead_of_the_window) {
+    char *path = tmp_text_("{\"id\":\"a\",\"text\":\"one\"}\n{\"id\":\"b\",\"text\":\"two\"}\n"
+                           "{\"id\":\"c\",\"text\":\"six\"}\n");
+    ifk_corpus_stream s;
+    cr_assert_eq(ifk_corpus_check(&s, path, 0, 0, NULL, NULL), IFK_OK, "%s", ifk_errmsg());
+    cr_assert_eq(ifk_corpus_stream_start(&s, 1, NULL, NULL), IFK_OK, "%s", ifk_errmsg());
+    ifk_corpus_entry e;
+    int got = 0;
+    FILE *f = fopen(path, "r+b");
+    cr_assert_not_null(f);
+    cr_assert_eq(fseek(f, 2 * (long)strlen("{\"id\":\"a\",\"text\":\"one\"}\n"), SEEK_SET), 0);
+    fputs("{\"id\":\"a\",\"text\":\"six\"}\n", f); /* line 3: c becomes a second a, same size */
+    fclose(f);
+    struct timespec ts[2] = {{.tv_nsec = UTIME_OMIT}, {0}}; /* the clock moved on since the check */
+    clock_gettime(CLOCK_REALTIME, &ts[1]);
+    ts[1].tv_sec += 2;
+    cr_assert_eq(utimensat(AT_FDCWD, path, ts, 0), 0);
+    ifk_status st = ifk_corpus_stream_next(&s, &e, &got); /* hands out a, reads the next line */
+    while (st == IFK_OK && got) st = ifk_corpus_stream_next(&s, &e, &got);
+    cr_assert_eq(st, IFK_ERR_FORMAT, "the edit is refused, not cached");
+    cr_assert(strstr(ifk_errmsg(), "changed since it was checked"), "%s", ifk_errmsg());
+    ifk_corpus_stream_free(&s);
+    cr_assert_eq(ifk_corpus_check(&s, path, 0, 0, NULL, NULL), IFK_ERR_FORMAT, "a rerun's check sees the duplicate");
+    ifk_corpus_stream_free(&s);
+    char *p2 = tmp_text_("{\"id\":\"a\",\"text\":\"one\"}\n");
+    cr_assert_eq(ifk_corpus_check(&s, p2, 0, 0, NULL, NULL), IFK_OK, "%s", ifk_errmsg());
+    cr_assert_eq(ifk_corpus_stream_start(&s, 1 << 30, NULL, NULL), IFK_OK, "a huge window: %s", ifk_errmsg());
+    cr_assert_eq(ifk_corpus_stream_next(&s, &e, &got), IFK_OK);
+    cr_assert(got);
+    ifk_corpus_stream_free(&s);
+    drop_(p2);
     drop_(path);
 }
 
