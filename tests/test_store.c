@@ -351,6 +351,7 @@ Test(store, cached_kv_equals_the_direct_chunk_prefill, .timeout = 120) {
     const char *argv[] = {IFK_BIN, "cache", "--model", IFK_MODEL_DIR, "--corpus", corpus, "--store", store,
                           "--dtype", "f32", "--chunk-tokens", "16", "--quiet", NULL};
     cr_assert_eq(run_(argv), 0);
+    ifk_blas_set_threads(0); /* as the binary: OpenMP (oneDNN) on OpenBLAS's thread count */
     ifk_model m;
     ifk_tokenizer *tok;
     cr_assert_eq(ifk_engine_load(IFK_MODEL_DIR, NULL, &m, &tok), IFK_OK);
