@@ -420,9 +420,19 @@ static int bench_ttft_(int argc, char **argv) {
     const double best_m = b.method, best_s = b.serial;
     const ifk_query_result keep = b.keep, keep_s = b.keep_s;
     /* the recompute's rate against the full prefill's, same FLOP count (selected slots are their
-     * positions: the context sits at positions 0..T-1 once rotated) */
-    const double fl_full = ifk_rows_flops(&m.cfg, NULL, keep.T + (int)P),
-                 fl_rec = ifk_rows_flops(&m.cfg, keep.selected, keep.n_selected);
+     * positions: the context sits at positions 0..T-1 once rotated). Both stop the context's last
+     * layer at its K/V; full's prompt rows, at positions T.., run whole. */
+    int *ppos = malloc(sizeof(int) * (size_t)P);
+    if (!ppos) {
+        IFK_FAIL(IFK_ERR_OOM, "out of memory");
+        ifk_query_result_free(&b.keep_s), ifk_query_result_free(&b.keep);
+        goto out;
+    }
+    for (int i = 0; i < (int)P; i++) ppos[i] = keep.T + i;
+    const double fl_prompt = ifk_rows_flops(&m.cfg, ppos, (int)P);
+    free(ppos);
+    const double fl_full = ifk_kv_rows_flops(&m.cfg, NULL, keep.T) + fl_prompt,
+                 fl_rec = ifk_kv_rows_flops(&m.cfg, keep.selected, keep.n_selected);
     /* the speed-up at equal FLOP rates: full prefill's FLOPs over InfoFlow's (BOS forward, scoring,
      * recompute, prompt; the classifier once each), from this run's selection. The 1/R of a
      * back-of-envelope ignores that the selected tokens sit after the first chunk (more keys
@@ -431,17 +441,9 @@ static int bench_ttft_(int argc, char **argv) {
     if (method == IFK_METHOD_INFOFLOW) {
         int lo, hi;
         ifk_default_score_layers(m.cfg.n_layers, &lo, &hi);
-        int *ppos = malloc(sizeof(int) * (size_t)P);
-        if (!ppos) {
-            IFK_FAIL(IFK_ERR_OOM, "out of memory");
-            ifk_query_result_free(&b.keep_s), ifk_query_result_free(&b.keep);
-            goto out;
-        }
-        for (int i = 0; i < (int)P; i++) ppos[i] = keep.T + i;
         const double cls = 2.0 * m.cfg.dim * m.cfg.vocab_size;
-        ceiling = (fl_full + cls) / (ifk_rows_flops(&m.cfg, NULL, 1) + ifk_score_flops(&m.cfg, keep.T, (int)P, hi) +
-                                     fl_rec + ifk_rows_flops(&m.cfg, ppos, (int)P) + cls);
-        free(ppos);
+        ceiling = (fl_full + cls) / (ifk_kv_rows_flops(&m.cfg, NULL, 1) + ifk_score_flops(&m.cfg, keep.T, (int)P, hi) +
+                                     fl_rec + fl_prompt + cls);
     }
     char ceil_s[96] = "";
     if (ceiling > 0) snprintf(ceil_s, sizeof ceil_s, "; at equal FLOP rates, from this run's FLOP counts: %.2fx", ceiling);

@@ -330,7 +330,9 @@ ifk_status ifk_recompute(const ifk_model *m, ifk_state *s, ifk_kvcache *c, int T
             st = IFK_FAIL(IFK_ERR_INTERNAL, "injected failure in recompute at layer %d", l);
             goto done;
         }
-        IFK_CHECK_GOTO(st, ifk_layer_forward(m, s, c, l, n, pos, sel, T, NULL, 0), done);
+        /* the last layer's output is discarded (algorithm.md §6): only its K/V are kept */
+        if (l < cfg->n_layers - 1) IFK_CHECK_GOTO(st, ifk_layer_forward(m, s, c, l, n, pos, sel, T, NULL, 0), done);
+        else IFK_CHECK_GOTO(st, ifk_layer_kv(m, s, c, l, n, pos, sel), done);
     }
 done:
     free(tok);

@@ -85,6 +85,9 @@ Test(score, flop_counts_agree) {
     const double a = ifk_score_flops(cf, T, P, cf->n_layers - 1) + tail, b = ifk_rows_flops(cf, ppos, P);
     cr_assert(fabs(a - b) <= 1e-9 * b, "%.17g vs %.17g", a, b);
     cr_assert(ifk_score_flops(cf, T, P, 0) < ifk_score_flops(cf, T, P, 1));
+    /* K/V-only last layer: the whole count less that layer's q, output projection, MLP and attention */
+    const double kvl = ifk_rows_flops(cf, ppos, P) - ifk_kv_rows_flops(cf, ppos, P), keys = P * (T + (P + 1) / 2.0);
+    cr_assert(fabs(kvl - (tail + 2.0 * P * (double)cf->dim * q + 4.0 * q * keys)) <= 1e-9 * kvl, "%.17g", kvl);
     const double pf = ifk_prefill_flops(cf, T), rf = ifk_rows_flops(cf, NULL, T) + 2.0 * cf->dim * cf->vocab_size;
     /* the prefill counts T^2/2 products, the rows T(T+1)/2: they differ by 4 L q T / 2 */
     cr_assert(fabs(rf - pf - 2.0 * cf->n_layers * q * T) <= 1e-9 * pf, "%.17g vs %.17g", rf, pf);
@@ -274,6 +277,8 @@ Test(window, prefill_decode_and_recompute_agree_and_differ_from_full_attention_p
     int sel[24];
     for (int i = 0; i < T; i++) sel[i] = i;
     cr_assert_eq(ifk_recompute(&m, &s, &c, T, ids, sel, T), IFK_OK);
+    /* the recompute stops at the last layer's K/V, its input left in s.x: finish that layer here */
+    cr_assert_eq(ifk_layer_forward(&m, &s, &c, m.cfg.n_layers - 1, T, sel, sel, T, NULL, 0), IFK_OK);
     ifk_logits(&m, &s, 0, T, full);
     cr_assert_leq(tu_maxrel(full, pre, (size_t)T * V, 1e-3), 1e-4, "recompute");
     free(full), free(pre), free(dec);
