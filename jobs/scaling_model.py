@@ -15,11 +15,13 @@ import json, math, os, subprocess, sys, tempfile
 def model_bytes(L, D, T, Pq, n, steps, lo, hi, method="infoflow"):
     """payload bytes per rank of one query, by phase"""
     b = {}
-    b["load"] = 2 * 4 * D * L                                   # BOS forward: 2 all-reduces of D per layer
-    score = 2 * 4 * Pq * D * (hi + 1)                           # prompt through layers 0..hi
+    # a forward without logits (BOS, the recompute, a cached chunk) stops its last layer at the K/V,
+    # and scoring its layer hi at the attention probabilities: no all-reduce there
+    b["load"] = 2 * 4 * D * (L - 1)                             # BOS forward: 2 all-reduces of D per layer
+    score = 2 * 4 * Pq * D * hi                                 # prompt through layers 0..hi-1 whole
     score += 4 * Pq * (T + Pq) * (hi - lo + 1)                  # per-head attention sums into rank 0
     b["score"] = score + 4 * (1 + n)                            # the selection's broadcast
-    b["recompute"] = 2 * 4 * n * D * L                          # 2 all-reduces of n x D per layer
+    b["recompute"] = 2 * 4 * n * D * (L - 1)                    # 2 all-reduces of n x D per layer
     b["prompt_prefill"] = 2 * 4 * Pq * D * L
     b["decode"] = steps * 4 + (steps - 1) * 2 * 4 * D * L       # a token broadcast each, a forward between
     return b
@@ -27,9 +29,9 @@ def model_bytes(L, D, T, Pq, n, steps, lo, hi, method="infoflow"):
 
 def cache_group_bytes(L, D, Hkv, Dh, tp, chunks, tokens):
     """payload bytes of one rank of a caching group: per chunk of n tokens, the [BOS] + n rows go
-    through 2 all-reduces of (n + 1) x D per layer, the n + 1 token ids are broadcast, and every
-    rank's K and V heads (L x Hkv/tp x n x Dh each) go to the group's rank 0"""
-    return {"all-reduce": 2 * 4 * D * L * (tokens + chunks), "gather": 2 * 4 * L * (Hkv // tp) * Dh * tokens,
+    through 2 all-reduces of (n + 1) x D per layer but the last (K/V only), the n + 1 token ids are
+    broadcast, and every rank's K and V heads (L x Hkv/tp x n x Dh each) go to the group's rank 0"""
+    return {"all-reduce": 2 * 4 * D * (L - 1) * (tokens + chunks), "gather": 2 * 4 * L * (Hkv // tp) * Dh * tokens,
             "tokens": 4 * (tokens + chunks)}
 
 
@@ -109,10 +111,16 @@ def proj_flops(rows):
     return 2 * rows * (D * H * DH + 2 * D * HKV * DH + H * DH * D + 3 * D * F)
 
 
+def kv_proj_flops(rows):
+    """a last layer that stops at its K/V"""
+    return 2 * rows * 2 * D * HKV * DH
+
+
 def ttft_full(P):
-    rows = T + PQ
-    comp = proj_flops(rows) * L / (P * NODE_FLOPS) + 4 * H * DH * rows * rows / 2 * L / (P * NODE_FLOPS * NODE_ATTN)
-    comm = 2 * L * allreduce(4 * rows * D, P)
+    rows = T + PQ  # the context's last layer stops at its K/V; the prompt's runs whole
+    comp = (proj_flops(rows) * (L - 1) + kv_proj_flops(T) + proj_flops(PQ)) / (P * NODE_FLOPS) + \
+        4 * H * DH * (rows * rows / 2 * (L - 1) + PQ * rows) / (P * NODE_FLOPS * NODE_ATTN)
+    comm = 2 * (L - 1) * allreduce(4 * rows * D, P) + 2 * allreduce(4 * PQ * D, P)
     return comp + comm, comm
 
 
@@ -123,11 +131,12 @@ def ttft_infoflow(P, lo=17, hi=25, flops=None, bw=NET_BW, lat=NET_LAT, store_bw=
     store_bw = store_bw or P * STORE_BW
     n = math.floor(R * T)
     load = T * L * HKV * DH * 2 * 2 / store_bw
-    score = proj_flops(PQ) * (hi + 1) / flops + 4 * H * DH * PQ * T * (hi + 1) / (flops * NODE_ATTN)
-    score_comm = 2 * (hi + 1) * allreduce_on(4 * PQ * D, P, bw, lat) + (hi - lo + 1) * (
+    score = (proj_flops(PQ) * hi + 2 * PQ * (D * H * DH + 2 * D * HKV * DH)) / flops + \
+        4 * H * DH * PQ * T * (hi + 1) / (flops * NODE_ATTN)
+    score_comm = 2 * hi * allreduce_on(4 * PQ * D, P, bw, lat) + (hi - lo + 1) * (
         0 if P == 1 else (P - 1) / P * 4 * PQ * T / bw + math.log2(P) * lat)
-    rec = proj_flops(n) * L / flops + 4 * H * DH * n * (T / 2) * L / (flops * NODE_ATTN)
-    rec_comm = 2 * L * allreduce_on(4 * n * D, P, bw, lat)
+    rec = (proj_flops(n) * (L - 1) + kv_proj_flops(n)) / flops + 4 * H * DH * n * (T / 2) * (L - 1) / (flops * NODE_ATTN)
+    rec_comm = 2 * (L - 1) * allreduce_on(4 * n * D, P, bw, lat)
     prompt = proj_flops(PQ) * L / flops + 4 * H * DH * PQ * T * L / (flops * NODE_ATTN)
     prompt_comm = 2 * L * allreduce_on(4 * PQ * D, P, bw, lat)
     comm = score_comm + rec_comm + prompt_comm
@@ -158,9 +167,10 @@ def cache_chunk_seconds(tp):
     """one chunk of CHUNK tokens on a group of tp ranks of one node (each rank 1/RANKS_PER_NODE of it)"""
     rows = CHUNK + 1
     flops = NODE_FLOPS * tp / RANKS_PER_NODE
-    comp = proj_flops(rows) * L / flops + 4 * H * DH * rows * rows / 2 * L / (flops * NODE_ATTN)
+    comp = (proj_flops(rows) * (L - 1) + kv_proj_flops(rows)) / flops + \
+        4 * H * DH * rows * rows / 2 * (L - 1) / (flops * NODE_ATTN)
     kv = 2 * 4 * L * HKV * DH * CHUNK                           # f32 K and V of the chunk, gathered
-    comm = 2 * L * allreduce_on(4 * rows * D, tp, NODE_BW, NODE_LAT) + (
+    comm = 2 * (L - 1) * allreduce_on(4 * rows * D, tp, NODE_BW, NODE_LAT) + (
         0 if tp == 1 else (tp - 1) / tp * kv / NODE_BW + math.log2(tp) * NODE_LAT)
     return comp + comm, comm
 
