@@ -317,7 +317,7 @@ static void coordinate_(worker_ *w, long *cached) {
     const ifk_comm *cm = w->comm;
     const ifk_cache_opts *o = w->o;
     coord_ c = {.w = w};
-    if (ifk_corpus_check(&c.corpus, o->corpus, o->skip_bad, w->m->cfg.vocab_size, check_each_, &c) != IFK_OK)
+    if (ifk_corpus_check(&c.corpus, o->corpus, o->skip_bad, w->m->cfg.vocab_size, w->sp.split, check_each_, &c) != IFK_OK)
         ifk_comm_abort(cm);
     ifk_store_close(&c.have);
     const long skipped = c.n_docs - c.n_queue;

@@ -28,6 +28,9 @@
  *   other). An empty text "" and an empty tokens array [] are errors: a document of no tokens
  *   has nothing to cache. With a vocabulary size (ifk_corpus_index_vocab), a token id outside
  *   it is an error found when the corpus is read, before anything is cached.
+ * - The check knows the store's split: under --split paragraphs a text of only blank lines (no
+ *   paragraph, ifk_chunk_text_empty) gives no tokens to cache, so it is a bad line like "" is,
+ *   found before anything is cached rather than when a rank prefills it.
  * - A line can be both bad and a duplicate; it is reported for the first problem found, in the
  *   order: JSON, object, NUL, id, text/tokens, duplicate.
  * - ids follow ifk_id_check (corpus.h): at most IFK_ID_MAX bytes, no commas, no control
@@ -464,12 +467,12 @@ static long dup_put_(dupset_ *d, const char *path, const char *id, long line, if
 
 /* ---- pass 1: the check ----------------------------------------------------------------------------- */
 
-ifk_status ifk_corpus_check(ifk_corpus_stream *s, const char *path, int skip_bad, int vocab,
+ifk_status ifk_corpus_check(ifk_corpus_stream *s, const char *path, int skip_bad, int vocab, ifk_split split,
                             ifk_status (*each)(const ifk_corpus_entry *e, const char *id, void *ctx), void *ctx) {
     IFK_CHECK_ARG(s && path, "ifk_corpus_check: NULL argument");
     memset(s, 0, sizeof *s);
     IFK_CHECK_ARG(vocab >= 0, "ifk_corpus_check: vocabulary size %d", vocab);
-    s->vocab = vocab, s->skip_bad = skip_bad;
+    s->vocab = vocab, s->skip_bad = skip_bad, s->split = split;
     size_t pl = strlen(path);
     IFK_CHECK_ARG(pl > 0, "corpus: empty path");
     IFK_CHECK_ARG(pl < sizeof s->path, "%.64s...: path too long (at most %zu bytes)", path, sizeof s->path - 1);
@@ -494,6 +497,12 @@ ifk_status ifk_corpus_check(ifk_corpus_stream *s, const char *path, int skip_bad
             continue;
         }
         if (st != IFK_OK) break;
+        if (ld.text && ifk_chunk_text_empty(ld.text, ld.text_len, split)) { /* prefill would find no tokens */
+            cJSON_Delete(ld.root);
+            st = bad_line_(s, s->line, "\"text\" holds no paragraph, only blank lines: under --split paragraphs it "
+                           "gives no tokens to cache");
+            continue;
+        }
         long first = dup_put_(&d, path, ld.id, s->line, &st);
         if (first > 0) {
             ifk_quote(qa, sizeof qa, ld.id);
@@ -650,7 +659,7 @@ ifk_status ifk_corpus_index_vocab(ifk_corpus *c, const char *path, int skip_bad,
     if (strlen(path) < sizeof c->path) memcpy(c->path, path, strlen(path) + 1); /* else the check refuses it */
     ifk_corpus_stream s;
     index_ctx_ x = {.c = c};
-    ifk_status st = ifk_corpus_check(&s, path, skip_bad, vocab, index_each_, &x);
+    ifk_status st = ifk_corpus_check(&s, path, skip_bad, vocab, IFK_SPLIT_TOKENS, index_each_, &x);
     if (st == IFK_OK) { /* the bad lines' messages move over */
         c->bad = s.bad, c->n_bad = s.n_bad;
         s.bad = NULL, s.n_bad = 0;

@@ -22,6 +22,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "chunk.h"
 #include "status.h"
 
 typedef struct {
@@ -87,6 +88,7 @@ typedef struct {
 typedef struct {
     char path[1024];
     int vocab, skip_bad;
+    ifk_split split;      /* the store's split: a text it leaves nothing of is a bad line */
     long n;               /* good documents (ifk_corpus_check) */
     char **bad;           /* (n_bad) "FILE:LINE: problem" of the lines skipped under skip_bad */
     long *bad_lines;      /* (n_bad) their line numbers, ascending */
@@ -107,12 +109,14 @@ typedef struct {
 } ifk_corpus_stream;
 
 /* Pass 1: checks every line of path (the rules of ifk_corpus_index_vocab, duplicate ids included,
- * message "FILE:LINE: duplicate id "x" (first on line K)") in one streaming pass, and calls
+ * message "FILE:LINE: duplicate id "x" (first on line K)"; and a text that `split` leaves nothing
+ * of (ifk_chunk_text_empty: under IFK_SPLIT_PARAGRAPHS a text of only blank lines, which would
+ * give no tokens when cached: "FILE:LINE: "text" holds no paragraph ...") in one streaming pass, and calls
  * each(e, id, ctx) for every good document in file order (each may be NULL; a non-OK return stops
  * the check and is returned). A bad line fails unless skip_bad, which records it in s->bad and
  * goes on. Memory: O(1) in the lines, plus the bad lines' messages (corpus.h's head). s is zeroed
  * first; free it with ifk_corpus_stream_free, also on failure. */
-ifk_status ifk_corpus_check(ifk_corpus_stream *s, const char *path, int skip_bad, int vocab,
+ifk_status ifk_corpus_check(ifk_corpus_stream *s, const char *path, int skip_bad, int vocab, ifk_split split,
                             ifk_status (*each)(const ifk_corpus_entry *e, const char *id, void *ctx), void *ctx);
 
 /* Pass 2, after a successful ifk_corpus_check: reads the file again, holding at most `window`

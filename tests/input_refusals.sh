@@ -5,6 +5,8 @@
 #   nonfinite   NaN/inf weights (llama2.c, safetensors f32/bf16/f16) refused at load; f16 overflow
 #   duplicates  a CLI flag, a job INI key, a JSON key, a --dev/shape key, a list value given twice
 #   messages    error lines that name the real problem; exit codes
+#   corpus      corpus and query-set lines: the same rules in every reader, checked before anything is
+#               cached (a text --split paragraphs leaves nothing of, invalid UTF-8, lone surrogates)
 set -u
 KIND=$1 BIN=$2 MODEL=$3 DATA=$4
 W=$(mktemp -d); trap 'rm -rf "$W"' EXIT
@@ -181,6 +183,22 @@ json.dump(d, open(p, 'w'))" "$1" "$2"; }
   refused "max_position_embeddings 1e8" 'field "max_position_embeddings" = 100000000 is not a positive integer up to' "$BIN" logits --model hx --ids 1,2
   edit generation_config.json '{"temperature": "1"}'
   refused "temperature a string" 'field "temperature" = "1" is not a number' "$BIN" logits --model hx --ids 1,2
+  ;;
+corpus)
+  export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+  # a text of only blank lines gives no tokens under --split paragraphs (breaker s3 #2): the check
+  # refuses it before anything is cached, or --skip-bad skips and lists it; --split tokens caches it
+  printf '%s\n' '{"id":"a","text":"Lily had a red ball."}' '{"id":"ws","text":"\n\n\n"}' '{"id":"b","text":"Tom saw a dog."}' \
+    '{"id":"c","text":"\n\nThe sun.\n\n"}' > pw.jsonl
+  refused "--split paragraphs: a text of blank lines" 'pw.jsonl:2: "text" holds no paragraph' \
+    "$BIN" cache --model "$MODEL" --corpus pw.jsonl --store spw --split paragraphs --quiet
+  expect "... nothing cached" sh -c "! ls spw/shard-*.h5 2>/dev/null | grep -q ."
+  out=$(timeout 300 mpirun -n 2 "$BIN" cache --model "$MODEL" --corpus pw.jsonl --store spw --split paragraphs --skip-bad \
+    --commit-docs 1 2>&1); rc=$?
+  expect "--skip-bad under 2 ranks completes ($rc: $out)" test "$rc" -eq 0
+  expect "... listing the line" has "$out" 'skipped bad line: pw.jsonl:2: "text" holds no paragraph'
+  expect "... caching the 3 others" sh -c "'$BIN' inspect --store spw --json | grep -q '\"documents\": 3,'"
+  expect "--split tokens caches it" "$BIN" cache --model "$MODEL" --corpus pw.jsonl --store stw --quiet
   ;;
 *) echo "unknown kind $KIND"; exit 2 ;;
 esac
