@@ -63,33 +63,6 @@
 
 #include "heap.h"
 
-/* ---- UTF-8 ----------------------------------------------------------------------------------- */
-
-int ifk_utf8_valid(const char *s, size_t n) {
-    const unsigned char *p = (const unsigned char *)s, *e = p + n;
-    while (p < e) {
-        unsigned c = *p;
-        if (c < 0x80) {
-            p++;
-            continue;
-        }
-        size_t k;       /* continuation bytes */
-        uint32_t cp, min;
-        if (c >= 0xC2 && c <= 0xDF) k = 1, cp = c & 0x1F, min = 0x80;      /* C0, C1: always overlong */
-        else if ((c & 0xF0) == 0xE0) k = 2, cp = c & 0x0F, min = 0x800;
-        else if (c >= 0xF0 && c <= 0xF4) k = 3, cp = c & 0x07, min = 0x10000; /* F5..FF: > U+10FFFF */
-        else return 0;                                                     /* stray continuation */
-        if ((size_t)(e - p) <= k) return 0;                                /* truncated */
-        for (size_t i = 1; i <= k; i++) {
-            if ((p[i] & 0xC0) != 0x80) return 0;
-            cp = (cp << 6) | (p[i] & 0x3F);
-        }
-        if (cp < min || (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF) return 0;
-        p += k + 1;
-    }
-    return 1;
-}
-
 /* ---- one line ---------------------------------------------------------------------------------- */
 
 typedef struct {
@@ -173,22 +146,6 @@ int ifk_id_from_json(const cJSON *v, char numid[32], const char **id, char *why,
     return ifk_id_check(*id, why, nwhy);
 }
 
-/* 1 if the (valid JSON) line has a \u0000 escape inside a string. */
-static int has_nul_escape_(const char *s, size_t n) {
-    int in_str = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (!in_str) {
-            if (s[i] == '"') in_str = 1;
-        } else if (s[i] == '"') {
-            in_str = 0;
-        } else if (s[i] == '\\' && i + 1 < n) {
-            if (s[i + 1] == 'u' && i + 5 < n && memcmp(s + i + 2, "0000", 4) == 0) return 1;
-            i++; /* skip the escaped character (for \u, the hex digits are harmless) */
-        }
-    }
-    return 0;
-}
-
 /* The integral value of a JSON number in [lo, hi], or 0 if it is not one. */
 static int integral_(const cJSON *v, double lo, double hi, double *out) {
     if (!cJSON_IsNumber(v)) return 0;
@@ -203,31 +160,9 @@ static int integral_(const cJSON *v, double lo, double hi, double *out) {
  * and nothing is left to free; on IFK_OK the caller frees d->root. */
 static ifk_status parse_line_(const char *s, size_t len, int vocab, line_doc *d, char *why, size_t nwhy) {
     memset(d, 0, sizeof *d);
-    if (memchr(s, '\0', len)) {
-        snprintf(why, nwhy, "invalid JSON (a NUL byte at column %zu)", (size_t)((const char *)memchr(s, '\0', len) - s) + 1);
-        return IFK_ERR_FORMAT;
-    }
-    const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(s, len + 1, &end, 1);
-    if (!root) {
-        size_t col = end && end >= s && end <= s + len ? (size_t)(end - s) + 1 : 1;
-        snprintf(why, nwhy, "invalid JSON (near column %zu)", col);
-        return IFK_ERR_FORMAT;
-    }
+    cJSON *root = ifk_json_record(s, len, why, nwhy); /* JSON, an object, no NUL, no key twice, UTF-8 */
+    if (!root) return IFK_ERR_FORMAT;
     d->root = root;
-    if (!cJSON_IsObject(root)) {
-        snprintf(why, nwhy, "not a JSON object");
-        goto bad;
-    }
-    if (has_nul_escape_(s, len)) {
-        snprintf(why, nwhy, "\\u0000 (NUL) in a string is not supported");
-        goto bad;
-    }
-    const char *dup = ifk_json_dup_key(root);
-    if (dup) {
-        snprintf(why, nwhy, "key \"%.60s\" is defined twice", dup);
-        goto bad;
-    }
 
     const cJSON *id = cJSON_GetObjectItemCaseSensitive(root, "id");
     double num;
@@ -250,10 +185,6 @@ static ifk_status parse_line_(const char *s, size_t len, int vocab, line_doc *d,
         }
         d->text = text->valuestring;
         d->text_len = strlen(d->text);
-        if (!ifk_utf8_valid(d->text, d->text_len)) {
-            snprintf(why, nwhy, "invalid UTF-8 in \"text\"");
-            goto bad;
-        }
         if (!d->text_len) { /* a document of no tokens: nothing to cache or to query */
             snprintf(why, nwhy, "\"text\" is empty");
             goto bad;

@@ -23,6 +23,7 @@
 #include <sys/types.h>
 
 #include "chunk.h"
+#include "json.h" /* ifk_utf8_valid, ifk_json_record */
 #include "status.h"
 
 typedef struct {
@@ -153,14 +154,10 @@ size_t ifk_doc_size(const ifk_doc *d);
 int ifk_id_check(const char *id, char *why, size_t nwhy);
 /* The id of a JSON value (a string, or an integer below 2^53 in magnitude, written into
  * numid[32]) checked with ifk_id_check; *id points into v or numid. 0 with why set otherwise. */
-struct cJSON;
 int ifk_id_from_json(const struct cJSON *v, char numid[32], const char **id, char *why, size_t nwhy);
 /* Writes s quoted and escaped (quotes, backslashes, control characters) into out[cap] (cap >= 80)
  * for a message: a value longer than fits is cut in the middle, its first bytes then `…(N bytes)`,
  * so a message holding it is never cut before its reason. */
 void ifk_quote(char *out, size_t cap, const char *s);
-
-/* 1 if s[0..n) is valid UTF-8 (no overlongs, no surrogates, <= U+10FFFF). */
-int ifk_utf8_valid(const char *s, size_t n);
 
 #endif

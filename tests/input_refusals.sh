@@ -199,6 +199,20 @@ corpus)
   expect "... listing the line" has "$out" 'skipped bad line: pw.jsonl:2: "text" holds no paragraph'
   expect "... caching the 3 others" sh -c "'$BIN' inspect --store spw --json | grep -q '\"documents\": 3,'"
   expect "--split tokens caches it" "$BIN" cache --model "$MODEL" --corpus pw.jsonl --store stw --quiet
+  # every line reader (corpus, query --queries, eval) refuses invalid UTF-8 naming FILE:LINE and the
+  # field, and a lone surrogate escape as such (breaker s3 #9: query answered \xff, "not a JSON object")
+  printf '{"id":"q","prompt":"%s Lily","docs":["a"]}\n' "$(printf '\xff\xfe')" > q.jsonl
+  refused "query --queries: invalid UTF-8 in a prompt" 'q.jsonl:1: invalid UTF-8 in "prompt"$' \
+    "$BIN" query --model "$MODEL" --store stw --queries q.jsonl --out o.jsonl --steps 4
+  expect "... nothing written" test ! -s o.jsonl
+  printf '{"id":"q","prompt":"Lily","docs":["a"]}\n{"id":"s","prompt":"Lily \\udcff","docs":["a"]}\n' > q2.jsonl
+  refused "query --queries: a lone surrogate" 'q2.jsonl:2: invalid JSON: lone surrogate \\udcff at column 26' \
+    "$BIN" query --model "$MODEL" --store stw --queries q2.jsonl --out o2.jsonl --steps 4
+  printf '[job]\nmodel = %s\nstore = %s/stw\nqueries = %s/q.jsonl\nout = %s/ev\n' "$MODEL" "$W" "$W" "$W" > j.ini
+  refused "eval: invalid UTF-8 in a prompt" 'q.jsonl:1: invalid UTF-8 in "prompt"$' "$BIN" eval --job j.ini --quiet
+  printf '{"id":"d","text":"Lily","meta":"%s"}\n' "$(printf '\xff')" > cu.jsonl
+  refused "cache: invalid UTF-8 in metadata" 'cu.jsonl:1: invalid UTF-8 in "meta"$' \
+    "$BIN" cache --model "$MODEL" --corpus cu.jsonl --store scu --quiet
   ;;
 *) echo "unknown kind $KIND"; exit 2 ;;
 esac

@@ -205,7 +205,9 @@ typedef struct {
 static const bad_case BAD[] = {
     {"{\"id\": \"x\", \"text\": \"unterminated}", "invalid JSON"},
     {"{\"id\": \"x\", \"text\": \"t\"} trailing", "invalid JSON"},
-    {"{\"id\": \"x\", \"text\": \"a\\ud800\"}", "invalid JSON"}, /* lone surrogate escape */
+    {"{\"id\": \"x\", \"text\": \"a\\ud800\"}", "invalid JSON: lone surrogate \\ud800 at column 23"},
+    {"{\"id\": \"x\", \"text\": \"a\\udcff b\"}", "invalid JSON: lone surrogate \\udcff"},
+    {"{\"id\": \"x\", \"text\": \"a\\ud83d\\u0041\"}", "invalid JSON: lone surrogate \\ud83d"},
     {"[\"id\", \"text\"]", "not a JSON object"},
     {"\"just a string\"", "not a JSON object"},
     {"{\"text\": \"no id\"}", "missing \"id\""},
@@ -238,6 +240,8 @@ static const bad_case BAD[] = {
     {"{\"id\": \"x\", \"text\": \"overlong \xe0\x80\xaf\"}", "invalid UTF-8 in \"text\""},
     {"{\"id\": \"x\", \"text\": \"surrogate \xed\xa0\x80\"}", "invalid UTF-8 in \"text\""},
     {"{\"id\": \"x\xc3\", \"text\": \"t\"}", "invalid UTF-8 in \"id\""},
+    /* every string of the line, as the query readers (json.h ifk_json_record): metadata too */
+    {"{\"id\": \"x\", \"text\": \"t\", \"meta\": {\"src\": [\"ok\", \"b\xff\"]}}", "invalid UTF-8 in \"meta\".\"src\"[1]"},
     {"{\"id\": \"x\xf0\x80\x80\x80\", \"text\": \"t\"}", "invalid UTF-8 in \"id\""},
     {"{\"id\": \"x\", \"text\": \"nul \\u0000 inside\"}", "\\u0000 (NUL) in a string is not supported"},
     {"{\"id\": \"a\", \"text\": \"same id as line 1\"}", "duplicate id \"a\" (first on line 1)"},
