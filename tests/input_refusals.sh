@@ -146,7 +146,7 @@ duplicates)
   printf '%s\n' '{"id":"q1","prompt":"x","docs":["lily"],"meta":{"a":1,"a":2}}' > dn.jsonl
   refused "a nested JSON key twice" 'dn.jsonl:1: key "a" is defined twice' "$BIN" query --model "$MODEL" --store s --queries dn.jsonl --out o2.jsonl
   refused "--dev key twice" "--dev: 'alpha=1,alpha=2' gives alpha twice" "$BIN" query --model "$MODEL" --store s --docs lily --prompt Hi --method infoflow-dev --dev alpha=1,alpha=2
-  refused "shape key twice" 'dim given twice' "$BIN" bench prefill --random-model dim=64,layers=1,heads=4,kv_heads=2,hidden=8,vocab=16,seq=16,dim=32 --tokens 4
+  refused "shape key twice" 'dim given twice' "$BIN" bench prefill --random-model dim=64,layers=1,heads=4,kv_heads=2,hidden=8,vocab=16,seq=16,dim=32 --tokens 16
   ;;
 messages)
   "$BIN" cache --model "$MODEL" --corpus "$DATA/stories_corpus.jsonl" --store s --quiet || { echo "FAIL: cache"; exit 1; }
@@ -156,8 +156,16 @@ messages)
   out=$("$BIN" query --model "$MODEL" --store s --docs lily --prompt Hi --weights bf16 2>&1)
   expect "no --force for query ($out)" test -z "$(grep -- --force <<<"$out")"
   refused "logits --ids empty" '--ids: the list is empty' "$BIN" logits --model "$MODEL" --ids ""
-  refused "bench ttft context < chunks" '--context 3 leaves 2 tokens after BOS, fewer than --chunks 4' \
+  # sizes too small to measure anything are refused naming the option and the minimum (breaker s3 #11)
+  refused "bench ttft context < chunks" '--context 3 leaves 2 tokens after BOS for --chunks 4, fewer than 16 per chunk: --context is at least 65' \
     "$BIN" bench ttft --random-model tiny --context 3 --chunks 4
+  refused "bench ttft: 3 tokens in 2 chunks" '--context is at least 33 here' "$BIN" bench ttft --random-model tiny --context 3 --chunks 2
+  refused "bench ttft: a budget that recomputes nothing" '--budget 0.001 of --context 129 recomputes no token: --context is at least 1001' \
+    "$BIN" bench ttft --random-model tiny --context 129 --chunks 8 --budget 0.001
+  refused "bench prefill --tokens 1" "--tokens '1' is not an integer in \[16," "$BIN" bench prefill --random-model tiny --tokens 1
+  refused "bench prefill --tokens 15" "--tokens '15' is not an integer in \[16," "$BIN" bench prefill --random-model tiny --tokens 15
+  out=$("$BIN" bench ttft --help 2>&1); expect "bench ttft --help says why" has "$out" 'chunks of at least 16 tokens'
+  out=$("$BIN" bench prefill --help 2>&1); expect "bench prefill --help says why" has "$out" '--tokens is at least 16: '
   refused "bench foo exits 1" "unknown benchmark 'foo'" "$BIN" bench foo
   out=$("$BIN" nosuchcommand 2>/dev/null); rc=$?
   expect "an unknown command exits 1 ($rc)" test "$rc" -eq 1
