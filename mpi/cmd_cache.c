@@ -76,7 +76,53 @@ typedef struct {
     ifk_ingest g;
     ifk_manifest *man;    /* rank 0 only */
     int lock_fd;
+    char created[1024];   /* rank 0: the outermost folder of --store this run made ("" if it existed) */
 } worker_;
+
+/* ---- a store this run created, removed when the run fails before caching anything ---------------- */
+
+/* The outermost folder of dir (dir itself, or a parent) that does not exist yet, into out[n]; "" if dir exists. */
+static void first_missing_(const char *dir, char *out, size_t n) {
+    out[0] = '\0';
+    char p[1024];
+    if (snprintf(p, sizeof p, "%s", dir) >= (int)sizeof p) return;
+    struct stat st;
+    for (char *s = p + 1;; s++) {
+        const char c = *s;
+        if (c != '/' && c != '\0') continue;
+        *s = '\0';
+        if (stat(p, &st) != 0 && errno == ENOENT) {
+            snprintf(out, n, "%s", p);
+            return;
+        }
+        *s = c;
+        if (!c) return;
+    }
+}
+
+/* Rank 0, when the run fails before anything was cached (the corpus check): a store folder this run
+ * created is removed with its parents that it created, so a failed first `cache` leaves nothing
+ * behind (breaker s3 #10); an existing store keeps what it held. The error message is kept. */
+static void remove_new_store_(worker_ *w, ifk_status code) {
+    if (!w->created[0]) return;
+    char msg[2048];
+    snprintf(msg, sizeof msg, "%s", ifk_errmsg());
+    ifk_ingest_close_store(&w->man, &w->lock_fd);
+    char p[1100];
+    snprintf(p, sizeof p, "%s/.lock", w->o->store);
+    if (ifk_store_wipe(w->o->store) == IFK_OK && (unlink(p) == 0 || errno == ENOENT)) {
+        snprintf(p, sizeof p, "%s", w->o->store);
+        const size_t keep = strlen(w->created);
+        for (;;) { /* the store, then each parent up to the outermost one this run made */
+            if (rmdir(p) != 0) break;
+            char *slash = strrchr(p, '/');
+            if (strlen(p) <= keep || !slash) break;
+            *slash = '\0';
+            if (strlen(p) < keep) break;
+        }
+    }
+    IFK_FAIL(code, "%s", msg);
+}
 
 /* ---- one document, one commit ---------------------------------------------------------------------- */
 
@@ -317,8 +363,20 @@ static void coordinate_(worker_ *w, long *cached) {
     const ifk_comm *cm = w->comm;
     const ifk_cache_opts *o = w->o;
     coord_ c = {.w = w};
-    if (ifk_corpus_check(&c.corpus, o->corpus, o->skip_bad, w->m->cfg.vocab_size, w->sp.split, check_each_, &c) != IFK_OK)
+    ifk_status cst = ifk_corpus_check(&c.corpus, o->corpus, o->skip_bad, w->m->cfg.vocab_size, w->sp.split, check_each_, &c);
+    if (cst == IFK_OK && c.n_docs == 0) { /* nothing cacheable: an error, not an empty store and exit 0 */
+        if (c.corpus.n_bad)
+            IFK_FAIL(IFK_ERR_FORMAT, "%s: no document to cache: %s bad (--skip-bad); the first: %s", o->corpus,
+                     c.corpus.n_bad == 1 ? "its only line is" : "all its lines are", c.corpus.bad[0]);
+        else
+            IFK_FAIL(IFK_ERR_FORMAT, "%s: no document to cache: the file holds only blank lines", o->corpus);
+        cst = IFK_ERR_FORMAT;
+    }
+    if (cst != IFK_OK) {
+        ifk_store_close(&c.have);
+        remove_new_store_(w, cst);
         ifk_comm_abort(cm);
+    }
     ifk_store_close(&c.have);
     const long skipped = c.n_docs - c.n_queue;
     if (ifk_corpus_stream_start(&c.corpus, o->queue_window, keep_, &c) != IFK_OK) ifk_comm_abort(cm);
@@ -528,6 +586,7 @@ ifk_status ifk_cache_run(const ifk_grid *grid, const ifk_cache_opts *o, const if
         w.sp.split = o->split;
         w.sp.compress = o->compress;
         int removed = 0;
+        first_missing_(o->store, w.created, sizeof w.created);
         st = ifk_ingest_open_store(o->store, &w.sp, o->force, o->no_lock, !o->keep_layout, &w.man, &w.lock_fd, &removed);
         if (st == IFK_OK && o->keep_layout) w.sp = w.man->p; /* an existing store's dtype and chunking */
         if (st == IFK_OK && removed && !o->quiet)

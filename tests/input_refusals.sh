@@ -200,13 +200,34 @@ corpus)
     '{"id":"c","text":"\n\nThe sun.\n\n"}' > pw.jsonl
   refused "--split paragraphs: a text of blank lines" 'pw.jsonl:2: "text" holds no paragraph' \
     "$BIN" cache --model "$MODEL" --corpus pw.jsonl --store spw --split paragraphs --quiet
-  expect "... nothing cached" sh -c "! ls spw/shard-*.h5 2>/dev/null | grep -q ."
+  expect "... no store folder left" test ! -e spw
   out=$(timeout 300 mpirun -n 2 "$BIN" cache --model "$MODEL" --corpus pw.jsonl --store spw --split paragraphs --skip-bad \
     --commit-docs 1 2>&1); rc=$?
   expect "--skip-bad under 2 ranks completes ($rc: $out)" test "$rc" -eq 0
   expect "... listing the line" has "$out" 'skipped bad line: pw.jsonl:2: "text" holds no paragraph'
   expect "... caching the 3 others" sh -c "'$BIN' inspect --store spw --json | grep -q '\"documents\": 3,'"
   expect "--split tokens caches it" "$BIN" cache --model "$MODEL" --corpus pw.jsonl --store stw --quiet
+  # a failed first cache leaves no store folder it made (parents included); nothing cacheable is an
+  # error naming the corpus, also under --skip-bad; an existing store keeps what it held (breaker s3 #10)
+  printf 'junk\n{"id":"x"}\n' > bad.jsonl
+  refused "a bad corpus" 'bad.jsonl:1: invalid JSON' "$BIN" cache --model "$MODEL" --corpus bad.jsonl --store snew
+  expect "... leaves no store folder" test ! -e snew
+  refused "a bad corpus, nested store" 'bad.jsonl:1: invalid JSON' "$BIN" cache --model "$MODEL" --corpus bad.jsonl --store p/q/s
+  expect "... leaves no parent folder it made" test ! -e p
+  mkdir -p keep
+  refused "a bad corpus, store in an existing folder" 'bad.jsonl:1' "$BIN" cache --model "$MODEL" --corpus bad.jsonl --store keep/s
+  expect "... the existing folder stays" test -d keep -a ! -e keep/s
+  refused "--skip-bad with every line bad" '^infoflow: error: bad.jsonl: no document to cache: all its lines are bad (--skip-bad); the first: bad.jsonl:1: invalid JSON' \
+    "$BIN" cache --model "$MODEL" --corpus bad.jsonl --store snew --skip-bad
+  expect "... leaves no store folder" test ! -e snew
+  out=$(timeout 300 mpirun -n 2 "$BIN" cache --model "$MODEL" --corpus bad.jsonl --store snew --skip-bad 2>&1); rc=$?
+  expect "... under 2 ranks too ($rc: $out)" test "$rc" -ne 0 -a ! -e snew
+  printf '\n  \n' > blank.jsonl
+  refused "a corpus of blank lines" 'blank.jsonl: no document to cache: the file holds only blank lines' \
+    "$BIN" cache --model "$MODEL" --corpus blank.jsonl --store snew
+  refused "an all-bad corpus into an existing store" 'no document to cache' \
+    "$BIN" cache --model "$MODEL" --corpus bad.jsonl --store stw --skip-bad
+  expect "... which keeps its documents and verifies" sh -c "'$BIN' inspect --store stw --json | grep -q '\"documents\": 4,' && '$BIN' verify --store stw >/dev/null"
   # every line reader (corpus, query --queries, eval) refuses invalid UTF-8 naming FILE:LINE and the
   # field, and a lone surrogate escape as such (breaker s3 #9: query answered \xff, "not a JSON object")
   printf '{"id":"q","prompt":"%s Lily","docs":["a"]}\n' "$(printf '\xff\xfe')" > q.jsonl
