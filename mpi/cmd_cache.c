@@ -207,6 +207,7 @@ static void progress_(coord_ *c, int final) {
     c->last_print = now;
     double rate = el > 0 ? c->tokens_done / el : 0, brate = el > 0 ? c->bytes_done / el : 0;
     double eta = brate > 0 ? (c->bytes_total - c->bytes_done) / brate : 0;
+    if (!(eta > 0) || final) eta = 0; /* never "ETA -0 s" */
     if (c->tty) {
         int bar = c->n_queue ? (int)(30.0 * (double)c->docs_done / (double)c->n_queue) : 30;
         char b[31];
@@ -215,8 +216,8 @@ static void progress_(coord_ *c, int final) {
         fprintf(stderr, "\r[%s] %ld/%ld docs  %.0f tok/s  ETA %02d:%02d%s", b, c->docs_done, c->n_queue, rate,
                 (int)eta / 60, (int)eta % 60, final ? "\n" : "");
     } else {
-        fprintf(stderr, "cache: %ld/%ld docs, %ld tokens, %.0f tok/s, elapsed %.0f s, ETA %.0f s\n", c->docs_done,
-                c->n_queue, c->tokens_done, rate, el, eta);
+        fprintf(stderr, "cache: %ld/%ld docs, %ld token%s, %.0f tok/s, elapsed %.0f s, ETA %.0f s\n", c->docs_done,
+                c->n_queue, c->tokens_done, IFK_S(c->tokens_done), rate, el, eta);
     }
     fflush(stderr);
 }
@@ -389,8 +390,8 @@ static void coordinate_(worker_ *w, long *cached) {
     c.t0 = c.last_print = ifk_now();
     c.tty = isatty(2);
     if (!o->quiet)
-        fprintf(stderr, "cache: %ld documents in %s, %ld already in the store, %ld to cache on %d rank%s%s%s\n",
-                c.n_docs, o->corpus, skipped, c.n_queue, cm->size, cm->size > 1 ? "s" : "",
+        fprintf(stderr, "cache: %ld document%s in %s, %ld already in the store, %ld to cache on %d rank%s%s%s\n",
+                c.n_docs, IFK_S(c.n_docs), o->corpus, skipped, c.n_queue, cm->size, cm->size > 1 ? "s" : "",
                 o->dedicated && cm->size > 1 ? " (rank 0 only coordinates)" : "", w->grid->tp > 1 ? ", groups of --tp ranks" : "");
     ifk_fault("cache.queued"); /* the corpus checked, the look-ahead filled: jobs/bench_corpus_mem.sh looks here */
     const int tp = w->grid->tp;
@@ -424,9 +425,10 @@ static void coordinate_(worker_ *w, long *cached) {
     progress_(&c, 1);
     double el = ifk_now() - c.t0;
     if (!o->quiet)
-        fprintf(stderr, "cache: cached %ld documents (%ld tokens) in %.1f s, %.0f tok/s; the store holds %d documents, "
-                "%lld chunks, %lld tokens\n", c.docs_done, c.tokens_done, el, el > 0 ? c.tokens_done / el : 0.0,
-                w->man->n_docs, w->man->n_chunks, w->man->n_tokens);
+        fprintf(stderr, "cache: cached %ld document%s (%ld token%s) in %.1f s, %.0f tok/s; the store holds %d document%s, "
+                "%lld chunk%s, %lld token%s\n", c.docs_done, IFK_S(c.docs_done), c.tokens_done, IFK_S(c.tokens_done), el,
+                el > 0 ? c.tokens_done / el : 0.0, w->man->n_docs, IFK_S(w->man->n_docs), w->man->n_chunks,
+                IFK_S(w->man->n_chunks), w->man->n_tokens, IFK_S(w->man->n_tokens));
     for (int i = 0; i < c.corpus.n_bad; i++) fprintf(stderr, "cache: skipped bad line: %s\n", c.corpus.bad[i]);
     *cached = c.docs_done;
     free(c.in_flight);

@@ -800,7 +800,7 @@ int ifk_cmd_query(int argc, char **argv) {
             ifk_comm_abort(&cm);
         }
         if (!one)
-            fprintf(stderr, "query: %d questions to answer, %d already in %s; %d group%s of %d rank%s\n", nq, n_done,
+            fprintf(stderr, "query: %d question%s to answer, %d already in %s; %d group%s of %d rank%s\n", nq, IFK_S(nq), n_done,
                     a.out, grid.n_groups, grid.n_groups > 1 ? "s" : "", tp, tp > 1 ? "s" : "");
     }
     b.cold = a.cold;
@@ -819,8 +819,8 @@ int ifk_cmd_query(int argc, char **argv) {
             IFK_FAIL(IFK_ERR_IO, "%s: cannot fsync: %s", a.out, strerror(errno));
             ifk_comm_abort(&cm);
         }
-        fprintf(stderr, "query: answered %ld questions in %.2f s, %.2f questions/s (%d group%s of %d)\n", b.answered, el,
-                el > 0 ? b.answered / el : 0.0, grid.n_groups, grid.n_groups > 1 ? "s" : "", tp);
+        fprintf(stderr, "query: answered %ld question%s in %.2f s, %.2f questions/s (%d group%s of %d)\n", b.answered,
+                IFK_S(b.answered), el, el > 0 ? b.answered / el : 0.0, grid.n_groups, grid.n_groups > 1 ? "s" : "", tp);
     }
     if (!one) ifk_grid_report_memory(&cm, "query");
     if (getenv("INFOFLOW_READ_STATS")) print_read_stats_(store, cm.rank);

@@ -228,6 +228,17 @@ corpus)
   refused "an all-bad corpus into an existing store" 'no document to cache' \
     "$BIN" cache --model "$MODEL" --corpus bad.jsonl --store stw --skip-bad
   expect "... which keeps its documents and verifies" sh -c "'$BIN' inspect --store stw --json | grep -q '\"documents\": 4,' && '$BIN' verify --store stw >/dev/null"
+  # counts in messages: "1 document", never "1 documents"; no "ETA -0 s" (breaker s3 #12)
+  printf '{"id":"one","text":"Lily"}\n' > one.jsonl
+  out=$("$BIN" cache --model "$MODEL" --corpus one.jsonl --store sone --progress-seconds 0.001 2>&1)
+  expect "cache: 1 document ($out)" has "$out" '^cache: 1 document in one.jsonl, 0 already in the store, 1 to cache on 1 rank$'
+  expect "... cached 1 document, holds 1 document, 1 chunk" has "$out" '^cache: cached 1 document (1 token) in .*; the store holds 1 document, 1 chunk, 1 token$'
+  expect "... no negative ETA, no '1 tokens'" test "$(count "$out" 'ETA -\|1 tokens')" -eq 0
+  out=$("$BIN" verify --store sone); expect "verify: 1 document, 1 chunk ($out)" has "$out" 'sone: 1 document, 1 chunk: '
+  printf '{"id":"q","prompt":"Lily","docs":["one"]}\n' > q1.jsonl
+  out=$("$BIN" query --model "$MODEL" --store sone --queries q1.jsonl --out o1.jsonl --steps 2 2>&1)
+  expect "query: 1 question ($out)" has "$out" '^query: 1 question to answer, '
+  expect "... answered 1 question" has "$out" '^query: answered 1 question in '
   # every line reader (corpus, query --queries, eval) refuses invalid UTF-8 naming FILE:LINE and the
   # field, and a lone surrogate escape as such (breaker s3 #9: query answered \xff, "not a JSON object")
   printf '{"id":"q","prompt":"%s Lily","docs":["a"]}\n' "$(printf '\xff\xfe')" > q.jsonl
