@@ -135,16 +135,15 @@ void ifk_layer_qkv(const ifk_model *m, ifk_state *s, int l, int T) {
     ifk_rope_apply(s->kb, kvd, T, Hkv, Dh, cfg->rope_style, s->rcos, s->rsin);
 }
 
-ifk_status ifk_layer_forward(const ifk_model *m, ifk_state *s, ifk_kvcache *c, int l, int T, const int *pos,
-                             const int *slots, int nk, float *psum, int ldp) {
+ifk_status ifk_layer_attend(const ifk_model *m, ifk_state *s, ifk_kvcache *c, int l, int T, const int *pos,
+                            const int *slots, int nk, float *psum, int ldp) {
     const ifk_config *cfg = &m->cfg;
-    const ifk_layer_weights *w = &m->layers[l];
-    const int D = cfg->dim, F = cfg->hidden_dim, H = cfg->n_heads, Hkv = cfg->n_kv_heads, Dh = cfg->head_dim;
+    const int H = cfg->n_heads, Hkv = cfg->n_kv_heads, Dh = cfg->head_dim;
     const int qd = H * Dh, kvd = Hkv * Dh;
     IFK_ASSERT(T <= s->cap_rows && nk <= s->cap_keys && nk <= c->capacity);
     if (c->await_layer) IFK_CHECK(c->await_layer(c->await_ctx, l));
 
-    /* attention: norm, projections, RoPE, cache write, attend, output projection, residual */
+    /* norm, projections, RoPE, cache write, attend */
     ifk_layer_qkv(m, s, l, T);
     for (int t = 0; t < T; t++) {
         const int slot = slots ? slots[t] : c->len + t;
@@ -163,6 +162,16 @@ ifk_status ifk_layer_forward(const ifk_model *m, ifk_state *s, ifk_kvcache *c, i
                        .kpos = identity ? NULL : c->pos, .nk = nk, .H = H, .Hkv = Hkv, .Dh = Dh,
                        .window = ifk_layer_window(cfg, l), .psum = psum, .ldp = ldp, .tasks = s->att_tasks};
     ifk_attention(&a, s->scratch);
+    return IFK_OK;
+}
+
+ifk_status ifk_layer_forward(const ifk_model *m, ifk_state *s, ifk_kvcache *c, int l, int T, const int *pos,
+                             const int *slots, int nk, float *psum, int ldp) {
+    const ifk_config *cfg = &m->cfg;
+    const ifk_layer_weights *w = &m->layers[l];
+    const int D = cfg->dim, F = cfg->hidden_dim, qd = cfg->n_heads * cfg->head_dim;
+    IFK_CHECK(ifk_layer_attend(m, s, c, l, T, pos, slots, nk, psum, ldp));
+    /* the attention's output projection and residual */
     ifk_matmul_w(s->xb, s->att, w->wo, m->wdtype, T, qd, D);
     if (s->tp) IFK_CHECK(s->tp->allreduce(s->xb, (size_t)T * D, s->tp->ctx));
     if (w->bo) add_rows_(s->xb, w->bo, T, D); /* after the sum: every rank holds the whole bias */

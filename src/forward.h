@@ -77,6 +77,13 @@ void ifk_state_free(ifk_state *s);
  * attention probabilities summed over heads, (T, ldp) with ldp >= nk. */
 ifk_status ifk_layer_forward(const ifk_model *m, ifk_state *s, ifk_kvcache *c, int l, int T, const int *pos,
                              const int *slots, int nk, float *psum, int ldp);
+/* The first half of ifk_layer_forward: RMSNorm, q/k/v, RoPE, the K/V written to their slots and
+ * the attention into s->att (T, H*Dh) (and psum), without the output projection and the MLP; s->x
+ * is left as it was. For a forward that stops at layer l's attention probabilities (scoring's last
+ * layer, algorithm.md §4: nothing reads that layer's output). Same arguments and errors; with
+ * tensor parallelism every rank of the group calls it (it makes no collective call itself). */
+ifk_status ifk_layer_attend(const ifk_model *m, ifk_state *s, ifk_kvcache *c, int l, int T, const int *pos,
+                            const int *slots, int nk, float *psum, int ldp);
 
 /* The attention inputs of layer l for the T rows of s->x: RMSNorm, q/k/v projections (+ biases,
  * + Qwen3's q/k norms), RoPE at the positions of ifk_state_rope; into s->q (T, H*Dh), s->kb and
