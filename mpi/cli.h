@@ -36,4 +36,7 @@ ifk_status ifk_cli_double(const char *name, const char *s, double lo, double hi,
 #include <stdio.h>
 void ifk_json_str(FILE *f, const char *s, size_t n);
 
+/* The plural "s" for a count in a message: "1 document", "0 documents", "2 documents". */
+#define IFK_S(n) ((n) == 1 ? "" : "s")
+
 #endif

@@ -1,5 +1,6 @@
 /* cmd_bench.c — `infoflow bench prefill|decode|store|ttft`: speeds against peaks measured in the same
  * run, on the same thread count (GEMM peaks of OpenBLAS and oneDNN, read bandwidth). */
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,6 +70,12 @@ static long proc_kib_(const char *field) {
     return v;
 }
 
+/* The smallest sizes that measure what the benchmark names (each usage text says why). */
+#define MIN_PREFILL_TOKENS 16 /* bench prefill --tokens: fewer rows make the GEMMs matrix-vector products */
+#define MIN_CHUNK_TOKENS 16   /* bench ttft: tokens per cached chunk, (--context - 1) / --chunks */
+#define IFK_STR_(x) #x
+#define IFK_STR(x) IFK_STR_(x)
+
 /* ---- the benchmarks ---------------------------------------------------------------------------------- */
 
 static int bench_prefill_(int argc, char **argv) {
@@ -87,13 +94,16 @@ static int bench_prefill_(int argc, char **argv) {
         {"json", NULL, "print one JSON line instead of text", NULL, &json},
         {NULL, NULL, NULL, NULL, NULL}};
     const char *usage = "usage: infoflow bench prefill (--random-model SHAPE | --model PATH) [--tokens N] [options]\n"
-                        "Times a batched prefill and reports it against the sgemm peak measured in the same run.";
+                        "Times a batched prefill and reports it against the sgemm peak measured in the same run.\n"
+                        "--tokens is at least " IFK_STR(MIN_PREFILL_TOKENS) ": with fewer rows the projections are "
+                        "matrix-vector products, bound by memory, not the GEMMs whose peak this compares against "
+                        "(bench decode measures that regime).";
     long T = 2048, threads = 0, repeat = 3, seed = 1;
     bench_run_ b = {0};
     ifk_model *const m = &b.m;
     if (ifk_cli_parse(argc, argv, opts, usage, &help) != IFK_OK) goto out;
     if (help) return 0;
-    if (ifk_cli_int("tokens", tokens_s, 1, 1 << 24, &T) || ifk_cli_int("threads", threads_s, 1, 1024, &threads) ||
+    if (ifk_cli_int("tokens", tokens_s, MIN_PREFILL_TOKENS, 1 << 24, &T) || ifk_cli_int("threads", threads_s, 1, 1024, &threads) ||
         ifk_cli_int("repeat", repeat_s, 1, 1000, &repeat) || ifk_cli_int("seed", seed_s, 0, INT32_MAX, &seed) ||
         ifk_cli_weights(weights_s))
         goto out;
@@ -135,6 +145,8 @@ static int bench_prefill_(int argc, char **argv) {
     double flops = ifk_prefill_flops(&m->cfg, (int)T), gf = flops / best / 1e9;
     int nt = ifk_blas_threads();
     const char *wname = ifk_wdtype_name(m->wdtype), *gname = ifk_gemm_backend_name(ifk_gemm_get_backend());
+    char bf16_ratio[32] = "n/a (no bf16 peak measured)"; /* a ratio over a zero peak means nothing */
+    if (pk_bf16 > 0) snprintf(bf16_ratio, sizeof bf16_ratio, "%.3f", gf / pk_bf16);
     if (json)
         printf("{\"impl\": \"infoflow\", \"model\": \"%s\", \"weights\": \"%s\", \"gemm\": \"%s\", \"threads\": %d, "
                "\"tokens\": %ld, \"prefill_ms\": %.1f, \"mean_ms\": %.1f, \"tokens_per_s\": %.1f, \"gflops\": %.5g, "
@@ -147,11 +159,11 @@ static int bench_prefill_(int argc, char **argv) {
                "threads %d, tokens %ld: prefill best %.1f ms (mean of %ld: %.1f ms), %.0f tokens/s\n"
                "peaks at the largest GEMM %dx%dx%d (same run, same threads): OpenBLAS f32 %.1f (%s), oneDNN f32 %.1f (%s), "
                "oneDNN bf16 %.1f GFLOP/s (%s)\n"
-               "achieved %.1f GFLOP/s; f32 peak %.1f GFLOP/s; ratio %.3f; against the bf16 peak %.3f\n",
+               "achieved %.1f GFLOP/s; f32 peak %.1f GFLOP/s; ratio %.3f; against the bf16 peak %s\n",
                m->source, m->cfg.dim, m->cfg.n_layers, m->cfg.n_heads, m->cfg.n_kv_heads, m->cfg.hidden_dim,
                m->cfg.vocab_size, wname, gname, nt, T, best * 1e3, repeat, sum / repeat * 1e3, T / best, pm, gout, gin,
                pk_blas, impl_b ? impl_b : "-", pk_dnnl, impl_d ? impl_d : "not built", pk_bf16,
-               impl_h ? impl_h : "not built", gf, peak, gf / peak, pk_bf16 > 0 ? gf / pk_bf16 : 0.0);
+               impl_h ? impl_h : "not built", gf, peak, gf / peak, bf16_ratio);
     rc = 0;
 out:
     if (rc) ifk_err_print();
@@ -375,7 +387,12 @@ static int bench_ttft_(int argc, char **argv) {
     char dir[] = "/tmp/infoflow-ttft-XXXXXX";
     int made_dir = 0;
     if (ifk_cli_parse(argc, argv, opts, "usage: infoflow bench ttft [--random-model SHAPE] [--context N] [--chunks K] "
-                      "[options]\nTTFT of full prefill against a cached method on the same context, same run.", &help) != IFK_OK)
+                      "[options]\nTTFT of full prefill against a cached method on the same context, same run.\n"
+                      "Sizes: chunks of at least " IFK_STR(MIN_CHUNK_TOKENS) " tokens (--context >= "
+                      IFK_STR(MIN_CHUNK_TOKENS) " x --chunks + 1 for BOS: a shorter chunk's load, rotation and "
+                      "scoring time per-call overhead, not the method), and a --budget above 0 that recomputes at "
+                      "least one token (--budget x (--context - 1) >= 1), else the recompute times nothing.",
+                      &help) != IFK_OK)
         goto out;
     if (help) return 0;
     if (ifk_cli_int("context", ctx_s, 2, 1 << 24, &ctx) || ifk_cli_int("chunks", chunks_s, 1, 1 << 20, &chunks) ||
@@ -387,9 +404,15 @@ static int bench_ttft_(int argc, char **argv) {
     ifk_blas_set_threads((int)threads);
     if (ifk_engine_load_any(model, NULL, shape, &m, &tok)) goto out;
     const int clen = (int)((ctx - 1) / chunks);
-    if (clen < 1) {
-        IFK_FAIL(IFK_ERR_ARG, "bench ttft: --context %ld leaves %ld tokens after BOS, fewer than --chunks %ld (one token "
-                 "each at least)", ctx, ctx - 1, chunks);
+    if (clen < MIN_CHUNK_TOKENS) {
+        IFK_FAIL(IFK_ERR_ARG, "bench ttft: --context %ld leaves %ld tokens after BOS for --chunks %ld, fewer than %d "
+                 "per chunk: --context is at least %ld here (--help says why)", ctx, ctx - 1, chunks, MIN_CHUNK_TOKENS,
+                 MIN_CHUNK_TOKENS * chunks + 1);
+        goto out;
+    }
+    if (budget > 0 && ifk_budget(budget, (int)(ctx - 1)) < 1) {
+        IFK_FAIL(IFK_ERR_ARG, "bench ttft: --budget %g of --context %ld recomputes no token: --context is at least "
+                 "%ld for this budget, or give --budget 0 to time reuse alone", budget, ctx, (long)ceil(1 / budget) + 1);
         goto out;
     }
     if (ctx + P + 1 > m.cfg.seq_len) {

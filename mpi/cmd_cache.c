@@ -76,7 +76,53 @@ typedef struct {
     ifk_ingest g;
     ifk_manifest *man;    /* rank 0 only */
     int lock_fd;
+    char created[1024];   /* rank 0: the outermost folder of --store this run made ("" if it existed) */
 } worker_;
+
+/* ---- a store this run created, removed when the run fails before caching anything ---------------- */
+
+/* The outermost folder of dir (dir itself, or a parent) that does not exist yet, into out[n]; "" if dir exists. */
+static void first_missing_(const char *dir, char *out, size_t n) {
+    out[0] = '\0';
+    char p[1024];
+    if (snprintf(p, sizeof p, "%s", dir) >= (int)sizeof p) return;
+    struct stat st;
+    for (char *s = p + 1;; s++) {
+        const char c = *s;
+        if (c != '/' && c != '\0') continue;
+        *s = '\0';
+        if (stat(p, &st) != 0 && errno == ENOENT) {
+            snprintf(out, n, "%s", p);
+            return;
+        }
+        *s = c;
+        if (!c) return;
+    }
+}
+
+/* Rank 0, when the run fails before anything was cached (the corpus check): a store folder this run
+ * created is removed with its parents that it created, so a failed first `cache` leaves nothing
+ * behind (breaker s3 #10); an existing store keeps what it held. The error message is kept. */
+static void remove_new_store_(worker_ *w, ifk_status code) {
+    if (!w->created[0]) return;
+    char msg[2048];
+    snprintf(msg, sizeof msg, "%s", ifk_errmsg());
+    ifk_ingest_close_store(&w->man, &w->lock_fd);
+    char p[1100];
+    snprintf(p, sizeof p, "%s/.lock", w->o->store);
+    if (ifk_store_wipe(w->o->store) == IFK_OK && (unlink(p) == 0 || errno == ENOENT)) {
+        snprintf(p, sizeof p, "%s", w->o->store);
+        const size_t keep = strlen(w->created);
+        for (;;) { /* the store, then each parent up to the outermost one this run made */
+            if (rmdir(p) != 0) break;
+            char *slash = strrchr(p, '/');
+            if (strlen(p) <= keep || !slash) break;
+            *slash = '\0';
+            if (strlen(p) < keep) break;
+        }
+    }
+    IFK_FAIL(code, "%s", msg);
+}
 
 /* ---- one document, one commit ---------------------------------------------------------------------- */
 
@@ -161,6 +207,7 @@ static void progress_(coord_ *c, int final) {
     c->last_print = now;
     double rate = el > 0 ? c->tokens_done / el : 0, brate = el > 0 ? c->bytes_done / el : 0;
     double eta = brate > 0 ? (c->bytes_total - c->bytes_done) / brate : 0;
+    if (!(eta > 0) || final) eta = 0; /* never "ETA -0 s" */
     if (c->tty) {
         int bar = c->n_queue ? (int)(30.0 * (double)c->docs_done / (double)c->n_queue) : 30;
         char b[31];
@@ -169,8 +216,8 @@ static void progress_(coord_ *c, int final) {
         fprintf(stderr, "\r[%s] %ld/%ld docs  %.0f tok/s  ETA %02d:%02d%s", b, c->docs_done, c->n_queue, rate,
                 (int)eta / 60, (int)eta % 60, final ? "\n" : "");
     } else {
-        fprintf(stderr, "cache: %ld/%ld docs, %ld tokens, %.0f tok/s, elapsed %.0f s, ETA %.0f s\n", c->docs_done,
-                c->n_queue, c->tokens_done, rate, el, eta);
+        fprintf(stderr, "cache: %ld/%ld docs, %ld token%s, %.0f tok/s, elapsed %.0f s, ETA %.0f s\n", c->docs_done,
+                c->n_queue, c->tokens_done, IFK_S(c->tokens_done), rate, el, eta);
     }
     fflush(stderr);
 }
@@ -317,8 +364,20 @@ static void coordinate_(worker_ *w, long *cached) {
     const ifk_comm *cm = w->comm;
     const ifk_cache_opts *o = w->o;
     coord_ c = {.w = w};
-    if (ifk_corpus_check(&c.corpus, o->corpus, o->skip_bad, w->m->cfg.vocab_size, check_each_, &c) != IFK_OK)
+    ifk_status cst = ifk_corpus_check(&c.corpus, o->corpus, o->skip_bad, w->m->cfg.vocab_size, w->sp.split, check_each_, &c);
+    if (cst == IFK_OK && c.n_docs == 0) { /* nothing cacheable: an error, not an empty store and exit 0 */
+        if (c.corpus.n_bad)
+            IFK_FAIL(IFK_ERR_FORMAT, "%s: no document to cache: %s bad (--skip-bad); the first: %s", o->corpus,
+                     c.corpus.n_bad == 1 ? "its only line is" : "all its lines are", c.corpus.bad[0]);
+        else
+            IFK_FAIL(IFK_ERR_FORMAT, "%s: no document to cache: the file holds only blank lines", o->corpus);
+        cst = IFK_ERR_FORMAT;
+    }
+    if (cst != IFK_OK) {
+        ifk_store_close(&c.have);
+        remove_new_store_(w, cst);
         ifk_comm_abort(cm);
+    }
     ifk_store_close(&c.have);
     const long skipped = c.n_docs - c.n_queue;
     if (ifk_corpus_stream_start(&c.corpus, o->queue_window, keep_, &c) != IFK_OK) ifk_comm_abort(cm);
@@ -331,8 +390,8 @@ static void coordinate_(worker_ *w, long *cached) {
     c.t0 = c.last_print = ifk_now();
     c.tty = isatty(2);
     if (!o->quiet)
-        fprintf(stderr, "cache: %ld documents in %s, %ld already in the store, %ld to cache on %d rank%s%s%s\n",
-                c.n_docs, o->corpus, skipped, c.n_queue, cm->size, cm->size > 1 ? "s" : "",
+        fprintf(stderr, "cache: %ld document%s in %s, %ld already in the store, %ld to cache on %d rank%s%s%s\n",
+                c.n_docs, IFK_S(c.n_docs), o->corpus, skipped, c.n_queue, cm->size, cm->size > 1 ? "s" : "",
                 o->dedicated && cm->size > 1 ? " (rank 0 only coordinates)" : "", w->grid->tp > 1 ? ", groups of --tp ranks" : "");
     ifk_fault("cache.queued"); /* the corpus checked, the look-ahead filled: jobs/bench_corpus_mem.sh looks here */
     const int tp = w->grid->tp;
@@ -366,9 +425,10 @@ static void coordinate_(worker_ *w, long *cached) {
     progress_(&c, 1);
     double el = ifk_now() - c.t0;
     if (!o->quiet)
-        fprintf(stderr, "cache: cached %ld documents (%ld tokens) in %.1f s, %.0f tok/s; the store holds %d documents, "
-                "%lld chunks, %lld tokens\n", c.docs_done, c.tokens_done, el, el > 0 ? c.tokens_done / el : 0.0,
-                w->man->n_docs, w->man->n_chunks, w->man->n_tokens);
+        fprintf(stderr, "cache: cached %ld document%s (%ld token%s) in %.1f s, %.0f tok/s; the store holds %d document%s, "
+                "%lld chunk%s, %lld token%s\n", c.docs_done, IFK_S(c.docs_done), c.tokens_done, IFK_S(c.tokens_done), el,
+                el > 0 ? c.tokens_done / el : 0.0, w->man->n_docs, IFK_S(w->man->n_docs), w->man->n_chunks,
+                IFK_S(w->man->n_chunks), w->man->n_tokens, IFK_S(w->man->n_tokens));
     for (int i = 0; i < c.corpus.n_bad; i++) fprintf(stderr, "cache: skipped bad line: %s\n", c.corpus.bad[i]);
     *cached = c.docs_done;
     free(c.in_flight);
@@ -528,6 +588,7 @@ ifk_status ifk_cache_run(const ifk_grid *grid, const ifk_cache_opts *o, const if
         w.sp.split = o->split;
         w.sp.compress = o->compress;
         int removed = 0;
+        first_missing_(o->store, w.created, sizeof w.created);
         st = ifk_ingest_open_store(o->store, &w.sp, o->force, o->no_lock, !o->keep_layout, &w.man, &w.lock_fd, &removed);
         if (st == IFK_OK && o->keep_layout) w.sp = w.man->p; /* an existing store's dtype and chunking */
         if (st == IFK_OK && removed && !o->quiet)

@@ -246,22 +246,15 @@ static ifk_status check_fits_(ifk_store *store, const question_ *q, const ifk_qu
 
 /* One line of --queries: {"id": ..., "prompt": TEXT | "prompt_ids": [...], "docs": [ID, ...] |
  * "retrieve": K}; id defaults to the line number. */
-static ifk_status parse_question_(const char *path, long line, const char *text, const char *dir,
+static ifk_status parse_question_(const char *path, long line, const char *text, size_t len, const char *dir,
                                   const ifk_manifest *man, const ifk_tokenizer *tok, const char *model, int vocab,
                                   question_ *q) {
     memset(q, 0, sizeof *q);
     q->line = line;
-    cJSON *js = cJSON_Parse(text);
+    char why[256];
+    cJSON *js = ifk_json_record(text, len, why, sizeof why); /* the corpus's rule for a line (json.h) */
+    if (!js) return IFK_FAIL(IFK_ERR_FORMAT, "%s:%ld: %s", path, line, why);
     ifk_status st = IFK_OK;
-    if (!js || !cJSON_IsObject(js)) {
-        cJSON_Delete(js);
-        return IFK_FAIL(IFK_ERR_FORMAT, "%s:%ld: not a JSON object", path, line);
-    }
-    if (ifk_json_dup_key(js)) {
-        ifk_status d = IFK_FAIL(IFK_ERR_FORMAT, "%s:%ld: key \"%.60s\" is defined twice", path, line, ifk_json_dup_key(js));
-        cJSON_Delete(js);
-        return d;
-    }
     const cJSON *id = cJSON_GetObjectItemCaseSensitive(js, "id"), *pr = cJSON_GetObjectItemCaseSensitive(js, "prompt"),
                 *pi = cJSON_GetObjectItemCaseSensitive(js, "prompt_ids"),
                 *dc = cJSON_GetObjectItemCaseSensitive(js, "docs"), *rt = cJSON_GetObjectItemCaseSensitive(js, "retrieve");
@@ -280,7 +273,7 @@ static ifk_status parse_question_(const char *path, long line, const char *text,
         cJSON_Delete(js);
         return st;
     }
-    char num[32], why[256];
+    char num[32];
     const char *ids = num;
     snprintf(num, sizeof num, "%ld", line);
     /* ids follow the corpus's rule (corpus.h): strings or integers, non-empty, at most IFK_ID_MAX bytes */
@@ -390,7 +383,7 @@ static ifk_status question_line_(char *buf, size_t len, long line, void *ctx) {
     while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r' || buf[len - 1] == ' ')) buf[--len] = '\0';
     if (len == 0) return IFK_OK;
     question_ q;
-    ifk_status st = parse_question_(r->path, line, buf, r->dir, ifk_store_manifest(r->store), r->tok,
+    ifk_status st = parse_question_(r->path, line, buf, len, r->dir, ifk_store_manifest(r->store), r->tok,
                                     r->model, r->cfg->vocab_size, &q);
     char where[1100];
     snprintf(where, sizeof where, "%s:%ld: ", r->path, line);
@@ -807,7 +800,7 @@ int ifk_cmd_query(int argc, char **argv) {
             ifk_comm_abort(&cm);
         }
         if (!one)
-            fprintf(stderr, "query: %d questions to answer, %d already in %s; %d group%s of %d rank%s\n", nq, n_done,
+            fprintf(stderr, "query: %d question%s to answer, %d already in %s; %d group%s of %d rank%s\n", nq, IFK_S(nq), n_done,
                     a.out, grid.n_groups, grid.n_groups > 1 ? "s" : "", tp, tp > 1 ? "s" : "");
     }
     b.cold = a.cold;
@@ -826,8 +819,8 @@ int ifk_cmd_query(int argc, char **argv) {
             IFK_FAIL(IFK_ERR_IO, "%s: cannot fsync: %s", a.out, strerror(errno));
             ifk_comm_abort(&cm);
         }
-        fprintf(stderr, "query: answered %ld questions in %.2f s, %.2f questions/s (%d group%s of %d)\n", b.answered, el,
-                el > 0 ? b.answered / el : 0.0, grid.n_groups, grid.n_groups > 1 ? "s" : "", tp);
+        fprintf(stderr, "query: answered %ld question%s in %.2f s, %.2f questions/s (%d group%s of %d)\n", b.answered,
+                IFK_S(b.answered), el, el > 0 ? b.answered / el : 0.0, grid.n_groups, grid.n_groups > 1 ? "s" : "", tp);
     }
     if (!one) ifk_grid_report_memory(&cm, "query");
     if (getenv("INFOFLOW_READ_STATS")) print_read_stats_(store, cm.rank);

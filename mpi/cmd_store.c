@@ -93,7 +93,7 @@ int ifk_cmd_inspect(int argc, char **argv) {
         printf("model       %s (fingerprint %s)\n", p->model_source, p->fingerprint);
         printf("shape       %d layers, %d KV heads of %d; RoPE theta %g, %s pairs\n", p->n_layers, p->n_kv_heads,
                p->head_dim, p->rope_theta, p->rope_style == IFK_ROPE_HALF ? "rotate_half" : "interleaved");
-        if (indexed >= 0) printf("index       BM25 over %d documents in %d segment%s\n", indexed, n_segs, n_segs == 1 ? "" : "s");
+        if (indexed >= 0) printf("index       BM25 over %d document%s in %d segment%s\n", indexed, IFK_S(indexed), n_segs, IFK_S(n_segs));
         else printf("index       none (rerun infoflow cache to build it)\n");
         for (int d = 0; docs && d < m->n_docs; d++) {
             if (d % 1024 == 0) ifk_store_forget(store);
@@ -415,10 +415,11 @@ int ifk_cmd_verify(int argc, char **argv) {
         return 1;
     }
     if (against && tol > 0)
-        printf("verify: %s: %d documents, %lld chunks: every dataset reads back with valid checksums; K/V within %g "
-               "of the other store (largest |a - b| / (1 + |b|): %.3g), tokens identical\n", dir, nd, nc, tol, worst);
+        printf("verify: %s: %d document%s, %lld chunk%s: every dataset reads back with valid checksums; K/V within %g "
+               "of the other store (largest |a - b| / (1 + |b|): %.3g), tokens identical\n", dir, nd, IFK_S(nd), nc,
+               IFK_S(nc), tol, worst);
     else
-        printf("verify: %s: %d documents, %lld chunks: every dataset reads back with valid checksums%s\n", dir, nd, nc,
-               against ? "; identical to the other store" : "");
+        printf("verify: %s: %d document%s, %lld chunk%s: every dataset reads back with valid checksums%s\n", dir, nd,
+               IFK_S(nd), nc, IFK_S(nc), against ? "; identical to the other store" : "");
     return 0;
 }

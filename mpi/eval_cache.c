@@ -214,7 +214,7 @@ ifk_status ifk_eval_cache_docs(const ifk_eval_env *x, const ifk_grid *grid, cons
     st = ifk_cache_run(grid, &co, x->full, x->tp ? x->m : NULL, x->tok, &cached);
     if (cm->rank == 0) {
         unlink(corpus);
-        if (st == IFK_OK && cached && !x->quiet) fprintf(stderr, "eval: cached %ld documents into %s\n", cached, j->store);
+        if (st == IFK_OK && cached && !x->quiet) fprintf(stderr, "eval: cached %ld document%s into %s\n", cached, IFK_S(cached), j->store);
     }
 out:
     for (int i = 0; i < y.n; i++) free(y.ids[i]), free(y.texts[i]);

@@ -62,6 +62,16 @@ static const char *next_break_(const char *p, const char *end, const char **resu
     return end;
 }
 
+int ifk_chunk_text_empty(const char *text, size_t len, ifk_split split) {
+    if (split == IFK_SPLIT_TOKENS) return len == 0;
+    for (const char *p = text, *end = text + len; p < end;) { /* the loop of ifk_chunk_text, without tokenizing */
+        const char *resume, *e = next_break_(p, end, &resume);
+        if (e != p) return 0;
+        p = resume;
+    }
+    return 1;
+}
+
 ifk_status ifk_chunk_text(const ifk_tokenizer *t, const char *text, size_t len, int max_tokens, ifk_split split,
                           ifk_chunking *out) {
     memset(out, 0, sizeof *out);

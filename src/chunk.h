@@ -28,6 +28,11 @@ typedef struct {
  * max_tokens, cutting only a paragraph longer than that. An empty text gives no chunk. */
 ifk_status ifk_chunk_text(const ifk_tokenizer *t, const char *text, size_t len, int max_tokens, ifk_split split,
                           ifk_chunking *out);
+/* 1 if the split leaves no text to tokenize, so ifk_chunk_text gives no chunk whatever the
+ * tokenizer: an empty text; under IFK_SPLIT_PARAGRAPHS also a text of only blank lines (e.g.
+ * "\n\n\n": no paragraph). The corpus check (storage/corpus.h) refuses such a document before
+ * anything is cached. */
+int ifk_chunk_text_empty(const char *text, size_t len, ifk_split split);
 /* Cuts pre-tokenized ids every max_tokens (they are copied). */
 ifk_status ifk_chunk_ids(const int *ids, int n, int max_tokens, ifk_chunking *out);
 void ifk_chunking_free(ifk_chunking *c);

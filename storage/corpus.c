@@ -28,6 +28,9 @@
  *   other). An empty text "" and an empty tokens array [] are errors: a document of no tokens
  *   has nothing to cache. With a vocabulary size (ifk_corpus_index_vocab), a token id outside
  *   it is an error found when the corpus is read, before anything is cached.
+ * - The check knows the store's split: under --split paragraphs a text of only blank lines (no
+ *   paragraph, ifk_chunk_text_empty) gives no tokens to cache, so it is a bad line like "" is,
+ *   found before anything is cached rather than when a rank prefills it.
  * - A line can be both bad and a duplicate; it is reported for the first problem found, in the
  *   order: JSON, object, NUL, id, text/tokens, duplicate.
  * - ids follow ifk_id_check (corpus.h): at most IFK_ID_MAX bytes, no commas, no control
@@ -59,33 +62,6 @@
 #include <sqlite3.h>
 
 #include "heap.h"
-
-/* ---- UTF-8 ----------------------------------------------------------------------------------- */
-
-int ifk_utf8_valid(const char *s, size_t n) {
-    const unsigned char *p = (const unsigned char *)s, *e = p + n;
-    while (p < e) {
-        unsigned c = *p;
-        if (c < 0x80) {
-            p++;
-            continue;
-        }
-        size_t k;       /* continuation bytes */
-        uint32_t cp, min;
-        if (c >= 0xC2 && c <= 0xDF) k = 1, cp = c & 0x1F, min = 0x80;      /* C0, C1: always overlong */
-        else if ((c & 0xF0) == 0xE0) k = 2, cp = c & 0x0F, min = 0x800;
-        else if (c >= 0xF0 && c <= 0xF4) k = 3, cp = c & 0x07, min = 0x10000; /* F5..FF: > U+10FFFF */
-        else return 0;                                                     /* stray continuation */
-        if ((size_t)(e - p) <= k) return 0;                                /* truncated */
-        for (size_t i = 1; i <= k; i++) {
-            if ((p[i] & 0xC0) != 0x80) return 0;
-            cp = (cp << 6) | (p[i] & 0x3F);
-        }
-        if (cp < min || (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF) return 0;
-        p += k + 1;
-    }
-    return 1;
-}
 
 /* ---- one line ---------------------------------------------------------------------------------- */
 
@@ -170,22 +146,6 @@ int ifk_id_from_json(const cJSON *v, char numid[32], const char **id, char *why,
     return ifk_id_check(*id, why, nwhy);
 }
 
-/* 1 if the (valid JSON) line has a \u0000 escape inside a string. */
-static int has_nul_escape_(const char *s, size_t n) {
-    int in_str = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (!in_str) {
-            if (s[i] == '"') in_str = 1;
-        } else if (s[i] == '"') {
-            in_str = 0;
-        } else if (s[i] == '\\' && i + 1 < n) {
-            if (s[i + 1] == 'u' && i + 5 < n && memcmp(s + i + 2, "0000", 4) == 0) return 1;
-            i++; /* skip the escaped character (for \u, the hex digits are harmless) */
-        }
-    }
-    return 0;
-}
-
 /* The integral value of a JSON number in [lo, hi], or 0 if it is not one. */
 static int integral_(const cJSON *v, double lo, double hi, double *out) {
     if (!cJSON_IsNumber(v)) return 0;
@@ -200,31 +160,9 @@ static int integral_(const cJSON *v, double lo, double hi, double *out) {
  * and nothing is left to free; on IFK_OK the caller frees d->root. */
 static ifk_status parse_line_(const char *s, size_t len, int vocab, line_doc *d, char *why, size_t nwhy) {
     memset(d, 0, sizeof *d);
-    if (memchr(s, '\0', len)) {
-        snprintf(why, nwhy, "invalid JSON (a NUL byte at column %zu)", (size_t)((const char *)memchr(s, '\0', len) - s) + 1);
-        return IFK_ERR_FORMAT;
-    }
-    const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(s, len + 1, &end, 1);
-    if (!root) {
-        size_t col = end && end >= s && end <= s + len ? (size_t)(end - s) + 1 : 1;
-        snprintf(why, nwhy, "invalid JSON (near column %zu)", col);
-        return IFK_ERR_FORMAT;
-    }
+    cJSON *root = ifk_json_record(s, len, why, nwhy); /* JSON, an object, no NUL, no key twice, UTF-8 */
+    if (!root) return IFK_ERR_FORMAT;
     d->root = root;
-    if (!cJSON_IsObject(root)) {
-        snprintf(why, nwhy, "not a JSON object");
-        goto bad;
-    }
-    if (has_nul_escape_(s, len)) {
-        snprintf(why, nwhy, "\\u0000 (NUL) in a string is not supported");
-        goto bad;
-    }
-    const char *dup = ifk_json_dup_key(root);
-    if (dup) {
-        snprintf(why, nwhy, "key \"%.60s\" is defined twice", dup);
-        goto bad;
-    }
 
     const cJSON *id = cJSON_GetObjectItemCaseSensitive(root, "id");
     double num;
@@ -247,10 +185,6 @@ static ifk_status parse_line_(const char *s, size_t len, int vocab, line_doc *d,
         }
         d->text = text->valuestring;
         d->text_len = strlen(d->text);
-        if (!ifk_utf8_valid(d->text, d->text_len)) {
-            snprintf(why, nwhy, "invalid UTF-8 in \"text\"");
-            goto bad;
-        }
         if (!d->text_len) { /* a document of no tokens: nothing to cache or to query */
             snprintf(why, nwhy, "\"text\" is empty");
             goto bad;
@@ -464,12 +398,12 @@ static long dup_put_(dupset_ *d, const char *path, const char *id, long line, if
 
 /* ---- pass 1: the check ----------------------------------------------------------------------------- */
 
-ifk_status ifk_corpus_check(ifk_corpus_stream *s, const char *path, int skip_bad, int vocab,
+ifk_status ifk_corpus_check(ifk_corpus_stream *s, const char *path, int skip_bad, int vocab, ifk_split split,
                             ifk_status (*each)(const ifk_corpus_entry *e, const char *id, void *ctx), void *ctx) {
     IFK_CHECK_ARG(s && path, "ifk_corpus_check: NULL argument");
     memset(s, 0, sizeof *s);
     IFK_CHECK_ARG(vocab >= 0, "ifk_corpus_check: vocabulary size %d", vocab);
-    s->vocab = vocab, s->skip_bad = skip_bad;
+    s->vocab = vocab, s->skip_bad = skip_bad, s->split = split;
     size_t pl = strlen(path);
     IFK_CHECK_ARG(pl > 0, "corpus: empty path");
     IFK_CHECK_ARG(pl < sizeof s->path, "%.64s...: path too long (at most %zu bytes)", path, sizeof s->path - 1);
@@ -494,6 +428,12 @@ ifk_status ifk_corpus_check(ifk_corpus_stream *s, const char *path, int skip_bad
             continue;
         }
         if (st != IFK_OK) break;
+        if (ld.text && ifk_chunk_text_empty(ld.text, ld.text_len, split)) { /* prefill would find no tokens */
+            cJSON_Delete(ld.root);
+            st = bad_line_(s, s->line, "\"text\" holds no paragraph, only blank lines: under --split paragraphs it "
+                           "gives no tokens to cache");
+            continue;
+        }
         long first = dup_put_(&d, path, ld.id, s->line, &st);
         if (first > 0) {
             ifk_quote(qa, sizeof qa, ld.id);
@@ -650,7 +590,7 @@ ifk_status ifk_corpus_index_vocab(ifk_corpus *c, const char *path, int skip_bad,
     if (strlen(path) < sizeof c->path) memcpy(c->path, path, strlen(path) + 1); /* else the check refuses it */
     ifk_corpus_stream s;
     index_ctx_ x = {.c = c};
-    ifk_status st = ifk_corpus_check(&s, path, skip_bad, vocab, index_each_, &x);
+    ifk_status st = ifk_corpus_check(&s, path, skip_bad, vocab, IFK_SPLIT_TOKENS, index_each_, &x);
     if (st == IFK_OK) { /* the bad lines' messages move over */
         c->bad = s.bad, c->n_bad = s.n_bad;
         s.bad = NULL, s.n_bad = 0;

@@ -22,6 +22,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "chunk.h"
+#include "json.h" /* ifk_utf8_valid, ifk_json_record */
 #include "status.h"
 
 typedef struct {
@@ -87,6 +89,7 @@ typedef struct {
 typedef struct {
     char path[1024];
     int vocab, skip_bad;
+    ifk_split split;      /* the store's split: a text it leaves nothing of is a bad line */
     long n;               /* good documents (ifk_corpus_check) */
     char **bad;           /* (n_bad) "FILE:LINE: problem" of the lines skipped under skip_bad */
     long *bad_lines;      /* (n_bad) their line numbers, ascending */
@@ -107,12 +110,14 @@ typedef struct {
 } ifk_corpus_stream;
 
 /* Pass 1: checks every line of path (the rules of ifk_corpus_index_vocab, duplicate ids included,
- * message "FILE:LINE: duplicate id "x" (first on line K)") in one streaming pass, and calls
+ * message "FILE:LINE: duplicate id "x" (first on line K)"; and a text that `split` leaves nothing
+ * of (ifk_chunk_text_empty: under IFK_SPLIT_PARAGRAPHS a text of only blank lines, which would
+ * give no tokens when cached: "FILE:LINE: "text" holds no paragraph ...") in one streaming pass, and calls
  * each(e, id, ctx) for every good document in file order (each may be NULL; a non-OK return stops
  * the check and is returned). A bad line fails unless skip_bad, which records it in s->bad and
  * goes on. Memory: O(1) in the lines, plus the bad lines' messages (corpus.h's head). s is zeroed
  * first; free it with ifk_corpus_stream_free, also on failure. */
-ifk_status ifk_corpus_check(ifk_corpus_stream *s, const char *path, int skip_bad, int vocab,
+ifk_status ifk_corpus_check(ifk_corpus_stream *s, const char *path, int skip_bad, int vocab, ifk_split split,
                             ifk_status (*each)(const ifk_corpus_entry *e, const char *id, void *ctx), void *ctx);
 
 /* Pass 2, after a successful ifk_corpus_check: reads the file again, holding at most `window`
@@ -149,14 +154,10 @@ size_t ifk_doc_size(const ifk_doc *d);
 int ifk_id_check(const char *id, char *why, size_t nwhy);
 /* The id of a JSON value (a string, or an integer below 2^53 in magnitude, written into
  * numid[32]) checked with ifk_id_check; *id points into v or numid. 0 with why set otherwise. */
-struct cJSON;
 int ifk_id_from_json(const struct cJSON *v, char numid[32], const char **id, char *why, size_t nwhy);
 /* Writes s quoted and escaped (quotes, backslashes, control characters) into out[cap] (cap >= 80)
  * for a message: a value longer than fits is cut in the middle, its first bytes then `…(N bytes)`,
  * so a message holding it is never cut before its reason. */
 void ifk_quote(char *out, size_t cap, const char *s);
-
-/* 1 if s[0..n) is valid UTF-8 (no overlongs, no surrogates, <= U+10FFFF). */
-int ifk_utf8_valid(const char *s, size_t n);
 
 #endif

@@ -303,8 +303,7 @@ static ifk_status strings_(const cJSON *a, char ***out, int *n, const char *wher
             (*out)[(*n)++] = strdup(id);
             continue;
         }
-        if (!cJSON_IsString(e) || !ifk_utf8_valid(e->valuestring, strlen(e->valuestring)))
-            return IFK_FAIL(IFK_ERR_FORMAT, "%s: \"%s\"[%d] is not a UTF-8 string", where, key, i);
+        if (!cJSON_IsString(e)) return IFK_FAIL(IFK_ERR_FORMAT, "%s: \"%s\"[%d] is not a string", where, key, i);
         (*out)[(*n)++] = strdup(e->valuestring);
     }
     return IFK_OK;
@@ -370,15 +369,10 @@ ifk_status ifk_queryset_read(const char *path, ifk_qitem **items, int *n) {
         if (k == (size_t)len) continue;
         char where[1100];
         snprintf(where, sizeof where, "%s:%ld", path, ln);
-        cJSON *o = cJSON_ParseWithLength(line, (size_t)len);
-        if (!cJSON_IsObject(o)) {
-            cJSON_Delete(o);
-            st = IFK_FAIL(IFK_ERR_FORMAT, "%s: not a JSON object", where);
-            break;
-        }
-        if (ifk_json_dup_key(o)) {
-            st = IFK_FAIL(IFK_ERR_FORMAT, "%s: key \"%.60s\" is defined twice", where, ifk_json_dup_key(o));
-            cJSON_Delete(o);
+        char why[256];
+        cJSON *o = ifk_json_record(line, (size_t)len, why, sizeof why); /* the corpus's rule for a line (json.h) */
+        if (!o) {
+            st = IFK_FAIL(IFK_ERR_FORMAT, "%s: %s", where, why);
             break;
         }
         if (*n == cap) {
@@ -395,7 +389,7 @@ ifk_status ifk_queryset_read(const char *path, ifk_qitem **items, int *n) {
         const cJSON *pr = cJSON_GetObjectItemCaseSensitive(o, "prompt"), *in = cJSON_GetObjectItemCaseSensitive(o, "input"),
                     *ctx = cJSON_GetObjectItemCaseSensitive(o, "context"), *docs = cJSON_GetObjectItemCaseSensitive(o, "docs"),
                     *ret = cJSON_GetObjectItemCaseSensitive(o, "retrieve");
-        char idbuf[32], why[256];
+        char idbuf[32];
         const char *ids = NULL;
         /* the corpus's rule for ids (corpus.h): a context's passages are cached as documents ID#pN */
         if (!id) st = IFK_FAIL(IFK_ERR_FORMAT, "%s: missing \"id\"", where);
@@ -408,8 +402,7 @@ ifk_status ifk_queryset_read(const char *path, ifk_qitem **items, int *n) {
         else if (ctx && !cJSON_IsString(ctx)) st = IFK_FAIL(IFK_ERR_FORMAT, "%s: \"context\" is not a string", where);
         if (st == IFK_OK) {
             it->id = strdup(ids);
-            it->prompt = strdup((pr ? pr : in)->valuestring);
-            if (!ifk_utf8_valid(it->prompt, strlen(it->prompt))) st = IFK_FAIL(IFK_ERR_FORMAT, "%s: invalid UTF-8 in the prompt", where);
+            it->prompt = strdup((pr ? pr : in)->valuestring); /* valid UTF-8, as every string of the line */
         }
         if (st == IFK_OK) st = strings_(cJSON_GetObjectItemCaseSensitive(o, "answers"), &it->answers, &it->n_answers, where, "answers");
         if (st == IFK_OK && docs) {

@@ -5,6 +5,8 @@
 #   nonfinite   NaN/inf weights (llama2.c, safetensors f32/bf16/f16) refused at load; f16 overflow
 #   duplicates  a CLI flag, a job INI key, a JSON key, a --dev/shape key, a list value given twice
 #   messages    error lines that name the real problem; exit codes
+#   corpus      corpus and query-set lines: the same rules in every reader, checked before anything is
+#               cached (a text --split paragraphs leaves nothing of, invalid UTF-8, lone surrogates)
 set -u
 KIND=$1 BIN=$2 MODEL=$3 DATA=$4
 W=$(mktemp -d); trap 'rm -rf "$W"' EXIT
@@ -144,7 +146,7 @@ duplicates)
   printf '%s\n' '{"id":"q1","prompt":"x","docs":["lily"],"meta":{"a":1,"a":2}}' > dn.jsonl
   refused "a nested JSON key twice" 'dn.jsonl:1: key "a" is defined twice' "$BIN" query --model "$MODEL" --store s --queries dn.jsonl --out o2.jsonl
   refused "--dev key twice" "--dev: 'alpha=1,alpha=2' gives alpha twice" "$BIN" query --model "$MODEL" --store s --docs lily --prompt Hi --method infoflow-dev --dev alpha=1,alpha=2
-  refused "shape key twice" 'dim given twice' "$BIN" bench prefill --random-model dim=64,layers=1,heads=4,kv_heads=2,hidden=8,vocab=16,seq=16,dim=32 --tokens 4
+  refused "shape key twice" 'dim given twice' "$BIN" bench prefill --random-model dim=64,layers=1,heads=4,kv_heads=2,hidden=8,vocab=16,seq=16,dim=32 --tokens 16
   ;;
 messages)
   "$BIN" cache --model "$MODEL" --corpus "$DATA/stories_corpus.jsonl" --store s --quiet || { echo "FAIL: cache"; exit 1; }
@@ -154,8 +156,16 @@ messages)
   out=$("$BIN" query --model "$MODEL" --store s --docs lily --prompt Hi --weights bf16 2>&1)
   expect "no --force for query ($out)" test -z "$(grep -- --force <<<"$out")"
   refused "logits --ids empty" '--ids: the list is empty' "$BIN" logits --model "$MODEL" --ids ""
-  refused "bench ttft context < chunks" '--context 3 leaves 2 tokens after BOS, fewer than --chunks 4' \
+  # sizes too small to measure anything are refused naming the option and the minimum (breaker s3 #11)
+  refused "bench ttft context < chunks" '--context 3 leaves 2 tokens after BOS for --chunks 4, fewer than 16 per chunk: --context is at least 65' \
     "$BIN" bench ttft --random-model tiny --context 3 --chunks 4
+  refused "bench ttft: 3 tokens in 2 chunks" '--context is at least 33 here' "$BIN" bench ttft --random-model tiny --context 3 --chunks 2
+  refused "bench ttft: a budget that recomputes nothing" '--budget 0.001 of --context 129 recomputes no token: --context is at least 1001' \
+    "$BIN" bench ttft --random-model tiny --context 129 --chunks 8 --budget 0.001
+  refused "bench prefill --tokens 1" "--tokens '1' is not an integer in \[16," "$BIN" bench prefill --random-model tiny --tokens 1
+  refused "bench prefill --tokens 15" "--tokens '15' is not an integer in \[16," "$BIN" bench prefill --random-model tiny --tokens 15
+  out=$("$BIN" bench ttft --help 2>&1); expect "bench ttft --help says why" has "$out" 'chunks of at least 16 tokens'
+  out=$("$BIN" bench prefill --help 2>&1); expect "bench prefill --help says why" has "$out" '--tokens is at least 16: '
   refused "bench foo exits 1" "unknown benchmark 'foo'" "$BIN" bench foo
   out=$("$BIN" nosuchcommand 2>/dev/null); rc=$?
   expect "an unknown command exits 1 ($rc)" test "$rc" -eq 1
@@ -181,6 +191,68 @@ json.dump(d, open(p, 'w'))" "$1" "$2"; }
   refused "max_position_embeddings 1e8" 'field "max_position_embeddings" = 100000000 is not a positive integer up to' "$BIN" logits --model hx --ids 1,2
   edit generation_config.json '{"temperature": "1"}'
   refused "temperature a string" 'field "temperature" = "1" is not a number' "$BIN" logits --model hx --ids 1,2
+  ;;
+corpus)
+  export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+  # a text of only blank lines gives no tokens under --split paragraphs (breaker s3 #2): the check
+  # refuses it before anything is cached, or --skip-bad skips and lists it; --split tokens caches it
+  printf '%s\n' '{"id":"a","text":"Lily had a red ball."}' '{"id":"ws","text":"\n\n\n"}' '{"id":"b","text":"Tom saw a dog."}' \
+    '{"id":"c","text":"\n\nThe sun.\n\n"}' > pw.jsonl
+  refused "--split paragraphs: a text of blank lines" 'pw.jsonl:2: "text" holds no paragraph' \
+    "$BIN" cache --model "$MODEL" --corpus pw.jsonl --store spw --split paragraphs --quiet
+  expect "... no store folder left" test ! -e spw
+  out=$(timeout 300 mpirun -n 2 "$BIN" cache --model "$MODEL" --corpus pw.jsonl --store spw --split paragraphs --skip-bad \
+    --commit-docs 1 2>&1); rc=$?
+  expect "--skip-bad under 2 ranks completes ($rc: $out)" test "$rc" -eq 0
+  expect "... listing the line" has "$out" 'skipped bad line: pw.jsonl:2: "text" holds no paragraph'
+  expect "... caching the 3 others" sh -c "'$BIN' inspect --store spw --json | grep -q '\"documents\": 3,'"
+  expect "--split tokens caches it" "$BIN" cache --model "$MODEL" --corpus pw.jsonl --store stw --quiet
+  # a failed first cache leaves no store folder it made (parents included); nothing cacheable is an
+  # error naming the corpus, also under --skip-bad; an existing store keeps what it held (breaker s3 #10)
+  printf 'junk\n{"id":"x"}\n' > bad.jsonl
+  refused "a bad corpus" 'bad.jsonl:1: invalid JSON' "$BIN" cache --model "$MODEL" --corpus bad.jsonl --store snew
+  expect "... leaves no store folder" test ! -e snew
+  refused "a bad corpus, nested store" 'bad.jsonl:1: invalid JSON' "$BIN" cache --model "$MODEL" --corpus bad.jsonl --store p/q/s
+  expect "... leaves no parent folder it made" test ! -e p
+  mkdir -p keep
+  refused "a bad corpus, store in an existing folder" 'bad.jsonl:1' "$BIN" cache --model "$MODEL" --corpus bad.jsonl --store keep/s
+  expect "... the existing folder stays" test -d keep -a ! -e keep/s
+  refused "--skip-bad with every line bad" '^infoflow: error: bad.jsonl: no document to cache: all its lines are bad (--skip-bad); the first: bad.jsonl:1: invalid JSON' \
+    "$BIN" cache --model "$MODEL" --corpus bad.jsonl --store snew --skip-bad
+  expect "... leaves no store folder" test ! -e snew
+  out=$(timeout 300 mpirun -n 2 "$BIN" cache --model "$MODEL" --corpus bad.jsonl --store snew --skip-bad 2>&1); rc=$?
+  expect "... under 2 ranks too ($rc: $out)" test "$rc" -ne 0 -a ! -e snew
+  printf '\n  \n' > blank.jsonl
+  refused "a corpus of blank lines" 'blank.jsonl: no document to cache: the file holds only blank lines' \
+    "$BIN" cache --model "$MODEL" --corpus blank.jsonl --store snew
+  refused "an all-bad corpus into an existing store" 'no document to cache' \
+    "$BIN" cache --model "$MODEL" --corpus bad.jsonl --store stw --skip-bad
+  expect "... which keeps its documents and verifies" sh -c "'$BIN' inspect --store stw --json | grep -q '\"documents\": 4,' && '$BIN' verify --store stw >/dev/null"
+  # counts in messages: "1 document", never "1 documents"; no "ETA -0 s" (breaker s3 #12)
+  printf '{"id":"one","text":"Lily"}\n' > one.jsonl
+  out=$("$BIN" cache --model "$MODEL" --corpus one.jsonl --store sone --progress-seconds 0.001 2>&1)
+  expect "cache: 1 document ($out)" has "$out" '^cache: 1 document in one.jsonl, 0 already in the store, 1 to cache on 1 rank$'
+  expect "... cached 1 document, holds 1 document, 1 chunk" has "$out" '^cache: cached 1 document (1 token) in .*; the store holds 1 document, 1 chunk, 1 token$'
+  expect "... no negative ETA, no '1 tokens'" test "$(count "$out" 'ETA -\|1 tokens')" -eq 0
+  out=$("$BIN" verify --store sone); expect "verify: 1 document, 1 chunk ($out)" has "$out" 'sone: 1 document, 1 chunk: '
+  printf '{"id":"q","prompt":"Lily","docs":["one"]}\n' > q1.jsonl
+  out=$("$BIN" query --model "$MODEL" --store sone --queries q1.jsonl --out o1.jsonl --steps 2 2>&1)
+  expect "query: 1 question ($out)" has "$out" '^query: 1 question to answer, '
+  expect "... answered 1 question" has "$out" '^query: answered 1 question in '
+  # every line reader (corpus, query --queries, eval) refuses invalid UTF-8 naming FILE:LINE and the
+  # field, and a lone surrogate escape as such (breaker s3 #9: query answered \xff, "not a JSON object")
+  printf '{"id":"q","prompt":"%s Lily","docs":["a"]}\n' "$(printf '\xff\xfe')" > q.jsonl
+  refused "query --queries: invalid UTF-8 in a prompt" 'q.jsonl:1: invalid UTF-8 in "prompt"$' \
+    "$BIN" query --model "$MODEL" --store stw --queries q.jsonl --out o.jsonl --steps 4
+  expect "... nothing written" test ! -s o.jsonl
+  printf '{"id":"q","prompt":"Lily","docs":["a"]}\n{"id":"s","prompt":"Lily \\udcff","docs":["a"]}\n' > q2.jsonl
+  refused "query --queries: a lone surrogate" 'q2.jsonl:2: invalid JSON: lone surrogate \\udcff at column 26' \
+    "$BIN" query --model "$MODEL" --store stw --queries q2.jsonl --out o2.jsonl --steps 4
+  printf '[job]\nmodel = %s\nstore = %s/stw\nqueries = %s/q.jsonl\nout = %s/ev\n' "$MODEL" "$W" "$W" "$W" > j.ini
+  refused "eval: invalid UTF-8 in a prompt" 'q.jsonl:1: invalid UTF-8 in "prompt"$' "$BIN" eval --job j.ini --quiet
+  printf '{"id":"d","text":"Lily","meta":"%s"}\n' "$(printf '\xff')" > cu.jsonl
+  refused "cache: invalid UTF-8 in metadata" 'cu.jsonl:1: invalid UTF-8 in "meta"$' \
+    "$BIN" cache --model "$MODEL" --corpus cu.jsonl --store scu --quiet
   ;;
 *) echo "unknown kind $KIND"; exit 2 ;;
 esac

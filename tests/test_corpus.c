@@ -205,7 +205,9 @@ typedef struct {
 static const bad_case BAD[] = {
     {"{\"id\": \"x\", \"text\": \"unterminated}", "invalid JSON"},
     {"{\"id\": \"x\", \"text\": \"t\"} trailing", "invalid JSON"},
-    {"{\"id\": \"x\", \"text\": \"a\\ud800\"}", "invalid JSON"}, /* lone surrogate escape */
+    {"{\"id\": \"x\", \"text\": \"a\\ud800\"}", "invalid JSON: lone surrogate \\ud800 at column 23"},
+    {"{\"id\": \"x\", \"text\": \"a\\udcff b\"}", "invalid JSON: lone surrogate \\udcff"},
+    {"{\"id\": \"x\", \"text\": \"a\\ud83d\\u0041\"}", "invalid JSON: lone surrogate \\ud83d"},
     {"[\"id\", \"text\"]", "not a JSON object"},
     {"\"just a string\"", "not a JSON object"},
     {"{\"text\": \"no id\"}", "missing \"id\""},
@@ -238,6 +240,8 @@ static const bad_case BAD[] = {
     {"{\"id\": \"x\", \"text\": \"overlong \xe0\x80\xaf\"}", "invalid UTF-8 in \"text\""},
     {"{\"id\": \"x\", \"text\": \"surrogate \xed\xa0\x80\"}", "invalid UTF-8 in \"text\""},
     {"{\"id\": \"x\xc3\", \"text\": \"t\"}", "invalid UTF-8 in \"id\""},
+    /* every string of the line, as the query readers (json.h ifk_json_record): metadata too */
+    {"{\"id\": \"x\", \"text\": \"t\", \"meta\": {\"src\": [\"ok\", \"b\xff\"]}}", "invalid UTF-8 in \"meta\".\"src\"[1]"},
     {"{\"id\": \"x\xf0\x80\x80\x80\", \"text\": \"t\"}", "invalid UTF-8 in \"id\""},
     {"{\"id\": \"x\", \"text\": \"nul \\u0000 inside\"}", "\\u0000 (NUL) in a string is not supported"},
     {"{\"id\": \"a\", \"text\": \"same id as line 1\"}", "duplicate id \"a\" (first on line 1)"},
@@ -622,7 +626,7 @@ Test(corpus, stream_hands_out_longest_first_within_the_window) {
     const int windows[] = {1, 2, 3, 7, 64, N, 4 * N};
     for (size_t w = 0; w < sizeof windows / sizeof *windows; w++) {
         ifk_corpus_stream s;
-        cr_assert_eq(ifk_corpus_check(&s, path, 0, 0, NULL, NULL), IFK_OK, "%s", ifk_errmsg());
+        cr_assert_eq(ifk_corpus_check(&s, path, 0, 0, IFK_SPLIT_TOKENS, NULL, NULL), IFK_OK, "%s", ifk_errmsg());
         cr_assert_eq(s.n, N);
         cr_assert_eq(ifk_corpus_stream_start(&s, windows[w], NULL, NULL), IFK_OK, "%s", ifk_errmsg());
         cr_assert_leq(s.n_win, windows[w], "window %d holds %d", windows[w], s.n_win);
@@ -657,6 +661,35 @@ Test(corpus, stream_hands_out_longest_first_within_the_window) {
     drop_(path);
 }
 
+/* A text that --split paragraphs leaves nothing of is a bad line of the check under that split
+ * (refused naming FILE:LINE, or skipped and listed), not an abort when it is cached (breaker s3 #2). */
+Test(corpus, check_refuses_a_text_of_no_paragraph_under_split_paragraphs) {
+    char *path = tmp_text_("{\"id\":\"a\",\"text\":\"Lily.\"}\n{\"id\":\"ws\",\"text\":\"\\n\\n\\n\"}\n"
+                           "{\"id\":\"b\",\"text\":\"\\n\\nTom.\"}\n");
+    ifk_corpus_stream s;
+    cr_assert_eq(ifk_corpus_check(&s, path, 0, 0, IFK_SPLIT_TOKENS, NULL, NULL), IFK_OK, "split tokens: \"\\n\\n\\n\" "
+                 "gives tokens: %s", ifk_errmsg());
+    cr_assert_eq(s.n, 3);
+    ifk_corpus_stream_free(&s);
+    cr_assert_eq(ifk_corpus_check(&s, path, 0, 0, IFK_SPLIT_PARAGRAPHS, NULL, NULL), IFK_ERR_FORMAT);
+    cr_assert(starts_with_(ifk_errmsg(), where_(path, 2)), "%s", ifk_errmsg());
+    cr_assert(strstr(ifk_errmsg(), "no paragraph"), "%s", ifk_errmsg());
+    ifk_corpus_stream_free(&s);
+    cr_assert_eq(ifk_corpus_check(&s, path, 1, 0, IFK_SPLIT_PARAGRAPHS, NULL, NULL), IFK_OK, "%s", ifk_errmsg());
+    cr_assert_eq(s.n, 2);
+    cr_assert_eq(s.n_bad, 1);
+    cr_assert_eq(s.bad_lines[0], 2);
+    cr_assert_eq(ifk_corpus_stream_start(&s, 0, NULL, NULL), IFK_OK, "%s", ifk_errmsg());
+    for (int k = 0; k < 2; k++) {
+        ifk_corpus_entry e;
+        int got = 0;
+        cr_assert_eq(ifk_corpus_stream_next(&s, &e, &got), IFK_OK, "%s", ifk_errmsg());
+        cr_assert(got && e.line != 2, "line %ld handed out", e.line);
+    }
+    ifk_corpus_stream_free(&s);
+    drop_(path);
+}
+
 /* Keeps ids whose number is odd (a stand-in for "not in the store yet"). */
 static int keep_odd_(const char *id, void *ctx) {
     (*(int *)ctx)++;
@@ -669,12 +702,12 @@ Test(corpus, stream_skips_bad_lines_and_documents_not_kept) {
                            "{\"id\":\"g0\",\"text\":\"again\"}\n\n{\"id\":\"g2\",\"text\":\"ccc\"}\n"
                            "{\"id\":\"zz\"}\n{\"id\":\"g3\",\"tokens\":[1,2]}\n");
     ifk_corpus_stream s;
-    cr_assert_eq(ifk_corpus_check(&s, path, 0, 0, NULL, NULL), IFK_ERR_FORMAT, "without skip_bad the first bad "
+    cr_assert_eq(ifk_corpus_check(&s, path, 0, 0, IFK_SPLIT_TOKENS, NULL, NULL), IFK_ERR_FORMAT, "without skip_bad the first bad "
                  "line fails");
     cr_assert(starts_with_(ifk_errmsg(), where_(path, 2)), "%s", ifk_errmsg());
     ifk_corpus_stream_free(&s);
 
-    cr_assert_eq(ifk_corpus_check(&s, path, 1, 0, NULL, NULL), IFK_OK, "%s", ifk_errmsg());
+    cr_assert_eq(ifk_corpus_check(&s, path, 1, 0, IFK_SPLIT_TOKENS, NULL, NULL), IFK_OK, "%s", ifk_errmsg());
     cr_assert_eq(s.n, 4);
     cr_assert_eq(s.n_bad, 3);
     const long bad_lines[] = {2, 4, 7};
@@ -719,7 +752,7 @@ Test(corpus, stream_check_refuses_a_duplicate_naming_both_lines) {
     char *path = tmp_file_(data, len);
     free(data);
     ifk_corpus_stream s;
-    cr_assert_eq(ifk_corpus_check(&s, path, 0, 0, NULL, NULL), IFK_ERR_FORMAT);
+    cr_assert_eq(ifk_corpus_check(&s, path, 0, 0, IFK_SPLIT_TOKENS, NULL, NULL), IFK_ERR_FORMAT);
     const char *m = ifk_errmsg();
     cr_assert(starts_with_(m, where_(path, N + 1)), "names the duplicate's line: %s", m);
     cr_assert(strstr(m, "duplicate id \"id-") && strstr(m, "-7\" (first on line 8)"), "names the first line: %s", m);
@@ -734,7 +767,7 @@ Test(corpus, stream_refuses_an_in_place_edit_ahead_of_the_window) {
     char *path = tmp_text_("{\"id\":\"a\",\"text\":\"one\"}\n{\"id\":\"b\",\"text\":\"two\"}\n"
                            "{\"id\":\"c\",\"text\":\"six\"}\n");
     ifk_corpus_stream s;
-    cr_assert_eq(ifk_corpus_check(&s, path, 0, 0, NULL, NULL), IFK_OK, "%s", ifk_errmsg());
+    cr_assert_eq(ifk_corpus_check(&s, path, 0, 0, IFK_SPLIT_TOKENS, NULL, NULL), IFK_OK, "%s", ifk_errmsg());
     cr_assert_eq(ifk_corpus_stream_start(&s, 1, NULL, NULL), IFK_OK, "%s", ifk_errmsg());
     ifk_corpus_entry e;
     int got = 0;
@@ -752,10 +785,10 @@ Test(corpus, stream_refuses_an_in_place_edit_ahead_of_the_window) {
     cr_assert_eq(st, IFK_ERR_FORMAT, "the edit is refused, not cached");
     cr_assert(strstr(ifk_errmsg(), "changed since it was checked"), "%s", ifk_errmsg());
     ifk_corpus_stream_free(&s);
-    cr_assert_eq(ifk_corpus_check(&s, path, 0, 0, NULL, NULL), IFK_ERR_FORMAT, "a rerun's check sees the duplicate");
+    cr_assert_eq(ifk_corpus_check(&s, path, 0, 0, IFK_SPLIT_TOKENS, NULL, NULL), IFK_ERR_FORMAT, "a rerun's check sees the duplicate");
     ifk_corpus_stream_free(&s);
     char *p2 = tmp_text_("{\"id\":\"a\",\"text\":\"one\"}\n");
-    cr_assert_eq(ifk_corpus_check(&s, p2, 0, 0, NULL, NULL), IFK_OK, "%s", ifk_errmsg());
+    cr_assert_eq(ifk_corpus_check(&s, p2, 0, 0, IFK_SPLIT_TOKENS, NULL, NULL), IFK_OK, "%s", ifk_errmsg());
     cr_assert_eq(ifk_corpus_stream_start(&s, 1 << 30, NULL, NULL), IFK_OK, "a huge window: %s", ifk_errmsg());
     cr_assert_eq(ifk_corpus_stream_next(&s, &e, &got), IFK_OK);
     cr_assert(got);
@@ -767,7 +800,7 @@ Test(corpus, stream_refuses_an_in_place_edit_ahead_of_the_window) {
 Test(corpus, stream_refuses_a_file_changed_after_the_check) {
     char *path = tmp_text_("{\"id\":\"a\",\"text\":\"one\"}\n{\"id\":\"b\",\"text\":\"two\"}\n");
     ifk_corpus_stream s;
-    cr_assert_eq(ifk_corpus_check(&s, path, 0, 0, NULL, NULL), IFK_OK, "%s", ifk_errmsg());
+    cr_assert_eq(ifk_corpus_check(&s, path, 0, 0, IFK_SPLIT_TOKENS, NULL, NULL), IFK_OK, "%s", ifk_errmsg());
     FILE *f = fopen(path, "ab");
     cr_assert_not_null(f);
     fputs("{\"id\":\"a\",\"text\":\"dup added later\"}\n", f);
@@ -777,10 +810,10 @@ Test(corpus, stream_refuses_a_file_changed_after_the_check) {
     ifk_corpus_stream_free(&s);
 
     /* a line rewritten in place (same size) after it entered the window: its re-read is refused */
-    cr_assert_eq(ifk_corpus_check(&s, path, 0, 0, NULL, NULL), IFK_ERR_FORMAT, "the appended duplicate");
+    cr_assert_eq(ifk_corpus_check(&s, path, 0, 0, IFK_SPLIT_TOKENS, NULL, NULL), IFK_ERR_FORMAT, "the appended duplicate");
     ifk_corpus_stream_free(&s);
     char *p2 = tmp_text_("{\"id\":\"a\",\"text\":\"one\"}\n");
-    cr_assert_eq(ifk_corpus_check(&s, p2, 0, 0, NULL, NULL), IFK_OK, "%s", ifk_errmsg());
+    cr_assert_eq(ifk_corpus_check(&s, p2, 0, 0, IFK_SPLIT_TOKENS, NULL, NULL), IFK_OK, "%s", ifk_errmsg());
     cr_assert_eq(ifk_corpus_stream_start(&s, 0, NULL, NULL), IFK_OK, "%s", ifk_errmsg());
     ifk_corpus_entry e;
     int got = 0;

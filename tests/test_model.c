@@ -451,6 +451,26 @@ Test(chunk, paragraph_split_packs_whole_paragraphs) {
     ifk_tokenizer_free(&tok);
 }
 
+/* ifk_chunk_text_empty (what the corpus check refuses) says "no chunk" exactly when ifk_chunk_text
+ * gives none, in both splits (breaker: "\n\n\n" passed the check, then gave no tokens at prefill) */
+Test(chunk, text_empty_agrees_with_the_chunking) {
+    ifk_tokenizer *tok;
+    cr_assert_eq(ifk_tokenizer_load(&tok, STORIES_TOK, 512), IFK_OK);
+    const char *texts[] = {"\n\n\n", "\n\n", "\n", "\r\n", "\t", " ", "\n \n\t\n\r\n", "  \n\n", "\n\n  ",
+                           "a\n\n\n", "\n\n\nb", "Lily.\n\nTom.", "x"};
+    const int empty_par[] = {1, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0};
+    for (size_t i = 0; i < sizeof texts / sizeof *texts; i++)
+        for (int sp = 0; sp < 2; sp++) {
+            ifk_chunking ch;
+            cr_assert_eq(ifk_chunk_text(tok, texts[i], strlen(texts[i]), 4, (ifk_split)sp, &ch), IFK_OK);
+            const int e = ifk_chunk_text_empty(texts[i], strlen(texts[i]), (ifk_split)sp);
+            cr_assert_eq(e, ch.n_chunks == 0, "text %zu split %d: empty %d, %d chunks", i, sp, e, ch.n_chunks);
+            cr_assert_eq(e, sp ? empty_par[i] : 0, "text %zu split %d", i, sp);
+            ifk_chunking_free(&ch);
+        }
+    ifk_tokenizer_free(&tok);
+}
+
 /* transformers' TopKLogitsWarper: only the k most probable tokens are ever drawn, each of them is;
  * RepetitionPenaltyLogitsProcessor: a seen token's logit l becomes l/p (l > 0) or l*p, by hand. */
 Test(sampler, top_k_and_repetition_penalty) {
