@@ -144,6 +144,33 @@ incremental)
     left=$(ls "$s" | grep -c '\.tmp$')
     expect "$case: no temp files left ($left)" test "$left" -eq 0
   done
+  # a truncated and a missing index segment: verify and search report them, search names the
+  # repair; rerunning the same cache rebuilds each (one line each, also under --quiet), also after
+  # a kill in the middle of a rebuild, and then search equals the undamaged store's
+  d="$W/damaged"; rm -rf "$d"
+  head -n 36 "$W/all.jsonl" > "$W/c36.jsonl"; inc "$d" c36 > /dev/null 2>&1; inc "$d" all > /dev/null 2>&1
+  mapfile -t files < <(ls "$d" | grep '^index-.*\.h5$')
+  expect "damaged index: two segments (36 + 4: no merge) (${files[*]})" test "${#files[@]}" -eq 2
+  truncate -s 5000 "$d/${files[0]}"
+  rm "$d/${files[1]}"
+  nd=2
+  expect "damaged index: verify fails" sh -c "! '$BIN' verify --store '$d' > /dev/null 2>&1"
+  out=$("$BIN" search --store "$d" --prompt "big red ball" 2>&1); rc=$?
+  expect "damaged index: search fails naming the repair (rc $rc: $out)" test "$rc" -ne 0 -a -n "$(grep -- 'rerun .*cache' <<<"$out")"
+  INFOFLOW_FAULT=index.repair.rename:1 INFOFLOW_FAULT_RANK=0 cache 2 "$d" > "$W/log" 2>&1; rc=$?
+  expect "damaged index: a kill in the rebuild fails the job (rc $rc)" test "$rc" -ne 0 -a "$rc" -ne 124
+  out=$(cache 2 "$d" 2>&1); rc=$?
+  expect "damaged index: the rerun succeeds (rc $rc)" test "$rc" -eq 0
+  expect "... saying it rebuilt $nd segment(s) ($out)" test "$(count "$out" 'rebuilt it from the store')" -eq "$nd"
+  expect "... and the store verifies" "$BIN" verify --store "$d"
+  left=$(ls "$d" | grep -c '\.tmp$')
+  expect "... no temp files left ($left)" test "$left" -eq 0
+  for q in "the cat ran to the park" "big red ball" "tree"; do
+    a=$("$BIN" search --store "$d" --prompt "$q" --k 100 2>/dev/null)
+    expect "damaged index rebuilt: search '$q' = the undamaged store's" test -n "$a" -a "$a" = "$("$BIN" search --store "$W/s" --prompt "$q" --k 100 2>/dev/null)"
+  done
+  out=$(cache 2 "$d" 2>&1)
+  expect "... and another rerun rebuilds nothing ($out)" test "$(count "$out" 'rebuilt')" -eq 0
   ;;
 errors)
   corpus 6 "$W/c.jsonl"

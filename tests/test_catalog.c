@@ -326,7 +326,7 @@ Test(catalog, an_index_updated_after_each_of_many_runs_equals_one_from_scratch) 
         commit_docs_(&m, n, runs[r]);
         n += runs[r];
         int added, merged;
-        cr_assert_eq(ifk_store_index_update(&m, &added, &merged), IFK_OK, "%s", ifk_errmsg());
+        cr_assert_eq(ifk_store_index_update(&m, &added, &merged, NULL, NULL), IFK_OK, "%s", ifk_errmsg());
         cr_assert_eq(added, runs[r], "run %zu indexes only its own documents", r);
         merges += merged;
         ifk_index_seg *segs;
@@ -347,7 +347,7 @@ Test(catalog, an_index_updated_after_each_of_many_runs_equals_one_from_scratch) 
     cr_assert_leq(max_segs, IFK_INDEX_MAX_SEGMENTS);
     /* nothing new: no work */
     int added, merged;
-    cr_assert_eq(ifk_store_index_update(&m, &added, &merged), IFK_OK);
+    cr_assert_eq(ifk_store_index_update(&m, &added, &merged, NULL, NULL), IFK_OK);
     cr_assert_eq(added + merged, 0);
     ifk_manifest_free(&m);
 }
@@ -362,7 +362,7 @@ Test(catalog, the_on_disk_search_of_four_segments_equals_the_loaded_index_and_on
         commit_docs_(&m, n, runs[r]);
         n += runs[r];
         int added, merged;
-        cr_assert_eq(ifk_store_index_update(&m, &added, &merged), IFK_OK, "%s", ifk_errmsg());
+        cr_assert_eq(ifk_store_index_update(&m, &added, &merged, NULL, NULL), IFK_OK, "%s", ifk_errmsg());
         cr_assert_eq(merged, 0);
     }
     ifk_index_seg *segs;
@@ -385,9 +385,9 @@ Test(catalog, a_damaged_index_segment_is_named_by_verify) {
     cr_assert_eq(ifk_manifest_create(&m, dir_, &p), IFK_OK);
     commit_docs_(&m, 0, 30);
     int added, merged;
-    cr_assert_eq(ifk_store_index_update(&m, &added, &merged), IFK_OK);
+    cr_assert_eq(ifk_store_index_update(&m, &added, &merged, NULL, NULL), IFK_OK);
     commit_docs_(&m, 30, 2);
-    cr_assert_eq(ifk_store_index_update(&m, &added, &merged), IFK_OK);
+    cr_assert_eq(ifk_store_index_update(&m, &added, &merged, NULL, NULL), IFK_OK);
     cr_assert_eq(merged, 0, "2 after 30: no merge");
     ifk_manifest_free(&m);
     char path[128];
