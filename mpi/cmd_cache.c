@@ -525,10 +525,11 @@ static ifk_status index_(worker_ *w) {
     int added = 0, merged = 0;
     const double t0 = ifk_now();
     IFK_CHECK(ifk_ingest_index(w->man, index_note_, (void *)o, &added, &merged));
+    char merges[48] = "";
+    if (merged) snprintf(merges, sizeof merges, ", %d segment merge%s", merged, merged == 1 ? "" : "s");
     if ((added || merged) && !o->quiet)
-        fprintf(stderr, "cache: indexed %d document%s for retrieval in %.1f s (%d segment merge%s); the index covers "
-                "the store's %d documents\n", added, added == 1 ? "" : "s", ifk_now() - t0, merged, merged == 1 ? "" : "s",
-                w->man->n_docs);
+        fprintf(stderr, "cache: indexed %d document%s for retrieval in %.1f s%s; the index covers the store's %d "
+                "documents\n", added, added == 1 ? "" : "s", ifk_now() - t0, merges, w->man->n_docs);
     return IFK_OK;
 }
 

@@ -171,6 +171,13 @@ incremental)
   done
   out=$(cache 2 "$d" 2>&1)
   expect "... and another rerun rebuilds nothing ($out)" test "$(count "$out" 'rebuilt')" -eq 0
+  # without --quiet: the caching summary, a line before the index is built, one after it, last
+  out=$(timeout 300 mpirun -n 1 "$BIN" cache --model "$MODEL" --corpus "$W/c1.jsonl" --store "$W/lines" \
+        --chunk-tokens 64 --threads 1 2>&1)
+  expect "cache's last lines: cached, building the index, indexed ($(tail -n 3 <<<"$out"))" python3 -c '
+import sys; L = sys.argv[1].splitlines()[-3:]
+sys.exit(not (len(L) == 3 and L[0].startswith("cache: cached 15 documents") and
+              L[1] == "cache: building the BM25 index over 15 documents..." and L[2].startswith("cache: indexed 15 documents")))' "$out"
   ;;
 errors)
   corpus 6 "$W/c.jsonl"
