@@ -250,7 +250,7 @@ static ifk_status read_points_(const dfile_ *d, int ds, hid_t memtype, const int
     IFK_H5_CHECK(st, fs = H5Dget_space(d->f.ds[ds]), "%s: cannot get the dataspace of /%s", d->path, name);
     IFK_H5_CHECK(st, H5Sselect_elements(fs, H5S_SELECT_SET, m, pt), "%s: cannot select in /%s", d->path, name);
     IFK_H5_CHECK(st, ms = H5Screate_simple(1, cnt, NULL), "%s: cannot make a dataspace", d->path);
-    IFK_H5_CHECK(st, H5Dread(d->f.ds[ds], memtype, ms, fs, H5P_DEFAULT, buf), "%s: cannot read /%s (%zu entries)",
+    IFK_H5_CHECK(st, H5Dread(d->f.ds[ds], memtype, ms, fs, d->f.xfer, buf), "%s: cannot read /%s (%zu entries)",
                  d->path, name, m);
 fail:
     ifk_h5_close(&ms);
@@ -271,24 +271,28 @@ static ifk_status read_doc_len_(const dfile_ *d, const int32_t *u, size_t m, int
     return st;
 }
 
-static int cmp_desc_(const void *a, const void *b) {
-    const double x = *(const double *)a, y = *(const double *)b;
-    return (x < y) - (x > y);
-}
+static int dbl_before_(const void *a, const void *b) { return *(const double *)a < *(const double *)b; }
 
 /* The least score a hit needs to be among the best hp->cap of the held hits and sc[0..m): the
- * cap-th best of them; -1 (every hit qualifies) when there are no more than cap. */
+ * cap-th best of them (a min-heap of the cap best scores: O((held + m) log cap)); -1 (every hit
+ * qualifies) when there are no more than cap. */
 static ifk_status threshold_(const heap_ *hp, const double *sc, size_t m, double *t) {
     *t = -1.0;
-    const size_t n = (size_t)hp->h.n + m;
-    if (n <= (size_t)hp->cap) return IFK_OK;
-    double *a = ifk_malloc(n * sizeof *a, "the scores");
-    if (!a) return IFK_ERR_OOM;
-    for (int i = 0; i < hp->h.n; i++) a[i] = ((const hit_ *)hp->h.base)[i].s;
-    memcpy(a + hp->h.n, sc, m * sizeof *sc);
-    qsort(a, n, sizeof *a, cmp_desc_);
-    *t = a[hp->cap - 1];
-    free(a);
+    if ((size_t)hp->h.n + m <= (size_t)hp->cap) return IFK_OK;
+    ifk_heap h = {.base = ifk_malloc((size_t)hp->cap * sizeof(double), "the scores"), .size = sizeof(double),
+                  .before = dbl_before_};
+    if (!h.base) return IFK_ERR_OOM;
+    for (size_t i = 0; i < (size_t)hp->h.n + m; i++) {
+        const double x = i < (size_t)hp->h.n ? ((const hit_ *)hp->h.base)[i].s : sc[i - (size_t)hp->h.n];
+        double out;
+        if (h.n == hp->cap) {
+            if (!(x > *(const double *)h.base)) continue;
+            ifk_heap_pop(&h, &out);
+        }
+        ifk_heap_push(&h, &x);
+    }
+    *t = *(const double *)h.base;
+    free(h.base);
     return IFK_OK;
 }
 
