@@ -26,7 +26,11 @@ for n in "${@:-1 100000 1000000}"; do
       "$BIN" cache --model "$MODEL" --corpus "$W/c.jsonl" --store "$W/s" --dtype f16 --progress-seconds 100000 2> "$W/err" &
     pid=$!
     for _ in $(seq 1 3000); do
-      [ "$(awk '{print $3}' /proc/$pid/stat 2>/dev/null)" = T ] && break
+      state=$(awk '{print $3}' /proc/$pid/stat 2>/dev/null)
+      [ "$state" = T ] && break
+      if [ -z "$state" ] || [ "$state" = Z ]; then # it exited (a zombie until waited for)
+        echo "bench_corpus_mem: cache exited before its peak could be read:" >&2; cat "$W/err" >&2; exit 1
+      fi
       grep -q "documents in" "$W/err" 2>/dev/null && ! grep -q cache.queued "$BIN" && break
       sleep 0.1
     done

@@ -121,10 +121,10 @@ static ifk_status commit_(worker_ *w) {
 
 /* ---- messages ------------------------------------------------------------------------------------ */
 
-/* DOC message: int32 header {ordinal (-1 = no more documents), line} then the JSON line itself,
+/* DOC message: int64 header {ordinal (-1 = no more documents), line} then the JSON line itself,
  * which the worker parses with the same corpus reader. */
 typedef struct {
-    int32_t ordinal, line;
+    int64_t ordinal, line; /* a corpus of any length: no wrap past 2^31 lines */
 } doc_hdr_;
 
 typedef struct {
@@ -191,8 +191,8 @@ static void send_next_(coord_ *c, int dst) {
     char *line = NULL;
     ifk_corpus_entry e;
     if (next_(c, &e)) {
-        h.ordinal = (int32_t)e.ordinal;
-        h.line = (int32_t)e.line;
+        h.ordinal = e.ordinal;
+        h.line = e.line;
         len = e.length;
         if (ifk_corpus_read_line(&c->corpus, &e, &line) != IFK_OK) ifk_comm_abort(cm);
         c->in_flight[dst]++;
@@ -401,7 +401,7 @@ static void work_(worker_ *w) {
         buf[n] = '\0';
         ifk_doc d;
         char where[1100];
-        snprintf(where, sizeof where, "%s:%d", w->o->corpus, h.line);
+        snprintf(where, sizeof where, "%s:%lld", w->o->corpus, (long long)h.line);
         if (ifk_doc_parse(buf + sizeof h, (size_t)n - sizeof h, where, &d) != IFK_OK ||
             cache_doc_(w, &d, where, NULL, NULL) != IFK_OK)
             ifk_comm_abort(cm);

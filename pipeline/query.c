@@ -175,7 +175,10 @@ static ifk_status plan_memory_(const qrun_ *x) {
     const double slots = T + P + x->steps,
                  rows = dense_(o->method) ? T + P : (ifk_budget(o->budget, T) > P ? ifk_budget(o->budget, T) : P);
     const double kv = 2 * L * kvd * slots * f;
-    const double act = rows * (2 * D + 2 * qd + 2 * kvd + 2 * F) * f + 256.0 * slots * f + (double)P * (T + P) * f +
+    /* the attention scratch: one slot per task the forward pass reserves (ifk_state_reserve) */
+    const double scratch = (double)ifk_attention_scratch((int)rows, (int)slots, cfg->n_heads, cfg->n_kv_heads,
+                                                         cfg->head_dim) * ifk_attention_tasks() * f;
+    const double act = rows * (2 * D + 2 * qd + 2 * kvd + 2 * F) * f + scratch + (double)P * (T + P) * f +
                        (dense_(o->method) && o->method != IFK_METHOD_FULL ? kvd * T * 2 * f : 0);
     const double avail = ifk_mem_available();
     if (avail > 0 && kv + act > 0.9 * avail) {

@@ -42,6 +42,20 @@ double ifk_rows_flops(const ifk_config *c, const int *pos, int n) {
     return 2.0 * n * L * (D * q + 2 * D * kv + q * D + 3 * D * c->hidden_dim) + 4.0 * L * q * keys;
 }
 
+double ifk_kv_rows_flops(const ifk_config *c, const int *pos, int n) {
+    double D = c->dim, q = (double)c->n_heads * c->head_dim, keys = 0;
+    for (int i = 0; i < n; i++) keys += (pos ? pos[i] : i) + 1.0;
+    return ifk_rows_flops(c, pos, n) - 2.0 * n * (D * q + q * D + 3 * D * c->hidden_dim) - 4.0 * q * keys;
+}
+
+double ifk_score_flops(const ifk_config *c, int T, int P, int hi) {
+    double D = c->dim, q = (double)c->n_heads * c->head_dim, kv = (double)c->n_kv_heads * c->head_dim;
+    double keys = 0;
+    for (int i = 0; i < P; i++) keys += T + i + 1.0;
+    const double qkv = D * q + 2 * D * kv, rest = q * D + 3 * D * c->hidden_dim;
+    return 2.0 * P * ((hi + 1) * qkv + hi * rest) + 4.0 * (hi + 1) * q * keys;
+}
+
 double ifk_bench_read_bandwidth(size_t bytes, double min_seconds) {
     size_t n = bytes / sizeof(float);
     float *x = malloc(n * sizeof(float));

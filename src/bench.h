@@ -22,6 +22,15 @@ double ifk_prefill_flops(const ifk_config *c, int T);
  * for every row, and 4 H Dh (pos + 1) per row and layer for the attention; no classifier. The
  * same count for both, so that their GFLOP/s compare. */
 double ifk_rows_flops(const ifk_config *c, const int *pos, int n);
+/* ifk_rows_flops for rows whose last layer stops at its K/V (ifk_layer_kv: a prefill into a cache
+ * without logits, a selective recompute): that layer's q projection, attention, output projection
+ * and MLP not counted. */
+double ifk_kv_rows_flops(const ifk_config *c, const int *pos, int n);
+/* FLOPs of InfoFlow's scoring forward (ifk_score_attention): the P prompt rows at positions
+ * T..T+P-1 through layers 0..hi, attending causally to the T context keys and the prompt's, with
+ * layer hi stopping at its attention probabilities (no output projection, no MLP). Counted as
+ * ifk_rows_flops counts. */
+double ifk_score_flops(const ifk_config *c, int T, int P, int hi);
 /* The (out, in) shape of the model's largest per-layer weight matrix (the MLP's, for Llama shapes). */
 void ifk_largest_gemm(const ifk_config *c, int *out, int *in);
 

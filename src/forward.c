@@ -113,39 +113,36 @@ static void add_rows_(float *x, const float *b, int T, int n) {
     for (int t = 0; t < T; t++) add_(x + (size_t)t * n, b, (size_t)n);
 }
 
-void ifk_layer_qkv(const ifk_model *m, ifk_state *s, int l, int T) {
+/* ifk_layer_qkv's work, q optional: k and v are computed by the same calls either way, so a K/V-only
+ * layer writes the bits a whole layer would */
+static void qkv_(const ifk_model *m, ifk_state *s, int l, int T, int with_q) {
     const ifk_config *cfg = &m->cfg;
     const ifk_layer_weights *w = &m->layers[l];
     const int D = cfg->dim, H = cfg->n_heads, Hkv = cfg->n_kv_heads, Dh = cfg->head_dim;
     const int qd = H * Dh, kvd = Hkv * Dh;
     ifk_rmsnorm(s->xb, s->x, w->rms_att, T, D, cfg->norm_eps);
-    ifk_matmul_w(s->q, s->xb, w->wq, m->wdtype, T, D, qd);
+    if (with_q) ifk_matmul_w(s->q, s->xb, w->wq, m->wdtype, T, D, qd);
     ifk_matmul_w(s->kb, s->xb, w->wk, m->wdtype, T, D, kvd);
     ifk_matmul_w(s->vb, s->xb, w->wv, m->wdtype, T, D, kvd);
     if (w->bq) {
-        add_rows_(s->q, w->bq, T, qd);
+        if (with_q) add_rows_(s->q, w->bq, T, qd);
         add_rows_(s->kb, w->bk, T, kvd);
         add_rows_(s->vb, w->bv, T, kvd);
     }
     if (w->q_norm) { /* Qwen3: each head's q and k normalised before RoPE */
-        ifk_rmsnorm(s->q, s->q, w->q_norm, T * H, Dh, cfg->norm_eps);
+        if (with_q) ifk_rmsnorm(s->q, s->q, w->q_norm, T * H, Dh, cfg->norm_eps);
         ifk_rmsnorm(s->kb, s->kb, w->k_norm, T * Hkv, Dh, cfg->norm_eps);
     }
-    ifk_rope_apply(s->q, qd, T, H, Dh, cfg->rope_style, s->rcos, s->rsin);
+    if (with_q) ifk_rope_apply(s->q, qd, T, H, Dh, cfg->rope_style, s->rcos, s->rsin);
     ifk_rope_apply(s->kb, kvd, T, Hkv, Dh, cfg->rope_style, s->rcos, s->rsin);
 }
 
-ifk_status ifk_layer_forward(const ifk_model *m, ifk_state *s, ifk_kvcache *c, int l, int T, const int *pos,
-                             const int *slots, int nk, float *psum, int ldp) {
-    const ifk_config *cfg = &m->cfg;
-    const ifk_layer_weights *w = &m->layers[l];
-    const int D = cfg->dim, F = cfg->hidden_dim, H = cfg->n_heads, Hkv = cfg->n_kv_heads, Dh = cfg->head_dim;
-    const int qd = H * Dh, kvd = Hkv * Dh;
-    IFK_ASSERT(T <= s->cap_rows && nk <= s->cap_keys && nk <= c->capacity);
-    if (c->await_layer) IFK_CHECK(c->await_layer(c->await_ctx, l));
+void ifk_layer_qkv(const ifk_model *m, ifk_state *s, int l, int T) { qkv_(m, s, l, T, 1); }
 
-    /* attention: norm, projections, RoPE, cache write, attend, output projection, residual */
-    ifk_layer_qkv(m, s, l, T);
+/* s->kb/s->vb of the T rows into layer l's slots (slots NULL: c->len + t), with their positions */
+static void write_kv_(const ifk_model *m, ifk_state *s, ifk_kvcache *c, int l, int T, const int *pos,
+                      const int *slots) {
+    const int Hkv = m->cfg.n_kv_heads, Dh = m->cfg.head_dim, kvd = Hkv * Dh;
     for (int t = 0; t < T; t++) {
         const int slot = slots ? slots[t] : c->len + t;
         IFK_ASSERT(slot >= 0 && slot < c->capacity);
@@ -155,6 +152,27 @@ ifk_status ifk_layer_forward(const ifk_model *m, ifk_state *s, ifk_kvcache *c, i
         }
         c->pos[slot] = pos[t];
     }
+}
+
+ifk_status ifk_layer_kv(const ifk_model *m, ifk_state *s, ifk_kvcache *c, int l, int T, const int *pos,
+                        const int *slots) {
+    IFK_ASSERT(T <= s->cap_rows);
+    if (c->await_layer) IFK_CHECK(c->await_layer(c->await_ctx, l));
+    qkv_(m, s, l, T, 0);
+    write_kv_(m, s, c, l, T, pos, slots);
+    return IFK_OK;
+}
+
+ifk_status ifk_layer_attend(const ifk_model *m, ifk_state *s, ifk_kvcache *c, int l, int T, const int *pos,
+                            const int *slots, int nk, float *psum, int ldp) {
+    const ifk_config *cfg = &m->cfg;
+    const int H = cfg->n_heads, Hkv = cfg->n_kv_heads, Dh = cfg->head_dim, qd = H * Dh;
+    IFK_ASSERT(T <= s->cap_rows && nk <= s->cap_keys && nk <= c->capacity);
+    if (c->await_layer) IFK_CHECK(c->await_layer(c->await_ctx, l));
+
+    /* norm, projections, RoPE, cache write, attend */
+    ifk_layer_qkv(m, s, l, T);
+    write_kv_(m, s, c, l, T, pos, slots);
     /* slots whose position is their index need no per-key mask lookups */
     int identity = 1;
     for (int j = 0; j < nk && identity; j++) identity = c->pos[j] == j;
@@ -163,6 +181,16 @@ ifk_status ifk_layer_forward(const ifk_model *m, ifk_state *s, ifk_kvcache *c, i
                        .kpos = identity ? NULL : c->pos, .nk = nk, .H = H, .Hkv = Hkv, .Dh = Dh,
                        .window = ifk_layer_window(cfg, l), .psum = psum, .ldp = ldp, .tasks = s->att_tasks};
     ifk_attention(&a, s->scratch);
+    return IFK_OK;
+}
+
+ifk_status ifk_layer_forward(const ifk_model *m, ifk_state *s, ifk_kvcache *c, int l, int T, const int *pos,
+                             const int *slots, int nk, float *psum, int ldp) {
+    const ifk_config *cfg = &m->cfg;
+    const ifk_layer_weights *w = &m->layers[l];
+    const int D = cfg->dim, F = cfg->hidden_dim, qd = cfg->n_heads * cfg->head_dim;
+    IFK_CHECK(ifk_layer_attend(m, s, c, l, T, pos, slots, nk, psum, ldp));
+    /* the attention's output projection and residual */
     ifk_matmul_w(s->xb, s->att, w->wo, m->wdtype, T, qd, D);
     if (s->tp) IFK_CHECK(s->tp->allreduce(s->xb, (size_t)T * D, s->tp->ctx));
     if (w->bo) add_rows_(s->xb, w->bo, T, D); /* after the sum: every rank holds the whole bias */
@@ -198,8 +226,11 @@ ifk_status ifk_forward(const ifk_model *m, ifk_state *s, ifk_kvcache *c, const i
     IFK_CHECK(ifk_state_reserve(s, &m->cfg, T, c->len + T));
     IFK_CHECK(ifk_embed(m, s, ids, T));
     ifk_state_rope(m, s, pos, T);
-    for (int l = 0; l < m->cfg.n_layers; l++)
-        IFK_CHECK(ifk_layer_forward(m, s, c, l, T, pos, NULL, c->len + T, NULL, 0));
+    const int L = m->cfg.n_layers;
+    for (int l = 0; l < L - 1; l++) IFK_CHECK(ifk_layer_forward(m, s, c, l, T, pos, NULL, c->len + T, NULL, 0));
+    /* without logits nobody reads the last layer's output: its K/V are all that is kept */
+    if (logits) IFK_CHECK(ifk_layer_forward(m, s, c, L - 1, T, pos, NULL, c->len + T, NULL, 0));
+    else IFK_CHECK(ifk_layer_kv(m, s, c, L - 1, T, pos, NULL));
     c->len += T;
     if (logits) {
         if (all_logits) ifk_logits(m, s, 0, T, logits);

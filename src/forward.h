@@ -77,6 +77,20 @@ void ifk_state_free(ifk_state *s);
  * attention probabilities summed over heads, (T, ldp) with ldp >= nk. */
 ifk_status ifk_layer_forward(const ifk_model *m, ifk_state *s, ifk_kvcache *c, int l, int T, const int *pos,
                              const int *slots, int nk, float *psum, int ldp);
+/* Layer l's K/V only, for rows whose output nobody reads (the last layer of a prefill into a cache,
+ * of a selective recompute): RMSNorm, k/v projections, RoPE on k, written to their slots as
+ * ifk_layer_forward writes them, bit for bit; no q, attention, output projection or MLP, and s->x
+ * is unchanged. Arguments as ifk_layer_forward; every tensor-parallel rank calls it alike (it makes
+ * no collective call). Cost: 2 T D (2 Hkv Dh) FLOPs instead of a whole layer's. */
+ifk_status ifk_layer_kv(const ifk_model *m, ifk_state *s, ifk_kvcache *c, int l, int T, const int *pos,
+                        const int *slots);
+/* The first half of ifk_layer_forward: RMSNorm, q/k/v, RoPE, the K/V written to their slots and
+ * the attention into s->att (T, H*Dh) (and psum), without the output projection and the MLP; s->x
+ * is left as it was. For a forward that stops at layer l's attention probabilities (scoring's last
+ * layer, algorithm.md §4: nothing reads that layer's output). Same arguments and errors; with
+ * tensor parallelism every rank of the group calls it (it makes no collective call itself). */
+ifk_status ifk_layer_attend(const ifk_model *m, ifk_state *s, ifk_kvcache *c, int l, int T, const int *pos,
+                            const int *slots, int nk, float *psum, int ldp);
 
 /* The attention inputs of layer l for the T rows of s->x: RMSNorm, q/k/v projections (+ biases,
  * + Qwen3's q/k norms), RoPE at the positions of ifk_state_rope; into s->q (T, H*Dh), s->kb and
@@ -92,7 +106,9 @@ void ifk_state_rope(const ifk_model *m, ifk_state *s, const int *pos, int T);
 void ifk_logits(const ifk_model *m, ifk_state *s, int r0, int n, float *logits);
 
 /* Runs ids[T] at positions pos[T] through all layers, appending their K/V at slots c->len.. and
- * advancing c->len. logits: NULL, the last row's (V), or every row's (T, V) when all_logits. */
+ * advancing c->len. logits: NULL, the last row's (V), or every row's (T, V) when all_logits. With
+ * logits NULL the last layer stops at its K/V (ifk_layer_kv): the cache gets the same bits, and
+ * s->x is left holding the last layer's input, not its output. */
 ifk_status ifk_forward(const ifk_model *m, ifk_state *s, ifk_kvcache *c, const int *ids, const int *pos, int T,
                        float *logits, int all_logits);
 

@@ -465,7 +465,7 @@ static int by_begin_(const void *x, const void *y) {
 static ifk_status st_open_(st_file_ *f, const char *path) {
     memset(f, 0, sizeof *f);
     f->path = strdup(path);
-    int fd = open(path, O_RDONLY);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
     struct stat sb;
     if (fd < 0 || fstat(fd, &sb) != 0) {
         if (fd >= 0) close(fd);
@@ -782,7 +782,7 @@ ifk_status ifk_hf_fingerprint(const char *dir, char out[17]) {
         /* the samples are read, not touched through the mapping: a touch maps the pages around it
          * that the page cache holds (fault-around), and 64 touches a tensor made the whole file
          * resident for a moment on every rank */
-        int fd = open(path, O_RDONLY);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
         for (const cJSON *t = f.hdr->child; t; t = t->next) {
             const cJSON *off = cJSON_GetObjectItemCaseSensitive(t, "data_offsets");
             if (!cJSON_IsArray(off)) continue;

@@ -63,7 +63,9 @@ ifk_status ifk_score_attention(const ifk_model *m, ifk_state *s, ifk_kvcache *c,
     for (int l = 0; l <= hi; l++) {
         const int scored = l >= lo;
         if (scored) memset(psum, 0, sizeof(float) * (size_t)P * nk);
-        IFK_CHECK_GOTO(st, ifk_layer_forward(m, s, c, l, P, pos, NULL, nk, scored ? psum : NULL, nk), done);
+        /* the last scored layer's output feeds nothing: its probabilities are all scoring reads */
+        IFK_CHECK_GOTO(st, (l < hi ? ifk_layer_forward : ifk_layer_attend)(m, s, c, l, P, pos, NULL, nk,
+                                                                            scored ? psum : NULL, nk), done);
         if (!scored) continue;
         if (s->tp) IFK_CHECK_GOTO(st, s->tp->reduce_root(psum, (size_t)P * nk, s->tp->ctx), done);
         for (int k = 0; k < T; k++) {
@@ -328,7 +330,9 @@ ifk_status ifk_recompute(const ifk_model *m, ifk_state *s, ifk_kvcache *c, int T
             st = IFK_FAIL(IFK_ERR_INTERNAL, "injected failure in recompute at layer %d", l);
             goto done;
         }
-        IFK_CHECK_GOTO(st, ifk_layer_forward(m, s, c, l, n, pos, sel, T, NULL, 0), done);
+        /* the last layer's output is discarded (algorithm.md §6): only its K/V are kept */
+        if (l < cfg->n_layers - 1) IFK_CHECK_GOTO(st, ifk_layer_forward(m, s, c, l, n, pos, sel, T, NULL, 0), done);
+        else IFK_CHECK_GOTO(st, ifk_layer_kv(m, s, c, l, n, pos, sel), done);
     }
 done:
     free(tok);

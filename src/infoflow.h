@@ -112,7 +112,9 @@ int ifk_budget(double R, int T);
 /* Selective recompute: the n selected slots (ascending; ids their tokens) go through every layer
  * at their positions: layer l's input is their own layer l-1 output (layer 0: embeddings); at
  * each layer their new K/V overwrite slots sel first, then they attend to every context slot
- * [0, T) causally by position. Other slots keep their cached K/V. */
+ * [0, T) causally by position. Other slots keep their cached K/V. The last layer stops at its K/V
+ * (ifk_layer_kv): the rows' final hidden states are discarded (algorithm.md §6), so s->x is not
+ * their output. */
 ifk_status ifk_recompute(const ifk_model *m, ifk_state *s, ifk_kvcache *c, int T, const int *ids, const int *sel,
                          int n);
 

@@ -222,6 +222,9 @@ static void task_(const ifk_attn_args *a, int t, float *scratch, size_t per, int
     float *Qg = scratch + (size_t)slot * per, *Og = Qg + (size_t)G * qb * Dh, *S = Og + (size_t)G * qb * Dh;
     const int nke = block_keys_(a, i0, tq);
     if (nke > 0) task_scores_(a, i0, tq, nke, g, Qg, S);
+    task_output_(a, i0, tq, nke, g, S, Og);
+    /* the ordered region last: libgomp lets the next task into it only when this iteration ends
+     * (GOMP_ordered_end does nothing), so anything after it would run one task at a time */
     if (a->psum && nke > 0) {
         if (ordered) {
 #pragma omp ordered
@@ -230,7 +233,6 @@ static void task_(const ifk_attn_args *a, int t, float *scratch, size_t per, int
             task_psum_(a, i0, tq, nke, S);
         }
     }
-    task_output_(a, i0, tq, nke, g, S, Og);
 }
 
 int ifk_attention_tasks(void) {
@@ -250,7 +252,10 @@ void ifk_attention(const ifk_attn_args *a, float *scratch) {
     const int G = a->H / a->Hkv, qb = block_rows_(a->n > 0 ? a->n : 1, G);
     const int ntask = (a->n + qb - 1) / qb * a->Hkv;
     const size_t per = (size_t)G * qb * (2 * (size_t)a->Dh + (size_t)(a->nk > 0 ? a->nk : 1));
+    /* the slots reserved bound the threads, and so does the budget now (it may have dropped since
+     * the state was reserved: num_threads() would override it) */
     int nth = a->tasks < ntask ? a->tasks : ntask;
+    if (ifk_attention_tasks() < nth) nth = ifk_attention_tasks();
     if (4.0 * G * (a->n < qb ? a->n : qb) * a->nk * a->Dh < ATT_TASK_MIN_FLOPS) nth = 1;
     /* every GEMM single-threaded, in parallel tasks or not: the bits do not depend on the thread
      * count (OpenBLAS's sgemm rounds differently with 1 and 2 threads) */

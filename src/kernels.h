@@ -74,7 +74,8 @@ void ifk_blas_set_threads(int n);   /* 0: OpenBLAS's own count; OpenMP's (oneDNN
 int ifk_blas_threads(void);
 /* OpenBLAS single-threaded until ifk_gemm_serial_end(the returned count): for GEMMs issued from
  * inside an OpenMP parallel region (ifk_attention's tasks). Call both from one thread, outside the
- * region. */
+ * region. The count is the process's: no other thread may run an OpenBLAS GEMM meanwhile (the
+ * query's KV loader thread runs none). */
 int ifk_gemm_serial_begin(void);
 void ifk_gemm_serial_end(int saved);
 const char *ifk_blas_config(void);

@@ -168,7 +168,7 @@ static void wread_(const ifk_model *m, void *dst, const void *src, size_t n) {
         size_t got = 0;
         while (got < n) {
             ssize_t k = pread(m->map_fd, (char *)dst + got, n - got, (off_t)(s - b + (ptrdiff_t)got));
-            if (k <= 0 && errno == EINTR) continue;
+            if (k < 0 && errno == EINTR) continue;
             if (k <= 0) break;
             got += (size_t)k;
         }
@@ -204,7 +204,7 @@ static int weights_request_ = -1; /* --weights: -1 as stored, else an ifk_wdtype
 ifk_status ifk_model_load_llama2c(ifk_model *m, const char *path) {
     memset(m, 0, sizeof *m);
     snprintf(m->source, sizeof m->source, "%s", path);
-    int fd = open(path, O_RDONLY);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return IFK_FAIL(IFK_ERR_IO, "%s: cannot open checkpoint: %s", path, strerror(errno));
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {

@@ -538,9 +538,9 @@ static ifk_status read_one_(ifk_corpus_stream *s) {
         int r = next_line_(s, &p, &len, &off, &st);
         if (r < 0) return st;
         struct stat fst;
-        if (fstat(fileno(s->f), &fst) == 0 &&
-            ((long long)fst.st_size != s->file_size ||
-             (long long)fst.st_mtim.tv_sec * 1000000000LL + fst.st_mtim.tv_nsec != s->mtime_ns))
+        if (fstat(fileno(s->f), &fst) != 0) return changed_(s, "it can no longer be stat()ed");
+        if ((long long)fst.st_size != s->file_size ||
+            (long long)fst.st_mtim.tv_sec * 1000000000LL + fst.st_mtim.tv_nsec != s->mtime_ns)
             return changed_(s, "its size or modification time changed");
         if (r == 0) {
             s->eof = 1;

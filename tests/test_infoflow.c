@@ -4,6 +4,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "bench.h"
 #include "chunk.h"
 #include "infoflow.h"
 #include "testutil.h"
@@ -34,6 +35,63 @@ Test(score, uniform_attention_gives_the_documented_formula) {
     for (int k = 0; k < T; k++) cr_assert_float_eq(score[k], want, 1e-6, "score[%d] = %g, want %g", k, score[k], want);
     cr_assert_eq(c.len, T, "the prompt only used scratch slots");
     ifk_kvcache_free(&c), ifk_state_free(&s), ifk_model_free(&m);
+}
+
+Test(score, stops_at_the_last_scored_layers_attention_with_the_bits_of_whole_layers) {
+    /* ifk_score_attention skips the output projection and MLP of layer hi (nothing reads them): its
+     * scores must be bit for bit those of whole layers 0..hi run by hand with the same formula */
+    ifk_model m;
+    cr_assert_eq(ifk_model_random(&m, "dim=32,layers=4,heads=4,kv_heads=2,hidden=48,vocab=40,seq=128", 5), IFK_OK);
+    enum { T = 24, P = 4, NK = T + P, LO = 1, HI = 2 };
+    int ids[T], pos[T], prompt[P] = {3, 17, 9, 30}, ppos[P];
+    for (int i = 0; i < T; i++) ids[i] = 1 + (7 * i) % 37, pos[i] = i;
+    for (int i = 0; i < P; i++) ppos[i] = T + i;
+    ifk_kvcache c;
+    ifk_state s = {0};
+    cr_assert_eq(ifk_kvcache_init(&c, &m.cfg, NK), IFK_OK);
+    cr_assert_eq(ifk_forward(&m, &s, &c, ids, pos, T, NULL, 0), IFK_OK);
+    float score[T], psum[P * NK], want[T] = {0};
+    cr_assert_eq(ifk_score_infoflow(&m, &s, &c, T, prompt, P, LO, HI, psum, score), IFK_OK);
+    cr_assert_eq(ifk_embed(&m, &s, prompt, P), IFK_OK);
+    ifk_state_rope(&m, &s, ppos, P);
+    for (int l = 0; l <= HI; l++) {
+        memset(psum, 0, sizeof psum);
+        cr_assert_eq(ifk_layer_forward(&m, &s, &c, l, P, ppos, NULL, NK, l >= LO ? psum : NULL, NK), IFK_OK);
+        if (l < LO) continue;
+        for (int k = 0; k < T; k++) {
+            double ss = 0.0;
+            for (int q = 0; q < P; q++) {
+                double a = psum[q * NK + k] * (1.0 / m.cfg.n_heads);
+                ss += a * a;
+            }
+            want[k] += (float)(sqrt(ss) * (1.0 / (HI - LO + 1)));
+        }
+    }
+    for (int k = 0; k < T; k++) cr_assert_eq(score[k], want[k], "score[%d] = %.9g, whole layers give %.9g", k, score[k], want[k]);
+    ifk_kvcache_free(&c), ifk_state_free(&s), ifk_model_free(&m);
+}
+
+Test(score, flop_counts_agree) {
+    /* the scoring forward's count up to the last layer, plus that layer's output projection and
+     * MLP, is the count of the same rows through every layer; a prefill is rows 0..T-1 plus the
+     * classifier */
+    ifk_model m;
+    cr_assert_eq(ifk_model_random(&m, "dim=32,layers=4,heads=4,kv_heads=2,hidden=48,vocab=40,seq=128", 5), IFK_OK);
+    const ifk_config *cf = &m.cfg;
+    const int T = 50, P = 6, q = cf->n_heads * cf->head_dim;
+    int ppos[6];
+    for (int i = 0; i < P; i++) ppos[i] = T + i;
+    const double tail = 2.0 * P * ((double)q * cf->dim + 3.0 * cf->dim * cf->hidden_dim);
+    const double a = ifk_score_flops(cf, T, P, cf->n_layers - 1) + tail, b = ifk_rows_flops(cf, ppos, P);
+    cr_assert(fabs(a - b) <= 1e-9 * b, "%.17g vs %.17g", a, b);
+    cr_assert(ifk_score_flops(cf, T, P, 0) < ifk_score_flops(cf, T, P, 1));
+    /* K/V-only last layer: the whole count less that layer's q, output projection, MLP and attention */
+    const double kvl = ifk_rows_flops(cf, ppos, P) - ifk_kv_rows_flops(cf, ppos, P), keys = P * (T + (P + 1) / 2.0);
+    cr_assert(fabs(kvl - (tail + 2.0 * P * (double)cf->dim * q + 4.0 * q * keys)) <= 1e-9 * kvl, "%.17g", kvl);
+    const double pf = ifk_prefill_flops(cf, T), rf = ifk_rows_flops(cf, NULL, T) + 2.0 * cf->dim * cf->vocab_size;
+    /* the prefill counts T^2/2 products, the rows T(T+1)/2: they differ by 4 L q T / 2 */
+    cr_assert(fabs(rf - pf - 2.0 * cf->n_layers * q * T) <= 1e-9 * pf, "%.17g vs %.17g", rf, pf);
+    ifk_model_free(&m);
 }
 
 Test(score, default_band) {
@@ -219,6 +277,8 @@ Test(window, prefill_decode_and_recompute_agree_and_differ_from_full_attention_p
     int sel[24];
     for (int i = 0; i < T; i++) sel[i] = i;
     cr_assert_eq(ifk_recompute(&m, &s, &c, T, ids, sel, T), IFK_OK);
+    /* the recompute stops at the last layer's K/V, its input left in s.x: finish that layer here */
+    cr_assert_eq(ifk_layer_forward(&m, &s, &c, m.cfg.n_layers - 1, T, sel, sel, T, NULL, 0), IFK_OK);
     ifk_logits(&m, &s, 0, T, full);
     cr_assert_leq(tu_maxrel(full, pre, (size_t)T * V, 1e-3), 1e-4, "recompute");
     free(full), free(pre), free(dec);

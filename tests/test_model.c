@@ -9,6 +9,7 @@
 #include "engine.h"
 #include "sys.h"
 #include "decode.h"
+#include "infoflow.h"
 #include "testutil.h"
 
 Test(model, stories260k_config_is_read_from_the_header) {
@@ -209,6 +210,39 @@ Test(forward, query_subset_over_full_cache_reproduces_prefill_rows) {
     (void)D;
     free(full);
     ifk_kvcache_free(&c), ifk_state_free(&st), ifk_model_free(&m);
+}
+
+Test(forward, without_logits_the_cache_gets_the_bits_of_a_whole_last_layer) {
+    /* ifk_forward(logits NULL) and ifk_recompute stop the last layer at its K/V (ifk_layer_kv): the
+     * cache must hold exactly what whole layers write, every layer, every slot */
+    ifk_model m;
+    cr_assert_eq(ifk_model_load_llama2c(&m, STORIES_BIN), IFK_OK);
+    const int T = 37, V = m.cfg.vocab_size;
+    int ids[37], pos[37];
+    for (int t = 0; t < T; t++) ids[t] = 1 + (t * 53) % (V - 1), pos[t] = t;
+    ifk_kvcache a, b;
+    ifk_state st = {0};
+    cr_assert_eq(ifk_kvcache_init(&a, &m.cfg, T), IFK_OK);
+    cr_assert_eq(ifk_kvcache_init(&b, &m.cfg, T), IFK_OK);
+    float *lg = malloc(sizeof(float) * V);
+    cr_assert_eq(ifk_forward(&m, &st, &a, ids, pos, T, lg, 0), IFK_OK);
+    cr_assert_eq(ifk_forward(&m, &st, &b, ids, pos, T, NULL, 0), IFK_OK);
+    const size_t n = (size_t)m.cfg.n_layers * m.cfg.n_kv_heads * T * m.cfg.head_dim;
+    cr_assert_arr_eq(b.k, a.k, n * sizeof(float), "K after a forward without logits");
+    cr_assert_arr_eq(b.v, a.v, n * sizeof(float), "V after a forward without logits");
+    /* a recompute of some slots over b: their K/V as whole layers run by hand write them into a */
+    const int sel[] = {2, 3, 11, 20, 36}, ns = 5;
+    int sid[5];
+    for (int i = 0; i < ns; i++) sid[i] = ids[sel[i]];
+    cr_assert_eq(ifk_recompute(&m, &st, &b, T, ids, sel, ns), IFK_OK);
+    cr_assert_eq(ifk_embed(&m, &st, sid, ns), IFK_OK);
+    ifk_state_rope(&m, &st, sel, ns);
+    for (int l = 0; l < m.cfg.n_layers; l++)
+        cr_assert_eq(ifk_layer_forward(&m, &st, &a, l, ns, sel, sel, T, NULL, 0), IFK_OK);
+    cr_assert_arr_eq(b.k, a.k, n * sizeof(float), "K after a recompute");
+    cr_assert_arr_eq(b.v, a.v, n * sizeof(float), "V after a recompute");
+    free(lg);
+    ifk_kvcache_free(&a), ifk_kvcache_free(&b), ifk_state_free(&st), ifk_model_free(&m);
 }
 
 /* Prefill at p0..p0+T-1, then rotate K by -p0: layer-0 K equals a prefill at 0..T-1 (layer 0's K
