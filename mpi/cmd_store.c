@@ -239,7 +239,7 @@ int ifk_cmd_migrate(int argc, char **argv) {
     snprintf(old, sizeof old, "%s/%s", dir, IFK_INDEX);
     man = calloc(1, sizeof *man);
     if (!man || ifk_store_lock(dir, &fd) != IFK_OK || ifk_manifest_open(man, dir, 1) != IFK_OK ||
-        ifk_store_index_update(man, &added, &merged) != IFK_OK || ifk_store_clean(man, &removed) != IFK_OK) {
+        ifk_store_index_update(man, &added, &merged, NULL, NULL) != IFK_OK || ifk_store_clean(man, &removed) != IFK_OK) {
         char why[4096];
         snprintf(why, sizeof why, "%s", ifk_errmsg());
         if (man) ifk_manifest_free(man), free(man);

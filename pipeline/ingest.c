@@ -75,9 +75,8 @@ ifk_status ifk_ingest_record(ifk_manifest *man, const char *shard, ifk_doc_rec *
     return ifk_manifest_add(man, shard, recs, n);
 }
 
-ifk_status ifk_ingest_index(ifk_manifest *man) {
-    int added, merged;
-    return ifk_store_index_update(man, &added, &merged);
+ifk_status ifk_ingest_index(ifk_manifest *man, ifk_index_note note, void *ctx, int *added, int *merged) {
+    return ifk_store_index_update(man, added, merged, note, ctx);
 }
 
 ifk_status ifk_ingest_init(ifk_ingest *g, const ifk_model *m, const ifk_tokenizer *tok, const char *dir,

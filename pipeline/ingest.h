@@ -14,6 +14,7 @@
 #include "model.h"
 #include "shard_writer.h"
 #include "store.h"
+#include "store_index.h"
 #include "tokenizer.h"
 
 /* Opens the store in dir for writing by this process (the store's only writer: rank 0 of a cache
@@ -39,10 +40,11 @@ ifk_status ifk_ingest_record(ifk_manifest *man, const char *shard, ifk_doc_rec *
 ifk_status ifk_ingest_same_doc(ifk_store *store, int rd, const char *id, const char *text, size_t text_len,
                                const int *tokens, int n_tokens, const char *where);
 
-/* Brings the BM25 index up to date: a new segment over the documents committed since the last one
- * (reading only their texts), then merges at the size threshold (store_index.h). Only the writer
- * calls it, after its last commit. */
-ifk_status ifk_ingest_index(ifk_manifest *man);
+/* Brings the BM25 index up to date: listed segments that do not open rebuilt, a new segment over
+ * the documents committed since the last one (reading only their texts), then merges at the size
+ * threshold (ifk_store_index_update, store_index.h; note may be NULL). *added and *merged: the
+ * documents indexed and the merges done. Only the writer calls it, after its last commit. */
+ifk_status ifk_ingest_index(ifk_manifest *man, ifk_index_note note, void *ctx, int *added, int *merged);
 
 /* One process's ingestion: its model, a cache for one chunk, the open shard and the documents in
  * it. */

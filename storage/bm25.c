@@ -182,15 +182,18 @@ fail:
 
 /* ---- search ---------------------------------------------------------------------------------- */
 
-/* a ranks below b: lower score, or the same score and added later */
-static inline int worse_(const double *sc, int32_t a, int32_t b) { return sc[a] < sc[b] || (sc[a] == sc[b] && a > b); }
+/* a ranks below b: lower score, or the same score and a bytewise greater id (ids are unique, so
+ * the order is total and the ranking does not depend on the order documents were added in) */
+static inline int worse_(const double *sc, char *const *id, int32_t a, int32_t b) {
+    return sc[a] < sc[b] || (sc[a] == sc[b] && strcmp(id[a], id[b]) > 0);
+}
 
 /* Restores the heap property (every parent worse than its children) below node i. */
-static void sift_down_(int32_t *h, size_t n, size_t i, const double *sc) {
+static void sift_down_(int32_t *h, size_t n, size_t i, const double *sc, char *const *id) {
     for (;;) {
         size_t l = 2 * i + 1, r = l + 1, w = i;
-        if (l < n && worse_(sc, h[l], h[w])) w = l;
-        if (r < n && worse_(sc, h[r], h[w])) w = r;
+        if (l < n && worse_(sc, id, h[l], h[w])) w = l;
+        if (r < n && worse_(sc, id, h[r], h[w])) w = r;
         if (w == i) return;
         int32_t t = h[i];
         h[i] = h[w], h[w] = t;
@@ -198,20 +201,21 @@ static void sift_down_(int32_t *h, size_t n, size_t i, const double *sc) {
     }
 }
 
-/* The best min(k, m) of cand[0..m) by score, best first, in cand[0..kk); returns kk. */
-static size_t top_k_(int32_t *cand, size_t m, size_t k, const double *sc) {
+/* The best min(k, m) of cand[0..m) by score (ties: id ascending), best first, in cand[0..kk);
+ * returns kk. */
+static size_t top_k_(int32_t *cand, size_t m, size_t k, const double *sc, char *const *id) {
     /* a heap of the best seen so far with the worst at the root, then heapsort */
     size_t kk = k < m ? k : m;
-    for (size_t i = kk / 2; i-- > 0;) sift_down_(cand, kk, i, sc);
+    for (size_t i = kk / 2; i-- > 0;) sift_down_(cand, kk, i, sc, id);
     for (size_t i = kk; i < m; i++)
-        if (worse_(sc, cand[0], cand[i])) {
+        if (worse_(sc, id, cand[0], cand[i])) {
             cand[0] = cand[i];
-            sift_down_(cand, kk, 0, sc);
+            sift_down_(cand, kk, 0, sc, id);
         }
     for (size_t e = kk; e-- > 1;) {
         int32_t t = cand[0];
         cand[0] = cand[e], cand[e] = t;
-        sift_down_(cand, e, 0, sc);
+        sift_down_(cand, e, 0, sc, id);
     }
     return kk;
 }
@@ -309,7 +313,7 @@ ifk_status ifk_bm25_search(const ifk_bm25 *ix, const char *query, size_t len, in
             sc[d] += w;
         }
     }
-    size_t kk = top_k_(cand, m, (size_t)k, sc);
+    size_t kk = top_k_(cand, m, (size_t)k, sc, ix->doc);
     for (size_t i = 0; i < kk; i++) {
         ids[i] = ix->doc[cand[i]];
         scores[i] = sc[cand[i]];

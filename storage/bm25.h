@@ -33,7 +33,9 @@ ifk_status ifk_bm25_load(ifk_bm25 **ix, const char *path);
 ifk_status ifk_bm25_save_fault(const ifk_bm25 *ix, const char *path, const char *fault);
 
 /* The top k documents for query[0..len): their ids (borrowed from ix) and scores, best first;
- * equal scores keep insertion order; documents scoring 0 (no query term) are not returned.
+ * equal scores are ordered by id, bytewise ascending (strcmp), so the result depends on the
+ * documents and not on the order they were added in; documents scoring 0 (no query term) are not
+ * returned.
  * *n receives how many were written (<= k). */
 ifk_status ifk_bm25_search(const ifk_bm25 *ix, const char *query, size_t len, int k, const char **ids,
                            double *scores, int *n);
@@ -45,7 +47,9 @@ void ifk_bm25_free(ifk_bm25 **ix);
  * in list order would give (ifk_bm25_append): same ids, same order, bit-identical scores. A search
  * reads only what the query touches: per file, O(log T) entries of /terms per query term, the
  * term's /df and /post_offsets entries and postings, /doc_len of the documents in those postings,
- * and /doc_ids of the k results; memory is O(postings of the query's terms in one file + k).
+ * and /doc_ids of the documents that can be among the k results (those scoring at least the k-th
+ * best score so far: fewer than k better ones plus every tie at that score, since ties are ordered
+ * by id); memory is O(postings of the query's terms in one file + k).
  * Each file is opened once, at ifk_bm25_disk_add, and kept open until ifk_bm25_disk_free. What a
  * search reads is checked (failing with "PATH: /DATASET ..."); the rest of a file is not, nor are
  * ids unique across files: ifk_bm25_load checks a whole file. Local. */

@@ -17,8 +17,13 @@
  *   4. /doc_len of the documents in those postings (one range read when they are dense, else a
  *      point selection; each at least the tf the query's terms give it);
  *   5. each document's score, the query's terms summed in bytewise order as ifk_bm25_search does
- *      (the same weight function: bit-identical scores), into a top-k heap (heap.h) over all files;
- * and finally /doc_ids of the k results only.
+ *      (the same weight function: bit-identical scores);
+ *   6. /doc_ids of the documents that can still be among the best k: those scoring at least the
+ *      k-th best score of the held hits and this file's (one point selection), each then put
+ *      through a top-k heap (heap.h) over all files ordered by score, then id bytewise, as
+ *      ifk_bm25_search orders them. Below that score a document has k better ones; the ids read
+ *      are the (< k) better hits plus the ties at that score (all of them when every document
+ *      ties, which the id order needs).
  *
  * Not checked here, and checked by ifk_bm25_load (verify): entries of a file the query does not
  * read, the sum of tf per document over all terms, duplicate document ids. */
@@ -200,13 +205,13 @@ fail:
 
 typedef struct {
     double s;
-    int64_t g; /* document index among all files' */
+    char *id; /* owned */
 } hit_;
 
-/* a ranks below b: lower score, or the same score and added later (as ifk_bm25_search) */
+/* a ranks below b: lower score, or the same score and a bytewise greater id (as ifk_bm25_search) */
 static int worse_(const void *pa, const void *pb) {
     const hit_ *a = pa, *b = pb;
-    return a->s < b->s || (a->s == b->s && a->g > b->g);
+    return a->s < b->s || (a->s == b->s && strcmp(a->id, b->id) > 0);
 }
 
 /* The best cap hits so far, the worst first out (ifk_heap over hits[cap]). */
@@ -215,40 +220,107 @@ typedef struct {
     int cap;
 } heap_;
 
+/* Puts x (its id owned) into the heap, or frees its id when the heap is full of better hits. */
 static void heap_push_(heap_ *hp, hit_ x) {
     if (hp->h.n == hp->cap) {
-        if (!worse_(hp->h.base, &x)) return; /* the root is the worst held */
+        if (!worse_(hp->h.base, &x)) { /* the root is the worst held */
+            free(x.id);
+            return;
+        }
         hit_ out;
         ifk_heap_pop(&hp->h, &out);
+        free(out.id);
     }
     ifk_heap_push(&hp->h, &x);
 }
 
-/* Reads /doc_len of the documents u[0..m) (ascending) into dl. */
-static ifk_status read_doc_len_(const dfile_ *d, const int32_t *u, size_t m, int32_t *dl) {
+static void heap_clear_(heap_ *hp) {
+    hit_ out;
+    while (hp->h.n > 0) ifk_heap_pop(&hp->h, &out), free(out.id);
+}
+
+/* Reads dataset ds at the entries u[0..m) (ascending) as memtype into buf: one point selection. */
+static ifk_status read_points_(const dfile_ *d, int ds, hid_t memtype, const int32_t *u, size_t m, void *buf) {
     ifk_status st = IFK_OK;
-    const int64_t span = (int64_t)u[m - 1] - u[0] + 1;
-    if (span <= 4 * (int64_t)m + 64) { /* dense: one range */
-        int32_t *all = ifk_malloc((size_t)span * sizeof *all, "the document lengths");
-        if (!all) return IFK_ERR_OOM;
-        st = ifk_bm25_file_read(&d->f, IFK_BM25_DOC_LEN, H5T_NATIVE_INT32, u[0], span, all);
-        for (size_t i = 0; st == IFK_OK && i < m; i++) dl[i] = all[u[i] - u[0]];
-        free(all);
-        return st;
-    }
+    const char *name = ifk_bm25_ds_name[ds];
     hid_t fs = H5I_INVALID_HID, ms = H5I_INVALID_HID;
-    hsize_t *pt = ifk_malloc(m * sizeof *pt, "the document lengths"), cnt[1] = {(hsize_t)m};
+    hsize_t *pt = ifk_malloc(m * sizeof *pt, "a point selection"), cnt[1] = {(hsize_t)m};
     if (!pt) return IFK_ERR_OOM;
     for (size_t i = 0; i < m; i++) pt[i] = (hsize_t)u[i];
-    IFK_H5_CHECK(st, fs = H5Dget_space(d->f.ds[IFK_BM25_DOC_LEN]), "%s: cannot get the dataspace of /doc_len", d->path);
-    IFK_H5_CHECK(st, H5Sselect_elements(fs, H5S_SELECT_SET, m, pt), "%s: cannot select in /doc_len", d->path);
+    IFK_H5_CHECK(st, fs = H5Dget_space(d->f.ds[ds]), "%s: cannot get the dataspace of /%s", d->path, name);
+    IFK_H5_CHECK(st, H5Sselect_elements(fs, H5S_SELECT_SET, m, pt), "%s: cannot select in /%s", d->path, name);
     IFK_H5_CHECK(st, ms = H5Screate_simple(1, cnt, NULL), "%s: cannot make a dataspace", d->path);
-    IFK_H5_CHECK(st, H5Dread(d->f.ds[IFK_BM25_DOC_LEN], H5T_NATIVE_INT32, ms, fs, H5P_DEFAULT, dl),
-                 "%s: cannot read /doc_len (%zu entries)", d->path, m);
+    IFK_H5_CHECK(st, H5Dread(d->f.ds[ds], memtype, ms, fs, d->f.xfer, buf), "%s: cannot read /%s (%zu entries)",
+                 d->path, name, m);
 fail:
     ifk_h5_close(&ms);
     ifk_h5_close(&fs);
     free(pt);
+    return st;
+}
+
+/* Reads /doc_len of the documents u[0..m) (ascending) into dl. */
+static ifk_status read_doc_len_(const dfile_ *d, const int32_t *u, size_t m, int32_t *dl) {
+    const int64_t span = (int64_t)u[m - 1] - u[0] + 1;
+    if (span > 4 * (int64_t)m + 64) return read_points_(d, IFK_BM25_DOC_LEN, H5T_NATIVE_INT32, u, m, dl);
+    int32_t *all = ifk_malloc((size_t)span * sizeof *all, "the document lengths"); /* dense: one range */
+    if (!all) return IFK_ERR_OOM;
+    ifk_status st = ifk_bm25_file_read(&d->f, IFK_BM25_DOC_LEN, H5T_NATIVE_INT32, u[0], span, all);
+    for (size_t i = 0; st == IFK_OK && i < m; i++) dl[i] = all[u[i] - u[0]];
+    free(all);
+    return st;
+}
+
+static int dbl_before_(const void *a, const void *b) { return *(const double *)a < *(const double *)b; }
+
+/* The least score a hit needs to be among the best hp->cap of the held hits and sc[0..m): the
+ * cap-th best of them (a min-heap of the cap best scores: O((held + m) log cap)); -1 (every hit
+ * qualifies) when there are no more than cap. */
+static ifk_status threshold_(const heap_ *hp, const double *sc, size_t m, double *t) {
+    *t = -1.0;
+    if ((size_t)hp->h.n + m <= (size_t)hp->cap) return IFK_OK;
+    ifk_heap h = {.base = ifk_malloc((size_t)hp->cap * sizeof(double), "the scores"), .size = sizeof(double),
+                  .before = dbl_before_};
+    if (!h.base) return IFK_ERR_OOM;
+    for (size_t i = 0; i < (size_t)hp->h.n + m; i++) {
+        const double x = i < (size_t)hp->h.n ? ((const hit_ *)hp->h.base)[i].s : sc[i - (size_t)hp->h.n];
+        double out;
+        if (h.n == hp->cap) {
+            if (!(x > *(const double *)h.base)) continue;
+            ifk_heap_pop(&h, &out);
+        }
+        ifk_heap_push(&h, &x);
+    }
+    *t = *(const double *)h.base;
+    free(h.base);
+    return IFK_OK;
+}
+
+/* Puts the documents u[0..m) of d with scores sc[0..m) that can be among the best into hp, with
+ * their ids (step 6). u and sc are reordered. */
+static ifk_status push_hits_(const dfile_ *d, hid_t str, int32_t *u, double *sc, size_t m, heap_ *hp) {
+    ifk_status st = IFK_OK;
+    double t;
+    IFK_CHECK(threshold_(hp, sc, m, &t));
+    size_t c = 0;
+    for (size_t i = 0; i < m; i++)
+        if (sc[i] >= t) u[c] = u[i], sc[c] = sc[i], c++; /* c <= i: in place, u stays ascending */
+    if (c == 0) return IFK_OK;
+    char **ids = ifk_calloc(c, sizeof *ids, "the document ids");
+    if (!ids) return IFK_ERR_OOM;
+    IFK_CHECK_GOTO(st, read_points_(d, IFK_BM25_DOC_IDS, str, u, c, ids), fail);
+    for (size_t i = 0; i < c; i++) {
+        char *id = strdup(ids[i] ? ids[i] : "");
+        if (!id) {
+            st = IFK_FAIL(IFK_ERR_OOM, "%s: out of memory reading /doc_ids", d->path);
+            goto fail;
+        }
+        heap_push_(hp, (hit_){sc[i], id});
+    }
+fail:
+    for (size_t i = 0; i < c; i++)
+        if (ids[i]) H5free_memory(ids[i]);
+    free(ids);
     return st;
 }
 
@@ -262,8 +334,8 @@ static int32_t next_doc_(int32_t *const *docs, const size_t *cur, const range_ *
 
 /* Scores d's documents for the query terms whose ranges in d are r[0..nq) (df 0: absent) and
  * whose idf are idf[0..nq), into hp. */
-static ifk_status score_file_(ifk_bm25_disk *dx, const dfile_ *d, const range_ *r, const double *idf, size_t nq,
-                              heap_ *hp) {
+static ifk_status score_file_(ifk_bm25_disk *dx, const dfile_ *d, hid_t str, const range_ *r, const double *idf,
+                              size_t nq, heap_ *hp) {
     ifk_status st = IFK_OK;
     size_t P = 0, m = 0;
     for (size_t q = 0; q < nq; q++) P += (size_t)r[q].df;
@@ -272,7 +344,8 @@ static ifk_status score_file_(ifk_bm25_disk *dx, const dfile_ *d, const range_ *
     int32_t **qd = ifk_calloc(nq, sizeof *qd, "the postings"), **qt = ifk_calloc(nq, sizeof *qt, "the postings");
     size_t *cur = ifk_calloc(nq, sizeof *cur, "the postings");
     int32_t *u = ifk_malloc(P * sizeof *u, "the documents"), *dl = ifk_malloc(P * sizeof *dl, "the documents");
-    if (!docs || !tf || !qd || !qt || !cur || !u || !dl) {
+    double *sc = ifk_malloc(P * sizeof *sc, "the scores");
+    if (!docs || !tf || !qd || !qt || !cur || !u || !dl || !sc) {
         st = IFK_ERR_OOM;
         goto fail;
     }
@@ -314,40 +387,15 @@ static ifk_status score_file_(ifk_bm25_disk *dx, const dfile_ *d, const range_ *
         if (dl[i] < sum_tf)
             FMTFAIL("%s: /doc_len[%d] = %d but the postings of the query's terms alone hold %lld terms", d->path, u[i],
                     dl[i], (long long)sum_tf);
-        heap_push_(hp, (hit_){s, d->first + u[i]});
+        sc[i] = s;
     }
+    IFK_CHECK_GOTO(st, push_hits_(d, str, u, sc, m, hp), fail);
 fail:
-    free(docs), free(tf), free(qd), free(qt), free(cur), free(u), free(dl);
+    free(docs), free(tf), free(qd), free(qt), free(cur), free(u), free(dl), free(sc);
     return st;
 }
 
 /* ---- search ---------------------------------------------------------------------------------- */
-
-/* The file holding document g. */
-static const dfile_ *file_of_(const ifk_bm25_disk *dx, int64_t g) {
-    int lo = 0, hi = dx->n - 1;
-    while (lo < hi) {
-        int mid = lo + (hi - lo + 1) / 2;
-        if (dx->f[mid].first <= g) lo = mid;
-        else hi = mid - 1;
-    }
-    return &dx->f[lo];
-}
-
-/* The ids of the hits h[0..n) into dx->ids. */
-static ifk_status read_ids_(ifk_bm25_disk *dx, hid_t str, const hit_ *h, size_t n) {
-    if (!(dx->ids = ifk_calloc(n ? n : 1, sizeof *dx->ids, "the result ids"))) return IFK_ERR_OOM;
-    for (size_t i = 0; i < n; i++) {
-        const dfile_ *d = file_of_(dx, h[i].g);
-        char *s = NULL;
-        IFK_CHECK(ifk_bm25_file_read(&d->f, IFK_BM25_DOC_IDS, str, h[i].g - d->first, 1, &s));
-        dx->ids[i] = strdup(s ? s : "");
-        if (s) H5free_memory(s);
-        if (!dx->ids[i]) return IFK_FAIL(IFK_ERR_OOM, "%s: out of memory reading /doc_ids", d->path);
-        dx->n_ids++;
-    }
-    return IFK_OK;
-}
 
 ifk_status ifk_bm25_disk_search(ifk_bm25_disk *dx, const char *query, size_t len, int k, const char **ids,
                                 double *scores, int *n) {
@@ -408,14 +456,20 @@ ifk_status ifk_bm25_disk_search(ifk_bm25_disk *dx, const char *query, size_t len
         st = IFK_ERR_OOM;
         goto done;
     }
-    for (int f = 0; st == IFK_OK && f < dx->n; f++) st = score_file_(dx, &dx->f[f], &r[(size_t)f * nq], idf, nk, &hp);
+    for (int f = 0; st == IFK_OK && f < dx->n; f++)
+        st = score_file_(dx, &dx->f[f], str, &r[(size_t)f * nq], idf, nk, &hp);
     if (st != IFK_OK) goto done;
     const int nh = hp.h.n;
+    if (!(dx->ids = ifk_calloc(nh ? (size_t)nh : 1, sizeof *dx->ids, "the result ids"))) {
+        st = IFK_ERR_OOM;
+        goto done;
+    }
     for (int i = nh; i-- > 0;) ifk_heap_pop(&hp.h, &best[i]); /* the worst out first: best first in best[] */
-    IFK_CHECK_GOTO(st, read_ids_(dx, str, best, (size_t)nh), done);
-    for (int i = 0; i < nh; i++) ids[i] = dx->ids[i], scores[i] = best[i].s;
+    for (int i = 0; i < nh; i++) dx->ids[i] = best[i].id, ids[i] = best[i].id, scores[i] = best[i].s;
+    dx->n_ids = nh;
     *n = nh;
 done:
+    if (hp.h.base) heap_clear_(&hp);
     if (st != IFK_OK) free_ids_(dx);
     ifk_h5_close(&str);
     ifk_bm25_free_terms(terms, nq);

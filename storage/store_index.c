@@ -2,6 +2,7 @@
 #include "store_index.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,6 +61,12 @@ static ifk_status open_list_(const char *dir, const ifk_index_seg *segs, int n, 
         if (st == IFK_OK && ifk_bm25_disk_file_ndocs(*dx, i) != segs[i].n)
             st = IFK_FAIL(IFK_ERR_FORMAT, "%s: index segment holds %d documents, the catalog says %d", path,
                           ifk_bm25_disk_file_ndocs(*dx, i), segs[i].n);
+        if (st != IFK_OK && st != IFK_ERR_OOM) { /* what the writer's repair_ finds and rebuilds */
+            char why[2400];
+            snprintf(why, sizeof why, "%s", ifk_errmsg());
+            ifk_err_clear();
+            st = IFK_FAIL(st, "%s (rerun `infoflow cache` on this store, with its corpus, to rebuild the segment)", why);
+        }
     }
     if (st != IFK_OK) ifk_bm25_disk_free(dx);
     return st;
@@ -113,6 +120,68 @@ static ifk_status save_seg_(const char *dir, const ifk_bm25 *ix, int first, int 
     return ifk_bm25_save_fault(ix, path, fault);
 }
 
+/* Indexes the documents [first, end) of the store from their texts into *ix (ifk_bm25_free). */
+static ifk_status index_docs_(const char *dir, int first, int end, ifk_bm25 **ix) {
+    ifk_store *s = NULL;
+    *ix = NULL;
+    IFK_CHECK(ifk_store_open(&s, dir));
+    ifk_status st = ifk_bm25_create(ix);
+    for (int d = first; st == IFK_OK && d < end; d++) {
+        const ifk_doc_rec *r = ifk_store_doc(s, d);
+        char *text = NULL;
+        size_t len;
+        st = r ? ifk_store_read_text(s, d, &text, &len) : IFK_ERR_FORMAT;
+        if (st == IFK_OK) st = ifk_bm25_add(*ix, r->id, text, len);
+        free(text);
+        if ((d - first) % 1024 == 1023) ifk_store_forget(s);
+    }
+    ifk_store_close(&s);
+    if (st != IFK_OK) ifk_bm25_free(ix);
+    return st;
+}
+
+static void note_(ifk_index_note note, void *ctx, int repair, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void note_(ifk_index_note note, void *ctx, int repair, const char *fmt, ...) {
+    if (!note) return;
+    char msg[3000];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    note(repair, msg, ctx);
+}
+
+/* Rewrites every listed segment of segs[0..n) that does not open (missing, truncated, not an index
+ * file, a header that does not check, another document count than listed) from the store's texts,
+ * under its listed name: the list is unchanged. A header check per segment, no data read; damage
+ * inside a segment's data is verify's to find (it loads every segment whole). */
+static ifk_status repair_(ifk_manifest *man, const ifk_index_seg *segs, int n, ifk_index_note note, void *ctx) {
+    for (int i = 0; i < n; i++) {
+        char path[2048], why[2400];
+        seg_path_(path, sizeof path, man->dir, segs[i].file);
+        ifk_bm25_disk *dx = NULL;
+        ifk_status st = ifk_bm25_disk_create(&dx);
+        IFK_CHECK(st);
+        st = ifk_bm25_disk_add(dx, path);
+        if (st == IFK_OK && ifk_bm25_disk_file_ndocs(dx, 0) != segs[i].n)
+            st = IFK_FAIL(IFK_ERR_FORMAT, "%s: holds %d documents, the catalog says %d", path,
+                          ifk_bm25_disk_file_ndocs(dx, 0), segs[i].n);
+        ifk_bm25_disk_free(&dx);
+        if (st == IFK_OK) continue;
+        if (st == IFK_ERR_OOM) return st;
+        snprintf(why, sizeof why, "%s", ifk_errmsg());
+        ifk_err_clear();
+        ifk_bm25 *ix = NULL;
+        IFK_CHECK(index_docs_(man->dir, segs[i].first, segs[i].first + segs[i].n, &ix));
+        st = ifk_bm25_save_fault(ix, path, "index.repair");
+        ifk_bm25_free(&ix);
+        IFK_CHECK(st);
+        note_(note, ctx, 1, "index segment %s could not be read (%s); rebuilt it from the store's documents [%d, %d)",
+              segs[i].file, why, segs[i].first, segs[i].first + segs[i].n);
+    }
+    return IFK_OK;
+}
+
 /* Merges the two newest segments of segs[0..*n) into one (listed before the old files go). */
 static ifk_status merge_last_(ifk_manifest *man, ifk_index_seg *segs, int *n) {
     ifk_index_seg *a = &segs[*n - 2], *b = &segs[*n - 1], out;
@@ -134,7 +203,7 @@ static ifk_status merge_last_(ifk_manifest *man, ifk_index_seg *segs, int *n) {
     return IFK_OK;
 }
 
-ifk_status ifk_store_index_update(ifk_manifest *man, int *added, int *merged) {
+ifk_status ifk_store_index_update(ifk_manifest *man, int *added, int *merged, ifk_index_note note, void *ctx) {
     *added = *merged = 0;
     ifk_index_seg *segs;
     int n;
@@ -149,6 +218,7 @@ ifk_status ifk_store_index_update(ifk_manifest *man, int *added, int *merged) {
         IFK_CHECK_GOTO(st, ifk_manifest_set_segments(man, segs, n, NULL), done);
         n = covered = 0;
     }
+    IFK_CHECK_GOTO(st, repair_(man, segs, n, note, ctx), done);
     ifk_index_seg *grown = realloc(segs, sizeof *segs * (size_t)(n + 1));
     if (!grown) {
         st = IFK_FAIL(IFK_ERR_OOM, "out of memory");
@@ -156,22 +226,12 @@ ifk_status ifk_store_index_update(ifk_manifest *man, int *added, int *merged) {
     }
     segs = grown;
     if (covered < man->n_docs) {
-        ifk_store *s = NULL;
         ifk_bm25 *ix = NULL;
-        IFK_CHECK_GOTO(st, ifk_store_open(&s, man->dir), done);
-        st = ifk_bm25_create(&ix);
-        for (int d = covered; st == IFK_OK && d < man->n_docs; d++) {
-            const ifk_doc_rec *r = ifk_store_doc(s, d);
-            char *text = NULL;
-            size_t len;
-            st = r ? ifk_store_read_text(s, d, &text, &len) : IFK_ERR_FORMAT;
-            if (st == IFK_OK) st = ifk_bm25_add(ix, r->id, text, len);
-            free(text);
-            if ((d - covered) % 1024 == 1023) ifk_store_forget(s);
-        }
-        if (st == IFK_OK) st = save_seg_(man->dir, ix, covered, man->n_docs - covered, "index.segment", &segs[n]);
+        note_(note, ctx, 0, "building the BM25 index over %d document%s...", man->n_docs - covered,
+              man->n_docs - covered > 1 ? "s" : "");
+        IFK_CHECK_GOTO(st, index_docs_(man->dir, covered, man->n_docs, &ix), done);
+        st = save_seg_(man->dir, ix, covered, man->n_docs - covered, "index.segment", &segs[n]);
         ifk_bm25_free(&ix);
-        ifk_store_close(&s);
         IFK_CHECK_GOTO(st, st, done);
         IFK_CHECK_GOTO(st, ifk_manifest_set_segments(man, NULL, 0, &segs[n]), done);
         *added = man->n_docs - covered;

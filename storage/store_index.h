@@ -29,11 +29,19 @@ ifk_status ifk_store_index_open(const char *dir, ifk_bm25_disk **dx);
  * job merged it) makes it read the list again. Errors name the segment file. */
 ifk_status ifk_store_index_load(const char *dir, ifk_bm25 **ix);
 
-/* The writer's step after its last commit: indexes the documents after the last segment into a
- * new segment (fault points index.segment.fsync/.rename), then merges (index.merge.fsync/.rename,
+/* What ifk_store_index_update says as it goes, one line each (no "cache: " prefix): repair = 1 for
+ * a damaged segment it rebuilt, 0 for progress ("building the BM25 index over N documents...",
+ * before the texts are read). */
+typedef void (*ifk_index_note)(int repair, const char *msg, void *ctx);
+
+/* The writer's step after its last commit: first every listed segment that does not open (missing,
+ * truncated, a header that does not check, another document count than listed: one header check
+ * per segment) is rebuilt from the store's texts under its listed name (fault points
+ * index.repair.fsync/.rename) and noted; then it indexes the documents after the last segment into
+ * a new segment (index.segment.fsync/.rename), then merges (index.merge.fsync/.rename,
  * index.merge.unlink: the merged segment listed, the old files not yet removed). *added and
- * *merged count the documents indexed and the merges done. */
-ifk_status ifk_store_index_update(ifk_manifest *man, int *added, int *merged);
+ * *merged count the documents indexed and the merges done. note may be NULL. */
+ifk_status ifk_store_index_update(ifk_manifest *man, int *added, int *merged, ifk_index_note note, void *ctx);
 
 /* Checks the segment list (contiguous from document 0, within the catalog, both read afresh from
  * man->dir) and loads every segment (a damaged one is reported by file name); report as

@@ -229,14 +229,14 @@ Test(bm25, scores_equal_the_okapi_formula) {
 
 /* ---- ranking, ties, k ------------------------------------------------------------------------- */
 
-Test(bm25, equal_scores_keep_insertion_order) {
+Test(bm25, equal_scores_are_ordered_by_id_not_by_insertion) {
     ifk_bm25 *ix;
     cr_assert_eq(ifk_bm25_create(&ix), IFK_OK);
-    add_(ix, "t1", "apple banana");
+    add_(ix, "t3", "Banana, APPLE.");
     add_(ix, "other", "apple apple banana");
     add_(ix, "t2", "banana apple");
     add_(ix, "none", "cherry");
-    add_(ix, "t3", "Banana, APPLE.");
+    add_(ix, "t1", "apple banana");
     hits h = search_(ix, "apple", 10);
     cr_assert_eq(h.n, 4);
     const char *want[] = {"other", "t1", "t2", "t3"};
@@ -248,7 +248,7 @@ Test(bm25, equal_scores_keep_insertion_order) {
         cr_assert_eq(p.n, k);
         for (int i = 0; i < k; i++) cr_assert_str_eq(p.ids[i], want[i], "k = %d rank %d", k, i);
     }
-    /* the tied documents are the best ones: k = 2 keeps the first two added */
+    /* the tied documents are the best ones: k = 2 keeps the two smallest ids, not the first added */
     hits p = search_(ix, "banana", 2);
     cr_assert_eq(p.n, 2);
     cr_assert_str_eq(p.ids[0], "t1");
@@ -396,8 +396,8 @@ Test(bm25, top_k_selection_matches_a_brute_force_ranking) {
                 cr_assert_str_eq(h.ids[i], all.ids[i], "'%s' k = %d rank %d", q, k, i);
                 cr_assert(h.scores[i] == all.scores[i]);
                 if (i > 0) {
-                    int dp = atoi(h.ids[i - 1] + 1);
-                    cr_assert(h.scores[i - 1] > h.scores[i] || (h.scores[i - 1] == h.scores[i] && dp < d),
+                    cr_assert(h.scores[i - 1] > h.scores[i] ||
+                                  (h.scores[i - 1] == h.scores[i] && strcmp(h.ids[i - 1], h.ids[i]) < 0),
                               "'%s' k = %d: ranks %d and %d out of order", q, k, i - 1, i);
                     ties_seen += h.scores[i - 1] == h.scores[i];
                 }
@@ -846,6 +846,93 @@ Test(bm25, searching_files_on_disk_equals_searching_the_index_in_memory) {
     cr_assert(strstr(ifk_errmsg(), bad) && strstr(ifk_errmsg(), "'Upper' is not an analysed term"), "%s", ifk_errmsg());
     ifk_bm25_disk_free(&dbad);
     no_open_h5_("a failed disk search");
+}
+
+/* ---- ties do not depend on the order documents were added in, nor on segments ---------------- */
+
+/* TIE documents "d<n>" whose bytewise id order is not their numeric order (d10 < d2): most are
+ * "lily" alone (all tied), some "lily lily" (better), "lily tom" (worse), "tom" (no match). */
+#define TIE 40
+static const char *tie_text_(int i) {
+    return i % 7 == 3 ? "lily lily" : i % 5 == 1 ? "Lily, Tom." : i % 11 == 4 ? "tom" : "LILY";
+}
+
+/* The TIE documents added in the order perm[] and cut into segments at cuts[0..nc): each segment
+ * saved as file name<i>.h5 (opened on disk in *dx) and appended in memory into the result. */
+static ifk_bm25 *tie_index_(const int *perm, const int *cuts, int nc, const char *name, ifk_bm25_disk **dx) {
+    ifk_bm25 *all;
+    cr_assert_eq(ifk_bm25_create(&all), IFK_OK);
+    cr_assert_eq(ifk_bm25_disk_create(dx), IFK_OK);
+    for (int c = 0, at = 0; c <= nc; c++) {
+        const int end = c < nc ? cuts[c] : TIE;
+        ifk_bm25 *seg;
+        cr_assert_eq(ifk_bm25_create(&seg), IFK_OK);
+        for (; at < end; at++) {
+            char id[16];
+            snprintf(id, sizeof id, "d%d", perm[at]);
+            add_(seg, id, tie_text_(perm[at]));
+        }
+        char file[64];
+        snprintf(file, sizeof file, "%s%d.h5", name, c);
+        const char *p = tmp_(file);
+        cr_assert_eq(ifk_bm25_save(seg, p), IFK_OK, "%s", ifk_errmsg());
+        cr_assert_eq(ifk_bm25_disk_add(*dx, p), IFK_OK, "%s: %s", p, ifk_errmsg());
+        cr_assert_eq(ifk_bm25_append(all, seg), IFK_OK, "%s", ifk_errmsg());
+        ifk_bm25_free(&seg);
+    }
+    return all;
+}
+
+Test(bm25, equal_scores_rank_the_same_whatever_the_insertion_order_and_segments) {
+    int perm[4][TIE];
+    for (int i = 0; i < TIE; i++) perm[0][i] = i, perm[1][i] = TIE - 1 - i, perm[2][i] = perm[3][i] = i;
+    rng_ = 2024;
+    for (int v = 2; v < 4; v++) /* two shuffles */
+        for (int i = TIE - 1; i > 0; i--) {
+            int j = (int)rnd_((unsigned)i + 1), t = perm[v][i];
+            perm[v][i] = perm[v][j], perm[v][j] = t;
+        }
+    static const int cuts[4][3] = {{TIE, TIE, TIE}, {1, 17, 30}, {9, 10, 38}, {20, 21, 22}};
+    static const int ncut[4] = {0, 3, 3, 3};
+    ifk_bm25 *mem[4];
+    ifk_bm25_disk *dsk[4];
+    char name[4][8];
+    for (int v = 0; v < 4; v++) {
+        snprintf(name[v], sizeof name[v], "tie%d_", v);
+        mem[v] = tie_index_(perm[v], cuts[v], ncut[v], name[v], &dsk[v]);
+    }
+    /* the reference ranking, from variant 0: scores descending, ties by id ascending (bytewise) */
+    hits ref = search_(mem[0], "lily", MAXK);
+    int match = 0;
+    for (int i = 0; i < TIE; i++) match += strcmp(tie_text_(i), "tom") != 0;
+    cr_assert_eq(ref.n, match, "every document but the 'tom' ones matches");
+    int ties = 0;
+    for (int i = 1; i < ref.n; i++) {
+        cr_assert(ref.scores[i - 1] > ref.scores[i] ||
+                      (ref.scores[i - 1] == ref.scores[i] && strcmp(ref.ids[i - 1], ref.ids[i]) < 0),
+                  "ranks %d (%s) and %d (%s) out of order", i - 1, ref.ids[i - 1], i, ref.ids[i]);
+        ties += ref.scores[i - 1] == ref.scores[i];
+    }
+    cr_assert_gt(ties, 15, "most documents tie (%d ties)", ties);
+    static const int ks[] = {1, 2, 3, 5, 6, 7, 12, 20, 33, MAXK};
+    for (int v = 0; v < 4; v++)
+        for (size_t j = 0; j < sizeof ks / sizeof *ks; j++) {
+            const int k = ks[j], want = k < ref.n ? k : ref.n;
+            hits x = search_(mem[v], "lily", k), y;
+            y.n = -1;
+            cr_assert_eq(ifk_bm25_disk_search(dsk[v], "lily", 4, k, y.ids, y.scores, &y.n), IFK_OK, "%s",
+                         ifk_errmsg());
+            cr_assert(x.n == want && y.n == want, "variant %d k = %d: %d in memory, %d on disk, want %d", v, k, x.n,
+                      y.n, want);
+            for (int i = 0; i < want; i++) {
+                cr_assert_str_eq(x.ids[i], ref.ids[i], "variant %d k = %d rank %d (in memory)", v, k, i);
+                cr_assert_str_eq(y.ids[i], ref.ids[i], "variant %d k = %d rank %d (on disk)", v, k, i);
+                cr_assert(x.scores[i] == ref.scores[i] && y.scores[i] == ref.scores[i], "variant %d k = %d rank %d", v,
+                          k, i);
+            }
+        }
+    for (int v = 0; v < 4; v++) ifk_bm25_free(&mem[v]), ifk_bm25_disk_free(&dsk[v]);
+    no_open_h5_("the tie readers");
 }
 
 /* Opening path or searching it for every term of the toy index fails naming path and what. */

@@ -87,6 +87,12 @@ static void collect_(const char *msg, void *ctx) {
     r->n++;
 }
 
+/* ifk_store_index_update's lines (repairs and progress alike) */
+static void note_(int repair, const char *msg, void *ctx) {
+    (void)repair;
+    collect_(msg, ctx);
+}
+
 Test(catalog, commits_are_found_by_id_and_number_and_counted) {
     ifk_store_params p = params_();
     ifk_manifest m;
@@ -326,8 +332,12 @@ Test(catalog, an_index_updated_after_each_of_many_runs_equals_one_from_scratch) 
         commit_docs_(&m, n, runs[r]);
         n += runs[r];
         int added, merged;
-        cr_assert_eq(ifk_store_index_update(&m, &added, &merged), IFK_OK, "%s", ifk_errmsg());
+        reports_ notes = {0};
+        cr_assert_eq(ifk_store_index_update(&m, &added, &merged, note_, &notes), IFK_OK, "%s", ifk_errmsg());
         cr_assert_eq(added, runs[r], "run %zu indexes only its own documents", r);
+        char want[64];
+        snprintf(want, sizeof want, "building the BM25 index over %d document%s...", runs[r], runs[r] > 1 ? "s" : "");
+        cr_assert(notes.n == 1 && !strcmp(notes.msgs[0], want), "run %zu: one line before indexing: %s", r, notes.msgs[0]);
         merges += merged;
         ifk_index_seg *segs;
         int ns;
@@ -347,7 +357,7 @@ Test(catalog, an_index_updated_after_each_of_many_runs_equals_one_from_scratch) 
     cr_assert_leq(max_segs, IFK_INDEX_MAX_SEGMENTS);
     /* nothing new: no work */
     int added, merged;
-    cr_assert_eq(ifk_store_index_update(&m, &added, &merged), IFK_OK);
+    cr_assert_eq(ifk_store_index_update(&m, &added, &merged, NULL, NULL), IFK_OK);
     cr_assert_eq(added + merged, 0);
     ifk_manifest_free(&m);
 }
@@ -362,7 +372,7 @@ Test(catalog, the_on_disk_search_of_four_segments_equals_the_loaded_index_and_on
         commit_docs_(&m, n, runs[r]);
         n += runs[r];
         int added, merged;
-        cr_assert_eq(ifk_store_index_update(&m, &added, &merged), IFK_OK, "%s", ifk_errmsg());
+        cr_assert_eq(ifk_store_index_update(&m, &added, &merged, NULL, NULL), IFK_OK, "%s", ifk_errmsg());
         cr_assert_eq(merged, 0);
     }
     ifk_index_seg *segs;
@@ -385,9 +395,9 @@ Test(catalog, a_damaged_index_segment_is_named_by_verify) {
     cr_assert_eq(ifk_manifest_create(&m, dir_, &p), IFK_OK);
     commit_docs_(&m, 0, 30);
     int added, merged;
-    cr_assert_eq(ifk_store_index_update(&m, &added, &merged), IFK_OK);
+    cr_assert_eq(ifk_store_index_update(&m, &added, &merged, NULL, NULL), IFK_OK);
     commit_docs_(&m, 30, 2);
-    cr_assert_eq(ifk_store_index_update(&m, &added, &merged), IFK_OK);
+    cr_assert_eq(ifk_store_index_update(&m, &added, &merged, NULL, NULL), IFK_OK);
     cr_assert_eq(merged, 0, "2 after 30: no merge");
     ifk_manifest_free(&m);
     char path[128];
@@ -407,4 +417,31 @@ Test(catalog, a_damaged_index_segment_is_named_by_verify) {
     cr_assert_neq(ifk_store_index_open(dir_, &dx), IFK_OK, "and the on-disk reader");
     cr_assert_null(dx);
     cr_assert(strstr(ifk_errmsg(), "index-000000000-000000030.h5"), "%s", ifk_errmsg());
+    cr_assert(strstr(ifk_errmsg(), "rerun `infoflow cache`"), "it names the repair: %s", ifk_errmsg());
+
+    /* the writer's next update rebuilds it under its name (and only it), saying so once */
+    reports_ notes = {0};
+    cr_assert_eq(ifk_manifest_open(&m, dir_, 1), IFK_OK, "%s", ifk_errmsg());
+    cr_assert_eq(ifk_store_index_update(&m, &added, &merged, note_, &notes), IFK_OK, "%s", ifk_errmsg());
+    cr_assert_eq(added + merged, 0, "nothing new");
+    cr_assert_eq(notes.n, 1, "one line: %s", notes.msgs[0]);
+    cr_assert(strstr(notes.msgs[0], "index-000000000-000000030.h5") && strstr(notes.msgs[0], "[0, 30)"), "%s",
+              notes.msgs[0]);
+    ifk_index_seg *segs;
+    int ns;
+    cr_assert_eq(ifk_manifest_segments(&m, &segs, &ns), IFK_OK);
+    cr_assert(ns == 2 && !strcmp(segs[0].file, "index-000000000-000000030.h5"), "the list is unchanged");
+    free(segs);
+    bad = 0;
+    cr_assert_eq(ifk_store_verify(dir_, collect_, &r, &bad), IFK_OK, "%s", ifk_errmsg());
+    cr_assert_eq(bad, 0, "verify passes");
+    cr_assert_eq(ifk_store_index_load(dir_, &ix), IFK_OK, "%s", ifk_errmsg());
+    ifk_bm25 *all = scratch_(32);
+    expect_same_search_(ix, all, "the rebuilt index");
+    expect_disk_same_(all, "the rebuilt index on disk");
+    ifk_bm25_free(&ix), ifk_bm25_free(&all);
+    notes.n = 0;
+    cr_assert_eq(ifk_store_index_update(&m, &added, &merged, note_, &notes), IFK_OK, "%s", ifk_errmsg());
+    cr_assert_eq(notes.n, 0, "a sound index: nothing said (%s)", notes.msgs[0]);
+    ifk_manifest_free(&m);
 }
