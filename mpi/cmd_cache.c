@@ -360,19 +360,30 @@ static ifk_status check_each_(const ifk_corpus_entry *e, const char *id, void *c
  * again (ids are unique), so this finds only what the store held before. O(log N). */
 static int keep_(const char *id, void *ctx) { return ifk_manifest_find(((coord_ *)ctx)->w->man, id) < 0; }
 
+/* A checked corpus with no good document: an error, not an empty store and exit 0. */
+static ifk_status nothing_to_cache_(const ifk_cache_opts *o, const ifk_corpus_stream *s) {
+    if (s->n_bad)
+        return IFK_FAIL(IFK_ERR_FORMAT, "%s: no document to cache: %s bad (--skip-bad); the first: %s", o->corpus,
+                        s->n_bad == 1 ? "its only line is" : "all its lines are", s->bad[0]);
+    return IFK_FAIL(IFK_ERR_FORMAT, "%s: no document to cache: the file holds only blank lines", o->corpus);
+}
+
+/* --force empties the store before caching: the corpus is checked first (pass 1 with nothing to
+ * skip), so that a corpus the run would refuse leaves the store as it was. */
+static ifk_status precheck_force_(const ifk_cache_opts *o, const ifk_model *m, ifk_split split) {
+    ifk_corpus_stream s;
+    ifk_status st = ifk_corpus_check(&s, o->corpus, o->skip_bad, m->cfg.vocab_size, split, NULL, NULL);
+    if (st == IFK_OK && s.n == 0) st = nothing_to_cache_(o, &s);
+    ifk_corpus_stream_free(&s);
+    return st;
+}
+
 static void coordinate_(worker_ *w, long *cached) {
     const ifk_comm *cm = w->comm;
     const ifk_cache_opts *o = w->o;
     coord_ c = {.w = w};
     ifk_status cst = ifk_corpus_check(&c.corpus, o->corpus, o->skip_bad, w->m->cfg.vocab_size, w->sp.split, check_each_, &c);
-    if (cst == IFK_OK && c.n_docs == 0) { /* nothing cacheable: an error, not an empty store and exit 0 */
-        if (c.corpus.n_bad)
-            IFK_FAIL(IFK_ERR_FORMAT, "%s: no document to cache: %s bad (--skip-bad); the first: %s", o->corpus,
-                     c.corpus.n_bad == 1 ? "its only line is" : "all its lines are", c.corpus.bad[0]);
-        else
-            IFK_FAIL(IFK_ERR_FORMAT, "%s: no document to cache: the file holds only blank lines", o->corpus);
-        cst = IFK_ERR_FORMAT;
-    }
+    if (cst == IFK_OK && c.n_docs == 0) cst = nothing_to_cache_(o, &c.corpus);
     if (cst != IFK_OK) {
         ifk_store_close(&c.have);
         remove_new_store_(w, cst);
@@ -610,7 +621,8 @@ ifk_status ifk_cache_run(const ifk_grid *grid, const ifk_cache_opts *o, const if
         w.sp.compress = o->compress;
         int removed = 0;
         first_missing_(o->store, w.created, sizeof w.created);
-        st = ifk_ingest_open_store(o->store, &w.sp, o->force, o->no_lock, !o->keep_layout, &w.man, &w.lock_fd, &removed);
+        if (o->force) st = precheck_force_(o, m, o->split);
+        if (st == IFK_OK) st = ifk_ingest_open_store(o->store, &w.sp, o->force, o->no_lock, !o->keep_layout, &w.man, &w.lock_fd, &removed);
         if (st == IFK_OK && o->keep_layout) w.sp = w.man->p; /* an existing store's dtype and chunking */
         if (st == IFK_OK && removed && !o->quiet)
             fprintf(stderr, "cache: removed %d incomplete file%s left by an interrupted run\n", removed,

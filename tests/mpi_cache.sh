@@ -242,6 +242,17 @@ errors)
   expect "other token ids under id t are refused ($out)" has "$out" 'ch3.jsonl:2: document "t" .* (the same number of tokens, other ids)'
   expect "--force rebuilds from the new corpus" timeout 60 "$BIN" cache --model "$MODEL" --corpus "$W/ch2.jsonl" --store "$W/ch" --force --quiet
   expect "... whose words the index finds" sh -c "'$BIN' search --store '$W/ch' --prompt dog | grep -q '^1 a '"
+  # --force checks the corpus before it empties the store (breaker s4 #1: a missing or refused corpus
+  # under --force left the store with 0 documents)
+  printf '%s\n' '{"id":"x","text":"Lily"}' '{"id":"x","text":"Tom"}' > "$W/dupf.jsonl"
+  for bad in "$W/nonexistent.jsonl|cannot" "$W/dupf.jsonl|duplicate id"; do
+    out=$(timeout 120 mpirun -n 2 "$BIN" cache --model "$MODEL" --corpus "${bad%%|*}" --store "$W/ch" --force --quiet 2>&1); rc=$?
+    expect "--force with a refused corpus fails ($rc: $out)" sh -c "[ $rc -ne 0 ] && grep -q -- '${bad#*|}' <<'E'
+$out
+E"
+    expect "... and the store still holds its documents" sh -c "'$BIN' search --store '$W/ch' --prompt dog | grep -q '^1 a '"
+  done
+  expect "... and verifies" "$BIN" verify --store "$W/ch"
   # both "text" and "tokens" (breaker finding 6); empty documents and control characters in ids (17)
   printf '%s\n' '{"id": "a", "text": "Lily", "tokens": [5,6,7,8,9]}' > "$W/tt.jsonl"
   out=$(timeout 60 "$BIN" cache --model "$MODEL" --corpus "$W/tt.jsonl" --store "$W/tt" 2>&1)
