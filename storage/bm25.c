@@ -85,6 +85,8 @@ void ifk_bm25_free(ifk_bm25 **pix) {
 
 int ifk_bm25_ndocs(const ifk_bm25 *ix) { return ix ? ix->n_docs : 0; }
 
+const char *ifk_bm25_doc_id(const ifk_bm25 *ix, int i) { return ix && i >= 0 && i < ix->n_docs ? ix->doc[i] : NULL; }
+
 /* Adds the term in ix->fold[0..len) (new to the index); its id in *t. */
 static ifk_status new_term_(ifk_bm25 *ix, size_t len, int32_t *t) {
     if (ix->n_terms == INT32_MAX) return IFK_FAIL(IFK_ERR_ARG, "bm25: more than %d distinct terms", INT32_MAX);

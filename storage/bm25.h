@@ -18,6 +18,8 @@ ifk_status ifk_bm25_create(ifk_bm25 **ix);
 /* Adds a document; ids must be unique (a repeat is IFK_ERR_ARG). */
 ifk_status ifk_bm25_add(ifk_bm25 *ix, const char *doc_id, const char *text, size_t len);
 int ifk_bm25_ndocs(const ifk_bm25 *ix);
+/* The id of document i (insertion order), NULL outside [0, ndocs); owned by ix. */
+const char *ifk_bm25_doc_id(const ifk_bm25 *ix, int i);
 /* Appends src's documents after dst's, as if they had been added to dst in src's order: the
  * result searches exactly (same ids, bit-identical scores, same order) as one index built over
  * both document lists. An id already in dst is IFK_ERR_ARG; on an error dst may hold part of src

@@ -277,13 +277,32 @@ static ifk_status verify_pass_(const char *dir, void (*report)(const char *, voi
             break;
         }
         ifk_bm25 *ix = NULL;
+        const int nm0 = nmsg;
         if (ifk_bm25_load(&ix, path) != IFK_OK)
             snprintf(msgs[nmsg++], sizeof *msgs, "index segment %s: %s", segs[i].file, ifk_errmsg());
         else if (ifk_bm25_ndocs(ix) != segs[i].n)
             snprintf(msgs[nmsg++], sizeof *msgs, "%s: index segment holds %d documents, the catalog says %d", path,
                      ifk_bm25_ndocs(ix), segs[i].n);
-        else
-            *indexed += segs[i].n;
+        else /* its documents must be the catalog's: a segment copied from another store reads fine */
+            for (int d = 0; d < segs[i].n; d++) {
+                ifk_doc_rec r;
+                if (ifk_manifest_get(&m, segs[i].first + d, &r) != IFK_OK) {
+                    snprintf(msgs[nmsg++], sizeof *msgs, "%s: %s", path, ifk_errmsg());
+                    break;
+                }
+                const int same = !strcmp(r.id, ifk_bm25_doc_id(ix, d));
+                if (!same)
+                    snprintf(msgs[nmsg++], sizeof *msgs, "%s: index segment lists \"%.200s\" as document %d, the "
+                             "catalog \"%.200s\"", path, ifk_bm25_doc_id(ix, d), segs[i].first + d, r.id);
+                ifk_doc_rec_free(&r);
+                if (!same) break;
+            }
+        if (nmsg == nm0) *indexed += segs[i].n;
+        else { /* the way out: cache rebuilds a listed segment that is missing */
+            const size_t k = strlen(msgs[nmsg - 1]);
+            snprintf(msgs[nmsg - 1] + k, sizeof *msgs - k, " (remove %s and rerun `infoflow cache` on this store to "
+                     "rebuild it)", segs[i].file);
+        }
         ifk_bm25_free(&ix);
     }
     if (!msgs) st = IFK_FAIL(IFK_ERR_OOM, "out of memory");

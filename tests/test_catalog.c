@@ -389,6 +389,46 @@ Test(catalog, the_on_disk_search_of_four_segments_equals_the_loaded_index_and_on
     ifk_bm25_free(&inc), ifk_bm25_free(&all);
 }
 
+Test(catalog, a_segment_of_other_documents_is_named_by_verify) {
+    /* a readable segment with the right count but other documents (copied from another store:
+     * breaker s4 #2) must not pass verify; verify names the way out, and it works */
+    ifk_store_params p = params_();
+    ifk_manifest m;
+    cr_assert_eq(ifk_manifest_create(&m, dir_, &p), IFK_OK);
+    commit_docs_(&m, 0, 30);
+    int added, merged;
+    cr_assert_eq(ifk_store_index_update(&m, &added, &merged, NULL, NULL), IFK_OK);
+    commit_docs_(&m, 30, 2);
+    cr_assert_eq(ifk_store_index_update(&m, &added, &merged, NULL, NULL), IFK_OK);
+    ifk_manifest_free(&m);
+    char path[128];
+    snprintf(path, sizeof path, "%s/index-000000030-000000032.h5", dir_);
+    ifk_bm25 *alien;
+    cr_assert_eq(ifk_bm25_create(&alien), IFK_OK);
+    cr_assert_eq(ifk_bm25_add(alien, "alien1", "Lily saw a cat", 14), IFK_OK);
+    cr_assert_eq(ifk_bm25_add(alien, "alien2", "Tom had a dog", 13), IFK_OK);
+    cr_assert_eq(ifk_bm25_save(alien, path), IFK_OK, "%s", ifk_errmsg());
+    ifk_bm25_free(&alien);
+    reports_ r = {0};
+    int bad = 0;
+    cr_assert_eq(ifk_store_verify(dir_, collect_, &r, &bad), IFK_OK, "%s", ifk_errmsg());
+    cr_assert_eq(bad, 1, "one foreign segment: %d reports", bad);
+    cr_assert(strstr(r.msgs[0], "index-000000030-000000032.h5") && strstr(r.msgs[0], "\"alien1\" as document 30"),
+              "named, with the first document that differs: %s", r.msgs[0]);
+    cr_assert(strstr(r.msgs[0], "remove index-000000030-000000032.h5 and rerun `infoflow cache`"), "%s", r.msgs[0]);
+    cr_assert_eq(unlink(path), 0);
+    cr_assert_eq(ifk_manifest_open(&m, dir_, 1), IFK_OK, "%s", ifk_errmsg());
+    cr_assert_eq(ifk_store_index_update(&m, &added, &merged, NULL, NULL), IFK_OK, "%s", ifk_errmsg());
+    ifk_manifest_free(&m);
+    bad = 0;
+    cr_assert_eq(ifk_store_verify(dir_, collect_, &r, &bad), IFK_OK, "%s", ifk_errmsg());
+    cr_assert_eq(bad, 0, "verify passes after the rebuild");
+    ifk_bm25 *ix, *all = scratch_(32);
+    cr_assert_eq(ifk_store_index_load(dir_, &ix), IFK_OK, "%s", ifk_errmsg());
+    expect_same_search_(ix, all, "the rebuilt index");
+    ifk_bm25_free(&ix), ifk_bm25_free(&all);
+}
+
 Test(catalog, a_damaged_index_segment_is_named_by_verify) {
     ifk_store_params p = params_();
     ifk_manifest m;
