@@ -355,7 +355,7 @@ static double memory_pass_ms_(size_t n) {
 }
 
 static int bench_ttft_(int argc, char **argv) {
-    const char *shape = "bench100m", *model = NULL, *ctx_s = NULL, *chunks_s = NULL, *prompt_s = NULL, *budget_s = NULL,
+    const char *shape = NULL, *model = NULL, *ctx_s = NULL, *chunks_s = NULL, *prompt_s = NULL, *budget_s = NULL,
                *threads_s = NULL, *repeat_s = NULL, *method_s = "infoflow", *dtype_s = "f16", *mbps_s = NULL,
                *weights_s = NULL;
     int json = 0, help = 0, rc = 1, cold = 0, no_full = 0;
@@ -401,6 +401,17 @@ static int bench_ttft_(int argc, char **argv) {
         ifk_cli_double("read-mbps", mbps_s, 0, 1e9, &mbps) || ifk_method_parse(method_s, &method) ||
         ifk_dtype_parse(dtype_s, &dtype) || ifk_cli_weights(weights_s))
         goto out;
+    if (shape && model) {
+        IFK_FAIL(IFK_ERR_ARG, "bench ttft: give one of --random-model SHAPE or --model PATH, not both");
+        goto out;
+    }
+    if (!model && !shape) shape = "bench100m";
+    if (budget_s && (method == IFK_METHOD_NONE || method == IFK_METHOD_FULL)) {
+        IFK_FAIL(IFK_ERR_ARG, "bench ttft: --budget does not apply to --method %s (it recomputes %s)",
+                 ifk_method_name(method), method == IFK_METHOD_NONE ? "nothing" : "everything");
+        goto out;
+    }
+    if (method == IFK_METHOD_NONE || method == IFK_METHOD_FULL) budget = 0;
     ifk_blas_set_threads((int)threads);
     if (ifk_engine_load_any(model, NULL, shape, &m, &tok)) goto out;
     const int clen = (int)((ctx - 1) / chunks);
@@ -468,8 +479,11 @@ static int bench_ttft_(int argc, char **argv) {
         ceiling = (fl_full + cls) / (ifk_kv_rows_flops(&m.cfg, NULL, 1) + ifk_score_flops(&m.cfg, keep.T, (int)P, hi) +
                                      fl_rec + fl_prompt + cls);
     }
-    char ceil_s[96] = "";
-    if (ceiling > 0) snprintf(ceil_s, sizeof ceil_s, "; at equal FLOP rates, from this run's FLOP counts: %.2fx", ceiling);
+    /* what the speed-up compares with: 1/R where a budget applies, and the FLOP-count ceiling */
+    char ceil_s[128] = "", inv_r[32] = "";
+    if (budget > 0) snprintf(inv_r, sizeof inv_r, "1/R = %.1fx", 1.0 / budget);
+    if (ceiling > 0) snprintf(ceil_s, sizeof ceil_s, "%sat equal FLOP rates, from this run's FLOP counts: %.2fx",
+                              inv_r[0] ? "; " : "", ceiling);
     if (no_full) best_full = 0; /* printed as 0: not run */
     const double gf_full = best_full > 0 ? fl_full / best_full / 1e6 : 0, gf_rec = keep.t_recompute > 0 ? fl_rec / keep.t_recompute / 1e6 : 0;
     /* one memory pass over the bytes the load writes (the context's f32 K and V, this run's cache
@@ -512,7 +526,7 @@ static int bench_ttft_(int argc, char **argv) {
                "+rotate = %.2f passes\n"
                "  recompute %.3f ms/token at %.1f GFLOP/s; full prefill %.3f ms/token at %.1f GFLOP/s (same FLOP count): "
                "ratio %.3f\n"
-               "speed-up full / %s: %.2fx (1/R = %.1fx%s)\n",
+               "speed-up full / %s: %.2fx%s%s%s%s\n",
                m.source, ifk_wdtype_name(m.wdtype), keep.T, chunks, P, ifk_blas_threads(), cold ? ", cold page cache" : "", slow, best_full, ifk_method_name(method), budget, best_m, keep.n_selected,
                keep.t_load, keep.t_rotate, keep.t_score, keep.t_recompute, keep.t_prompt + keep.t_first, keep.t_locate,
                keep.t_bos, keep.t_wait, keep.t_fill, keep.t_rerotate, best_s, load_s, keep_s.t_locate, keep_s.t_bos,
@@ -520,7 +534,7 @@ static int bench_ttft_(int argc, char **argv) {
                (keep_s.t_fill + keep_s.t_rerotate) / pass,
                keep.n_selected ? keep.t_recompute / keep.n_selected : 0.0, gf_rec, best_full / (keep.T + P), gf_full,
                gf_full > 0 ? gf_rec / gf_full : 0.0, ifk_method_name(method), best_full / best_m,
-               budget > 0 ? 1.0 / budget : 0.0, ceil_s);
+               inv_r[0] || ceil_s[0] ? " (" : "", inv_r, ceil_s, inv_r[0] || ceil_s[0] ? ")" : "");
     ifk_query_result_free(&b.keep_s);
     ifk_query_result_free(&b.keep);
     rc = 0;

@@ -600,7 +600,7 @@ static ifk_status index_(worker_ *w) {
     if (merged) snprintf(merges, sizeof merges, ", %d segment merge%s", merged, merged == 1 ? "" : "s");
     if ((added || merged) && !o->quiet)
         fprintf(stderr, "cache: indexed %d document%s for retrieval in %.1f s%s; the index covers the store's %d "
-                "documents\n", added, added == 1 ? "" : "s", ifk_now() - t0, merges, w->man->n_docs);
+                "document%s\n", added, IFK_S(added), ifk_now() - t0, merges, w->man->n_docs, IFK_S(w->man->n_docs));
     return IFK_OK;
 }
 

@@ -187,8 +187,20 @@ static int item_(ctx_ *x, const ifk_qitem *it, int *P) {
             ifk_bm25_disk_search(ix, it->prompt, strlen(it->prompt), it->retrieve < 64 ? it->retrieve : 64, hits, sc,
                                  &nd) != IFK_OK)
             ifk_comm_abort(x->cm);
-        for (int k = 0; k < nd; k++) x->docs[k] = ifk_manifest_find(x->man, hits[k]);
+        for (int k = 0; k < nd; k++) {
+            x->docs[k] = ifk_manifest_find(x->man, hits[k]);
+            if (x->docs[k] < 0) {
+                IFK_FAIL(IFK_ERR_FORMAT, "%s: the index lists \"%s\", which the catalog does not (`infoflow verify` "
+                         "names the segment)", j->store, hits[k]);
+                ifk_comm_abort(x->cm);
+            }
+        }
         ifk_bm25_disk_free(&ix);
+        if (nd == 0) {
+            IFK_FAIL(IFK_ERR_ARG, "%s:%ld: \"retrieve\": no document of the store shares a word with the prompt",
+                     j->queries, it->line);
+            ifk_comm_abort(x->cm);
+        }
     } else {
         for (int k = 0; k < it->n_docs && k < MAX_IDS_; k++) {
             x->docs[nd] = ifk_manifest_find(x->man, it->docs[k]);

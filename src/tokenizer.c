@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 struct ifk_tokenizer {
@@ -200,6 +201,11 @@ ifk_status ifk_tokenizer_load(ifk_tokenizer **tp, const char *path, int expect_v
     }
     FILE *f = fopen(path, "rb");
     if (!f) return IFK_FAIL(IFK_ERR_IO, "%s: cannot open tokenizer: %s", path, strerror(errno));
+    struct stat sb;
+    if (fstat(fileno(f), &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        fclose(f);
+        return IFK_FAIL(IFK_ERR_IO, "%s: is a directory, not a tokenizer file", path);
+    }
     ifk_status st = IFK_OK;
     ifk_tokenizer *t = ifk_calloc(1, sizeof *t, "tokenizer");
     if (!t) { fclose(f); return IFK_ERR_OOM; }

@@ -44,6 +44,12 @@ owned)
   expect "a rerun of the same spec replaces its results ($n1 then $n2 lines)" test "$rc" -eq 0 -a "$n1" -eq "$n2"
   ;;
 grid)
+  # a "retrieve" item no document matches: the file and line (breaker s4 #6: "no documents chosen")
+  cp q.jsonl q.keep
+  echo '{"id":"q9","prompt":"zzqx wvyk","retrieve":2}' > q.jsonl
+  job > jr.ini; eval_ jr.ini
+  refused "a retrieve item nothing matches" 'q.jsonl:1: "retrieve": no document of the store shares a word with the prompt'
+  mv q.keep q.jsonl
   { job; needle 100000 0 2; } > j3.ini; eval_ j3.ini
   refused "a needle length beyond the model's positions" "j3.ini:10: \[needle\] lengths: 100000 .*512 positions"
   { job; needle 128,400 0 2; } > j3b.ini; eval_ j3b.ini

@@ -162,6 +162,11 @@ messages)
   refused "bench ttft: 3 tokens in 2 chunks" '--context is at least 33 here' "$BIN" bench ttft --random-model tiny --context 3 --chunks 2
   refused "bench ttft: a budget that recomputes nothing" '--budget 0.001 of --context 129 recomputes no token: --context is at least 1001' \
     "$BIN" bench ttft --random-model tiny --context 129 --chunks 8 --budget 0.001
+  # breaker s4 #7: a second model source, or a budget a method does not use, was silently ignored
+  refused "bench ttft: --model and --random-model" 'give one of --random-model SHAPE or --model PATH, not both' \
+    "$BIN" bench ttft --model "$MODEL" --random-model bogus --context 129 --chunks 2
+  refused "bench ttft: --budget with --method none" '--budget does not apply to --method none' \
+    "$BIN" bench ttft --random-model tiny --method none --budget 0.2 --context 129 --chunks 2
   refused "bench prefill --tokens 1" "--tokens '1' is not an integer in \[16," "$BIN" bench prefill --random-model tiny --tokens 1
   refused "bench prefill --tokens 15" "--tokens '15' is not an integer in \[16," "$BIN" bench prefill --random-model tiny --tokens 15
   out=$("$BIN" bench ttft --help 2>&1); expect "bench ttft --help says why" has "$out" 'chunks of at least 16 tokens'
