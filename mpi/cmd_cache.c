@@ -433,7 +433,7 @@ static void coordinate_(worker_ *w, long *cached) {
         handle_(&c, &s);
     }
     while (c.n_sends > 0) reap_sends_(&c);
-    progress_(&c, 1);
+    if (c.n_queue) progress_(&c, 1); /* nothing to cache: no "0/0 docs" line (the summary says it) */
     double el = ifk_now() - c.t0;
     if (!o->quiet)
         fprintf(stderr, "cache: cached %ld document%s (%ld token%s) in %.1f s, %.0f tok/s; the store holds %d document%s, "
