@@ -111,26 +111,6 @@ out:
     return rc;
 }
 
-/* A from-scratch index over every document of the store, in document order. */
-static ifk_status scratch_index_(const char *dir, ifk_bm25 **ix) {
-    ifk_store *s = NULL;
-    IFK_CHECK(ifk_store_open(&s, dir));
-    ifk_status st = ifk_bm25_create(ix);
-    const int n = ifk_store_manifest(s)->n_docs;
-    for (int d = 0; st == IFK_OK && d < n; d++) {
-        if (d % 1024 == 0) ifk_store_forget(s);
-        const ifk_doc_rec *r = ifk_store_doc(s, d);
-        char *text = NULL;
-        size_t len;
-        st = r ? ifk_store_read_text(s, d, &text, &len) : IFK_ERR_FORMAT;
-        if (st == IFK_OK) st = ifk_bm25_add(*ix, r->id, text, len);
-        free(text);
-    }
-    ifk_store_close(&s);
-    if (st != IFK_OK) ifk_bm25_free(ix);
-    return st;
-}
-
 int ifk_cmd_search(int argc, char **argv) {
     const char *dir = NULL, *prompt = NULL, *k_s = "10", *rep_s = "1";
     int help = 0, scratch = 0, full = 0, rc = 1;
@@ -174,7 +154,7 @@ int ifk_cmd_search(int argc, char **argv) {
     for (long r = 0; r < rep; r++) { /* the last pass's index stays for the output */
         ifk_bm25_free(&ix), ifk_bm25_disk_free(&dx);
         double t0 = ifk_now();
-        ifk_status st = scratch ? scratch_index_(dir, &ix)
+        ifk_status st = scratch ? ifk_store_index_docs(dir, 0, -1, &ix)
                         : full  ? ifk_store_index_load(dir, &ix)
                                 : ifk_store_index_open(dir, &dx);
         if (st != IFK_OK) goto out;

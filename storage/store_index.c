@@ -120,11 +120,11 @@ static ifk_status save_seg_(const char *dir, const ifk_bm25 *ix, int first, int 
     return ifk_bm25_save_fault(ix, path, fault);
 }
 
-/* Indexes the documents [first, end) of the store from their texts into *ix (ifk_bm25_free). */
-static ifk_status index_docs_(const char *dir, int first, int end, ifk_bm25 **ix) {
+ifk_status ifk_store_index_docs(const char *dir, int first, int end, ifk_bm25 **ix) {
     ifk_store *s = NULL;
     *ix = NULL;
     IFK_CHECK(ifk_store_open(&s, dir));
+    if (end < 0) end = ifk_store_manifest(s)->n_docs;
     ifk_status st = ifk_bm25_create(ix);
     for (int d = first; st == IFK_OK && d < end; d++) {
         const ifk_doc_rec *r = ifk_store_doc(s, d);
@@ -172,7 +172,7 @@ static ifk_status repair_(ifk_manifest *man, const ifk_index_seg *segs, int n, i
         snprintf(why, sizeof why, "%s", ifk_errmsg());
         ifk_err_clear();
         ifk_bm25 *ix = NULL;
-        IFK_CHECK(index_docs_(man->dir, segs[i].first, segs[i].first + segs[i].n, &ix));
+        IFK_CHECK(ifk_store_index_docs(man->dir, segs[i].first, segs[i].first + segs[i].n, &ix));
         st = ifk_bm25_save_fault(ix, path, "index.repair");
         ifk_bm25_free(&ix);
         IFK_CHECK(st);
@@ -229,7 +229,7 @@ ifk_status ifk_store_index_update(ifk_manifest *man, int *added, int *merged, if
         ifk_bm25 *ix = NULL;
         note_(note, ctx, 0, "building the BM25 index over %d document%s...", man->n_docs - covered,
               man->n_docs - covered > 1 ? "s" : "");
-        IFK_CHECK_GOTO(st, index_docs_(man->dir, covered, man->n_docs, &ix), done);
+        IFK_CHECK_GOTO(st, ifk_store_index_docs(man->dir, covered, man->n_docs, &ix), done);
         st = save_seg_(man->dir, ix, covered, man->n_docs - covered, "index.segment", &segs[n]);
         ifk_bm25_free(&ix);
         IFK_CHECK_GOTO(st, st, done);

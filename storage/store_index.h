@@ -29,6 +29,11 @@ ifk_status ifk_store_index_open(const char *dir, ifk_bm25_disk **dx);
  * job merged it) makes it read the list again. Errors name the segment file. */
 ifk_status ifk_store_index_load(const char *dir, ifk_bm25 **ix);
 
+/* Indexes documents [first, end) of the store in dir from their texts, in document order, into
+ * *ix (ifk_bm25_free); end < 0: to the last document. A from-scratch index, the unit of the
+ * writer's segments and repairs. Errors: the store's open and text reads (named). */
+ifk_status ifk_store_index_docs(const char *dir, int first, int end, ifk_bm25 **ix);
+
 /* What ifk_store_index_update says as it goes, one line each (no "cache: " prefix): repair = 1 for
  * a damaged segment it rebuilt, 0 for progress ("building the BM25 index over N documents...",
  * before the texts are read). */
