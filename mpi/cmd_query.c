@@ -77,7 +77,9 @@ static ifk_status resolve_docs_(const char *dir, const ifk_manifest *man, const 
     if (st == IFK_OK) st = ifk_bm25_disk_search(ix, prompt, strlen(prompt), (int)k, hits, sc, &nh);
     for (int i = 0; st == IFK_OK && i < nh; i++) {
         int d = ifk_manifest_find(man, hits[i]);
-        if (d < 0) st = IFK_FAIL(IFK_ERR_FORMAT, "%s: the index lists \"%s\", which the catalog does not", dir, hits[i]);
+        if (d < 0)
+            st = IFK_FAIL(IFK_ERR_FORMAT, "%s: the index lists \"%s\", which the catalog does not (`infoflow verify` "
+                          "names the segment and the repair)", dir, hits[i]);
         else (*docs)[(*n)++] = d;
     }
     if (st == IFK_OK && nh == 0) st = IFK_FAIL(IFK_ERR_ARG, "--retrieve: no document shares a word with the prompt");

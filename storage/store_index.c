@@ -65,7 +65,8 @@ static ifk_status open_list_(const char *dir, const ifk_index_seg *segs, int n, 
             char why[2400];
             snprintf(why, sizeof why, "%s", ifk_errmsg());
             ifk_err_clear();
-            st = IFK_FAIL(st, "%s (rerun `infoflow cache` on this store, with its corpus, to rebuild the segment)", why);
+            st = IFK_FAIL(st, "%s (rerun `infoflow cache` on this store, with its corpus, to rebuild the segment; if that "
+                          "run cannot replace it, remove it first)", why);
         }
     }
     if (st != IFK_OK) ifk_bm25_disk_free(dx);
